@@ -1,0 +1,66 @@
+"""The one settings model: every setting sendtrail reads, from the environment.
+
+Resource names arrive as environment variables set from infra/template.yaml
+(its Globals section), so the template is where names are made and this
+model is where code reads them. The hit path reads a handful of the same
+variables without pydantic (chalicelib/hits/config.py); a unit test keeps
+those names a subset of this model's.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal, Optional
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chalicelib.keyring import KeyRing, load_keyring
+
+ENV_PREFIX = "SENDTRAIL_"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="ignore")
+
+    stage: Literal["local", "dev", "prod"] = "local"
+
+    # Resource names (from the template's Globals).
+    hit_stream: str = Field(description="Kinesis stream every hit is put into")
+    deliveries_table: str
+    delivery_logs_table: str
+    addresses_table: str
+
+    # Secrets: locally from the environment, in AWS from SSM (by name).
+    signing_keys: Optional[SecretStr] = Field(
+        default=None, description='Link-signing key ring, JSON {"active": id, "keys": {id: base64}}'
+    )
+    signing_keys_parameter: Optional[str] = Field(default=None, description="SSM SecureString with the key ring")
+    signing_keys_max_age_seconds: int = 300
+    api_token_sha256: Optional[str] = Field(default=None, description="hex SHA-256 of the API bearer token")
+
+    # Tracking behaviour.
+    public_base_url: Optional[str] = Field(default=None, description="base URL of tracked links; default: the API's")
+    expired_page_url: Optional[str] = None
+    ip_address_mode: Literal["full", "truncated", "none"] = "truncated"
+    default_validity_days: int = Field(default=30, ge=1, le=3650)
+
+    # Limits on what a delivery may carry (DynamoDB items stop at 400 KB).
+    max_html_bytes: int = 200_000
+    max_recipients_per_request: int = 50_000
+
+    def keyring(self) -> KeyRing:
+        """The link-signing key ring (environment locally, SSM in AWS; cached)."""
+        inline = self.signing_keys.get_secret_value() if self.signing_keys else None
+        return load_keyring(inline, self.signing_keys_parameter, self.signing_keys_max_age_seconds)
+
+    @field_validator("public_base_url", "expired_page_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: Optional[str]) -> Optional[str]:
+        return value.rstrip("/") if value else value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings, read once per container (tests clear the cache)."""
+    return Settings()  # type: ignore[call-arg]  - required fields come from the environment
