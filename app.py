@@ -1,0 +1,78 @@
+"""sendtrail: routes and event handlers, each delegating to chalicelib.
+
+Public tracking endpoints (the hit path) are imported eagerly and kept
+lean; the authenticated API's modules load on first use (chalicelib.lazy),
+so a cold start that serves a click never imports them.
+"""
+
+from chalice import Chalice
+
+from chalicelib import auth
+from chalicelib.hits import endpoints as hits
+from chalicelib.lazy import lazy
+
+deliveries_api = lazy("chalicelib.api.deliveries")
+
+app = Chalice(app_name="sendtrail")
+app.register_middleware(hits.accept_any_for_pixel, "http")
+
+FORM_POSTS = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain", "application/json"]
+
+
+@app.authorizer()
+def api_auth(auth_request):
+    return auth.authorize(auth_request.token)
+
+
+# --- public tracking endpoints (the hit path) ------------------------------
+
+@app.route("/r/test", methods=["GET"])
+def redirection_status():
+    return hits.status(app.current_request)
+
+
+@app.route("/r/{token}", methods=["GET"])
+def tracked_click(token):
+    return hits.redirect(app.current_request, token)
+
+
+@app.route("/o/{token}", methods=["GET"])
+def open_pixel(token):
+    return hits.open_pixel(app.current_request, token)
+
+
+@app.route("/u/{token}", methods=["GET"])
+def unsubscribe_page(token):
+    return hits.unsubscribe_page(app.current_request, token)
+
+
+@app.route("/u/{token}", methods=["POST"], content_types=FORM_POSTS)
+def unsubscribe(token):
+    return hits.unsubscribe(app.current_request, token)
+
+
+@app.route("/m/{token}", methods=["GET"])
+def mirror_page(token):
+    return hits.mirror_page(app.current_request, token)
+
+
+# --- dashboard API (authenticated) ------------------------------------------
+
+@app.route("/api/deliveries", methods=["POST"], authorizer=api_auth)
+def create_delivery():
+    return deliveries_api.create(app.current_request)
+
+
+@app.route("/api/deliveries", methods=["GET"], authorizer=api_auth)
+def list_deliveries():
+    return deliveries_api.list_all(app.current_request)
+
+
+@app.route("/api/deliveries/{delivery_id}", methods=["GET"], authorizer=api_auth)
+def get_delivery(delivery_id):
+    return deliveries_api.get(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/send", methods=["POST"], authorizer=api_auth)
+def send_delivery(delivery_id):
+    return deliveries_api.send(app.current_request, delivery_id)

@@ -1,0 +1,1 @@
+"""The authenticated dashboard API: request parsing, error mapping, handlers by domain."""

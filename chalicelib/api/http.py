@@ -1,0 +1,109 @@
+"""JSON in, JSON out, and every failure a clear answer.
+
+Handlers raise; `api_handler` turns what they raise into a 4xx naming the
+problem (the field, the missing thing, the conflicting state) or a 503 when
+AWS could not be reached. No stack trace ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from chalice import Response
+from chalice.app import Request
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.errors import Conflict, InvalidField, NotFound
+
+logger = logging.getLogger("sendtrail.api")
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, fields: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or []
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body=json.dumps(body, separators=(",", ":"), default=str), status_code=status,
+                    headers={"Content-Type": "application/json", "Cache-Control": "no-store", **(headers or {})})
+
+
+def error_response(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> Response:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return json_response(body, status)
+
+
+def field_path(location: tuple[Any, ...]) -> str:
+    """('recipients', 2, 'email') -> 'recipients[2].email'."""
+    path = ""
+    for part in location:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += ("." if path else "") + str(part)
+    return path or "body"
+
+
+def parse_body(request: Request, model: type[Model]) -> Model:
+    """The request's JSON body as `model`, or BadRequest naming each bad field."""
+    raw = request.raw_body
+    if not raw:
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise BadRequest("the request body must be a JSON object")
+    try:
+        return model.model_validate(document)
+    except ValidationError as error:
+        fields = [{"field": field_path(tuple(detail["loc"])), "message": detail["msg"]} for detail in error.errors()]
+        summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields[:5])
+        raise BadRequest(f"invalid request: {summary}", fields) from None
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = (request.query_params or {}).get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"{name} must be a whole number", [{"field": name, "message": "not a whole number"}]) from None
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}",
+                         [{"field": name, "message": f"between {low} and {high}"}])
+    return value
+
+
+def api_handler(function: Callable[..., Response]) -> Callable[..., Response]:
+    """Map what a handler raises to a clear JSON answer."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return function(*args, **kwargs)
+        except BadRequest as error:
+            return error_response(400, "invalid_request", error.message, error.fields)
+        except InvalidField as error:
+            return error_response(400, "invalid_request", f"{error.field}: {error.message}",
+                                  [{"field": error.field, "message": error.message}])
+        except NotFound as error:
+            return error_response(404, "not_found", str(error))
+        except Conflict as error:
+            return error_response(409, "conflict", str(error))
+        except (ClientError, BotoCoreError):
+            logger.exception("AWS call failed")
+            return error_response(503, "service_unavailable", "a backing AWS service did not answer; retry shortly")
+
+    return wrapper

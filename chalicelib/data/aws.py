@@ -1,0 +1,43 @@
+"""boto3 clients, created once per container and shared.
+
+Clients are created lazily (a cold start pays only for the ones it uses) and
+kept for the life of the container. The endpoint comes from the standard
+AWS_ENDPOINT_URL variable, which is how the local stack and the tests point
+boto3 at moto; Lambda code never names an endpoint itself.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# The hit path answers people waiting for a redirect: it would rather give up
+# on a slow AWS call (and fall back) than keep them waiting.
+HIT_PATH = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
+# Everything else (API, workflow, send jobs) favours finishing over latency.
+DEFAULT = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "adaptive"})
+
+_clients: dict[tuple[str, int], Any] = {}
+_lock = threading.Lock()
+
+
+def client(service: str, config: Config = DEFAULT) -> Any:
+    """The shared boto3 client for `service` with `config`."""
+    key = (service, id(config))
+    found = _clients.get(key)
+    if found is None:
+        with _lock:
+            found = _clients.get(key)
+            if found is None:
+                found = boto3.session.Session().client(service, config=config)
+                _clients[key] = found
+    return found
+
+
+def reset_clients() -> None:
+    """Forget every client (after the environment changed, e.g. in tests)."""
+    with _lock:
+        _clients.clear()

@@ -1,0 +1,90 @@
+"""DynamoDB item conversion for the low-level client.
+
+The low-level client is used rather than boto3's resource layer because it
+is cheaper to import and create on a cold start. Numbers come back as int
+when integral, float otherwise, never Decimal.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Iterable, Iterator, Mapping
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_dynamo_value(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, Mapping):
+        return {key: _to_dynamo_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_dynamo_value(item) for item in value]
+    return value
+
+
+def _from_dynamo_value(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _from_dynamo_value(item) for key, item in value.items()}
+    if isinstance(value, (list, set)):
+        return [_from_dynamo_value(item) for item in value]
+    return value
+
+
+def to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(_to_dynamo_value(value)) for key, value in values.items()}
+
+
+def to_value(value: Any) -> dict[str, Any]:
+    return _serializer.serialize(_to_dynamo_value(value))
+
+
+def from_item(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    return {key: _from_dynamo_value(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def query_all(dynamodb: Any, **request: Any) -> Iterator[dict[str, Any]]:
+    """Every item of a Query, page after page."""
+    while True:
+        page = dynamodb.query(**request)
+        for item in page.get("Items", []):
+            yield from_item(item)  # type: ignore[misc]
+        if "LastEvaluatedKey" not in page:
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def batch_write(dynamodb: Any, table: str, items: Iterable[Mapping[str, Any]]) -> int:
+    """Put items 25 at a time, retrying what DynamoDB leaves unprocessed."""
+    written = 0
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        batch.append({"PutRequest": {"Item": to_item(item)}})
+        if len(batch) == 25:
+            written += _flush(dynamodb, table, batch)
+            batch = []
+    if batch:
+        written += _flush(dynamodb, table, batch)
+    return written
+
+
+def _flush(dynamodb: Any, table: str, batch: list[dict[str, Any]]) -> int:
+    import time
+
+    pending = {table: batch}
+    for attempt in range(8):
+        response = dynamodb.batch_write_item(RequestItems=pending)
+        pending = response.get("UnprocessedItems") or {}
+        if not pending:
+            return len(batch)
+        time.sleep(min(0.05 * 2**attempt, 2.0))
+    raise RuntimeError(f"DynamoDB left {len(pending[table])} items unprocessed in {table}")

@@ -1,0 +1,20 @@
+"""Errors domain code raises for the API to turn into clear 4xx answers."""
+
+from __future__ import annotations
+
+
+class InvalidField(ValueError):
+    """Input that parsed but cannot be accepted; `field` names it (e.g. recipients[3].id)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class NotFound(LookupError):
+    """The thing asked for does not exist."""
+
+
+class Conflict(RuntimeError):
+    """The request is valid but not in the current state (e.g. sending a delivery twice)."""

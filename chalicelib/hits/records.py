@@ -1,0 +1,77 @@
+"""The hit record: one newline-terminated JSON line per valid hit.
+
+This is the redirection log's line format, written to Kinesis by the hit
+endpoints, delivered by Firehose to S3, and read back by the tracking
+workflow (which verifies `token`, with `p`, again: a line that was not made
+by us, or was altered, is rejected there). Fields:
+
+    v           format version (1)
+    hit_id      unique, time-ordered: 12 hex digits of ms time + 20 random
+    ts          time of the hit, ms since the epoch
+    kind        click | open | optout | mirror
+    delivery_id, log_id, url_id   what the token names (log_id: the
+                recipient's delivery log in that delivery)
+    token, p    the signed token and signed personalisation parameters
+    ua, ip      user agent, and source IP as the privacy setting allows
+    request_id  API Gateway's request id
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from chalicelib.tokens import TokenClaims
+
+FORMAT_VERSION = 1
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def new_hit_id(at_ms: int) -> str:
+    return f"{at_ms:012x}{os.urandom(10).hex()}"
+
+
+def minimise_ip(ip: str, mode: str) -> str:
+    """Keep the whole address, its network part, or nothing (privacy setting).
+
+    truncated keeps the /24 of an IPv4 address and the /48 of an IPv6 one:
+    enough to recognise a provider's or a scanner's network, not a person.
+    """
+    if mode == "full" or not ip:
+        return ip
+    if mode == "none":
+        return ""
+    if ":" not in ip:
+        parts = ip.split(".")
+        return ".".join(parts[:3] + ["0"]) if len(parts) == 4 else ""
+    import ipaddress
+
+    try:
+        network = ipaddress.IPv6Network(f"{ip}/48", strict=False)
+    except ValueError:
+        return ""
+    return str(network.network_address)
+
+
+def build_record(kind: str, claims: TokenClaims, token: str, params: str, user_agent: str, ip: str,
+                 request_id: str, at_ms: int | None = None) -> bytes:
+    at_ms = now_ms() if at_ms is None else at_ms
+    record = {
+        "v": FORMAT_VERSION,
+        "hit_id": new_hit_id(at_ms),
+        "ts": at_ms,
+        "kind": kind,
+        "delivery_id": claims.delivery_id,
+        "log_id": claims.log_id,
+        "url_id": claims.url_id,
+        "token": token,
+        "p": params,
+        "ua": user_agent,
+        "ip": ip,
+        "request_id": request_id,
+    }
+    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")

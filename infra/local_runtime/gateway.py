@@ -1,0 +1,111 @@
+"""API Gateway, emulated over Chalice's local gateway.
+
+Chalice's LocalGateway runs routes and built-in authorizers in-process. Three
+things API Gateway does that it does not are added here: an authorizer that
+raises "Unauthorized" makes API Gateway answer 401 (Chalice's would crash),
+every request gets a request id, and the identity's source IP is the real
+client's. The local HTTP server and the tests both go through this class, so
+they see what AWS would answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import urlencode
+
+from chalice.config import Config
+from chalice.local import (
+    ChaliceRequestHandler,
+    InvalidAuthorizerError,
+    LocalDevServer,
+    LocalGateway,
+    LocalGatewayException,
+    NotAuthorizedError,
+)
+from chalice.test import HTTPResponse
+
+logger = logging.getLogger("sendtrail.local.gateway")
+
+
+class ApiGatewayEmulator(LocalGateway):
+    def __init__(self, app_object: Any, config: Config, source_ip: str = "127.0.0.1") -> None:
+        super().__init__(app_object, config)
+        self.source_ip = source_ip
+
+    def _generate_lambda_event(self, method: str, path: str, headers: Any, body: bytes | None) -> dict[str, Any]:
+        event = super()._generate_lambda_event(method, path, headers, body)
+        context = event["requestContext"]
+        context["requestId"] = str(uuid.uuid4())
+        context["identity"] = {**context.get("identity", {}), "sourceIp": self.source_ip,
+                               "userAgent": event["headers"].get("user-agent", "")}
+        context.setdefault("stage", "api")
+        context.setdefault("domainName", event["headers"].get("host", "127.0.0.1"))
+        return event
+
+    def handle_request(self, method: str, path: str, headers: Any, body: bytes | None) -> dict[str, Any]:
+        try:
+            return super().handle_request(method, path, headers, body)
+        except LocalGatewayException:
+            raise
+        except Exception as error:  # noqa: BLE001 - only an authorizer's exception gets here
+            request_id = str(uuid.uuid4())
+            if str(error) == "Unauthorized":
+                raise NotAuthorizedError(
+                    {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": "UnauthorizedException"},
+                    b'{"message":"Unauthorized"}') from None
+            logger.exception("authorizer failed")
+            raise InvalidAuthorizerError(
+                {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": "AuthorizerConfigurationException"},
+                b'{"message":null}') from None
+
+
+class EmulatedRequestHandler(ChaliceRequestHandler):
+    """Chalice's local HTTP handler, through ApiGatewayEmulator, without access logs."""
+
+    def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Config) -> None:
+        self.local_gateway = ApiGatewayEmulator(app_object, config, source_ip=client_address[0])
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)  # type: ignore[arg-type]
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - signature of the base class
+        logger.debug("%s - %s", self.address_string(), format % args)
+
+
+def local_server(app_object: Any, host: str, port: int) -> LocalDevServer:
+    config = Config.create(chalice_stage="local", app_name="sendtrail", lambda_timeout=60)
+    return LocalDevServer(app_object, config, host, port, handler_cls=EmulatedRequestHandler)
+
+
+class GatewayClient:
+    """In-process HTTP client for tests: requests go through ApiGatewayEmulator."""
+
+    def __init__(self, app_object: Any, source_ip: str = "203.0.113.7") -> None:
+        self._app = app_object
+        self._config = Config.create(chalice_stage="local", app_name="sendtrail", lambda_timeout=60)
+        self.source_ip = source_ip
+
+    def request(self, method: str, path: str, headers: dict[str, str] | None = None,
+                body: bytes | str | dict | None = None, query: dict[str, str] | None = None) -> HTTPResponse:
+        headers = dict(headers or {})
+        if isinstance(body, dict):
+            body = json.dumps(body)
+            headers.setdefault("content-type", "application/json")
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if query:
+            path = f"{path}?{urlencode(query)}"
+        gateway = ApiGatewayEmulator(self._app, self._config, self.source_ip)
+        try:
+            response = gateway.handle_request(method, path, headers, body)
+        except LocalGatewayException as error:
+            return HTTPResponse(headers=error.headers, body=error.body or b"", status_code=error.CODE)
+        return HTTPResponse.create_from_dict(response)
+
+    def get(self, path: str, **kwargs: Any) -> HTTPResponse:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> HTTPResponse:
+        return self.request("POST", path, **kwargs)

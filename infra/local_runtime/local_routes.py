@@ -1,0 +1,26 @@
+"""Routes that exist only on the local stack (/local/*), behind the same authorizer.
+
+They are registered by the local runtime onto the app it serves, so the
+deployed API has none of them and app.py never refers to them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from infra.local_runtime.ses_outbox import OUTBOX
+
+
+def register_local_routes(app: Any, authorizer: Any) -> None:
+    local = Blueprint(__name__)
+
+    @local.route("/local/outbox", methods=["GET"], authorizer=authorizer)
+    def outbox() -> Response:
+        """What SES sent, newest last, so a person can click the tracked links."""
+        body = [message.to_dict() for message in OUTBOX.messages()]
+        return Response(body=json.dumps(body), status_code=200, headers={"Content-Type": "application/json"})
+
+    app.register_blueprint(local)

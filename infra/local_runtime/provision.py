@@ -1,0 +1,210 @@
+"""Provision infra/template.yaml on moto, the way CloudFormation would on AWS.
+
+Resources whose type moto's CloudFormation implements are created by a moto
+stack, from the template's own properties. The others are created through
+boto3 by a handler registered for their type, from the same resolved
+properties, and properties moto's CloudFormation ignores are applied through
+boto3 afterwards. Resources without a Type are overrides of what Chalice
+generates (e.g. RestAPI) and have no local counterpart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import boto3
+
+from infra.template import IntrinsicResolver, function_environment, load_template, parameter_values
+
+ACCOUNT_ID = "123456789012"
+
+# What each handler returns: what Ref gives, and the Fn::GetAtt attributes.
+@dataclass
+class CreatedResource:
+    ref: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+ResourceHandler = Callable[[boto3.session.Session, str, dict[str, Any]], CreatedResource]
+_HANDLERS: dict[str, ResourceHandler] = {}
+
+
+def handles(resource_type: str) -> Callable[[ResourceHandler], ResourceHandler]:
+    """Register how to create `resource_type` through boto3 (moto's CloudFormation lacks it)."""
+
+    def register(handler: ResourceHandler) -> ResourceHandler:
+        _HANDLERS[resource_type] = handler
+        return handler
+
+    return register
+
+
+@dataclass
+class ProvisionedStack:
+    """What was created: the values Ref and Fn::GetAtt give, and the Lambda environment."""
+
+    stage: str
+    region: str
+    parameters: dict[str, str]
+    refs: dict[str, str]
+    attributes: dict[tuple[str, str], str]
+    environment: dict[str, str]
+    template: dict[str, Any]
+
+    def resolver(self) -> IntrinsicResolver:
+        return IntrinsicResolver({**self.parameters, **self.refs}, self.attributes,
+                                 region=self.region, account_id=ACCOUNT_ID)
+
+
+def _moto_cloudformation_types() -> set[str]:
+    from moto.cloudformation.parsing import get_model_map
+
+    return set(get_model_map())
+
+
+def provision(
+    session: boto3.session.Session,
+    stage: str = "local",
+    parameters: Mapping[str, str] | None = None,
+    template: dict[str, Any] | None = None,
+) -> ProvisionedStack:
+    """Create every resource of the template for `stage` and return their names."""
+    template = template or load_template()
+    values = parameter_values(template, {"Stage": stage, **(parameters or {})})
+    region = session.region_name or "us-east-1"
+    resources = {logical: spec for logical, spec in template.get("Resources", {}).items() if "Type" in spec}
+
+    supported = _moto_cloudformation_types()
+    in_stack = {logical: spec for logical, spec in resources.items() if spec["Type"] in supported}
+    through_boto3 = {logical: spec for logical, spec in resources.items() if spec["Type"] not in supported}
+    missing = sorted({spec["Type"] for spec in through_boto3.values()} - set(_HANDLERS))
+    if missing:
+        raise NotImplementedError(f"no local provisioner for resource types {missing}")
+
+    refs, attributes = _create_stack(session, stage, template, values, in_stack)
+    resolver = IntrinsicResolver({**values, **refs}, attributes, region=region, account_id=ACCOUNT_ID)
+    for logical, spec in in_stack.items():
+        _apply_ignored_properties(session, spec["Type"], refs[logical], resolver.resolve(spec.get("Properties", {})))
+    for logical, spec in _in_dependency_order(through_boto3):
+        created = _HANDLERS[spec["Type"]](session, logical, resolver.resolve(spec.get("Properties", {})))
+        refs[logical] = created.ref
+        attributes.update({(logical, name): value for name, value in created.attributes.items()})
+        resolver = IntrinsicResolver({**values, **refs}, attributes, region=region, account_id=ACCOUNT_ID)
+
+    return ProvisionedStack(
+        stage=stage,
+        region=region,
+        parameters=dict(values),
+        refs=refs,
+        attributes=attributes,
+        environment=function_environment(template, resolver),
+        template=template,
+    )
+
+
+def _create_stack(
+    session: boto3.session.Session,
+    stage: str,
+    template: Mapping[str, Any],
+    values: Mapping[str, str],
+    resources: Mapping[str, Any],
+) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    stack_template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": template.get("Parameters", {}),
+        "Conditions": template.get("Conditions", {}),
+        "Resources": dict(resources),
+    }
+    if not stack_template["Conditions"]:
+        del stack_template["Conditions"]
+    cloudformation = session.client("cloudformation")
+    stack_name = f"sendtrail-{stage}"
+    cloudformation.create_stack(
+        StackName=stack_name,
+        TemplateBody=json.dumps(stack_template),
+        Parameters=[{"ParameterKey": name, "ParameterValue": value} for name, value in values.items()],
+    )
+    status = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]["StackStatus"]
+    if status != "CREATE_COMPLETE":
+        raise RuntimeError(f"local stack {stack_name} ended in {status}")
+    refs: dict[str, str] = {}
+    attributes: dict[tuple[str, str], str] = {}
+    region = session.region_name or "us-east-1"
+    for resource in cloudformation.describe_stack_resources(StackName=stack_name)["StackResources"]:
+        logical, physical = resource["LogicalResourceId"], resource["PhysicalResourceId"]
+        refs[logical] = physical
+        for name, value in _known_attributes(resource["ResourceType"], physical, region).items():
+            attributes[(logical, name)] = value
+    return refs, attributes
+
+
+def _known_attributes(resource_type: str, physical_id: str, region: str) -> dict[str, str]:
+    """The Fn::GetAtt values other resources of the template use."""
+    arn = f"arn:aws:{{service}}:{region}:{ACCOUNT_ID}:{{resource}}"
+    if resource_type == "AWS::Kinesis::Stream":
+        return {"Arn": arn.format(service="kinesis", resource=f"stream/{physical_id}")}
+    if resource_type == "AWS::DynamoDB::Table":
+        return {"Arn": arn.format(service="dynamodb", resource=f"table/{physical_id}")}
+    if resource_type == "AWS::S3::Bucket":
+        return {"Arn": f"arn:aws:s3:::{physical_id}", "DomainName": f"{physical_id}.s3.amazonaws.com"}
+    if resource_type == "AWS::SQS::Queue":
+        name = physical_id.rsplit("/", 1)[-1]
+        return {"Arn": arn.format(service="sqs", resource=name), "QueueName": name, "QueueUrl": physical_id}
+    if resource_type == "AWS::SNS::Topic":
+        return {"TopicArn": physical_id, "TopicName": physical_id.rsplit(":", 1)[-1]}
+    if resource_type == "AWS::IAM::Role":
+        return {"Arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{physical_id}"}
+    return {}
+
+
+def _apply_ignored_properties(session: boto3.session.Session, resource_type: str, physical_id: str,
+                              properties: Mapping[str, Any]) -> None:
+    """Properties moto's CloudFormation accepts but drops, set through boto3."""
+    if resource_type == "AWS::DynamoDB::Table" and properties.get("TimeToLiveSpecification"):
+        ttl = properties["TimeToLiveSpecification"]
+        session.client("dynamodb").update_time_to_live(
+            TableName=physical_id,
+            TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
+        )
+
+
+def _in_dependency_order(resources: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """Template order, except that a resource comes after those it references."""
+    ordered: list[tuple[str, Any]] = []
+    placed: set[str] = set()
+
+    def references(value: Any) -> set[str]:
+        found: set[str] = set()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if key == "Ref" and isinstance(item, str):
+                    found.add(item)
+                elif key == "Fn::GetAtt":
+                    found.add(item[0])
+                elif key == "Fn::Sub":
+                    text = item[0] if isinstance(item, list) else item
+                    found.update(name.split(".")[0] for name in IntrinsicResolver._SUB_VARIABLE.findall(text))
+                    found |= references(item)
+                else:
+                    found |= references(item)
+        elif isinstance(value, list):
+            for item in value:
+                found |= references(item)
+        return found
+
+    def place(logical: str, trail: tuple[str, ...] = ()) -> None:
+        if logical in placed:
+            return
+        if logical in trail:
+            raise ValueError(f"circular reference: {' -> '.join(trail + (logical,))}")
+        spec = resources[logical]
+        for dependency in sorted(references(spec) & set(resources)):
+            place(dependency, trail + (logical,))
+        placed.add(logical)
+        ordered.append((logical, spec))
+
+    for logical in resources:
+        place(logical)
+    return ordered

@@ -1,0 +1,239 @@
+"""The public tracking endpoints over moto: answers, and exactly the Kinesis records they put."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib import tokens
+from chalicelib.data.deliveries import DeliveryStore
+from chalicelib.hits.endpoints import PIXEL_GIF
+from chalicelib.settings import get_settings
+from tests.conftest import read_stream
+
+DELIVERY = "00112233445566ff"
+CHROME_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/131.0.0.0 Safari/537.36")
+URLS = {
+    "1": {"url": "", "type": "open", "label": "Open", "placeholders": []},
+    "2": {"url": "", "type": "optout", "label": "Unsubscribe", "placeholders": []},
+    "3": {"url": "", "type": "mirror", "label": "Mirror page", "placeholders": []},
+    "4": {"url": "https://shop.example.com/autumn?utm_source=gazette&utm_medium=email#top", "type": "click",
+          "label": "Browse", "placeholders": []},
+    "5": {"url": "https://shop.example.com/members/{{member_id}}?ref=gazette", "type": "click",
+          "label": "Offers", "placeholders": ["member_id"]},
+    "6": {"url": "https://prefs.example.com/manage", "type": "optout", "label": "Preferences", "placeholders": []},
+}
+
+
+def make_delivery(expires_at: int | None = None, delivery_id: str = DELIVERY) -> str:
+    settings = get_settings()
+    store = DeliveryStore(settings.deliveries_table, settings.delivery_logs_table)
+    links: dict[str, Any] = {"urls": URLS}
+    if expires_at is not None:
+        links["expires_at"] = expires_at
+    store.create(delivery_id, {"name": "d", "state": "finished", "created_at": 1}, {"subject": "s"}, links)
+    store.put_logs(delivery_id, [{"log_id": 1, "recipient_id": "ann", "email": "Ann@Example.net",
+                                  "attributes": {"member_id": "m-1"}, "status": "sent"}])
+    return delivery_id
+
+
+def token(kind: int, url_id: int, params: str = "", log_id: int = 1, delivery_id: str = DELIVERY) -> str:
+    ring = get_settings().keyring()
+    return tokens.mint(kind, ring.active_key_id, ring.active_secret, delivery_id, log_id, url_id, params)
+
+
+def hits() -> list[dict[str, Any]]:
+    return read_stream(get_settings().hit_stream)
+
+
+def test_click_redirects_exactly_and_puts_one_record(client: Any) -> None:
+    make_delivery()
+    click = token(tokens.KIND_CLICK, 4)
+    before = time.time_ns() // 1_000_000
+    response = client.get(f"/r/{click}", headers={"User-Agent": CHROME_UA})
+    assert response.status_code == 302
+    assert response.headers["Location"] == URLS["4"]["url"]
+    assert "no-store" in response.headers["Cache-Control"]
+    [record] = hits()
+    assert before <= record.pop("ts") <= time.time_ns() // 1_000_000
+    hit_id = record.pop("hit_id")
+    assert len(hit_id) == 32 and int(hit_id, 16) >= 0
+    assert record.pop("request_id")
+    assert record == {"v": 1, "kind": "click", "delivery_id": DELIVERY, "log_id": 1, "url_id": 4, "token": click,
+                      "p": "", "ua": CHROME_UA, "ip": "203.0.113.0"}
+
+
+def test_personalised_click_fills_the_signed_parameters(client: Any) -> None:
+    make_delivery()
+    params = tokens.encode_params({"member_id": "m 1/é"})
+    click = token(tokens.KIND_CLICK, 5, params)
+    response = client.get(f"/r/{click}", query={"p": params})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://shop.example.com/members/m%201%2F%C3%A9?ref=gazette"
+    [record] = hits()
+    assert (record["url_id"], record["p"]) == (5, params)
+
+
+def test_link_typed_optout_is_recorded_as_an_optout(client: Any) -> None:
+    make_delivery()
+    response = client.get(f"/r/{token(tokens.KIND_CLICK, 6)}")
+    assert response.headers["Location"] == "https://prefs.example.com/manage"
+    assert [record["kind"] for record in hits()] == ["optout"]
+
+
+def _forged_requests() -> list[tuple[str, dict[str, str] | None]]:
+    click = token(tokens.KIND_CLICK, 4)
+    params = tokens.encode_params({"member_id": "m-1"})
+    personalised = token(tokens.KIND_CLICK, 5, params)
+    return [
+        (click[:-1] + ("A" if click[-1] != "A" else "B"), None),  # tampered
+        ("not-a-token", None),
+        (token(tokens.KIND_OPEN, 4), None),  # an open token is not a click token
+        (token(tokens.KIND_CLICK, 99), None),  # unknown URL id
+        (token(tokens.KIND_CLICK, 4, delivery_id="ffffffffffffffff"), None),  # unknown delivery
+        (personalised, {"p": tokens.encode_params({"member_id": "m-2"})}),  # someone else's parameters
+        (personalised, None),  # parameters dropped
+        (token(tokens.KIND_CLICK, 1), None),  # the pixel's URL id has no target
+    ]
+
+
+def test_invalid_links_get_a_friendly_404_and_redirect_nowhere(client: Any) -> None:
+    make_delivery()
+    for forged, query in _forged_requests():
+        response = client.get(f"/r/{forged}", query=query)
+        assert response.status_code == 404, forged
+        assert "Location" not in response.headers
+        assert response.headers["Content-Type"].startswith("text/html")
+        assert b"This link is not valid" in response.body
+        assert b"Traceback" not in response.body
+    assert hits() == []
+
+
+def test_expired_delivery_shows_the_expiration_page(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_delivery(expires_at=1)
+    response = client.get(f"/r/{token(tokens.KIND_CLICK, 4)}")
+    assert response.status_code == 410
+    assert b"expired" in response.body
+    assert hits() == []
+
+
+def test_expired_delivery_goes_to_the_configured_expiration_page(client: Any) -> None:
+    from infra.local_runtime import environment
+
+    environment.apply({"SENDTRAIL_EXPIRED_PAGE_URL": "https://www.example.com/expired"})
+    make_delivery(expires_at=1)
+    response = client.get(f"/r/{token(tokens.KIND_CLICK, 4)}")
+    assert (response.status_code, response.headers["Location"]) == (302, "https://www.example.com/expired")
+    assert hits() == []
+
+
+ACCEPT_HEADERS = {
+    "none": None,
+    "any": "*/*",
+    "html": "text/html",
+    "chrome": "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",
+    "apple mail": "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,"
+                  "image/svg+xml,image/*;q=0.8,*/*;q=0.5",
+    "gmail image proxy": "image/webp,image/*",
+}
+
+
+@pytest.mark.parametrize("accept", list(ACCEPT_HEADERS))
+def test_pixel_is_a_gif_for_every_accept_header(client: Any, accept: str) -> None:
+    make_delivery()
+    headers = {"User-Agent": "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"}
+    if ACCEPT_HEADERS[accept] is not None:
+        headers["Accept"] = ACCEPT_HEADERS[accept]
+    response = client.get(f"/o/{token(tokens.KIND_OPEN, 1)}", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "image/gif"
+    assert "no-store" in response.headers["Cache-Control"]
+    assert response.body == PIXEL_GIF and PIXEL_GIF.startswith(b"GIF89a")
+    [record] = hits()
+    assert (record["kind"], record["url_id"], record["log_id"]) == ("open", 1, 1)
+
+
+def test_pixel_for_an_invalid_token_is_still_a_gif_but_not_an_open(client: Any) -> None:
+    make_delivery()
+    for forged in ("nope", token(tokens.KIND_CLICK, 4)):
+        response = client.get(f"/o/{forged}")
+        assert (response.status_code, response.body) == (200, PIXEL_GIF)
+    assert hits() == []
+
+
+def test_unsubscribe_is_recorded_once_however_often_it_is_posted(client: Any) -> None:
+    make_delivery()
+    optout = token(tokens.KIND_OPTOUT, 2)
+    page = client.get(f"/u/{optout}")
+    assert page.status_code == 200 and b"<form method=\"post\"" in page.body
+    assert hits() == []  # a GET (a mail scanner following the link) unsubscribes nobody
+    answers = [client.post(f"/u/{optout}", body="List-Unsubscribe=One-Click",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"}) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert b"You are unsubscribed" in answers[0].body and b"already" in answers[2].body
+    records = hits()
+    assert [(record["kind"], record["log_id"], record["url_id"]) for record in records] == [("optout", 1, 2)]
+    settings = get_settings()
+    log = DeliveryStore(settings.deliveries_table, settings.delivery_logs_table).get_log(DELIVERY, 1)
+    assert log["optout_at"] > 0
+    address = boto3.client("dynamodb").get_item(TableName=settings.addresses_table,
+                                                Key={"address": {"S": "ann@example.net"}})["Item"]
+    assert address["unsubscribed_delivery"] == {"S": DELIVERY}
+
+
+def test_unsubscribe_without_a_recorded_hit_is_rolled_back_and_can_be_retried(client: Any) -> None:
+    make_delivery()
+    settings = get_settings()
+    kinesis = boto3.client("kinesis")
+    kinesis.delete_stream(StreamName=settings.hit_stream)
+    optout = token(tokens.KIND_OPTOUT, 2)
+    failed = client.post(f"/u/{optout}", body="List-Unsubscribe=One-Click",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert failed.status_code == 503 and b"try again" in failed.body
+    log = DeliveryStore(settings.deliveries_table, settings.delivery_logs_table).get_log(DELIVERY, 1)
+    assert "optout_at" not in log
+    kinesis.create_stream(StreamName=settings.hit_stream, ShardCount=1)
+    retried = client.post(f"/u/{optout}", body="List-Unsubscribe=One-Click",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert retried.status_code == 200 and b"You are unsubscribed" in retried.body
+    assert [record["kind"] for record in hits()] == ["optout"]
+
+
+def test_a_click_is_answered_even_when_the_stream_is_down(client: Any) -> None:
+    make_delivery()
+    boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
+    response = client.get(f"/r/{token(tokens.KIND_CLICK, 4)}")
+    assert (response.status_code, response.headers["Location"]) == (302, URLS["4"]["url"])
+
+
+def test_invalid_unsubscribe_and_mirror_links_get_friendly_pages(client: Any) -> None:
+    make_delivery()
+    for path in ("/u/nope", "/m/nope", f"/m/{token(tokens.KIND_OPTOUT, 2)}", f"/u/{token(tokens.KIND_MIRROR, 3)}"):
+        response = client.get(path)
+        assert response.status_code == 404 and b"This link is not valid" in response.body, path
+    assert client.post("/u/nope", body="List-Unsubscribe=One-Click",
+                       headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 404
+    assert hits() == []
+
+
+def test_redirection_status_check(client: Any) -> None:
+    response = client.get("/r/test", headers={"Host": "t.example.com"})
+    assert response.status_code == 200
+    body = response.body.decode()
+    assert body.startswith("<redir status='OK' date='") and "version='0.1.0'" in body
+    assert "host='t.example.com'" in body
+    assert hits() == []
+
+
+def test_records_are_valid_json_lines_for_hostile_user_agents(client: Any) -> None:
+    make_delivery()
+    agent = 'Evil "agent"\\ \u2028 \U0001F600 {"kind":"click"}'
+    client.get(f"/r/{token(tokens.KIND_CLICK, 4)}", headers={"User-Agent": agent})
+    [record] = hits()
+    assert record["ua"] == agent
+    assert json.loads(json.dumps(record)) == record

@@ -1,0 +1,46 @@
+"""The hit path cold-starts lean: it imports neither pydantic nor the delivery code."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PROBE = r"""
+import json, sys
+from chalicelib import tokens
+from chalicelib.hits import endpoints
+sent = []
+endpoints.put_hit = lambda stream, record, key: sent.append(record) or "1"
+endpoints.link_tables._loader = lambda delivery_id: {"urls": {"4": {"url": "https://example.com/", "type": "click"}}}
+from app import app
+from chalice.test import Client
+secret = b"k" * 32
+with Client(app) as client:
+    click = tokens.mint(tokens.KIND_CLICK, 1, secret, "0123456789abcdef", 1, 4)
+    opened = tokens.mint(tokens.KIND_OPEN, 1, secret, "0123456789abcdef", 1, 1)
+    answers = [client.http.get("/r/" + click).status_code, client.http.get("/o/" + opened).status_code]
+heavy = sorted(name for name in sys.modules
+               if name.split(".")[0] in ("pydantic", "pydantic_core", "pydantic_settings")
+               or name.startswith(("chalicelib.deliveries", "chalicelib.api", "chalicelib.settings")))
+print(json.dumps({"answers": answers, "records": len(sent), "heavy": heavy}))
+"""
+
+
+def test_redirect_and_pixel_run_without_pydantic_or_delivery_code() -> None:
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "SENDTRAIL_SIGNING_KEYS": '{"active": 1, "keys": {"1": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="}}',
+        "SENDTRAIL_HIT_STREAM": "hits",
+        "SENDTRAIL_DELIVERIES_TABLE": "deliveries",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    output = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=environment, capture_output=True,
+                            text=True, check=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result["answers"] == [302, 200]
+    assert result["records"] == 2
+    assert result["heavy"] == []
