@@ -1,0 +1,115 @@
+"""`sendtrail`: the operator's command line.
+
+    sendtrail local up            run the local stack (moto + API + emulations) and the demo
+    sendtrail deliveries list     list deliveries, newest first
+    sendtrail token new           a new API token and the hash to configure
+
+Commands that talk to an API use SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN,
+or, when unset, the running local stack's (.local-state/stack.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra.api_client import ApiClient, ApiError
+
+STATE_FILE = Path(".local-state/stack.json")
+
+
+def _api() -> ApiClient:
+    url, token = os.environ.get("SENDTRAIL_API_URL"), os.environ.get("SENDTRAIL_API_TOKEN")
+    if not (url and token) and STATE_FILE.exists():
+        state = json.loads(STATE_FILE.read_text())
+        url, token = url or state["api_url"], token or state["api_token"]
+    if not (url and token):
+        raise SystemExit("set SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN, or start the local stack (make run)")
+    return ApiClient(url, token)
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
+    widths = {column: max([len(column)] + [len(str(row.get(column, ""))) for row in rows]) for column in columns}
+    print("  ".join(column.upper().ljust(widths[column]) for column in columns))
+    for row in rows:
+        print("  ".join(str(row.get(column, "")).ljust(widths[column]) for column in columns))
+
+
+def local_up(arguments: argparse.Namespace) -> int:
+    import logging
+
+    from infra.local_runtime.stack import LocalStack, LocalStackOptions
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stack = LocalStack(LocalStackOptions(port=arguments.port, moto_port=arguments.moto_port))
+    stack.start()
+    print(f"sendtrail local stack: API on {stack.api_url} (embedded AWS on {stack.moto_endpoint})")
+    print(f"API token: {stack.api_token}")
+    print(f"  curl -H 'Authorization: Bearer {stack.api_token}' {stack.api_url}/api/deliveries")
+    if not arguments.no_demo:
+        demo = stack.seed_demo()
+        print(f"Demo delivery {demo['delivery_id']} sent; its messages: {stack.api_url}/local/outbox")
+        print("Tracked links of the first message (open them in a browser):")
+        for link in demo["links"][:5]:
+            print(f"  {link}")
+    print("Serving until Ctrl-C.", flush=True)
+    try:
+        stack.wait()
+    finally:
+        stack.stop()
+    return 0
+
+
+def deliveries_list(arguments: argparse.Namespace) -> int:
+    page = _api().get(f"/api/deliveries?limit={arguments.limit}")
+    _print_table(page["items"], ["id", "name", "state", "recipients", "created_at"])
+    return 0
+
+
+def token_new(_: argparse.Namespace) -> int:
+    from chalicelib.auth import token_sha256
+
+    token = secrets.token_urlsafe(32)
+    print(f"token:  {token}")
+    print(f"sha256: {token_sha256(token)}  (the ApiTokenSha256 template parameter)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sendtrail", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    local = commands.add_parser("local", help="the local stack").add_subparsers(dest="action", required=True)
+    up = local.add_parser("up", help="run moto, the API and the emulations on 127.0.0.1")
+    up.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    up.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
+    up.add_argument("--no-demo", action="store_true", help="do not seed and send the demo delivery")
+    up.set_defaults(handler=local_up)
+
+    deliveries = commands.add_parser("deliveries", help="deliveries").add_subparsers(dest="action", required=True)
+    listing = deliveries.add_parser("list", help="newest first")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.set_defaults(handler=deliveries_list)
+
+    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    token.add_parser("new", help="print a new token and its SHA-256").set_defaults(handler=token_new)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        return arguments.handler(arguments)
+    except ApiError as error:
+        print(f"sendtrail: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""Over real HTTP: create, send, read the outbox, follow a tracked link, find the hit in Kinesis."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from typing import Any
+
+import boto3
+import pytest
+
+from infra.api_client import ApiClient, ApiError
+
+pytestmark = pytest.mark.e2e
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def _stream_records(moto_endpoint: str) -> list[dict[str, Any]]:
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    kinesis = session.client("kinesis", endpoint_url=moto_endpoint)
+    [stream] = [name for name in kinesis.list_streams()["StreamNames"] if name.endswith("-hits")]
+    records = []
+    for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
+        iterator = kinesis.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"],
+                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        page = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+        records += [json.loads(record["Data"]) for record in page["Records"]]
+    return records
+
+
+def test_demo_was_seeded_and_its_links_printed(local_stack: Any) -> None:
+    text = "\n".join(local_stack.output)
+    assert re.search(r"Demo delivery [0-9a-f]{16} sent", text)
+    assert f"{local_stack.api_url}/r/" in text
+
+
+def test_create_send_outbox_click_and_find_the_hit(local_stack: Any) -> None:
+    api = ApiClient(local_stack.api_url, local_stack.api_token)
+    html = ('<html><body><p>Hi {{name}}, <a href="https://www.example.org/e2e?x=1&amp;y=2#frag">read</a>'
+            '</p><a href="{{unsubscribe_url}}">unsubscribe</a></body></html>')
+    delivery_id = api.post("/api/deliveries", {
+        "name": "e2e", "subject": "Hello {{name}}", "from_address": "news@example.com", "html": html,
+        "recipients": [{"id": "e2e-1", "email": "success@simulator.amazonses.com", "attributes": {"name": "Eve"}}],
+    })["id"]
+    api.post(f"/api/deliveries/{delivery_id}/send")
+    [message] = [entry for entry in api.get("/local/outbox") if entry["subject"] == "Hello Eve"]
+    assert message["to"] == ["success@simulator.amazonses.com"]
+    assert message["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["headers"]["List-Unsubscribe"].startswith(f"<{local_stack.api_url}/u/")
+    link = re.search(r'href="(' + re.escape(local_stack.api_url) + r'/r/[^"]+)"', message["html"]).group(1)
+
+    status, headers, _ = _get(link, {"User-Agent": "e2e-browser/1.0"})
+    assert status == 302
+    assert headers["Location"] == "https://www.example.org/e2e?x=1&y=2#frag"
+
+    [hit] = [record for record in _stream_records(local_stack.moto_endpoint)
+             if record["delivery_id"] == delivery_id and record["kind"] == "click"]
+    assert hit["ua"] == "e2e-browser/1.0"
+    assert hit["token"] == link.rsplit("/", 1)[1]
+
+
+def test_the_api_refuses_a_missing_token_over_http(local_stack: Any) -> None:
+    with pytest.raises(ApiError) as error:
+        ApiClient(local_stack.api_url, "wrong").get("/api/deliveries")
+    assert error.value.status == 401
