@@ -93,6 +93,9 @@ class LocalStack:
             self.api_url = f"http://{self.options.host}:{self.options.port}"
             environment.apply({"SENDTRAIL_PUBLIC_BASE_URL": self.api_url})
         self._spawn("api", self._server.serve_forever)
+        from infra.local_runtime.emulations import workers_for
+
+        self.workers.extend(workers_for(self))
         for worker in self.workers:
             self._spawn(worker.name, lambda worker=worker: self._run_worker(worker))
         self._write_state()

@@ -1,0 +1,24 @@
+"""Which emulations the local stack runs, and how often.
+
+Each entry builds background workers for the running stack from its
+provisioned resources (names, environment). Add one line here per emulation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from infra.local_runtime.stack import LocalStack, Worker
+
+EmulationFactory = Callable[["LocalStack"], "list[Worker]"]
+
+# Filled by the modules that emulate a trigger or a service link moto lacks.
+EMULATIONS: list[EmulationFactory] = []
+
+
+def workers_for(stack: "LocalStack") -> "list[Worker]":
+    workers = []
+    for factory in EMULATIONS:
+        workers.extend(factory(stack))
+    return workers
