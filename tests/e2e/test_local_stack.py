@@ -76,6 +76,18 @@ def test_create_send_outbox_click_and_find_the_hit(local_stack: Any) -> None:
     assert hit["token"] == link.rsplit("/", 1)[1]
 
 
+def test_the_cli_lists_deliveries_of_the_running_stack(local_stack: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "SENDTRAIL_API_URL": local_stack.api_url, "SENDTRAIL_API_TOKEN": local_stack.api_token}
+    output = subprocess.run([sys.executable, "-m", "infra.cli", "deliveries", "list"], env=environment,
+                            capture_output=True, text=True, check=True, timeout=60).stdout
+    assert output.splitlines()[0].split()[:3] == ["ID", "NAME", "STATE"]
+    assert "Autumn gazette" in output
+
+
 def test_the_api_refuses_a_missing_token_over_http(local_stack: Any) -> None:
     with pytest.raises(ApiError) as error:
         ApiClient(local_stack.api_url, "wrong").get("/api/deliveries")

@@ -131,7 +131,9 @@ def test_mirror_page_is_the_recipients_message(api: Any, client: Any) -> None:
     assert "Hello Ann!" in page.body.decode()
     from chalicelib.settings import get_settings
 
-    assert [record["kind"] for record in read_stream(get_settings().hit_stream)] == ["mirror"]
+    [record] = read_stream(get_settings().hit_stream)
+    assert (record["kind"], record["delivery_id"], record["log_id"], record["url_id"]) == ("mirror", delivery_id, 1, 3)
+    assert record["token"] == mirror.rsplit("/", 1)[1] and record["p"] == "" and record["ip"] == "203.0.113.0"
 
 
 def test_unknown_delivery_is_404(api: Any) -> None:
@@ -149,3 +151,15 @@ def test_listing_is_newest_first_and_paginated(api: Any) -> None:
     assert second["next"] is None
     assert api.get("/api/deliveries", query={"limit": "0"}).status_code == 400
     assert api.get("/api/deliveries", query={"next": "garbage!"}).status_code == 400
+
+
+def test_an_unreachable_table_is_a_503_with_a_reason_not_a_500(api: Any) -> None:
+    import boto3
+
+    from chalicelib.settings import get_settings
+
+    boto3.client("dynamodb").delete_table(TableName=get_settings().deliveries_table)
+    response = api.post("/api/deliveries", body=delivery_body())
+    assert response.status_code == 503
+    assert response.json_body["error"] == "service_unavailable"
+    assert b"Traceback" not in response.body

@@ -51,6 +51,18 @@ def hits() -> list[dict[str, Any]]:
     return read_stream(get_settings().hit_stream)
 
 
+def assert_exact_record(record: dict[str, Any], kind: str, url_id: int, presented_token: str, params: str = "",
+                        ua: str = "", before_ms: int = 0) -> None:
+    """The record carries exactly these fields and values (ids, time and request id checked for form)."""
+    record = dict(record)
+    assert before_ms <= record.pop("ts") <= time.time_ns() // 1_000_000
+    hit_id = record.pop("hit_id")
+    assert len(hit_id) == 32 and int(hit_id, 16) >= 0
+    assert record.pop("request_id")
+    assert record == {"v": 1, "kind": kind, "delivery_id": DELIVERY, "log_id": 1, "url_id": url_id,
+                      "token": presented_token, "p": params, "ua": ua, "ip": "203.0.113.0"}
+
+
 def test_click_redirects_exactly_and_puts_one_record(client: Any) -> None:
     make_delivery()
     click = token(tokens.KIND_CLICK, 4)
@@ -60,12 +72,7 @@ def test_click_redirects_exactly_and_puts_one_record(client: Any) -> None:
     assert response.headers["Location"] == URLS["4"]["url"]
     assert "no-store" in response.headers["Cache-Control"]
     [record] = hits()
-    assert before <= record.pop("ts") <= time.time_ns() // 1_000_000
-    hit_id = record.pop("hit_id")
-    assert len(hit_id) == 32 and int(hit_id, 16) >= 0
-    assert record.pop("request_id")
-    assert record == {"v": 1, "kind": "click", "delivery_id": DELIVERY, "log_id": 1, "url_id": 4, "token": click,
-                      "p": "", "ua": CHROME_UA, "ip": "203.0.113.0"}
+    assert_exact_record(record, "click", 4, click, ua=CHROME_UA, before_ms=before)
 
 
 def test_personalised_click_fills_the_signed_parameters(client: Any) -> None:
@@ -76,14 +83,16 @@ def test_personalised_click_fills_the_signed_parameters(client: Any) -> None:
     assert response.status_code == 302
     assert response.headers["Location"] == "https://shop.example.com/members/m%201%2F%C3%A9?ref=gazette"
     [record] = hits()
-    assert (record["url_id"], record["p"]) == (5, params)
+    assert_exact_record(record, "click", 5, click, params=params)
 
 
 def test_link_typed_optout_is_recorded_as_an_optout(client: Any) -> None:
     make_delivery()
-    response = client.get(f"/r/{token(tokens.KIND_CLICK, 6)}")
+    preferences = token(tokens.KIND_CLICK, 6)
+    response = client.get(f"/r/{preferences}")
     assert response.headers["Location"] == "https://prefs.example.com/manage"
-    assert [record["kind"] for record in hits()] == ["optout"]
+    [record] = hits()
+    assert_exact_record(record, "optout", 6, preferences)
 
 
 def _forged_requests() -> list[tuple[str, dict[str, str] | None]]:
@@ -149,13 +158,14 @@ def test_pixel_is_a_gif_for_every_accept_header(client: Any, accept: str) -> Non
     headers = {"User-Agent": "Mozilla/5.0 (via ggpht.com GoogleImageProxy)"}
     if ACCEPT_HEADERS[accept] is not None:
         headers["Accept"] = ACCEPT_HEADERS[accept]
-    response = client.get(f"/o/{token(tokens.KIND_OPEN, 1)}", headers=headers)
+    opened = token(tokens.KIND_OPEN, 1)
+    response = client.get(f"/o/{opened}", headers=headers)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "image/gif"
     assert "no-store" in response.headers["Cache-Control"]
     assert response.body == PIXEL_GIF and PIXEL_GIF.startswith(b"GIF89a")
     [record] = hits()
-    assert (record["kind"], record["url_id"], record["log_id"]) == ("open", 1, 1)
+    assert_exact_record(record, "open", 1, opened, ua=headers["User-Agent"])
 
 
 def test_pixel_for_an_invalid_token_is_still_a_gif_but_not_an_open(client: Any) -> None:
@@ -176,8 +186,8 @@ def test_unsubscribe_is_recorded_once_however_often_it_is_posted(client: Any) ->
                            headers={"Content-Type": "application/x-www-form-urlencoded"}) for _ in range(3)]
     assert [answer.status_code for answer in answers] == [200, 200, 200]
     assert b"You are unsubscribed" in answers[0].body and b"already" in answers[2].body
-    records = hits()
-    assert [(record["kind"], record["log_id"], record["url_id"]) for record in records] == [("optout", 1, 2)]
+    [record] = hits()
+    assert_exact_record(record, "optout", 2, optout)
     settings = get_settings()
     log = DeliveryStore(settings.deliveries_table, settings.delivery_logs_table).get_log(DELIVERY, 1)
     assert log["optout_at"] > 0
@@ -237,3 +247,32 @@ def test_records_are_valid_json_lines_for_hostile_user_agents(client: Any) -> No
     [record] = hits()
     assert record["ua"] == agent
     assert json.loads(json.dumps(record)) == record
+
+
+def test_signing_keys_from_ssm_when_not_in_the_environment(client: Any) -> None:
+    """In AWS the key ring is an SSM SecureString read through Powertools Parameters."""
+    from infra.local_runtime import environment
+    from tests.conftest import KEYRING_V1
+
+    boto3.client("ssm").put_parameter(Name="/sendtrail/test/signing-keys", Value=KEYRING_V1, Type="SecureString")
+    environment.apply({"SENDTRAIL_SIGNING_KEYS_PARAMETER": "/sendtrail/test/signing-keys"},
+                      remove=("SENDTRAIL_SIGNING_KEYS",))
+    make_delivery()
+    click = token(tokens.KIND_CLICK, 4)
+    response = client.get(f"/r/{click}")
+    assert (response.status_code, response.headers["Location"]) == (302, URLS["4"]["url"])
+    [record] = hits()
+    assert_exact_record(record, "click", 4, click)
+
+
+def test_missing_signing_keys_is_a_friendly_503_not_a_crash(client: Any) -> None:
+    from infra.local_runtime import environment
+
+    make_delivery()
+    click, opened = token(tokens.KIND_CLICK, 4), token(tokens.KIND_OPEN, 1)
+    environment.apply({}, remove=("SENDTRAIL_SIGNING_KEYS", "SENDTRAIL_SIGNING_KEYS_PARAMETER"))
+    response = client.get(f"/r/{click}")
+    assert response.status_code == 503 and b"try again" in response.body
+    pixel = client.get(f"/o/{opened}")
+    assert (pixel.status_code, pixel.body) == (200, PIXEL_GIF)
+    assert hits() == []
