@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     workflow_lookback_hours: int = Field(
         default=26, ge=1, description="hour partitions re-listed for late objects (Firehose retries for up to 24 h)")
     workflow_write_concurrency: int = Field(default=16, ge=1, le=64, description="parallel DynamoDB writes in a run")
-    workflow_max_hits_per_recipient: int = Field(default=500, ge=1, le=2000,
-                                                 description="hits kept per recipient and delivery")
+    workflow_max_hits_per_recipient: int = Field(
+        default=500, ge=1, le=500, description="hits kept per recipient and delivery (500 keeps an item < 400 KB)")
     workflow_interval_seconds: float = Field(
         default=5.0, gt=0, description="local stack only: how often it runs the workflow (AWS: every minute)")
 

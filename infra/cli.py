@@ -81,7 +81,7 @@ def deliveries_indicators(arguments: argparse.Namespace) -> int:
     body = _api().get(f"/api/deliveries/{arguments.delivery_id}/indicators")
     rates = body.pop("rates", {})
     for name, value in body.items():
-        rate = f"  ({rates[name]:g} % of success)" if name in rates else ""
+        rate = f"  ({rates[name]:g} % of success)" if name in rates else (" %" if name.startswith("reactivity") else "")
         print(f"{name:22} {value}{rate}")
     return 0
 
@@ -96,7 +96,8 @@ def workflow_run(arguments: argparse.Namespace) -> int:
               f"{statistics['rejected_total']} rejected"
               + (" (" + ", ".join(f"{reason} {count}" for reason, count in rejected.items()) + ")" if rejected else "")
               + f", {statistics['duplicates']} duplicates dropped, {statistics['duration_ms']} ms"
-              + (", backlog left" if statistics.get("backlog") else ""))
+              + (", backlog left" if statistics.get("backlog") else "")
+              + (f"; completed interrupted run {statistics['resumed_run']}" if statistics.get("resumed_run") else ""))
         if not (arguments.drain and statistics.get("backlog")):
             return 0
 

@@ -83,6 +83,7 @@ from chalicelib.tracking.useragents import DIMENSIONS, classify
 logger = logging.getLogger("sendtrail.tracking.workflow")
 HOUR_MS = 3_600_000
 READ_SHARE_OF_BUDGET = 0.6
+MAX_LISTED_DELIVERIES = 100  # the statistics name at most this many (they are kept in the state item)
 
 
 class LeaseLost(RuntimeError):
@@ -288,7 +289,8 @@ class TrackingWorkflow:
             "over_limit": aggregates.over_limit,
             "recipients_updated": len(recipients),
             "stat_items_updated": len(stats),
-            "deliveries": sorted({delta.delivery_id for delta in aggregates.deliveries}),
+            "deliveries": sorted({delta.delivery_id for delta in aggregates.deliveries})[:MAX_LISTED_DELIVERIES],
+            "deliveries_touched": len(aggregates.deliveries),
             "backlog": backlog,
             "checkpoint": checkpoint,
         }
@@ -371,7 +373,7 @@ def _quarantined_line(rejection: core.Rejection) -> dict[str, Any]:
 def _empty_statistics(status: str) -> dict[str, Any]:
     return {"status": status, "run": None, "objects": 0, "lines": 0, "hits_accepted": 0, "rejected": {},
             "rejected_total": 0, "duplicates": 0, "over_limit": 0, "recipients_updated": 0,
-            "stat_items_updated": 0, "deliveries": [], "backlog": False}
+            "stat_items_updated": 0, "deliveries": [], "deliveries_touched": 0, "backlog": False}
 
 
 def run_once(max_seconds: float | None = None, settings: Settings | None = None) -> dict[str, Any]:

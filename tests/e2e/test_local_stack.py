@@ -106,3 +106,23 @@ def test_a_click_on_a_demo_link_shows_in_the_indicators_within_two_workflow_inte
     assert indicators["clicks_unique"] >= 1 and indicators["opens_unique"] >= 1 and indicators["last_updated"]
     tracked = api.get("/api/recipients/ann/tracking")["items"]
     assert any(item["kind"] == "click" and item["delivery_id"] == delivery_id for item in tracked)
+
+
+def test_the_cli_runs_the_workflow_and_prints_indicators(local_stack: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    text = "\n".join(local_stack.output)
+    delivery_id = re.search(r"Demo delivery ([0-9a-f]{16}) sent", text).group(1)
+    environment = {**os.environ, "SENDTRAIL_API_URL": local_stack.api_url, "SENDTRAIL_API_TOKEN": local_stack.api_token}
+
+    def cli(*arguments: str) -> str:
+        return subprocess.run([sys.executable, "-m", "infra.cli", *arguments], env=environment, capture_output=True,
+                              text=True, check=True, timeout=60).stdout
+
+    ran = cli("workflow", "run")
+    assert re.match(r"^(idle|completed): run \S+, \d+ objects, \d+ lines, \d+ hits accepted, \d+ rejected", ran), ran
+    shown = cli("deliveries", "indicators", delivery_id)
+    assert re.search(r"^clicks_unique\s+\d+\s+\([0-9.]+ % of success\)$", shown, re.MULTILINE), shown
+    assert re.search(r"^success\s+4$", shown, re.MULTILINE), shown
