@@ -96,8 +96,8 @@ def user_agents(request: Request, delivery_id: str) -> Response:
             breakdown[dimension].append({"family": family, "opens": opens, "clicks": clicks})
     for rows in breakdown.values():
         rows.sort(key=lambda row: (-row["opens"], -row["clicks"], row["family"]))
-    return json_response({"delivery_id": delivery_id, "counted": "opens after the 1-minute rule; click hits",
-                          **breakdown})
+    return json_response({"delivery_id": delivery_id, **breakdown, "definitions": {
+        "opens": "open hits counted after the 1-minute rule", "clicks": "click hits (URL type click)"}})
 
 
 def _decode_cursor(raw: str | None) -> tuple[int, str] | None:
