@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv run test test-unit test-e2e clean
+.PHONY: venv run test test-unit test-e2e bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test-unit: venv
 
 test-e2e: venv
 	$(BIN)/python -m pytest -q tests/e2e
+
+## bench: speed and write-volume figures (benchmarks/), never asserted in tests
+bench: venv
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .local-state out

@@ -5,13 +5,15 @@ lean; the authenticated API's modules load on first use (chalicelib.lazy),
 so a cold start that serves a click never imports them.
 """
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib import auth
 from chalicelib.hits import endpoints as hits
 from chalicelib.lazy import lazy
 
 deliveries_api = lazy("chalicelib.api.deliveries")
+tracking_api = lazy("chalicelib.api.tracking")
+workflow = lazy("chalicelib.tracking.workflow")
 
 app = Chalice(app_name="sendtrail")
 app.register_middleware(hits.accept_any_for_pixel, "http")
@@ -76,3 +78,40 @@ def get_delivery(delivery_id):
 @app.route("/api/deliveries/{delivery_id}/send", methods=["POST"], authorizer=api_auth)
 def send_delivery(delivery_id):
     return deliveries_api.send(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/indicators", methods=["GET"], authorizer=api_auth)
+def delivery_indicators(delivery_id):
+    return tracking_api.indicators(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/urls", methods=["GET"], authorizer=api_auth)
+def delivery_urls(delivery_id):
+    return tracking_api.urls(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/timeline", methods=["GET"], authorizer=api_auth)
+def delivery_timeline(delivery_id):
+    return tracking_api.timeline(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/user-agents", methods=["GET"], authorizer=api_auth)
+def delivery_user_agents(delivery_id):
+    return tracking_api.user_agents(app.current_request, delivery_id)
+
+
+@app.route("/api/recipients/{recipient_id}/tracking", methods=["GET"], authorizer=api_auth)
+def recipient_tracking(recipient_id):
+    return tracking_api.recipient_tracking(app.current_request, recipient_id)
+
+
+@app.route("/api/workflow/run", methods=["POST"], authorizer=api_auth)
+def run_tracking_workflow():
+    return tracking_api.run_workflow(app.current_request)
+
+
+# --- the tracking workflow (its own Lambda function) ------------------------
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def tracking_workflow(event):
+    return workflow.scheduled_run(event.to_dict(), event.context)

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     deliveries_table: str
     delivery_logs_table: str
     addresses_table: str
+    redirection_log_bucket: str = Field(description="S3 bucket of the redirection logs (Firehose and fallback writes)")
+    tracking_table: str = Field(description="per-recipient tracking (hits), by delivery and log id")
+    tracking_stats_table: str = Field(description="consolidated tracking per delivery: counters, URLs, time buckets")
+    workflow_table: str = Field(description="the tracking workflow's checkpoint, lease and processed objects")
 
     # Secrets: locally from the environment, in AWS from SSM (by name).
     signing_keys: Optional[SecretStr] = Field(
@@ -44,6 +48,21 @@ class Settings(BaseSettings):
     expired_page_url: Optional[str] = None
     ip_address_mode: Literal["full", "truncated", "none"] = "truncated"
     default_validity_days: int = Field(default=30, ge=1, le=3650)
+    tracking_retention_days: int = Field(default=365, ge=1, description="tracking items live this long after their last hit")
+
+    # The tracking workflow (a run is bounded; a backlog drains over runs).
+    workflow_max_objects: int = Field(default=200, ge=1, description="log objects read per run at most")
+    workflow_max_hits: int = Field(default=500_000, ge=1, description="hits read per run at most (memory bound)")
+    workflow_max_seconds: float = Field(default=40.0, gt=0, description="a run stops reading new objects after this")
+    workflow_api_max_seconds: float = Field(default=15.0, gt=0, description="the same bound for POST /api/workflow/run")
+    workflow_lease_seconds: int = Field(default=360, ge=10, description="longer than the workflow Lambda's timeout")
+    workflow_lookback_hours: int = Field(
+        default=26, ge=1, description="hour partitions re-listed for late objects (Firehose retries for up to 24 h)")
+    workflow_write_concurrency: int = Field(default=16, ge=1, le=64, description="parallel DynamoDB writes in a run")
+    workflow_max_hits_per_recipient: int = Field(
+        default=500, ge=1, le=500, description="hits kept per recipient and delivery (500 keeps an item < 400 KB)")
+    workflow_interval_seconds: float = Field(
+        default=5.0, gt=0, description="local stack only: how often it runs the workflow (AWS: every minute)")
 
     # Limits on what a delivery may carry (DynamoDB items stop at 400 KB).
     max_html_bytes: int = 200_000

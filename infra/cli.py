@@ -2,6 +2,8 @@
 
     sendtrail local up            run the local stack (moto + API + emulations) and the demo
     sendtrail deliveries list     list deliveries, newest first
+    sendtrail deliveries indicators ID   a delivery's tracking indicators
+    sendtrail workflow run        run the tracking workflow now and print its statistics
     sendtrail token new           a new API token and the hash to configure
 
 Commands that talk to an API use SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN,
@@ -57,6 +59,10 @@ def local_up(arguments: argparse.Namespace) -> int:
         print("Tracked links of the first message (open them in a browser):")
         for link in demo["links"][:5]:
             print(f"  {link}")
+    from chalicelib.settings import get_settings
+
+    interval = get_settings().workflow_interval_seconds
+    print(f"Tracking workflow every {interval:g} s: clicks show in {stack.api_url}/api/deliveries/<id>/indicators")
     print("Serving until Ctrl-C.", flush=True)
     try:
         stack.wait()
@@ -69,6 +75,31 @@ def deliveries_list(arguments: argparse.Namespace) -> int:
     page = _api().get(f"/api/deliveries?limit={arguments.limit}")
     _print_table(page["items"], ["id", "name", "state", "recipients", "created_at"])
     return 0
+
+
+def deliveries_indicators(arguments: argparse.Namespace) -> int:
+    body = _api().get(f"/api/deliveries/{arguments.delivery_id}/indicators")
+    rates = body.pop("rates", {})
+    for name, value in body.items():
+        rate = f"  ({rates[name]:g} % of success)" if name in rates else (" %" if name.startswith("reactivity") else "")
+        print(f"{name:22} {value}{rate}")
+    return 0
+
+
+def workflow_run(arguments: argparse.Namespace) -> int:
+    """Run the tracking workflow now (as the schedule would), until no backlog is left with --drain."""
+    while True:
+        statistics = _api().post("/api/workflow/run")
+        rejected = statistics.get("rejected") or {}
+        print(f"{statistics['status']}: run {statistics.get('run') or '-'}, {statistics['objects']} objects, "
+              f"{statistics['lines']} lines, {statistics['hits_accepted']} hits accepted, "
+              f"{statistics['rejected_total']} rejected"
+              + (" (" + ", ".join(f"{reason} {count}" for reason, count in rejected.items()) + ")" if rejected else "")
+              + f", {statistics['duplicates']} duplicates dropped, {statistics['duration_ms']} ms"
+              + (", backlog left" if statistics.get("backlog") else "")
+              + (f"; completed interrupted run {statistics['resumed_run']}" if statistics.get("resumed_run") else ""))
+        if not (arguments.drain and statistics.get("backlog")):
+            return 0
 
 
 def token_new(_: argparse.Namespace) -> int:
@@ -96,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     listing = deliveries.add_parser("list", help="newest first")
     listing.add_argument("--limit", type=int, default=20)
     listing.set_defaults(handler=deliveries_list)
+    indicators = deliveries.add_parser("indicators", help="a delivery's tracking indicators")
+    indicators.add_argument("delivery_id")
+    indicators.set_defaults(handler=deliveries_indicators)
+
+    workflow = commands.add_parser("workflow", help="the tracking workflow").add_subparsers(dest="action",
+                                                                                           required=True)
+    run = workflow.add_parser("run", help="run it now and print its statistics")
+    run.add_argument("--drain", action="store_true", help="run again while a backlog is left")
+    run.set_defaults(handler=workflow_run)
 
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     token.add_parser("new", help="print a new token and its SHA-256").set_defaults(handler=token_new)

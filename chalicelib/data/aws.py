@@ -22,22 +22,32 @@ DEFAULT = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 5,
 
 _clients: dict[tuple[str, int], Any] = {}
 _lock = threading.Lock()
+_session: boto3.session.Session | None = None
 
 
 def client(service: str, config: Config = DEFAULT) -> Any:
-    """The shared boto3 client for `service` with `config`."""
+    """The shared boto3 client for `service` with `config`.
+
+    Clients come from one session per container, so the endpoint and
+    service-model files are read once, not once per client.
+    """
+    global _session
     key = (service, id(config))
     found = _clients.get(key)
     if found is None:
-        with _lock:
+        with _lock:  # sessions are not thread-safe; clients are
             found = _clients.get(key)
             if found is None:
-                found = boto3.session.Session().client(service, config=config)
+                if _session is None:
+                    _session = boto3.session.Session()
+                found = _session.client(service, config=config)
                 _clients[key] = found
     return found
 
 
 def reset_clients() -> None:
-    """Forget every client (after the environment changed, e.g. in tests)."""
+    """Forget every client and the session (after the environment changed, e.g. in tests)."""
+    global _session
     with _lock:
         _clients.clear()
+        _session = None

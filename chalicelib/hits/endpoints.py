@@ -1,7 +1,8 @@
 """The public tracking endpoints, behind app.py's routes.
 
 Every valid hit is answered at once (302, GIF or page) and recorded as one
-record in the Kinesis hit stream. Invalid, unknown or tampered tokens are
+record in the Kinesis hit stream (or, when Kinesis fails, as its own object
+in the redirection logs). Invalid, unknown or tampered tokens are
 answered with a friendly page (or, for the pixel, the same GIF) and recorded
 nowhere: a link that does not verify redirects nowhere.
 """
@@ -22,10 +23,11 @@ from chalicelib.data import aws
 from chalicelib.data.addresses import AddressStore
 from chalicelib.data.deliveries import DeliveryStore
 from chalicelib.data.hit_stream import put_hit
+from chalicelib.data.redirection_logs import put_fallback
 from chalicelib.hits import pages
 from chalicelib.hits.config import get_hit_config
 from chalicelib.hits.link_cache import LinkTableCache
-from chalicelib.hits.records import build_record, minimise_ip, now_ms
+from chalicelib.hits.records import build_record, minimise_ip, new_hit_id, now_ms
 from chalicelib.keyring import KeyRing, KeyRingError, load_keyring
 from chalicelib.urltemplate import fill_url
 from chalicelib.version import VERSION
@@ -85,20 +87,36 @@ def _expired_response() -> Response:
 
 
 def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, request: Request) -> bool:
-    """Put the hit into the stream; False (logged) if it could not be put."""
+    """Record the hit: into the stream, or, if that put fails, as its own redirection-log object.
+
+    The fallback object lands under the current hour's redirection-logs/
+    prefix, where the tracking workflow reads it like any Firehose object
+    (and drops the hit id if the put had reached Kinesis after all). The
+    extra call is made only when Kinesis failed. False (logged) when neither
+    write succeeded.
+    """
     config = get_hit_config()
     identity = request.context.get("identity") or {}
+    at_ms = now_ms()
+    hit_id = new_hit_id(at_ms)
     record = build_record(
         kind, claims, token, params,
         user_agent=request.headers.get("user-agent", ""),
         ip=minimise_ip(identity.get("sourceIp") or "", config.ip_address_mode),
         request_id=request.context.get("requestId", ""),
+        at_ms=at_ms, hit_id=hit_id,
     )
     try:
         put_hit(config.hit_stream, record, f"{claims.delivery_id}:{claims.log_id}")
         return True
     except Exception:  # noqa: BLE001 - any failure to record must not fail the person's request
-        logger.exception("could not put hit into the stream", extra={"kind": kind})
+        logger.exception("could not put hit into the stream; writing it to the redirection logs",
+                         extra={"kind": kind})
+    try:
+        put_fallback(config.redirection_log_bucket, record, hit_id, at_ms)
+        return True
+    except Exception:  # noqa: BLE001
+        logger.exception("could not record a hit: stream and redirection logs both failed", extra={"kind": kind})
         return False
 
 
@@ -172,8 +190,9 @@ def unsubscribe(request: Request, token: str) -> Response:
     """POST /u/{token}: RFC 8058 one-click unsubscribe, recorded once per recipient.
 
     Opt-outs are honoured even after the delivery's links expire. If the hit
-    cannot be recorded, the opt-out is rolled back and the client told to
-    retry, so the tracking and the address list never disagree.
+    cannot be recorded anywhere (neither the stream nor the fallback object
+    in the redirection logs), the opt-out is rolled back and the client told
+    to retry, so the tracking and the address list never disagree.
     """
     claims, failure = _optout_claims(token)
     if failure or claims is None:

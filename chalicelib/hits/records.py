@@ -1,7 +1,8 @@
 """The hit record: one newline-terminated JSON line per valid hit.
 
 This is the redirection log's line format, written to Kinesis by the hit
-endpoints, delivered by Firehose to S3, and read back by the tracking
+endpoints (or, when that put fails, straight to the log bucket as its own
+object), delivered by Firehose to S3, and read back by the tracking
 workflow (which verifies `token`, with `p`, again: a line that was not made
 by us, or was altered, is rejected there). Fields:
 
@@ -58,11 +59,11 @@ def minimise_ip(ip: str, mode: str) -> str:
 
 
 def build_record(kind: str, claims: TokenClaims, token: str, params: str, user_agent: str, ip: str,
-                 request_id: str, at_ms: int | None = None) -> bytes:
+                 request_id: str, at_ms: int | None = None, hit_id: str | None = None) -> bytes:
     at_ms = now_ms() if at_ms is None else at_ms
     record = {
         "v": FORMAT_VERSION,
-        "hit_id": new_hit_id(at_ms),
+        "hit_id": hit_id or new_hit_id(at_ms),
         "ts": at_ms,
         "kind": kind,
         "delivery_id": claims.delivery_id,

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from infra.local_runtime import firehose_pump, schedules
+
 if TYPE_CHECKING:
     from infra.local_runtime.stack import LocalStack, Worker
 
 EmulationFactory = Callable[["LocalStack"], "list[Worker]"]
 
+
 # Filled by the modules that emulate a trigger or a service link moto lacks.
-EMULATIONS: list[EmulationFactory] = []
+EMULATIONS: list[EmulationFactory] = [
+    firehose_pump.workers,  # Kinesis -> Firehose (moto's Firehose never reads its Kinesis source)
+    schedules.workers,  # @app.schedule functions (the tracking workflow), EventBridge's part
+]
 
 
 def workers_for(stack: "LocalStack") -> "list[Worker]":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -12,6 +13,7 @@ import boto3
 import pytest
 
 from infra.api_client import ApiClient, ApiError
+from infra.local_runtime.firehose_pump import PUMP_INTERVAL_SECONDS
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +94,47 @@ def test_the_api_refuses_a_missing_token_over_http(local_stack: Any) -> None:
     with pytest.raises(ApiError) as error:
         ApiClient(local_stack.api_url, "wrong").get("/api/deliveries")
     assert error.value.status == 401
+
+
+def test_a_click_on_a_demo_link_shows_in_the_indicators_within_two_workflow_intervals(local_stack: Any) -> None:
+    text = "\n".join(local_stack.output)
+    interval = float(re.search(r"Tracking workflow every ([0-9.]+) s", text).group(1))
+    delivery_id = re.search(r"Demo delivery ([0-9a-f]{16}) sent", text).group(1)
+    link = re.search(r"^\s+(http://\S+/r/\S+)$", text, re.MULTILINE).group(1)
+    api = ApiClient(local_stack.api_url, local_stack.api_token)
+    before = api.get(f"/api/deliveries/{delivery_id}/indicators")["clicks_total"]
+
+    clicked_at = time.monotonic()
+    status, headers, _ = _get(link, {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0"})
+    assert status == 302 and headers["Location"].startswith("https://shop.example.com/")
+    # Kinesis -> Firehose (the local pump, every second) -> S3 -> the workflow (every `interval`).
+    deadline = clicked_at + 2 * interval + PUMP_INTERVAL_SECONDS
+    while True:
+        indicators = api.get(f"/api/deliveries/{delivery_id}/indicators")
+        if indicators["clicks_total"] > before or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert indicators["clicks_total"] == before + 1, f"no click in the indicators after {2 * interval:g} s"
+    assert indicators["clicks_unique"] >= 1 and indicators["opens_unique"] >= 1 and indicators["last_updated"]
+    tracked = api.get("/api/recipients/ann/tracking")["items"]
+    assert any(item["kind"] == "click" and item["delivery_id"] == delivery_id for item in tracked)
+
+
+def test_the_cli_runs_the_workflow_and_prints_indicators(local_stack: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    text = "\n".join(local_stack.output)
+    delivery_id = re.search(r"Demo delivery ([0-9a-f]{16}) sent", text).group(1)
+    environment = {**os.environ, "SENDTRAIL_API_URL": local_stack.api_url, "SENDTRAIL_API_TOKEN": local_stack.api_token}
+
+    def cli(*arguments: str) -> str:
+        return subprocess.run([sys.executable, "-m", "infra.cli", *arguments], env=environment, capture_output=True,
+                              text=True, check=True, timeout=60).stdout
+
+    ran = cli("workflow", "run")
+    assert re.match(r"^(idle|completed): run \S+, \d+ objects, \d+ lines, \d+ hits accepted, \d+ rejected", ran), ran
+    shown = cli("deliveries", "indicators", delivery_id)
+    assert re.search(r"^clicks_unique\s+\d+\s+\([0-9.]+ % of success\)$", shown, re.MULTILINE), shown
+    assert re.search(r"^success\s+4$", shown, re.MULTILINE), shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -196,11 +197,36 @@ def test_unsubscribe_is_recorded_once_however_often_it_is_posted(client: Any) ->
     assert address["unsubscribed_delivery"] == {"S": DELIVERY}
 
 
-def test_unsubscribe_without_a_recorded_hit_is_rolled_back_and_can_be_retried(client: Any) -> None:
+def fallback_objects() -> list[dict[str, Any]]:
+    """Hit records the hit path wrote straight to the redirection logs (Kinesis failed)."""
+    s3 = boto3.client("s3")
+    bucket = get_settings().redirection_log_bucket
+    found = []
+    for entry in s3.list_objects_v2(Bucket=bucket, Prefix="redirection-logs/").get("Contents", []):
+        body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+        assert body.endswith(b"\n") and body.count(b"\n") == 1
+        record = json.loads(body)
+        assert re.fullmatch(r"redirection-logs/\d{4}/\d{2}/\d{2}/\d{2}/fallback-" + record["hit_id"], entry["Key"])
+        found.append(record)
+    return found
+
+
+def test_unsubscribe_is_recorded_in_the_redirection_logs_when_the_stream_is_down(client: Any) -> None:
+    make_delivery()
+    boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
+    answer = client.post(f"/u/{token(tokens.KIND_OPTOUT, 2)}", body="List-Unsubscribe=One-Click",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 200 and b"You are unsubscribed" in answer.body
+    [record] = fallback_objects()
+    assert (record["kind"], record["log_id"], record["url_id"]) == ("optout", 1, 2)
+
+
+def test_unsubscribe_recorded_nowhere_is_rolled_back_and_can_be_retried(client: Any) -> None:
     make_delivery()
     settings = get_settings()
-    kinesis = boto3.client("kinesis")
+    kinesis, s3 = boto3.client("kinesis"), boto3.client("s3")
     kinesis.delete_stream(StreamName=settings.hit_stream)
+    s3.delete_bucket(Bucket=settings.redirection_log_bucket)
     optout = token(tokens.KIND_OPTOUT, 2)
     failed = client.post(f"/u/{optout}", body="List-Unsubscribe=One-Click",
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
@@ -214,11 +240,24 @@ def test_unsubscribe_without_a_recorded_hit_is_rolled_back_and_can_be_retried(cl
     assert [record["kind"] for record in hits()] == ["optout"]
 
 
-def test_a_click_is_answered_even_when_the_stream_is_down(client: Any) -> None:
+def test_a_click_is_answered_and_kept_when_the_stream_is_down(client: Any) -> None:
     make_delivery()
     boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
-    response = client.get(f"/r/{token(tokens.KIND_CLICK, 4)}")
+    click = token(tokens.KIND_CLICK, 4)
+    response = client.get(f"/r/{click}", headers={"User-Agent": CHROME_UA})
     assert (response.status_code, response.headers["Location"]) == (302, URLS["4"]["url"])
+    opened = client.get(f"/o/{token(tokens.KIND_OPEN, 1)}")
+    assert opened.body == PIXEL_GIF
+    records = fallback_objects()
+    assert sorted((record["kind"], record["url_id"]) for record in records) == [("click", 4), ("open", 1)]
+    assert [record["ua"] for record in records if record["kind"] == "click"] == [CHROME_UA]
+    assert [record["token"] for record in records if record["kind"] == "click"] == [click]
+
+
+def test_the_fallback_is_not_written_when_the_stream_works(client: Any) -> None:
+    make_delivery()
+    client.get(f"/r/{token(tokens.KIND_CLICK, 4)}")
+    assert len(hits()) == 1 and fallback_objects() == []
 
 
 def test_invalid_unsubscribe_and_mirror_links_get_friendly_pages(client: Any) -> None:

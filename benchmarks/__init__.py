@@ -1,0 +1,1 @@
+"""Benchmarks: speed and write-volume figures (never timed assertions in tests). `make bench` runs them."""

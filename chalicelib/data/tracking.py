@@ -1,0 +1,237 @@
+"""The tracking tables in DynamoDB: per-recipient tracking, consolidated stats, workflow state.
+
+Every write the tracking workflow makes to the tracking tables is guarded by
+the number of the run making it: an item accepts run N only when the last
+run it took is older (`last_run < N`). A run re-applied after a crash, by the
+run that resumes it, or by a stalled Lambda that wakes up late, therefore
+changes nothing twice, and a late write from an older run cannot overwrite
+a newer one. See chalicelib/tracking/workflow.py for the whole design.
+
+Every read here is a GetItem, BatchGetItem or Query on a key; nothing scans.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Iterator, Mapping
+
+from chalicelib.data import aws
+from chalicelib.data.dynamo import batch_write, from_item, query_all, to_item, to_value
+
+BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
+INDICATORS = "indicators"
+URL_PREFIX = "url#"
+BUCKET_PREFIX = "bucket#"
+UA_PREFIX = "ua#"
+STATE_KEY = {"pk": {"S": "state"}, "sk": {"S": "tracking-workflow"}}
+_GUARD = "attribute_not_exists(last_run) OR last_run < :run"
+
+
+def url_stat(url_id: int) -> str:
+    return f"{URL_PREFIX}{url_id:06d}"
+
+
+def bucket_stat(start_ms: int) -> str:
+    return f"{BUCKET_PREFIX}{start_ms:015d}"
+
+
+def ua_stat(dimension: str, family: str) -> str:
+    return f"{UA_PREFIX}{dimension}#{family}"
+
+
+def _batch_get(dynamodb: Any, table: str, keys: list[dict[str, Any]], consistent: bool,
+               projection: str | None = None, names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every item of `keys` that exists, 100 keys a request, retrying what DynamoDB leaves."""
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {"Keys": keys[start:start + 100], "ConsistentRead": consistent}
+        if projection:
+            request["ProjectionExpression"] = projection
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        pending = {table: request}
+        for attempt in range(10):
+            response = dynamodb.batch_get_item(RequestItems=pending)
+            found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))  # type: ignore[misc]
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+        else:
+            raise RuntimeError(f"DynamoDB left keys of {table} unprocessed")
+    return found
+
+
+class TrackingStore:
+    def __init__(self, tracking_table: str, stats_table: str, config: Any = aws.DEFAULT) -> None:
+        self.tracking_table = tracking_table
+        self.stats_table = stats_table
+        self._config = config
+
+    @property
+    def _dynamodb(self) -> Any:
+        return aws.client("dynamodb", self._config)
+
+    # --- per-recipient tracking --------------------------------------------
+
+    def get_recipients(self, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+        """The stored tracking items of (delivery id, log id) pairs; strongly consistent."""
+        requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
+                     for delivery_id, log_id in sorted(set(keys))]
+        items = _batch_get(self._dynamodb, self.tracking_table, requested, consistent=True)
+        return {(item["delivery_id"], int(item["log_id"])): item for item in items}
+
+    def put_recipient(self, item: Mapping[str, Any], run: int) -> bool:
+        """Write a recipient's tracking item for run `run`; False if a run >= `run` already wrote it."""
+        try:
+            self._dynamodb.put_item(TableName=self.tracking_table, Item=to_item({**item, "last_run": run}),
+                                    ConditionExpression=_GUARD, ExpressionAttributeValues={":run": {"N": str(run)}})
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get_recipient(self, delivery_id: str, log_id: int) -> dict[str, Any] | None:
+        response = self._dynamodb.get_item(TableName=self.tracking_table,
+                                           Key={"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}})
+        return from_item(response.get("Item"))
+
+    def recipient_items(self, recipient_id: str) -> Iterator[dict[str, Any]]:
+        """A recipient's tracking items across deliveries, most recent last hit first (a Query)."""
+        return query_all(
+            self._dynamodb, TableName=self.tracking_table, IndexName=BY_RECIPIENT_INDEX,
+            KeyConditionExpression="recipient_id = :r", ExpressionAttributeValues={":r": {"S": recipient_id}},
+            ScanIndexForward=False, Limit=50,
+        )
+
+    # --- consolidated stats ------------------------------------------------
+
+    def apply_stat(self, delivery_id: str, stat: str, deltas: Mapping[str, int], run: int, now_ms: int,
+                   expires_at_epoch: int) -> bool:
+        """Add `deltas` to one stats item, once for run `run`; False if it already took this run."""
+        names = {f"#a{index}": name for index, name in enumerate(deltas)}
+        values: dict[str, Any] = {f":v{index}": to_value(value) for index, value in enumerate(deltas.values())}
+        values.update({":run": {"N": str(run)}, ":now": {"N": str(now_ms)}, ":exp": {"N": str(expires_at_epoch)}})
+        expression = "SET last_run = :run, last_updated = :now, expires_at_epoch = :exp"
+        if deltas:
+            expression += " ADD " + ", ".join(f"#a{index} :v{index}" for index in range(len(deltas)))
+        request: dict[str, Any] = {
+            "TableName": self.stats_table,
+            "Key": {"delivery_id": {"S": delivery_id}, "stat": {"S": stat}},
+            "UpdateExpression": expression,
+            "ConditionExpression": _GUARD,
+            "ExpressionAttributeValues": values,
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        try:
+            self._dynamodb.update_item(**request)
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def get_stat(self, delivery_id: str, stat: str) -> dict[str, Any] | None:
+        response = self._dynamodb.get_item(TableName=self.stats_table,
+                                           Key={"delivery_id": {"S": delivery_id}, "stat": {"S": stat}})
+        return from_item(response.get("Item"))
+
+    def query_stats(self, delivery_id: str, prefix: str) -> list[dict[str, Any]]:
+        """A delivery's stats items whose name starts with `prefix`, in name order (a Query)."""
+        return list(query_all(
+            self._dynamodb, TableName=self.stats_table,
+            KeyConditionExpression="delivery_id = :d AND begins_with(stat, :p)",
+            ExpressionAttributeValues={":d": {"S": delivery_id}, ":p": {"S": prefix}},
+        ))
+
+
+def recipient_ids(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
+                  ) -> dict[tuple[str, int], str]:
+    """The recipient id of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
+    requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
+                 for delivery_id, log_id in sorted(set(keys))]
+    items = _batch_get(aws.client("dynamodb", config), logs_table, requested, consistent=False,
+                       projection="delivery_id, log_id, recipient_id")
+    return {(item["delivery_id"], int(item["log_id"])): str(item["recipient_id"])
+            for item in items if item.get("recipient_id")}
+
+
+class WorkflowStateStore:
+    """The workflow's state item (checkpoint, lease, pending run) and processed-object markers."""
+
+    def __init__(self, table: str, config: Any = aws.DEFAULT) -> None:
+        self.table = table
+        self._config = config
+
+    @property
+    def _dynamodb(self) -> Any:
+        return aws.client("dynamodb", self._config)
+
+    def _update_state(self, expression: str, condition: str, values: Mapping[str, Any],
+                      names: Mapping[str, str] | None = None, return_state: bool = False) -> dict[str, Any] | None:
+        request: dict[str, Any] = {
+            "TableName": self.table, "Key": STATE_KEY, "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": {name: to_value(value) for name, value in values.items()},
+        }
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        if return_state:
+            request["ReturnValues"] = "ALL_NEW"
+        try:
+            response = self._dynamodb.update_item(**request)
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return None
+        return from_item(response.get("Attributes")) or {}
+
+    def get_state(self) -> dict[str, Any]:
+        response = self._dynamodb.get_item(TableName=self.table, Key=STATE_KEY, ConsistentRead=True)
+        return from_item(response.get("Item")) or {}
+
+    def acquire(self, owner: str, now_ms: int, lease_ms: int) -> dict[str, Any] | None:
+        """Take the lease (a conditional write with an expiry): the state, or None if another run holds it."""
+        return self._update_state(
+            "SET lease_owner = :me, lease_until = :until",
+            "attribute_not_exists(lease_until) OR lease_until < :now",
+            {":me": owner, ":until": now_ms + lease_ms, ":now": now_ms}, return_state=True)
+
+    def register_run(self, owner: str, run: int, record_key: str) -> bool:
+        """Make `run` (its record already in S3) the pending run: from here on it is completed, not recomputed."""
+        return self._update_state(
+            "SET pending_run = :run, pending_record = :record, run_seq = :run",
+            "lease_owner = :me AND attribute_not_exists(pending_run) AND "
+            "(attribute_not_exists(run_seq) OR run_seq = :previous)",
+            {":me": owner, ":run": run, ":record": record_key, ":previous": run - 1}) is not None
+
+    def finish_run(self, owner: str, run: int, checkpoint: str | None, statistics: Mapping[str, Any],
+                   now_ms: int, release: bool) -> bool:
+        """The pending run is fully applied: advance the checkpoint (last), and release the lease if asked."""
+        values: dict[str, Any] = {":me": owner, ":run": run, ":now": now_ms, ":stats": dict(statistics)}
+        expression = "SET last_completed_run = :run, last_completed_at = :now, last_statistics = :stats"
+        if checkpoint:
+            expression += ", #checkpoint = :checkpoint"
+            values[":checkpoint"] = checkpoint
+        expression += " REMOVE pending_run, pending_record" + (", lease_owner, lease_until" if release else "")
+        return self._update_state(expression, "lease_owner = :me AND pending_run = :run", values,
+                                  names={"#checkpoint": "checkpoint"} if checkpoint else None) is not None
+
+    def release(self, owner: str, checkpoint: str | None = None) -> bool:
+        values: dict[str, Any] = {":me": owner}
+        expression = "REMOVE lease_owner, lease_until"
+        names = None
+        if checkpoint:
+            expression = "SET #checkpoint = :checkpoint " + expression
+            values[":checkpoint"] = checkpoint
+            names = {"#checkpoint": "checkpoint"}
+        return self._update_state(expression, "lease_owner = :me", values, names=names) is not None
+
+    def processed_objects(self, hour: str) -> set[str]:
+        """Keys of the log objects of one hour partition already processed (a Query)."""
+        return {item["sk"] for item in query_all(
+            self._dynamodb, TableName=self.table, KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": f"objects#{hour}"}}, ProjectionExpression="sk",
+            ConsistentRead=True)}
+
+    def mark_processed(self, objects: Iterable[tuple[str, str]], run: int, expires_at_epoch: int) -> int:
+        """Remember (hour, key) objects as processed by `run` (idempotent puts, 25 a request)."""
+        return batch_write(self._dynamodb, self.table, (
+            {"pk": f"objects#{hour}", "sk": key, "run": run, "expires_at_epoch": expires_at_epoch}
+            for hour, key in objects))

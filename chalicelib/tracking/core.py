@@ -1,0 +1,542 @@
+"""The pure core of the tracking workflow: log bytes in, verified hits and aggregates out.
+
+No AWS, no clock, no randomness, no settings: the same inputs always give the
+same outputs. The tracking workflow (workflow.py) feeds it and stores what it
+returns; the native layer reimplements exactly this contract in Rust, and
+this module stays the reference. Everything below is normative.
+
+Two functions, and `process_log` (both, for one log with no prior state)
+=========================================================================
+
+    parse_log(data: bytes, keys: Mapping[int, bytes]) -> ParsedLog
+    aggregate(new_hits: Sequence[Hit], prior: Mapping[(delivery_id, log_id), Sequence[Hit]],
+              max_hits_per_recipient: int = 500) -> Aggregates
+    process_log(data, keys) -> (ParsedLog, Aggregates)   == aggregate(parse_log(data, keys).hits, {})
+
+`keys` is the link-signing key ring: key id -> secret (chalicelib.keyring).
+
+parse_log: one redirection-log object
+-------------------------------------
+1. Object. If `data` starts with the gzip magic bytes 1F 8B it is gzip: one
+   or more members decoded one after the other; NUL bytes between or after
+   members are skipped; any other trailing bytes, a bad header, a CRC or
+   length mismatch, or a truncated member make the whole object one
+   rejection `bad_gzip` (no lines are read from it). Otherwise the bytes are
+   the text itself. A text (decoded) longer than MAX_OBJECT_BYTES (256 MiB)
+   is one rejection `object_too_large`. In both cases `lines` is 0 and the
+   rejection's line number is 0 with the object's bytes as its data.
+2. Lines. The text is split on LF (0x0A). A final piece without LF is a line
+   too (a missing final newline); nothing is read across lines, and records
+   concatenated without a newline are not separated (they fail as
+   `not_json`). One CR (0x0D) at the end of a line is removed (CRLF). A line
+   made only of spaces, tabs and CRs (or empty) is blank: skipped, neither
+   counted nor rejected. Line numbers count every LF-separated piece, from 1.
+   `lines` is the number of non-blank lines.
+3. Records. Each non-blank line is either one verified hit or one rejection
+   with the FIRST reason that applies, in this order:
+     line_too_long          more than MAX_LINE_BYTES (16 KiB) bytes (after the CR is removed)
+     not_utf8               not valid UTF-8 (strict: no surrogates, no overlong forms)
+     not_json               not one RFC 8259 JSON text; also: a duplicate key in any object,
+                            NaN/Infinity, a number that overflows a double, a string holding
+                            an unpaired surrogate escape (\\ud800), nesting deeper than
+                            MAX_JSON_DEPTH (32) arrays/objects (the top level is depth 1)
+     not_object             the JSON text is not an object
+     bad_version            "v" is missing or is not the integer 1
+     bad_field              a field is missing or wrong; checked in this order, the first
+                            wrong one is the rejection's `field`:
+                              hit_id      string of exactly 32 characters [0-9a-f]
+                              ts          integer, 0 <= ts <= 2**53-1 (ms since the epoch)
+                              kind        one of "click", "open", "optout", "mirror"
+                              delivery_id string of exactly 16 characters [0-9a-f]
+                              log_id      integer, 0 <= log_id <= 2**53-1
+                              url_id      integer, 0 <= url_id <= 2**53-1
+                              token       string
+                              p           string
+                              ua          string
+                              ip          string of at most 64 UTF-8 bytes
+                            "integer" means a JSON number written without fraction or
+                            exponent (1.0 and 1e3 are not integers; true is not 1).
+                            Other fields (request_id, ...) are ignored.
+     token_malformed        chalicelib.tokens.verify(token, keys, p) raises InvalidToken
+     token_unknown_key        with reason "malformed" / "unknown_key" / "bad_signature"
+     token_bad_signature      (the signature covers `p`, so altered parameters land here)
+     token_kind_mismatch    the token's kind cannot produce the record's kind:
+                              click token (/r)  -> click, optout or mirror (a link's URL type)
+                              open token (/o)   -> open
+                              optout token (/u) -> optout
+                              mirror token (/m) -> mirror
+     token_claims_mismatch  the token's delivery_id, log_id or url_id differs from the record's
+4. Hit. A verified record becomes a Hit(hit_id, ts, kind, delivery_id,
+   log_id, url_id, ua, ip) where `ua` is cut to at most MAX_UA_BYTES (512)
+   UTF-8 bytes at a character boundary (a partial trailing character is
+   dropped). A hit whose hit_id equals an earlier hit's in the same object is
+   a duplicate: counted in `duplicates`, not kept, not a rejection.
+5. ParsedLog(lines, hits, rejected, duplicates, rejections):
+   hits in line order; rejected = {reason: count} for reasons with a count,
+   in the order of REASONS; rejections = one Rejection(line, reason, field,
+   data) per rejected line in line order (field is None except for
+   bad_field; data is the line's bytes, CR removed). Invariant:
+   lines == len(hits) + duplicates + sum(rejected.values()) (object-level
+   rejections aside, where lines == 0).
+
+aggregate: hits of a run merged with what was stored before
+-----------------------------------------------------------
+A recipient is (delivery_id, log_id). `prior[recipient]` is that recipient's
+stored hits (unique hit ids, any order). The result depends only on the set
+of hits, never on how they were split into objects or runs: feeding hits in
+several batches, each with the previous batch's stored hits as prior, gives
+the same final hits and the same summed deltas as one batch (tested with
+hypothesis). That is what makes retries and backlogs safe to count.
+1. `new_hits` are deduplicated by hit_id, first occurrence wins (duplicates
+   counted), then grouped by recipient.
+2. For each recipient (ascending (delivery_id, log_id)): new hits whose
+   hit_id is already in prior are duplicates. merged = prior + the rest,
+   sorted by (ts, hit_id); kept = the first `max_hits_per_recipient` of
+   merged (a recipient's stored history is bounded; what falls off is
+   counted in `over_limit` = max(0, len(merged) - max) - max(0, len(prior) - max)).
+   If kept equals the sorted prior, the recipient is unchanged and omitted.
+3. A recipient's contribution, over its hits sorted by (ts, hit_id):
+     the 1-minute rule: an open hit is counted when it comes at least
+       OPEN_DEDUP_MS (60,000 ms) after the previous COUNTED open of that
+       recipient (the first open is counted); other opens are dropped from
+       counts (they stay in the stored hits);
+     indicators (each an integer):
+       hits              number of stored hits
+       opens_unique      1 if the recipient has any hit (a click implies an open)
+       opens_total       counted opens
+       clicks_unique     1 if any hit of kind click
+       clicks_total      hits of kind click
+       persons_clicking  distinct (ua, ip) pairs among click hits (our requester id)
+       optouts           1 if any hit of kind optout (once per recipient)
+       mirror_views      hits of kind mirror
+     urls[url_id]:   total = counted opens (kind open) or hits (other kinds) on the URL,
+                     unique = 1 if total > 0
+     buckets[start]: start = ts - ts % BUCKET_MS (300,000 ms, Campaign's consolidation
+                     period); opens = counted opens, clicks = click hits in the window
+     user_agents[ua]: opens = counted opens, clicks = click hits with that user agent
+4. delta = contribution(kept) - contribution(sorted prior), summed per
+   delivery. Zero entries are dropped; a delivery with no non-zero entry is
+   omitted.
+5. Aggregates(recipients, deliveries, duplicates, over_limit):
+   recipients: one RecipientUpdate(delivery_id, log_id, hits=kept sorted by
+   (ts, hit_id), added=new hits in kept, over_limit) per changed recipient,
+   ascending (delivery_id, log_id); deliveries: one DeliveryDelta per
+   delivery, ascending delivery_id, whose mappings are sorted by key.
+
+User agents are counted by their raw string here; classifying them (OS,
+device, browser, mail client) is the workflow's job (useragents.py), once
+per distinct string.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from chalicelib import tokens
+
+GZIP_MAGIC = b"\x1f\x8b"
+MAX_OBJECT_BYTES = 256 * 1024 * 1024
+MAX_LINE_BYTES = 16 * 1024
+MAX_JSON_DEPTH = 32
+MAX_UA_BYTES = 512
+MAX_IP_BYTES = 64
+MAX_SAFE_INTEGER = 2**53 - 1
+OPEN_DEDUP_MS = 60_000
+BUCKET_MS = 300_000
+MAX_HITS_PER_RECIPIENT = 500
+FORMAT_VERSION = 1
+
+KINDS = ("click", "open", "optout", "mirror")
+RECORD_KINDS_BY_TOKEN_KIND: dict[int, frozenset[str]] = {
+    tokens.KIND_CLICK: frozenset({"click", "optout", "mirror"}),
+    tokens.KIND_OPEN: frozenset({"open"}),
+    tokens.KIND_OPTOUT: frozenset({"optout"}),
+    tokens.KIND_MIRROR: frozenset({"mirror"}),
+}
+REASONS = (
+    "object_too_large", "bad_gzip", "line_too_long", "not_utf8", "not_json", "not_object", "bad_version",
+    "bad_field", "token_malformed", "token_unknown_key", "token_bad_signature", "token_kind_mismatch",
+    "token_claims_mismatch",
+)
+INDICATORS = ("hits", "opens_unique", "opens_total", "clicks_unique", "clicks_total", "persons_clicking",
+              "optouts", "mirror_views")
+_HEX = frozenset("0123456789abcdef")
+_BLANK = b" \t\r"
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    hit_id: str
+    ts: int
+    kind: str
+    delivery_id: str
+    log_id: int
+    url_id: int
+    ua: str
+    ip: str
+
+    @property
+    def recipient(self) -> tuple[str, int]:
+        return (self.delivery_id, self.log_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    line: int
+    reason: str
+    field: str | None
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ParsedLog:
+    lines: int
+    hits: tuple[Hit, ...]
+    rejected: dict[str, int]
+    duplicates: int
+    rejections: tuple[Rejection, ...]
+
+
+@dataclass(frozen=True)
+class RecipientUpdate:
+    delivery_id: str
+    log_id: int
+    hits: tuple[Hit, ...]
+    added: int
+    over_limit: int
+
+
+@dataclass(frozen=True)
+class DeliveryDelta:
+    delivery_id: str
+    indicators: dict[str, int] = field(default_factory=dict)
+    urls: dict[int, dict[str, int]] = field(default_factory=dict)
+    buckets: dict[int, dict[str, int]] = field(default_factory=dict)
+    user_agents: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Aggregates:
+    recipients: tuple[RecipientUpdate, ...]
+    deliveries: tuple[DeliveryDelta, ...]
+    duplicates: int
+    over_limit: int
+
+
+class _Rejected(Exception):
+    def __init__(self, reason: str, field_name: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field_name
+
+
+# --------------------------------------------------------------------------- parsing
+
+def parse_log(data: bytes, keys: Mapping[int, bytes]) -> ParsedLog:
+    """Every line of one redirection-log object: verified hits, or rejections by reason."""
+    try:
+        text = _decode_object(bytes(data))
+    except _Rejected as rejected:
+        return ParsedLog(0, (), {rejected.reason: 1}, 0, (Rejection(0, rejected.reason, None, bytes(data)),))
+    pieces = text.split(b"\n")
+    if pieces and pieces[-1] == b"":
+        pieces.pop()
+    hits: list[Hit] = []
+    seen: set[str] = set()
+    counts: dict[str, int] = {}
+    rejections: list[Rejection] = []
+    lines = duplicates = 0
+    for number, line in enumerate(pieces, start=1):
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line.strip(_BLANK):
+            continue
+        lines += 1
+        try:
+            hit = _verified_hit(line, keys)
+        except _Rejected as rejected:
+            counts[rejected.reason] = counts.get(rejected.reason, 0) + 1
+            rejections.append(Rejection(number, rejected.reason, rejected.field, line))
+            continue
+        if hit.hit_id in seen:
+            duplicates += 1
+            continue
+        seen.add(hit.hit_id)
+        hits.append(hit)
+    rejected = {reason: counts[reason] for reason in REASONS if reason in counts}
+    return ParsedLog(lines, tuple(hits), rejected, duplicates, tuple(rejections))
+
+
+def _decode_object(data: bytes) -> bytes:
+    if data[:2] == GZIP_MAGIC:
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+                text = stream.read(MAX_OBJECT_BYTES + 1)
+        except (OSError, EOFError, zlib.error):
+            raise _Rejected("bad_gzip") from None
+    else:
+        text = data
+    if len(text) > MAX_OBJECT_BYTES:
+        raise _Rejected("object_too_large")
+    return text
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise ValueError("duplicate key")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")
+    return value
+
+
+def _well_formed(value: Any) -> bool:
+    """Depth at most MAX_JSON_DEPTH and every string (keys too) valid Unicode."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not _is_unicode(item):
+                return False
+        elif isinstance(item, dict):
+            if depth > MAX_JSON_DEPTH:
+                return False
+            for key, member in item.items():
+                if not _is_unicode(key):
+                    return False
+                stack.append((member, depth + 1))
+        elif isinstance(item, list):
+            if depth > MAX_JSON_DEPTH:
+                return False
+            stack.extend((member, depth + 1) for member in item)
+    return True
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate escape such as "\ud800"
+        return False
+    return True
+
+
+def _is_integer(value: Any, high: int = MAX_SAFE_INTEGER) -> bool:
+    return type(value) is int and 0 <= value <= high
+
+
+def _is_hex(value: Any, length: int) -> bool:
+    return isinstance(value, str) and len(value) == length and set(value) <= _HEX
+
+
+def _check_fields(record: dict[str, Any]) -> None:
+    checks = (
+        ("hit_id", lambda value: _is_hex(value, 32)),
+        ("ts", _is_integer),
+        ("kind", lambda value: isinstance(value, str) and value in KINDS),
+        ("delivery_id", lambda value: _is_hex(value, 16)),
+        ("log_id", _is_integer),
+        ("url_id", _is_integer),
+        ("token", lambda value: isinstance(value, str)),
+        ("p", lambda value: isinstance(value, str)),
+        ("ua", lambda value: isinstance(value, str)),
+        ("ip", lambda value: isinstance(value, str) and len(value.encode("utf-8")) <= MAX_IP_BYTES),
+    )
+    for name, check in checks:
+        if name not in record or not check(record[name]):
+            raise _Rejected("bad_field", name)
+
+
+def cut_user_agent(ua: str) -> str:
+    """At most MAX_UA_BYTES UTF-8 bytes, cut at a character boundary."""
+    raw = ua.encode("utf-8")
+    if len(raw) <= MAX_UA_BYTES:
+        return ua
+    return raw[:MAX_UA_BYTES].decode("utf-8", "ignore")
+
+
+def _verified_hit(line: bytes, keys: Mapping[int, bytes]) -> Hit:
+    if len(line) > MAX_LINE_BYTES:
+        raise _Rejected("line_too_long")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Rejected("not_utf8") from None
+    try:
+        record = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_reject_constant,
+                            parse_float=_finite_float)
+    except (ValueError, RecursionError):
+        raise _Rejected("not_json") from None
+    if not _well_formed(record):
+        raise _Rejected("not_json")
+    if not isinstance(record, dict):
+        raise _Rejected("not_object")
+    if not (_is_integer(record.get("v")) and record["v"] == FORMAT_VERSION):
+        raise _Rejected("bad_version")
+    _check_fields(record)
+    try:
+        claims = tokens.verify(record["token"], keys, record["p"])
+    except tokens.InvalidToken as error:
+        raise _Rejected(f"token_{error.reason}") from None
+    if record["kind"] not in RECORD_KINDS_BY_TOKEN_KIND.get(claims.kind, frozenset()):
+        raise _Rejected("token_kind_mismatch")
+    if (claims.delivery_id, claims.log_id, claims.url_id) != (record["delivery_id"], record["log_id"],
+                                                              record["url_id"]):
+        raise _Rejected("token_claims_mismatch")
+    return Hit(record["hit_id"], record["ts"], record["kind"], record["delivery_id"], record["log_id"],
+               record["url_id"], cut_user_agent(record["ua"]), record["ip"])
+
+
+# --------------------------------------------------------------------------- aggregating
+
+def hit_order(hit: Hit) -> tuple[int, str]:
+    return (hit.ts, hit.hit_id)
+
+
+def counted_open_ids(hits: Sequence[Hit]) -> frozenset[str]:
+    """The hit ids of the opens the 1-minute rule counts, for one recipient's hits."""
+    counted: set[str] = set()
+    last: int | None = None
+    for hit in sorted(hits, key=hit_order):
+        if hit.kind != "open":
+            continue
+        if last is None or hit.ts - last >= OPEN_DEDUP_MS:
+            counted.add(hit.hit_id)
+            last = hit.ts
+    return frozenset(counted)
+
+
+Counters = dict[tuple[Any, ...], int]
+
+
+def contribution(hits: Sequence[Hit]) -> Counters:
+    """One recipient's share of every counter, keyed ("ind", name) / ("url", id, total|unique) /
+    ("bucket", start, opens|clicks) / ("ua", ua, opens|clicks)."""
+    counters: Counters = defaultdict(int)
+    if not hits:
+        return counters
+    ordered = sorted(hits, key=hit_order)
+    counted = counted_open_ids(ordered)
+    counters[("ind", "hits")] = len(ordered)
+    counters[("ind", "opens_unique")] = 1
+    requesters: set[tuple[str, str]] = set()
+    urls: set[int] = set()
+    for hit in ordered:
+        bucket = hit.ts - hit.ts % BUCKET_MS
+        if hit.kind == "open":
+            if hit.hit_id not in counted:
+                continue
+            counters[("ind", "opens_total")] += 1
+            counters[("bucket", bucket, "opens")] += 1
+            counters[("ua", hit.ua, "opens")] += 1
+        elif hit.kind == "click":
+            counters[("ind", "clicks_total")] += 1
+            counters[("ind", "clicks_unique")] = 1
+            counters[("bucket", bucket, "clicks")] += 1
+            counters[("ua", hit.ua, "clicks")] += 1
+            requesters.add((hit.ua, hit.ip))
+        elif hit.kind == "optout":
+            counters[("ind", "optouts")] = 1
+        elif hit.kind == "mirror":
+            counters[("ind", "mirror_views")] += 1
+        counters[("url", hit.url_id, "total")] += 1
+        urls.add(hit.url_id)
+    for url_id in urls:
+        counters[("url", url_id, "unique")] = 1
+    if requesters:
+        counters[("ind", "persons_clicking")] = len(requesters)
+    return counters
+
+
+def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[Hit]] | None = None,
+              max_hits_per_recipient: int = MAX_HITS_PER_RECIPIENT) -> Aggregates:
+    """Merge a run's hits into the recipients' stored hits; the counters' deltas per delivery."""
+    prior = prior or {}
+    seen: set[str] = set()
+    groups: dict[tuple[str, int], list[Hit]] = {}
+    duplicates = 0
+    for hit in new_hits:
+        if hit.hit_id in seen:
+            duplicates += 1
+            continue
+        seen.add(hit.hit_id)
+        groups.setdefault(hit.recipient, []).append(hit)
+
+    recipients: list[RecipientUpdate] = []
+    totals: dict[str, Counters] = {}
+    over_limit = 0
+    for key in sorted(groups):
+        before = sorted(prior.get(key, ()), key=hit_order)
+        known = {hit.hit_id for hit in before}
+        fresh = [hit for hit in groups[key] if hit.hit_id not in known]
+        duplicates += len(groups[key]) - len(fresh)
+        if not fresh:
+            continue
+        merged = sorted(before + fresh, key=hit_order)
+        kept = merged[:max_hits_per_recipient]
+        dropped = max(0, len(merged) - max_hits_per_recipient) - max(0, len(before) - max_hits_per_recipient)
+        over_limit += dropped
+        if kept == before:
+            continue
+        fresh_ids = {hit.hit_id for hit in fresh}
+        added = sum(1 for hit in kept if hit.hit_id in fresh_ids)
+        recipients.append(RecipientUpdate(key[0], key[1], tuple(kept), added, dropped))
+        delivery = totals.setdefault(key[0], defaultdict(int))
+        for name, value in contribution(kept).items():
+            delivery[name] += value
+        for name, value in contribution(before).items():
+            delivery[name] -= value
+
+    deliveries = []
+    for delivery_id in sorted(totals):
+        delta = _delivery_delta(delivery_id, totals[delivery_id])
+        if delta is not None:
+            deliveries.append(delta)
+    return Aggregates(tuple(recipients), tuple(deliveries), duplicates, over_limit)
+
+
+def _delivery_delta(delivery_id: str, counters: Counters) -> DeliveryDelta | None:
+    indicators: dict[str, int] = {}
+    urls: dict[int, dict[str, int]] = {}
+    buckets: dict[int, dict[str, int]] = {}
+    user_agents: dict[str, dict[str, int]] = {}
+    for key in sorted(counters, key=_counter_sort_key):
+        value = counters[key]
+        if value == 0:
+            continue
+        if key[0] == "ind":
+            indicators[key[1]] = value
+        elif key[0] == "url":
+            urls.setdefault(key[1], {})[key[2]] = value
+        elif key[0] == "bucket":
+            buckets.setdefault(key[1], {})[key[2]] = value
+        else:
+            user_agents.setdefault(key[1], {})[key[2]] = value
+    if not (indicators or urls or buckets or user_agents):
+        return None
+    indicators = {name: indicators[name] for name in INDICATORS if name in indicators}
+    return DeliveryDelta(delivery_id, indicators, urls, buckets, user_agents)
+
+
+def _counter_sort_key(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    return (key[0], key[1], key[2] if len(key) > 2 else "")
+
+
+def process_log(data: bytes, keys: Mapping[int, bytes]) -> tuple[ParsedLog, Aggregates]:
+    """One log on its own: its verified hits and their aggregates (no prior state)."""
+    parsed = parse_log(data, keys)
+    return parsed, aggregate(parsed.hits, {})

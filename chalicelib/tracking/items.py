@@ -1,0 +1,64 @@
+"""A recipient's tracking item: their hits for one delivery, compactly, and back.
+
+One item per (delivery, log id) rather than per hit keeps a run's writes to
+one per touched recipient. Hits are stored as tab-separated strings, with
+user agents and IPs each stored once per item and referred to by index:
+
+    hits = ["<hit_id>\\t<ts>\\t<kind>\\t<url_id>\\t<ua index>\\t<ip index>", ...]  sorted by (ts, hit_id)
+    uas  = ["Mozilla/5.0 ...", ...]
+    ips  = ["203.0.113.0", ...]
+
+With at most 500 hits and 512-byte user agents an item stays well under
+DynamoDB's 400 KB.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from chalicelib.tracking.core import Hit, hit_order
+
+DAY_SECONDS = 86_400
+
+
+def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipient_id: str | None, now_ms: int,
+                     retention_days: int) -> dict[str, Any]:
+    """The tracking item of one recipient (without `last_run`, which the data layer adds)."""
+    ordered = sorted(hits, key=hit_order)
+    uas: dict[str, int] = {}
+    ips: dict[str, int] = {}
+    lines = []
+    for hit in ordered:
+        ua_index = uas.setdefault(hit.ua, len(uas))
+        ip_index = ips.setdefault(hit.ip, len(ips))
+        lines.append(f"{hit.hit_id}\t{hit.ts}\t{hit.kind}\t{hit.url_id}\t{ua_index}\t{ip_index}")
+    last_hit_at = ordered[-1].ts if ordered else 0
+    item: dict[str, Any] = {
+        "delivery_id": delivery_id,
+        "log_id": log_id,
+        "hits": lines,
+        "uas": list(uas),
+        "ips": list(ips),
+        "hit_count": len(ordered),
+        "first_hit_at": ordered[0].ts if ordered else 0,
+        "last_hit_at": last_hit_at,
+        "updated_at": now_ms,
+        "expires_at_epoch": max(last_hit_at, now_ms) // 1000 + retention_days * DAY_SECONDS,
+    }
+    if recipient_id:
+        item["recipient_id"] = recipient_id
+    return item
+
+
+def decode_hits(item: Mapping[str, Any]) -> tuple[Hit, ...]:
+    """The hits of a stored tracking item."""
+    uas = list(item.get("uas") or [])
+    ips = list(item.get("ips") or [])
+    delivery_id = str(item["delivery_id"])
+    log_id = int(item["log_id"])
+    hits = []
+    for line in item.get("hits") or []:
+        hit_id, ts, kind, url_id, ua_index, ip_index = str(line).split("\t")
+        hits.append(Hit(hit_id, int(ts), kind, delivery_id, log_id, int(url_id), uas[int(ua_index)],
+                        ips[int(ip_index)]))
+    return tuple(hits)
