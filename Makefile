@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv run test test-unit test-e2e bench clean
+.PHONY: venv run test test-unit test-e2e bench package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,19 @@ test-e2e: venv
 ## bench: speed and write-volume figures (benchmarks/), never asserted in tests
 bench: venv
 	$(BIN)/python -m benchmarks
+
+## package: out/$(STAGE)/ - the merged CloudFormation template, code and layer for ARCH; cfn-lint checked
+STAGE ?= dev
+ARCH  ?= x86_64
+package: venv
+	$(BIN)/python -m infra.package --stage $(STAGE) --arch $(ARCH)
+
+## deploy: upload out/$(STAGE)/ to BUCKET and create/update the stack sendtrail-$(STAGE) in REGION
+##   e.g. make deploy STAGE=prod REGION=eu-west-1 BUCKET=my-artifacts PARAMS="AlertEmail=ops@example.com"
+deploy: package
+	@test -n "$(BUCKET)" -a -n "$(REGION)" || { echo "make deploy needs BUCKET=<artifact bucket> REGION=<region>"; exit 2; }
+	$(BIN)/python -m infra.deploy --stage $(STAGE) --region $(REGION) --bucket $(BUCKET) \
+		$(foreach parameter,$(PARAMS),--parameter $(parameter))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .local-state out

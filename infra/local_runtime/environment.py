@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import sys
 import secrets
 from typing import Mapping
 
@@ -57,3 +58,5 @@ def forget_cached_configuration() -> None:
     keyring._parse.cache_clear()  # noqa: SLF001 - the parse cache is keyed by text; cleared for isolation
     aws.reset_clients()
     endpoints.link_tables.clear()
+    if "aws_lambda_powertools.utilities.parameters" in sys.modules:  # the key ring read from SSM
+        sys.modules["aws_lambda_powertools.utilities.parameters"].clear_caches()

@@ -58,6 +58,25 @@ class ProvisionedStack:
                                  region=self.region, account_id=ACCOUNT_ID)
 
 
+def local_resources(template: Mapping[str, Any]) -> dict[str, Any]:
+    """The template's resources that exist locally.
+
+    Left out: overrides of resources Chalice generates (entries without a
+    Type) and resources that refer to one (e.g. a function's log group
+    retention or its async invocation config), which only a deployment has.
+    """
+    local = {logical: spec for logical, spec in template.get("Resources", {}).items() if "Type" in spec}
+    known = set(local) | set(template.get("Parameters", {}))
+    while True:
+        deployment_only = {logical for logical, spec in local.items()
+                           if any(not name.startswith("AWS::") and name not in known for name in references(spec))}
+        if not deployment_only:
+            return local
+        for logical in deployment_only:
+            del local[logical]
+        known -= deployment_only
+
+
 def _moto_cloudformation_types() -> set[str]:
     from moto.cloudformation.parsing import get_model_map
 
@@ -74,7 +93,7 @@ def provision(
     template = template or load_template()
     values = parameter_values(template, {"Stage": stage, **(parameters or {})})
     region = session.region_name or "us-east-1"
-    resources = {logical: spec for logical, spec in template.get("Resources", {}).items() if "Type" in spec}
+    resources = local_resources(template)
 
     supported = _moto_cloudformation_types()
     in_stack = {logical: spec for logical, spec in resources.items() if spec["Type"] in supported}
@@ -154,6 +173,8 @@ def _known_attributes(resource_type: str, physical_id: str, region: str) -> dict
         return {"Arn": arn.format(service="sqs", resource=name), "QueueName": name, "QueueUrl": physical_id}
     if resource_type == "AWS::SNS::Topic":
         return {"TopicArn": physical_id, "TopicName": physical_id.rsplit(":", 1)[-1]}
+    if resource_type == "AWS::Logs::LogGroup":
+        return {"Arn": arn.format(service="logs", resource=f"log-group:{physical_id}:*")}
     if resource_type == "AWS::IAM::Role":
         return {"Arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{physical_id}"}
     return {}
@@ -240,29 +261,31 @@ def _firehose_delivery_stream(session: boto3.session.Session, logical_id: str,
     return CreatedResource(ref=name, attributes={"Arn": arn})
 
 
+def references(value: Any) -> set[str]:
+    """The logical ids (and parameters) a template value refers to."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                found.add(item[0])
+            elif key == "Fn::Sub":
+                text = item[0] if isinstance(item, list) else item
+                found.update(name.split(".")[0] for name in IntrinsicResolver._SUB_VARIABLE.findall(text))
+                found |= references(item)
+            else:
+                found |= references(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    return found
+
+
 def _in_dependency_order(resources: Mapping[str, Any]) -> list[tuple[str, Any]]:
     """Template order, except that a resource comes after those it references."""
     ordered: list[tuple[str, Any]] = []
     placed: set[str] = set()
-
-    def references(value: Any) -> set[str]:
-        found: set[str] = set()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if key == "Ref" and isinstance(item, str):
-                    found.add(item)
-                elif key == "Fn::GetAtt":
-                    found.add(item[0])
-                elif key == "Fn::Sub":
-                    text = item[0] if isinstance(item, list) else item
-                    found.update(name.split(".")[0] for name in IntrinsicResolver._SUB_VARIABLE.findall(text))
-                    found |= references(item)
-                else:
-                    found |= references(item)
-        elif isinstance(value, list):
-            for item in value:
-                found |= references(item)
-        return found
 
     def place(logical: str, trail: tuple[str, ...] = ()) -> None:
         if logical in placed:
