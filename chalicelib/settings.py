@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     ip_address_mode: Literal["full", "truncated", "none"] = "truncated"
     default_validity_days: int = Field(default=30, ge=1, le=3650)
 
+    # The tracking workflow's ingestion: the native layer (Rust) or the Python reference
+    # (chalicelib/native.py): auto = native when it imports, on = native or fail, off = Python.
+    native: Literal["auto", "on", "off"] = "auto"
+
     # Limits on what a delivery may carry (DynamoDB items stop at 400 KB).
     max_html_bytes: int = 200_000
     max_recipients_per_request: int = 50_000
