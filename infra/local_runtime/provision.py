@@ -5,7 +5,8 @@ stack, from the template's own properties. The others are created through
 boto3 by a handler registered for their type, from the same resolved
 properties, and properties moto's CloudFormation ignores are applied through
 boto3 afterwards. Resources without a Type are overrides of what Chalice
-generates (e.g. RestAPI) and have no local counterpart.
+generates (e.g. RestAPI) and have no local counterpart; so have the types
+in NO_LOCAL_COUNTERPART, skipped for the reason given there.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ class CreatedResource:
     ref: str
     attributes: dict[str, str] = field(default_factory=dict)
 
+
+# Resource types the local stack does not create, and why.
+NO_LOCAL_COUNTERPART = {
+    # The native layer: locally, functions run in-process and import
+    # sendtrail_native from the virtualenv (`make native`), so a layer would
+    # have nothing to attach to (and its zip is only there after `make layer`).
+    "AWS::Serverless::LayerVersion": "functions run in-process with the native module from the virtualenv",
+}
 
 ResourceHandler = Callable[[boto3.session.Session, str, dict[str, Any]], CreatedResource]
 _HANDLERS: dict[str, ResourceHandler] = {}
@@ -74,7 +83,8 @@ def provision(
     template = template or load_template()
     values = parameter_values(template, {"Stage": stage, **(parameters or {})})
     region = session.region_name or "us-east-1"
-    resources = {logical: spec for logical, spec in template.get("Resources", {}).items() if "Type" in spec}
+    resources = {logical: spec for logical, spec in template.get("Resources", {}).items()
+                 if "Type" in spec and spec["Type"] not in NO_LOCAL_COUNTERPART}
 
     supported = _moto_cloudformation_types()
     in_stack = {logical: spec for logical, spec in resources.items() if spec["Type"] in supported}

@@ -15,7 +15,9 @@
 #
 # The committed seeds (fuzz/seeds/TARGET) are read, never written; what the
 # fuzzer learns goes to target/fuzz/corpus/TARGET (kept between runs), and a
-# crashing input to target/fuzz/artifacts/TARGET/, printed with how to replay it.
+# crashing input to target/fuzz/artifacts/TARGET/ (replay: the binary with the
+# artifact as its argument). With FUZZ_LOG set, the output goes to that file
+# and only a summary is printed.
 set -eu
 target=$1
 seconds=$2
@@ -34,6 +36,18 @@ binary="$native/target/fuzz/$host/release/$target"
 corpus="$native/target/fuzz/corpus/$target"
 artifacts="$native/target/fuzz/artifacts/$target"
 mkdir -p "$corpus" "$artifacts"
-echo "fuzz $target: ${seconds}s (seeds: fuzz/seeds/$target, corpus: $corpus)"
-exec "$binary" "$corpus" "$here/seeds/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+echo "fuzz $target: ${seconds}s (seeds: native/fuzz/seeds/$target, corpus: $corpus)"
+set -- "$binary" "$corpus" "$here/seeds/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -max_len=4096 -print_final_stats=1 -artifact_prefix="$artifacts/"
+if [ -z "${FUZZ_LOG:-}" ]; then
+    exec "$@"
+fi
+# Quiet mode (make test): the whole output to $FUZZ_LOG, a summary here, the log's end on failure.
+if "$@" >"$FUZZ_LOG" 2>&1; then
+    grep -E '^Done [0-9]+ runs|stat::(number_of_executed_units|new_units_added)' "$FUZZ_LOG" | sed 's/^/  /'
+else
+    status=$?
+    tail -n 60 "$FUZZ_LOG"
+    echo "fuzz $target FAILED (exit $status); full log: $FUZZ_LOG; replay: $binary <artifact>" >&2
+    exit "$status"
+fi
