@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 NATIVE_STAMP := $(VENV)/.native-built
-NATIVE_SOURCES := $(shell find native/src -name '*.rs') native/Cargo.toml native/Cargo.lock native/pyproject.toml
+NATIVE_SOURCES := $(shell find native/src -name '*.rs') native/Cargo.toml native/Cargo.lock native/pyproject.toml native/sendtrail_native.pyi
 FUZZ_SOURCES := $(NATIVE_SOURCES) $(shell find native/fuzz/fuzz_targets -name '*.rs') native/fuzz/Cargo.toml
 # make test: each fuzz target this long; make fuzz: this long.
 FUZZ_BRIEF_SECONDS ?= 5

@@ -10,7 +10,11 @@
 //! `args[0]`) is `malformed`, `unknown_key` or `bad_signature`, decided by
 //! the same checks in the same order as `chalicelib.tokens.verify`. `keys`
 //! is any mapping with `.get(key_id)` (looked up once, for the token's key
-//! id only, as Python does) whose values are bytes. `chalicelib/native.py`
+//! id only, as Python does) whose values are bytes. Arguments of other
+//! types behave as in Python too (a falsy token is `malformed`, bytes tokens
+//! are `malformed` or a TypeError, non-str params matter only once the key
+//! is found), with one documented difference: `params=None` counts as "" here
+//! (Python fails on it), which `chalicelib/native.py` never passes. `chalicelib/native.py`
 //! turns the tuple into `TokenClaims` and the exception into
 //! `chalicelib.tokens.InvalidToken`, so callers see one API whichever
 //! implementation runs.
