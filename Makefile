@@ -1,15 +1,25 @@
 # sendtrail: `make run` (local stack + demo on the embedded AWS) and `make test`.
-# Both install what they need first: the virtualenv and its pinned packages.
+# Both install what they need first: the virtualenv, its pinned packages and
+# the native module (Rust, built into the virtualenv by maturin).
 
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
+NATIVE_STAMP := $(VENV)/.native-built
+NATIVE_SOURCES := $(shell find native/src -name '*.rs') native/Cargo.toml native/Cargo.lock native/pyproject.toml native/sendtrail_native.pyi
+FUZZ_SOURCES := $(NATIVE_SOURCES) $(shell find native/fuzz/fuzz_targets -name '*.rs') native/fuzz/Cargo.toml
+# make test: each fuzz target this long; make fuzz: this long.
+FUZZ_BRIEF_SECONDS ?= 5
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS := verify_token
+LAYER_ARCHITECTURES := x86_64 arm64
+LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(arch).zip)
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv run test test-unit test-e2e bench package deploy clean
+.PHONY: venv native run test test-unit test-e2e cargo-test fuzz fuzz-brief layer bench package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,28 +30,58 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 
 venv: $(STAMP)
 
+## native: the Rust module sendtrail_native, built (release) into the virtualenv; only when its sources changed
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
+	@command -v cargo >/dev/null || { echo "make: cargo not found; install Rust (rustup, stable) to build native/" >&2; exit 1; }
+	cd native && VIRTUAL_ENV=$(abspath $(VENV)) $(abspath $(BIN))/maturin develop --release --locked --quiet
+	touch $@
+
+native: $(NATIVE_STAMP)
+
 ## run: the local stack on 127.0.0.1:$(PORT) with the demo delivery, until Ctrl-C
-run: venv
+run: venv native
 	$(BIN)/sendtrail local up --port $(PORT)
 
-## test: every test (unit, integration, end to end)
-test: venv
-	$(BIN)/python -m pytest -q
+## test: every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip
+test: native cargo-test fuzz-brief
+	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q
 
-test-unit: venv
-	$(BIN)/python -m pytest -q tests/unit
+test-unit: native
+	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q tests/unit
 
 test-e2e: venv
 	$(BIN)/python -m pytest -q tests/e2e
 
-## bench: speed and write-volume figures (benchmarks/), never asserted in tests
-bench: venv
-	$(BIN)/python -m benchmarks
+## cargo-test: the crate's own tests (pure Rust, no Python) and a warning-free build of its Python face
+cargo-test:
+	cd native && cargo test --locked --quiet
+	cd native && cargo check --locked --quiet --features python
+
+## fuzz-brief / fuzz: the fuzz targets (libFuzzer on stable Rust, native/fuzz/run.sh), briefly or at length
+fuzz-brief: $(FUZZ_SOURCES)
+	@mkdir -p native/target/fuzz
+	@for target in $(FUZZ_TARGETS); do \
+	    FUZZ_LOG=native/target/fuzz/$$target.log native/fuzz/run.sh $$target $(FUZZ_BRIEF_SECONDS) || exit 1; \
+	done
+
+fuzz:
+	@for target in $(FUZZ_TARGETS); do native/fuzz/run.sh $$target $(FUZZ_SECONDS) || exit 1; done
+
+## layer: Lambda layer zips of the native module for x86_64 and arm64 (manylinux2014, abi3), checked
+out/layers/sendtrail-native-%.zip: $(STAMP) $(NATIVE_SOURCES) native/layer.py
+	$(BIN)/python native/layer.py build --arch $*
+
+layer: $(LAYERS)
+	$(BIN)/python native/layer.py check $(LAYERS)
+
+## bench: ingestion throughput and memory, hit path overhead, cold start (figures, not assertions)
+bench: native
+	$(BIN)/python -m bench
 
 ## package: out/$(STAGE)/ - the merged CloudFormation template, code and layer for ARCH; cfn-lint checked
 STAGE ?= dev
 ARCH  ?= x86_64
-package: venv
+package: venv layer
 	$(BIN)/python -m infra.package --stage $(STAGE) --arch $(ARCH)
 
 ## deploy: upload out/$(STAGE)/ to BUCKET and create/update the stack sendtrail-$(STAGE) in REGION
@@ -52,4 +92,4 @@ deploy: package
 		$(foreach parameter,$(PARAMS),--parameter $(parameter))
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .local-state out
+	rm -rf $(VENV) .pytest_cache .hypothesis .local-state out native/target

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     workflow_interval_seconds: float = Field(
         default=5.0, gt=0, description="local stack only: how often it runs the workflow (AWS: every minute)")
 
+    # The tracking workflow's ingestion: the native layer (Rust) or the Python reference
+    # (chalicelib/native.py): auto = native when it imports, on = native or fail, off = Python.
+    native: Literal["auto", "on", "off"] = "auto"
+
     # Limits on what a delivery may carry (DynamoDB items stop at 400 KB).
     max_html_bytes: int = 200_000
     max_recipients_per_request: int = 50_000

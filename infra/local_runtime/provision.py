@@ -27,6 +27,14 @@ class CreatedResource:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
+# Resource types the local stack does not create, and why.
+NO_LOCAL_COUNTERPART = {
+    # The native layer: locally, functions run in-process and import
+    # sendtrail_native from the virtualenv (`make native`), so a layer would
+    # have nothing to attach to (and its zip is only there after `make layer`).
+    "AWS::Serverless::LayerVersion": "functions run in-process with the native module from the virtualenv",
+}
+
 ResourceHandler = Callable[[boto3.session.Session, str, dict[str, Any]], CreatedResource]
 _HANDLERS: dict[str, ResourceHandler] = {}
 
@@ -62,10 +70,11 @@ def local_resources(template: Mapping[str, Any]) -> dict[str, Any]:
     """The template's resources that exist locally.
 
     Left out: overrides of resources Chalice generates (entries without a
-    Type) and resources that refer to one (e.g. a function's log group
+    Type), types in NO_LOCAL_COUNTERPART, and resources that refer to one (e.g. a function's log group
     retention or its async invocation config), which only a deployment has.
     """
-    local = {logical: spec for logical, spec in template.get("Resources", {}).items() if "Type" in spec}
+    local = {logical: spec for logical, spec in template.get("Resources", {}).items()
+             if "Type" in spec and spec["Type"] not in NO_LOCAL_COUNTERPART}
     known = set(local) | set(template.get("Parameters", {}))
     while True:
         deployment_only = {logical for logical, spec in local.items()

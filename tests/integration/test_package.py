@@ -61,8 +61,13 @@ def test_every_function_has_its_own_role_name_and_log_group(template: dict[str, 
 def test_a_package_is_for_one_stage_and_architecture(template: dict[str, Any]) -> None:
     assert (template["Parameters"]["Stage"]["Default"], template["Parameters"]["Stage"]["AllowedValues"]) == (
         "dev", ["dev"])
-    for spec in resources_of_type(template, "AWS::Serverless::Function").values():
+    assert template["Parameters"]["Architecture"]["AllowedValues"] == ["x86_64"]
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    for spec in functions.values():
         assert spec["Properties"]["Runtime"] == "python3.11"
+        assert spec["Properties"]["Architectures"] == [{"Ref": "Architecture"}]
+    # the native layer goes to the function that parses redirection logs, and only there
+    assert [logical for logical, spec in functions.items() if "Layers" in spec["Properties"]] == ["TrackingWorkflow"]
 
 
 def test_the_scheduled_workflow_is_not_retried_on_top_of_the_next_run(template: dict[str, Any]) -> None:
@@ -107,11 +112,18 @@ def test_unknown_stage_or_architecture_is_refused() -> None:
 def test_deploy_uploads_each_artifact_once_by_content(packaged: Path, tmp_path: Path, aws: None) -> None:
     directory = tmp_path / "dev"
     shutil.copytree(packaged.parent, directory)
+    layers = {spec["Properties"]["ContentUri"] for spec in
+              resources_of_type(yaml.safe_load(packaged.read_text()), "AWS::Serverless::LayerVersion").values()}
+    for layer in layers:  # `make layer` builds them; any bytes do for the upload
+        (directory / layer).write_bytes(f"layer {layer}".encode())
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="sendtrail-artifacts-test")
     rewritten = upload_artifacts(directory / "sam.yaml", "sendtrail-artifacts-test", "sendtrail-dev", s3)
     uris = {spec["Properties"]["CodeUri"] for spec in resources_of_type(rewritten, "AWS::Serverless::Function").values()}
     [uri] = uris
+    layer_uris = {spec["Properties"]["ContentUri"]
+                  for spec in resources_of_type(rewritten, "AWS::Serverless::LayerVersion").values()}
+    assert len(layer_uris) == len(layers) and all(u.startswith("s3://sendtrail-artifacts-test/") for u in layer_uris)
     assert uri.startswith("s3://sendtrail-artifacts-test/sendtrail-dev/") and uri.endswith(".zip")
     stored = s3.get_object(Bucket="sendtrail-artifacts-test", Key=uri.split("/", 3)[3])["Body"].read()
     assert stored == (directory / "deployment.zip").read_bytes()

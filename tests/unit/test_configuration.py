@@ -49,3 +49,53 @@ def test_resource_names_resolve_per_stage() -> None:
 def test_pixel_is_binary_for_every_accept_header_in_api_gateway() -> None:
     rest_api = load_template()["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
     assert rest_api["x-amazon-apigateway-binary-media-types"] == ["*/*"]
+
+
+def _chalice_function_logical_ids() -> set[str]:
+    """The logical ids `chalice package` gives app.py's Lambda functions (from Chalice's own app graph)."""
+    import json
+    from pathlib import Path
+
+    from chalice.config import Config
+    from chalice.deploy import models
+    from chalice.deploy.appgraph import ApplicationGraphBuilder, DependencyBuilder
+    from chalice.utils import to_cfn_resource_name
+
+    from app import app
+
+    root = Path(__file__).resolve().parents[2]
+    config = Config.create(chalice_stage="dev", app_name="sendtrail", project_dir=str(root), chalice_app=app,
+                           config_from_disk=json.loads((root / ".chalice" / "config.json").read_text()))
+    resources = DependencyBuilder().build_dependencies(ApplicationGraphBuilder().build(config, "dev"))
+    return {"APIHandler" if resource.resource_name == "api_handler" else to_cfn_resource_name(resource.resource_name)
+            for resource in resources if isinstance(resource, models.LambdaFunction)}
+
+
+def test_every_function_runs_on_the_architecture_parameter() -> None:
+    resources = load_template()["Resources"]
+    functions = _chalice_function_logical_ids()
+    assert {"APIHandler", "ApiAuth"} <= functions
+    for logical_id in functions:
+        override = resources.get(logical_id, {})
+        assert "Type" not in override, logical_id
+        assert override.get("Properties", {}).get("Architectures") == [{"Ref": "Architecture"}], (
+            f"{logical_id}: add an override with Architectures: [!Ref Architecture] to infra/template.yaml")
+
+
+def test_one_native_layer_per_architecture_matching_make_layer() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("layer", Path(__file__).resolve().parents[2] / "native" / "layer.py")
+    layer = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(layer)  # type: ignore[union-attr]
+    template = load_template()
+    assert template["Parameters"]["Architecture"]["AllowedValues"] == sorted(layer.ARCHITECTURES, reverse=True)
+    layers = {logical: spec for logical, spec in template["Resources"].items()
+              if spec.get("Type") == "AWS::Serverless::LayerVersion"}
+    by_architecture = {spec["Properties"]["CompatibleArchitectures"][0]: spec for spec in layers.values()}
+    assert set(by_architecture) == set(layer.ARCHITECTURES)
+    for architecture, spec in by_architecture.items():
+        assert spec["Properties"]["ContentUri"] == f"./{layer.layer_path(architecture).name}"
+        condition = template["Conditions"][spec["Condition"]]
+        assert condition == {"Fn::Equals": [{"Ref": "Architecture"}, architecture]}

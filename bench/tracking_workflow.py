@@ -1,6 +1,6 @@
 """DynamoDB write requests of a workflow run, per 1,000 hits, on moto.
 
-    .venv/bin/python -m benchmarks.tracking_workflow
+    .venv/bin/python -m bench.tracking_workflow
 
 Writes follow the distinct keys a run touches (recipients, stats items,
 objects / 25), so the figure per 1,000 hits falls as hits per recipient rise.

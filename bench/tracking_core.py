@@ -1,6 +1,6 @@
 """The pure tracking core's throughput: parse + verify + aggregate, plain and gzip.
 
-    .venv/bin/python -m benchmarks.tracking_core
+    .venv/bin/python -m bench.tracking_core
 
 The native (Rust) twin is measured against these figures.
 """

@@ -1,0 +1,1 @@
+"""sendtrail's benchmarks (`make bench`): figures to read, never assertions."""

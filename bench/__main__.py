@@ -1,0 +1,71 @@
+"""`make bench`: every benchmark, in one process, one summary line each.
+
+    ingest hits=... python_hits_per_s=... native_hits_per_s=... floor_hits_per_s=... native_vs_python=...x
+           native_vs_floor=... python_peak_mb=... native_peak_mb=...
+    hitpath overhead=...x
+    coldstart import_ms=... floor_ms=... ratio=...x
+
+then the tracking workflow's own figures: the Python core's lines/s (plain
+and gzip) and the DynamoDB write requests of a workflow run per 1,000 hits.
+
+Each required line is printed exactly in that form; `input`, `ingest_detail`
+and `hitpath_detail` lines add what helps read them. Targets (figures, never
+test assertions): native >= 1,000,000 hits/s on one core, native_vs_python
+>= 5, native_vs_floor >= 0.5, native peak <= 2x the decompressed object,
+hitpath overhead <= 1.5, coldstart ratio <= 1.25.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bench import coldstart, hitpath, ingest, inputs, tracking_core, tracking_workflow
+
+
+def _ratio(value: object) -> str:
+    return value if isinstance(value, str) else f"{value:.2f}x"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="sendtrail benchmarks")
+    parser.add_argument("--hits", type=int, default=1_000_000)
+    everything = ["ingest", "hitpath", "coldstart", "core", "workflow"]
+    parser.add_argument("--only", choices=everything, action="append")
+    arguments = parser.parse_args(argv)
+    only = set(arguments.only or everything)
+
+    if "ingest" in only:
+        standard = inputs.standard_input(arguments.hits)
+        print(f"input hits={standard.hits} lines={standard.lines} duplicates={standard.lines - standard.hits} "
+              f"mean_line_bytes={standard.mean_line_bytes:.0f} "
+              f"compressed_mb={standard.compressed_bytes / 2**20:.1f} "
+              f"decompressed_mb={standard.decompressed_bytes / 2**20:.1f} path={standard.path}", flush=True)
+        result = ingest.measure(standard)
+        print(f"ingest hits={result['hits']} python_hits_per_s={result['python_hits_per_s']} "
+              f"native_hits_per_s={result['native_hits_per_s']} floor_hits_per_s={result['floor_hits_per_s']} "
+              f"native_vs_python={_ratio(result['native_vs_python'])} native_vs_floor={result['native_vs_floor']} "
+              f"python_peak_mb={result['python_peak_mb']} native_peak_mb={result['native_peak_mb']}")
+        print(f"ingest_detail floor_peak_mb={result['floor_peak_mb']} "
+              f"note=python_and_native_pending_until_the_workflow_core_lands", flush=True)
+    if "hitpath" in only:
+        result = hitpath.measure()
+        print(f"hitpath overhead={result['overhead']:.2f}x")
+        print(f"hitpath_detail r_us={result['r_us']:.1f} o_us={result['o_us']:.1f} "
+              f"trivial_us={result['trivial_us']:.1f} r_overhead={result['r_overhead']:.2f}x "
+              f"o_overhead={result['o_overhead']:.2f}x r_botocore_us={result['r_botocore_us']:.1f} "
+              f"o_botocore_us={result['o_botocore_us']:.1f} "
+              f"overhead_botocore={result['overhead_botocore']:.2f}x", flush=True)
+    if "coldstart" in only:
+        result = coldstart.measure()
+        print(f"coldstart import_ms={result['import_ms']:.1f} floor_ms={result['floor_ms']:.1f} "
+              f"ratio={result['ratio']:.2f}x", flush=True)
+    if "core" in only:
+        tracking_core.main()
+    if "workflow" in only:
+        tracking_workflow.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

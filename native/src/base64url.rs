@@ -1,0 +1,153 @@
+//! Unpadded base64url (RFC 4648 §5), canonical spellings only.
+//!
+//! The Python reference decodes with `base64.urlsafe_b64decode` (which skips
+//! stray characters and ignores the spare bits of the last character) and
+//! then insists that re-encoding gives back exactly what was presented. The
+//! set of strings that survives that round trip is exactly what
+//! [`decode_canonical`] accepts: only alphabet characters, no padding, a
+//! length that is not 1 more than a multiple of 4, and zero spare bits in the
+//! last character. Checking that directly avoids the second encoding.
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const INVALID: u8 = 0xFF;
+
+const fn build_decode_table() -> [u8; 256] {
+    let mut table = [INVALID; 256];
+    let mut index = 0;
+    while index < 64 {
+        table[ALPHABET[index] as usize] = index as u8;
+        index += 1;
+    }
+    table
+}
+
+static DECODE: [u8; 256] = build_decode_table();
+
+/// How many bytes a canonical encoding of `chars` characters decodes to
+/// (None when no canonical encoding has that length).
+pub fn decoded_len(chars: usize) -> Option<usize> {
+    match chars % 4 {
+        1 => None,
+        0 => Some(chars / 4 * 3),
+        rest => Some(chars / 4 * 3 + rest - 1),
+    }
+}
+
+/// Decode `text` into `out`, returning the number of bytes written, or None
+/// if `text` is not the canonical unpadded base64url spelling of some bytes
+/// (or `out` is too small for it).
+pub fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
+    let length = decoded_len(text.len())?;
+    if length > out.len() {
+        return None;
+    }
+    let mut written = 0;
+    let mut chunks = text.chunks_exact(4);
+    for chunk in &mut chunks {
+        let mut group: u32 = 0;
+        for &character in chunk {
+            let value = DECODE[character as usize];
+            if value == INVALID {
+                return None;
+            }
+            group = (group << 6) | u32::from(value);
+        }
+        out[written] = (group >> 16) as u8;
+        out[written + 1] = (group >> 8) as u8;
+        out[written + 2] = group as u8;
+        written += 3;
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut group: u32 = 0;
+        for &character in rest {
+            let value = DECODE[character as usize];
+            if value == INVALID {
+                return None;
+            }
+            group = (group << 6) | u32::from(value);
+        }
+        // 2 characters carry 12 bits for 1 byte (4 spare), 3 carry 18 for 2 (2 spare).
+        let spare_bits = rest.len() * 6 % 8;
+        if group & ((1 << spare_bits) - 1) != 0 {
+            return None; // not the canonical spelling
+        }
+        group >>= spare_bits;
+        for index in (0..rest.len() - 1).rev() {
+            out[written] = (group >> (8 * index)) as u8;
+            written += 1;
+        }
+    }
+    debug_assert_eq!(written, length);
+    Some(written)
+}
+
+/// The unpadded base64url spelling of `data`.
+pub fn encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity((data.len() * 4).div_ceil(3));
+    for chunk in data.chunks(3) {
+        let group = chunk.iter().enumerate().fold(0u32, |group, (index, &byte)| {
+            group | (u32::from(byte) << (16 - 8 * index))
+        });
+        for index in 0..=chunk.len() {
+            out.push(ALPHABET[(group >> (18 - 6 * index)) as usize & 0x3F] as char);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(text: &str) -> Option<Vec<u8>> {
+        let mut out = [0u8; 64];
+        decode_canonical(text.as_bytes(), &mut out).map(|length| out[..length].to_vec())
+    }
+
+    #[test]
+    fn round_trips_every_length() {
+        for length in 0..40usize {
+            let data: Vec<u8> = (0..length).map(|index| (index * 37 + 11) as u8).collect();
+            let text = encode(&data);
+            assert!(!text.contains('='));
+            assert_eq!(decode(&text), Some(data), "{text}");
+        }
+    }
+
+    #[test]
+    fn known_vectors() {
+        // RFC 4648 §10, unpadded, url alphabet.
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg"),
+            ("fo", "Zm8"),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg"),
+            ("fooba", "Zm9vYmE"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(encode(plain.as_bytes()), encoded);
+            assert_eq!(decode(encoded).as_deref(), Some(plain.as_bytes()));
+        }
+        assert_eq!(encode(&[0xFB, 0xFF]), "-_8");
+    }
+
+    #[test]
+    fn refuses_non_canonical_spellings() {
+        assert_eq!(decode("Zh"), None); // spare bits set ("Zg" is canonical)
+        assert_eq!(decode("Zm9"), None); // ("Zm8" is canonical)
+        assert_eq!(decode("Zm9vY"), None); // 1 more than a multiple of 4
+        assert_eq!(decode("Zg=="), None); // padding
+        assert_eq!(decode("Zm+v"), None); // standard alphabet
+        assert_eq!(decode("Zm/v"), None);
+        assert_eq!(decode("Zm v"), None);
+        assert_eq!(decode("Zm9v\n"), None);
+    }
+
+    #[test]
+    fn refuses_output_that_does_not_fit() {
+        let mut out = [0u8; 2];
+        assert_eq!(decode_canonical(b"Zm9v", &mut out), None);
+    }
+}
