@@ -10,14 +10,35 @@ those names a subset of this model's.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from chalicelib.keyring import KeyRing, load_keyring
 
 ENV_PREFIX = "SENDTRAIL_"
+
+
+class Affinity(BaseModel):
+    """How mail leaves: an SES configuration set, the dedicated IP pool it sends through, a rate cap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    configuration_set: str = Field(min_length=1, max_length=64)
+    ip_pool: Optional[str] = Field(default=None, description="the pool the configuration set must send through")
+    max_rate: Optional[float] = Field(default=None, gt=0, description="messages per second at most; "
+                                                                       "None: the SES account's max send rate")
+
+    @field_validator("ip_pool", mode="before")
+    @classmethod
+    def _no_pool(cls, value: Any) -> Any:
+        return value or None  # the template writes "" when there is no pool
+
+    @field_validator("max_rate", mode="before")
+    @classmethod
+    def _no_cap(cls, value: Any) -> Any:
+        return value or None  # the template writes 0 for "the account's rate"
 
 
 class Settings(BaseSettings):
@@ -68,9 +89,34 @@ class Settings(BaseSettings):
     # (chalicelib/native.py): auto = native when it imports, on = native or fail, off = Python.
     native: Literal["auto", "on", "off"] = "auto"
 
+    # The MTA: affinities (from the template: SENDTRAIL_AFFINITIES, JSON) and send jobs.
+    send_queue_url: str = Field(description="SQS queue of send jobs: one message per chunk of recipients")
+    affinities: dict[str, Affinity] = Field(
+        default_factory=dict, description='name -> {"configuration_set", "ip_pool", "max_rate"}')
+    default_affinity: str = Field(default="default", description="the affinity of a delivery that names none")
+    send_concurrency: int = Field(
+        default=2, ge=1, description="send workers at once (the queue's maximum concurrency); each takes its share "
+                                     "of the affinity's rate")
+    send_chunk_size: int = Field(default=500, ge=1, le=10_000, description="recipients per send job message")
+    send_claim_batch: int = Field(
+        default=25, ge=1, le=98, description="messages claimed, and recorded as sent, per DynamoDB transaction")
+    send_chunk_max_seconds: float = Field(
+        default=240.0, gt=0, description="a chunk's time budget (the Lambda's remaining time bounds it too); "
+                                         "what is left goes back on the queue")
+    send_backoff_base_seconds: float = Field(default=0.25, gt=0, description="first backoff on SES throttling")
+    send_backoff_max_seconds: float = Field(default=20.0, gt=0, description="longest backoff on SES throttling")
+    send_throttled_retry_delay_seconds: int = Field(
+        default=60, ge=0, le=900, description="SQS delay of a chunk put back because SES kept throttling")
+    send_stall_seconds: int = Field(
+        default=600, ge=1, description="a sending delivery without progress this long is reported as stalled")
+
     # Limits on what a delivery may carry (DynamoDB items stop at 400 KB).
     max_html_bytes: int = 200_000
     max_recipients_per_request: int = 50_000
+
+    def affinity(self, name: Optional[str]) -> Optional[Affinity]:
+        """The affinity called `name` (the default one for None), or None when it is not configured."""
+        return self.affinities.get(name or self.default_affinity)
 
     def keyring(self) -> KeyRing:
         """The link-signing key ring (environment locally, SSM in AWS; cached)."""

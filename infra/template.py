@@ -82,11 +82,50 @@ def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str]) 
     return values
 
 
+def evaluate_conditions(template: Mapping[str, Any], values: Mapping[str, str]) -> dict[str, bool]:
+    """Each of the template's Conditions, true or false for these parameter values."""
+    declared = template.get("Conditions", {})
+    evaluated: dict[str, bool] = {}
+
+    def evaluate(expression: Any) -> Any:
+        if isinstance(expression, dict) and len(expression) == 1:
+            (function, argument), = expression.items()
+            if function == "Ref":
+                return values[argument]
+            if function == "Condition":
+                return condition(argument)
+            if function == "Fn::Equals":
+                left, right = (evaluate(item) for item in argument)
+                return str(left) == str(right)
+            if function == "Fn::Not":
+                return not evaluate(argument[0])
+            if function == "Fn::And":
+                return all(evaluate(item) for item in argument)
+            if function == "Fn::Or":
+                return any(evaluate(item) for item in argument)
+            raise NotImplementedError(f"condition function {function}")
+        return expression
+
+    def condition(name: str) -> bool:
+        if name not in evaluated:
+            evaluated[name] = bool(evaluate(declared[name]))
+        return evaluated[name]
+
+    return {name: condition(name) for name in declared}
+
+
+# What Ref AWS::NoValue resolves to: the property it is the value of is removed.
+NO_VALUE = object()
+
+
 class IntrinsicResolver:
-    """Resolves Ref / Fn::Sub / Fn::GetAtt / Fn::Join against known values.
+    """Resolves Ref / Fn::Sub / Fn::GetAtt / Fn::Join / Fn::If against known values.
 
     `refs` maps a parameter or logical resource id to what `Ref` returns;
-    `attributes` maps (logical id, attribute) to what `Fn::GetAtt` returns.
+    `attributes` maps (logical id, attribute) to what `Fn::GetAtt` returns;
+    `conditions` maps a condition's name to its value (Fn::If resolves only
+    the branch it takes, so a branch may name a resource its condition left
+    out). A property whose value is `Ref AWS::NoValue` is dropped.
     """
 
     _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
@@ -97,6 +136,7 @@ class IntrinsicResolver:
         attributes: Mapping[tuple[str, str], str] | None = None,
         region: str = "us-east-1",
         account_id: str = "123456789012",
+        conditions: Mapping[str, bool] | None = None,
     ) -> None:
         self.refs = {
             "AWS::Region": region,
@@ -104,14 +144,15 @@ class IntrinsicResolver:
             "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": "sendtrail",
-            "AWS::NoValue": None,
+            "AWS::NoValue": NO_VALUE,
             **refs,
         }
         self.attributes = dict(attributes or {})
+        self.conditions = dict(conditions or {})
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(item) for item in value]
+            return [item for item in (self.resolve(item) for item in value) if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -125,7 +166,13 @@ class IntrinsicResolver:
             if key == "Fn::Join":
                 separator, items = argument
                 return separator.join(str(self.resolve(item)) for item in self.resolve(items))
-        return {key: self.resolve(item) for key, item in value.items()}
+            if key == "Fn::If":
+                name, when_true, when_false = argument
+                if name not in self.conditions:
+                    raise KeyError(f"cannot resolve Fn::If on unknown condition {name}")
+                return self.resolve(when_true if self.conditions[name] else when_false)
+        resolved = {key: self.resolve(item) for key, item in value.items()}
+        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
 
     def _ref(self, name: str) -> Any:
         if name not in self.refs:
