@@ -88,3 +88,28 @@ def _flush(dynamodb: Any, table: str, batch: list[dict[str, Any]]) -> int:
             return len(batch)
         time.sleep(min(0.05 * 2**attempt, 2.0))
     raise RuntimeError(f"DynamoDB left {len(pending[table])} items unprocessed in {table}")
+
+
+def batch_get(dynamodb: Any, table: str, keys: list[dict[str, Any]], consistent: bool,
+              projection: str | None = None, names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every item of `keys` that exists, 100 keys a request, retrying what DynamoDB leaves."""
+    import time
+
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), 100):
+        request: dict[str, Any] = {"Keys": keys[start:start + 100], "ConsistentRead": consistent}
+        if projection:
+            request["ProjectionExpression"] = projection
+        if names:
+            request["ExpressionAttributeNames"] = dict(names)
+        pending = {table: request}
+        for attempt in range(10):
+            response = dynamodb.batch_get_item(RequestItems=pending)
+            found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))  # type: ignore[misc]
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(min(0.05 * 2**attempt, 2.0))
+        else:
+            raise RuntimeError(f"DynamoDB left keys of {table} unprocessed")
+    return found

@@ -12,11 +12,10 @@ Every read here is a GetItem, BatchGetItem or Query on a key; nothing scans.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_write, from_item, query_all, to_item, to_value
+from chalicelib.data.dynamo import batch_get, batch_write, from_item, query_all, to_item, to_value
 
 BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
 INDICATORS = "indicators"
@@ -39,29 +38,6 @@ def ua_stat(dimension: str, family: str) -> str:
     return f"{UA_PREFIX}{dimension}#{family}"
 
 
-def _batch_get(dynamodb: Any, table: str, keys: list[dict[str, Any]], consistent: bool,
-               projection: str | None = None, names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Every item of `keys` that exists, 100 keys a request, retrying what DynamoDB leaves."""
-    found: list[dict[str, Any]] = []
-    for start in range(0, len(keys), 100):
-        request: dict[str, Any] = {"Keys": keys[start:start + 100], "ConsistentRead": consistent}
-        if projection:
-            request["ProjectionExpression"] = projection
-        if names:
-            request["ExpressionAttributeNames"] = dict(names)
-        pending = {table: request}
-        for attempt in range(10):
-            response = dynamodb.batch_get_item(RequestItems=pending)
-            found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))  # type: ignore[misc]
-            pending = response.get("UnprocessedKeys") or {}
-            if not pending:
-                break
-            time.sleep(min(0.05 * 2**attempt, 2.0))
-        else:
-            raise RuntimeError(f"DynamoDB left keys of {table} unprocessed")
-    return found
-
-
 class TrackingStore:
     def __init__(self, tracking_table: str, stats_table: str, config: Any = aws.DEFAULT) -> None:
         self.tracking_table = tracking_table
@@ -78,7 +54,7 @@ class TrackingStore:
         """The stored tracking items of (delivery id, log id) pairs; strongly consistent."""
         requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
                      for delivery_id, log_id in sorted(set(keys))]
-        items = _batch_get(self._dynamodb, self.tracking_table, requested, consistent=True)
+        items = batch_get(self._dynamodb, self.tracking_table, requested, consistent=True)
         return {(item["delivery_id"], int(item["log_id"])): item for item in items}
 
     def put_recipient(self, item: Mapping[str, Any], run: int) -> bool:
@@ -148,7 +124,7 @@ def recipient_ids(logs_table: str, keys: Iterable[tuple[str, int]], config: Any 
     """The recipient id of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
     requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
                  for delivery_id, log_id in sorted(set(keys))]
-    items = _batch_get(aws.client("dynamodb", config), logs_table, requested, consistent=False,
+    items = batch_get(aws.client("dynamodb", config), logs_table, requested, consistent=False,
                        projection="delivery_id, log_id, recipient_id")
     return {(item["delivery_id"], int(item["log_id"])): str(item["recipient_id"])
             for item in items if item.get("recipient_id")}
