@@ -14,6 +14,9 @@ from chalicelib.lazy import lazy
 deliveries_api = lazy("chalicelib.api.deliveries")
 tracking_api = lazy("chalicelib.api.tracking")
 workflow = lazy("chalicelib.tracking.workflow")
+quarantine_api = lazy("chalicelib.api.quarantine")
+send_worker_module = lazy("chalicelib.mta.worker")
+ses_events_module = lazy("chalicelib.mta.events")
 
 app = Chalice(app_name="sendtrail")
 app.register_middleware(hits.accept_any_for_pixel, "http")
@@ -108,6 +111,49 @@ def recipient_tracking(recipient_id):
 @app.route("/api/workflow/run", methods=["POST"], authorizer=api_auth)
 def run_tracking_workflow():
     return tracking_api.run_workflow(app.current_request)
+
+
+# --- send jobs and the MTA's monitoring (authenticated) ----------------------
+
+@app.route("/api/deliveries/{delivery_id}/pause", methods=["POST"], authorizer=api_auth)
+def pause_delivery(delivery_id):
+    return deliveries_api.pause(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/resume", methods=["POST"], authorizer=api_auth)
+def resume_delivery(delivery_id):
+    return deliveries_api.resume(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/stop", methods=["POST"], authorizer=api_auth)
+def stop_delivery(delivery_id):
+    return deliveries_api.stop(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/logs", methods=["GET"], authorizer=api_auth)
+def delivery_logs(delivery_id):
+    return deliveries_api.logs(app.current_request, delivery_id)
+
+
+@app.route("/api/quarantine", methods=["GET"], authorizer=api_auth)
+def list_quarantine():
+    return quarantine_api.list_quarantine(app.current_request)
+
+
+# --- the MTA's queue-driven functions (each its own Lambda function) ---------
+# Chalice wants a queue name here; the queue each one really reads is its
+# event's Queue in infra/template.yaml (the overrides at its end), which the
+# deployment and the local runtime both use. The names below are those
+# queues' logical ids, for the reader.
+
+@app.on_sqs_message(queue="SendWorkQueue", batch_size=1)
+def send_worker(event):
+    return send_worker_module.handle(event.to_dict(), event.context)
+
+
+@app.on_sqs_message(queue="SesEventsQueue", batch_size=10)
+def ses_events(event):
+    return ses_events_module.handle(event.to_dict(), event.context)
 
 
 # --- the tracking workflow (its own Lambda function) ------------------------

@@ -18,3 +18,13 @@ class NotFound(LookupError):
 
 class Conflict(RuntimeError):
     """The request is valid but not in the current state (e.g. sending a delivery twice)."""
+
+
+class AffinityNotConfigured(Conflict):
+    """A delivery names an affinity sendtrail or SES does not have (Campaign would leave it pending for ever)."""
+
+    code = "affinity_not_configured"
+
+    def __init__(self, affinity: str, message: str) -> None:
+        super().__init__(message)
+        self.affinity = affinity

@@ -7,6 +7,7 @@ AWS could not be reached. No stack trace ever reaches a client.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
@@ -86,6 +87,37 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return value
 
 
+def decode_cursor(request: Request) -> dict[str, Any] | None:
+    """The `next` query parameter: a cursor an earlier page returned (a table key), or None."""
+    raw = (request.query_params or {}).get("next")
+    if not raw:
+        return None
+    try:
+        cursor = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not isinstance(cursor, dict):
+            raise ValueError
+        return cursor
+    except ValueError:
+        raise BadRequest("next is not a cursor this API returned", [{"field": "next", "message": "invalid"}]) from None
+
+
+def encode_cursor(key: dict[str, Any] | None) -> str | None:
+    if not key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
+
+def query_choice(request: Request, name: str, choices: tuple[str, ...] | frozenset[str]) -> str | None:
+    """An optional query parameter that must be one of `choices`."""
+    raw = (request.query_params or {}).get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in choices:
+        allowed = ", ".join(sorted(choices))
+        raise BadRequest(f"{name} must be one of {allowed}", [{"field": name, "message": f"one of {allowed}"}])
+    return raw
+
+
 def api_handler(function: Callable[..., Response]) -> Callable[..., Response]:
     """Map what a handler raises to a clear JSON answer."""
 
@@ -101,7 +133,7 @@ def api_handler(function: Callable[..., Response]) -> Callable[..., Response]:
         except NotFound as error:
             return error_response(404, "not_found", str(error))
         except Conflict as error:
-            return error_response(409, "conflict", str(error))
+            return error_response(409, getattr(error, "code", "conflict"), str(error))
         except (ClientError, BotoCoreError):
             logger.exception("AWS call failed")
             return error_response(503, "service_unavailable", "a backing AWS service did not answer; retry shortly")

@@ -1,9 +1,10 @@
-"""Creating and sending deliveries.
+"""Creating deliveries.
 
 Creation validates and prepares once: links found and numbered, the content
-turned into a template, one delivery log per recipient. Sending renders each
-recipient's message from that template (tokens minted per recipient) and
-hands it to SES.
+turned into a template, the affinity checked, one delivery log per
+recipient (prepared, or ignored with its reason: chalicelib/mta/recipients.py).
+Sending is a job of the MTA (chalicelib/mta/): jobs.py starts it, worker.py
+renders each recipient's message from the template and hands it to SES.
 """
 
 from __future__ import annotations
@@ -11,22 +12,19 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import Any
+from typing import Any, Optional
 
 from chalicelib.data.deliveries import DeliveryExists, DeliveryStore
-from chalicelib.data.mailer import send_raw
-from chalicelib.deliveries.compose import compose
 from chalicelib.deliveries.links import ContentError, UrlOverride, prepare_content
-from chalicelib.deliveries.mime import build_mime
 from chalicelib.deliveries.models import DeliveryIn
-from chalicelib.deliveries.tracked_links import RecipientLinks
-from chalicelib.errors import Conflict, InvalidField, NotFound
+from chalicelib.errors import AffinityNotConfigured, InvalidField
+from chalicelib.mta import affinities, recipients, states, statuses
+from chalicelib.mta.reasons import FAILURE_TYPES, Failure
 from chalicelib.settings import Settings
 
 logger = logging.getLogger("sendtrail.deliveries")
 
-DAY_MS = 86_400_000
-DRAFT = "draft"
+DRAFT = states.DRAFT
 
 
 def delivery_store(settings: Settings) -> DeliveryStore:
@@ -58,18 +56,36 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
                                    track_opens=delivery.tracking.opens, overrides=overrides)
     except ContentError as error:
         raise InvalidField(error.field, str(error)) from None
+    try:
+        affinity = affinities.check(delivery.affinity, settings)
+    except AffinityNotConfigured as error:
+        raise InvalidField("affinity", str(error)) from None
+    excluded = recipients.exclusions(recipient.email for recipient in delivery.recipients)
+    counts = {status: 0 for status in statuses.STATUSES}
+    failures: dict[str, dict[str, int]] = {failure_type: {} for failure_type in FAILURE_TYPES}
+    for failure in excluded:
+        if failure is None:
+            counts[statuses.PREPARED] += 1
+        else:
+            counts[statuses.IGNORED_STATUS] += 1
+            failures[failure.type][failure.reason] = failures[failure.type].get(failure.reason, 0) + 1
     store = store or delivery_store(settings)
     created_at = _now_ms()
     summary = {
         "name": delivery.name,
         "subject": delivery.subject,
         "from_address": delivery.from_address,
-        "affinity": delivery.affinity,
+        "affinity": affinity.name,
+        "configuration_set": affinity.configuration_set,
         "validity_days": delivery.validity_days or settings.default_validity_days,
         "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens},
         "state": DRAFT,
+        "state_since": created_at,
         "created_at": created_at,
         "recipients": len(delivery.recipients),
+        "counts": counts,
+        "failures": failures,
+        "logs_ready": False,
     }
     content = {"subject": delivery.subject, "from_address": delivery.from_address, "prepared": prepared.to_dict()}
     links = {"urls": {
@@ -86,45 +102,19 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     else:  # pragma: no cover - five collisions of 64 random bits
         raise RuntimeError("could not draw an unused delivery id")
     store.put_logs(delivery_id, (
-        {"log_id": index, "recipient_id": recipient.id, "email": recipient.email,
-         "attributes": recipient.attributes, "status": "prepared"}
+        _log(index, recipient, excluded[index - 1], created_at)
         for index, recipient in enumerate(delivery.recipients, start=1)
     ))
+    store.update_summary(delivery_id, {"logs_ready": True})
     logger.info("delivery created", extra={"delivery_id": delivery_id, "recipients": len(delivery.recipients)})
     return delivery_id
 
 
-def send_delivery(delivery_id: str, base_url: str, settings: Settings,
-                  store: DeliveryStore | None = None) -> dict[str, Any]:
-    """Send one message per recipient through SES; returns the updated summary."""
-    store = store or delivery_store(settings)
-    summary = store.get_summary(delivery_id, consistent=True)
-    if summary is None:
-        raise NotFound(f"no delivery {delivery_id}")
-    started_at = _now_ms()
-    if not store.update_summary(delivery_id, {"state": "in_progress", "started_at": started_at,
-                                              "base_url": base_url}, only_if_state_in=[DRAFT]):
-        raise Conflict(f"delivery {delivery_id} is {summary.get('state')}, not {DRAFT}: it was already sent")
-    store.set_links_expiry(delivery_id, started_at + int(summary["validity_days"]) * DAY_MS)
-    content = store.get_content(delivery_id) or {}
-    keyring = settings.keyring()
-    counts = {"sent": 0, "failed": 0}
-    for log in store.iter_logs(delivery_id, consistent=True):
-        links = RecipientLinks(base_url, keyring, delivery_id, int(log["log_id"]))
-        message = compose(content, log, links)
-        raw = build_mime(content["from_address"], log["email"], message.subject, message.html, message.text,
-                         message.headers)
-        try:
-            message_id = send_raw(content["from_address"], log["email"], raw, summary.get("affinity"),
-                                  {"delivery_id": delivery_id, "log_id": str(log["log_id"])})
-        except Exception as error:  # noqa: BLE001 - one refused message must not stop the others
-            logger.warning("SES refused a message", extra={"delivery_id": delivery_id, "log_id": log["log_id"]})
-            store.update_log(delivery_id, int(log["log_id"]), {"status": "failed", "failure_type": "soft",
-                                                               "failure_detail": str(error)[:500]})
-            counts["failed"] += 1
-            continue
-        store.update_log(delivery_id, int(log["log_id"]), {"status": "sent", "message_id": message_id,
-                                                           "sent_at": _now_ms()})
-        counts["sent"] += 1
-    store.update_summary(delivery_id, {"state": "finished", "finished_at": _now_ms(), "counts": counts})
-    return store.get_summary(delivery_id, consistent=True) or {}
+def _log(log_id: int, recipient: Any, failure: Optional[Failure], created_at: int) -> dict[str, Any]:
+    """A new delivery log: prepared, or ignored with its failure (type, reason, detail)."""
+    log: dict[str, Any] = {"log_id": log_id, "recipient_id": recipient.id, "email": recipient.email,
+                           "attributes": recipient.attributes, "status": statuses.PREPARED, "updated_at": created_at}
+    if failure is not None:
+        log.update(status=statuses.IGNORED_STATUS, failure_type=failure.type, failure_reason=failure.reason,
+                   failure_detail=failure.detail)
+    return log

@@ -5,7 +5,8 @@ The formulas are the reference's (shared/reference/tracking-domain.md):
     success             messages accepted by the provider = counts.sent + counts.delivered
     processed           prepared + errors + success = every delivery log that went through
                         preparation: the sum of all counts except "ignored" (messages excluded
-                        before sending, which Campaign does not count as processed)
+                        before sending, which Campaign does not count as processed) and
+                        "canceled" (never sent: the delivery was stopped)
     opens_unique        distinct delivery logs with any tracking log (a click implies an open)
     opens_total         open hits, after the 1-minute rule
     opens_estimated     round(opens_unique x toDeliver / (toDeliver - textOnly)), 0 when the
@@ -51,7 +52,7 @@ def _count(counts: Mapping[str, Any], name: str) -> int:
 def delivery_volumes(summary: Mapping[str, Any]) -> dict[str, int]:
     """processed, success, to_deliver and text_only of a delivery summary."""
     counts = summary.get("counts") if isinstance(summary.get("counts"), Mapping) else {}
-    processed = sum(_count(counts, name) for name in counts if name != "ignored")
+    processed = sum(_count(counts, name) for name in counts if name not in ("ignored", "canceled"))
     success = _count(counts, "sent") + _count(counts, "delivered")
     tracking = summary.get("tracking") if isinstance(summary.get("tracking"), Mapping) else {}
     has_pixel = bool(tracking.get("enabled", True)) and bool(tracking.get("opens", True))
