@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from infra.local_runtime import firehose_pump, schedules
+from infra.local_runtime import firehose_pump, schedules, ses_events, sqs_workers
 
 if TYPE_CHECKING:
     from infra.local_runtime.stack import LocalStack, Worker
@@ -20,6 +20,10 @@ EmulationFactory = Callable[["LocalStack"], "list[Worker]"]
 EMULATIONS: list[EmulationFactory] = [
     firehose_pump.workers,  # Kinesis -> Firehose (moto's Firehose never reads its Kinesis source)
     schedules.workers,  # @app.schedule functions (the tracking workflow), EventBridge's part
+    # The MTA: SES's event publishing (moto publishes none), and Lambda's SQS event source mappings
+    # for the @app.on_sqs_message functions (the send worker, the SES events consumer).
+    ses_events.workers,
+    sqs_workers.workers,
 ]
 
 

@@ -15,6 +15,7 @@ import base64
 import email
 import email.policy
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ class OutboxMessage:
     raw: bytes
     configuration_set: str | None
     tags: dict[str, str] = field(default_factory=dict)
+    accepted_at: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
         """The outbox entry: subject, html and text parts, headers as name -> value."""

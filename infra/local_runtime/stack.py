@@ -21,7 +21,7 @@ from typing import Any, Callable
 import boto3
 
 from infra.api_client import ApiClient
-from infra.local_runtime import environment, ses_outbox
+from infra.local_runtime import environment, ses_account, ses_outbox
 from infra.local_runtime.gateway import local_server
 from infra.local_runtime.local_routes import register_local_routes
 from infra.local_runtime.moto_server import start_moto
@@ -73,6 +73,7 @@ class LocalStack:
         self._moto, self.moto_endpoint = start_moto(self.options.host, self.options.moto_port)
         environment.apply(environment.fake_aws(self.moto_endpoint))
         ses_outbox.install()
+        ses_account.install()
         self.resources = provision(boto3.session.Session(), stage="local")
         self.api_token = self.options.api_token or os.environ.get("SENDTRAIL_API_TOKEN") or secrets.token_urlsafe(24)
         self.api_url = f"http://{self.options.host}:{self.options.port}"
@@ -126,13 +127,18 @@ class LocalStack:
     def client(self) -> ApiClient:
         return ApiClient(self.api_url, self.api_token)
 
-    def seed_demo(self) -> dict[str, Any]:
-        """Create and send the demo delivery through the API; returns its id and a few links."""
+    def seed_demo(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Create and send the demo delivery through the API, wait until it finished; its id and a few links."""
         from infra.local_runtime.demo import demo_delivery
 
         api = self.client()
         delivery_id = api.post("/api/deliveries", demo_delivery())["id"]
         api.post(f"/api/deliveries/{delivery_id}/send")
+        deadline = time.monotonic() + timeout
+        while api.get(f"/api/deliveries/{delivery_id}")["state"] != "finished":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the demo delivery {delivery_id} did not finish within {timeout:g} s")
+            time.sleep(0.2)
         outbox = api.get("/local/outbox")
         first = next((message for message in outbox if message["html"]), None)
         links = re.findall(r'href="([^"]+/(?:r|u|m)/[^"]+)"', first["html"]) if first else []
@@ -145,6 +151,7 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
         ses_outbox.uninstall()
+        ses_account.uninstall()
         if self.options.state_file and self.options.state_file.exists():
             self.options.state_file.unlink()
 

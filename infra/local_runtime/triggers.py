@@ -75,6 +75,7 @@ class SqsTrigger:
     queue_url: str
     handler: Handler
     batch_size: int = 10
+    timeout_seconds: int = 60
 
     def _queue_arn(self) -> str:
         sqs = boto3.client("sqs")
@@ -89,7 +90,8 @@ class SqsTrigger:
         if not messages:
             return 0
         try:
-            result = self.handler(sqs_event(messages, self._queue_arn()), lambda_context(self.name))
+            result = self.handler(sqs_event(messages, self._queue_arn()),
+                                  lambda_context(self.name, self.timeout_seconds))
         except Exception:  # noqa: BLE001 - a failed invocation leaves the whole batch for a retry, as in AWS
             logger.exception("%s failed; the batch returns to the queue", self.name)
             return len(messages)
