@@ -35,11 +35,13 @@ def aws() -> Iterator[None]:
 def resources(aws: None) -> Any:
     """The template's resources on moto, and the Lambda environment pointing at them."""
     from chalicelib.auth import token_sha256
-    from infra.local_runtime import ses_outbox
+    from infra.local_runtime import ses_account, ses_outbox
     from infra.local_runtime.provision import provision
 
     ses_outbox.OUTBOX.clear()
     ses_outbox.install()
+    ses_account.reset()
+    ses_account.install()
     provisioned = provision(boto3.session.Session(), stage="local")
     saved = dict(os.environ)
     environment.apply({
@@ -51,10 +53,19 @@ def resources(aws: None) -> Any:
     boto3.client("sesv2").create_email_identity(EmailIdentity="example.com")
     yield provisioned
     ses_outbox.uninstall()
+    ses_account.uninstall()
     ses_outbox.OUTBOX.clear()
     os.environ.clear()
     os.environ.update(saved)
     environment.forget_cached_configuration()
+
+
+@pytest.fixture
+def mta(resources: Any) -> Any:
+    """The send worker, SES's events and their consumer, run in-process until their queues are quiet."""
+    from tests.mta_harness import MtaRunner
+
+    return MtaRunner(resources)
 
 
 @pytest.fixture

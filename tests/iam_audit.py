@@ -37,25 +37,48 @@ class Call:
 class CallRecorder:
     region: str
     calls: set[Call] = field(default_factory=set)
+    recording: bool = True
 
     def _record(self, model: Any, params: dict[str, Any], event_name: str, **_: Any) -> None:
+        if not self.recording:
+            return
         service = event_name.split(".")[1]
         for call in authorizations(service, model.name, params, self.region):
             self.calls.add(call)
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Calls made inside are another function's (or the test's), not the one under audit."""
+        self.recording = False
+        try:
+            yield
+        finally:
+            self.recording = True
+
 
 @contextmanager
 def record_calls(region: str = "us-east-1") -> Iterator[CallRecorder]:
-    """Every AWS call made by sendtrail's clients (chalicelib.data.aws) inside the block."""
+    """Every AWS call made inside the block by clients created in it.
+
+    That is sendtrail's clients (chalicelib.data.aws) and boto3's default
+    session, which the local runtime's triggers use: an SQS trigger's
+    ReceiveMessage and DeleteMessage are what Lambda's event source mapping
+    does with the function's role. Test-side and emulation calls go inside
+    `recorder.paused()`.
+    """
+    import boto3
+
     recorder = CallRecorder(region)
     hook = ("before-parameter-build", recorder._record)
     botocore_handlers.BUILTIN_HANDLERS.append(hook)
     aws.reset_clients()
+    boto3.DEFAULT_SESSION = None
     try:
         yield recorder
     finally:
         botocore_handlers.BUILTIN_HANDLERS.remove(hook)
         aws.reset_clients()
+        boto3.DEFAULT_SESSION = None
 
 
 def authorizations(service: str, operation: str, params: dict[str, Any], region: str) -> list[Call]:
@@ -81,6 +104,8 @@ def authorizations(service: str, operation: str, params: dict[str, Any], region:
         return [Call(f"sqs:{action}", arn.format("sqs", queue))]
     if service == "sns":
         return [Call(f"sns:{operation}", params.get("TopicArn", "*"))]
+    if service == "sesv2" and operation == "GetConfigurationSet":
+        return [Call("ses:GetConfigurationSet", arn.format("ses", f"configuration-set/{params['ConfigurationSetName']}"))]
     if service == "sesv2" and operation == "SendEmail":
         calls = [Call("ses:SendEmail", arn.format("ses", f"identity/{_domain(params['FromEmailAddress'])}"))]
         if params.get("ConfigurationSetName"):

@@ -78,16 +78,21 @@ def test_unparseable_bodies_are_400(api: Any, raw: bytes) -> None:
     assert response.json_body["error"] == "invalid_request"
 
 
-def test_create_send_and_what_ses_was_given(api: Any, client: Any) -> None:
+def test_create_send_and_what_ses_was_given(api: Any, client: Any, mta: Any) -> None:
     delivery_id = create(api)
     summary = api.get(f"/api/deliveries/{delivery_id}").json_body
     assert (summary["state"], summary["recipients"]) == ("draft", 2)
 
-    sent = api.post(f"/api/deliveries/{delivery_id}/send")
-    assert sent.status_code == 200, sent.body
-    assert sent.json_body["state"] == "finished"
-    assert sent.json_body["counts"] == {"sent": 2, "failed": 0}
+    started = api.post(f"/api/deliveries/{delivery_id}/send")
+    assert started.status_code == 202, started.body
+    assert started.json_body["state"] == "start_pending"
+    assert started.json_body["counts"]["prepared"] == 2 and OUTBOX.messages() == []
     assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 409
+    mta.send()
+    sent = api.get(f"/api/deliveries/{delivery_id}").json_body
+    assert sent["state"] == "finished"
+    assert {name: sent["counts"][name] for name in ("prepared", "pending", "sent", "failed")} == {
+        "prepared": 0, "pending": 0, "sent": 2, "failed": 0}
 
     messages = [message.to_dict() for message in OUTBOX.messages()]
     assert [message["to"] for message in messages] == [["ann@example.net"], ["bob@example.net"]]
@@ -98,6 +103,7 @@ def test_create_send_and_what_ses_was_given(api: Any, client: Any) -> None:
     assert ann["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert re.fullmatch(rf"<{re.escape(PUBLIC_BASE_URL)}/u/[A-Za-z0-9_-]+>", ann["headers"]["List-Unsubscribe"])
     assert ann["tags"] == {"delivery_id": delivery_id, "log_id": "1"}
+    assert ann["configuration_set"] == "sendtrail-local-default"
     assert 'href="https://untracked.example.com/"' in ann["html"] and "data-track" not in ann["html"]
     assert 'href="mailto:help@example.com"' in ann["html"]
     assert f'<img src="{PUBLIC_BASE_URL}/o/' in ann["html"]
@@ -120,9 +126,10 @@ def test_create_send_and_what_ses_was_given(api: Any, client: Any) -> None:
     assert {record["log_id"] for record in clicks} == {2}
 
 
-def test_mirror_page_is_the_recipients_message(api: Any, client: Any) -> None:
+def test_mirror_page_is_the_recipients_message(api: Any, client: Any, mta: Any) -> None:
     delivery_id = create(api)
     api.post(f"/api/deliveries/{delivery_id}/send")
+    mta.send()
     ann = OUTBOX.messages()[0].to_dict()
     mirror = re.search(re.escape(PUBLIC_BASE_URL) + r'(/m/[A-Za-z0-9_-]+)"', ann["html"]).group(1)
     page = client.get(mirror)

@@ -9,6 +9,7 @@ and every action the role grants must be needed by some recorded call.
 from __future__ import annotations
 
 import re
+from contextlib import nullcontext
 from typing import Any
 
 import boto3
@@ -37,38 +38,92 @@ def keys_in_ssm(resources: Any) -> IntrinsicResolver:
                               **resources.refs}, resources.attributes, region=resources.region)
 
 
-def send_delivery(api: Any) -> tuple[str, list[str]]:
-    """A sent delivery to one recipient, and the tracked paths in its message."""
+def create_delivery(api: Any, emails: tuple[str, ...] = ("ann@example.net",)) -> str:
     response = api.post("/api/deliveries", body={
         "name": "iam", "subject": "Hello", "from_address": "news@example.com",
         "html": '<p><a href="https://shop.example.com/x">Shop</a> <a href="{{unsubscribe_url}}">stop</a>'
                 ' <a href="{{mirror_url}}">web</a></p>',
-        "recipients": [{"id": "ann", "email": "ann@example.net"}]})
-    delivery_id = response.json_body["id"]
-    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 200
+        "recipients": [{"id": f"r{index}", "email": email} for index, email in enumerate(emails)]})
+    assert response.status_code == 201, response.body
+    return response.json_body["id"]
+
+
+def send_delivery(api: Any, mta: Any, recorded: CallRecorder | None = None) -> tuple[str, list[str]]:
+    """A sent delivery to one recipient (the API starts it, the send worker sends it), and its tracked paths."""
+    delivery_id = create_delivery(api)
+    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 202
+    with recorded.paused() if recorded else nullcontext():  # the send worker's calls are its own role's
+        mta.send()
+    environment.forget_cached_configuration()  # the worker's container is not the API's (key ring cache)
     [message] = OUTBOX.messages()
     return delivery_id, re.findall(r'"https://t\.example\.com(/[romu]/[^"]+)"', message.to_dict()["html"])
 
 
-def api_handler_scenario(api: Any, client: Any, resources: Any) -> CallRecorder:
-    """Every route family of the REST API function: dashboard API and hit endpoints."""
+def api_handler_scenario(api: Any, client: Any, resources: Any, mta: Any) -> CallRecorder:
+    """Every route family of the REST API function: dashboard API, send jobs, monitoring and hit endpoints."""
     with record_calls(resources.region) as recorded:
-        delivery_id, paths = send_delivery(api)
+        delivery_id, paths = send_delivery(api, mta, recorded)
         for path in paths:
             assert client.get(path).status_code in (200, 302)
         [optout] = [path for path in paths if path.startswith("/u/")]
         assert client.post(optout, body="List-Unsubscribe=One-Click", headers=FORM).status_code == 200
-        pumps_for(resources)[0].step()
-        malformed = f"redirection-logs/2026/01/01/00/malformed"
-        boto3.client("s3").put_object(Bucket=get_settings().redirection_log_bucket, Key=malformed, Body=b"oops\n")
+        with recorded.paused():  # Firehose's part, and a test-side object
+            pumps_for(resources)[0].step()
+            malformed = f"redirection-logs/2026/01/01/00/malformed"
+            boto3.client("s3").put_object(Bucket=get_settings().redirection_log_bucket, Key=malformed,
+                                          Body=b"oops\n")
         assert api.post("/api/workflow/run").json_body["hits_accepted"] >= 4
-        for route in ("indicators", "urls", "timeline", "user-agents"):
+        for route in ("indicators", "urls", "timeline", "user-agents", "logs"):
             assert api.get(f"/api/deliveries/{delivery_id}/{route}").status_code == 200
+        assert api.get(f"/api/deliveries/{delivery_id}/logs", query={"status": "sent"}).status_code == 200
         assert api.get("/api/recipients/ann/tracking").status_code == 200
         assert api.get("/api/deliveries").status_code == 200
+        assert api.get("/api/deliveries", query={"state": "finished"}).status_code == 200
         assert api.get(f"/api/deliveries/{delivery_id}").status_code == 200
-        boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
+        assert api.get("/api/quarantine").status_code == 200
+        paused = create_delivery(api)
+        assert api.post(f"/api/deliveries/{paused}/send").status_code == 202
+        assert api.get(f"/api/deliveries/{paused}").json_body["stalled"] is False  # reads SES while it sends
+        for action in ("pause", "resume", "stop"):
+            assert api.post(f"/api/deliveries/{paused}/{action}").status_code == 200
+        with recorded.paused():
+            boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
         assert client.get(paths[0]).status_code in (200, 302)  # kept in the redirection logs instead
+    return recorded
+
+
+def send_worker_scenario(api: Any, resources: Any, mta: Any) -> CallRecorder:
+    """The send worker as its queue drives it: a chunk held back (SES paused), a chunk sent, a quarantined address."""
+    from infra.local_runtime import ses_account
+
+    boto3.client("dynamodb").put_item(TableName=get_settings().addresses_table, Item={
+        "address": {"S": "gone@example.net"}, "quarantine_status": {"S": "quarantined"}})
+    held, sent = create_delivery(api), create_delivery(api, ("ann@example.net", "gone@example.net"))
+    environment.forget_cached_configuration()
+    with record_calls(resources.region) as recorded:
+        with recorded.paused():
+            assert api.post(f"/api/deliveries/{held}/send").status_code == 202
+        ses_account.ACCOUNT.sending_enabled = False
+        assert mta.send() == 1  # held back: put on the queue again, to be seen later
+        ses_account.ACCOUNT.sending_enabled = True
+        with recorded.paused():
+            assert api.post(f"/api/deliveries/{sent}/send").status_code == 202
+        assert mta.send() == 1
+    assert [message.to for message in OUTBOX.messages()] == [["ann@example.net"]]
+    return recorded
+
+
+def ses_events_scenario(api: Any, resources: Any, mta: Any) -> CallRecorder:
+    """The SES events consumer: a delivery, a bounce (quarantine), a complaint (denylist)."""
+    delivery_id = create_delivery(api, ("success@simulator.amazonses.com", "bounce@simulator.amazonses.com",
+                                        "complaint@simulator.amazonses.com"))
+    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 202
+    mta.send()
+    mta.publisher.step()  # SES's part
+    environment.forget_cached_configuration()
+    with record_calls(resources.region) as recorded:
+        assert mta.triggers["ses_events"].drain() > 0
+    assert len(api.get("/api/quarantine").json_body["items"]) == 2
     return recorded
 
 
@@ -84,11 +139,11 @@ def expire_the_lease() -> None:
                                              ":past": {"N": "0"}})
 
 
-def tracking_workflow_scenario(api: Any, client: Any, resources: Any) -> CallRecorder:
+def tracking_workflow_scenario(api: Any, client: Any, resources: Any, mta: Any) -> CallRecorder:
     """Scheduled runs: one crashes after its first writes, the next resumes it; a malformed line, a broken gzip."""
     from tests.tracking_harness import SimulatedCrash, tap
 
-    delivery_id, paths = send_delivery(api)
+    delivery_id, paths = send_delivery(api, mta)
     for path in paths:
         client.get(path)
     pumps_for(resources)[0].step()
@@ -115,14 +170,31 @@ def check(template: dict[str, Any], role: str, resolver: IntrinsicResolver, reco
 
 
 def test_the_api_handler_role_allows_what_the_api_and_hit_endpoints_do(
-        api: Any, client: Any, resources: Any, keys_in_ssm: IntrinsicResolver) -> None:
-    check(resources.template, "ApiHandlerRole", keys_in_ssm, api_handler_scenario(api, client, resources))
+        api: Any, client: Any, resources: Any, mta: Any, keys_in_ssm: IntrinsicResolver) -> None:
+    check(resources.template, "ApiHandlerRole", keys_in_ssm, api_handler_scenario(api, client, resources, mta))
 
 
 def test_the_tracking_workflow_role_allows_what_a_scheduled_run_does(
-        api: Any, client: Any, resources: Any, keys_in_ssm: IntrinsicResolver) -> None:
-    recorded = tracking_workflow_scenario(api, client, resources)
+        api: Any, client: Any, resources: Any, mta: Any, keys_in_ssm: IntrinsicResolver) -> None:
+    recorded = tracking_workflow_scenario(api, client, resources, mta)
     check(resources.template, "TrackingWorkflowRole", keys_in_ssm, recorded)
+
+
+def test_the_send_worker_role_allows_what_sending_a_chunk_does(
+        api: Any, resources: Any, mta: Any, keys_in_ssm: IntrinsicResolver) -> None:
+    check(resources.template, "SendWorkerRole", keys_in_ssm, send_worker_scenario(api, resources, mta))
+
+
+def test_the_ses_events_role_allows_what_consuming_events_does(
+        api: Any, resources: Any, mta: Any, keys_in_ssm: IntrinsicResolver) -> None:
+    check(resources.template, "SesEventsRole", keys_in_ssm, ses_events_scenario(api, resources, mta))
+
+
+def test_the_api_no_longer_sends_mail() -> None:
+    from infra.template import load_template
+
+    statements = load_template()["Resources"]["ApiHandlerRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert not any("ses:SendEmail" in str(statement["Action"]) for statement in statements["Statement"])
 
 
 def test_the_authorizer_makes_no_aws_call(client: Any, resources: Any, keys_in_ssm: IntrinsicResolver) -> None:

@@ -18,14 +18,15 @@ from tests.tracking_logs import record
 T0 = 1_740_823_200_000
 
 
-def create_and_send(api: Any, recipients: list[str], name: str = "api") -> str:
+def create_and_send(api: Any, mta: Any, recipients: list[str], name: str = "api") -> str:
     response = api.post("/api/deliveries", body={
         "name": name, "subject": "Hello", "from_address": "news@example.com",
         "html": '<p><a href="https://shop.example.com/x">Shop</a> <a href="{{unsubscribe_url}}">stop</a></p>',
         "recipients": [{"id": recipient, "email": f"{recipient}@example.net"} for recipient in recipients],
     })
     delivery_id = response.json_body["id"]
-    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 200
+    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 202
+    mta.send()
     return delivery_id
 
 
@@ -41,8 +42,8 @@ def test_delivery_tracking_routes_need_the_token_and_a_known_delivery(api: Any, 
         assert response.status_code == 404 and response.json_body["error"] == "not_found"
 
 
-def test_a_sent_delivery_without_hits_has_zero_indicators(api: Any) -> None:
-    delivery_id = create_and_send(api, ["ann", "bob"])
+def test_a_sent_delivery_without_hits_has_zero_indicators(api: Any, mta: Any) -> None:
+    delivery_id = create_and_send(api, mta, ["ann", "bob"])
     body = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
     assert (body["processed"], body["success"], body["opens_unique"], body["clicks_total"]) == (2, 2, 0, 0)
     assert body["last_updated"] is None and body["rates"]["opens_unique"] == 0
@@ -52,9 +53,9 @@ def test_a_sent_delivery_without_hits_has_zero_indicators(api: Any) -> None:
     assert api.get(f"/api/deliveries/{delivery_id}/timeline").json_body["buckets"] == []
 
 
-def test_recipient_tracking_pages_newest_first_across_deliveries(api: Any) -> None:
-    first = create_and_send(api, ["ann", "bob"], "first")
-    second = create_and_send(api, ["carl", "ann"], "second")
+def test_recipient_tracking_pages_newest_first_across_deliveries(api: Any, mta: Any) -> None:
+    first = create_and_send(api, mta, ["ann", "bob"], "first")
+    second = create_and_send(api, mta, ["carl", "ann"], "second")
     # ann is log 1 of the first delivery and log 2 of the second; her hits interleave in time.
     times = {first: [0, 50, 200, 420], second: [10, 100, 300, 310, 500]}
     records = [record(kind="click", delivery_id=delivery, log_id=1 if delivery == first else 2, url_id=4,
@@ -89,8 +90,8 @@ def test_recipient_tracking_refuses_bad_paging(api: Any, query: dict[str, str]) 
     assert response.status_code == 400 and response.json_body["error"] == "invalid_request"
 
 
-def test_the_api_reads_only_by_key(api: Any) -> None:
-    delivery_id = create_and_send(api, ["ann"])
+def test_the_api_reads_only_by_key(api: Any, mta: Any) -> None:
+    delivery_id = create_and_send(api, mta, ["ann"])
     put_log("one", [record(kind="click", delivery_id=delivery_id, log_id=1, url_id=4, ts=T0)], T0)
     workflow(FakeClock(T0 / 1000 + 600)).run()
     with tap() as observed:
@@ -101,9 +102,9 @@ def test_the_api_reads_only_by_key(api: Any) -> None:
     assert observed.calls  # the tap saw the API's calls
 
 
-def test_running_the_workflow_through_the_api(api: Any, client: Any) -> None:
+def test_running_the_workflow_through_the_api(api: Any, mta: Any, client: Any) -> None:
     assert client.post("/api/workflow/run").status_code == 401
-    delivery_id = create_and_send(api, ["ann"])
+    delivery_id = create_and_send(api, mta, ["ann"])
     put_log("one", [record(kind="open", delivery_id=delivery_id, log_id=1, ts=T0), b"garbage\n"], T0)
     body = api.post("/api/workflow/run").json_body
     assert {key: body[key] for key in ("status", "objects", "lines", "hits_accepted", "rejected", "duplicates")} == {
@@ -113,9 +114,10 @@ def test_running_the_workflow_through_the_api(api: Any, client: Any) -> None:
     assert api.post("/api/workflow/run").json_body["status"] == "idle"
 
 
-def test_a_click_through_kinesis_and_firehose_shows_in_the_indicators(api: Any, client: Any, resources: Any) -> None:
+def test_a_click_through_kinesis_and_firehose_shows_in_the_indicators(api: Any, mta: Any, client: Any,
+                                                                     resources: Any) -> None:
     """The whole path in-process: tracked link -> Kinesis -> (pump) Firehose -> S3 -> workflow -> API."""
-    delivery_id = create_and_send(api, ["ann", "bob"])
+    delivery_id = create_and_send(api, mta, ["ann", "bob"])
     [message] = [m for m in OUTBOX.messages() if m.to == ["ann@example.net"]]
     html = message.to_dict()["html"]
     link = re.search(r'href="https://t\.example\.com(/r/[^"]+)"', html).group(1)

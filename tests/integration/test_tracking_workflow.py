@@ -30,7 +30,7 @@ NOW = T0 / 1000 + 20 * 60  # the workflow runs 20 minutes later
 OTHER_UA = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)"
 
 
-def make_delivery(api: Any, recipients: int = 6) -> str:
+def make_delivery(api: Any, mta: Any, recipients: int = 6) -> str:
     html = ('<html><body><a href="https://shop.example.com/a">Shop A</a> <a href="https://shop.example.com/b">B</a>'
             ' <a href="{{mirror_url}}">online</a> <a href="{{unsubscribe_url}}">unsubscribe</a></body></html>')
     response = api.post("/api/deliveries", body={
@@ -39,7 +39,8 @@ def make_delivery(api: Any, recipients: int = 6) -> str:
     })
     assert response.status_code == 201, response.body
     delivery_id = response.json_body["id"]
-    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 200
+    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 202
+    mta.send()
     return delivery_id
 
 
@@ -97,8 +98,8 @@ EXPECTED_INDICATORS = {
 }
 
 
-def test_a_log_with_known_truth_gives_exactly_the_expected_tables(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_a_log_with_known_truth_gives_exactly_the_expected_tables(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     records = known_truth_logs(delivery_id)
     clock = FakeClock(NOW)
     statistics = workflow(clock).run()
@@ -161,8 +162,8 @@ def _quarantine() -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def test_three_more_runs_change_nothing(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_three_more_runs_change_nothing(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     clock = FakeClock(NOW)
     workflow(clock).run()
@@ -173,9 +174,9 @@ def test_three_more_runs_change_nothing(api: Any) -> None:
     assert snapshot() == before
 
 
-def test_a_crash_after_any_write_then_a_normal_run_gives_the_clean_tables(api: Any) -> None:
+def test_a_crash_after_any_write_then_a_normal_run_gives_the_clean_tables(api: Any, mta: Any) -> None:
     """Crash injected after the 1st, 2nd, ... write of a run (every write step), then one normal run."""
-    delivery_id = make_delivery(api)
+    delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     with tap() as observer:
         workflow(FakeClock(NOW), write_concurrency=1).run()
@@ -196,8 +197,8 @@ def test_a_crash_after_any_write_then_a_normal_run_gives_the_clean_tables(api: A
             assert snapshot() == clean, f"crash after write {crash_after} of {total}"
 
 
-def test_crashes_with_parallel_writes_and_a_crash_while_resuming(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_crashes_with_parallel_writes_and_a_crash_while_resuming(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     workflow(FakeClock(NOW), write_concurrency=1).run()
     clean = snapshot()
@@ -216,8 +217,8 @@ def test_crashes_with_parallel_writes_and_a_crash_while_resuming(api: Any) -> No
 
 
 def test_an_error_releases_the_lease_and_the_next_run_completes_the_pending_run(
-        api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    delivery_id = make_delivery(api)
+        api: Any, mta: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     workflow(FakeClock(NOW)).run()
     clean = snapshot()
@@ -241,8 +242,8 @@ def test_an_error_releases_the_lease_and_the_next_run_completes_the_pending_run(
     assert snapshot() == clean
 
 
-def test_overlapping_runs_do_not_both_apply(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_overlapping_runs_do_not_both_apply(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     clock = FakeClock(time.time())  # the API's run below uses the real clock
     first = workflow(clock)
@@ -257,9 +258,9 @@ def test_overlapping_runs_do_not_both_apply(api: Any) -> None:
     assert indicators["clicks_total"] == 4
 
 
-def test_a_stalled_run_replaying_its_record_late_changes_nothing(api: Any) -> None:
+def test_a_stalled_run_replaying_its_record_late_changes_nothing(api: Any, mta: Any) -> None:
     """A run that lost its lease (stalled past expiry) and wakes up cannot apply its writes again."""
-    delivery_id = make_delivery(api)
+    delivery_id = make_delivery(api, mta)
     records = known_truth_logs(delivery_id)
     clock = FakeClock(NOW)
     with tap(crash_after_writes=3), pytest.raises(SimulatedCrash):  # acquire, run record, register
@@ -282,8 +283,8 @@ def test_a_stalled_run_replaying_its_record_late_changes_nothing(api: Any) -> No
     assert len(hits) == 7 and records["r1_open_0"]["hit_id"] == hits[0].hit_id
 
 
-def test_a_backlog_larger_than_one_run_drains_over_runs(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_a_backlog_larger_than_one_run_drains_over_runs(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     for index in range(7):
         put_log(f"part-{index:02d}", [record(kind="click", delivery_id=delivery_id, log_id=index % 6 + 1,
                                              url_id=4, ts=T0 + index * 1000)], T0 + index * 1000)
@@ -300,8 +301,8 @@ def test_a_backlog_larger_than_one_run_drains_over_runs(api: Any) -> None:
     assert (indicators["clicks_total"], indicators["clicks_unique"]) == (7, 6)
 
 
-def test_the_time_budget_bounds_a_run(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_the_time_budget_bounds_a_run(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     for index in range(4):
         put_log(f"slow-{index}", [record(kind="open", delivery_id=delivery_id, log_id=1, ts=T0 + index * 70_000)],
                 T0)
@@ -319,8 +320,8 @@ def test_the_time_budget_bounds_a_run(api: Any) -> None:
     assert api.get(f"/api/deliveries/{delivery_id}/indicators").json_body["opens_total"] == 4
 
 
-def test_late_objects_in_an_older_hour_are_still_read(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_late_objects_in_an_older_hour_are_still_read(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     put_log("first", [record(kind="click", delivery_id=delivery_id, log_id=1, url_id=4, ts=T0 + 3_600_000)],
             T0 + 3_600_000)
     clock = FakeClock(T0 / 1000 + 2 * 3600)
@@ -332,8 +333,8 @@ def test_late_objects_in_an_older_hour_are_still_read(api: Any) -> None:
     assert api.get(f"/api/deliveries/{delivery_id}/indicators").json_body["clicks_unique"] == 2
 
 
-def test_unreadable_objects_are_quarantined_whole_and_the_run_goes_on(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_unreadable_objects_are_quarantined_whole_and_the_run_goes_on(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     settings = get_settings()
     s3 = boto3.client("s3")
     bad_key = f"redirection-logs/{hour_partition(T0)}/broken"
@@ -355,8 +356,8 @@ def test_objects_outside_the_partition_layout_are_ignored(api: Any) -> None:
     assert (result["status"], result["ignored_objects"]) == ("idle", 1)
 
 
-def test_the_workflow_reads_only_by_key(api: Any) -> None:
-    delivery_id = make_delivery(api)
+def test_the_workflow_reads_only_by_key(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     with tap() as observed:
         workflow(FakeClock(NOW)).run()
