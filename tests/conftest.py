@@ -14,9 +14,10 @@ from typing import Any, Iterator
 import boto3
 import pytest
 
-from infra.local_runtime import environment
+from infra.local_runtime import environment, moto_dynamodb
 
 environment.apply(environment.fake_aws(), remove=("AWS_ENDPOINT_URL",))
+moto_dynamodb.install()  # transactions that copy their items, not whole tables (see the module)
 
 API_TOKEN = "test-api-token-0123456789"
 PUBLIC_BASE_URL = "https://t.example.com"

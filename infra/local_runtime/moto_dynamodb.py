@@ -1,0 +1,95 @@
+"""moto's DynamoDB transactions, made to cost what they cost in AWS: the items they touch.
+
+moto implements TransactWriteItems by deep-copying every table a
+transaction names before applying it, to roll back on failure. A
+transaction that moves one delivery log and the delivery's counters then
+copies the whole delivery-logs table: 5 s per transaction at 500 logs
+(cProfile), so a 5,000-recipient delivery never finished on the local stack.
+DynamoDB itself locks and rolls back only the transaction's items.
+
+This patch keeps moto's implementation (its validation, conditions and
+errors) and changes only the rollback: while a transaction runs, the
+whole-table copy is skipped, and a deep copy of each item the transaction
+names is kept instead; on failure those items are put back exactly as they
+were (an item that did not exist is removed again). The semantics are
+unchanged: a transaction applies completely or not at all. Lambda code never
+imports this; the local stack and the tests install it with moto.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+_state = threading.local()
+_installed: dict[str, Any] = {}
+
+
+def _item_key(table: Any, operation: dict[str, Any]) -> tuple[Any, Any]:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    source = operation.get("Key") or operation.get("Item") or {}
+    hash_value = DynamoType(source[table.hash_key_attr])
+    range_value = DynamoType(source[table.range_key_attr]) if table.range_key_attr else None
+    return hash_value, range_value
+
+
+def _snapshot(backend: Any, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any, Any]]:
+    saved = []
+    for entry in transact_items:
+        _, operation = next(iter(entry.items()))
+        table = backend.tables.get(operation.get("TableName"))
+        if table is None:
+            continue
+        try:
+            hash_value, range_value = _item_key(table, operation)
+        except KeyError:  # a malformed key: moto's own validation answers it, nothing to restore
+            continue
+        saved.append((table, hash_value, range_value, copy.deepcopy(table.get_item(hash_value, range_value))))
+    return saved
+
+
+def _restore(saved: list[tuple[Any, Any, Any, Any]]) -> None:
+    for table, hash_value, range_value, item in reversed(saved):
+        if table.range_key_attr:
+            if item is None:
+                table.items.get(hash_value, {}).pop(range_value, None)
+            else:
+                table.items[hash_value][range_value] = item
+        elif item is None:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = item
+
+
+def install() -> None:
+    """Patch moto's DynamoDB backend and Table (idempotent)."""
+    if _installed:
+        return
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    original_transaction = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        saved = _snapshot(self, transact_items)
+        _state.skip_table_copy = True
+        try:
+            original_transaction(self, transact_items)
+        except Exception:
+            _restore(saved)
+            raise
+        finally:
+            _state.skip_table_copy = False
+
+    def table_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+        if getattr(_state, "skip_table_copy", False):
+            return self  # moto's whole-table backup: the items are saved instead (above)
+        clone = copy._reconstruct(self, memo, *self.__reduce_ex__(4))  # type: ignore[attr-defined]
+        return clone
+
+    _installed["transaction"] = (DynamoDBBackend, original_transaction)
+    _installed["table"] = (Table, Table.__dict__.get("__deepcopy__"))
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    Table.__deepcopy__ = table_deepcopy  # type: ignore[attr-defined]
