@@ -3,6 +3,10 @@
     sendtrail local up            run the local stack (moto + API + emulations) and the demo
     sendtrail deliveries list     list deliveries, newest first
     sendtrail deliveries indicators ID   a delivery's tracking indicators
+    sendtrail deliveries send|pause|resume|stop ID   start or steer a delivery's send job
+    sendtrail deliveries show ID  a delivery's state, counts, failures, throughput and why it is stalled
+    sendtrail deliveries logs ID [--status S] [--reason R]   its delivery logs
+    sendtrail quarantine list     quarantined and denylisted addresses
     sendtrail workflow run        run the tracking workflow now and print its statistics
     sendtrail token new           a new API token and the hash to configure
 
@@ -17,6 +21,7 @@ import json
 import os
 import secrets
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,8 @@ def local_up(arguments: argparse.Namespace) -> int:
     if not arguments.no_demo:
         demo = stack.seed_demo()
         print(f"Demo delivery {demo['delivery_id']} sent; its messages: {stack.api_url}/local/outbox")
+        print(f"  to the SES mailbox simulator: 2 delivered, a bounce, a complaint "
+              f"(.venv/bin/sendtrail deliveries show {demo['delivery_id']}; sendtrail quarantine list)")
         print("Tracked links of the first message (open them in a browser):")
         for link in demo["links"][:5]:
             print(f"  {link}")
@@ -72,7 +79,8 @@ def local_up(arguments: argparse.Namespace) -> int:
 
 
 def deliveries_list(arguments: argparse.Namespace) -> int:
-    page = _api().get(f"/api/deliveries?limit={arguments.limit}")
+    page = _api().get(f"/api/deliveries?limit={arguments.limit}" + (f"&state={arguments.state}" if arguments.state
+                                                                     else ""))
     _print_table(page["items"], ["id", "name", "state", "recipients", "created_at"])
     return 0
 
@@ -83,6 +91,62 @@ def deliveries_indicators(arguments: argparse.Namespace) -> int:
     for name, value in body.items():
         rate = f"  ({rates[name]:g} % of success)" if name in rates else (" %" if name.startswith("reactivity") else "")
         print(f"{name:22} {value}{rate}")
+    return 0
+
+
+def _print_delivery(body: dict[str, Any]) -> None:
+    times = ("created_at", "start_requested_at", "started_at", "paused_at", "stopped_at", "finished_at")
+    started = ", ".join(f"{name} {body[name]}" for name in times if body.get(name))
+    print(f"{body['id']}  {body.get('name', '')}")
+    print(f"state      {body['state']}" + (f" (affinity {body['affinity']})" if body.get("affinity") else ""))
+    if body.get("stalled"):
+        reason = body.get("reason") or {}
+        print(f"stalled    {reason.get('code')}: {reason.get('message')} (since {reason.get('since')})")
+    if body.get("failure"):
+        print(f"failure    {body['failure'].get('code')}: {body['failure'].get('message')}")
+    print("counts     " + ", ".join(f"{name} {value}" for name, value in (body.get("counts") or {}).items()))
+    for failure_type, failures in (body.get("failures") or {}).items():
+        if failures.get("total"):
+            reasons = ", ".join(f"{row['reason']} ({row['code']}) {row['count']}" for row in failures["reasons"])
+            print(f"{failure_type:10} {failures['total']}: {reasons}")
+    throughput = body.get("throughput") or {}
+    if throughput.get("messages"):
+        print(f"throughput {throughput['messages_per_hour']:g} messages/h, {throughput['bits_per_second']:g} bit/s "
+              f"({throughput['messages']} messages in {throughput['seconds']:g} s)")
+    if started:
+        print(f"times      {started}")
+
+
+def deliveries_action(arguments: argparse.Namespace) -> int:
+    """send, pause, resume or stop: the job's new state."""
+    _print_delivery(_api().post(f"/api/deliveries/{arguments.delivery_id}/{arguments.action}"))
+    return 0
+
+
+def deliveries_show(arguments: argparse.Namespace) -> int:
+    _print_delivery(_api().get(f"/api/deliveries/{arguments.delivery_id}"))
+    return 0
+
+
+def deliveries_logs(arguments: argparse.Namespace) -> int:
+    query = {name: value for name, value in (("status", arguments.status), ("reason", arguments.reason),
+                                             ("limit", str(arguments.limit))) if value}
+    path = f"/api/deliveries/{arguments.delivery_id}/logs?" + urllib.parse.urlencode(query)
+    rows = []
+    while True:
+        page = _api().get(path)
+        rows += page["items"]
+        if not (arguments.all and page.get("next")):
+            break
+        query["next"] = page["next"]
+        path = f"/api/deliveries/{arguments.delivery_id}/logs?" + urllib.parse.urlencode(query)
+    _print_table(rows, ["log_id", "recipient_id", "email", "status", "failure_type", "failure_reason", "failure_code"])
+    return 0
+
+
+def quarantine_list(arguments: argparse.Namespace) -> int:
+    page = _api().get(f"/api/quarantine?limit={arguments.limit}")
+    _print_table(page["items"], ["address", "status", "reason", "code", "since", "error_count", "delivery_id"])
     return 0
 
 
@@ -126,10 +190,34 @@ def build_parser() -> argparse.ArgumentParser:
     deliveries = commands.add_parser("deliveries", help="deliveries").add_subparsers(dest="action", required=True)
     listing = deliveries.add_parser("list", help="newest first")
     listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--state", help="only deliveries in this state (start_pending, in_progress, paused, ...)")
     listing.set_defaults(handler=deliveries_list)
     indicators = deliveries.add_parser("indicators", help="a delivery's tracking indicators")
     indicators.add_argument("delivery_id")
     indicators.set_defaults(handler=deliveries_indicators)
+
+    for action, description in (("send", "start sending (the job goes to start_pending)"),
+                                ("pause", "pause sending"), ("resume", "resume a paused delivery"),
+                                ("stop", "stop for good; what was not sent is canceled")):
+        command = deliveries.add_parser(action, help=description)
+        command.add_argument("delivery_id")
+        command.set_defaults(handler=deliveries_action, action=action)
+    show = deliveries.add_parser("show", help="state, counts, failures, throughput, and why it is stalled")
+    show.add_argument("delivery_id")
+    show.set_defaults(handler=deliveries_show)
+    logs = deliveries.add_parser("logs", help="a delivery's logs (one per recipient)")
+    logs.add_argument("delivery_id")
+    logs.add_argument("--status", help="prepared, pending, sent, delivered, failed, ignored or canceled")
+    logs.add_argument("--reason", help="a failure reason, e.g. user_unknown, mailbox_full, quarantined")
+    logs.add_argument("--limit", type=int, default=50)
+    logs.add_argument("--all", action="store_true", help="every page")
+    logs.set_defaults(handler=deliveries_logs)
+
+    quarantine = commands.add_parser("quarantine", help="quarantined and denylisted addresses").add_subparsers(
+        dest="action", required=True)
+    quarantined = quarantine.add_parser("list", help="most recent first")
+    quarantined.add_argument("--limit", type=int, default=50)
+    quarantined.set_defaults(handler=quarantine_list)
 
     workflow = commands.add_parser("workflow", help="the tracking workflow").add_subparsers(dest="action",
                                                                                            required=True)

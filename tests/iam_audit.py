@@ -105,7 +105,8 @@ def authorizations(service: str, operation: str, params: dict[str, Any], region:
     if service == "sns":
         return [Call(f"sns:{operation}", params.get("TopicArn", "*"))]
     if service == "sesv2" and operation == "GetConfigurationSet":
-        return [Call("ses:GetConfigurationSet", arn.format("ses", f"configuration-set/{params['ConfigurationSetName']}"))]
+        name = params["ConfigurationSetName"]
+        return [Call("ses:GetConfigurationSet", arn.format("ses", f"configuration-set/{name}"))]
     if service == "sesv2" and operation == "SendEmail":
         calls = [Call("ses:SendEmail", arn.format("ses", f"identity/{_domain(params['FromEmailAddress'])}"))]
         if params.get("ConfigurationSetName"):

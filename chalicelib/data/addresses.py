@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_get, from_item, to_item, to_value
+from chalicelib.data.dynamo import batch_get, from_item, query_page, to_value
 
 BY_QUARANTINE_INDEX = "by-quarantine"  # declared on AddressesTable in infra/template.yaml
 QUARANTINE_LIST = "quarantine"
@@ -95,7 +95,4 @@ class AddressStore:
             "KeyConditionExpression": "quarantine_list = :list",
             "ExpressionAttributeValues": {":list": {"S": QUARANTINE_LIST}}, "ScanIndexForward": False, "Limit": limit,
         }
-        if start:
-            request["ExclusiveStartKey"] = to_item(start)
-        page = self._dynamodb.query(**request)
-        return [from_item(item) for item in page.get("Items", [])], from_item(page.get("LastEvaluatedKey"))  # type: ignore[misc]
+        return query_page(self._dynamodb, request, start)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_write, from_item, query_all, to_item, to_value
+from chalicelib.data.dynamo import batch_write, from_item, query_all, query_page, to_item, to_value
 
 SUMMARY, CONTENT, LINKS = "summary", "content", "links"
 BY_CREATED_INDEX = "by-created"  # declared on DeliveriesTable in infra/template.yaml
@@ -216,11 +216,7 @@ class DeliveryStore:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if start:
-            request["ExclusiveStartKey"] = to_item(start)
-        page = self._dynamodb.query(**request)
-        items = [from_item(item) for item in page.get("Items", [])]
-        return items, from_item(page.get("LastEvaluatedKey"))  # type: ignore[return-value]
+        return query_page(self._dynamodb, request, start)
 
     # --- delivery logs ----------------------------------------------------
 
@@ -334,10 +330,7 @@ class DeliveryStore:
             "KeyConditionExpression": "#state = :state", "ExpressionAttributeNames": {"#state": "state"},
             "ExpressionAttributeValues": {":state": {"S": state}}, "ScanIndexForward": oldest_first, "Limit": limit,
         }
-        if start:
-            request["ExclusiveStartKey"] = to_item(start)
-        page = self._dynamodb.query(**request)
-        return [from_item(item) for item in page.get("Items", [])], from_item(page.get("LastEvaluatedKey"))  # type: ignore[misc]
+        return query_page(self._dynamodb, request, start)
 
     def oldest_in_state(self, state: str) -> dict[str, Any] | None:
         """The delivery that has been in `state` longest (e.g. start_pending, for the alarm on it): one Query."""
@@ -372,17 +365,15 @@ class DeliveryStore:
         if reason:
             request["FilterExpression"] = "failure_reason = :reason"
             request["ExpressionAttributeValues"][":reason"] = {"S": reason}
-        if start:
-            request["ExclusiveStartKey"] = to_item(start)
-        page = self._dynamodb.query(**request)
-        return [from_item(item) for item in page.get("Items", [])], from_item(page.get("LastEvaluatedKey"))  # type: ignore[misc]
+        return query_page(self._dynamodb, request, start)
 
     # --- transitions ---------------------------------------------------------
 
     def transition(self, delivery_id: str, transitions: list[LogTransition], now_ms: int,
-                   summary_values: Mapping[str, Any] | None = None, summary_add: Mapping[str, int | float] | None = None,
-                   summary_set_once: Mapping[str, Any] | None = None, extra_items: Iterable[Mapping[str, Any]] = (),
-                   attempts: int = 8) -> bool:
+                   summary_values: Mapping[str, Any] | None = None,
+                   summary_add: Mapping[str, int | float] | None = None,
+                   summary_set_once: Mapping[str, Any] | None = None,
+                   extra_items: Iterable[Mapping[str, Any]] = (), attempts: int = 8) -> bool:
         """Apply log transitions and the summary's counters in one transaction.
 
         Each log must still have its `from_status` (and pass its own

@@ -63,6 +63,16 @@ def query_all(dynamodb: Any, **request: Any) -> Iterator[dict[str, Any]]:
         request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
+def query_page(dynamodb: Any, request: dict[str, Any], start: Mapping[str, Any] | None = None
+               ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One page of a Query from `start` (a key a previous page returned): its items and the next key."""
+    if start:
+        request = {**request, "ExclusiveStartKey": to_item(start)}
+    page = dynamodb.query(**request)
+    items = [from_item(item) for item in page.get("Items", [])]
+    return items, from_item(page.get("LastEvaluatedKey"))  # type: ignore[return-value]
+
+
 def batch_write(dynamodb: Any, table: str, items: Iterable[Mapping[str, Any]]) -> int:
     """Put items 25 at a time, retrying what DynamoDB leaves unprocessed."""
     written = 0

@@ -122,7 +122,8 @@ def rendering_failure_event(mail: dict[str, Any], message: str = "Attribute 'nam
 
 
 def delivery_delay_event(mail: dict[str, Any], at: float, delay_type: str = "TransientCommunicationFailure",
-                         status: str = "4.4.1", diagnostic: str = "smtp; 421 4.4.1 Unable to connect") -> dict[str, Any]:
+                         status: str = "4.4.1",
+                         diagnostic: str = "smtp; 421 4.4.1 Unable to connect") -> dict[str, Any]:
     return {"eventType": "DeliveryDelay", "mail": mail, "deliveryDelay": {
         "timestamp": iso(at), "delayType": delay_type, "expirationTime": iso(at + 86_400),
         "delayedRecipients": [{"emailAddress": mail["destination"][0], "status": status,

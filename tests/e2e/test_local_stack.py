@@ -7,7 +7,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 import pytest
@@ -47,6 +47,25 @@ def _stream_records(moto_endpoint: str) -> list[dict[str, Any]]:
     return records
 
 
+def wait_for(api: ApiClient, delivery_id: str, done: Callable[[dict[str, Any]], bool],
+             timeout: float = 30.0) -> dict[str, Any]:
+    """The delivery once `done(delivery)` holds (the send worker and SES's events run on their own)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        delivery = api.get(f"/api/deliveries/{delivery_id}")
+        if done(delivery):
+            return delivery
+        if time.monotonic() > deadline:
+            raise AssertionError(f"delivery {delivery_id} did not get there in {timeout:g} s: {delivery}")
+        time.sleep(0.2)
+
+
+def counted(**expected: int) -> Callable[[dict[str, Any]], bool]:
+    """Finished, with these counts (SES's events, a complaint last, come after the sending)."""
+    return lambda delivery: delivery["state"] == "finished" and all(
+        delivery["counts"][name] == value for name, value in expected.items())
+
+
 def test_demo_was_seeded_and_its_links_printed(local_stack: Any) -> None:
     text = "\n".join(local_stack.output)
     assert re.search(r"Demo delivery [0-9a-f]{16} sent", text)
@@ -61,7 +80,8 @@ def test_create_send_outbox_click_and_find_the_hit(local_stack: Any) -> None:
         "name": "e2e", "subject": "Hello {{name}}", "from_address": "news@example.com", "html": html,
         "recipients": [{"id": "e2e-1", "email": "success@simulator.amazonses.com", "attributes": {"name": "Eve"}}],
     })["id"]
-    api.post(f"/api/deliveries/{delivery_id}/send")
+    assert api.post(f"/api/deliveries/{delivery_id}/send")["state"] == "start_pending"
+    wait_for(api, delivery_id, lambda delivery: delivery["state"] == "finished")
     [message] = [entry for entry in api.get("/local/outbox") if entry["subject"] == "Hello Eve"]
     assert message["to"] == ["success@simulator.amazonses.com"]
     assert message["headers"]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -133,8 +153,50 @@ def test_the_cli_runs_the_workflow_and_prints_indicators(local_stack: Any) -> No
         return subprocess.run([sys.executable, "-m", "infra.cli", *arguments], env=environment, capture_output=True,
                               text=True, check=True, timeout=60).stdout
 
+    wait_for(ApiClient(local_stack.api_url, local_stack.api_token), delivery_id, counted(delivered=2, failed=2))
     ran = cli("workflow", "run")
     assert re.match(r"^(idle|completed): run \S+, \d+ objects, \d+ lines, \d+ hits accepted, \d+ rejected", ran), ran
     shown = cli("deliveries", "indicators", delivery_id)
     assert re.search(r"^clicks_unique\s+\d+\s+\([0-9.]+ % of success\)$", shown, re.MULTILINE), shown
-    assert re.search(r"^success\s+4$", shown, re.MULTILINE), shown
+    assert re.search(r"^success\s+2$", shown, re.MULTILINE), shown  # of 4: a bounce and a complaint
+
+
+def test_the_mta_sends_through_ses_events_bounces_and_quarantine(local_stack: Any) -> None:
+    """A delivery to two successes, a bounce and a complaint; then the same addresses again."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    label = uuid.uuid4().hex[:8]  # fresh addresses: the demo already quarantined the plain ones
+    simulator = "simulator.amazonses.com"
+    addresses = [f"success+a{label}@{simulator}", f"success+b{label}@{simulator}", f"bounce+{label}@{simulator}",
+                 f"complaint+{label}@{simulator}"]
+    api = ApiClient(local_stack.api_url, local_stack.api_token)
+    body = {"name": f"mta {label}", "subject": "Hello", "from_address": "news@example.com",
+            "html": '<p>Hi <a href="https://shop.example.com/">shop</a></p>',
+            "recipients": [{"id": f"{label}-{index}", "email": email} for index, email in enumerate(addresses)]}
+    first = api.post("/api/deliveries", body)["id"]
+    api.post(f"/api/deliveries/{first}/send")
+    delivery = wait_for(api, first, counted(delivered=2, failed=2))  # 2 delivered of 4
+    assert (delivery["recipients"], delivery["counts"]["sent"], delivery["counts"]["pending"]) == (4, 0, 0)
+    [bounced] = api.get(f"/api/deliveries/{first}/logs?status=failed&reason=user_unknown")["items"]
+    assert (bounced["email"], bounced["failure_type"], bounced["failure_code"]) == (addresses[2], "hard", 1)
+    quarantined = {item["address"]: item["status"] for item in api.get("/api/quarantine?limit=200")["items"]}
+    assert quarantined[addresses[2]] == "quarantined" and quarantined[addresses[3]] == "denylisted"
+
+    environment = {**os.environ, "SENDTRAIL_API_URL": local_stack.api_url, "SENDTRAIL_API_TOKEN": local_stack.api_token}
+
+    def cli(*arguments: str) -> str:
+        return subprocess.run([sys.executable, "-m", "infra.cli", *arguments], env=environment, capture_output=True,
+                              text=True, check=True, timeout=60).stdout
+
+    second = api.post("/api/deliveries", {**body, "name": f"mta {label} again"})["id"]
+    assert "state      start_pending" in cli("deliveries", "send", second)
+    delivery = wait_for(api, second, counted(delivered=2, ignored=2))
+    assert delivery["counts"]["failed"] == 0
+    ignored = cli("deliveries", "logs", second, "--status", "ignored")
+    assert addresses[2] in ignored and "quarantined" in ignored and addresses[3] in ignored and "denylisted" in ignored
+    assert "user_unknown (1) 1" in cli("deliveries", "show", first)
+    listed = cli("quarantine", "list", "--limit", "200")
+    assert addresses[2] in listed and addresses[3] in listed

@@ -50,3 +50,44 @@ def test_schedule_passes_a_scheduled_event() -> None:
     events: list[dict[str, Any]] = []
     ScheduledTrigger("tick", lambda event, context: events.append(event)).step()
     assert events[0]["detail-type"] == "Scheduled Event" and events[0]["resources"][0].endswith("rule/tick")
+
+
+def test_each_queue_driven_function_reads_the_queue_its_template_override_names(resources: Any) -> None:
+    from infra.local_runtime.sqs_workers import triggers_for
+
+    found = {trigger.name: (trigger.queue_url.rsplit("/", 1)[1], trigger.batch_size, trigger.timeout_seconds)
+             for trigger in triggers_for(resources)}
+    assert found == {"send_worker": ("sendtrail-local-send-work", 1, 300),
+                     "ses_events": ("sendtrail-local-ses-events", 10, 60)}
+
+
+def test_a_failed_transaction_leaves_every_item_as_it_was(aws: None) -> None:
+    """moto's transactions with the local runtime's item-level rollback (infra/local_runtime/moto_dynamodb.py)."""
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(TableName="tx", BillingMode="PAY_PER_REQUEST",
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                     {"AttributeName": "sk", "KeyType": "RANGE"}],
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                                {"AttributeName": "sk", "AttributeType": "N"}])
+    dynamodb.put_item(TableName="tx", Item={"pk": {"S": "a"}, "sk": {"N": "1"}, "n": {"N": "1"}})
+    dynamodb.put_item(TableName="tx", Item={"pk": {"S": "c"}, "sk": {"N": "1"}, "n": {"N": "7"}})
+
+    def transaction(expected_c: str) -> list[dict[str, Any]]:
+        return [
+            {"Update": {"TableName": "tx", "Key": {"pk": {"S": "a"}, "sk": {"N": "1"}},
+                        "UpdateExpression": "SET n = n + :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}},
+            {"Put": {"TableName": "tx", "Item": {"pk": {"S": "b"}, "sk": {"N": "1"}}}},
+            {"ConditionCheck": {"TableName": "tx", "Key": {"pk": {"S": "c"}, "sk": {"N": "1"}},
+                                "ConditionExpression": "n = :n",
+                                "ExpressionAttributeValues": {":n": {"N": expected_c}}}},
+        ]
+
+    import pytest
+
+    with pytest.raises(dynamodb.exceptions.TransactionCanceledException):
+        dynamodb.transact_write_items(TransactItems=transaction("8"))
+    items = {item["pk"]["S"]: item for item in dynamodb.scan(TableName="tx")["Items"]}
+    assert set(items) == {"a", "c"} and items["a"]["n"] == {"N": "1"}
+    dynamodb.transact_write_items(TransactItems=transaction("7"))
+    items = {item["pk"]["S"]: item for item in dynamodb.scan(TableName="tx")["Items"]}
+    assert set(items) == {"a", "b", "c"} and items["a"]["n"] == {"N": "2"}

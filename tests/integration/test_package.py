@@ -130,3 +130,56 @@ def test_deploy_uploads_each_artifact_once_by_content(packaged: Path, tmp_path: 
     first = s3.list_objects_v2(Bucket="sendtrail-artifacts-test")["Contents"]
     upload_artifacts(directory / "sam.yaml", "sendtrail-artifacts-test", "sendtrail-dev", s3)
     assert s3.list_objects_v2(Bucket="sendtrail-artifacts-test")["Contents"] == first
+
+
+def test_the_mta_functions_read_the_templates_queues_with_partial_batch_responses(template: dict[str, Any]) -> None:
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    expected = {"SendWorker": ("SendWorkQueue", 1), "SesEvents": ("SesEventsQueue", 10)}
+    for logical, (queue, batch_size) in expected.items():
+        [event] = functions[logical]["Properties"]["Events"].values()
+        properties = event["Properties"]
+        assert event["Type"] == "SQS"
+        assert properties["Queue"] == {"Fn::Sub": f"${{{queue}.Arn}}"}  # the template's queue, not Chalice's name
+        assert properties["BatchSize"] == batch_size
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert properties["ScalingConfig"]["MaximumConcurrency"]
+        assert functions[logical]["Properties"]["Timeout"] * 6 <= template["Resources"][queue]["Properties"][
+            "VisibilityTimeout"]
+    assert functions["SendWorker"]["Properties"]["Events"]["SendWorkerSqsEventSource"]["Properties"][
+        "ScalingConfig"]["MaximumConcurrency"] == {"Ref": "SendConcurrency"}
+
+
+def test_every_mta_queue_has_a_dead_letter_queue_with_a_retry_limit(template: dict[str, Any]) -> None:
+    queues = resources_of_type(template, "AWS::SQS::Queue")
+    for logical in ("SendWorkQueue", "SesEventsQueue"):
+        redrive = queues[logical]["Properties"]["RedrivePolicy"]
+        dead_letter = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+        assert redrive["maxReceiveCount"] == 5 and dead_letter in queues
+        assert "RedrivePolicy" not in queues[dead_letter]["Properties"]
+
+
+def test_ses_publishes_every_consumed_event_type_to_the_queue(template: dict[str, Any]) -> None:
+    [destination] = resources_of_type(template, "AWS::SES::ConfigurationSetEventDestination").values()
+    event_destination = destination["Properties"]["EventDestination"]
+    assert set(event_destination["MatchingEventTypes"]) == {
+        "send", "reject", "bounce", "complaint", "delivery", "deliveryDelay", "renderingFailure"}
+    assert event_destination["SnsDestination"]["TopicARN"] == {"Ref": "SesEventsTopic"}
+    [subscription] = resources_of_type(template, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Endpoint"] == {"Fn::GetAtt": ["SesEventsQueue", "Arn"]}
+    assert subscription["Properties"]["RawMessageDelivery"] is False
+    [queue_policy] = resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+    [statement] = queue_policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Condition"]["ArnEquals"]["aws:SourceArn"] == {"Ref": "SesEventsTopic"}
+    [pool] = resources_of_type(template, "AWS::SES::DedicatedIpPool").values()
+    assert pool["Condition"] == "HasDedicatedIpPool"
+    [configuration_set] = resources_of_type(template, "AWS::SES::ConfigurationSet").values()
+    assert configuration_set["Properties"]["DeliveryOptions"]["SendingPoolName"]["Fn::If"][0] == "HasDedicatedIpPool"
+
+
+def test_only_the_send_worker_sends_mail(template: dict[str, Any]) -> None:
+    senders = []
+    for logical, role in resources_of_type(template, "AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            if any("ses:SendEmail" in str(statement["Action"]) for statement in policy["PolicyDocument"]["Statement"]):
+                senders.append(logical)
+    assert senders == ["SendWorkerRole"]

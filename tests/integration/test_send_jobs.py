@@ -174,7 +174,8 @@ def test_an_affinity_that_is_not_configured_is_refused_naming_it(api: Any, mta: 
     boto3.client("sesv2").delete_configuration_set(ConfigurationSetName="sendtrail-local-default")
     refused = act(api, delivery_id, "send", 409)
     assert refused["error"] == "affinity_not_configured"
-    assert "affinity 'default'" in refused["message"] and "'sendtrail-local-default' does not exist" in refused["message"]
+    assert "affinity 'default'" in refused["message"]
+    assert "'sendtrail-local-default' does not exist" in refused["message"]
     assert show(api, delivery_id)["state"] == "draft"
 
 

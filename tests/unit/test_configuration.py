@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from chalicelib.data.deliveries import BY_CREATED_INDEX
 from chalicelib.hits.config import HitPathConfig
@@ -33,8 +34,37 @@ def test_every_resource_name_setting_comes_from_the_template() -> None:
 
 
 def test_indexes_the_code_queries_are_declared() -> None:
-    table = load_template()["Resources"]["DeliveriesTable"]["Properties"]
-    assert BY_CREATED_INDEX in [index["IndexName"] for index in table["GlobalSecondaryIndexes"]]
+    from chalicelib.data.addresses import BY_QUARANTINE_INDEX
+    from chalicelib.data.deliveries import BY_STATE_INDEX, BY_STATUS_INDEX
+
+    resources = load_template()["Resources"]
+    for table, index in (("DeliveriesTable", BY_CREATED_INDEX), ("DeliveriesTable", BY_STATE_INDEX),
+                         ("DeliveryLogsTable", BY_STATUS_INDEX), ("AddressesTable", BY_QUARANTINE_INDEX)):
+        indexes = resources[table]["Properties"]["GlobalSecondaryIndexes"]
+        assert index in [declared["IndexName"] for declared in indexes], (table, index)
+
+
+def test_the_affinities_come_from_the_template_with_or_without_a_dedicated_pool(monkeypatch: Any) -> None:
+    from infra.template import evaluate_conditions, function_environment
+
+    template = load_template()
+    for parameters, pool in (({}, None), ({"DedicatedIpPoolName": "marketing", "MaxSendRate": "14"}, "marketing")):
+        values = parameter_values(template, {"Stage": "prod", **parameters})
+        physical = {logical: f"physical-{logical}" for logical in template["Resources"]}
+        resolver = IntrinsicResolver({**values, **physical, "DefaultConfigurationSet": "sendtrail-prod-default",
+                                      "DedicatedIpPool": "marketing"}, conditions=evaluate_conditions(template, values))
+        environment = function_environment(template, resolver)
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings()  # type: ignore[call-arg]
+        affinity = settings.affinity(None)
+        assert affinity is not None and affinity.configuration_set == "sendtrail-prod-default"
+        assert affinity.ip_pool == pool
+        assert affinity.max_rate == (14 if pool else None)
+        assert settings.affinity("transactional") is None
+        configuration_set = template["Resources"]["DefaultConfigurationSet"]["Properties"]
+        pool_option = resolver.resolve(configuration_set["DeliveryOptions"])
+        assert pool_option.get("SendingPoolName") == pool  # no pool: the property is left out (AWS::NoValue)
 
 
 def test_resource_names_resolve_per_stage() -> None:

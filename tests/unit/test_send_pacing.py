@@ -45,7 +45,8 @@ def test_backoff_grows_exponentially_to_its_cap_with_full_jitter() -> None:
 
 
 def test_a_job_is_consecutive_ranges_of_log_ids() -> None:
-    assert chunks("d", 5, 2) == [{"delivery_id": "d", "first": 1, "last": 2}, {"delivery_id": "d", "first": 3, "last": 4},
+    assert chunks("d", 5, 2) == [{"delivery_id": "d", "first": 1, "last": 2},
+                                 {"delivery_id": "d", "first": 3, "last": 4},
                                  {"delivery_id": "d", "first": 5, "last": 5}]
     assert len(chunks("d", 100_000, 500)) == 200
     assert chunks("d", 500, 500) == [{"delivery_id": "d", "first": 1, "last": 500}]
