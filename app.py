@@ -117,17 +117,17 @@ def run_tracking_workflow():
 
 @app.route("/api/deliveries/{delivery_id}/pause", methods=["POST"], authorizer=api_auth)
 def pause_delivery(delivery_id):
-    return deliveries_api.pause(app.current_request, delivery_id)
+    return deliveries_api.steer(app.current_request, delivery_id, "pause")
 
 
 @app.route("/api/deliveries/{delivery_id}/resume", methods=["POST"], authorizer=api_auth)
 def resume_delivery(delivery_id):
-    return deliveries_api.resume(app.current_request, delivery_id)
+    return deliveries_api.steer(app.current_request, delivery_id, "resume")
 
 
 @app.route("/api/deliveries/{delivery_id}/stop", methods=["POST"], authorizer=api_auth)
 def stop_delivery(delivery_id):
-    return deliveries_api.stop(app.current_request, delivery_id)
+    return deliveries_api.steer(app.current_request, delivery_id, "stop")
 
 
 @app.route("/api/deliveries/{delivery_id}/logs", methods=["GET"], authorizer=api_auth)

@@ -55,22 +55,16 @@ def send(request: Request, delivery_id: str) -> Response:
     return json_response(_view(delivery_id, summary), 202)
 
 
-@api_handler
-def pause(request: Request, delivery_id: str) -> Response:
-    _known(delivery_id)
-    return json_response(_view(delivery_id, SendJobs(get_settings()).pause(delivery_id)))
+STEERING = ("pause", "resume", "stop")
 
 
 @api_handler
-def resume(request: Request, delivery_id: str) -> Response:
+def steer(request: Request, delivery_id: str, action: str) -> Response:
+    """POST .../pause, .../resume, .../stop: the job's new state, or a 409 saying why not."""
     _known(delivery_id)
-    return json_response(_view(delivery_id, SendJobs(get_settings()).resume(delivery_id)))
-
-
-@api_handler
-def stop(request: Request, delivery_id: str) -> Response:
-    _known(delivery_id)
-    return json_response(_view(delivery_id, SendJobs(get_settings()).stop(delivery_id)))
+    if action not in STEERING:
+        raise ValueError(f"not a send job action: {action}")
+    return json_response(_view(delivery_id, getattr(SendJobs(get_settings()), action)(delivery_id)))
 
 
 @api_handler

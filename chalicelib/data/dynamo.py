@@ -12,6 +12,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from chalicelib.data.batching import batches
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -75,16 +77,8 @@ def query_page(dynamodb: Any, request: dict[str, Any], start: Mapping[str, Any] 
 
 def batch_write(dynamodb: Any, table: str, items: Iterable[Mapping[str, Any]]) -> int:
     """Put items 25 at a time, retrying what DynamoDB leaves unprocessed."""
-    written = 0
-    batch: list[dict[str, Any]] = []
-    for item in items:
-        batch.append({"PutRequest": {"Item": to_item(item)}})
-        if len(batch) == 25:
-            written += _flush(dynamodb, table, batch)
-            batch = []
-    if batch:
-        written += _flush(dynamodb, table, batch)
-    return written
+    requests = ({"PutRequest": {"Item": to_item(item)}} for item in items)
+    return sum(_flush(dynamodb, table, batch) for batch in batches(requests, 25))
 
 
 def _flush(dynamodb: Any, table: str, batch: list[dict[str, Any]]) -> int:

@@ -7,22 +7,16 @@ import time
 from typing import Any, Iterable, Mapping
 
 from chalicelib.data import aws
+from chalicelib.data.batching import batches
 
 
 def enqueue(queue_url: str, messages: Iterable[Mapping[str, Any]], delay_seconds: int = 0) -> int:
     """Put JSON messages on the queue, 10 a request, retrying entries SQS did not take; returns how many."""
     sqs = aws.client("sqs")
-    batch: list[dict[str, Any]] = []
-    sent = 0
-    for message in messages:
-        batch.append({"Id": str(len(batch)), "MessageBody": json.dumps(message, separators=(",", ":")),
-                      "DelaySeconds": delay_seconds})
-        if len(batch) == 10:
-            sent += _send_batch(sqs, queue_url, batch)
-            batch = []
-    if batch:
-        sent += _send_batch(sqs, queue_url, batch)
-    return sent
+    bodies = (json.dumps(message, separators=(",", ":")) for message in messages)
+    return sum(_send_batch(sqs, queue_url, [{"Id": str(index), "MessageBody": body, "DelaySeconds": delay_seconds}
+                                            for index, body in enumerate(batch)])
+               for batch in batches(bodies, 10))
 
 
 def _send_batch(sqs: Any, queue_url: str, entries: list[dict[str, Any]]) -> int:

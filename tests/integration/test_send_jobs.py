@@ -52,8 +52,12 @@ def act(api: Any, delivery_id: str, action: str, status: int = 200) -> dict[str,
     return response.json_body
 
 
+def nonzero(values: dict[str, int]) -> dict[str, int]:
+    return {name: value for name, value in values.items() if value}
+
+
 def counts(api: Any, delivery_id: str) -> dict[str, int]:
-    return {name: value for name, value in show(api, delivery_id)["counts"].items() if value}
+    return nonzero(show(api, delivery_id)["counts"])
 
 
 def sent_to() -> Counter:
@@ -139,7 +143,7 @@ def test_stopping_cancels_what_was_not_sent(api: Any, mta: Any, small_chunks: No
     mta.send()
     sent = 0 if when == "start_pending" else 2
     expected = {"processed": sent, "sent": sent, "canceled": 5 - sent}
-    assert counts(api, delivery_id) == {name: value for name, value in expected.items() if value}
+    assert counts(api, delivery_id) == nonzero(expected)
     assert len(OUTBOX.messages()) == sent
     assert show(api, delivery_id)["state"] == "stopped"
 
@@ -179,16 +183,23 @@ def test_an_affinity_that_is_not_configured_is_refused_naming_it(api: Any, mta: 
     assert show(api, delivery_id)["state"] == "draft"
 
 
-def test_a_configuration_set_gone_while_sending_fails_the_delivery(api: Any, mta: Any) -> None:
-    delivery_id = create(api, emails(2))
+@pytest.mark.parametrize("when", ["start_pending", "in_progress"])
+def test_a_configuration_set_gone_while_sending_fails_the_delivery(api: Any, mta: Any, small_chunks: None,
+                                                                   when: str) -> None:
+    delivery_id = create(api, emails(4))
     act(api, delivery_id, "send", 202)
+    if when == "in_progress":
+        mta.triggers["send_worker"].step()
+    assert show(api, delivery_id)["state"] == when
     boto3.client("sesv2").delete_configuration_set(ConfigurationSetName="sendtrail-local-default")
     reason = show(api, delivery_id)["reason"]
-    assert reason["code"] == "affinity_not_configured"  # said while it sits in start_pending
+    assert reason["code"] == "affinity_not_configured"  # said while it is meant to be sending
     mta.send()
     failed = show(api, delivery_id)
     assert failed["state"] == "failed" and failed["failure"]["code"] == "affinity_not_configured"
-    assert OUTBOX.messages() == [] and counts(api, delivery_id) == {"processed": 2, "prepared": 2}
+    sent = 2 if when == "in_progress" else 0
+    assert len(OUTBOX.messages()) == sent
+    assert counts(api, delivery_id) == nonzero({"processed": 4, "sent": sent, "prepared": 4 - sent})
 
 
 def test_an_affinitys_dedicated_pool_must_be_its_configuration_sets(api: Any, resources: Any) -> None:
@@ -330,7 +341,7 @@ def test_five_thousand_recipients_in_chunks_with_exact_counts(api: Any, mta: Any
     elapsed = time.monotonic() - started
     final = show(api, delivery_id)
     assert final["state"] == "finished"
-    assert {name: value for name, value in final["counts"].items() if value} == {
+    assert nonzero(final["counts"]) == {
         "processed": 4935, "sent": 4935, "ignored": 65}
     assert final["failures"]["ignored"] == {"total": 65, "reasons": [
         {"reason": "quarantined", "code": 9, "count": 30}, {"reason": "duplicate", "code": 10, "count": 20},
