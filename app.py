@@ -7,7 +7,7 @@ so a cold start that serves a click never imports them.
 
 from chalice import Chalice, Rate
 
-from chalicelib import auth
+from chalicelib import auth, observability
 from chalicelib.hits import endpoints as hits
 from chalicelib.lazy import lazy
 
@@ -108,6 +108,11 @@ def recipient_tracking(recipient_id):
 @app.route("/api/workflow/run", methods=["POST"], authorizer=api_auth)
 def run_tracking_workflow():
     return tracking_api.run_workflow(app.current_request)
+
+
+# --- operations: logs and metrics of every invocation -----------------------
+
+observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
 
 
 # --- the tracking workflow (its own Lambda function) ------------------------
