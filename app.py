@@ -110,9 +110,15 @@ def run_tracking_workflow():
     return tracking_api.run_workflow(app.current_request)
 
 
-# --- operations: logs and metrics of every invocation -----------------------
+# --- operations: logs and metrics of every invocation, the status check -----
 
 observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
+status_api = lazy("chalicelib.api.status")
+
+
+@app.route("/api/status", methods=["GET"], authorizer=api_auth)
+def operations_status():
+    return status_api.status_report(app.current_request)
 
 
 # --- the tracking workflow (its own Lambda function) ------------------------

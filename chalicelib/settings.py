@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     # (chalicelib/native.py): auto = native when it imports, on = native or fail, off = Python.
     native: Literal["auto", "on", "off"] = "auto"
 
+    # Operations (the status check, chalicelib/status.py): resources only it asks about.
+    redirection_log_delivery_stream: Optional[str] = Field(
+        default=None, description="the Firehose delivery stream writing the redirection logs (from the template)")
+
     # Limits on what a delivery may carry (DynamoDB items stop at 400 KB).
     max_html_bytes: int = 200_000
     max_recipients_per_request: int = 50_000

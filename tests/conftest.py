@@ -35,11 +35,12 @@ def aws() -> Iterator[None]:
 def resources(aws: None) -> Any:
     """The template's resources on moto, and the Lambda environment pointing at them."""
     from chalicelib.auth import token_sha256
-    from infra.local_runtime import ses_outbox
+    from infra.local_runtime import ses_account, ses_outbox
     from infra.local_runtime.provision import provision
 
     ses_outbox.OUTBOX.clear()
     ses_outbox.install()
+    ses_account.install()
     provisioned = provision(boto3.session.Session(), stage="local")
     saved = dict(os.environ)
     environment.apply({
@@ -50,6 +51,7 @@ def resources(aws: None) -> Any:
     })
     boto3.client("sesv2").create_email_identity(EmailIdentity="example.com")
     yield provisioned
+    ses_account.uninstall()
     ses_outbox.uninstall()
     ses_outbox.OUTBOX.clear()
     os.environ.clear()

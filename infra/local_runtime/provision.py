@@ -5,7 +5,10 @@ stack, from the template's own properties. The others are created through
 boto3 by a handler registered for their type, from the same resolved
 properties, and properties moto's CloudFormation ignores are applied through
 boto3 afterwards. Resources without a Type are overrides of what Chalice
-generates (e.g. RestAPI) and have no local counterpart.
+generates (e.g. RestAPI) and have no local counterpart. A resource that
+refers to a resource created through boto3 is created through boto3 too
+(CloudFormation resolves every reference in one stack; here there are two
+passes).
 """
 
 from __future__ import annotations
@@ -104,9 +107,7 @@ def provision(
     region = session.region_name or "us-east-1"
     resources = local_resources(template)
 
-    supported = _moto_cloudformation_types()
-    in_stack = {logical: spec for logical, spec in resources.items() if spec["Type"] in supported}
-    through_boto3 = {logical: spec for logical, spec in resources.items() if spec["Type"] not in supported}
+    in_stack, through_boto3 = _split_by_creator(resources, _moto_cloudformation_types())
     missing = sorted({spec["Type"] for spec in through_boto3.values()} - set(_HANDLERS))
     if missing:
         raise NotImplementedError(f"no local provisioner for resource types {missing}")
@@ -130,6 +131,19 @@ def provision(
         environment=function_environment(template, resolver),
         template=template,
     )
+
+
+def _split_by_creator(resources: Mapping[str, Any], supported: set[str]
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(created by moto's CloudFormation, created through boto3): a type moto lacks, or a reference to one."""
+    in_stack = {logical: spec for logical, spec in resources.items() if spec["Type"] in supported}
+    through_boto3 = {logical: spec for logical, spec in resources.items() if spec["Type"] not in supported}
+    while True:
+        moved = {logical for logical, spec in in_stack.items() if references(spec) & set(through_boto3)}
+        if not moved:
+            return in_stack, through_boto3
+        for logical in moved:
+            through_boto3[logical] = in_stack.pop(logical)
 
 
 def _create_stack(
@@ -310,3 +324,15 @@ def _in_dependency_order(resources: Mapping[str, Any]) -> list[tuple[str, Any]]:
     for logical in resources:
         place(logical)
     return ordered
+
+
+@handles("AWS::IAM::Role")
+def _iam_role(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
+    """A role whose policy names a resource created through boto3 (moto's CloudFormation makes the others)."""
+    iam = session.client("iam")
+    name = properties.get("RoleName") or f"sendtrail-{logical_id}"
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]))
+    for policy in properties.get("Policies", []):
+        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                            PolicyDocument=json.dumps(policy["PolicyDocument"]))
+    return CreatedResource(ref=name, attributes={"Arn": role["Role"]["Arn"]})

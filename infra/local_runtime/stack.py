@@ -21,7 +21,7 @@ from typing import Any, Callable
 import boto3
 
 from infra.api_client import ApiClient
-from infra.local_runtime import environment, ses_outbox
+from infra.local_runtime import environment, ses_account, ses_outbox
 from infra.local_runtime.gateway import local_server
 from infra.local_runtime.local_routes import register_local_routes
 from infra.local_runtime.moto_server import start_moto
@@ -73,6 +73,7 @@ class LocalStack:
         self._moto, self.moto_endpoint = start_moto(self.options.host, self.options.moto_port)
         environment.apply(environment.fake_aws(self.moto_endpoint))
         ses_outbox.install()
+        ses_account.install()
         self.resources = provision(boto3.session.Session(), stage="local")
         self.api_token = self.options.api_token or os.environ.get("SENDTRAIL_API_TOKEN") or secrets.token_urlsafe(24)
         self.api_url = f"http://{self.options.host}:{self.options.port}"
@@ -145,6 +146,7 @@ class LocalStack:
         if self._moto is not None:
             self._moto.stop()
         ses_outbox.uninstall()
+        ses_account.uninstall()
         if self.options.state_file and self.options.state_file.exists():
             self.options.state_file.unlink()
 

@@ -67,6 +67,7 @@ def api_handler_scenario(api: Any, client: Any, resources: Any) -> CallRecorder:
         assert api.get("/api/recipients/ann/tracking").status_code == 200
         assert api.get("/api/deliveries").status_code == 200
         assert api.get(f"/api/deliveries/{delivery_id}").status_code == 200
+        assert api.get("/api/status").json_body["status"] == "OK"  # operations: what the status check describes
         boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
         assert client.get(paths[0]).status_code in (200, 302)  # kept in the redirection logs instead
     return recorded

@@ -112,6 +112,7 @@ def test_no_token_key_or_secret_reaches_the_logs(api: Any, client: Any, output: 
         client.get(path)
     environment.apply({"SENDTRAIL_REDIRECTION_LOG_BUCKET": bucket})
     assert api.post("/api/workflow/run").json_body["rejected_total"] >= 2  # the forged lines, quarantined
+    api.get("/api/status")
     environment.apply({"SENDTRAIL_SIGNING_KEYS": KEYRING_V1[:-6] + '"}}'})  # a broken key ring
     client.get(paths[0])
 
