@@ -161,3 +161,33 @@ def function_environment(template: Mapping[str, Any], resolver: IntrinsicResolve
     """The environment every Lambda function gets (Globals.Function.Environment)."""
     variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
     return {name: str(resolver.resolve(value)) for name, value in variables.items()}
+
+
+def condition_holds(template: Mapping[str, Any], name: str | None, parameters: Mapping[str, str]) -> bool:
+    """Whether the template's condition `name` holds for these parameter values (no condition: it does).
+
+    Conditions may use Fn::Equals, Fn::Not, Fn::And, Fn::Or and Condition over
+    parameters and pseudo parameters, as CloudFormation allows.
+    """
+    if name is None:
+        return True
+    conditions = template.get("Conditions", {})
+    resolver = IntrinsicResolver(parameters)
+
+    def evaluate(expression: Any) -> bool:
+        if isinstance(expression, dict) and len(expression) == 1:
+            (function, argument), = expression.items()
+            if function == "Fn::Equals":
+                left, right = (resolver.resolve(item) for item in argument)
+                return str(left) == str(right)
+            if function == "Fn::Not":
+                return not evaluate(argument[0])
+            if function == "Fn::And":
+                return all(evaluate(item) for item in argument)
+            if function == "Fn::Or":
+                return any(evaluate(item) for item in argument)
+            if function == "Condition":
+                return evaluate(conditions[argument])
+        raise NotImplementedError(f"cannot evaluate the condition expression {expression!r}")
+
+    return evaluate(conditions[name])

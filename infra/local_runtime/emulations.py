@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from infra.local_runtime import firehose_pump, schedules
+from infra.local_runtime import alarms, firehose_pump, schedules
 
 if TYPE_CHECKING:
     from infra.local_runtime.stack import LocalStack, Worker
@@ -20,6 +20,7 @@ EmulationFactory = Callable[["LocalStack"], "list[Worker]"]
 EMULATIONS: list[EmulationFactory] = [
     firehose_pump.workers,  # Kinesis -> Firehose (moto's Firehose never reads its Kinesis source)
     schedules.workers,  # @app.schedule functions (the tracking workflow), EventBridge's part
+    alarms.workers,  # EMF into CloudWatch metrics, alarm evaluation and SNS alerts (moto stores, never evaluates)
 ]
 
 

@@ -5,7 +5,8 @@ stack, from the template's own properties. The others are created through
 boto3 by a handler registered for their type, from the same resolved
 properties, and properties moto's CloudFormation ignores are applied through
 boto3 afterwards. Resources without a Type are overrides of what Chalice
-generates (e.g. RestAPI) and have no local counterpart. A resource that
+generates (e.g. RestAPI) and have no local counterpart. A resource whose
+Condition does not hold for the stage's parameters is not created; one that
 refers to a resource created through boto3 is created through boto3 too
 (CloudFormation resolves every reference in one stack; here there are two
 passes).
@@ -19,7 +20,13 @@ from typing import Any, Callable, Mapping
 
 import boto3
 
-from infra.template import IntrinsicResolver, function_environment, load_template, parameter_values
+from infra.template import (
+    IntrinsicResolver,
+    condition_holds,
+    function_environment,
+    load_template,
+    parameter_values,
+)
 
 ACCOUNT_ID = "123456789012"
 
@@ -105,7 +112,8 @@ def provision(
     template = template or load_template()
     values = parameter_values(template, {"Stage": stage, **(parameters or {})})
     region = session.region_name or "us-east-1"
-    resources = local_resources(template)
+    resources = {logical: spec for logical, spec in local_resources(template).items()
+                 if condition_holds(template, spec.get("Condition"), values)}
 
     in_stack, through_boto3 = _split_by_creator(resources, _moto_cloudformation_types())
     missing = sorted({spec["Type"] for spec in through_boto3.values()} - set(_HANDLERS))
@@ -324,6 +332,50 @@ def _in_dependency_order(resources: Mapping[str, Any]) -> list[tuple[str, Any]]:
     for logical in resources:
         place(logical)
     return ordered
+
+
+@handles("AWS::SNS::Subscription")
+def _sns_subscription(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
+    """A topic subscription (moto's CloudFormation has no such type)."""
+    response = session.client("sns").subscribe(TopicArn=properties["TopicArn"], Protocol=properties["Protocol"],
+                                               Endpoint=properties["Endpoint"], ReturnSubscriptionArn=True)
+    return CreatedResource(ref=response["SubscriptionArn"])
+
+
+_ALARM_PROPERTIES = ("AlarmName", "AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
+                     "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
+                     "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+                     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+                     "ThresholdMetricId")
+_NUMERIC_ALARM_PROPERTIES = {"Period": int, "EvaluationPeriods": int, "DatapointsToAlarm": int, "Threshold": float}
+
+
+@handles("AWS::CloudWatch::Alarm")
+def _cloudwatch_alarm(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
+    """A metric alarm, in INSUFFICIENT_DATA as CloudWatch creates it (moto's CloudFormation lacks the type).
+
+    moto stores alarms but never evaluates them: infra/local_runtime/alarms.py does.
+    """
+    request = {name: properties[name] for name in _ALARM_PROPERTIES if name in properties}
+    for name, kind in _NUMERIC_ALARM_PROPERTIES.items():
+        if name in request:
+            request[name] = kind(request[name])
+    request.setdefault("AlarmName", f"sendtrail-{logical_id}")
+    cloudwatch = session.client("cloudwatch")
+    cloudwatch.put_metric_alarm(**request)
+    cloudwatch.set_alarm_state(AlarmName=request["AlarmName"], StateValue="INSUFFICIENT_DATA",
+                               StateReason="Unchecked: Initial alarm creation")
+    [alarm] = cloudwatch.describe_alarms(AlarmNames=[request["AlarmName"]])["MetricAlarms"]
+    return CreatedResource(ref=request["AlarmName"], attributes={"Arn": alarm["AlarmArn"]})
+
+
+@handles("AWS::CloudWatch::Dashboard")
+def _cloudwatch_dashboard(session: boto3.session.Session, logical_id: str,
+                          properties: dict[str, Any]) -> CreatedResource:
+    """A dashboard that names alarms (created through boto3 here, so the dashboard is too)."""
+    name = properties.get("DashboardName") or f"sendtrail-{logical_id}"
+    session.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=properties["DashboardBody"])
+    return CreatedResource(ref=name)
 
 
 @handles("AWS::IAM::Role")
