@@ -149,7 +149,8 @@ def redirection_logs(context: StatusContext) -> ComponentStatus:
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
             return ComponentStatus(name, FAIL, f"the delivery stream {delivery_stream} does not exist: hits stay in "
-                                               "Kinesis and reach no redirection log", {"delivery_stream": delivery_stream})
+                                               "Kinesis and reach no redirection log",
+                                   {"delivery_stream": delivery_stream})
         raise
     status = description.get("DeliveryStreamStatus")
     source = (description.get("Source") or {}).get("KinesisStreamSourceDescription", {}).get("KinesisStreamARN", "")
@@ -244,7 +245,11 @@ def assess_ses(account: dict[str, Any]) -> ComponentStatus:
 
 def queue_backlog(component: str, queue_url: Callable[[Settings], str | None], warn_at: int,
                   fail_at: int | None = None) -> Check:
-    """A queue a consumer drains (e.g. the SES events queue): WARN from `warn_at` waiting messages, FAIL from `fail_at`."""
+    """A queue a consumer drains (e.g. the SES events queue): WARN from `warn_at` messages waiting, FAIL from `fail_at`.
+
+    For the lead's entries once the MTA's queues are in the template, e.g.
+    `queue_backlog("ses_events_queue", lambda settings: settings.ses_events_queue_url, warn_at=1000)`.
+    """
 
     def probe(context: StatusContext) -> ComponentStatus:
         url = queue_url(context.settings)

@@ -59,7 +59,8 @@ def test_a_metric_without_dimensions_is_published_per_stage_only(printed: list[d
     assert document == {
         "_aws": {"Timestamp": 1_796_000_000_500, "CloudWatchMetrics": [{
             "Namespace": "sendtrail", "Dimensions": [["stage"]],
-            "Metrics": [{"Name": "WorkflowRuns", "Unit": "Count"}, {"Name": "WorkflowLagSeconds", "Unit": "Seconds"}]}]},
+            "Metrics": [{"Name": "WorkflowRuns", "Unit": "Count"},
+                        {"Name": "WorkflowLagSeconds", "Unit": "Seconds"}]}]},
         "stage": "prod", "WorkflowRuns": [1.0], "WorkflowLagSeconds": [42.0]}
 
 
