@@ -22,8 +22,9 @@ import threading
 from typing import Any
 
 import boto3
-from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSResponse
+
+from infra.local_runtime import botocore_hooks
 
 
 class SesAccount:
@@ -89,13 +90,9 @@ _HOOKS = [
 
 def install() -> None:
     """Answer SES v2's account calls in every boto3 client created from now on."""
-    for hook in _HOOKS:
-        if hook not in botocore_handlers.BUILTIN_HANDLERS:
-            botocore_handlers.BUILTIN_HANDLERS.append(hook)
+    botocore_hooks.install(_HOOKS)
 
 
 def uninstall() -> None:
-    for hook in _HOOKS:
-        while hook in botocore_handlers.BUILTIN_HANDLERS:
-            botocore_handlers.BUILTIN_HANDLERS.remove(hook)
+    botocore_hooks.uninstall(_HOOKS)
     ACCOUNT.reset()
