@@ -15,6 +15,7 @@ passes).
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -46,6 +47,16 @@ NO_LOCAL_COUNTERPART = {
 }
 
 ResourceHandler = Callable[[boto3.session.Session, str, dict[str, Any]], CreatedResource]
+_clients: "weakref.WeakKeyDictionary[boto3.session.Session, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def client(session: boto3.session.Session, service: str) -> Any:
+    """One client per service and session: creating a client costs more than most calls made with it."""
+    per_session = _clients.setdefault(session, {})
+    if service not in per_session:
+        per_session[service] = session.client(service)
+    return per_session[service]
+
 _HANDLERS: dict[str, ResourceHandler] = {}
 
 
@@ -169,7 +180,7 @@ def _create_stack(
     }
     if not stack_template["Conditions"]:
         del stack_template["Conditions"]
-    cloudformation = session.client("cloudformation")
+    cloudformation = client(session, "cloudformation")
     stack_name = f"sendtrail-{stage}"
     cloudformation.create_stack(
         StackName=stack_name,
@@ -216,12 +227,12 @@ def _apply_ignored_properties(session: boto3.session.Session, resource_type: str
     """Properties moto's CloudFormation accepts but drops, set through boto3."""
     if resource_type == "AWS::DynamoDB::Table" and properties.get("TimeToLiveSpecification"):
         ttl = properties["TimeToLiveSpecification"]
-        session.client("dynamodb").update_time_to_live(
+        client(session, "dynamodb").update_time_to_live(
             TableName=physical_id,
             TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
         )
     if resource_type == "AWS::S3::Bucket":
-        _apply_bucket_properties(session.client("s3"), physical_id, properties)
+        _apply_bucket_properties(client(session, "s3"), physical_id, properties)
 
 
 def _apply_bucket_properties(s3: Any, bucket: str, properties: Mapping[str, Any]) -> None:
@@ -278,7 +289,7 @@ def _firehose_delivery_stream(session: boto3.session.Session, logical_id: str,
     moto stores the Kinesis source but never reads it: the local runtime's
     pump (infra/local_runtime/firehose_pump.py) feeds the stream instead.
     """
-    firehose = session.client("firehose")
+    firehose = client(session, "firehose")
     name = properties.get("DeliveryStreamName") or f"sendtrail-{logical_id}"
     request: dict[str, Any] = {"DeliveryStreamName": name,
                                "DeliveryStreamType": properties.get("DeliveryStreamType", "DirectPut")}
@@ -337,7 +348,7 @@ def _in_dependency_order(resources: Mapping[str, Any]) -> list[tuple[str, Any]]:
 @handles("AWS::SNS::Subscription")
 def _sns_subscription(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
     """A topic subscription (moto's CloudFormation has no such type)."""
-    response = session.client("sns").subscribe(TopicArn=properties["TopicArn"], Protocol=properties["Protocol"],
+    response = client(session, "sns").subscribe(TopicArn=properties["TopicArn"], Protocol=properties["Protocol"],
                                                Endpoint=properties["Endpoint"], ReturnSubscriptionArn=True)
     return CreatedResource(ref=response["SubscriptionArn"])
 
@@ -361,12 +372,12 @@ def _cloudwatch_alarm(session: boto3.session.Session, logical_id: str, propertie
         if name in request:
             request[name] = kind(request[name])
     request.setdefault("AlarmName", f"sendtrail-{logical_id}")
-    cloudwatch = session.client("cloudwatch")
+    cloudwatch = client(session, "cloudwatch")
     cloudwatch.put_metric_alarm(**request)
     cloudwatch.set_alarm_state(AlarmName=request["AlarmName"], StateValue="INSUFFICIENT_DATA",
                                StateReason="Unchecked: Initial alarm creation")
-    [alarm] = cloudwatch.describe_alarms(AlarmNames=[request["AlarmName"]])["MetricAlarms"]
-    return CreatedResource(ref=request["AlarmName"], attributes={"Arn": alarm["AlarmArn"]})
+    arn = f"arn:aws:cloudwatch:{session.region_name or 'us-east-1'}:{ACCOUNT_ID}:alarm:{request['AlarmName']}"
+    return CreatedResource(ref=request["AlarmName"], attributes={"Arn": arn})
 
 
 @handles("AWS::CloudWatch::Dashboard")
@@ -374,14 +385,14 @@ def _cloudwatch_dashboard(session: boto3.session.Session, logical_id: str,
                           properties: dict[str, Any]) -> CreatedResource:
     """A dashboard that names alarms (created through boto3 here, so the dashboard is too)."""
     name = properties.get("DashboardName") or f"sendtrail-{logical_id}"
-    session.client("cloudwatch").put_dashboard(DashboardName=name, DashboardBody=properties["DashboardBody"])
+    client(session, "cloudwatch").put_dashboard(DashboardName=name, DashboardBody=properties["DashboardBody"])
     return CreatedResource(ref=name)
 
 
 @handles("AWS::IAM::Role")
 def _iam_role(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
     """A role whose policy names a resource created through boto3 (moto's CloudFormation makes the others)."""
-    iam = session.client("iam")
+    iam = client(session, "iam")
     name = properties.get("RoleName") or f"sendtrail-{logical_id}"
     role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]))
     for policy in properties.get("Policies", []):
