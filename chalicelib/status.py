@@ -108,6 +108,9 @@ def hit_endpoints(context: StatusContext) -> ComponentStatus:
         ring = load_keyring(config.signing_keys, config.signing_keys_parameter, config.signing_keys_max_age_seconds)
     except KeyRingError as error:
         return ComponentStatus(name, FAIL, f"links cannot be verified: {error}", details)
+    except Exception as error:  # noqa: BLE001 - e.g. the SSM parameter missing or not readable
+        return ComponentStatus(name, FAIL, f"links cannot be verified: the key ring cannot be read "
+                                           f"({describe_error(error)})", details)
     details.update(signing_keys=len(ring.keys), active_key=ring.active_key_id)
     try:
         DeliveryStore(config.deliveries_table, config.delivery_logs_table, aws.PROBE).get_links(PROBE_DELIVERY_ID)

@@ -134,7 +134,12 @@ def test_broken_signing_keys_and_url_tables_fail_the_hit_endpoints(api: Any) -> 
     found = components(api)["hit_endpoints"]
     assert (found["status"], found["reason"]) == ("FAIL", "links cannot be verified: active signing key 2 is not in "
                                                           "the ring")
-    environment.apply({"SENDTRAIL_SIGNING_KEYS": KEYRING_V1})
+    environment.apply({"SENDTRAIL_SIGNING_KEYS_PARAMETER": "/sendtrail/local/missing"},
+                      remove=("SENDTRAIL_SIGNING_KEYS",))
+    found = components(api)["hit_endpoints"]
+    assert found["status"] == "FAIL" and found["reason"].startswith(
+        "links cannot be verified: the key ring cannot be read (")
+    environment.apply({"SENDTRAIL_SIGNING_KEYS": KEYRING_V1}, remove=("SENDTRAIL_SIGNING_KEYS_PARAMETER",))
     boto3.client("dynamodb").delete_table(TableName=get_settings().deliveries_table)
     found = components(api)["hit_endpoints"]
     assert found["status"] == "FAIL"
