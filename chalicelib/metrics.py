@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from functools import lru_cache
@@ -81,7 +82,7 @@ _serialize_lock = threading.Lock()
 
 
 def _print_line(line: str) -> None:
-    print(line)  # sys.stdout at call time: the function's log, where CloudWatch reads EMF
+    sys.stdout.write(line + "\n")  # the function's log, where CloudWatch reads EMF (sys.stdout at call time)
 
 
 _output: Callable[[str], None] = _print_line

@@ -26,6 +26,7 @@ Chalice's own plain-text handler on the same logger is replaced.
 from __future__ import annotations
 
 import logging
+import threading
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -36,6 +37,23 @@ from chalicelib import metrics
 SERVICE = "sendtrail"  # the logger every module's logger descends from, and the `service` log key
 
 _cold_start = True
+_current = threading.local()  # the invocation this thread serves: (event, cold start)
+
+
+class _InvocationKeys(logging.Filter):
+    """Puts the current invocation's keys on each line, when a line is written.
+
+    The hit path logs nothing on most requests: working the keys out only
+    for the lines that are written keeps them off the per-request cost.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        invocation = getattr(_current, "invocation", None)
+        if invocation is not None:
+            for key, value in invocation_keys(*invocation).items():
+                if not hasattr(record, key):
+                    setattr(record, key, value)
+        return True
 
 
 @lru_cache(maxsize=1)
@@ -48,38 +66,40 @@ def logger() -> Any:
         if handler is not getattr(base, "powertools_handler", None):
             base.removeHandler(handler)
     configured = Logger(service=SERVICE, utc=True)
+    configured.registered_handler.addFilter(_InvocationKeys())
     base.propagate = False  # Lambda's root handler would print every line a second time
     return configured
 
 
-def _invocation_keys(event: Any) -> dict[str, Any]:
-    """The keys every line of this invocation carries."""
-    global _cold_start
+def invocation_keys(event: Any, cold_start: bool) -> dict[str, Any]:
+    """The keys every line of an invocation carries."""
     if isinstance(event, Request):
         context = event.lambda_context
         correlation_id = (event.context or {}).get("requestId")
     else:
         context = getattr(event, "context", None)
         correlation_id = getattr(context, "aws_request_id", None)
-    keys = {
-        "cold_start": _cold_start,
+    return {
+        "cold_start": cold_start,
         "function_name": getattr(context, "function_name", None),
         "function_request_id": getattr(context, "aws_request_id", None),
         "correlation_id": correlation_id,
     }
-    _cold_start = False
-    return keys
 
 
 def invocation(event: Any, get_response: Callable[[Any], Any]) -> Any:
     """Chalice middleware (every event type): log context in, metrics out."""
-    logger().append_keys(**_invocation_keys(event))
+    global _cold_start
+    logger()
+    _current.invocation = (event, _cold_start)
+    _cold_start = False
     try:
         response = get_response(event)
         if getattr(response, "status_code", 0) >= 500:
             metrics.emit(metrics.HTTP_SERVER_ERRORS)
         return response
     finally:
+        _current.invocation = None
         metrics.flush()
 
 
