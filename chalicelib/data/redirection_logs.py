@@ -68,12 +68,8 @@ class RedirectionLogStore:
     def _s3(self) -> Any:
         return aws.client("s3", self._config)
 
-    def list_logs(self, start_after: str | None = None, max_pages: int = 50) -> Iterator[str]:
-        """Log object keys in key order (= hour order), from just after `start_after`."""
-        return (key for key, _ in self.list_log_objects(start_after, max_pages))
-
     def list_log_objects(self, start_after: str | None = None, max_pages: int = 50) -> Iterator[tuple[str, int]]:
-        """(key, last modified in ms) of log objects in key order, from just after `start_after`."""
+        """(key, last modified in ms) of log objects in key order (= hour order), from just after `start_after`."""
         request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": LOG_PREFIX, "MaxKeys": 1000}
         if start_after:
             request["StartAfter"] = start_after
