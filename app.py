@@ -7,7 +7,7 @@ so a cold start that serves a click never imports them.
 
 from chalice import Chalice, Rate
 
-from chalicelib import auth, observability
+from chalicelib import auth
 from chalicelib.hits import endpoints as hits
 from chalicelib.lazy import lazy
 
@@ -111,6 +111,8 @@ def run_tracking_workflow():
 
 
 # --- operations: logs and metrics of every invocation, the status check -----
+
+from chalicelib import observability  # noqa: E402 - with the block it serves
 
 observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
 status_api = lazy("chalicelib.api.status")

@@ -35,7 +35,8 @@ def aws() -> Iterator[None]:
 def resources(aws: None) -> Any:
     """The template's resources on moto, and the Lambda environment pointing at them."""
     from chalicelib.auth import token_sha256
-    from infra.local_runtime import ses_account, ses_outbox
+    from infra.local_runtime import ses_outbox
+    from infra.local_runtime import ses_account
     from infra.local_runtime.provision import provision
 
     ses_outbox.OUTBOX.clear()

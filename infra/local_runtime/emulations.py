@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from infra.local_runtime import alarms, firehose_pump, schedules
+from infra.local_runtime import firehose_pump, schedules
+from infra.local_runtime import alarms
 
 if TYPE_CHECKING:
     from infra.local_runtime.stack import LocalStack, Worker

@@ -21,7 +21,8 @@ from typing import Any, Callable
 import boto3
 
 from infra.api_client import ApiClient
-from infra.local_runtime import environment, ses_account, ses_outbox
+from infra.local_runtime import environment, ses_outbox
+from infra.local_runtime import ses_account
 from infra.local_runtime.gateway import local_server
 from infra.local_runtime.local_routes import register_local_routes
 from infra.local_runtime.moto_server import start_moto
