@@ -7,7 +7,7 @@ so a cold start that serves a click never imports them.
 
 from chalice import Chalice, Rate
 
-from chalicelib import auth
+from chalicelib import auth, observability
 from chalicelib.hits import endpoints as hits
 from chalicelib.lazy import lazy
 
@@ -17,9 +17,11 @@ workflow = lazy("chalicelib.tracking.workflow")
 quarantine_api = lazy("chalicelib.api.quarantine")
 send_worker_module = lazy("chalicelib.mta.worker")
 ses_events_module = lazy("chalicelib.mta.events")
+status_api = lazy("chalicelib.api.status")
 
 app = Chalice(app_name="sendtrail")
 app.register_middleware(hits.accept_any_for_pixel, "http")
+observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
 
 FORM_POSTS = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain", "application/json"]
 
@@ -138,6 +140,13 @@ def delivery_logs(delivery_id):
 @app.route("/api/quarantine", methods=["GET"], authorizer=api_auth)
 def list_quarantine():
     return quarantine_api.list_quarantine(app.current_request)
+
+
+# --- operations: Campaign's pdump and /r/test in one (authenticated) --------
+
+@app.route("/api/status", methods=["GET"], authorizer=api_auth)
+def operations_status():
+    return status_api.status_report(app.current_request)
 
 
 # --- the MTA's queue-driven functions (each its own Lambda function) ---------

@@ -4,6 +4,7 @@
            native_vs_floor=... python_peak_mb=... native_peak_mb=...
     hitpath overhead=...x
     coldstart import_ms=... floor_ms=... ratio=...x
+    coldstart_detail first_hit_ms=... first_hit_ratio=...x   (import app + serving the first click)
 
 then the tracking workflow's own figures: the Python core's lines/s (plain
 and gzip) and the DynamoDB write requests of a workflow run per 1,000 hits.
@@ -60,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         result = coldstart.measure()
         print(f"coldstart import_ms={result['import_ms']:.1f} floor_ms={result['floor_ms']:.1f} "
               f"ratio={result['ratio']:.2f}x", flush=True)
+        print(f"coldstart_detail first_hit_ms={result['first_hit_ms']:.1f} "
+              f"first_hit_ratio={result['first_hit_ms'] / result['floor_ms']:.2f}x", flush=True)
     if "core" in only:
         tracking_core.main()
     if "workflow" in only:

@@ -14,6 +14,12 @@ both, is left out), laid out as Lambda runs it:
 `floor` imports boto3 and chalice from the same layout; `import_ms` imports
 app. Medians over interleaved runs. `python -X importtime` breaks a single
 import down by module when the ratio needs explaining.
+
+`first_hit_ms` is the rest of a cold start a click waits for: importing app
+and serving one /r click in-process (Kinesis and the URL table stubbed, the
+key ring inline), with Powertools (imported by the first invocation's
+logging and metrics, and in AWS by the SSM key-ring read) copied into the
+task directory without bytecode, as the deployment package holds it.
 """
 
 from __future__ import annotations
@@ -30,7 +36,38 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = "import time; started = time.perf_counter(); {statement}; print((time.perf_counter() - started) * 1000)"
 
 
+FIRST_HIT = """
+def run():
+    import app
+    from chalicelib import tokens
+    from chalicelib.data import aws
+    from chalicelib.hits import endpoints
+
+    class StubKinesis:
+        def put_record(self, **kwargs):
+            return {"ShardId": "shardId-000000000000", "SequenceNumber": "1"}
+
+    aws._clients[("kinesis", id(aws.HIT_PATH))] = StubKinesis()
+    endpoints.link_tables._loader = lambda delivery_id: {"urls": {"4": {"url": "https://shop.example.com/"}}}
+    token = tokens.mint(tokens.KIND_CLICK, 1, b"k" * 32, "00112233445566ff", 42, 4)
+    event = {"resource": "/r/{token}", "path": "/r/" + token, "httpMethod": "GET", "headers": {"Host": "t"},
+             "multiValueHeaders": {"Host": ["t"]}, "queryStringParameters": None,
+             "multiValueQueryStringParameters": None, "pathParameters": {"token": token}, "stageVariables": None,
+             "body": None, "isBase64Encoded": False,
+             "requestContext": {"resourcePath": "/r/{token}", "httpMethod": "GET", "path": "/api/r/" + token,
+                                "stage": "api", "requestId": "r-1", "identity": {"sourceIp": "203.0.113.7"}}}
+    response = app.app(event, None)
+    assert response["statusCode"] == 302, response
+"""
+FIRST_HIT_ENVIRONMENT = {"SENDTRAIL_SIGNING_KEYS": '{"active": 1, "keys": {"1": "%s"}}' % ("a2tr" * 10 + "a2s="),
+                         "SENDTRAIL_HIT_STREAM": "hits", "SENDTRAIL_DELIVERIES_TABLE": "deliveries",
+                         "POWERTOOLS_SERVICE_NAME": "sendtrail"}
+DEPLOYED_WITH_THE_APP = ("aws_lambda_powertools", "jmespath", "typing_extensions")  # requirements.txt, as imported
+
+
 def _task_directory(into: Path) -> Path:
+    import importlib
+
     import chalice
 
     task = into / "task"
@@ -38,12 +75,19 @@ def _task_directory(into: Path) -> Path:
     shutil.copytree(ROOT / "chalicelib", task / "chalicelib", ignore=ignore)
     shutil.copytree(Path(chalice.__file__).parent, task / "chalice", ignore=ignore)
     shutil.copy2(ROOT / "app.py", task / "app.py")
+    for name in DEPLOYED_WITH_THE_APP:
+        source = Path(importlib.import_module(name).__file__)
+        if source.name == "__init__.py":
+            shutil.copytree(source.parent, task / name, ignore=ignore)
+        else:
+            shutil.copy2(source, task / source.name)
+    (task / "bench_first_hit.py").write_text(FIRST_HIT)
     return task
 
 
 def _sample(task: Path, statement: str) -> float:
     environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(task), "PYTHONDONTWRITEBYTECODE": "1",
-                   "AWS_DEFAULT_REGION": "us-east-1", "HOME": str(task)}
+                   "AWS_DEFAULT_REGION": "us-east-1", "HOME": str(task), **FIRST_HIT_ENVIRONMENT}
     output = subprocess.run([sys.executable, "-c", PROBE.format(statement=statement)], cwd=task, env=environment,
                             capture_output=True, text=True, check=True).stdout
     return float(output.strip().splitlines()[-1])
@@ -54,10 +98,12 @@ def measure(runs: int = 15) -> dict[str, float]:
         task = _task_directory(Path(scratch))
         for statement in ("import app", "import boto3, chalice"):  # warm the OS file cache
             _sample(task, statement)
-        app_ms, floor_ms = [], []
+        app_ms, floor_ms, first_hit_ms = [], [], []
         for _ in range(runs):
             app_ms.append(_sample(task, "import app"))
             floor_ms.append(_sample(task, "import boto3, chalice"))
+            first_hit_ms.append(_sample(task, "import bench_first_hit; bench_first_hit.run()"))
         assert not list(task.rglob("*.pyc")), "bytecode was written: the measurement would not be a cold start"
     import_ms, floor = statistics.median(app_ms), statistics.median(floor_ms)
-    return {"import_ms": import_ms, "floor_ms": floor, "ratio": import_ms / floor}
+    return {"import_ms": import_ms, "floor_ms": floor, "ratio": import_ms / floor,
+            "first_hit_ms": statistics.median(first_hit_ms)}

@@ -3,35 +3,59 @@
 Every metric sendtrail publishes is named here, so the code that emits it,
 the alarms and dashboard in infra/template.yaml and the tests agree on one
 spelling. Metrics are CloudWatch embedded metric format (EMF) lines printed
-to the function's log, through Powertools; CloudWatch turns them into
-metrics without an API call on the request path.
+to the function's log; CloudWatch turns them into metrics without an API
+call on the request path.
 
-`emit` is the one call domain code makes. Powertools is imported on the
-first emission, not when this module is imported, so modules on the hit path
-can import it without paying for Powertools at cold start.
+`emit` is the one call domain code makes: it only adds the value to this
+invocation's buffer (a dict append: the hit path calls it on every hit).
+`flush`, called once at the end of every invocation by the Chalice
+middleware in chalicelib/observability.py, prints one EMF document per set
+of dimensions, serialized by Powertools' EMF provider. Powertools is
+imported on the first flush, never when this module is imported, so the hit
+path imports this module for free.
+
+Dimensions are exactly what alarms must name, so they are fixed here rather
+than left to Powertools' defaults: every data point carries `stage` (dev and
+prod stacks in one account never mix), and no `service` dimension is added
+(Powertools adds one whenever POWERTOOLS_SERVICE_NAME is set, which the
+template sets for the logger). A metric emitted with dimensions is published
+twice, as CloudWatch does for EMF dimension sets: per stage alone (the total
+an alarm watches) and per stage and those dimensions (the breakdown a
+dashboard shows), e.g. HitsRejected{stage} and HitsRejected{stage, reason}.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Any
+import os
+import sys
+import threading
+import time
+from functools import lru_cache
+from typing import Any, Callable
 
 NAMESPACE = "sendtrail"
+STAGE_DIMENSION = "stage"
+STAGE_VARIABLE = "SENDTRAIL_STAGE"
+DEFAULT_STAGE = "local"
 
 COUNT = "Count"
 SECONDS = "Seconds"
 MILLISECONDS = "Milliseconds"
 
 # The hit path.
-HITS_ACCEPTED = "HitsAccepted"  # dimension kind
-HITS_REJECTED = "HitsRejected"  # dimension reason
-HIT_STREAM_PUT_FAILURES = "HitStreamPutFailures"
-FALLBACK_WRITES = "FallbackWrites"
+HITS_ACCEPTED = "HitsAccepted"  # dimension kind: a valid hit recorded (stream or fallback object)
+HITS_REJECTED = "HitsRejected"  # dimension reason: a link that does not verify, or names nothing
+HIT_STREAM_PUT_FAILURES = "HitStreamPutFailures"  # a Kinesis put that failed (the hit went to the fallback)
+FALLBACK_WRITES = "FallbackWrites"  # a hit written as its own redirection-log object instead
+HITS_UNRECORDED = "HitsUnrecorded"  # dimension kind: a valid hit answered but recorded nowhere (both writes failed)
+HTTP_SERVER_ERRORS = "HttpServerErrors"  # any route answering 5xx, e.g. a hit met by "try again" (observability.py)
 
 # The tracking workflow.
-WORKFLOW_RUNS = "WorkflowRuns"
-WORKFLOW_SUCCESSES = "WorkflowSuccesses"
-WORKFLOW_LAG = "WorkflowLagSeconds"  # age of the oldest unprocessed redirection-log object
+WORKFLOW_RUNS = "WorkflowRuns"  # every invocation, busy or not
+WORKFLOW_SUCCESSES = "WorkflowSuccesses"  # a run that completed (or found nothing to do)
+WORKFLOW_LAG = "WorkflowLagSeconds"  # age of the oldest unprocessed redirection-log object, 0 when none
 LINES_PROCESSED = "LinesProcessed"
 MALFORMED_LINES = "MalformedLines"  # dimension reason
 NATIVE_FALLBACK = "NativeFallback"  # dimension mode
@@ -44,21 +68,128 @@ SEND_THROTTLES = "SendThrottles"
 BOUNCES = "Bounces"  # dimension type: hard, soft
 COMPLAINTS = "Complaints"
 
+# EMF allows 100 values per metric and 100 metrics per document: a buffer
+# that reaches either is flushed at once.
+MAX_VALUES = 100
+STANDARD_RESOLUTION = 60
+
 logger = logging.getLogger("sendtrail.metrics")
+
+_Dimensions = tuple[tuple[str, str], ...]
+_pending: dict[_Dimensions, dict[str, tuple[str, list[float]]]] = {}
+_lock = threading.Lock()
+_serialize_lock = threading.Lock()
+
+
+def _print_line(line: str) -> None:
+    sys.stdout.write(line + "\n")  # the function's log, where CloudWatch reads EMF (sys.stdout at call time)
+
+
+_output: Callable[[str], None] = _print_line
+clock: Callable[[], float] = time.time  # the EMF timestamp's source (the local runtime's tests travel in time)
 
 
 def emit(name: str, value: float = 1, unit: str = COUNT, **dimensions: str) -> None:
-    """Publish one data point of `name` (with its dimensions); never raises.
+    """Add one data point of `name` (with its dimensions) to this invocation's metrics; never raises.
 
-    A metric that cannot be written is logged and dropped: measuring must
+    A metric that cannot be recorded is logged and dropped: measuring must
     never fail the work being measured.
     """
     try:
-        from aws_lambda_powertools.metrics import single_metric
-
-        metric: Any
-        with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
-            for dimension, dimension_value in dimensions.items():
-                metric.add_dimension(name=dimension, value=str(dimension_value))
+        key = tuple(sorted((dimension, str(label)) for dimension, label in dimensions.items()))
+        with _lock:
+            metrics = _pending.setdefault(key, {})
+            entry = metrics.get(name)
+            if entry is None:
+                entry = metrics[name] = (unit, [])
+            entry[1].append(float(value))
+            full = len(entry[1]) >= MAX_VALUES or len(metrics) >= MAX_VALUES
+        if full:
+            flush()
     except Exception:  # noqa: BLE001
         logger.exception("could not emit metric %s", name)
+
+
+def flush() -> int:
+    """Print the buffered metrics as EMF documents (one per dimension set); how many were printed.
+
+    Never raises: metrics that cannot be serialized or printed are logged and dropped.
+    """
+    global _pending
+    with _lock:
+        pending, _pending = _pending, {}
+    if not pending:
+        return 0
+    try:
+        stage = os.environ.get(STAGE_VARIABLE) or DEFAULT_STAGE
+        timestamp = int(clock() * 1000)
+        lines = [_document(stage, dimensions, metrics, timestamp) for dimensions, metrics in pending.items()]
+        for line in lines:
+            _output(line)
+    except Exception:  # noqa: BLE001
+        logger.exception("could not write %d metric documents", len(pending))
+        return 0
+    return len(lines)
+
+
+def discard() -> None:
+    """Forget buffered metrics without printing them (between tests)."""
+    with _lock:
+        _pending.clear()
+
+
+def set_output(writer: Callable[[str], None] | None) -> Callable[[str], None]:
+    """Send each EMF line to `writer` instead of stdout (None: stdout again); returns the previous writer.
+
+    The local runtime uses this to capture what the handlers print
+    (infra/local_runtime/alarms.py), as CloudWatch Logs reads it in AWS.
+    """
+    global _output
+    previous = _output
+    _output = writer or _print_line
+    return previous
+
+
+@lru_cache(maxsize=1)
+def _provider() -> Any:
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE)
+    provider.service = None  # no `service` dimension: alarms name exactly stage and emit()'s dimensions
+    return provider
+
+
+_TIMESTAMP_MARK = 918273645546372  # a placeholder the serialized document is split at
+_encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
+
+@lru_cache(maxsize=256)
+def _serialized(stage: str, dimensions: _Dimensions, metrics: tuple[tuple[str, str, tuple[float, ...]], ...]
+                ) -> tuple[str, str]:
+    """The EMF document of these metrics, in the two halves around its timestamp.
+
+    Powertools builds the document; a hit's metrics are the same from one
+    request to the next but for the time, so the text is kept and only the
+    timestamp is put in (JSON encoding is most of a flush's cost).
+    """
+    provider = _provider()
+    metric_set = {name: {"Unit": unit, "StorageResolution": STANDARD_RESOLUTION, "Value": list(values)}
+                  for name, unit, values in metrics}
+    with _serialize_lock:
+        provider.timestamp = _TIMESTAMP_MARK
+        provider.dimension_sets = [{STAGE_DIMENSION: stage, **dict(dimensions)}] if dimensions else []
+        try:
+            document = provider.serialize_metric_set(metrics=metric_set, dimensions={STAGE_DIMENSION: stage},
+                                                     metadata={})
+        finally:
+            provider.dimension_sets = []
+    head, tail = _encoder.encode(document).split(str(_TIMESTAMP_MARK), 1)
+    return head, tail
+
+
+def _document(stage: str, dimensions: _Dimensions, metrics: dict[str, tuple[str, list[float]]],
+              timestamp: int) -> str:
+    """One EMF line: these metrics, per stage, and per stage and `dimensions` when there are any."""
+    head, tail = _serialized(stage, dimensions, tuple((name, unit, tuple(values))
+                                                      for name, (unit, values) in metrics.items()))
+    return f"{head}{timestamp}{tail}"

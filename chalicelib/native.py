@@ -12,8 +12,9 @@ SENDTRAIL_NATIVE picks one:
 
 The choice is made once per container, logged once, and counted as the
 metric NativeFallback (1 when running the Python reference, 0 native;
-dimension `mode`), so a fleet that lost its layer shows on a graph rather
-than only in its bill.
+dimension `mode`; through chalicelib/metrics.py, flushed with the
+invocation's other metrics), so a fleet that lost its layer shows on a
+graph rather than only in its bill.
 
 Only the workflow uses this module. The hit path never does (it verifies one
 token per request in Python and must import without the layer).
@@ -28,14 +29,14 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any, Callable, Mapping
 
-from chalicelib import tokens
+from chalicelib import metrics, tokens
 
 MODES = ("auto", "on", "off")
 MODULE_NAME = "sendtrail_native"
 # What this code calls on the module: a layer older than the code is not used.
 REQUIRED_ATTRIBUTES = ("verify_token", "InvalidToken")
-METRIC_NAMESPACE = "sendtrail"
-FALLBACK_METRIC = "NativeFallback"
+METRIC_NAMESPACE = metrics.NAMESPACE
+FALLBACK_METRIC = metrics.NATIVE_FALLBACK
 
 logger = logging.getLogger("sendtrail.native")
 
@@ -108,16 +109,9 @@ def backend() -> Backend:
     return chosen
 
 
-def _count(chosen: Backend, emit: Callable[..., Any] | None = None) -> None:
-    """One NativeFallback data point (CloudWatch embedded metric format, printed to the log)."""
+def _count(chosen: Backend, emit: Callable[..., Any] = metrics.emit) -> None:
+    """One NativeFallback data point: 1 running the Python reference, 0 native (dimension mode)."""
     try:
-        if emit is None:
-            from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
-            with single_metric(name=FALLBACK_METRIC, unit=MetricUnit.Count, value=0 if chosen.is_native else 1,
-                               namespace=METRIC_NAMESPACE) as metric:
-                metric.add_dimension(name="mode", value=chosen.mode)
-        else:
-            emit(FALLBACK_METRIC, 0 if chosen.is_native else 1, chosen.mode)
+        emit(FALLBACK_METRIC, 0 if chosen.is_native else 1, metrics.COUNT, mode=chosen.mode)
     except Exception:  # noqa: BLE001 - a metric must never stop ingestion
         logger.exception("could not emit %s", FALLBACK_METRIC)

@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     send_stall_seconds: int = Field(
         default=600, ge=1, description="a sending delivery without progress this long is reported as stalled")
 
+    # Operations (the status check, chalicelib/status.py): resources only it asks about.
+    redirection_log_delivery_stream: Optional[str] = Field(
+        default=None, description="the Firehose delivery stream writing the redirection logs (from the template)")
+
     # Limits on what a delivery may carry (DynamoDB items stop at 400 KB).
     max_html_bytes: int = 200_000
     max_recipients_per_request: int = 50_000

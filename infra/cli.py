@@ -8,6 +8,7 @@
     sendtrail deliveries logs ID [--status S] [--reason R]   its delivery logs
     sendtrail quarantine list     quarantined and denylisted addresses
     sendtrail workflow run        run the tracking workflow now and print its statistics
+    sendtrail status              every component OK, WARN or FAIL and why; exit 0, 1 or 2
     sendtrail token new           a new API token and the hash to configure
 
 Commands that talk to an API use SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN,
@@ -166,6 +167,42 @@ def workflow_run(arguments: argparse.Namespace) -> int:
             return 0
 
 
+EXIT_CODES = {"OK": 0, "WARN": 1, "FAIL": 2}
+
+
+def _redirection_status(url: str) -> tuple[str, str]:
+    """GET /r/test from here, as Campaign operators poll it: (status, what it answered)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the operator's own endpoint
+            body = response.read().decode("utf-8", "replace").strip()
+            code = response.status
+    except (urllib.error.URLError, OSError) as error:
+        return "FAIL", f"{url} does not answer: {getattr(error, 'reason', error)}"
+    if code != 200 or "status='OK'" not in body:
+        return "FAIL", f"{url} answers {code}: {body[:200]}"
+    return "OK", f"{url} answers {body}"
+
+
+def status(arguments: argparse.Namespace) -> int:
+    """GET /api/status, then /r/test from this machine; the worst status is the exit code (0 OK, 1 WARN, 2 FAIL)."""
+    report = _api().get("/api/status")
+    components = report["components"]
+    url = next((item["details"].get("url") for item in components if item["component"] == "hit_endpoints"), None)
+    if url and not arguments.no_http:
+        state, reason = _redirection_status(url)
+        components.append({"component": "hit_endpoints_http", "status": state, "reason": reason, "details": {}})
+    overall = max((item["status"] for item in components), key=EXIT_CODES.__getitem__, default="OK")
+    if arguments.json:
+        print(json.dumps({**report, "status": overall, "components": components}, indent=2))
+    else:
+        _print_table(components, ["component", "status", "reason"])
+        print(f"\nsendtrail: {overall}")
+    return EXIT_CODES[overall]
+
+
 def token_new(_: argparse.Namespace) -> int:
     from chalicelib.auth import token_sha256
 
@@ -224,6 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = workflow.add_parser("run", help="run it now and print its statistics")
     run.add_argument("--drain", action="store_true", help="run again while a backlog is left")
     run.set_defaults(handler=workflow_run)
+
+    checked = commands.add_parser("status", help="every component OK, WARN or FAIL and why (exit 0, 1 or 2)")
+    checked.add_argument("--json", action="store_true", help="the report as JSON")
+    checked.add_argument("--no-http", action="store_true", help="do not GET /r/test from this machine")
+    checked.set_defaults(handler=status)
 
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     token.add_parser("new", help="print a new token and its SHA-256").set_defaults(handler=token_new)

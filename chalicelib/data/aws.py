@@ -19,6 +19,8 @@ from botocore.config import Config
 HIT_PATH = Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 2, "mode": "standard"})
 # Everything else (API, workflow, send jobs) favours finishing over latency.
 DEFAULT = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 5, "mode": "adaptive"})
+# The status check asks every component at once and must answer within API Gateway's 29 s.
+PROBE = Config(connect_timeout=2, read_timeout=4, retries={"max_attempts": 2, "mode": "standard"})
 
 _clients: dict[tuple[str, int], Any] = {}
 _lock = threading.Lock()

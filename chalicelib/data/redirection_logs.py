@@ -68,15 +68,15 @@ class RedirectionLogStore:
     def _s3(self) -> Any:
         return aws.client("s3", self._config)
 
-    def list_logs(self, start_after: str | None = None, max_pages: int = 50) -> Iterator[str]:
-        """Log object keys in key order (= hour order), from just after `start_after`."""
+    def list_log_objects(self, start_after: str | None = None, max_pages: int = 50) -> Iterator[tuple[str, int]]:
+        """(key, last modified in ms) of log objects in key order (= hour order), from just after `start_after`."""
         request: dict[str, Any] = {"Bucket": self.bucket, "Prefix": LOG_PREFIX, "MaxKeys": 1000}
         if start_after:
             request["StartAfter"] = start_after
         for _ in range(max_pages):
             page = self._s3.list_objects_v2(**request)
             for entry in page.get("Contents", []):
-                yield entry["Key"]
+                yield entry["Key"], int(entry["LastModified"].timestamp() * 1000)
             if not page.get("IsTruncated"):
                 return
             request["ContinuationToken"] = page["NextContinuationToken"]

@@ -130,6 +130,26 @@ def recipient_ids(logs_table: str, keys: Iterable[tuple[str, int]], config: Any 
             for item in items if item.get("recipient_id")}
 
 
+OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error")
+
+
+def _record_outcome(outcome: Mapping[str, Any] | None, sets: list[str], removes: list[str],
+                    values: dict[str, Any], names: dict[str, str]) -> None:
+    """Add a run's outcome to a state update: its attributes set, and a stale last_error removed."""
+    if outcome is None:
+        return
+    unknown = set(outcome) - set(OUTCOME_ATTRIBUTES)
+    if unknown:
+        raise ValueError(f"not outcome attributes: {sorted(unknown)}")
+    for name, value in outcome.items():
+        names[f"#o_{name}"] = name
+        values[f":o_{name}"] = value
+        sets.append(f"#o_{name} = :o_{name}")
+    if "last_error" not in outcome:
+        names["#o_last_error"] = "last_error"
+        removes.append("#o_last_error")
+
+
 class WorkflowStateStore:
     """The workflow's state item (checkpoint, lease, pending run) and processed-object markers."""
 
@@ -178,26 +198,36 @@ class WorkflowStateStore:
             {":me": owner, ":run": run, ":record": record_key, ":previous": run - 1}) is not None
 
     def finish_run(self, owner: str, run: int, checkpoint: str | None, statistics: Mapping[str, Any],
-                   now_ms: int, release: bool) -> bool:
-        """The pending run is fully applied: advance the checkpoint (last), and release the lease if asked."""
-        values: dict[str, Any] = {":me": owner, ":run": run, ":now": now_ms, ":stats": dict(statistics)}
-        expression = "SET last_completed_run = :run, last_completed_at = :now, last_statistics = :stats"
-        if checkpoint:
-            expression += ", #checkpoint = :checkpoint"
-            values[":checkpoint"] = checkpoint
-        expression += " REMOVE pending_run, pending_record" + (", lease_owner, lease_until" if release else "")
-        return self._update_state(expression, "lease_owner = :me AND pending_run = :run", values,
-                                  names={"#checkpoint": "checkpoint"} if checkpoint else None) is not None
+                   now_ms: int, release: bool, outcome: Mapping[str, Any] | None = None) -> bool:
+        """The pending run is fully applied: advance the checkpoint (last), and release the lease if asked.
 
-    def release(self, owner: str, checkpoint: str | None = None) -> bool:
-        values: dict[str, Any] = {":me": owner}
-        expression = "REMOVE lease_owner, lease_until"
-        names = None
+        `outcome` (attributes such as last_run_at, last_success_at) is recorded in the same write.
+        """
+        values: dict[str, Any] = {":me": owner, ":run": run, ":now": now_ms, ":stats": dict(statistics)}
+        sets = ["last_completed_run = :run", "last_completed_at = :now", "last_statistics = :stats"]
+        removes = ["pending_run", "pending_record"] + (["lease_owner", "lease_until"] if release else [])
+        names: dict[str, str] = {}
         if checkpoint:
-            expression = "SET #checkpoint = :checkpoint " + expression
+            sets.append("#checkpoint = :checkpoint")
             values[":checkpoint"] = checkpoint
-            names = {"#checkpoint": "checkpoint"}
-        return self._update_state(expression, "lease_owner = :me", values, names=names) is not None
+            names["#checkpoint"] = "checkpoint"
+        _record_outcome(outcome, sets, removes, values, names)
+        return self._update_state(f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+                                  "lease_owner = :me AND pending_run = :run", values, names=names or None) is not None
+
+    def release(self, owner: str, checkpoint: str | None = None, outcome: Mapping[str, Any] | None = None) -> bool:
+        """Give the lease up (with the new checkpoint and the run's outcome, when given)."""
+        values: dict[str, Any] = {":me": owner}
+        sets: list[str] = []
+        removes = ["lease_owner", "lease_until"]
+        names: dict[str, str] = {}
+        if checkpoint:
+            sets.append("#checkpoint = :checkpoint")
+            values[":checkpoint"] = checkpoint
+            names["#checkpoint"] = "checkpoint"
+        _record_outcome(outcome, sets, removes, values, names)
+        expression = (f"SET {', '.join(sets)} " if sets else "") + f"REMOVE {', '.join(removes)}"
+        return self._update_state(expression, "lease_owner = :me", values, names=names or None) is not None
 
     def processed_objects(self, hour: str) -> set[str]:
         """Keys of the log objects of one hour partition already processed (a Query)."""

@@ -5,6 +5,12 @@ record in the Kinesis hit stream (or, when Kinesis fails, as its own object
 in the redirection logs). Invalid, unknown or tampered tokens are
 answered with a friendly page (or, for the pixel, the same GIF) and recorded
 nowhere: a link that does not verify redirects nowhere.
+
+Metrics (chalicelib/metrics.py, buffered and flushed once per request):
+HitsAccepted{kind}, HitsRejected{reason} (the token's InvalidToken reason,
+wrong_kind, repeated_params, unknown_link, expired, bad_params),
+HitStreamPutFailures, FallbackWrites and HitsUnrecorded{kind}; answers with
+a 5xx status are counted by the middleware (HttpServerErrors).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 from chalice import Response
 from chalice.app import CaseInsensitiveMapping, Request
 
-from chalicelib import tokens
+from chalicelib import metrics, tokens
 from chalicelib.base_url import public_base_url, stage_prefix
 from chalicelib.data import aws
 from chalicelib.data.addresses import AddressStore
@@ -66,12 +72,16 @@ def _verify(token: str, kind: int, params: str = "") -> tokens.TokenClaims | Non
     try:
         claims = tokens.verify(token, _keyring().keys, params)
     except tokens.InvalidToken as error:
-        logger.info("rejected token", extra={"reason": error.reason})
-        return None
+        return _rejected(error.reason)
     if claims.kind != kind:
-        logger.info("rejected token", extra={"reason": "wrong_kind"})
-        return None
+        return _rejected("wrong_kind")
     return claims
+
+
+def _rejected(reason: str) -> None:
+    """Count and log a hit that is answered but not recorded (never the token itself)."""
+    logger.info("rejected hit", extra={"reason": reason})
+    metrics.emit(metrics.HITS_REJECTED, reason=reason)
 
 
 def _expired(table: dict[str, Any]) -> bool:
@@ -108,15 +118,21 @@ def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, requ
     )
     try:
         put_hit(config.hit_stream, record, f"{claims.delivery_id}:{claims.log_id}")
+        metrics.emit(metrics.HITS_ACCEPTED, kind=kind)
         return True
     except Exception:  # noqa: BLE001 - any failure to record must not fail the person's request
         logger.exception("could not put hit into the stream; writing it to the redirection logs",
-                         extra={"kind": kind})
+                         extra={"kind": kind, "hit_id": hit_id})
+        metrics.emit(metrics.HIT_STREAM_PUT_FAILURES)
     try:
         put_fallback(config.redirection_log_bucket, record, hit_id, at_ms)
+        metrics.emit(metrics.FALLBACK_WRITES)
+        metrics.emit(metrics.HITS_ACCEPTED, kind=kind)
         return True
     except Exception:  # noqa: BLE001
-        logger.exception("could not record a hit: stream and redirection logs both failed", extra={"kind": kind})
+        logger.exception("could not record a hit: stream and redirection logs both failed",
+                         extra={"kind": kind, "hit_id": hit_id})
+        metrics.emit(metrics.HITS_UNRECORDED, kind=kind)
         return False
 
 
@@ -124,6 +140,7 @@ def redirect(request: Request, token: str) -> Response:
     """GET /r/{token}: 302 to the URL registered for the token's URL id, only."""
     params = _params(request)
     if params is None:
+        _rejected("repeated_params")
         return pages.link_not_found()
     try:
         claims = _verify(token, tokens.KIND_CLICK, params)
@@ -136,13 +153,17 @@ def redirect(request: Request, token: str) -> Response:
         return pages.temporarily_unavailable()
     entry = (table or {}).get("urls", {}).get(str(claims.url_id)) if claims else None
     if not entry or not entry.get("url"):
+        if claims:
+            _rejected("unknown_link")
         return pages.link_not_found()
     if _expired(table):  # type: ignore[arg-type]
+        _rejected("expired")
         return _expired_response()
     target = entry["url"]
     if entry.get("placeholders"):
         values = tokens.decode_params(params)
         if values is None:
+            _rejected("bad_params")
             return pages.link_not_found()
         target = fill_url(target, values)
     _record(entry.get("type", "click"), claims, token, params, request)  # type: ignore[arg-type]
@@ -160,17 +181,25 @@ def open_pixel(request: Request, token: str) -> Response:
     try:
         claims = _verify(token, tokens.KIND_OPEN)
         table = link_tables.get(claims.delivery_id) if claims else None
-        if claims and table is not None and not _expired(table):
+        if claims and table is None:
+            _rejected("unknown_link")
+        elif claims and _expired(table):  # type: ignore[arg-type]
+            _rejected("expired")
+        elif claims:
             _record("open", claims, token, "", request)
     except Exception:  # noqa: BLE001 - a pixel never fails to render
         logger.exception("could not record an open")
+        metrics.emit(metrics.HITS_UNRECORDED, kind="open")
     return pixel_response()
 
 
 def _optout_claims(token: str) -> tuple[tokens.TokenClaims | None, Response | None]:
     try:
         claims = _verify(token, tokens.KIND_OPTOUT)
-        if claims is None or link_tables.get(claims.delivery_id) is None:
+        if claims is None:
+            return None, pages.link_not_found()
+        if link_tables.get(claims.delivery_id) is None:
+            _rejected("unknown_link")
             return None, pages.link_not_found()
     except Exception:  # noqa: BLE001
         logger.exception("could not verify an unsubscribe link")
@@ -219,9 +248,13 @@ def mirror_page(request: Request, token: str) -> Response:
     claims = _verify(token, tokens.KIND_MIRROR)
     try:
         table = link_tables.get(claims.delivery_id) if claims else None
-        if claims is None or table is None:
+        if claims is None:
+            return pages.link_not_found()
+        if table is None:
+            _rejected("unknown_link")
             return pages.link_not_found()
         if _expired(table):
+            _rejected("expired")
             return _expired_response()
         from chalicelib.deliveries.mirror import render_mirror  # not on the redirect/pixel path
 
@@ -230,6 +263,7 @@ def mirror_page(request: Request, token: str) -> Response:
         logger.exception("could not render a mirror page")
         return pages.temporarily_unavailable()
     if html is None:
+        _rejected("unknown_link")
         return pages.link_not_found()
     _record("mirror", claims, token, "", request)
     return Response(body=html, status_code=200,

@@ -51,6 +51,13 @@ fallback object) are dropped by hit id, in the core, across objects and runs.
 
 Writes grow with the distinct keys a run touches (recipients, URLs,
 buckets, user-agent families, objects / 25), not with the number of hits.
+
+Every run says how it went, for the alarms and the status check: the write
+that releases the lease records the outcome on the state item (last run,
+last success, lag, last error), and the invocation's metrics count it
+(WorkflowRuns, WorkflowSuccesses, WorkflowLagSeconds: the age of the oldest
+log object the run saw and left unprocessed, 0 when it left none;
+LinesProcessed, MalformedLines by reason).
 """
 
 from __future__ import annotations
@@ -61,9 +68,10 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from chalicelib import metrics
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
     INDICATORS,
@@ -120,6 +128,8 @@ class _Plan:
     more: bool  # pending objects beyond `objects`
     truncated_at: str | None  # hour where listing stopped before the end
     ignored: int
+    modified: dict[str, int] = field(default_factory=dict)  # last modified (ms) of each object in `objects`
+    first_left_modified: int | None = None  # last modified (ms) of the first pending object beyond `objects`
 
 
 class TrackingWorkflow:
@@ -144,6 +154,7 @@ class TrackingWorkflow:
         owner = uuid.uuid4().hex
         state = self.state.acquire(owner, self._now_ms(), self.limits.lease_seconds * 1000)
         if state is None:
+            metrics.emit(metrics.WORKFLOW_RUNS)
             return {"status": "busy", "message": "another run holds the lease; try again shortly",
                     "duration_ms": int((self._clock() - started) * 1000)}
         try:
@@ -154,13 +165,17 @@ class TrackingWorkflow:
                 resumed = int(record["run"])
                 state = {**state, "run_seq": resumed, "checkpoint": record.get("checkpoint") or state.get("checkpoint")}
             statistics = self._run_new(state, owner, started)
-        except BaseException:
+        except BaseException as error:
+            metrics.emit(metrics.WORKFLOW_RUNS)
+            if isinstance(error, Exception):
+                logger.exception("tracking workflow run failed")
             with contextlib.suppress(Exception):  # a crash leaves the lease to expire; an error releases it
-                self.state.release(owner)
+                self.state.release(owner, outcome=_failed(error, self._now_ms()))
             raise
         statistics["resumed_run"] = resumed
         statistics["duration_ms"] = int((self._clock() - started) * 1000)
         logger.info("tracking workflow run", extra={"statistics": statistics})
+        _count(statistics)
         return statistics
 
     def _read_pending(self, state: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,14 +191,16 @@ class TrackingWorkflow:
         plan = self._plan(checkpoint)
         if not plan.objects:
             new_checkpoint = self._checkpoint(checkpoint, now_ms, None, plan)
-            self.state.release(owner, new_checkpoint)
-            return {**_empty_statistics("idle"), "ignored_objects": plan.ignored, "checkpoint": new_checkpoint}
+            self.state.release(owner, new_checkpoint, outcome=_succeeded("idle", self._now_ms(), 0))
+            return {**_empty_statistics("idle"), "ignored_objects": plan.ignored, "checkpoint": new_checkpoint,
+                    "lag_seconds": 0}
         parsed, unread = self._read(plan.objects, started)
         run = int(state.get("run_seq") or 0) + 1
         first_unread = unread[0][0] if unread else None
         new_checkpoint = self._checkpoint(checkpoint, now_ms, first_unread, plan)
         record = self._compute(run, owner, now_ms, parsed, new_checkpoint, backlog=bool(unread) or plan.more)
         record["statistics"]["ignored_objects"] = plan.ignored
+        record["statistics"]["lag_seconds"] = self._lag_seconds(plan, unread)
         record_key = self.logs.put_run_record(f"{run:012d}-{owner}", record)
         if not self.state.register_run(owner, run, record_key):
             raise LeaseLost(f"run {run} could not be registered: the lease was lost or another run registered")
@@ -195,11 +212,12 @@ class TrackingWorkflow:
     def _plan(self, checkpoint: str | None) -> _Plan:
         start_after = f"{LOG_PREFIX}{checkpoint}" if checkpoint else None
         pending: list[tuple[str, str]] = []
+        modified: dict[str, int] = {}
         processed: dict[str, set[str]] = {}
         ignored = 0
         last_hour = None
         listed = 0
-        for key in self.logs.list_logs(start_after, self.limits.max_list_pages):
+        for key, modified_ms in self.logs.list_log_objects(start_after, self.limits.max_list_pages):
             listed += 1
             hour = object_hour(key)
             if hour is None:
@@ -211,10 +229,18 @@ class TrackingWorkflow:
             if key in processed[hour]:
                 continue
             if len(pending) >= self.limits.max_objects:
-                return _Plan(pending, True, None, ignored)
+                return _Plan(pending, True, None, ignored, modified, modified_ms)
             pending.append((hour, key))
+            modified[key] = modified_ms
         truncated = last_hour if listed >= self.limits.max_list_pages * 1000 else None
-        return _Plan(pending, False, truncated, ignored)
+        return _Plan(pending, False, truncated, ignored, modified)
+
+    def _lag_seconds(self, plan: _Plan, unread: list[tuple[str, str]]) -> int:
+        """Age of the oldest log object this run saw and leaves unprocessed (0 when it leaves none)."""
+        waiting = [plan.modified[key] for _, key in unread if key in plan.modified]
+        if plan.first_left_modified is not None:
+            waiting.append(plan.first_left_modified)
+        return max(0, (self._now_ms() - min(waiting)) // 1000) if waiting else 0
 
     def _read(self, objects: list[tuple[str, str]], started: float
               ) -> tuple[list[tuple[str, str, core.ParsedLog]], list[tuple[str, str]]]:
@@ -316,8 +342,11 @@ class TrackingWorkflow:
             else:
                 self.logs.put_quarantine(entry["source"], entry["lines"])
         self.state.mark_processed(((hour, key) for hour, key in record["objects"]), run, expires)
-        if not self.state.finish_run(owner, run, record.get("checkpoint"), record["statistics"], self._now_ms(),
-                                     release):
+        now_ms = self._now_ms()
+        lag_seconds = int(record["statistics"].get("lag_seconds") or 0)
+        outcome = _succeeded("completed", now_ms, lag_seconds) if release else None
+        if not self.state.finish_run(owner, run, record.get("checkpoint"), record["statistics"], now_ms,
+                                     release, outcome):
             raise LeaseLost(f"run {run} could not be finished: the lease was lost")
 
     def _parallel(self, function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
@@ -374,6 +403,29 @@ def _empty_statistics(status: str) -> dict[str, Any]:
     return {"status": status, "run": None, "objects": 0, "lines": 0, "hits_accepted": 0, "rejected": {},
             "rejected_total": 0, "duplicates": 0, "over_limit": 0, "recipients_updated": 0,
             "stat_items_updated": 0, "deliveries": [], "deliveries_touched": 0, "backlog": False}
+
+
+def _succeeded(status: str, at_ms: int, lag_seconds: int) -> dict[str, Any]:
+    """The state item's record of a run that did its work (completed, or idle: nothing to do)."""
+    return {"last_run_at": at_ms, "last_run_status": status, "last_success_at": at_ms, "lag_seconds": lag_seconds}
+
+
+def _failed(error: BaseException, at_ms: int) -> dict[str, Any]:
+    """The state item's record of a run that raised (what, not where: no stack, no data)."""
+    return {"last_run_at": at_ms, "last_run_status": "failed",
+            "last_error": f"{type(error).__name__}: {error}"[:500]}
+
+
+def _count(statistics: Mapping[str, Any]) -> None:
+    """The run's metrics: one run; for a successful one, its lag, lines and rejected lines by reason."""
+    metrics.emit(metrics.WORKFLOW_RUNS)
+    if statistics.get("status") not in ("completed", "idle"):
+        return
+    metrics.emit(metrics.WORKFLOW_SUCCESSES)
+    metrics.emit(metrics.WORKFLOW_LAG, statistics.get("lag_seconds") or 0, metrics.SECONDS)
+    metrics.emit(metrics.LINES_PROCESSED, statistics.get("lines") or 0)
+    for reason, count in (statistics.get("rejected") or {}).items():
+        metrics.emit(metrics.MALFORMED_LINES, count, reason=reason)
 
 
 def run_once(max_seconds: float | None = None, settings: Settings | None = None) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from infra.local_runtime import firehose_pump, schedules, ses_events, sqs_workers
+from infra.local_runtime import alarms, firehose_pump, schedules, ses_events, sqs_workers
 
 if TYPE_CHECKING:
     from infra.local_runtime.stack import LocalStack, Worker
@@ -24,6 +24,7 @@ EMULATIONS: list[EmulationFactory] = [
     # for the @app.on_sqs_message functions (the send worker, the SES events consumer).
     ses_events.workers,
     sqs_workers.workers,
+    alarms.workers,  # EMF into CloudWatch metrics, alarm evaluation and SNS alerts (moto stores, never evaluates)
 ]
 
 

@@ -5,12 +5,17 @@ stack, from the template's own properties. The others are created through
 boto3 by a handler registered for their type, from the same resolved
 properties, and properties moto's CloudFormation ignores are applied through
 boto3 afterwards. Resources without a Type are overrides of what Chalice
-generates (e.g. RestAPI) and have no local counterpart.
+generates (e.g. RestAPI) and have no local counterpart. A resource whose
+Condition does not hold for the stage's parameters is not created; one that
+refers to a resource created through boto3 is created through boto3 too
+(CloudFormation resolves every reference in one stack; here there are two
+passes).
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -42,6 +47,17 @@ NO_LOCAL_COUNTERPART = {
 }
 
 ResourceHandler = Callable[[boto3.session.Session, str, dict[str, Any]], CreatedResource]
+_clients: "weakref.WeakKeyDictionary[boto3.session.Session, dict[str, Any]]" = weakref.WeakKeyDictionary()
+
+
+def client(session: boto3.session.Session, service: str) -> Any:
+    """One client per service and session: creating a client costs more than most calls made with it."""
+    per_session = _clients.setdefault(session, {})
+    if service not in per_session:
+        per_session[service] = session.client(service)
+    return per_session[service]
+
+
 _HANDLERS: dict[str, ResourceHandler] = {}
 
 
@@ -113,9 +129,7 @@ def provision(
     resources = {logical: spec for logical, spec in local_resources(template).items()
                  if conditions.get(spec.get("Condition", ""), True)}
 
-    supported = _moto_cloudformation_types()
-    in_stack = {logical: spec for logical, spec in resources.items() if spec["Type"] in supported}
-    through_boto3 = {logical: spec for logical, spec in resources.items() if spec["Type"] not in supported}
+    in_stack, through_boto3 = _split_by_creator(resources, _moto_cloudformation_types())
     missing = sorted({spec["Type"] for spec in through_boto3.values()} - set(_HANDLERS))
     if missing:
         raise NotImplementedError(f"no local provisioner for resource types {missing}")
@@ -144,6 +158,19 @@ def provision(
     )
 
 
+def _split_by_creator(resources: Mapping[str, Any], supported: set[str]
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(created by moto's CloudFormation, created through boto3): a type moto lacks, or a reference to one."""
+    in_stack = {logical: spec for logical, spec in resources.items() if spec["Type"] in supported}
+    through_boto3 = {logical: spec for logical, spec in resources.items() if spec["Type"] not in supported}
+    while True:
+        moved = {logical for logical, spec in in_stack.items() if references(spec) & set(through_boto3)}
+        if not moved:
+            return in_stack, through_boto3
+        for logical in moved:
+            through_boto3[logical] = in_stack.pop(logical)
+
+
 def _create_stack(
     session: boto3.session.Session,
     stage: str,
@@ -159,7 +186,7 @@ def _create_stack(
     }
     if not stack_template["Conditions"]:
         del stack_template["Conditions"]
-    cloudformation = session.client("cloudformation")
+    cloudformation = client(session, "cloudformation")
     stack_name = f"sendtrail-{stage}"
     cloudformation.create_stack(
         StackName=stack_name,
@@ -206,12 +233,12 @@ def _apply_ignored_properties(session: boto3.session.Session, resource_type: str
     """Properties moto's CloudFormation accepts but drops, set through boto3."""
     if resource_type == "AWS::DynamoDB::Table" and properties.get("TimeToLiveSpecification"):
         ttl = properties["TimeToLiveSpecification"]
-        session.client("dynamodb").update_time_to_live(
+        client(session, "dynamodb").update_time_to_live(
             TableName=physical_id,
             TimeToLiveSpecification={"AttributeName": ttl["AttributeName"], "Enabled": bool(ttl["Enabled"])},
         )
     if resource_type == "AWS::S3::Bucket":
-        _apply_bucket_properties(session.client("s3"), physical_id, properties)
+        _apply_bucket_properties(client(session, "s3"), physical_id, properties)
 
 
 def _apply_bucket_properties(s3: Any, bucket: str, properties: Mapping[str, Any]) -> None:
@@ -268,7 +295,7 @@ def _firehose_delivery_stream(session: boto3.session.Session, logical_id: str,
     moto stores the Kinesis source but never reads it: the local runtime's
     pump (infra/local_runtime/firehose_pump.py) feeds the stream instead.
     """
-    firehose = session.client("firehose")
+    firehose = client(session, "firehose")
     name = properties.get("DeliveryStreamName") or f"sendtrail-{logical_id}"
     request: dict[str, Any] = {"DeliveryStreamName": name,
                                "DeliveryStreamType": properties.get("DeliveryStreamType", "DirectPut")}
@@ -290,7 +317,7 @@ def _firehose_delivery_stream(session: boto3.session.Session, logical_id: str,
 def _ses_dedicated_ip_pool(session: boto3.session.Session, logical_id: str,
                            properties: dict[str, Any]) -> CreatedResource:
     name = properties["PoolName"]
-    session.client("sesv2").create_dedicated_ip_pool(PoolName=name,
+    client(session, "sesv2").create_dedicated_ip_pool(PoolName=name,
                                                      ScalingMode=properties.get("ScalingMode", "STANDARD"))
     return CreatedResource(ref=name)
 
@@ -304,7 +331,7 @@ def _ses_configuration_set(session: boto3.session.Session, logical_id: str,
                            properties: dict[str, Any]) -> CreatedResource:
     name = properties.get("Name") or f"sendtrail-{logical_id}"
     options = {key: properties[key] for key in _CONFIGURATION_SET_OPTIONS if properties.get(key)}
-    session.client("sesv2").create_configuration_set(ConfigurationSetName=name, **options)
+    client(session, "sesv2").create_configuration_set(ConfigurationSetName=name, **options)
     return CreatedResource(ref=name)
 
 
@@ -321,7 +348,7 @@ def _ses_event_destination(session: boto3.session.Session, logical_id: str,
                                       "MatchingEventTypes": list(destination["MatchingEventTypes"])}
     if "SnsDestination" in destination:
         v1_destination["SNSDestination"] = {"TopicARN": destination["SnsDestination"]["TopicARN"]}
-    session.client("ses").create_configuration_set_event_destination(
+    client(session, "ses").create_configuration_set_event_destination(
         ConfigurationSetName=properties["ConfigurationSetName"], EventDestination=v1_destination)
     return CreatedResource(ref=f"{properties['ConfigurationSetName']}|{destination['Name']}")
 
@@ -329,11 +356,12 @@ def _ses_event_destination(session: boto3.session.Session, logical_id: str,
 @handles("AWS::SNS::Subscription")
 def _sns_subscription(session: boto3.session.Session, logical_id: str,
                       properties: dict[str, Any]) -> CreatedResource:
+    """A topic subscription (moto's CloudFormation has no such type), with its attributes."""
     attributes = {name: json.dumps(value) if isinstance(value, dict) else str(value).lower()
                   if isinstance(value, bool) else str(value)
                   for name, value in properties.items()
                   if name in ("RawMessageDelivery", "FilterPolicy", "FilterPolicyScope", "RedrivePolicy")}
-    arn = session.client("sns").subscribe(TopicArn=properties["TopicArn"], Protocol=properties["Protocol"],
+    arn = client(session, "sns").subscribe(TopicArn=properties["TopicArn"], Protocol=properties["Protocol"],
                                           Endpoint=properties["Endpoint"], Attributes=attributes,
                                           ReturnSubscriptionArn=True)["SubscriptionArn"]
     return CreatedResource(ref=arn)
@@ -342,7 +370,7 @@ def _sns_subscription(session: boto3.session.Session, logical_id: str,
 @handles("AWS::SNS::TopicPolicy")
 def _sns_topic_policy(session: boto3.session.Session, logical_id: str,
                       properties: dict[str, Any]) -> CreatedResource:
-    sns = session.client("sns")
+    sns = client(session, "sns")
     for topic_arn in properties["Topics"]:
         sns.set_topic_attributes(TopicArn=topic_arn, AttributeName="Policy",
                                  AttributeValue=json.dumps(properties["PolicyDocument"]))
@@ -352,7 +380,7 @@ def _sns_topic_policy(session: boto3.session.Session, logical_id: str,
 @handles("AWS::SQS::QueuePolicy")
 def _sqs_queue_policy(session: boto3.session.Session, logical_id: str,
                       properties: dict[str, Any]) -> CreatedResource:
-    sqs = session.client("sqs")
+    sqs = client(session, "sqs")
     for queue_url in properties["Queues"]:
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": json.dumps(properties["PolicyDocument"])})
     return CreatedResource(ref=f"sendtrail-{logical_id}")
@@ -398,3 +426,51 @@ def _in_dependency_order(resources: Mapping[str, Any]) -> list[tuple[str, Any]]:
     for logical in resources:
         place(logical)
     return ordered
+
+
+_ALARM_PROPERTIES = ("AlarmName", "AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions",
+                     "InsufficientDataActions", "MetricName", "Namespace", "Statistic", "ExtendedStatistic",
+                     "Dimensions", "Period", "Unit", "EvaluationPeriods", "DatapointsToAlarm", "Threshold",
+                     "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile", "Metrics",
+                     "ThresholdMetricId")
+_NUMERIC_ALARM_PROPERTIES = {"Period": int, "EvaluationPeriods": int, "DatapointsToAlarm": int, "Threshold": float}
+
+
+@handles("AWS::CloudWatch::Alarm")
+def _cloudwatch_alarm(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
+    """A metric alarm, in INSUFFICIENT_DATA as CloudWatch creates it (moto's CloudFormation lacks the type).
+
+    moto stores alarms but never evaluates them: infra/local_runtime/alarms.py does.
+    """
+    request = {name: properties[name] for name in _ALARM_PROPERTIES if name in properties}
+    for name, kind in _NUMERIC_ALARM_PROPERTIES.items():
+        if name in request:
+            request[name] = kind(request[name])
+    request.setdefault("AlarmName", f"sendtrail-{logical_id}")
+    cloudwatch = client(session, "cloudwatch")
+    cloudwatch.put_metric_alarm(**request)
+    cloudwatch.set_alarm_state(AlarmName=request["AlarmName"], StateValue="INSUFFICIENT_DATA",
+                               StateReason="Unchecked: Initial alarm creation")
+    arn = f"arn:aws:cloudwatch:{session.region_name or 'us-east-1'}:{ACCOUNT_ID}:alarm:{request['AlarmName']}"
+    return CreatedResource(ref=request["AlarmName"], attributes={"Arn": arn})
+
+
+@handles("AWS::CloudWatch::Dashboard")
+def _cloudwatch_dashboard(session: boto3.session.Session, logical_id: str,
+                          properties: dict[str, Any]) -> CreatedResource:
+    """A dashboard that names alarms (created through boto3 here, so the dashboard is too)."""
+    name = properties.get("DashboardName") or f"sendtrail-{logical_id}"
+    client(session, "cloudwatch").put_dashboard(DashboardName=name, DashboardBody=properties["DashboardBody"])
+    return CreatedResource(ref=name)
+
+
+@handles("AWS::IAM::Role")
+def _iam_role(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
+    """A role whose policy names a resource created through boto3 (moto's CloudFormation makes the others)."""
+    iam = client(session, "iam")
+    name = properties.get("RoleName") or f"sendtrail-{logical_id}"
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"]))
+    for policy in properties.get("Policies", []):
+        iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                            PolicyDocument=json.dumps(policy["PolicyDocument"]))
+    return CreatedResource(ref=name, attributes={"Arn": role["Role"]["Arn"]})

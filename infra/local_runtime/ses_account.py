@@ -1,28 +1,36 @@
-"""The local SES account: SES v2 GetAccount, which moto does not implement.
+"""SES v2's account, emulated: GetAccount and PutAccountSendingAttributes.
 
-The send worker reads the account's MaxSendRate (its pace) and whether it can
-send at all (SendingEnabled, the 24-hour quota); the API reads the same to
-say why a delivery does not move. moto answers GetAccount with
-NotImplementedError, so this hook answers it at the botocore level (the way
-ses_outbox.py taps SendEmail), from this account's settings and the outbox:
-SentLast24Hours counts the messages SES accepted in the last 24 hours, as
-SES does. Tests change the account (pause sending, use up the quota, lower
-the rate) to see the MTA react. Lambda code is unchanged: it calls GetAccount
-as it does in AWS.
+moto implements neither (its SES v2 has no account resource), yet the send
+worker reads the account's MaxSendRate (its pace) and whether it can send
+at all (SendingEnabled, the 24-hour quota), the API and the status check
+read the same to say why a delivery does not move, and an operator pauses
+sending with PutAccountSendingAttributes. These hooks answer those calls at
+the botocore level, before any request leaves (the way ses_outbox.py taps
+SendEmail), from whichever process makes them:
 
-The defaults are a production (out of the sandbox) account with a generous
-quota, so the local stack and the tests are not held back by the pace.
+- SentLast24Hours counts the messages SES accepted in the last 24 hours
+  (the outbox), as SES does;
+- while sending is paused, SES v2 SendEmail fails with
+  SendingPausedException, as SES does;
+- the defaults are a production (out of the sandbox) account with a
+  generous quota and a HEALTHY enforcement status, so the local stack and
+  the tests are not held back by the pace. Tests change the account (pause
+  sending, use up the quota, lower the rate) to see sendtrail react.
+
+Lambda code is unchanged: it calls SES v2 as it does in AWS.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSResponse
 
+from infra.local_runtime import botocore_hooks
 from infra.local_runtime.ses_outbox import OUTBOX
 
 DAY_SECONDS = 86_400
@@ -34,6 +42,11 @@ class LocalSesAccount:
     max_24_hour_send: float = 1_000_000.0
     sending_enabled: bool = True
     production_access_enabled: bool = True
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def set_sending(self, enabled: bool) -> None:
+        with self._lock:
+            self.sending_enabled = enabled
 
     def answer(self) -> dict[str, Any]:
         """GetAccount's answer (the fields sendtrail reads, and the ones SES always gives)."""
@@ -46,7 +59,7 @@ class LocalSesAccount:
             "SendQuota": {"Max24HourSend": self.max_24_hour_send, "MaxSendRate": self.max_send_rate,
                           "SentLast24Hours": float(sent)},
             "SendingEnabled": self.sending_enabled,
-            "ResponseMetadata": {"HTTPStatusCode": 200, "RetryAttempts": 0},
+            "SuppressionAttributes": {"SuppressedReasons": ["BOUNCE", "COMPLAINT"]},
         }
 
 
@@ -55,25 +68,53 @@ ACCOUNT = LocalSesAccount()
 
 def reset() -> None:
     """Back to the defaults (between tests)."""
-    global ACCOUNT
     defaults = LocalSesAccount()
-    for name in defaults.__dataclass_fields__:
-        setattr(ACCOUNT, name, getattr(defaults, name))
+    for settable in dataclasses.fields(LocalSesAccount):
+        if not settable.name.startswith("_"):
+            setattr(ACCOUNT, settable.name, getattr(defaults, settable.name))
+
+
+def _answer(parsed: dict[str, Any], status: int = 200) -> tuple[AWSResponse, dict[str, Any]]:
+    parsed["ResponseMetadata"] = {"HTTPStatusCode": status, "HTTPHeaders": {}, "RetryAttempts": 0}
+    return AWSResponse("https://email.local/v2/email/account", status, {}, None), parsed
 
 
 def _get_account(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
-    return AWSResponse("https://email.local/v2/email/account", 200, {}, None), ACCOUNT.answer()
+    return _answer(ACCOUNT.answer())
 
 
-_HOOK = ("before-call.sesv2.GetAccount", _get_account)
+_PARAMS_KEY = "sendtrail_account_params"
+
+
+def _remember_params(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context[_PARAMS_KEY] = dict(params)
+
+
+def _put_account_sending_attributes(context: dict[str, Any], **_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+    ACCOUNT.set_sending(bool(context.get(_PARAMS_KEY, {}).get("SendingEnabled", False)))
+    return _answer({})
+
+
+def _refuse_while_paused(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+    if ACCOUNT.sending_enabled:
+        return None
+    return _answer({"Error": {"Code": "SendingPausedException",
+                              "Message": "Email sending is disabled for this account."}}, status=400)
+
+
+_HOOKS = [
+    ("before-call.sesv2.GetAccount", _get_account),
+    ("before-parameter-build.sesv2.PutAccountSendingAttributes", _remember_params),
+    ("before-call.sesv2.PutAccountSendingAttributes", _put_account_sending_attributes),
+    ("before-call.sesv2.SendEmail", _refuse_while_paused),
+]
 
 
 def install() -> None:
-    """Answer SES v2 GetAccount in every boto3 client created from now on."""
-    if _HOOK not in botocore_handlers.BUILTIN_HANDLERS:
-        botocore_handlers.BUILTIN_HANDLERS.append(_HOOK)
+    """Answer SES v2's account calls in every boto3 client created from now on."""
+    botocore_hooks.install(_HOOKS)
 
 
 def uninstall() -> None:
-    while _HOOK in botocore_handlers.BUILTIN_HANDLERS:
-        botocore_handlers.BUILTIN_HANDLERS.remove(_HOOK)
+    botocore_hooks.uninstall(_HOOKS)
+    reset()

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore import handlers as botocore_handlers
+from infra.local_runtime import botocore_hooks
 
 
 @dataclass(frozen=True)
@@ -118,12 +118,8 @@ _HOOKS = [
 
 def install() -> None:
     """Watch SES v2 SendEmail in every boto3 client created from now on."""
-    for hook in _HOOKS:
-        if hook not in botocore_handlers.BUILTIN_HANDLERS:
-            botocore_handlers.BUILTIN_HANDLERS.append(hook)
+    botocore_hooks.install(_HOOKS)
 
 
 def uninstall() -> None:
-    for hook in _HOOKS:
-        while hook in botocore_handlers.BUILTIN_HANDLERS:
-            botocore_handlers.BUILTIN_HANDLERS.remove(hook)
+    botocore_hooks.uninstall(_HOOKS)

@@ -83,6 +83,8 @@ class LocalStack:
             "SENDTRAIL_API_TOKEN_SHA256": token_sha256(self.api_token),
             "SENDTRAIL_SIGNING_KEYS": os.environ.get("SENDTRAIL_SIGNING_KEYS") or environment.new_signing_keyring(),
             "SENDTRAIL_PUBLIC_BASE_URL": self.api_url,
+            # The functions' JSON logs: warnings and errors on the console (POWERTOOLS_LOG_LEVEL=INFO for all).
+            "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL") or "WARNING",
         })
         boto3.client("sesv2").create_email_identity(EmailIdentity=SENDER_DOMAIN)
 

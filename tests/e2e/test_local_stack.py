@@ -200,3 +200,51 @@ def test_the_mta_sends_through_ses_events_bounces_and_quarantine(local_stack: An
     assert "user_unknown (1) 1" in cli("deliveries", "show", first)
     listed = cli("quarantine", "list", "--limit", "200")
     assert addresses[2] in listed and addresses[3] in listed
+
+
+def _moto(local_stack: Any, service: str) -> Any:
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                                    region_name="us-east-1")
+    return session.client(service, endpoint_url=local_stack.moto_endpoint)
+
+
+def test_sendtrail_status_reports_every_component_ok(local_stack: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    environment = {**os.environ, "SENDTRAIL_API_URL": local_stack.api_url, "SENDTRAIL_API_TOKEN": local_stack.api_token}
+    deadline = time.monotonic() + 15  # the workflow's first run comes within its local interval
+    while True:
+        result = subprocess.run([sys.executable, "-m", "infra.cli", "status"], env=environment, capture_output=True,
+                                text=True, timeout=60)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip() and
+            not line.startswith("sendtrail:")}
+    assert rows == {"hit_endpoints": "OK", "hit_stream": "OK", "redirection_logs": "OK", "tracking_workflow": "OK",
+                    "ses": "OK", "hit_endpoints_http": "OK"}, result.stdout
+    assert f"{local_stack.api_url}/r/test answers <redir status='OK'" in result.stdout
+    assert result.stdout.rstrip().endswith("sendtrail: OK")
+
+
+def test_the_handlers_metrics_reach_cloudwatch_and_the_alarms_are_there(local_stack: Any) -> None:
+    from infra.local_runtime.alarms import EVALUATION_INTERVAL_SECONDS
+
+    text = "\n".join(local_stack.output)
+    link = re.search(r"^\s+(http://\S+/r/\S+)$", text, re.MULTILINE).group(1)
+    assert _get(link)[0] == 302
+    cloudwatch = _moto(local_stack, "cloudwatch")
+    deadline = time.monotonic() + 3 * EVALUATION_INTERVAL_SECONDS
+    while True:  # the click's and the workflow's metrics, captured and put by the alarm emulation
+        found = {metric["MetricName"]: metric["Dimensions"] for metric in
+                 cloudwatch.list_metrics(Namespace="sendtrail")["Metrics"] if len(metric["Dimensions"]) == 1}
+        if {"HitsAccepted", "WorkflowSuccesses"} <= set(found) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert found["HitsAccepted"] == found["WorkflowSuccesses"] == [{"Name": "stage", "Value": "local"}], found
+    alarms = cloudwatch.describe_alarms(AlarmNamePrefix="sendtrail-local-")["MetricAlarms"]
+    assert len(alarms) == 10 and all(alarm["AlarmActions"] for alarm in alarms)
+    assert cloudwatch.list_dashboards()["DashboardEntries"][0]["DashboardName"] == "sendtrail-local"

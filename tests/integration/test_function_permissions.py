@@ -81,6 +81,7 @@ def api_handler_scenario(api: Any, client: Any, resources: Any, mta: Any) -> Cal
         assert api.get("/api/deliveries", query={"state": "finished"}).status_code == 200
         assert api.get(f"/api/deliveries/{delivery_id}").status_code == 200
         assert api.get("/api/quarantine").status_code == 200
+        assert api.get("/api/status").json_body["status"] == "OK"  # operations: what the status check describes
         paused = create_delivery(api)
         assert api.post(f"/api/deliveries/{paused}/send").status_code == 202
         assert api.get(f"/api/deliveries/{paused}").json_body["stalled"] is False  # reads SES while it sends

@@ -164,7 +164,7 @@ def test_ses_publishes_every_consumed_event_type_to_the_queue(template: dict[str
     assert set(event_destination["MatchingEventTypes"]) == {
         "send", "reject", "bounce", "complaint", "delivery", "deliveryDelay", "renderingFailure"}
     assert event_destination["SnsDestination"]["TopicARN"] == {"Ref": "SesEventsTopic"}
-    [subscription] = resources_of_type(template, "AWS::SNS::Subscription").values()
+    subscription = resources_of_type(template, "AWS::SNS::Subscription")["SesEventsSubscription"]
     assert subscription["Properties"]["Endpoint"] == {"Fn::GetAtt": ["SesEventsQueue", "Arn"]}
     assert subscription["Properties"]["RawMessageDelivery"] is False
     [queue_policy] = resources_of_type(template, "AWS::SQS::QueuePolicy").values()
@@ -183,3 +183,133 @@ def test_only_the_send_worker_sends_mail(template: dict[str, Any]) -> None:
             if any("ses:SendEmail" in str(statement["Action"]) for statement in policy["PolicyDocument"]["Statement"]):
                 senders.append(logical)
     assert senders == ["SendWorkerRole"]
+
+
+# --- operations: alarms, the alert topic, the dashboard ---------------------------
+
+# Every alarm, as intended: what it watches (namespace, metric and statistic,
+# or metric math), its period x evaluation periods / datapoints to alarm,
+# threshold, comparison and missing-data rule.
+STAGE = [{"Name": "stage", "Value": {"Ref": "Stage"}}]
+EXPECTED_ALARMS: dict[str, dict[str, Any]] = {
+    "TrackingWorkflowStalledAlarm": {
+        "name": "tracking-workflow-stalled", "metric": ("sendtrail", "WorkflowSuccesses", "Sum", STAGE),
+        "period": 60, "evaluation": (3, 3), "threshold": 1, "comparison": "LessThanThreshold", "missing": "breaching"},
+    "TrackingBacklogAlarm": {
+        "name": "tracking-backlog", "metric": ("sendtrail", "WorkflowLagSeconds", "Maximum", STAGE),
+        "period": 300, "evaluation": (1, 1), "threshold": 600, "comparison": "GreaterThanThreshold",
+        "missing": "notBreaching"},
+    "HitErrorsAlarm": {
+        "name": "hit-errors",
+        "math": ("FILL(put_failures, 0) + FILL(unrecorded, 0) + FILL(server_errors, 0)",
+                 {"put_failures": "HitStreamPutFailures", "unrecorded": "HitsUnrecorded",
+                  "server_errors": "HttpServerErrors"}, "Sum"),
+        "period": 300, "evaluation": (1, 1), "threshold": 5, "comparison": "GreaterThanOrEqualToThreshold",
+        "missing": "notBreaching"},
+    "HitStreamIteratorAgeAlarm": {
+        "name": "hit-stream-iterator-age",
+        "metric": ("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "Maximum",
+                   [{"Name": "StreamName", "Value": {"Ref": "HitStream"}}]),
+        "period": 300, "evaluation": (1, 1), "threshold": 600000, "comparison": "GreaterThanThreshold",
+        "missing": "notBreaching"},
+    "RedirectionLogDeliveryFailuresAlarm": {
+        "name": "redirection-log-delivery-failures",
+        "metric": ("AWS/Firehose", "DeliveryToS3.Success", "Minimum",
+                   [{"Name": "DeliveryStreamName", "Value": {"Ref": "RedirectionLogDeliveryStream"}}]),
+        "period": 300, "evaluation": (1, 1), "threshold": 1, "comparison": "LessThanThreshold",
+        "missing": "notBreaching"},
+    "RedirectionLogFreshnessAlarm": {
+        "name": "redirection-log-freshness",
+        "metric": ("AWS/Firehose", "DeliveryToS3.DataFreshness", "Maximum",
+                   [{"Name": "DeliveryStreamName", "Value": {"Ref": "RedirectionLogDeliveryStream"}}]),
+        "period": 300, "evaluation": (1, 1), "threshold": 900, "comparison": "GreaterThanThreshold",
+        "missing": "notBreaching"},
+    "DeliveryStuckInStartPendingAlarm": {
+        "name": "delivery-stuck-start-pending", "metric": ("sendtrail", "OldestStartPendingSeconds", "Maximum", STAGE),
+        "period": 60, "evaluation": (1, 1), "threshold": 900, "comparison": "GreaterThanThreshold",
+        "missing": "notBreaching"},
+    "HardBounceRateAlarm": {
+        "name": "hard-bounce-rate",
+        "math": ("IF(FILL(sent, 0) >= 100, 100 * FILL(hard, 0) / sent, 0)",
+                 {"hard": "Bounces", "sent": "MessagesSent"}, "Sum"),
+        "period": 3600, "evaluation": (1, 1), "threshold": 5, "comparison": "GreaterThanThreshold",
+        "missing": "notBreaching"},
+    "ComplaintRateAlarm": {
+        "name": "complaint-rate",
+        "math": ("IF(FILL(sent, 0) >= 100, 100 * FILL(complaints, 0) / sent, 0)",
+                 {"complaints": "Complaints", "sent": "MessagesSent"}, "Sum"),
+        "period": 3600, "evaluation": (1, 1), "threshold": 0.1, "comparison": "GreaterThanThreshold",
+        "missing": "notBreaching"},
+    "SendingThroughputLowAlarm": {
+        "name": "sending-throughput-low",
+        "math": ("IF(FILL(sent, 0) + FILL(throttles, 0) > 0, FILL(sent, 0) / 5, ${MinSendRatePerMinute})",
+                 {"sent": "MessagesSent", "throttles": "SendThrottles"}, "Sum"),
+        "period": 300, "evaluation": (3, 3), "threshold": {"Ref": "MinSendRatePerMinute"},
+        "comparison": "LessThanThreshold", "missing": "notBreaching"},
+}
+
+
+def test_every_alarm_watches_its_intended_metric_with_its_threshold_and_missing_data_rule(
+        template: dict[str, Any]) -> None:
+    from chalicelib import metrics
+
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    assert set(alarms) == set(EXPECTED_ALARMS)
+    emitted = {value for name, value in vars(metrics).items() if name.isupper() and isinstance(value, str)}
+    for logical, expected in EXPECTED_ALARMS.items():
+        properties = alarms[logical]["Properties"]
+        assert properties["AlarmName"] == {"Fn::Sub": f"sendtrail-${{Stage}}-{expected['name']}"}, logical
+        assert (properties["EvaluationPeriods"], properties["DatapointsToAlarm"]) == expected["evaluation"], logical
+        assert properties["Threshold"] == expected["threshold"], logical
+        assert properties["ComparisonOperator"] == expected["comparison"], logical
+        assert properties["TreatMissingData"] == expected["missing"], logical
+        assert properties["AlarmActions"] == properties["OKActions"] == [{"Ref": "AlertTopic"}], logical
+        assert properties["AlarmDescription"], logical
+        if "metric" in expected:
+            namespace, metric, statistic, dimensions = expected["metric"]
+            assert (properties["Namespace"], properties["MetricName"], properties["Statistic"],
+                    properties["Dimensions"], properties["Period"]) == (
+                namespace, metric, statistic, dimensions, expected["period"]), logical
+            assert namespace != "sendtrail" or metric in emitted, logical
+            continue
+        expression, metric_ids, statistic = expected["math"]
+        [returned] = [query for query in properties["Metrics"] if query.get("ReturnData", True)]
+        assert returned["Expression"] in (expression, {"Fn::Sub": expression}), logical
+        stats = {query["Id"]: query["MetricStat"] for query in properties["Metrics"] if "MetricStat" in query}
+        assert {query_id: stat["Metric"]["MetricName"] for query_id, stat in stats.items()} == metric_ids, logical
+        for stat in stats.values():
+            assert (stat["Metric"]["Namespace"], stat["Stat"], stat["Period"]) == (
+                "sendtrail", statistic, expected["period"]), logical
+            assert stat["Metric"]["Dimensions"][0] == STAGE[0] and stat["Metric"]["MetricName"] in emitted, logical
+    bounces = next(query for query in alarms["HardBounceRateAlarm"]["Properties"]["Metrics"] if query["Id"] == "hard")
+    assert bounces["MetricStat"]["Metric"]["Dimensions"] == STAGE + [{"Name": "type", "Value": "hard"}]
+
+
+def test_alerts_go_to_one_topic_with_an_optional_email_subscription(template: dict[str, Any]) -> None:
+    topic = "AlertTopic"
+    assert resources_of_type(template, "AWS::SNS::Topic")[topic]["Properties"]["TopicName"]
+    subscription = resources_of_type(template, "AWS::SNS::Subscription")["AlertEmailSubscription"]
+    assert subscription["Condition"] == "HasAlertEmail"
+    assert template["Conditions"]["HasAlertEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlertEmail"}, ""]}]}
+    assert subscription["Properties"] == {"TopicArn": {"Ref": topic}, "Protocol": "email",
+                                          "Endpoint": {"Ref": "AlertEmail"}}
+    assert template["Parameters"]["AlertEmail"]["Default"] == ""
+    assert template["Outputs"]["AlertTopicArn"]["Value"] == {"Ref": topic}
+
+
+def test_the_dashboard_shows_every_alarm_and_every_signal_they_watch(template: dict[str, Any]) -> None:
+    import json
+    import re
+
+    [dashboard] = resources_of_type(template, "AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    widgets = json.loads(re.sub(r"\$\{[^}]+\}", "X", body))["widgets"]
+    assert [widget["type"] for widget in widgets].count("alarm") == 1
+    for logical, expected in EXPECTED_ALARMS.items():
+        assert f"${{{logical}.Arn}}" in body, logical
+        names = [expected["metric"][1]] if "metric" in expected else list(expected["math"][1].values())
+        for name in names:
+            assert f'"{name}"' in body, (logical, name)
+    for breakdown in ("HitsAccepted", "HitsRejected", "MalformedLines", "Bounces", "FallbackWrites",
+                      "LinesProcessed", "WorkflowRuns", "NativeFallback", "DeliveryStartPendingSeconds"):
+        assert breakdown in body, breakdown

@@ -44,3 +44,12 @@ def test_redirect_and_pixel_run_without_pydantic_or_delivery_code() -> None:
     assert result["answers"] == [302, 200]
     assert result["records"] == 2
     assert result["heavy"] == []
+
+
+def test_importing_the_app_leaves_powertools_to_the_first_invocation() -> None:
+    """Cold start: Powertools (logger, metrics) is imported by the first invocation, not by `import app`."""
+    probe = "import sys, app; print(sorted({name.split('.')[0] for name in sys.modules} & {'aws_lambda_powertools'}))"
+    environment = {"PATH": "/usr/bin:/bin", "AWS_DEFAULT_REGION": "us-east-1"}
+    output = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=environment, capture_output=True,
+                            text=True, check=True).stdout
+    assert output.strip().splitlines()[-1] == "[]"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from chalicelib import native, tokens
+from chalicelib import metrics, native, tokens
 from chalicelib.settings import Settings
 from infra.local_runtime import environment
 
@@ -88,6 +88,7 @@ def test_backend_follows_the_setting_and_is_chosen_logged_and_counted_once(
         assert native.backend() is first
     assert first.name == "python"
     assert [record.getMessage() for record in caplog.records] == ["ingestion backend: python (SENDTRAIL_NATIVE=off)"]
+    metrics.flush()  # what the invocation's middleware does at its end
     [metric] = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line]
     assert metric[native.FALLBACK_METRIC] in (1.0, [1.0]) and metric["mode"] == "off"
     assert metric["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "sendtrail"

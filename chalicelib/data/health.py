@@ -1,0 +1,40 @@
+"""What the status check asks AWS about each component, with short timeouts (aws.PROBE).
+
+Each function answers the service's own description as a plain dict; the
+status check (chalicelib/status.py) judges it. Errors are left to raise: the
+check turns them into the component's reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.data import aws
+
+QUEUE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed"]
+
+
+def stream_summary(stream_name: str) -> dict[str, Any]:
+    """The Kinesis stream's status, shards, retention and encryption."""
+    response = aws.client("kinesis", aws.PROBE).describe_stream_summary(StreamName=stream_name)
+    return response["StreamDescriptionSummary"]
+
+
+def delivery_stream(delivery_stream_name: str) -> dict[str, Any]:
+    """The Firehose delivery stream's status, source and destination."""
+    response = aws.client("firehose", aws.PROBE).describe_delivery_stream(DeliveryStreamName=delivery_stream_name)
+    return response["DeliveryStreamDescription"]
+
+
+def ses_account() -> dict[str, Any]:
+    """SES's account: sending enabled, production access, enforcement status, send quota."""
+    response = aws.client("sesv2", aws.PROBE).get_account()
+    return {key: value for key, value in response.items() if key != "ResponseMetadata"}
+
+
+def queue_depth(queue_url: str) -> dict[str, int]:
+    """An SQS queue's approximate message counts: visible, in flight, delayed."""
+    response = aws.client("sqs", aws.PROBE).get_queue_attributes(QueueUrl=queue_url, AttributeNames=QUEUE_ATTRIBUTES)
+    attributes = response.get("Attributes", {})
+    return {name: int(attributes.get(name, 0)) for name in QUEUE_ATTRIBUTES}

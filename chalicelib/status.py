@@ -1,0 +1,328 @@
+"""The status check: Campaign's pdump and /r/test in one answer (GET /api/status, `sendtrail status`).
+
+Campaign's troubleshooting starts with three questions: does /r/test
+answer, is trackinglogd running, has the tracking workflow run recently and
+without error. Each component below answers one, from what AWS says now,
+with OK, WARN (working, but needs a look) or FAIL (broken: hits or tracking
+are being lost or delayed) and the reason in words:
+
+    hit_endpoints      the /r/test answer, the key ring the links are checked
+                       with, and the URL tables a click is redirected by
+    hit_stream         the Kinesis hit stream: status, open shards, accepts writes
+    redirection_logs   the Firehose delivery stream (trackinglogd): status,
+                       reading the hit stream, writing the log bucket
+    tracking_workflow  last run, last success, lag (its state item): FAIL when no
+                       run succeeded in STALLED_AFTER_PERIODS schedule periods
+                       (the stalled alarm's rule), WARN over BACKLOG_WARN_SECONDS of lag
+    ses                sending enabled, enforcement, sandbox, 24-hour quota use
+
+Every check runs at once, each bounded (a slow service is a FAIL with its
+reason, not a slow answer), and a check that raises reports why rather than
+failing the others. A component is one entry of CHECKS; queues (the SES
+events queue, dead-letter queues) are one `queue_backlog(...)` or
+`dead_letter_queue(...)` entry each.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.data import aws, health
+from chalicelib.data.deliveries import DeliveryStore
+from chalicelib.data.tracking import WorkflowStateStore
+from chalicelib.settings import Settings
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+SEVERITY = {OK: 0, WARN: 1, FAIL: 2}
+
+# The tracking workflow's schedule (app.py: every minute) and the rules its
+# alarms apply (infra/template.yaml); tests/unit/test_status_rules.py keeps
+# the three in step.
+WORKFLOW_SCHEDULE_SECONDS = 60
+STALLED_AFTER_PERIODS = 3
+BACKLOG_WARN_SECONDS = 600
+SES_QUOTA_WARN_PERCENT = 80
+CHECK_TIMEOUT_SECONDS = 10.0
+PROBE_DELIVERY_ID = "status-probe"  # a links item that never exists: reading it proves the table answers
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    component: str
+    status: str
+    reason: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatusContext:
+    """What a check may use: the settings, the time, and the /r/test answer of the current request."""
+
+    settings: Settings
+    now_ms: int
+    redirection_status: Callable[[], Any] | None = None  # the /r/test handler, bound to the request
+    tracking_base_url: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    component: str
+    probe: Callable[[StatusContext], ComponentStatus]
+
+
+def _duration(ms: int) -> str:
+    seconds = max(0, ms // 1000)
+    return f"{seconds // 60} min {seconds % 60} s" if seconds >= 60 else f"{seconds} s"
+
+
+def describe_error(error: BaseException) -> str:
+    """An AWS error as its code and message (no stack), anything else as its type and text."""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', 'Error')}: {details.get('Message', '')}".strip()
+    return f"{type(error).__name__}: {error}"
+
+
+# --- components ---------------------------------------------------------------
+
+def hit_endpoints(context: StatusContext) -> ComponentStatus:
+    """The public endpoints can answer: /r/test, the key ring, the URL tables (what every click needs)."""
+    from chalicelib.hits.config import get_hit_config
+    from chalicelib.keyring import KeyRingError, load_keyring
+
+    name = "hit_endpoints"
+    details: dict[str, Any] = {"url": f"{context.tracking_base_url}/r/test" if context.tracking_base_url else None}
+    if context.redirection_status is not None:
+        answer = context.redirection_status()
+        body = answer.body if isinstance(answer.body, str) else bytes(answer.body).decode("utf-8", "replace")
+        details["redirection_status"] = body.strip()
+        if answer.status_code != 200 or "status='OK'" not in body:
+            return ComponentStatus(name, FAIL, f"/r/test answers {answer.status_code}: {body.strip()[:200]}", details)
+    config = get_hit_config()
+    try:
+        ring = load_keyring(config.signing_keys, config.signing_keys_parameter, config.signing_keys_max_age_seconds)
+    except KeyRingError as error:
+        return ComponentStatus(name, FAIL, f"links cannot be verified: {error}", details)
+    except Exception as error:  # noqa: BLE001 - e.g. the SSM parameter missing or not readable
+        return ComponentStatus(name, FAIL, f"links cannot be verified: the key ring cannot be read "
+                                           f"({describe_error(error)})", details)
+    details.update(signing_keys=len(ring.keys), active_key=ring.active_key_id)
+    try:
+        DeliveryStore(config.deliveries_table, config.delivery_logs_table, aws.PROBE).get_links(PROBE_DELIVERY_ID)
+    except (ClientError, BotoCoreError) as error:
+        return ComponentStatus(name, FAIL, f"URL tables unreadable ({config.deliveries_table}): "
+                                           f"{describe_error(error)}", details)
+    return ComponentStatus(name, OK, f"/r/test answers status='OK'; {len(ring.keys)} signing key(s), "
+                                     f"active {ring.active_key_id}; URL tables readable", details)
+
+
+def hit_stream(context: StatusContext) -> ComponentStatus:
+    """The Kinesis hit stream exists and accepts puts (ACTIVE or UPDATING, with open shards)."""
+    name, stream = "hit_stream", context.settings.hit_stream
+    try:
+        summary = health.stream_summary(stream)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return ComponentStatus(name, FAIL, f"the hit stream {stream} does not exist: every hit goes to the "
+                                               "fallback objects", {"stream": stream})
+        raise
+    status, shards = summary.get("StreamStatus"), int(summary.get("OpenShardCount") or 0)
+    details = {"stream": stream, "stream_status": status, "open_shards": shards,
+               "retention_hours": summary.get("RetentionPeriodHours"), "encryption": summary.get("EncryptionType")}
+    if status not in ("ACTIVE", "UPDATING"):
+        return ComponentStatus(name, FAIL, f"the hit stream {stream} is {status}: it does not accept hits", details)
+    if shards < 1:
+        return ComponentStatus(name, FAIL, f"the hit stream {stream} has no open shard", details)
+    return ComponentStatus(name, OK, f"{stream} {status}, {shards} open shard(s), accepts writes", details)
+
+
+def redirection_logs(context: StatusContext) -> ComponentStatus:
+    """Firehose (trackinglogd): the delivery stream is ACTIVE, reads the hit stream, writes the log bucket."""
+    name, settings = "redirection_logs", context.settings
+    delivery_stream = settings.redirection_log_delivery_stream
+    if not delivery_stream:
+        return ComponentStatus(name, WARN, "no delivery stream configured (SENDTRAIL_REDIRECTION_LOG_DELIVERY_STREAM)")
+    try:
+        description = health.delivery_stream(delivery_stream)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return ComponentStatus(name, FAIL, f"the delivery stream {delivery_stream} does not exist: hits stay in "
+                                               "Kinesis and reach no redirection log",
+                                   {"delivery_stream": delivery_stream})
+        raise
+    status = description.get("DeliveryStreamStatus")
+    source = (description.get("Source") or {}).get("KinesisStreamSourceDescription", {}).get("KinesisStreamARN", "")
+    buckets = [destination.get("ExtendedS3DestinationDescription", destination.get("S3DestinationDescription", {}))
+               .get("BucketARN", "") for destination in description.get("Destinations", [])]
+    details = {"delivery_stream": delivery_stream, "delivery_stream_status": status, "source": source,
+               "buckets": buckets}
+    failure = description.get("FailureDescription")
+    if failure:
+        return ComponentStatus(name, FAIL, f"{delivery_stream} failed: {failure.get('Type')}: "
+                                           f"{failure.get('Details')}", details)
+    if status != "ACTIVE":
+        return ComponentStatus(name, FAIL, f"{delivery_stream} is {status}: redirection logs are not written", details)
+    if source and not source.endswith(f"/{settings.hit_stream}"):
+        return ComponentStatus(name, FAIL, f"{delivery_stream} reads {source}, not the hit stream "
+                                           f"{settings.hit_stream}", details)
+    if buckets and not any(bucket.endswith(f":::{settings.redirection_log_bucket}") for bucket in buckets):
+        return ComponentStatus(name, FAIL, f"{delivery_stream} writes {', '.join(buckets)}, not the redirection-log "
+                                           f"bucket {settings.redirection_log_bucket}", details)
+    return ComponentStatus(name, OK, f"{delivery_stream} ACTIVE, from {settings.hit_stream} to "
+                                     f"{settings.redirection_log_bucket}", details)
+
+
+def tracking_workflow(context: StatusContext) -> ComponentStatus:
+    """Has the tracking workflow run recently, without error, and is it keeping up? (its state item)"""
+    state = WorkflowStateStore(context.settings.workflow_table, aws.PROBE).get_state()
+    return assess_workflow(state, context.now_ms)
+
+
+def assess_workflow(state: dict[str, Any], now_ms: int) -> ComponentStatus:
+    name = "tracking_workflow"
+    last_run, last_success = state.get("last_run_at"), state.get("last_success_at")
+    lag = int(state.get("lag_seconds") or 0)
+    details = {"last_run_at": last_run, "last_run_status": state.get("last_run_status"),
+               "last_success_at": last_success, "lag_seconds": lag, "last_error": state.get("last_error"),
+               "last_completed_run": state.get("last_completed_run"), "pending_run": state.get("pending_run"),
+               "lease_until": state.get("lease_until")}
+    stalled_after_ms = STALLED_AFTER_PERIODS * WORKFLOW_SCHEDULE_SECONDS * 1000
+    if last_success is None:
+        failed = f" (last run failed: {state.get('last_error')})" if state.get("last_run_status") == "failed" else ""
+        return ComponentStatus(name, FAIL, f"the tracking workflow has never run successfully{failed}", details)
+    since = now_ms - int(last_success)
+    if since > stalled_after_ms:
+        last = (f"; last run {_duration(now_ms - int(last_run))} ago: {state.get('last_run_status')}"
+                + (f" ({state.get('last_error')})" if state.get("last_run_status") == "failed" else "")
+                if last_run else "")
+        return ComponentStatus(name, FAIL, f"stalled: no successful run for {_duration(since)} (more than "
+                                           f"{STALLED_AFTER_PERIODS} schedule periods){last}", details)
+    if state.get("last_run_status") == "failed":
+        return ComponentStatus(name, WARN, f"the last run failed: {state.get('last_error')}; last success "
+                                           f"{_duration(since)} ago", details)
+    if lag > BACKLOG_WARN_SECONDS:
+        return ComponentStatus(name, WARN, f"backlog: the oldest unprocessed redirection log is "
+                                           f"{_duration(lag * 1000)} old", details)
+    return ComponentStatus(name, OK, f"last success {_duration(since)} ago, lag {_duration(lag * 1000)}", details)
+
+
+def ses(context: StatusContext) -> ComponentStatus:
+    """SES can send for this account: sending enabled, not shut down, within its 24-hour quota."""
+    return assess_ses(health.ses_account())
+
+
+def assess_ses(account: dict[str, Any]) -> ComponentStatus:
+    name = "ses"
+    quota = account.get("SendQuota") or {}
+    maximum, sent = float(quota.get("Max24HourSend") or 0), float(quota.get("SentLast24Hours") or 0)
+    used = round(100 * sent / maximum, 1) if maximum > 0 else None
+    details = {"sending_enabled": account.get("SendingEnabled"), "production_access": account.get(
+        "ProductionAccessEnabled"), "enforcement_status": account.get("EnforcementStatus"),
+        "max_24_hour_send": maximum, "sent_last_24_hours": sent, "max_send_rate": quota.get("MaxSendRate"),
+        "quota_used_percent": used}
+    enforcement = account.get("EnforcementStatus") or "HEALTHY"
+    if account.get("SendingEnabled") is False:
+        return ComponentStatus(name, FAIL, "sending is disabled for the account: SES sends nothing", details)
+    if enforcement == "SHUTDOWN":
+        return ComponentStatus(name, FAIL, "SES has shut sending down for the account (enforcement SHUTDOWN)", details)
+    if used is not None and used >= 100:
+        return ComponentStatus(name, FAIL, f"the 24-hour quota is used up ({sent:g} of {maximum:g})", details)
+    problems = []
+    if enforcement != "HEALTHY":
+        problems.append(f"enforcement status {enforcement} (bounces or complaints too high)")
+    if account.get("ProductionAccessEnabled") is False:
+        problems.append("sandbox: only verified addresses receive mail")
+    if used is not None and used >= SES_QUOTA_WARN_PERCENT:
+        problems.append(f"{used:g} % of the 24-hour quota used ({sent:g} of {maximum:g})")
+    if problems:
+        return ComponentStatus(name, WARN, "; ".join(problems), details)
+    use = f"{used:g} % of the 24-hour quota used" if used is not None else "no 24-hour quota"
+    return ComponentStatus(name, OK, f"sending enabled; {use}; up to {quota.get('MaxSendRate', 0):g} messages/s",
+                           details)
+
+
+def queue_backlog(component: str, queue_url: Callable[[Settings], str | None], warn_at: int,
+                  fail_at: int | None = None) -> Check:
+    """A queue a consumer drains (e.g. the SES events queue): WARN from `warn_at` messages waiting, FAIL from `fail_at`.
+
+    For the lead's entries once the MTA's queues are in the template, e.g.
+    `queue_backlog("ses_events_queue", lambda settings: settings.ses_events_queue_url, warn_at=1000)`.
+    """
+
+    def probe(context: StatusContext) -> ComponentStatus:
+        url = queue_url(context.settings)
+        if not url:
+            return ComponentStatus(component, WARN, "no queue configured")
+        depth = health.queue_depth(url)
+        waiting = depth["ApproximateNumberOfMessages"]
+        details = {"queue_url": url, "waiting": waiting, "in_flight": depth["ApproximateNumberOfMessagesNotVisible"],
+                   "delayed": depth["ApproximateNumberOfMessagesDelayed"]}
+        if fail_at is not None and waiting >= fail_at:
+            return ComponentStatus(component, FAIL, f"{waiting} messages waiting (FAIL from {fail_at})", details)
+        if waiting >= warn_at:
+            return ComponentStatus(component, WARN, f"{waiting} messages waiting (WARN from {warn_at})", details)
+        return ComponentStatus(component, OK, f"{waiting} waiting, {details['in_flight']} in flight", details)
+
+    return Check(component, probe)
+
+
+def dead_letter_queue(component: str, queue_url: Callable[[Settings], str | None]) -> Check:
+    """A dead-letter queue: FAIL while it holds messages (work that failed every retry and waits for a redrive)."""
+
+    def probe(context: StatusContext) -> ComponentStatus:
+        url = queue_url(context.settings)
+        if not url:
+            return ComponentStatus(component, WARN, "no queue configured")
+        depth = health.queue_depth(url)
+        held = depth["ApproximateNumberOfMessages"] + depth["ApproximateNumberOfMessagesNotVisible"]
+        details = {"queue_url": url, "messages": held}
+        if held:
+            return ComponentStatus(component, FAIL, f"{held} message(s) failed every retry: fix the cause, then "
+                                                    "redrive them", details)
+        return ComponentStatus(component, OK, "empty", details)
+
+    return Check(component, probe)
+
+
+CHECKS: list[Check] = [
+    Check("hit_endpoints", hit_endpoints),
+    Check("hit_stream", hit_stream),
+    Check("redirection_logs", redirection_logs),
+    Check("tracking_workflow", tracking_workflow),
+    Check("ses", ses),
+]
+
+
+# --- the report -----------------------------------------------------------------
+
+def _run(check: Check, context: StatusContext) -> ComponentStatus:
+    try:
+        return check.probe(context)
+    except Exception as error:  # noqa: BLE001 - one broken check must not hide the others
+        return ComponentStatus(check.component, FAIL, f"could not be checked: {describe_error(error)}")
+
+
+def report(context: StatusContext, checks: list[Check] | None = None,
+           timeout_seconds: float = CHECK_TIMEOUT_SECONDS) -> dict[str, Any]:
+    """Every component's status (all checked at once), and the worst of them as the overall status."""
+    checks = CHECKS if checks is None else checks
+    pool = ThreadPoolExecutor(max_workers=max(1, len(checks)), thread_name_prefix="status")
+    try:
+        futures = [pool.submit(_run, check, context) for check in checks]
+        wait(futures, timeout=timeout_seconds)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    components = [future.result() if future.done() else
+                  ComponentStatus(check.component, FAIL, f"no answer within {timeout_seconds:g} s")
+                  for check, future in zip(checks, futures)]
+    overall = max((component.status for component in components), key=SEVERITY.__getitem__, default=OK)
+    return {"status": overall, "checked_at": context.now_ms, "components": [asdict(item) for item in components]}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)

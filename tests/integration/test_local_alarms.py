@@ -1,0 +1,214 @@
+"""Alarms on the local runtime: the handlers' EMF into moto, the template's alarms evaluated, alerts on the topic.
+
+The clock is a fake one that the metrics' timestamps and the evaluation
+share: minutes pass in milliseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import boto3
+import pytest
+
+import app as app_module
+from chalicelib import metrics, tokens
+from chalicelib.settings import get_settings
+from infra.local_runtime.alarms import AlarmDefinition, EmfCapture, LocalAlarms, emf_datums, evaluate_expression
+from infra.local_runtime.triggers import ScheduledTrigger
+from tests.integration.test_hit_endpoints import make_delivery, token
+from tests.tracking_harness import FakeClock
+
+MINUTE = 60
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A clock 5 s into a minute, shared by the metrics' timestamps and the evaluation."""
+    fake = FakeClock((int(datetime.now(tz=timezone.utc).timestamp()) // MINUTE) * MINUTE + 5)
+    monkeypatch.setattr(metrics, "clock", fake)
+    return fake
+
+
+@pytest.fixture
+def capture(resources: Any) -> Iterator[EmfCapture]:
+    metrics.discard()
+    capture = EmfCapture().install()
+    yield capture
+    capture.uninstall()
+
+
+@pytest.fixture
+def alerts(resources: Any) -> Any:
+    """An SQS queue subscribed to the alert topic: every alert CloudWatch would send, as SNS delivers it."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="alert-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    boto3.client("sns").subscribe(TopicArn=resources.refs["AlertTopic"], Protocol="sqs", Endpoint=arn)
+
+    def received(alarm_name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        found = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                return [(envelope, message) for envelope, message in found if message["AlarmName"] == alarm_name]
+            for item in batch:
+                envelope = json.loads(item["Body"])
+                found.append((envelope, json.loads(envelope["Message"])))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=item["ReceiptHandle"])
+
+    return received
+
+
+def state(alarm_name: str) -> str:
+    [alarm] = boto3.client("cloudwatch").describe_alarms(AlarmNames=[alarm_name])["MetricAlarms"]
+    return alarm["StateValue"]
+
+
+def test_a_stopped_workflow_goes_to_alarm_and_an_alert_arrives(
+        resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any) -> None:
+    stalled = resources.refs["TrackingWorkflowStalledAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, capture=capture)
+    workflow = ScheduledTrigger("tracking_workflow", app_module.tracking_workflow)  # as EventBridge invokes it
+    assert state(stalled) == "INSUFFICIENT_DATA"
+
+    for _ in range(4):  # the schedule runs the workflow every minute
+        workflow.step()
+        clock.advance(MINUTE)
+        alarms.step()
+    assert state(stalled) == "OK"
+    [(_, recovered)] = alerts(stalled)
+    assert (recovered["OldStateValue"], recovered["NewStateValue"]) == ("INSUFFICIENT_DATA", "OK")
+
+    minutes_without = 0
+    while state(stalled) == "OK":  # the workflow stops
+        clock.advance(MINUTE)
+        alarms.step()
+        minutes_without += 1
+        assert minutes_without <= 3, "3 periods without a successful run and still OK"
+    assert minutes_without == 3  # the last run's period, then 3 empty ones
+    [(envelope, alert)] = alerts(stalled)
+    assert envelope["Type"] == "Notification" and envelope["TopicArn"] == resources.refs["AlertTopic"]
+    assert envelope["Subject"] == f'ALARM: "{stalled}" in US East (N. Virginia)'
+    assert alert["NewStateValue"] == "ALARM" and alert["OldStateValue"] == "OK"
+    assert alert["NewStateReason"] == ("Threshold Crossed: no datapoints were received for 3 periods and 3 missing "
+                                       "datapoints were treated as [Breaching].")
+    assert alert["AlarmArn"].endswith(f":alarm:{stalled}") and alert["AWSAccountId"] == "123456789012"
+    assert alert["Trigger"] == {
+        "MetricName": "WorkflowSuccesses", "Namespace": "sendtrail", "StatisticType": "Statistic",
+        "Statistic": "SUM", "Unit": None, "Dimensions": [{"value": "local", "name": "stage"}], "Period": 60,
+        "EvaluationPeriods": 3, "DatapointsToAlarm": 3, "ComparisonOperator": "LessThanThreshold",
+        "Threshold": 1.0, "TreatMissingData": "breaching", "EvaluateLowSampleCountPercentile": ""}
+    assert alert["AlarmActions"] == [resources.refs["AlertTopic"]]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0000", alert["StateChangeTime"])
+
+    workflow.step()  # running again: OK with the next evaluation
+    clock.advance(MINUTE)
+    alarms.step()
+    assert state(stalled) == "OK"
+    [(_, back)] = alerts(stalled)
+    assert back["NewStateValue"] == "OK" and back["NewStateReason"].startswith(
+        "Threshold Crossed: 1 out of the last 1 datapoint [1 (")
+
+
+def test_failing_stream_puts_raise_the_hit_errors_alarm(
+        client: Any, resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any) -> None:
+    errors = resources.refs["HitErrorsAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, capture=capture)
+    make_delivery()
+    click = token(tokens.KIND_CLICK, 4)
+    assert client.get(f"/r/{click}").status_code == 302
+    boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
+    for _ in range(4):
+        assert client.get(f"/r/{click}").status_code == 302  # answered: kept in the redirection logs
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(errors) == "OK"  # 4 failed puts in 5 minutes: under the threshold of 5
+    for _ in range(5):
+        client.get(f"/r/{click}")
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(errors) == "ALARM"
+    [(_, alert)] = [item for item in alerts(errors) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoint [5 (")
+    assert "greater than or equal to the threshold (5)" in alert["NewStateReason"]
+    assert [query["Id"] for query in alert["Trigger"]["Metrics"]] == ["errors", "put_failures", "unrecorded",
+                                                                       "server_errors"]
+
+
+def test_emf_lines_become_one_datum_per_value_metric_and_dimension_set() -> None:
+    line = json.dumps({"_aws": {"Timestamp": 1_796_000_000_000, "CloudWatchMetrics": [{
+        "Namespace": "sendtrail", "Dimensions": [["stage"], ["stage", "reason"]],
+        "Metrics": [{"Name": "HitsRejected", "Unit": "Count"}]}]},
+        "stage": "dev", "reason": "expired", "HitsRejected": [1.0, 1.0]})
+    datums = emf_datums(line)
+    assert [(namespace, datum["Dimensions"], datum["Value"]) for namespace, datum in datums] == [
+        ("sendtrail", [{"Name": "stage", "Value": "dev"}], 1.0),
+        ("sendtrail", [{"Name": "stage", "Value": "dev"}], 1.0),
+        ("sendtrail", [{"Name": "stage", "Value": "dev"}, {"Name": "reason", "Value": "expired"}], 1.0),
+        ("sendtrail", [{"Name": "stage", "Value": "dev"}, {"Name": "reason", "Value": "expired"}], 1.0)]
+    assert datums[0][1]["Timestamp"] == datetime.fromtimestamp(1_796_000_000, tz=timezone.utc)
+    assert emf_datums('{"level": "INFO", "message": "an ordinary log line"}') == []
+
+
+@pytest.mark.parametrize(("expression", "values", "expected"), [
+    ("FILL(a, 0) + FILL(b, 0)", {"a": None, "b": 2.0}, 2.0),
+    ("a + b", {"a": None, "b": 2.0}, None),
+    ("IF(FILL(sent, 0) >= 100, 100 * FILL(hard, 0) / sent, 0)", {"sent": 200.0, "hard": 11.0}, 5.5),
+    ("IF(FILL(sent, 0) >= 100, 100 * FILL(hard, 0) / sent, 0)", {"sent": 40.0, "hard": 11.0}, 0.0),
+    ("IF(FILL(sent, 0) >= 100, 100 * FILL(hard, 0) / sent, 0)", {"sent": None, "hard": None}, 0.0),
+    ("a / b", {"a": 1.0, "b": 0.0}, None),
+    ("IF(FILL(sent, 0) + FILL(throttles, 0) > 0, FILL(sent, 0) / 5, 60)", {"sent": 50.0, "throttles": 3.0}, 10.0),
+])
+def test_metric_math(expression: str, values: dict[str, float | None], expected: float | None) -> None:
+    assert evaluate_expression(expression, values) == expected
+
+
+def test_unsupported_metric_math_is_refused_not_guessed() -> None:
+    with pytest.raises(NotImplementedError):
+        evaluate_expression("ANOMALY_DETECTION_BAND(m, 2)", {"m": 1.0})
+
+
+@pytest.mark.parametrize(("treat", "points", "expected"), [
+    ("missing", {}, "INSUFFICIENT_DATA"),
+    ("notBreaching", {}, "OK"),
+    ("breaching", {}, "ALARM"),
+    ("breaching", {0: 5.0}, "OK"),  # the 2 missing periods breach, the third does not: 2 of the 3 needed
+    ("missing", {0: 0.0, 1: 0.0}, "OK"),
+    ("missing", {0: 0.0, 1: 0.0, 2: 0.0}, "ALARM"),
+    ("notBreaching", {2: 0.0}, "OK"),
+])
+def test_missing_data_and_m_out_of_n(resources: Any, clock: FakeClock, treat: str, points: dict[int, float],
+                                     expected: str) -> None:
+    """A custom alarm (3 of 3 one-minute periods below 1) over data put straight into moto."""
+    name = f"custom-{treat}"
+    properties = {"AlarmName": name, "Namespace": "custom", "MetricName": "Beat",
+                  "Dimensions": [{"Name": "stage", "Value": "local"}], "Statistic": "Sum", "Period": 60,
+                  "EvaluationPeriods": 3, "DatapointsToAlarm": 3, "Threshold": 1, "TreatMissingData": treat,
+                  "ComparisonOperator": "LessThanThreshold"}
+    boto3.client("cloudwatch").put_metric_alarm(**properties)
+    alarms = LocalAlarms(resources, clock=clock, started=clock.now - 10 * MINUTE,
+                         definitions=[AlarmDefinition("Custom", properties)])
+    first = (int(clock.now) // MINUTE - 3) * MINUTE  # the first of the last 3 whole minutes
+    data = [{"MetricName": "Beat", "Dimensions": [{"Name": "stage", "Value": "local"}], "Value": value,
+             "Timestamp": datetime.fromtimestamp(first + index * MINUTE + 1, tz=timezone.utc)}
+            for index, value in points.items()]
+    if data:
+        boto3.client("cloudwatch").put_metric_data(Namespace="custom", MetricData=data)
+    alarms.step()
+    assert state(name) == expected
+
+
+def test_a_new_alarm_waits_for_its_evaluation_periods(resources: Any, clock: FakeClock) -> None:
+    stalled = resources.refs["TrackingWorkflowStalledAlarm"]
+    alarms = LocalAlarms(resources, clock=clock)
+    for _ in range(2):
+        clock.advance(MINUTE)
+        alarms.step()
+        assert state(stalled) == "INSUFFICIENT_DATA"
+    clock.advance(2 * MINUTE)
+    alarms.step()
+    assert state(stalled) == "ALARM"  # no run at all, missing data breaching

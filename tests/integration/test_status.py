@@ -1,0 +1,209 @@
+"""GET /api/status over moto: every component OK on a healthy stack, and each injected failure reported."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib import status
+from chalicelib.data.tracking import STATE_KEY
+from chalicelib.settings import get_settings
+from infra.local_runtime import environment
+from tests.conftest import KEYRING_V1
+
+COMPONENTS = ["hit_endpoints", "hit_stream", "redirection_logs", "tracking_workflow", "ses"]
+
+
+def components(api: Any) -> dict[str, dict[str, Any]]:
+    response = api.get("/api/status")
+    assert response.status_code == 200, response.body
+    body = response.json_body
+    assert [item["component"] for item in body["components"]] == COMPONENTS
+    assert body["status"] == max((item["status"] for item in body["components"]), key=status.SEVERITY.__getitem__)
+    return {item["component"]: item for item in body["components"]}
+
+
+def run_the_workflow(api: Any) -> None:
+    assert api.post("/api/workflow/run").json_body["status"] in ("idle", "completed")
+
+
+def set_workflow_state(**values: Any) -> None:
+    names = {f"#{name}": name for name in values}
+    boto3.client("dynamodb").update_item(
+        TableName=get_settings().workflow_table, Key=STATE_KEY,
+        UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
+        ExpressionAttributeNames=names,
+        ExpressionAttributeValues={f":{name}": ({"N": str(value)} if isinstance(value, int) else {"S": value})
+                                   for name, value in values.items()})
+
+
+def test_a_healthy_stack_is_ok_in_every_component(api: Any) -> None:
+    run_the_workflow(api)
+    found = components(api)
+    assert {name: item["status"] for name, item in found.items()} == dict.fromkeys(COMPONENTS, "OK"), found
+    assert found["hit_endpoints"]["details"]["redirection_status"].startswith("<redir status='OK'")
+    assert found["hit_endpoints"]["details"]["url"] == "https://t.example.com/r/test"
+    assert "sendtrail-local-hits ACTIVE, 1 open shard(s), accepts writes" in found["hit_stream"]["reason"]
+    assert found["redirection_logs"]["reason"].startswith("sendtrail-local-redirection-logs ACTIVE, from sendtrail")
+    assert found["tracking_workflow"]["reason"].startswith("last success ")
+    assert found["ses"]["details"]["sending_enabled"] is True
+
+
+def test_the_status_needs_the_api_token(client: Any) -> None:
+    assert client.get("/api/status").status_code == 401
+
+
+def test_a_deleted_hit_stream_fails(api: Any) -> None:
+    run_the_workflow(api)
+    boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
+    found = components(api)
+    assert found["hit_stream"]["status"] == "FAIL"
+    assert found["hit_stream"]["reason"] == ("the hit stream sendtrail-local-hits does not exist: every hit goes to "
+                                             "the fallback objects")
+
+
+def test_a_deleted_firehose_delivery_stream_fails(api: Any) -> None:
+    run_the_workflow(api)
+    boto3.client("firehose").delete_delivery_stream(DeliveryStreamName=get_settings().redirection_log_delivery_stream)
+    found = components(api)
+    assert found["redirection_logs"]["status"] == "FAIL"
+    assert "does not exist: hits stay in Kinesis" in found["redirection_logs"]["reason"]
+    assert found["hit_stream"]["status"] == "OK"
+
+
+def test_paused_ses_sending_fails(api: Any) -> None:
+    run_the_workflow(api)
+    boto3.client("sesv2").put_account_sending_attributes(SendingEnabled=False)
+    found = components(api)
+    assert found["ses"]["status"] == "FAIL"
+    assert found["ses"]["reason"] == "sending is disabled for the account: SES sends nothing"
+    boto3.client("sesv2").put_account_sending_attributes(SendingEnabled=True)
+    assert components(api)["ses"]["status"] == "OK"
+
+
+def test_a_workflow_that_never_ran_fails(api: Any) -> None:
+    found = components(api)
+    assert found["tracking_workflow"]["status"] == "FAIL"
+    assert found["tracking_workflow"]["reason"] == "the tracking workflow has never run successfully"
+
+
+def test_a_stale_workflow_state_is_stalled(api: Any) -> None:
+    run_the_workflow(api)
+    now = int(time.time() * 1000)
+    set_workflow_state(last_success_at=now - 3_700_000, last_run_at=now - 120_000, last_run_status="failed",
+                       last_error="WorkflowError: pending run 7: its record cannot be read")
+    found = components(api)["tracking_workflow"]
+    assert found["status"] == "FAIL"
+    assert found["reason"].startswith("stalled: no successful run for 61 min 40 s (more than 3 schedule periods); "
+                                      "last run 2 min 0 s ago: failed (WorkflowError: pending run 7")
+
+
+def test_a_failing_run_is_recorded_and_reported(api: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.tracking import workflow
+
+    run_the_workflow(api)
+
+    def broken(self: Any, checkpoint: Any) -> Any:
+        raise RuntimeError("S3 listing refused")
+
+    monkeypatch.setattr(workflow.TrackingWorkflow, "_plan", broken)
+    assert api.post("/api/workflow/run").status_code == 500
+    found = components(api)["tracking_workflow"]
+    assert found["status"] == "WARN"
+    assert found["reason"].startswith("the last run failed: RuntimeError: S3 listing refused; last success ")
+    monkeypatch.undo()
+    run_the_workflow(api)
+    found = components(api)["tracking_workflow"]
+    assert found["status"] == "OK" and found["details"]["last_error"] is None
+
+
+def test_a_workflow_backlog_warns(api: Any) -> None:
+    run_the_workflow(api)
+    set_workflow_state(lag_seconds=900)
+    found = components(api)["tracking_workflow"]
+    assert (found["status"], found["reason"]) == (
+        "WARN", "backlog: the oldest unprocessed redirection log is 15 min 0 s old")
+
+
+def test_broken_signing_keys_and_url_tables_fail_the_hit_endpoints(api: Any) -> None:
+    run_the_workflow(api)
+    environment.apply({"SENDTRAIL_SIGNING_KEYS": '{"active": 2, "keys": {}}'})
+    found = components(api)["hit_endpoints"]
+    assert (found["status"], found["reason"]) == ("FAIL", "links cannot be verified: active signing key 2 is not in "
+                                                          "the ring")
+    environment.apply({"SENDTRAIL_SIGNING_KEYS_PARAMETER": "/sendtrail/local/missing"},
+                      remove=("SENDTRAIL_SIGNING_KEYS",))
+    found = components(api)["hit_endpoints"]
+    assert found["status"] == "FAIL" and found["reason"].startswith(
+        "links cannot be verified: the key ring cannot be read (")
+    environment.apply({"SENDTRAIL_SIGNING_KEYS": KEYRING_V1}, remove=("SENDTRAIL_SIGNING_KEYS_PARAMETER",))
+    boto3.client("dynamodb").delete_table(TableName=get_settings().deliveries_table)
+    found = components(api)["hit_endpoints"]
+    assert found["status"] == "FAIL"
+    assert found["reason"].startswith("URL tables unreadable (sendtrail-local-deliveries): ResourceNotFoundException")
+
+
+def test_a_check_that_raises_or_hangs_reports_why_and_the_others_still_answer(resources: Any) -> None:
+    def raises(context: status.StatusContext) -> status.ComponentStatus:
+        raise ValueError("surprise")
+
+    def hangs(context: status.StatusContext) -> status.ComponentStatus:
+        time.sleep(1)
+        return status.ComponentStatus("slow", "OK", "late")
+
+    checks = [status.Check("broken", raises), status.Check("slow", hangs),
+              status.Check("fine", lambda context: status.ComponentStatus("fine", "OK", "fine"))]
+    report = status.report(status.StatusContext(get_settings(), status.now_ms()), checks, timeout_seconds=0.3)
+    assert report["status"] == "FAIL"
+    assert [(item["component"], item["status"], item["reason"]) for item in report["components"]] == [
+        ("broken", "FAIL", "could not be checked: ValueError: surprise"),
+        ("slow", "FAIL", "no answer within 0.3 s"),
+        ("fine", "OK", "fine"),
+    ]
+
+
+def test_queue_checks_report_backlogs_and_dead_letters(resources: Any) -> None:
+    """The checks the SES events queue and the dead-letter queues become one entry each of status.CHECKS."""
+    sqs = boto3.client("sqs")
+    events = sqs.create_queue(QueueName="status-events")["QueueUrl"]
+    dead = sqs.create_queue(QueueName="status-dlq")["QueueUrl"]
+    backlog = status.queue_backlog("ses_events_queue", lambda settings: events, warn_at=2, fail_at=4)
+    letters = status.dead_letter_queue("ses_events_dlq", lambda settings: dead)
+    context = status.StatusContext(get_settings(), status.now_ms())
+
+    def check() -> list[tuple[str, str]]:
+        return [(item["status"], item["reason"]) for item in status.report(context, [backlog, letters])["components"]]
+
+    assert check() == [("OK", "0 waiting, 0 in flight"), ("OK", "empty")]
+    for number in range(4):
+        sqs.send_message(QueueUrl=events, MessageBody=str(number))
+    sqs.send_message(QueueUrl=dead, MessageBody="failed")
+    assert check() == [("FAIL", "4 messages waiting (FAIL from 4)"),
+                       ("FAIL", "1 message(s) failed every retry: fix the cause, then redrive them")]
+    unconfigured = status.queue_backlog("ses_events_queue", lambda settings: None, warn_at=1)
+    assert status.report(context, [unconfigured])["components"][0]["status"] == "WARN"
+
+
+@pytest.mark.parametrize(("account", "expected"), [
+    ({"SendingEnabled": True, "EnforcementStatus": "HEALTHY", "ProductionAccessEnabled": True,
+      "SendQuota": {"Max24HourSend": 50000, "SentLast24Hours": 100, "MaxSendRate": 14}},
+     ("OK", "sending enabled; 0.2 % of the 24-hour quota used; up to 14 messages/s")),
+    ({"SendingEnabled": True, "EnforcementStatus": "HEALTHY", "ProductionAccessEnabled": True,
+      "SendQuota": {"Max24HourSend": 50000, "SentLast24Hours": 45000, "MaxSendRate": 14}},
+     ("WARN", "90 % of the 24-hour quota used (45000 of 50000)")),
+    ({"SendingEnabled": True, "EnforcementStatus": "HEALTHY", "ProductionAccessEnabled": True,
+      "SendQuota": {"Max24HourSend": 200, "SentLast24Hours": 200, "MaxSendRate": 1}},
+     ("FAIL", "the 24-hour quota is used up (200 of 200)")),
+    ({"SendingEnabled": True, "EnforcementStatus": "PROBATION", "ProductionAccessEnabled": False,
+      "SendQuota": {"Max24HourSend": 200, "SentLast24Hours": 0, "MaxSendRate": 1}},
+     ("WARN", "enforcement status PROBATION (bounces or complaints too high); sandbox: only verified addresses "
+              "receive mail")),
+    ({"SendingEnabled": True, "EnforcementStatus": "SHUTDOWN", "SendQuota": {}},
+     ("FAIL", "SES has shut sending down for the account (enforcement SHUTDOWN)")),
+])
+def test_ses_account_assessment(account: dict[str, Any], expected: tuple[str, str]) -> None:
+    judged = status.assess_ses(account)
+    assert (judged.status, judged.reason) == expected
