@@ -24,7 +24,9 @@ def _missing(name: str) -> types.ModuleType:
 
 
 def _fake_module(**attributes: Any) -> Any:
-    return lambda name: types.SimpleNamespace(__version__="9.9", **attributes)
+    """A module with every required attribute (None unless given)."""
+    everything = {name: None for name in native.REQUIRED_ATTRIBUTES} | attributes
+    return lambda name: types.SimpleNamespace(__version__="9.9", **everything)
 
 
 def test_off_uses_the_python_reference_without_importing() -> None:
@@ -36,15 +38,16 @@ def test_off_uses_the_python_reference_without_importing() -> None:
 
 def test_auto_falls_back_when_the_module_is_missing_or_too_old() -> None:
     assert native.select("auto", import_module=_missing).name == "python"
-    too_old = native.select("auto", import_module=_fake_module(InvalidToken=ValueError))
-    assert too_old.name == "python" and "verify_token" in too_old.reason
+    too_old = native.select("auto", import_module=lambda name: types.SimpleNamespace(
+        __version__="0.1.0", verify_token=None, InvalidToken=ValueError))  # a layer from before the log parser
+    assert too_old.name == "python" and "parse_log" in too_old.reason
 
 
 def test_on_fails_loudly_when_the_module_is_missing() -> None:
     with pytest.raises(native.NativeUnavailable, match="SENDTRAIL_NATIVE=on"):
         native.select("on", import_module=_missing)
     with pytest.raises(native.NativeUnavailable):
-        native.select("on", import_module=_fake_module(verify_token=None))
+        native.select("on", import_module=lambda name: types.SimpleNamespace(verify_token=None))
 
 
 def test_unknown_modes_are_refused() -> None:

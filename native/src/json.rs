@@ -1,0 +1,541 @@
+//! One redirection-log line as JSON, judged exactly as the Python reference judges it.
+//!
+//! The reference calls `json.loads(text, object_pairs_hook=no duplicates,
+//! parse_constant=reject, parse_float=finite only)` (CPython 3.11's C scanner)
+//! and then checks depth and Unicode. Every failure there is `not_json`, so
+//! this parser only has to agree on which texts are valid, and on the values
+//! of the top-level members the record checks read. Valid means:
+//!
+//! - RFC 8259 grammar; whitespace is space, tab, LF and CR only (a leading
+//!   U+FEFF is an error, as `json.loads` on a str says);
+//! - strings: no raw control character below 0x20 (strict mode); escapes
+//!   `\" \\ \/ \b \f \n \r \t \uXXXX` (hex in either case); a `\u` surrogate
+//!   escape must be a high one followed by a low one (the reference keeps a
+//!   lone one and then rejects the text as not encodable);
+//! - numbers: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`; an integer of
+//!   more than `max_int_digits` digits (sign aside) fails as Python's
+//!   `int()` does (its int_max_str_digits, 4300 by default; 0 means no limit),
+//!   a float that rounds to an infinity fails (the reference's parse_float);
+//!   `NaN` and `Infinity` are not JSON;
+//! - no object with two equal keys (compared after unescaping), at any depth;
+//! - at most [`MAX_DEPTH`] nested arrays and objects (the top level is 1).
+//!
+//! The top-level object's members named in [`FIELDS`] are returned with their
+//! type and value; other members are validated and skipped.
+
+use std::borrow::Cow;
+
+/// The reference's MAX_JSON_DEPTH.
+pub const MAX_DEPTH: usize = 32;
+/// CPython's default `sys.get_int_max_str_digits()`.
+pub const DEFAULT_MAX_INT_DIGITS: usize = 4300;
+
+/// The members a record check reads, in the order the reference checks them
+/// (after `v`). `request_id` is never read but almost always there: naming it
+/// keeps the duplicate-key check on the fast path.
+pub const FIELDS: [&str; 12] = [
+    "v",
+    "hit_id",
+    "ts",
+    "kind",
+    "delivery_id",
+    "log_id",
+    "url_id",
+    "token",
+    "p",
+    "ua",
+    "ip",
+    "request_id",
+];
+pub const V: usize = 0;
+
+/// A top-level member's value, as far as the record checks care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value<'a> {
+    Str(Cow<'a, str>),
+    /// An integer (no fraction, no exponent): its value when it is not
+    /// negative and has at most 19 digits (`-0` is 0), None otherwise (the
+    /// record checks want at most 2**53 - 1).
+    Int(Option<u64>),
+    /// true, false, null, a float, an array or an object.
+    Other,
+}
+
+/// What a valid JSON text is to the record checks.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Document<'a> {
+    /// A top-level object: the values of the members in [`FIELDS`], by index.
+    Object(Box<[Option<Value<'a>>; FIELDS.len()]>),
+    /// Any other JSON value.
+    NotObject,
+}
+
+/// The text is not valid JSON (by the reference's rules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotJson;
+
+type Result<T> = std::result::Result<T, NotJson>;
+
+/// Parse one line (already valid UTF-8).
+pub fn parse(text: &str, max_int_digits: usize) -> Result<Document<'_>> {
+    let mut parser = Parser {
+        text,
+        bytes: text.as_bytes(),
+        at: 0,
+        max_int_digits,
+    };
+    parser.skip_whitespace();
+    let document = if parser.peek() == Some(b'{') {
+        parser.at += 1;
+        Document::Object(parser.top_object()?)
+    } else {
+        parser.value(1)?;
+        Document::NotObject
+    };
+    parser.skip_whitespace();
+    if parser.at != parser.bytes.len() {
+        return Err(NotJson); // "Extra data"
+    }
+    Ok(document)
+}
+
+struct Parser<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    max_int_digits: usize,
+}
+
+/// Bytes that end the plain run of a string: the quote, the backslash and
+/// control characters.
+static STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+impl<'a> Parser<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<()> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(NotJson)
+        }
+    }
+
+    /// The top-level object, after its `{`.
+    fn top_object(&mut self) -> Result<Box<[Option<Value<'a>>; FIELDS.len()]>> {
+        let mut fields: Box<[Option<Value<'a>>; FIELDS.len()]> = Box::default();
+        let mut others: Vec<Cow<'a, str>> = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(fields);
+        }
+        self.expect(b'"')?;
+        loop {
+            let key = self.string_after_quote()?;
+            self.skip_whitespace();
+            self.expect(b':')?;
+            self.skip_whitespace();
+            match FIELDS.iter().position(|name| *name == key) {
+                Some(index) => {
+                    if fields[index].is_some() {
+                        return Err(NotJson); // a duplicate key
+                    }
+                    fields[index] = Some(self.member_value()?);
+                }
+                None => {
+                    if others.contains(&key) {
+                        return Err(NotJson);
+                    }
+                    others.push(key);
+                    self.value(2)?;
+                }
+            }
+            if self.object_continues()? {
+                continue;
+            }
+            return Ok(fields);
+        }
+    }
+
+    /// After a member: `,` and the next key's quote (true) or `}` (false).
+    fn object_continues(&mut self) -> Result<bool> {
+        self.skip_whitespace();
+        match self.peek() {
+            Some(b'}') => {
+                self.at += 1;
+                Ok(false)
+            }
+            Some(b',') => {
+                self.at += 1;
+                self.skip_whitespace();
+                self.expect(b'"')?;
+                Ok(true)
+            }
+            _ => Err(NotJson),
+        }
+    }
+
+    /// A top-level member's value (depth 2), with what the checks need.
+    fn member_value(&mut self) -> Result<Value<'a>> {
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                Ok(Value::Str(self.string_after_quote()?))
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => {
+                self.value(2)?;
+                Ok(Value::Other)
+            }
+        }
+    }
+
+    /// Any value at `depth` (containers deeper than MAX_DEPTH fail).
+    fn value(&mut self, depth: usize) -> Result<()> {
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                self.string_after_quote().map(drop)
+            }
+            Some(b'{') => {
+                self.at += 1;
+                self.object(depth)
+            }
+            Some(b'[') => {
+                self.at += 1;
+                self.array(depth)
+            }
+            Some(b'-' | b'0'..=b'9') => self.number().map(drop),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            _ => Err(NotJson), // NaN, Infinity and -Infinity included
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<()> {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(())
+        } else {
+            Err(NotJson)
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(NotJson);
+        }
+        let mut keys: Vec<Cow<'a, str>> = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        self.expect(b'"')?;
+        loop {
+            let key = self.string_after_quote()?;
+            if keys.contains(&key) {
+                return Err(NotJson);
+            }
+            keys.push(key);
+            self.skip_whitespace();
+            self.expect(b':')?;
+            self.skip_whitespace();
+            self.value(depth + 1)?;
+            if !self.object_continues()? {
+                return Ok(());
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(NotJson);
+        }
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.value(depth + 1)?;
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                Some(b',') => {
+                    self.at += 1;
+                    self.skip_whitespace();
+                }
+                _ => return Err(NotJson),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.at += 1;
+        }
+        self.at - start
+    }
+
+    /// A number; integers get their value (see [`Value::Int`]).
+    fn number(&mut self) -> Result<Value<'a>> {
+        let start = self.at;
+        let negative = self.peek() == Some(b'-');
+        if negative {
+            self.at += 1;
+        }
+        let integer_start = self.at;
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(NotJson),
+        }
+        let integer_end = self.at;
+        let mut is_float = false;
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if self.digits() == 0 {
+                return Err(NotJson);
+            }
+            is_float = true;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if self.digits() == 0 {
+                return Err(NotJson);
+            }
+            is_float = true;
+        }
+        if is_float {
+            let value: f64 = self.text[start..self.at].parse().map_err(|_| NotJson)?;
+            return if value.is_infinite() { Err(NotJson) } else { Ok(Value::Other) };
+        }
+        let digits = &self.bytes[integer_start..integer_end];
+        if self.max_int_digits > 0 && digits.len() > self.max_int_digits {
+            return Err(NotJson); // ValueError: exceeds the limit for integer string conversion
+        }
+        let value = if negative {
+            (digits == b"0").then_some(0)
+        } else if digits.len() <= 19 {
+            Some(digits.iter().fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0')))
+        } else {
+            None
+        };
+        Ok(Value::Int(value))
+    }
+
+    /// A string's value, after its opening quote.
+    fn string_after_quote(&mut self) -> Result<Cow<'a, str>> {
+        let start = self.at;
+        let run = self.plain_run();
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                return Ok(Cow::Borrowed(&self.text[start..start + run]));
+            }
+            Some(b'\\') => {}
+            _ => return Err(NotJson), // a control character or the end of the text
+        }
+        let mut value = String::with_capacity(run + 16);
+        value.push_str(&self.text[start..start + run]);
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(Cow::Owned(value));
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    self.escape(&mut value)?;
+                }
+                _ => return Err(NotJson),
+            }
+            let from = self.at;
+            let run = self.plain_run();
+            value.push_str(&self.text[from..from + run]);
+        }
+    }
+
+    /// Skip bytes up to a quote, a backslash, a control character or the end.
+    fn plain_run(&mut self) -> usize {
+        let start = self.at;
+        let rest = &self.bytes[start..];
+        let run = rest.iter().position(|&byte| STRING_STOP[usize::from(byte)]).unwrap_or(rest.len());
+        self.at += run;
+        run
+    }
+
+    fn escape(&mut self, value: &mut String) -> Result<()> {
+        let Some(kind) = self.peek() else {
+            return Err(NotJson);
+        };
+        self.at += 1;
+        let decoded = match kind {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                let unit = self.hex4()?;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        // Only a following low surrogate escape makes it a character.
+                        if !self.bytes[self.at..].starts_with(b"\\u") {
+                            return Err(NotJson);
+                        }
+                        self.at += 2;
+                        let low = self.hex4()?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err(NotJson);
+                        }
+                        let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                        char::from_u32(code).ok_or(NotJson)?
+                    }
+                    0xDC00..=0xDFFF => return Err(NotJson),
+                    _ => char::from_u32(unit).ok_or(NotJson)?,
+                }
+            }
+            _ => return Err(NotJson),
+        };
+        value.push(decoded);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32> {
+        let digits = self.bytes.get(self.at..self.at + 4).ok_or(NotJson)?;
+        let mut unit = 0;
+        for &digit in digits {
+            let value = (digit as char).to_digit(16).ok_or(NotJson)?;
+            unit = unit * 16 + value;
+        }
+        self.at += 4;
+        Ok(unit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid(text: &str) -> bool {
+        parse(text, DEFAULT_MAX_INT_DIGITS).is_ok()
+    }
+
+    fn field<'a>(document: &'a Document<'_>, name: &str) -> Option<&'a Value<'a>> {
+        match document {
+            Document::Object(fields) => fields[FIELDS.iter().position(|f| *f == name).unwrap()].as_ref(),
+            Document::NotObject => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn grammar() {
+        for text in [
+            "{}", " {} ", "\t{\r}\n", "[]", "[1,2]", "\"x\"", "0", "-0", "1.5", "-1.5e-3", "1E+2", "true", "null",
+            r#"{"a":{"b":[{"c":null}]}}"#, r#"{"a":"\u00e9\ud83d\ude00\/\b"}"#,
+        ] {
+            assert!(valid(text), "{text}");
+        }
+        for text in [
+            "", " ", "{", "}", "{,}", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "1e", "1e+", "-", "+1", "NaN",
+            "Infinity", "-Infinity", "tru", "nulll", "{} {}", "{\"a\" 1}", "{'a':1}", "\u{feff}{}", "\u{a0}{}",
+            "\"\u{1}\"", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "[\"a\"\"b\"]", "{\"a\":1 \"b\":2}",
+        ] {
+            assert!(!valid(text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_keys_after_unescaping_at_any_depth() {
+        assert!(!valid(r#"{"a":1,"a":2}"#));
+        assert!(!valid(r#"{"a":1,"\u0061":2}"#));
+        assert!(!valid(r#"{"x":{"k":1,"k":2}}"#));
+        assert!(!valid(r#"{"v":1,"\u0076":1}"#));
+        assert!(!valid(r#"[{"k":1,"k":1}]"#));
+        assert!(valid(r#"{"a":{"a":1},"b":[{"a":1},{"a":2}]}"#));
+    }
+
+    #[test]
+    fn surrogate_escapes() {
+        assert!(valid(r#""\ud83d\ude00""#));
+        assert!(valid(r#""\uD83D\uDE00""#));
+        for text in [r#""\ud800""#, r#""\udc00""#, r#""\ud800\u0041""#, r#""\ud800x""#, r#"{"\ud800":1}"#] {
+            assert!(!valid(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn depth() {
+        let ok = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        let deep = format!("{}{}", "[".repeat(33), "]".repeat(33));
+        assert!(valid(&ok));
+        assert!(!valid(&deep));
+        let objects = format!("{}1{}", "{\"a\":".repeat(32), "}".repeat(32));
+        assert!(valid(&objects));
+        let deeper = format!("{}1{}", "{\"a\":".repeat(33), "}".repeat(33));
+        assert!(!valid(&deeper));
+    }
+
+    #[test]
+    fn numbers() {
+        assert!(valid(&"1".repeat(4300)));
+        assert!(!valid(&"1".repeat(4301)));
+        assert!(valid(&format!("-{}", "1".repeat(4300))));
+        assert!(parse(&"1".repeat(5000), 0).is_ok());
+        assert!(valid("1.7976931348623157e308"));
+        assert!(!valid("1.7976931348623159e308"));
+        assert!(!valid("-1e400"));
+        assert!(valid("1e-400"));
+        let document = parse(r#"{"ts":-0,"log_id":9999999999999999999,"url_id":-1,"v":1.0,"p":"x"}"#, 4300).unwrap();
+        assert_eq!(field(&document, "ts"), Some(&Value::Int(Some(0))));
+        assert_eq!(field(&document, "log_id"), Some(&Value::Int(Some(9_999_999_999_999_999_999))));
+        assert_eq!(field(&document, "url_id"), Some(&Value::Int(None)));
+        assert_eq!(field(&document, "v"), Some(&Value::Other));
+        assert_eq!(field(&document, "p"), Some(&Value::Str(Cow::Borrowed("x"))));
+        let big = parse(r#"{"ts":10000000000000000000}"#, 4300).unwrap();
+        assert_eq!(field(&big, "ts"), Some(&Value::Int(None)));
+    }
+
+    #[test]
+    fn members_are_unescaped() {
+        let document = parse(r#"{"\u0076":1,"ua":"a\"b\u00e9"}"#, 4300).unwrap();
+        assert_eq!(field(&document, "v"), Some(&Value::Int(Some(1))));
+        assert_eq!(field(&document, "ua"), Some(&Value::Str(Cow::Owned("a\"bé".into()))));
+        assert_eq!(parse("[1]", 4300), Ok(Document::NotObject));
+    }
+}

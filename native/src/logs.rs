@@ -1,0 +1,468 @@
+//! One redirection-log object: verified, deduplicated hits and rejections by
+//! reason. The twin of `parse_log` in `chalicelib/tracking/core.py`, whose
+//! module docstring is the contract; this module follows it step by step.
+//!
+//! The object is streamed: gzip output ([`crate::gzip`]) is cut into lines as
+//! it comes and each line is judged at once, so the text is never held whole.
+//! Only results are kept (hits in a compact form, rejected lines' bytes), and
+//! they are dropped if the object turns out to be `bad_gzip` or too large.
+//!
+//! Verification is the same as `chalicelib.tokens.verify` ([`crate::tokens`]);
+//! it is deterministic, so each distinct (token, p) pair of an object is
+//! verified once and its answer reused (a busy recipient's pixel token can
+//! appear thousands of times in one object).
+
+use std::collections::{HashMap, HashSet};
+
+use foldhash::fast::RandomState;
+use memchr::{memchr, memchr_iter};
+
+use crate::gzip::{self, Ending};
+use crate::json::{self, Document, Value};
+use crate::tokens::{self, Claims, Keys};
+
+pub const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
+pub const MAX_OBJECT_BYTES: usize = 256 * 1024 * 1024;
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+pub const MAX_UA_BYTES: usize = 512;
+pub const MAX_IP_BYTES: usize = 64;
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+pub const FORMAT_VERSION: u64 = 1;
+
+/// Why a line (or the whole object) was rejected, in the reference's REASONS order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    ObjectTooLarge,
+    BadGzip,
+    LineTooLong,
+    NotUtf8,
+    NotJson,
+    NotObject,
+    BadVersion,
+    BadField,
+    TokenMalformed,
+    TokenUnknownKey,
+    TokenBadSignature,
+    TokenKindMismatch,
+    TokenClaimsMismatch,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 13] = [
+        Reason::ObjectTooLarge,
+        Reason::BadGzip,
+        Reason::LineTooLong,
+        Reason::NotUtf8,
+        Reason::NotJson,
+        Reason::NotObject,
+        Reason::BadVersion,
+        Reason::BadField,
+        Reason::TokenMalformed,
+        Reason::TokenUnknownKey,
+        Reason::TokenBadSignature,
+        Reason::TokenKindMismatch,
+        Reason::TokenClaimsMismatch,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::ObjectTooLarge => "object_too_large",
+            Reason::BadGzip => "bad_gzip",
+            Reason::LineTooLong => "line_too_long",
+            Reason::NotUtf8 => "not_utf8",
+            Reason::NotJson => "not_json",
+            Reason::NotObject => "not_object",
+            Reason::BadVersion => "bad_version",
+            Reason::BadField => "bad_field",
+            Reason::TokenMalformed => "token_malformed",
+            Reason::TokenUnknownKey => "token_unknown_key",
+            Reason::TokenBadSignature => "token_bad_signature",
+            Reason::TokenKindMismatch => "token_kind_mismatch",
+            Reason::TokenClaimsMismatch => "token_claims_mismatch",
+        }
+    }
+
+    fn of_token(reason: tokens::Reason) -> Reason {
+        match reason {
+            tokens::Reason::Malformed => Reason::TokenMalformed,
+            tokens::Reason::UnknownKey => Reason::TokenUnknownKey,
+            tokens::Reason::BadSignature => Reason::TokenBadSignature,
+        }
+    }
+}
+
+/// A record's kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Click,
+    Open,
+    Optout,
+    Mirror,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Click, Kind::Open, Kind::Optout, Kind::Mirror];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Click => "click",
+            Kind::Open => "open",
+            Kind::Optout => "optout",
+            Kind::Mirror => "mirror",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// The reference's RECORD_KINDS_BY_TOKEN_KIND.
+    fn produced_by(self, token_kind: u8) -> bool {
+        match token_kind {
+            tokens::KIND_CLICK => matches!(self, Kind::Click | Kind::Optout | Kind::Mirror),
+            tokens::KIND_OPEN => self == Kind::Open,
+            tokens::KIND_OPTOUT => self == Kind::Optout,
+            tokens::KIND_MIRROR => self == Kind::Mirror,
+            _ => false,
+        }
+    }
+}
+
+/// A verified hit, compactly: hex ids as numbers (they are validated lower-case
+/// hex of fixed length, so this is lossless and keeps their order), the user
+/// agent interned, the IP in an arena.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub hit_id: u128,
+    pub ts: u64,
+    pub delivery_id: u64,
+    pub log_id: u64,
+    pub url_id: u64,
+    pub ua: u32,
+    ip_start: u32,
+    ip_len: u8,
+    pub kind: Kind,
+}
+
+/// A rejected line: its number, reason, bad field (bad_field only) and bytes (CR removed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub line: u64,
+    pub reason: Reason,
+    pub field: Option<&'static str>,
+    pub data: Vec<u8>,
+}
+
+/// Everything `parse_log` says about one object.
+#[derive(Debug, Default)]
+pub struct ParsedLog {
+    pub lines: u64,
+    pub hits: Vec<Hit>,
+    pub duplicates: u64,
+    /// Rejected lines, in line order (empty when `object` is set).
+    pub rejections: Vec<Rejection>,
+    /// The object-level rejection (`bad_gzip`, `object_too_large`), if any:
+    /// then there are no lines, and the rejection's data is the object itself.
+    pub object: Option<Reason>,
+    uas: Vec<Box<str>>,
+    ips: Vec<u8>,
+}
+
+impl ParsedLog {
+    pub fn ua(&self, hit: &Hit) -> &str {
+        &self.uas[hit.ua as usize]
+    }
+
+    /// The distinct user agents; `Hit::ua` indexes this.
+    pub fn user_agents(&self) -> &[Box<str>] {
+        &self.uas
+    }
+
+    pub fn ip(&self, hit: &Hit) -> &str {
+        let start = hit.ip_start as usize;
+        std::str::from_utf8(&self.ips[start..start + usize::from(hit.ip_len)]).expect("IPs are stored from str")
+    }
+
+    pub fn ip_bytes(&self, hit: &Hit) -> &[u8] {
+        let start = hit.ip_start as usize;
+        &self.ips[start..start + usize::from(hit.ip_len)]
+    }
+
+    /// {reason: count} in REASONS order, reasons with a count only.
+    pub fn rejected(&self) -> Vec<(Reason, u64)> {
+        if let Some(reason) = self.object {
+            return vec![(reason, 1)];
+        }
+        let mut counts = [0u64; Reason::ALL.len()];
+        for rejection in &self.rejections {
+            counts[rejection.reason as usize] += 1;
+        }
+        Reason::ALL
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    }
+}
+
+pub fn hex32(value: u128) -> String {
+    format!("{value:032x}")
+}
+
+pub fn hex16(value: u64) -> String {
+    format!("{value:016x}")
+}
+
+/// Limits the reference reads from module constants and the interpreter;
+/// parameters so tests can move them.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_object_bytes: usize,
+    /// Python's `sys.get_int_max_str_digits()` (0: no limit).
+    pub max_int_digits: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_object_bytes: MAX_OBJECT_BYTES,
+            max_int_digits: json::DEFAULT_MAX_INT_DIGITS,
+        }
+    }
+}
+
+/// The reference's `parse_log(data, keys)`.
+pub fn parse_log(data: &[u8], keys: &Keys, limits: Limits) -> ParsedLog {
+    let mut judge = Judge::new(keys, limits.max_int_digits);
+    let mut lines = Lines::default();
+    if data.starts_with(&GZIP_MAGIC) {
+        let mut decoded = 0usize;
+        let ending = gzip::decode(data, limits.max_object_bytes, |chunk| {
+            decoded = decoded.saturating_add(chunk.len());
+            if decoded <= limits.max_object_bytes {
+                lines.feed(chunk, &mut |number, line| judge.line(number, line));
+            }
+        });
+        match ending {
+            Ending::Complete => lines.finish(&mut |number, line| judge.line(number, line)),
+            Ending::TooLarge => return rejected_object(Reason::ObjectTooLarge),
+            Ending::Bad => return rejected_object(Reason::BadGzip),
+        }
+    } else if data.len() > limits.max_object_bytes {
+        return rejected_object(Reason::ObjectTooLarge);
+    } else {
+        lines.feed(data, &mut |number, line| judge.line(number, line));
+        lines.finish(&mut |number, line| judge.line(number, line));
+    }
+    judge.out
+}
+
+fn rejected_object(reason: Reason) -> ParsedLog {
+    ParsedLog {
+        object: Some(reason),
+        ..ParsedLog::default()
+    }
+}
+
+/// Cuts a stream into LF-separated pieces, numbered from 1; a final piece
+/// without LF is a line too unless it is empty.
+#[derive(Default)]
+struct Lines {
+    carry: Vec<u8>,
+    number: u64,
+}
+
+impl Lines {
+    fn feed(&mut self, mut chunk: &[u8], each: &mut impl FnMut(u64, &[u8])) {
+        if !self.carry.is_empty() {
+            let Some(end) = memchr(b'\n', chunk) else {
+                self.carry.extend_from_slice(chunk);
+                return;
+            };
+            self.carry.extend_from_slice(&chunk[..end]);
+            self.number += 1;
+            each(self.number, &self.carry);
+            self.carry.clear();
+            if self.carry.capacity() > 4 * MAX_LINE_BYTES {
+                self.carry = Vec::new(); // a very long line: do not keep its buffer
+            }
+            chunk = &chunk[end + 1..];
+        }
+        let mut start = 0;
+        for end in memchr_iter(b'\n', chunk) {
+            self.number += 1;
+            each(self.number, &chunk[start..end]);
+            start = end + 1;
+        }
+        self.carry.extend_from_slice(&chunk[start..]);
+    }
+
+    fn finish(&mut self, each: &mut impl FnMut(u64, &[u8])) {
+        if !self.carry.is_empty() {
+            self.number += 1;
+            each(self.number, &self.carry);
+            self.carry.clear();
+        }
+    }
+}
+
+type Rejected = (Reason, Option<&'static str>);
+
+struct Judge<'k> {
+    keys: &'k Keys,
+    max_int_digits: usize,
+    /// token + 0xFF + params -> verify's answer (0xFF never occurs in UTF-8).
+    verified: HashMap<Box<[u8]>, Result<Claims, tokens::Reason>, RandomState>,
+    scratch: Vec<u8>,
+    seen: HashSet<u128, RandomState>,
+    ua_ids: HashMap<Box<str>, u32, RandomState>,
+    out: ParsedLog,
+}
+
+fn is_hex(value: &str, length: usize) -> bool {
+    value.len() == length && value.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn string<'v, 'a>(value: &'v Option<Value<'a>>) -> Option<&'v str> {
+    match value {
+        Some(Value::Str(text)) => Some(text),
+        _ => None,
+    }
+}
+
+fn integer(value: &Option<Value<'_>>) -> Option<u64> {
+    match value {
+        Some(Value::Int(Some(number))) if *number <= MAX_SAFE_INTEGER => Some(*number),
+        _ => None,
+    }
+}
+
+/// At most MAX_UA_BYTES bytes, cut at a character boundary.
+pub fn cut_user_agent(ua: &str) -> &str {
+    if ua.len() <= MAX_UA_BYTES {
+        return ua;
+    }
+    let mut end = MAX_UA_BYTES;
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    &ua[..end]
+}
+
+impl<'k> Judge<'k> {
+    fn new(keys: &'k Keys, max_int_digits: usize) -> Self {
+        Judge {
+            keys,
+            max_int_digits,
+            verified: HashMap::default(),
+            scratch: Vec::new(),
+            seen: HashSet::default(),
+            ua_ids: HashMap::default(),
+            out: ParsedLog::default(),
+        }
+    }
+
+    fn line(&mut self, number: u64, piece: &[u8]) {
+        let line = piece.strip_suffix(b"\r").unwrap_or(piece);
+        if line.iter().all(|byte| matches!(byte, b' ' | b'\t' | b'\r')) {
+            return; // blank
+        }
+        self.out.lines += 1;
+        match self.judge(line) {
+            Ok(Some(hit)) => self.out.hits.push(hit),
+            Ok(None) => self.out.duplicates += 1,
+            Err((reason, field)) => self.out.rejections.push(Rejection {
+                line: number,
+                reason,
+                field,
+                data: line.to_vec(),
+            }),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn store(&mut self, hit_id: u128, ts: u64, kind: Kind, delivery_id: u64, log_id: u64, url_id: u64, ua: &str,
+             ip: &str) -> Hit {
+        let ua = cut_user_agent(ua);
+        let ua_id = match self.ua_ids.get(ua) {
+            Some(&id) => id,
+            None => {
+                let id = self.out.uas.len() as u32;
+                self.out.uas.push(ua.into());
+                self.ua_ids.insert(ua.into(), id);
+                id
+            }
+        };
+        let ip_start = self.out.ips.len() as u32;
+        self.out.ips.extend_from_slice(ip.as_bytes());
+        Hit {
+            hit_id,
+            ts,
+            delivery_id,
+            log_id,
+            url_id,
+            ua: ua_id,
+            ip_start,
+            ip_len: ip.len() as u8, // at most MAX_IP_BYTES
+            kind,
+        }
+    }
+
+    /// The reference's `_verified_hit`: the hit (None for a repeated hit id),
+    /// or the first reason that applies.
+    fn judge(&mut self, line: &[u8]) -> Result<Option<Hit>, Rejected> {
+        if line.len() > MAX_LINE_BYTES {
+            return Err((Reason::LineTooLong, None));
+        }
+        let text = std::str::from_utf8(line).map_err(|_| (Reason::NotUtf8, None))?;
+        let fields = match json::parse(text, self.max_int_digits) {
+            Err(json::NotJson) => return Err((Reason::NotJson, None)),
+            Ok(Document::NotObject) => return Err((Reason::NotObject, None)),
+            Ok(Document::Object(fields)) => fields,
+        };
+        if integer(&fields[json::V]) != Some(FORMAT_VERSION) {
+            return Err((Reason::BadVersion, None));
+        }
+        let bad = |name: &'static str| (Reason::BadField, Some(name));
+        let hit_id = string(&fields[1]).filter(|value| is_hex(value, 32)).ok_or(bad("hit_id"))?;
+        let ts = integer(&fields[2]).ok_or(bad("ts"))?;
+        let kind = string(&fields[3]).and_then(Kind::parse).ok_or(bad("kind"))?;
+        let delivery_id = string(&fields[4]).filter(|value| is_hex(value, 16)).ok_or(bad("delivery_id"))?;
+        let log_id = integer(&fields[5]).ok_or(bad("log_id"))?;
+        let url_id = integer(&fields[6]).ok_or(bad("url_id"))?;
+        let token = string(&fields[7]).ok_or(bad("token"))?;
+        let params = string(&fields[8]).ok_or(bad("p"))?;
+        let ua = string(&fields[9]).ok_or(bad("ua"))?;
+        let ip = string(&fields[10]).filter(|value| value.len() <= MAX_IP_BYTES).ok_or(bad("ip"))?;
+        let claims = self
+            .verify(token, params)
+            .map_err(|reason| (Reason::of_token(reason), None))?;
+        if !kind.produced_by(claims.kind) {
+            return Err((Reason::TokenKindMismatch, None));
+        }
+        let delivery = u64::from_str_radix(delivery_id, 16).expect("checked hex");
+        if (claims.delivery_id, claims.log_id, claims.url_id) != (delivery.to_be_bytes(), log_id, url_id) {
+            return Err((Reason::TokenClaimsMismatch, None));
+        }
+        let hit_id = u128::from_str_radix(hit_id, 16).expect("checked hex");
+        if !self.seen.insert(hit_id) {
+            return Ok(None);
+        }
+        Ok(Some(self.store(hit_id, ts, kind, delivery, log_id, url_id, ua, ip)))
+    }
+
+    fn verify(&mut self, token: &str, params: &str) -> Result<Claims, tokens::Reason> {
+        let parsed = tokens::parse(token)?;
+        let keyed = self.keys.get(parsed.claims.key_id).ok_or(tokens::Reason::UnknownKey)?;
+        self.scratch.clear();
+        self.scratch.extend_from_slice(token.as_bytes());
+        self.scratch.push(0xFF);
+        self.scratch.extend_from_slice(params.as_bytes());
+        if let Some(answer) = self.verified.get(self.scratch.as_slice()) {
+            return *answer;
+        }
+        let answer = parsed.check_signature(keyed, params);
+        self.verified.insert(self.scratch.clone().into_boxed_slice(), answer);
+        answer
+    }
+}
