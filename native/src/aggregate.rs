@@ -553,7 +553,12 @@ impl HitTable {
             by_recipient.entry((row.delivery, row.log_id)).or_default().push(hit);
         }
         let mut keys: Vec<(u32, i64)> = by_recipient.keys().copied().collect();
-        keys.sort_unstable_by(|a, b| self.deliveries.text(a.0).cmp(self.deliveries.text(b.0)).then(a.1.cmp(&b.1)));
+        keys.sort_unstable_by(|a, b| {
+            self.deliveries
+                .text(a.0)
+                .cmp(self.deliveries.text(b.0))
+                .then(a.1.cmp(&b.1))
+        });
         let mut new = Vec::with_capacity(hits.len());
         let recipients = keys
             .into_iter()

@@ -333,7 +333,18 @@ mod tests {
     #[test]
     fn header_fields_are_skipped_and_fhcrc_is_not_checked() {
         let plain = gzip(b"text\n");
-        let mut data = vec![0x1F, 0x8B, 8, FEXTRA | FNAME | FCOMMENT | FHCRC | 0xE0, 0, 0, 0, 0, 0, 3];
+        let mut data = vec![
+            0x1F,
+            0x8B,
+            8,
+            FEXTRA | FNAME | FCOMMENT | FHCRC | 0xE0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            3,
+        ];
         data.extend_from_slice(&[2, 0, b'x', b'y']);
         data.extend_from_slice(b"name\0comment\0");
         data.extend_from_slice(&[0xAB, 0xCD]);

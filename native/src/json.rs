@@ -49,6 +49,29 @@ pub const FIELDS: [&str; 12] = [
 ];
 pub const V: usize = 0;
 
+/// The index of `name` in [`FIELDS`] (a match compiles to length-then-bytes
+/// comparisons: much faster than searching the list).
+fn field_index(name: &str) -> Option<usize> {
+    let bytes = name.as_bytes();
+    // One candidate by length and first byte, then one comparison.
+    let index = match (bytes.len(), bytes.first()?) {
+        (1, b'v') => 0,
+        (6, b'h') => 1,
+        (2, b't') => 2,
+        (4, b'k') => 3,
+        (11, b'd') => 4,
+        (6, b'l') => 5,
+        (6, b'u') => 6,
+        (5, b't') => 7,
+        (1, b'p') => 8,
+        (2, b'u') => 9,
+        (2, b'i') => 10,
+        (10, b'r') => 11,
+        _ => return None,
+    };
+    (FIELDS[index].as_bytes() == bytes).then_some(index)
+}
+
 /// A top-level member's value, as far as the record checks care.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value<'a> {
@@ -61,11 +84,15 @@ pub enum Value<'a> {
     Other,
 }
 
+/// The values of the top-level members named in [`FIELDS`], by index.
+pub type Fields<'a> = [Option<Value<'a>>; FIELDS.len()];
+
 /// What a valid JSON text is to the record checks.
+#[allow(clippy::large_enum_variant)] // one per line, never stored: a Box would be an allocation per line
 #[derive(Debug, PartialEq, Eq)]
 pub enum Document<'a> {
     /// A top-level object: the values of the members in [`FIELDS`], by index.
-    Object(Box<[Option<Value<'a>>; FIELDS.len()]>),
+    Object(Fields<'a>),
     /// Any other JSON value.
     NotObject,
 }
@@ -106,6 +133,18 @@ struct Parser<'a> {
     max_int_digits: usize,
 }
 
+/// Whether any byte of `word` ends a plain run (see [`STRING_STOP`]), eight
+/// bytes at a time: a byte below 0x20, a quote or a backslash.
+fn has_stop_byte(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
+    let quote = word ^ (ONES * u64::from(b'"'));
+    let backslash = word ^ (ONES * u64::from(b'\\'));
+    let zero_in = |value: u64| value.wrapping_sub(ONES) & !value;
+    (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
+}
+
 /// Bytes that end the plain run of a string: the quote, the backslash and
 /// control characters.
 static STRING_STOP: [bool; 256] = {
@@ -141,8 +180,8 @@ impl<'a> Parser<'a> {
     }
 
     /// The top-level object, after its `{`.
-    fn top_object(&mut self) -> Result<Box<[Option<Value<'a>>; FIELDS.len()]>> {
-        let mut fields: Box<[Option<Value<'a>>; FIELDS.len()]> = Box::default();
+    fn top_object(&mut self) -> Result<Fields<'a>> {
+        let mut fields: Fields<'a> = Default::default();
         let mut others: Vec<Cow<'a, str>> = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
@@ -155,7 +194,7 @@ impl<'a> Parser<'a> {
             self.skip_whitespace();
             self.expect(b':')?;
             self.skip_whitespace();
-            match FIELDS.iter().position(|name| *name == key) {
+            match field_index(&key) {
                 Some(index) => {
                     if fields[index].is_some() {
                         return Err(NotJson); // a duplicate key
@@ -339,7 +378,11 @@ impl<'a> Parser<'a> {
         }
         if is_float {
             let value: f64 = self.text[start..self.at].parse().map_err(|_| NotJson)?;
-            return if value.is_infinite() { Err(NotJson) } else { Ok(Value::Other) };
+            return if value.is_infinite() {
+                Err(NotJson)
+            } else {
+                Ok(Value::Other)
+            };
         }
         let digits = &self.bytes[integer_start..integer_end];
         if self.max_int_digits > 0 && digits.len() > self.max_int_digits {
@@ -348,7 +391,11 @@ impl<'a> Parser<'a> {
         let value = if negative {
             (digits == b"0").then_some(0)
         } else if digits.len() <= 19 {
-            Some(digits.iter().fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0')))
+            Some(
+                digits
+                    .iter()
+                    .fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0')),
+            )
         } else {
             None
         };
@@ -391,7 +438,18 @@ impl<'a> Parser<'a> {
     fn plain_run(&mut self) -> usize {
         let start = self.at;
         let rest = &self.bytes[start..];
-        let run = rest.iter().position(|&byte| STRING_STOP[usize::from(byte)]).unwrap_or(rest.len());
+        let mut skipped = 0;
+        for chunk in rest.chunks_exact(8) {
+            if has_stop_byte(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) {
+                break;
+            }
+            skipped += 8;
+        }
+        let run = skipped
+            + rest[skipped..]
+                .iter()
+                .position(|&byte| STRING_STOP[usize::from(byte)])
+                .unwrap_or(rest.len() - skipped);
         self.at += run;
         run
     }
@@ -466,18 +524,78 @@ mod tests {
     #[test]
     fn grammar() {
         for text in [
-            "{}", " {} ", "\t{\r}\n", "[]", "[1,2]", "\"x\"", "0", "-0", "1.5", "-1.5e-3", "1E+2", "true", "null",
-            r#"{"a":{"b":[{"c":null}]}}"#, r#"{"a":"\u00e9\ud83d\ude00\/\b"}"#,
+            "{}",
+            " {} ",
+            "\t{\r}\n",
+            "[]",
+            "[1,2]",
+            "\"x\"",
+            "0",
+            "-0",
+            "1.5",
+            "-1.5e-3",
+            "1E+2",
+            "true",
+            "null",
+            r#"{"a":{"b":[{"c":null}]}}"#,
+            r#"{"a":"\u00e9\ud83d\ude00\/\b"}"#,
         ] {
             assert!(valid(text), "{text}");
         }
         for text in [
-            "", " ", "{", "}", "{,}", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "1e", "1e+", "-", "+1", "NaN",
-            "Infinity", "-Infinity", "tru", "nulll", "{} {}", "{\"a\" 1}", "{'a':1}", "\u{feff}{}", "\u{a0}{}",
-            "\"\u{1}\"", "\"\\x\"", "\"\\u12\"", "\"\\u12g4\"", "[\"a\"\"b\"]", "{\"a\":1 \"b\":2}",
+            "",
+            " ",
+            "{",
+            "}",
+            "{,}",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "1e+",
+            "-",
+            "+1",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "tru",
+            "nulll",
+            "{} {}",
+            "{\"a\" 1}",
+            "{'a':1}",
+            "\u{feff}{}",
+            "\u{a0}{}",
+            "\"\u{1}\"",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\u12g4\"",
+            "[\"a\"\"b\"]",
+            "{\"a\":1 \"b\":2}",
         ] {
             assert!(!valid(text), "{text:?}");
         }
+    }
+
+    #[test]
+    fn stop_bytes_eight_at_a_time() {
+        for stop in (0u8..0x20).chain([b'"', b'\\']) {
+            for at in 0..8 {
+                let mut word = *b"abcdefgh";
+                word[at] = stop;
+                assert!(has_stop_byte(u64::from_le_bytes(word)), "{stop} at {at}");
+            }
+        }
+        for byte in 0x20u8..=0xFF {
+            if byte != b'"' && byte != b'\\' {
+                assert!(!has_stop_byte(u64::from_le_bytes([byte; 8])), "{byte}");
+            }
+        }
+        for field in FIELDS {
+            assert_eq!(field_index(field).map(|index| FIELDS[index]), Some(field));
+        }
+        assert_eq!(field_index("V"), None);
     }
 
     #[test]
@@ -494,7 +612,13 @@ mod tests {
     fn surrogate_escapes() {
         assert!(valid(r#""\ud83d\ude00""#));
         assert!(valid(r#""\uD83D\uDE00""#));
-        for text in [r#""\ud800""#, r#""\udc00""#, r#""\ud800\u0041""#, r#""\ud800x""#, r#"{"\ud800":1}"#] {
+        for text in [
+            r#""\ud800""#,
+            r#""\udc00""#,
+            r#""\ud800\u0041""#,
+            r#""\ud800x""#,
+            r#"{"\ud800":1}"#,
+        ] {
             assert!(!valid(text), "{text}");
         }
     }
@@ -521,9 +645,16 @@ mod tests {
         assert!(!valid("1.7976931348623159e308"));
         assert!(!valid("-1e400"));
         assert!(valid("1e-400"));
-        let document = parse(r#"{"ts":-0,"log_id":9999999999999999999,"url_id":-1,"v":1.0,"p":"x"}"#, 4300).unwrap();
+        let document = parse(
+            r#"{"ts":-0,"log_id":9999999999999999999,"url_id":-1,"v":1.0,"p":"x"}"#,
+            4300,
+        )
+        .unwrap();
         assert_eq!(field(&document, "ts"), Some(&Value::Int(Some(0))));
-        assert_eq!(field(&document, "log_id"), Some(&Value::Int(Some(9_999_999_999_999_999_999))));
+        assert_eq!(
+            field(&document, "log_id"),
+            Some(&Value::Int(Some(9_999_999_999_999_999_999)))
+        );
         assert_eq!(field(&document, "url_id"), Some(&Value::Int(None)));
         assert_eq!(field(&document, "v"), Some(&Value::Other));
         assert_eq!(field(&document, "p"), Some(&Value::Str(Cow::Borrowed("x"))));

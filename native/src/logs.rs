@@ -381,8 +381,17 @@ impl<'k> Judge<'k> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn store(&mut self, hit_id: u128, ts: u64, kind: Kind, delivery_id: u64, log_id: u64, url_id: u64, ua: &str,
-             ip: &str) -> Hit {
+    fn store(
+        &mut self,
+        hit_id: u128,
+        ts: u64,
+        kind: Kind,
+        delivery_id: u64,
+        log_id: u64,
+        url_id: u64,
+        ua: &str,
+        ip: &str,
+    ) -> Hit {
         let ua = cut_user_agent(ua);
         let ua_id = match self.ua_ids.get(ua) {
             Some(&id) => id,
@@ -424,16 +433,22 @@ impl<'k> Judge<'k> {
             return Err((Reason::BadVersion, None));
         }
         let bad = |name: &'static str| (Reason::BadField, Some(name));
-        let hit_id = string(&fields[1]).filter(|value| is_hex(value, 32)).ok_or(bad("hit_id"))?;
+        let hit_id = string(&fields[1])
+            .filter(|value| is_hex(value, 32))
+            .ok_or(bad("hit_id"))?;
         let ts = integer(&fields[2]).ok_or(bad("ts"))?;
         let kind = string(&fields[3]).and_then(Kind::parse).ok_or(bad("kind"))?;
-        let delivery_id = string(&fields[4]).filter(|value| is_hex(value, 16)).ok_or(bad("delivery_id"))?;
+        let delivery_id = string(&fields[4])
+            .filter(|value| is_hex(value, 16))
+            .ok_or(bad("delivery_id"))?;
         let log_id = integer(&fields[5]).ok_or(bad("log_id"))?;
         let url_id = integer(&fields[6]).ok_or(bad("url_id"))?;
         let token = string(&fields[7]).ok_or(bad("token"))?;
         let params = string(&fields[8]).ok_or(bad("p"))?;
         let ua = string(&fields[9]).ok_or(bad("ua"))?;
-        let ip = string(&fields[10]).filter(|value| value.len() <= MAX_IP_BYTES).ok_or(bad("ip"))?;
+        let ip = string(&fields[10])
+            .filter(|value| value.len() <= MAX_IP_BYTES)
+            .ok_or(bad("ip"))?;
         let claims = self
             .verify(token, params)
             .map_err(|reason| (Reason::of_token(reason), None))?;

@@ -202,7 +202,10 @@ fn hit_object<'py>(py: Python<'py>, shared: &Shared, index: u32) -> PyResult<Bou
 
 /// `core.RecipientUpdate` number `index` of `process_log`'s aggregation.
 fn recipient_object<'py>(py: Python<'py>, shared: &Shared, index: usize) -> PyResult<Bound<'py, PyAny>> {
-    let recipients = shared.recipients.as_ref().expect("a recipients sequence has recipients");
+    let recipients = shared
+        .recipients
+        .as_ref()
+        .expect("a recipients sequence has recipients");
     let update = &recipients.aggregates.recipients[index];
     let group = &recipients.groups[update.group];
     let hits = recipients.aggregates.kept[update.kept.clone()]
@@ -278,7 +281,11 @@ impl LazyTuple {
             return Ok(PyTuple::new(py, items)?.into_any());
         }
         let position: isize = index.extract()?;
-        let resolved = if position < 0 { position + length as isize } else { position };
+        let resolved = if position < 0 {
+            position + length as isize
+        } else {
+            position
+        };
         if resolved < 0 || resolved as usize >= length {
             return Err(PyIndexError::new_err("tuple index out of range"));
         }
@@ -347,11 +354,7 @@ impl LazyIterator {
 
 /// (lines, hits, [(reason, count)], duplicates, [(line, reason, field, data)]):
 /// ParsedLog's fields. An object-level rejection's data is `data` itself.
-fn parsed_tuple<'py>(
-    py: Python<'py>,
-    shared: &Arc<Shared>,
-    data: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyTuple>> {
+fn parsed_tuple<'py>(py: Python<'py>, shared: &Arc<Shared>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     let log = &shared.log;
     let rejected = PyList::empty(py);
     for (reason, count) in log.rejected() {
@@ -604,7 +607,12 @@ fn aggregate_hits<'py>(
     let updates = PyList::empty(py);
     for update in &aggregates.recipients {
         let group = &groups[update.group];
-        let hits = PyTuple::new(py, aggregates.kept[update.kept.clone()].iter().map(|&hit| &objects[hit as usize]))?;
+        let hits = PyTuple::new(
+            py,
+            aggregates.kept[update.kept.clone()]
+                .iter()
+                .map(|&hit| &objects[hit as usize]),
+        )?;
         updates.append(recipient_type.call1((
             delivery_id(group.delivery),
             group.log_id,

@@ -35,7 +35,8 @@ const RING: [(u8, &[u8]); 3] = [
 ];
 
 fn ring() -> Keys {
-    RING.iter().fold(Keys::new(), |keys, (key_id, secret)| keys.with(*key_id, secret))
+    RING.iter()
+        .fold(Keys::new(), |keys, (key_id, secret)| keys.with(*key_id, secret))
 }
 
 fn gzip(text: &[u8], level: u32) -> Vec<u8> {
@@ -113,7 +114,10 @@ fn check(parsed: &ParsedLog) {
         assert_eq!(indicated as usize, kept);
         for delta in &aggregates.deliveries {
             assert!(delta.indicators.iter().all(|(_, value)| *value != 0));
-            assert!(delta.urls.iter().all(|(_, values)| values.iter().all(|(_, value)| *value != 0)));
+            assert!(delta
+                .urls
+                .iter()
+                .all(|(_, values)| values.iter().all(|(_, value)| *value != 0)));
         }
     }
 }
