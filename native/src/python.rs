@@ -18,6 +18,13 @@
 //! turns the tuple into `TokenClaims` and the exception into
 //! `chalicelib.tokens.InvalidToken`, so callers see one API whichever
 //! implementation runs.
+//!
+//! `parse_log`, `process_log` and `aggregate` are the tracking core's
+//! functions (`chalicelib/tracking/core.py`) over [`crate::logs`] and
+//! [`crate::aggregate`]: they return tuples of core's dataclass fields, which
+//! `chalicelib/native.py` wraps in the dataclasses; the parsed hits and
+//! `process_log`'s recipient updates are [`LazyTuple`]s, made as Python
+//! objects only when read. Parsing runs without the GIL.
 
 use std::sync::Arc;
 
