@@ -426,6 +426,20 @@ fn deliveries_list<'py, H: HitSet>(
     Ok(out)
 }
 
+/// `parse_log`'s and `process_log`'s arguments in Rust terms.
+fn parse_arguments(
+    data: &Bound<'_, PyAny>,
+    keys: &Bound<'_, PyDict>,
+    max_object_bytes: usize,
+    max_int_digits: usize,
+) -> PyResult<(PyBackedBytes, tokens::Keys, logs::Limits)> {
+    let limits = logs::Limits {
+        max_object_bytes,
+        max_int_digits,
+    };
+    Ok((data.extract()?, key_ring(keys)?, limits))
+}
+
 /// Parse one redirection-log object (the reference's `parse_log`); see
 /// chalicelib/native.py for the tuple's meaning. `keys` is a dict of key id
 /// (0-255) -> bytes; the limits are the reference's (tests move them).
@@ -440,12 +454,7 @@ fn parse_log<'py>(
     max_object_bytes: usize,
     max_int_digits: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let bytes: PyBackedBytes = data.extract()?;
-    let ring = key_ring(keys)?;
-    let limits = logs::Limits {
-        max_object_bytes,
-        max_int_digits,
-    };
+    let (bytes, ring, limits) = parse_arguments(data, keys, max_object_bytes, max_int_digits)?;
     let log = py.detach(|| logs::parse_log(&bytes, &ring, limits));
     let shared = Arc::new(Shared {
         log,
@@ -473,12 +482,7 @@ fn process_log<'py>(
     max_object_bytes: usize,
     max_int_digits: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let bytes: PyBackedBytes = data.extract()?;
-    let ring = key_ring(keys)?;
-    let limits = logs::Limits {
-        max_object_bytes,
-        max_int_digits,
-    };
+    let (bytes, ring, limits) = parse_arguments(data, keys, max_object_bytes, max_int_digits)?;
     let (log, (aggregates, groups, deliveries)) = py.detach(|| {
         let log = logs::parse_log(&bytes, &ring, limits);
         let aggregated = aggregate::aggregate_parsed(&log, max_hits_per_recipient);
