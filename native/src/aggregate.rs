@@ -50,6 +50,9 @@ const OPENS: usize = 1;
 
 /// What the aggregation reads of a hit.
 pub trait HitSet {
+    /// Whether two hits of one recipient can have the same hit id (stored
+    /// hits given from Python can; an object's hits cannot).
+    const IDS_MAY_REPEAT: bool;
     fn ts(&self, hit: u32) -> i64;
     /// None for a kind that is none of the four (only hits given from Python).
     fn kind(&self, hit: u32) -> Option<Kind>;
@@ -144,6 +147,8 @@ struct Work {
     merged: Vec<u32>,
     requesters: Vec<(u32, u32)>,
     urls: Vec<i64>,
+    /// Per position of the hits being counted: an open the 1-minute rule counts.
+    counted: Vec<bool>,
 }
 
 impl Work {
@@ -166,6 +171,7 @@ pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient:
         merged: Vec::new(),
         requesters: Vec::new(),
         urls: Vec::new(),
+        counted: Vec::new(),
     };
     let mut out = Aggregates {
         duplicates: input.duplicates,
@@ -184,12 +190,18 @@ pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient:
         work.merged.clear();
         work.merged.extend_from_slice(&work.before);
         let mut fresh = 0usize;
-        for &hit in &input.new[group.new.clone()] {
-            if work.mark[hits.id(hit) as usize] == known {
-                out.duplicates += 1;
-            } else {
-                work.merged.push(hit);
-                fresh += 1;
+        let new = &input.new[group.new.clone()];
+        if work.before.is_empty() {
+            work.merged.extend_from_slice(new); // nothing stored: every new hit is fresh
+            fresh = new.len();
+        } else {
+            for &hit in new {
+                if work.mark[hits.id(hit) as usize] == known {
+                    out.duplicates += 1;
+                } else {
+                    work.merged.push(hit);
+                    fresh += 1;
+                }
             }
         }
         if fresh == 0 {
@@ -199,10 +211,14 @@ pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient:
         let kept_len = work.merged.len().min(max);
         let dropped = excess(work.merged.len(), max) - excess(work.before.len(), max);
         out.over_limit += dropped;
-        let added = work.merged[..kept_len]
-            .iter()
-            .filter(|&&hit| work.mark[hits.id(hit) as usize] != known)
-            .count();
+        let added = if work.before.is_empty() {
+            kept_len
+        } else {
+            work.merged[..kept_len]
+                .iter()
+                .filter(|&&hit| work.mark[hits.id(hit) as usize] != known)
+                .count()
+        };
         if added == 0 && kept_len == work.before.len() {
             continue; // kept == before: unchanged
         }
@@ -241,16 +257,31 @@ fn contribute<H: HitSet>(hits: &H, ordered: &[u32], sign: i64, totals: &mut Tota
     if ordered.is_empty() {
         return;
     }
-    // The 1-minute rule, by hit id as the reference counts.
-    let counted = work.next_stamp();
+    // The 1-minute rule. The reference counts by hit id: where ids can repeat
+    // within a recipient (stored hits given from Python), an open is counted
+    // when any counted open has its id.
+    work.counted.clear();
     let mut last: Option<i64> = None;
     for &hit in ordered {
+        let mut counted = false;
         if hits.kind(hit) == Some(Kind::Open) {
             let ts = hits.ts(hit);
             if last.is_none_or(|last| i128::from(ts) - i128::from(last) >= i128::from(OPEN_DEDUP_MS)) {
-                work.mark[hits.id(hit) as usize] = counted;
+                counted = true;
                 last = Some(ts);
             }
+        }
+        work.counted.push(counted);
+    }
+    if H::IDS_MAY_REPEAT {
+        let stamp = work.next_stamp();
+        for (&hit, &counted) in ordered.iter().zip(&work.counted) {
+            if counted {
+                work.mark[hits.id(hit) as usize] = stamp;
+            }
+        }
+        for (position, &hit) in ordered.iter().enumerate() {
+            work.counted[position] = work.mark[hits.id(hit) as usize] == stamp;
         }
     }
     let indicators = &mut totals.indicators;
@@ -259,12 +290,12 @@ fn contribute<H: HitSet>(hits: &H, ordered: &[u32], sign: i64, totals: &mut Tota
     let (mut clicked, mut opted_out) = (false, false);
     work.requesters.clear();
     work.urls.clear();
-    for &hit in ordered {
+    for (position, &hit) in ordered.iter().enumerate() {
         let ts = i128::from(hits.ts(hit));
         let bucket = ts - ts.rem_euclid(BUCKET_MS);
         match hits.kind(hit) {
             Some(Kind::Open) => {
-                if work.mark[hits.id(hit) as usize] != counted {
+                if !work.counted[position] {
                     continue;
                 }
                 indicators[OPENS_TOTAL] += sign;
@@ -358,6 +389,7 @@ fn delta<H: HitSet>(hits: &H, totals: Totals) -> Option<DeliveryDelta> {
 // --------------------------------------------------------------------------- parsed hits
 
 impl HitSet for ParsedLog {
+    const IDS_MAY_REPEAT: bool = false;
     fn ts(&self, hit: u32) -> i64 {
         self.hits[hit as usize].ts as i64 // at most 2**53 - 1
     }
@@ -577,6 +609,7 @@ impl HitTable {
 }
 
 impl HitSet for HitTable {
+    const IDS_MAY_REPEAT: bool = true;
     fn ts(&self, hit: u32) -> i64 {
         self.rows[hit as usize].ts
     }

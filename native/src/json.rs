@@ -105,25 +105,39 @@ type Result<T> = std::result::Result<T, NotJson>;
 
 /// Parse one line (already valid UTF-8).
 pub fn parse(text: &str, max_int_digits: usize) -> Result<Document<'_>> {
+    let mut fields: Fields<'_> = Default::default();
+    Ok(if parse_into(text, max_int_digits, &mut fields)? {
+        Document::Object(fields)
+    } else {
+        Document::NotObject
+    })
+}
+
+/// [`parse`] without moving the fields around: they are written into
+/// `fields` (which must be all None); true for a top-level object.
+pub fn parse_into<'a>(text: &'a str, max_int_digits: usize, fields: &mut Fields<'a>) -> Result<bool> {
     let mut parser = Parser {
         text,
         bytes: text.as_bytes(),
         at: 0,
         max_int_digits,
+        // One vectorised pass: without control characters, strings only need
+        // their quote and backslash found.
+        has_controls: text.bytes().fold(0x20u8, |low, byte| low.min(byte)) < 0x20,
     };
     parser.skip_whitespace();
-    let document = if parser.peek() == Some(b'{') {
+    let object = parser.peek() == Some(b'{');
+    if object {
         parser.at += 1;
-        Document::Object(parser.top_object()?)
+        parser.top_object(fields)?;
     } else {
         parser.value(1)?;
-        Document::NotObject
-    };
+    }
     parser.skip_whitespace();
     if parser.at != parser.bytes.len() {
         return Err(NotJson); // "Extra data"
     }
-    Ok(document)
+    Ok(object)
 }
 
 struct Parser<'a> {
@@ -131,33 +145,23 @@ struct Parser<'a> {
     bytes: &'a [u8],
     at: usize,
     max_int_digits: usize,
+    /// Whether the text has a byte below 0x20 anywhere (strings must not).
+    has_controls: bool,
 }
 
-/// Whether any byte of `word` ends a plain run (see [`STRING_STOP`]), eight
-/// bytes at a time: a byte below 0x20, a quote or a backslash.
-fn has_stop_byte(word: u64) -> bool {
+/// The high bit of each byte of `word` (little-endian) that ends a plain run
+/// of a string: a quote, a backslash, and (when `controls`) a byte below
+/// 0x20. Bits above the lowest may be false (borrows), the lowest is exact.
+fn stop_bytes(word: u64, controls: bool) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-    let quote = word ^ (ONES * u64::from(b'"'));
-    let backslash = word ^ (ONES * u64::from(b'\\'));
     let zero_in = |value: u64| value.wrapping_sub(ONES) & !value;
-    (below_space | zero_in(quote) | zero_in(backslash)) & HIGHS != 0
-}
-
-/// Bytes that end the plain run of a string: the quote, the backslash and
-/// control characters.
-static STRING_STOP: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut byte = 0;
-    while byte < 0x20 {
-        table[byte] = true;
-        byte += 1;
+    let mut stops = zero_in(word ^ (ONES * u64::from(b'"'))) | zero_in(word ^ (ONES * u64::from(b'\\')));
+    if controls {
+        stops |= word.wrapping_sub(ONES * 0x20) & !word;
     }
-    table[b'"' as usize] = true;
-    table[b'\\' as usize] = true;
-    table
-};
+    stops & HIGHS
+}
 
 impl<'a> Parser<'a> {
     fn peek(&self) -> Option<u8> {
@@ -180,13 +184,12 @@ impl<'a> Parser<'a> {
     }
 
     /// The top-level object, after its `{`.
-    fn top_object(&mut self) -> Result<Fields<'a>> {
-        let mut fields: Fields<'a> = Default::default();
+    fn top_object(&mut self, fields: &mut Fields<'a>) -> Result<()> {
         let mut others: Vec<Cow<'a, str>> = Vec::new();
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.at += 1;
-            return Ok(fields);
+            return Ok(());
         }
         self.expect(b'"')?;
         loop {
@@ -212,7 +215,7 @@ impl<'a> Parser<'a> {
             if self.object_continues()? {
                 continue;
             }
-            return Ok(fields);
+            return Ok(());
         }
     }
 
@@ -350,10 +353,14 @@ impl<'a> Parser<'a> {
             self.at += 1;
         }
         let integer_start = self.at;
+        let mut accumulated: u64 = 0; // right when at most 19 digits
         match self.peek() {
             Some(b'0') => self.at += 1,
             Some(b'1'..=b'9') => {
-                self.digits();
+                while let Some(&digit @ b'0'..=b'9') = self.bytes.get(self.at) {
+                    accumulated = accumulated.wrapping_mul(10).wrapping_add(u64::from(digit - b'0'));
+                    self.at += 1;
+                }
             }
             _ => return Err(NotJson),
         }
@@ -391,11 +398,7 @@ impl<'a> Parser<'a> {
         let value = if negative {
             (digits == b"0").then_some(0)
         } else if digits.len() <= 19 {
-            Some(
-                digits
-                    .iter()
-                    .fold(0u64, |value, digit| value * 10 + u64::from(digit - b'0')),
-            )
+            Some(accumulated)
         } else {
             None
         };
@@ -435,23 +438,28 @@ impl<'a> Parser<'a> {
     }
 
     /// Skip bytes up to a quote, a backslash, a control character or the end.
+    /// Skip bytes up to a quote, a backslash, a control character or the end,
+    /// eight at a time.
     fn plain_run(&mut self) -> usize {
-        let start = self.at;
-        let rest = &self.bytes[start..];
-        let mut skipped = 0;
-        for chunk in rest.chunks_exact(8) {
-            if has_stop_byte(u64::from_le_bytes(chunk.try_into().expect("8 bytes"))) {
-                break;
+        let rest = &self.bytes[self.at..];
+        let mut offset = 0;
+        loop {
+            let word = match rest.get(offset..offset + 8) {
+                Some(chunk) => u64::from_le_bytes(chunk.try_into().expect("8 bytes")),
+                None => {
+                    let mut padded = [b'"'; 8]; // the end of the text stops the run
+                    padded[..rest.len() - offset].copy_from_slice(&rest[offset..]);
+                    u64::from_le_bytes(padded)
+                }
+            };
+            let stops = stop_bytes(word, self.has_controls);
+            if stops != 0 {
+                let run = (offset + (stops.trailing_zeros() / 8) as usize).min(rest.len());
+                self.at += run;
+                return run;
             }
-            skipped += 8;
+            offset += 8;
         }
-        let run = skipped
-            + rest[skipped..]
-                .iter()
-                .position(|&byte| STRING_STOP[usize::from(byte)])
-                .unwrap_or(rest.len() - skipped);
-        self.at += run;
-        run
     }
 
     fn escape(&mut self, value: &mut String) -> Result<()> {
@@ -582,15 +590,39 @@ mod tests {
     fn stop_bytes_eight_at_a_time() {
         for stop in (0u8..0x20).chain([b'"', b'\\']) {
             for at in 0..8 {
-                let mut word = *b"abcdefgh";
-                word[at] = stop;
-                assert!(has_stop_byte(u64::from_le_bytes(word)), "{stop} at {at}");
+                for filler in [b'a', 0x00, 0x1F, 0x7F, 0x80, 0xFF] {
+                    let mut word = [if filler < 0x20 { b'a' } else { filler }; 8];
+                    word[at] = stop;
+                    let found = stop_bytes(u64::from_le_bytes(word), true);
+                    assert_eq!(found.trailing_zeros() / 8, at as u32, "{stop} at {at}");
+                    if stop >= 0x20 {
+                        let found = stop_bytes(u64::from_le_bytes(word), false);
+                        assert_eq!(found.trailing_zeros() / 8, at as u32, "{stop} at {at}");
+                    }
+                }
             }
         }
         for byte in 0x20u8..=0xFF {
             if byte != b'"' && byte != b'\\' {
-                assert!(!has_stop_byte(u64::from_le_bytes([byte; 8])), "{byte}");
+                assert_eq!(stop_bytes(u64::from_le_bytes([byte; 8]), true), 0, "{byte}");
             }
+        }
+        for byte in 0u8..0x20 {
+            assert_eq!(stop_bytes(u64::from_le_bytes([byte; 8]), false), 0, "{byte}");
+        }
+        for text in ["\"abc", "abcdefghijklmnop\"", "abcdefg\\", "abcdefgh", "", "é\u{1}x"] {
+            let mut parser = Parser {
+                text,
+                bytes: text.as_bytes(),
+                at: 0,
+                max_int_digits: 0,
+                has_controls: true,
+            };
+            let expected = text
+                .bytes()
+                .position(|b| b == b'"' || b == b'\\' || b < 0x20)
+                .unwrap_or(text.len());
+            assert_eq!(parser.plain_run(), expected, "{text:?}");
         }
         for field in FIELDS {
             assert_eq!(field_index(field).map(|index| FIELDS[index]), Some(field));
