@@ -140,6 +140,109 @@ pub fn parse_into<'a>(text: &'a str, max_int_digits: usize, fields: &mut Fields<
     Ok(object)
 }
 
+/// The hit path's own spelling of a record (chalicelib/hits/records.py:
+/// these members in this order, no whitespace, `request_id` last or absent),
+/// with no escape or control character in any string and integers of at most
+/// 19 digits: read straight into `fields`, as [`parse_into`] would. Anything
+/// else is None (with `fields` left all None), and the general parser decides.
+/// The fuzz target `parse_log` checks the two agree.
+pub fn parse_canonical<'a>(text: &'a str, fields: &mut Fields<'a>) -> Option<()> {
+    let mut cursor = Canonical { text, at: 0 };
+    let read = (|| {
+        cursor.literal(b"{\"v\":1,\"hit_id\":\"")?;
+        fields[1] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
+        cursor.literal(b",\"ts\":")?;
+        fields[2] = Some(Value::Int(Some(cursor.integer()?)));
+        cursor.literal(b",\"kind\":\"")?;
+        fields[3] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
+        cursor.literal(b",\"delivery_id\":\"")?;
+        fields[4] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
+        cursor.literal(b",\"log_id\":")?;
+        fields[5] = Some(Value::Int(Some(cursor.integer()?)));
+        cursor.literal(b",\"url_id\":")?;
+        fields[6] = Some(Value::Int(Some(cursor.integer()?)));
+        for (index, key) in [
+            (7, &b",\"token\":\""[..]),
+            (8, b",\"p\":\""),
+            (9, b",\"ua\":\""),
+            (10, b",\"ip\":\""),
+        ] {
+            cursor.literal(key)?;
+            fields[index] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
+        }
+        if cursor.literal(b",\"request_id\":\"").is_some() {
+            fields[11] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
+        }
+        cursor.literal(b"}")?;
+        (cursor.at == text.len()).then_some(())
+    })();
+    match read {
+        Some(()) => {
+            fields[V] = Some(Value::Int(Some(1)));
+            Some(())
+        }
+        None => {
+            fields.iter_mut().for_each(|field| *field = None);
+            None
+        }
+    }
+}
+
+struct Canonical<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Canonical<'a> {
+    fn literal(&mut self, expected: &[u8]) -> Option<()> {
+        self.text.as_bytes()[self.at..]
+            .starts_with(expected)
+            .then(|| self.at += expected.len())
+    }
+
+    /// A string's text after its opening quote: no escape, no control character.
+    fn string(&mut self) -> Option<&'a str> {
+        let rest = &self.text.as_bytes()[self.at..];
+        let mut offset = 0;
+        loop {
+            let word = match rest.get(offset..offset + 8) {
+                Some(chunk) => u64::from_le_bytes(chunk.try_into().expect("8 bytes")),
+                None => {
+                    let mut padded = [b'\\'; 8]; // the end of the text: no closing quote
+                    padded[..rest.len() - offset].copy_from_slice(&rest[offset..]);
+                    u64::from_le_bytes(padded)
+                }
+            };
+            let stops = stop_bytes(word, true);
+            if stops != 0 {
+                let end = offset + (stops.trailing_zeros() / 8) as usize;
+                if rest.get(end) != Some(&b'"') {
+                    return None;
+                }
+                let value = &self.text[self.at..self.at + end];
+                self.at += end + 1;
+                return Some(value);
+            }
+            offset += 8;
+        }
+    }
+
+    /// `0` or `[1-9][0-9]*`, at most 19 digits, not followed by a fraction or exponent.
+    fn integer(&mut self) -> Option<u64> {
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let mut value: u64 = 0;
+        while let Some(&digit @ b'0'..=b'9') = bytes.get(self.at) {
+            if self.at - start == 19 || (self.at > start && bytes[start] == b'0') {
+                return None; // 20 digits, or a leading zero: the general parser decides
+            }
+            value = value * 10 + u64::from(digit - b'0');
+            self.at += 1;
+        }
+        (self.at > start && !matches!(bytes.get(self.at), Some(b'.' | b'e' | b'E'))).then_some(value)
+    }
+}
+
 struct Parser<'a> {
     text: &'a str,
     bytes: &'a [u8],
@@ -628,6 +731,58 @@ mod tests {
             assert_eq!(field_index(field).map(|index| FIELDS[index]), Some(field));
         }
         assert_eq!(field_index("V"), None);
+    }
+
+    fn canonical_agrees(text: &str) -> bool {
+        let mut fast: Fields<'_> = Default::default();
+        let matched = parse_canonical(text, &mut fast).is_some();
+        if matched {
+            let mut general: Fields<'_> = Default::default();
+            assert_eq!(
+                parse_into(text, DEFAULT_MAX_INT_DIGITS, &mut general),
+                Ok(true),
+                "{text}"
+            );
+            assert_eq!(fast, general, "{text}");
+        } else {
+            assert!(fast.iter().all(Option::is_none));
+        }
+        matched
+    }
+
+    #[test]
+    fn the_hit_paths_spelling_is_read_directly_and_the_same() {
+        let record = concat!(
+            r#"{"v":1,"hit_id":"019ab697e80050d7b24891917b121dc5","ts":1764000000000,"kind":"open","#,
+            r#""delivery_id":"4164d8399f767c45","log_id":19763,"url_id":1,"token":"AgFBZNg5n3Z8RbOaAQEb21TZ3G3LWl2m","#,
+            r#""p":"","ua":"Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com)","#,
+            r#""ip":"152.146.19.0","request_id":"568068b9-10e6-4f59-5af8-4e5ad18a669a"}"#
+        );
+        assert!(canonical_agrees(record));
+        assert!(canonical_agrees(
+            &record.replace(r#","request_id":"568068b9-10e6-4f59-5af8-4e5ad18a669a""#, "")
+        ));
+        assert!(canonical_agrees(&record.replace("Mozilla", "Ünïcödé 😀")));
+        assert!(canonical_agrees(&record.replace(r#""ts":1764000000000"#, r#""ts":0"#)));
+        for changed in [
+            record.replace("Mozilla", "Mo\\u007a"),   // an escape
+            record.replace("Mozilla", "Mo\tz"),       // a control character
+            record.replace("1764000000000", "01764"), // a leading zero: not JSON
+            record.replace("1764000000000", "1.5"),   // a float
+            record.replace("1764000000000", "1e3"),
+            record.replace("1764000000000", "-1"),
+            record.replace("1764000000000", "12345678901234567890"), // 20 digits
+            record.replace(r#"{"v":1,"#, r#"{"v":1, "#),             // whitespace
+            record.replace(r#"{"v":1,"#, r#"{"v":10,"#),
+            format!("{record} "),
+            format!("{record}}}"),
+            record[..record.len() - 1].to_string(),
+            record[..record.len() - 3].to_string(),
+            record.replace(r#""request_id""#, r#""request_id2""#),
+            String::new(),
+        ] {
+            assert!(!canonical_agrees(&changed), "{changed}");
+        }
     }
 
     #[test]

@@ -208,6 +208,22 @@ impl ParsedLog {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_values() {
+        for text in ["0123456789abcdef", "ffffffffffffffff", "0000000000000000", "a0b1c2d3e4f50617"] {
+            assert_eq!(hex_value(text), u128::from(u64::from_str_radix(text, 16).unwrap()));
+            assert_eq!(hex16(hex_value(text) as u64), text);
+        }
+        let long = "019ab697e80050d7b24891917b121dc5";
+        assert_eq!(hex_value(long), u128::from_str_radix(long, 16).unwrap());
+        assert_eq!(hex32(hex_value(long)), long);
+    }
+}
+
 pub fn hex32(value: u128) -> String {
     format!("{value:032x}")
 }
@@ -354,6 +370,14 @@ fn is_hex(value: &str, length: usize) -> bool {
     value.len() == length && value.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
 }
 
+/// The number a checked lower-case hex string spells ('0'-'9' are 0x30-0x39,
+/// 'a'-'f' 0x61-0x66: the low nibble, plus 9 for letters).
+fn hex_value(checked: &str) -> u128 {
+    checked
+        .bytes()
+        .fold(0u128, |value, digit| (value << 4) | u128::from((digit & 0x0F) + 9 * (digit >> 6)))
+}
+
 fn string<'v, 'a>(value: &'v Option<Value<'a>>) -> Option<&'v str> {
     match value {
         Some(Value::Str(text)) => Some(text),
@@ -465,10 +489,12 @@ impl<'k> Judge<'k> {
         }
         let text = std::str::from_utf8(line).map_err(|_| (Reason::NotUtf8, None))?;
         let mut fields: json::Fields<'_> = Default::default();
-        match json::parse_into(text, self.max_int_digits, &mut fields) {
-            Err(json::NotJson) => return Err((Reason::NotJson, None)),
-            Ok(false) => return Err((Reason::NotObject, None)),
-            Ok(true) => {}
+        if json::parse_canonical(text, &mut fields).is_none() {
+            match json::parse_into(text, self.max_int_digits, &mut fields) {
+                Err(json::NotJson) => return Err((Reason::NotJson, None)),
+                Ok(false) => return Err((Reason::NotObject, None)),
+                Ok(true) => {}
+            }
         }
         if integer(&fields[json::V]) != Some(FORMAT_VERSION) {
             return Err((Reason::BadVersion, None));
@@ -496,11 +522,11 @@ impl<'k> Judge<'k> {
         if !kind.produced_by(claims.kind) {
             return Err((Reason::TokenKindMismatch, None));
         }
-        let delivery = u64::from_str_radix(delivery_id, 16).expect("checked hex");
+        let delivery = hex_value(delivery_id) as u64; // 16 digits
         if (claims.delivery_id, claims.log_id, claims.url_id) != (delivery.to_be_bytes(), log_id, url_id) {
             return Err((Reason::TokenClaimsMismatch, None));
         }
-        let hit_id = u128::from_str_radix(hit_id, 16).expect("checked hex");
+        let hit_id = hex_value(hit_id);
         Ok(self.store(hit_id, ts, kind, delivery, log_id, url_id, ua, ip))
     }
 

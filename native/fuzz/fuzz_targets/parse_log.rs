@@ -7,6 +7,10 @@
 //! - odd: the rest is plain text that is also gzipped (one or two members, NUL
 //!   padding) and parsed both ways: the answers must be the same.
 //!
+//! Every line is also read by the fast path for the hit path's own spelling
+//! of a record and by the general JSON parser: where the fast path reads it,
+//! both must give the same fields.
+//!
 //! Whatever the input, nothing panics (debug assertions and overflow checks
 //! are on) and the results keep the contract's invariants: an object-level
 //! rejection has no lines, hits or line rejections; otherwise lines == hits
@@ -24,9 +28,9 @@ use std::io::Write;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use libfuzzer_sys::fuzz_target;
-use sendtrail_native::aggregate;
 use sendtrail_native::logs::{self, Limits, ParsedLog};
 use sendtrail_native::tokens::Keys;
+use sendtrail_native::{aggregate, json};
 
 const RING: [(u8, &[u8]); 3] = [
     (1, b"fuzz-key-one-0123456789abcdef012"),
@@ -57,6 +61,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let parsed = logs::parse_log(rest, &keys, limits);
     check(&parsed);
+    for line in rest.split(|&byte| byte == b'\n') {
+        if let Ok(text) = std::str::from_utf8(line) {
+            canonical_agrees(text);
+        }
+    }
     if mode & 1 == 1 && !rest.starts_with(&logs::GZIP_MAGIC) {
         let split = usize::from(mode >> 2) * rest.len() / 64;
         let mut zipped = gzip(&rest[..split], u32::from(mode >> 4) % 10);
@@ -70,6 +79,22 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(unzipped.object, parsed.object);
     }
 });
+
+/// The fast reading of the hit path's own spelling gives what the general
+/// parser gives, whenever it reads a line at all.
+fn canonical_agrees(text: &str) {
+    let mut fast: json::Fields<'_> = Default::default();
+    if json::parse_canonical(text, &mut fast).is_some() {
+        let mut general: json::Fields<'_> = Default::default();
+        assert_eq!(
+            json::parse_into(text, json::DEFAULT_MAX_INT_DIGITS, &mut general),
+            Ok(true)
+        );
+        assert_eq!(fast, general, "{text:?}");
+    } else {
+        assert!(fast.iter().all(Option::is_none));
+    }
+}
 
 fn check(parsed: &ParsedLog) {
     if parsed.object.is_some() {
