@@ -11,9 +11,8 @@
 //! record: with the keys' HMAC states prepared once and SHA-256 in hardware
 //! (SHA-NI, ARMv8 SHA) it costs less than remembering answers would (a cache
 //! of the distinct (token, p) pairs was measured slower: its lookups miss the
-//! CPU caches). Repeated hit ids are found by sorting the hits' ids once at
-//! the end (hit ids start with their time and lines come in time order, so
-//! the sort mostly merges runs) rather than by a hash set probed per line.
+//! CPU caches). Repeated hit ids are found once at the end, part by part (see
+//! `drop_repeated_hit_ids`), rather than by a hash set probed per line.
 
 use std::collections::HashMap;
 
@@ -208,22 +207,6 @@ impl ParsedLog {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_values() {
-        for text in ["0123456789abcdef", "ffffffffffffffff", "0000000000000000", "a0b1c2d3e4f50617"] {
-            assert_eq!(hex_value(text), u128::from(u64::from_str_radix(text, 16).unwrap()));
-            assert_eq!(hex16(hex_value(text) as u64), text);
-        }
-        let long = "019ab697e80050d7b24891917b121dc5";
-        assert_eq!(hex_value(long), u128::from_str_radix(long, 16).unwrap());
-        assert_eq!(hex32(hex_value(long)), long);
-    }
-}
-
 pub fn hex32(value: u128) -> String {
     format!("{value:032x}")
 }
@@ -280,22 +263,42 @@ pub fn parse_log(data: &[u8], keys: &Keys, limits: Limits) -> ParsedLog {
 }
 
 /// A hit whose hit id an earlier hit of the object has is a duplicate: not
-/// kept, counted. Found by one sort of (hit id, position): stable and
-/// adaptive, so time-ordered ids in time-ordered lines cost little more than a pass.
+/// kept, counted. Found without probing a big table per hit: (hit id,
+/// position) pairs are spread into small parts by the id's low bits (the
+/// random part of a hit id; any bits would give the same answer), and each
+/// part, small enough to stay in the CPU's caches, is sorted.
 fn drop_repeated_hit_ids(out: &mut ParsedLog) {
-    let mut order: Vec<(u128, u32)> = out
-        .hits
-        .iter()
-        .enumerate()
-        .map(|(position, hit)| (hit.hit_id, position as u32))
-        .collect();
-    order.sort();
-    let mut repeated = vec![false; out.hits.len()];
+    let count = out.hits.len();
+    if count < 2 {
+        return;
+    }
+    let bits = (count / 256).max(1).next_power_of_two().trailing_zeros().min(16);
+    let mask = (1usize << bits) - 1;
+    let part_of = |hit_id: u128| (hit_id as usize) & mask;
+    let mut starts = vec![0usize; mask + 2];
+    for hit in &out.hits {
+        starts[part_of(hit.hit_id) + 1] += 1;
+    }
+    for part in 1..starts.len() {
+        starts[part] += starts[part - 1];
+    }
+    let mut next = starts.clone();
+    let mut pairs = vec![(0u128, 0u32); count];
+    for (position, hit) in out.hits.iter().enumerate() {
+        let slot = &mut next[part_of(hit.hit_id)];
+        pairs[*slot] = (hit.hit_id, position as u32);
+        *slot += 1;
+    }
+    let mut repeated = vec![false; count];
     let mut found = 0;
-    for pair in order.windows(2) {
-        if pair[0].0 == pair[1].0 {
-            repeated[pair[1].1 as usize] = true; // a later line than the first with this id
-            found += 1;
+    for part in starts.windows(2) {
+        let pairs = &mut pairs[part[0]..part[1]];
+        pairs.sort_unstable(); // equal ids by position
+        for pair in pairs.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                repeated[pair[1].1 as usize] = true; // a later line than the first with this id
+                found += 1;
+            }
         }
     }
     if found > 0 {
@@ -373,9 +376,9 @@ fn is_hex(value: &str, length: usize) -> bool {
 /// The number a checked lower-case hex string spells ('0'-'9' are 0x30-0x39,
 /// 'a'-'f' 0x61-0x66: the low nibble, plus 9 for letters).
 fn hex_value(checked: &str) -> u128 {
-    checked
-        .bytes()
-        .fold(0u128, |value, digit| (value << 4) | u128::from((digit & 0x0F) + 9 * (digit >> 6)))
+    checked.bytes().fold(0u128, |value, digit| {
+        (value << 4) | u128::from((digit & 0x0F) + 9 * (digit >> 6))
+    })
 }
 
 fn string<'v, 'a>(value: &'v Option<Value<'a>>) -> Option<&'v str> {
@@ -532,5 +535,26 @@ impl<'k> Judge<'k> {
 
     fn verify(&self, token: &str, params: &str) -> Result<Claims, tokens::Reason> {
         tokens::verify(token, self.keys, params)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_values() {
+        for text in [
+            "0123456789abcdef",
+            "ffffffffffffffff",
+            "0000000000000000",
+            "a0b1c2d3e4f50617",
+        ] {
+            assert_eq!(hex_value(text), u128::from(u64::from_str_radix(text, 16).unwrap()));
+            assert_eq!(hex16(hex_value(text) as u64), text);
+        }
+        let long = "019ab697e80050d7b24891917b121dc5";
+        assert_eq!(hex_value(long), u128::from_str_radix(long, 16).unwrap());
+        assert_eq!(hex32(hex_value(long)), long);
     }
 }
