@@ -116,3 +116,39 @@ def test_a_failing_metric_never_stops_the_choice(caplog: pytest.LogCaptureFixtur
 
     native._count(native.select("off"), emit=broken)  # noqa: SLF001
     assert "could not emit NativeFallback" in caplog.text
+
+
+class _Recording(native.Backend):
+    """The reference backend, noting which core functions the workflow asks it for."""
+
+    def __init__(self) -> None:
+        super().__init__("off", None, "test")
+        object.__setattr__(self, "calls", [])
+
+    def parse_log(self, data: bytes, keys: Any) -> Any:
+        self.calls.append("parse_log")  # type: ignore[attr-defined]
+        return super().parse_log(data, keys)
+
+    def aggregate(self, new_hits: Any, prior: Any = None, max_hits_per_recipient: int = 500) -> Any:
+        self.calls.append("aggregate")  # type: ignore[attr-defined]
+        return super().aggregate(new_hits, prior, max_hits_per_recipient)
+
+
+def test_the_workflow_parses_and_aggregates_through_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.tracking import workflow
+    from tests.tracking_logs import KEYS, line, record
+
+    recording = _Recording()
+    monkeypatch.setattr(native, "backend", lambda: recording)
+    monkeypatch.setattr(workflow, "recipient_ids", lambda table, keys: {})
+    settings = types.SimpleNamespace(keyring=lambda: types.SimpleNamespace(keys=KEYS), ip_address_mode="full",
+                                     delivery_logs_table="unused", tracking_retention_days=30)
+    logs = types.SimpleNamespace(read=lambda key: line(record(kind="open")) + b"junk\n")
+    tracking = types.SimpleNamespace(get_recipients=lambda keys: {})
+    run = workflow.TrackingWorkflow(settings, workflow.Limits(write_concurrency=1), logs=logs,  # type: ignore[arg-type]
+                                    tracking=tracking, state=object())  # type: ignore[arg-type]
+    parsed, unread = run._read([("2026/01/01/00", "redirection-logs/a.gz")], started=0.0)  # noqa: SLF001
+    record_ = run._compute(1, "owner", 0, parsed, "2026/01/01/00", backlog=False)  # noqa: SLF001
+    assert recording.calls == ["parse_log", "aggregate"]  # type: ignore[attr-defined]
+    assert unread == [] and record_["statistics"]["hits_accepted"] == 1
+    assert record_["statistics"]["rejected"] == {"not_json": 1}
