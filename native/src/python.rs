@@ -323,6 +323,11 @@ impl LazyTuple {
         self.as_tuple(py)?.into_any().rich_compare(other, op)
     }
 
+    /// Pickled (and copied) as the plain tuple of its items.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyTuple>,))> {
+        Ok((py.get_type::<PyTuple>().into_any(), (self.as_tuple(py)?,)))
+    }
+
     fn __repr__(&self) -> String {
         let what = match self.items {
             Items::Hits => "hits",

@@ -409,6 +409,11 @@ def test_hits_are_a_lazy_tuple() -> None:
 
     assert isinstance(hits, collections.abc.Sequence)
     assert "LazyTuple of" in repr(hits)
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(hits)) == expected and copy.deepcopy(hits) == expected
+    assert copy.deepcopy(NATIVE.parse_log(data, KEYS)) == core.parse_log(data, KEYS)
 
 
 def test_every_reason_was_generated() -> None:
