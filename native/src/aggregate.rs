@@ -665,3 +665,130 @@ impl HitSet for HitTable {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D1: &str = "00112233445566ff";
+    const D2: &str = "0a0b0c0d0e0f1011";
+
+    fn hit<'a>(hit_id: &'a str, ts: i64, kind: &'a str, delivery_id: &'a str, log_id: i64) -> HitFields<'a> {
+        let url_id = match kind {
+            "open" => 1,
+            "click" => 4,
+            _ => 2,
+        };
+        HitFields {
+            hit_id,
+            ts,
+            kind,
+            delivery_id,
+            log_id,
+            url_id,
+            ua: "ua",
+            ip: "ip",
+        }
+    }
+
+    /// Aggregate `new` over `prior` (hits pushed in the table first), as the Python face does.
+    fn run(new: &[HitFields<'_>], prior: &[HitFields<'_>], max: usize) -> (Aggregates, HitTable, Vec<Group>) {
+        let mut table = HitTable::default();
+        let new_rows: Vec<u32> = new.iter().map(|hit| table.push(*hit)).collect();
+        let prior_rows: Vec<u32> = prior.iter().map(|hit| table.push(*hit)).collect();
+        let grouped = table.group(&new_rows);
+        let mut stored = Vec::new();
+        let mut groups = Vec::new();
+        let mut numbers: Vec<u32> = Vec::new();
+        for (delivery, log_id, range) in &grouped.recipients {
+            let start = stored.len();
+            stored.extend(
+                prior_rows
+                    .iter()
+                    .filter(|&&row| table.recipient(row) == (*delivery, *log_id)),
+            );
+            if numbers.last() != Some(delivery) {
+                numbers.push(*delivery);
+            }
+            groups.push(Group {
+                delivery: (numbers.len() - 1) as u32,
+                log_id: *log_id,
+                new: range.clone(),
+                prior: start..stored.len(),
+            });
+        }
+        let input = Input {
+            groups: &groups,
+            new: &grouped.new,
+            prior: &stored,
+            duplicates: grouped.duplicates,
+        };
+        (aggregate(&table, &input, max), table, groups)
+    }
+
+    fn indicators(aggregates: &Aggregates, delivery: usize) -> Vec<(&'static str, i64)> {
+        aggregates.deliveries[delivery].indicators.clone()
+    }
+
+    #[test]
+    fn the_one_minute_rule_counts_opens_after_the_last_counted_one() {
+        let ids: Vec<String> = (0..6).map(|index| format!("{index:032x}")).collect();
+        let opens: Vec<HitFields<'_>> = [0, 30_000, 59_999, 60_000, 100_000, 125_000]
+            .iter()
+            .zip(&ids)
+            .map(|(&ts, id)| hit(id, ts, "open", D1, 1))
+            .collect();
+        let (aggregates, _, _) = run(&opens, &[], MAX_HITS_PER_RECIPIENT);
+        assert_eq!(
+            indicators(&aggregates, 0),
+            [("hits", 6), ("opens_unique", 1), ("opens_total", 3)]
+        );
+        assert_eq!(aggregates.deliveries[0].urls, [(1, vec![("total", 3), ("unique", 1)])]);
+        assert_eq!(aggregates.recipients[0].added, 6);
+    }
+
+    #[test]
+    fn recipients_in_order_duplicates_and_the_cap() {
+        let new = [
+            hit("b", 3, "click", D2, 1),
+            hit("a", 1, "click", D1, 2),
+            hit("a", 2, "click", D1, 2), // a repeated hit id in the batch
+            hit("c", 2, "optout", D1, 1),
+            hit("d", 5, "click", D1, 2),
+        ];
+        let prior = [hit("z", 0, "open", D1, 2)];
+        let (aggregates, table, groups) = run(&new, &prior, 2);
+        let order: Vec<(&str, i64)> = aggregates
+            .recipients
+            .iter()
+            .map(|update| {
+                let group = &groups[update.group];
+                (
+                    table.delivery_id(table.recipient(aggregates.kept[update.kept.start]).0),
+                    group.log_id,
+                )
+            })
+            .collect();
+        assert_eq!(order, [(D1, 1), (D1, 2), (D2, 1)]);
+        assert_eq!(aggregates.duplicates, 1);
+        // D1/2: stored z(0), new a(1) and d(5), cap 2: z and a are kept, d falls off.
+        let kept = &aggregates.recipients[1];
+        assert_eq!((kept.added, kept.over_limit, kept.kept.len()), (1, 1, 2));
+        assert_eq!(aggregates.over_limit, 1);
+        assert_eq!(aggregates.deliveries.len(), 2);
+    }
+
+    #[test]
+    fn stored_hits_seen_again_change_nothing() {
+        let stored = [hit("a", 1, "click", D1, 1), hit("b", 2, "open", D1, 1)];
+        let (aggregates, _, _) = run(&stored, &stored, MAX_HITS_PER_RECIPIENT);
+        assert_eq!(
+            (
+                aggregates.duplicates,
+                aggregates.recipients.len(),
+                aggregates.deliveries.len()
+            ),
+            (2, 0, 0)
+        );
+    }
+}

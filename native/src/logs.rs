@@ -541,6 +541,142 @@ impl<'k> Judge<'k> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flate2::write::GzEncoder;
+    use flate2::Compression;
+    use std::io::Write;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const DELIVERY: [u8; 8] = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0xff];
+
+    fn keys() -> Keys {
+        Keys::new().with(1, SECRET)
+    }
+
+    /// A record as the hit path writes it, with a genuine token.
+    fn record(kind: &str, token_kind: u8, ts: u64, serial: u64, log_id: u64, url_id: u64) -> String {
+        let token = tokens::mint(token_kind, 1, SECRET, DELIVERY, log_id, url_id, "").unwrap();
+        format!(
+            concat!(
+                r#"{{"v":1,"hit_id":"{:012x}{:020x}","ts":{},"kind":"{}","delivery_id":"00112233445566ff","#,
+                r#""log_id":{},"url_id":{},"token":"{}","p":"","ua":"Mozilla/5.0 é","ip":"203.0.113.0","#,
+                r#""request_id":"r"}}"#
+            ),
+            ts, serial, ts, kind, log_id, url_id, token
+        )
+    }
+
+    fn open(ts: u64, serial: u64) -> String {
+        record("open", tokens::KIND_OPEN, ts, serial, 7, 1)
+    }
+
+    fn gzip(text: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(text).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    fn reasons(parsed: &ParsedLog) -> Vec<(u64, &'static str, Option<&'static str>)> {
+        parsed
+            .rejections
+            .iter()
+            .map(|rejection| (rejection.line, rejection.reason.as_str(), rejection.field))
+            .collect()
+    }
+
+    #[test]
+    fn lines_blank_lines_crlf_and_a_missing_final_newline() {
+        let text = format!("{}\r\n \t\r\n\n{}\n{}", open(1, 1), open(2, 2), open(3, 3));
+        for data in [text.clone().into_bytes(), gzip(text.as_bytes())] {
+            let parsed = parse_log(&data, &keys(), Limits::default());
+            assert_eq!((parsed.lines, parsed.hits.len(), parsed.duplicates), (3, 3, 0));
+            assert_eq!(parsed.hits.iter().map(|hit| hit.ts).collect::<Vec<_>>(), [1, 2, 3]);
+            assert_eq!(parsed.ua(&parsed.hits[0]), "Mozilla/5.0 é");
+            assert_eq!(parsed.ip(&parsed.hits[0]), "203.0.113.0");
+        }
+    }
+
+    #[test]
+    fn reasons_in_precedence_with_line_numbers_and_bytes() {
+        let long = format!(r#"{{"v":1,"ua":"{}"}}"#, "x".repeat(MAX_LINE_BYTES));
+        let text = [
+            long.as_str(),
+            "{\"v\":\"\u{1}\"}",
+            "[1]",
+            r#"{"v":2}"#,
+            r#"{"v":1,"hit_id":"00"}"#,
+            &open(1, 1).replace("\"ts\":1", "\"ts\":-1"),
+            &open(1, 1).replace("\"token\":\"", "\"token\":\"!"),
+            &record("open", tokens::KIND_CLICK, 1, 2, 7, 1),
+            &open(1, 3).replace("\"log_id\":7", "\"log_id\":8"),
+            "\r",
+        ]
+        .join("\n");
+        let mut data = text.into_bytes();
+        data.extend_from_slice(b"\n\xff\r\n");
+        let parsed = parse_log(&data, &keys(), Limits::default());
+        assert_eq!(
+            reasons(&parsed),
+            [
+                (1, "line_too_long", None),
+                (2, "not_json", None),
+                (3, "not_object", None),
+                (4, "bad_version", None),
+                (5, "bad_field", Some("hit_id")),
+                (6, "bad_field", Some("ts")),
+                (7, "token_malformed", None),
+                (8, "token_kind_mismatch", None),
+                (9, "token_claims_mismatch", None),
+                (11, "not_utf8", None),
+            ]
+        );
+        assert_eq!(parsed.rejections[9].data, b"\xff");
+        assert_eq!(parsed.lines, 10);
+        assert_eq!(parsed.rejected()[0], (Reason::LineTooLong, 1));
+    }
+
+    #[test]
+    fn repeated_hit_ids_are_duplicates_and_the_first_is_kept() {
+        let text = [
+            open(5, 1),
+            open(1, 2),
+            open(5, 1),
+            open(1, 2).replace("Mozilla", "Other"),
+            open(9, 3),
+        ]
+        .join("\n");
+        let parsed = parse_log(text.as_bytes(), &keys(), Limits::default());
+        assert_eq!((parsed.lines, parsed.hits.len(), parsed.duplicates), (5, 3, 2));
+        assert_eq!(parsed.hits.iter().map(|hit| hit.ts).collect::<Vec<_>>(), [5, 1, 9]);
+        assert_eq!(parsed.ua(&parsed.hits[1]), "Mozilla/5.0 é");
+    }
+
+    #[test]
+    fn user_agents_are_cut_at_a_character_boundary() {
+        let agent = format!("{}é{}", "a".repeat(511), "b".repeat(50));
+        assert_eq!(cut_user_agent(&agent), "a".repeat(511));
+        assert_eq!(cut_user_agent(&"é".repeat(300)), "é".repeat(256));
+        assert_eq!(cut_user_agent("short"), "short");
+    }
+
+    #[test]
+    fn object_level_rejections() {
+        let text = open(1, 1);
+        let limits = Limits {
+            max_object_bytes: text.len() - 1,
+            ..Limits::default()
+        };
+        for data in [text.clone().into_bytes(), gzip(text.as_bytes())] {
+            assert_eq!(parse_log(&data, &keys(), limits).object, Some(Reason::ObjectTooLarge));
+        }
+        let mut broken = gzip(text.as_bytes());
+        broken.push(0x1F);
+        let parsed = parse_log(&broken, &keys(), Limits::default());
+        assert_eq!(
+            (parsed.object, parsed.lines, parsed.hits.len()),
+            (Some(Reason::BadGzip), 0, 0)
+        );
+        assert_eq!(parsed.rejected(), [(Reason::BadGzip, 1)]);
+    }
 
     #[test]
     fn hex_values() {
