@@ -286,9 +286,9 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The top-level object, after its `{`.
-    fn top_object(&mut self, fields: &mut Fields<'a>) -> Result<()> {
-        let mut others: Vec<Cow<'a, str>> = Vec::new();
+    /// An object's members, after its `{`: `member` reads the value of each
+    /// key (the parser is after the colon).
+    fn members(&mut self, mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>) -> Result<()> {
         self.skip_whitespace();
         if self.peek() == Some(b'}') {
             self.at += 1;
@@ -300,26 +300,28 @@ impl<'a> Parser<'a> {
             self.skip_whitespace();
             self.expect(b':')?;
             self.skip_whitespace();
-            match field_index(&key) {
-                Some(index) => {
-                    if fields[index].is_some() {
-                        return Err(NotJson); // a duplicate key
-                    }
-                    fields[index] = Some(self.member_value()?);
-                }
-                None => {
-                    if others.contains(&key) {
-                        return Err(NotJson);
-                    }
-                    others.push(key);
-                    self.value(2)?;
-                }
+            member(self, key)?;
+            if !self.object_continues()? {
+                return Ok(());
             }
-            if self.object_continues()? {
-                continue;
-            }
-            return Ok(());
         }
+    }
+
+    /// The top-level object, after its `{`: the members in FIELDS into `fields`.
+    fn top_object(&mut self, fields: &mut Fields<'a>) -> Result<()> {
+        let mut others: Vec<Cow<'a, str>> = Vec::new();
+        self.members(|parser, key| match field_index(&key) {
+            Some(index) if fields[index].is_some() => Err(NotJson), // a duplicate key
+            Some(index) => {
+                fields[index] = Some(parser.member_value()?);
+                Ok(())
+            }
+            None if others.contains(&key) => Err(NotJson),
+            None => {
+                others.push(key);
+                parser.value(2)
+            }
+        })
     }
 
     /// After a member: `,` and the next key's quote (true) or `}` (false).
@@ -392,26 +394,13 @@ impl<'a> Parser<'a> {
             return Err(NotJson);
         }
         let mut keys: Vec<Cow<'a, str>> = Vec::new();
-        self.skip_whitespace();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(());
-        }
-        self.expect(b'"')?;
-        loop {
-            let key = self.string_after_quote()?;
+        self.members(|parser, key| {
             if keys.contains(&key) {
-                return Err(NotJson);
+                return Err(NotJson); // a duplicate key
             }
             keys.push(key);
-            self.skip_whitespace();
-            self.expect(b':')?;
-            self.skip_whitespace();
-            self.value(depth + 1)?;
-            if !self.object_continues()? {
-                return Ok(());
-            }
-        }
+            parser.value(depth + 1)
+        })
     }
 
     fn array(&mut self, depth: usize) -> Result<()> {
