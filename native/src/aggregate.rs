@@ -208,7 +208,12 @@ pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient:
         if fresh == 0 {
             continue;
         }
-        work.merged.sort_by(|&a, &b| hit_order(hits, a, b));
+        if !work
+            .merged
+            .is_sorted_by(|&a, &b| hit_order(hits, a, b) != Ordering::Greater)
+        {
+            work.merged.sort_by(|&a, &b| hit_order(hits, a, b)); // stable, like sorted()
+        }
         let kept_len = work.merged.len().min(max);
         let dropped = excess(work.merged.len(), max) - excess(work.before.len(), max);
         out.over_limit += dropped;

@@ -161,15 +161,14 @@ pub fn parse_canonical<'a>(text: &'a str, fields: &mut Fields<'a>) -> Option<()>
         fields[5] = Some(Value::Int(Some(cursor.integer()?)));
         cursor.literal(b",\"url_id\":")?;
         fields[6] = Some(Value::Int(Some(cursor.integer()?)));
-        for (index, key) in [
-            (7, &b",\"token\":\""[..]),
-            (8, b",\"p\":\""),
-            (9, b",\"ua\":\""),
-            (10, b",\"ip\":\""),
-        ] {
-            cursor.literal(key)?;
-            fields[index] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
-        }
+        cursor.literal(b",\"token\":\"")?;
+        fields[7] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
+        cursor.literal(b",\"p\":\"")?;
+        fields[8] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
+        cursor.literal(b",\"ua\":\"")?;
+        fields[9] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
+        cursor.literal(b",\"ip\":\"")?;
+        fields[10] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
         if cursor.literal(b",\"request_id\":\"").is_some() {
             fields[11] = Some(Value::Str(Cow::Borrowed(cursor.string()?)));
         }
