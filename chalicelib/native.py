@@ -122,7 +122,7 @@ class Backend:
             return core.aggregate(new_hits, prior, max_hits_per_recipient)
         try:
             recipients, deliveries, duplicates, over_limit = module.aggregate(
-                new_hits, prior, core.Hit, core.RecipientUpdate, max_hits_per_recipient)
+                new_hits, prior, core.Hit, core.RecipientUpdate, min(max_hits_per_recipient, sys.maxsize))
         except module.Unsupported:
             return core.aggregate(new_hits, prior, max_hits_per_recipient)
         return _aggregates(recipients, deliveries, duplicates, over_limit)

@@ -111,7 +111,7 @@ def test_objects_that_are_not_hits_and_odd_caps_fall_back() -> None:
     odd = Hit(Subclass("0" * 32), T0, "open", DELIVERIES[0], 1, 1, "ua", "ip")
     assert_same(NATIVE.aggregate([odd]), core.aggregate([odd]))
     ordinary = [Hit(f"{index:032x}", T0 + index, "click", DELIVERIES[0], 1, 4, "ua", "ip") for index in range(5)]
-    for cap in (-1, -3):
+    for cap in (-1, -3, 2**70):
         assert_same(NATIVE.aggregate(ordinary, None, cap), core.aggregate(ordinary, None, cap))
 
 
