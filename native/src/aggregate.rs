@@ -3,10 +3,10 @@
 //! contract).
 //!
 //! The core ([`aggregate`]) works on hit handles (`u32`) through [`HitSet`],
-//! so it runs on the parser's compact hits ([`crate::logs::ParsedLog`], for
-//! `process_log`) and on hits given from Python ([`HitTable`], for
-//! `aggregate` with prior state) alike. Recipients come grouped and sorted by
-//! the caller ([`group_parsed`], [`HitTable::group`]).
+//! so it runs on the parser's compact hits (copied into recipient order, for
+//! `process_log`: [`aggregate_parsed`]) and on hits given from Python
+//! ([`HitTable`], for `aggregate` with prior state) alike. Recipients come
+//! grouped and sorted by the caller ([`group_parsed`], [`HitTable::group`]).
 //!
 //! Integers are i64 here (Python's are unbounded; the Python face falls back
 //! to the reference for hits outside i64); bucket starts are computed in
@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use foldhash::fast::RandomState;
 
-use crate::logs::{Kind, ParsedLog};
+use crate::logs::{Hit, Kind, ParsedLog};
 
 pub const OPEN_DEDUP_MS: i64 = 60_000;
 pub const BUCKET_MS: i128 = 300_000;
@@ -394,39 +394,6 @@ fn delta<H: HitSet>(hits: &H, totals: Totals) -> Option<DeliveryDelta> {
 
 // --------------------------------------------------------------------------- parsed hits
 
-impl HitSet for ParsedLog {
-    const IDS_MAY_REPEAT: bool = false;
-    fn ts(&self, hit: u32) -> i64 {
-        self.hits[hit as usize].ts as i64 // at most 2**53 - 1
-    }
-    fn kind(&self, hit: u32) -> Option<Kind> {
-        Some(self.hits[hit as usize].kind)
-    }
-    fn url_id(&self, hit: u32) -> i64 {
-        self.hits[hit as usize].url_id as i64
-    }
-    fn ua(&self, hit: u32) -> u32 {
-        self.hits[hit as usize].ua
-    }
-    fn ua_text(&self, ua: u32) -> &str {
-        &self.user_agents()[ua as usize]
-    }
-    fn ip(&self, hit: u32) -> &[u8] {
-        self.ip_bytes(&self.hits[hit as usize])
-    }
-    /// An object's hits have distinct hit ids: the index is the id.
-    fn id(&self, hit: u32) -> u32 {
-        hit
-    }
-    fn id_count(&self) -> usize {
-        self.hits.len()
-    }
-    fn id_cmp(&self, a: u32, b: u32) -> Ordering {
-        // Fixed-length lower-case hex: numeric order is string order.
-        self.hits[a as usize].hit_id.cmp(&self.hits[b as usize].hit_id)
-    }
-}
-
 /// `aggregate(parsed.hits, {})` grouped: recipients (delivery id, log id) in
 /// ascending order (fixed-length lower-case hex sorts as its number), each
 /// with its hits in line order; deliveries numbered in that order.
@@ -487,13 +454,63 @@ pub fn group_parsed(parsed: &ParsedLog) -> (Vec<Group>, Vec<u32>, Vec<u64>) {
 /// Also returns the delivery ids, by the numbers the groups use.
 pub fn aggregate_parsed(parsed: &ParsedLog, max_hits_per_recipient: usize) -> (Aggregates, Vec<Group>, Vec<u64>) {
     let (groups, new, deliveries) = group_parsed(parsed);
+    // The hits copied into recipient order in one tight loop (the CPU overlaps
+    // its scattered reads), so the aggregation then reads them in order.
+    let gathered = Gathered {
+        parsed,
+        hits: new.iter().map(|&index| parsed.hits[index as usize]).collect(),
+    };
+    let in_order: Vec<u32> = (0..new.len() as u32).collect();
     let input = Input {
         groups: &groups,
-        new: &new,
+        new: &in_order,
         prior: &[],
         duplicates: 0,
     };
-    (aggregate(parsed, &input, max_hits_per_recipient), groups, deliveries)
+    let mut aggregates = aggregate(&gathered, &input, max_hits_per_recipient);
+    for hit in &mut aggregates.kept {
+        *hit = new[*hit as usize]; // back to positions in the parsed hits
+    }
+    (aggregates, groups, deliveries)
+}
+
+/// An object's hits in recipient order; a hit is its position here.
+struct Gathered<'a> {
+    parsed: &'a ParsedLog,
+    hits: Vec<Hit>,
+}
+
+impl HitSet for Gathered<'_> {
+    const IDS_MAY_REPEAT: bool = false;
+    fn ts(&self, hit: u32) -> i64 {
+        self.hits[hit as usize].ts as i64 // at most 2**53 - 1
+    }
+    fn kind(&self, hit: u32) -> Option<Kind> {
+        Some(self.hits[hit as usize].kind)
+    }
+    fn url_id(&self, hit: u32) -> i64 {
+        self.hits[hit as usize].url_id as i64
+    }
+    fn ua(&self, hit: u32) -> u32 {
+        self.hits[hit as usize].ua
+    }
+    fn ua_text(&self, ua: u32) -> &str {
+        &self.parsed.user_agents()[ua as usize]
+    }
+    fn ip(&self, hit: u32) -> &[u8] {
+        self.parsed.ip_bytes(&self.hits[hit as usize])
+    }
+    /// An object's hits have distinct hit ids: the position is the id.
+    fn id(&self, hit: u32) -> u32 {
+        hit
+    }
+    fn id_count(&self) -> usize {
+        self.hits.len()
+    }
+    fn id_cmp(&self, a: u32, b: u32) -> Ordering {
+        // Fixed-length lower-case hex: numeric order is string order.
+        self.hits[a as usize].hit_id.cmp(&self.hits[b as usize].hit_id)
+    }
 }
 
 // --------------------------------------------------------------------------- hits given one by one

@@ -400,9 +400,9 @@ fn counters<'py>(py: Python<'py>, values: &[(&'static str, i64)]) -> PyResult<Bo
 }
 
 /// [(delivery_id, indicators, urls, buckets, user_agents)]: DeliveryDelta's fields.
-fn deliveries_list<'py, H: HitSet>(
+fn deliveries_list<'py, 'a>(
     py: Python<'py>,
-    hits: &H,
+    ua_text: impl Fn(u32) -> &'a str,
     deltas: &[DeliveryDelta],
     delivery_id: impl Fn(u32) -> String,
 ) -> PyResult<Bound<'py, PyList>> {
@@ -418,7 +418,7 @@ fn deliveries_list<'py, H: HitSet>(
         }
         let user_agents = PyDict::new(py);
         for (ua, values) in &delta.user_agents {
-            user_agents.set_item(hits.ua_text(*ua), counters(py, values)?)?;
+            user_agents.set_item(ua_text(*ua), counters(py, values)?)?;
         }
         out.append((
             delivery_id(delta.delivery),
@@ -494,7 +494,8 @@ fn process_log<'py>(
         (log, aggregated)
     });
     let delivery_ids: Vec<String> = deliveries.iter().map(|&id| logs::hex16(id)).collect();
-    let deliveries_out = deliveries_list(py, &log, &aggregates.deliveries, |index| {
+    let ua_text = |ua: u32| &*log.user_agents()[ua as usize];
+    let deliveries_out = deliveries_list(py, ua_text, &aggregates.deliveries, |index| {
         delivery_ids[index as usize].clone()
     })?;
     let (duplicates, over_limit) = (aggregates.duplicates, aggregates.over_limit);
@@ -637,7 +638,7 @@ fn aggregate_hits<'py>(
             update.over_limit,
         ))?)?;
     }
-    let deliveries = deliveries_list(py, &table, &aggregates.deliveries, delivery_id)?;
+    let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;
     (updates, deliveries, aggregates.duplicates, aggregates.over_limit).into_pyobject(py)
 }
 
