@@ -24,10 +24,6 @@ import sys
 from bench import coldstart, hitpath, ingest, inputs, tracking_core, tracking_workflow
 
 
-def _ratio(value: object) -> str:
-    return value if isinstance(value, str) else f"{value:.2f}x"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sendtrail benchmarks")
     parser.add_argument("--hits", type=int, default=1_000_000)
@@ -45,10 +41,14 @@ def main(argv: list[str] | None = None) -> int:
         result = ingest.measure(standard)
         print(f"ingest hits={result['hits']} python_hits_per_s={result['python_hits_per_s']} "
               f"native_hits_per_s={result['native_hits_per_s']} floor_hits_per_s={result['floor_hits_per_s']} "
-              f"native_vs_python={_ratio(result['native_vs_python'])} native_vs_floor={result['native_vs_floor']} "
+              f"native_vs_python={result['native_vs_python']:.2f}x native_vs_floor={result['native_vs_floor']} "
               f"python_peak_mb={result['python_peak_mb']} native_peak_mb={result['native_peak_mb']}")
-        print(f"ingest_detail floor_peak_mb={result['floor_peak_mb']} "
-              f"note=python_and_native_pending_until_the_workflow_core_lands", flush=True)
+        print(f"ingest_detail native_s={result['native_s']} python_s={result['python_s']} "
+              f"floor_s={result['floor_s']} floor_peak_mb={result['floor_peak_mb']} "
+              f"native_peak_vs_decompressed={result['native_peak_vs_object']}x recipients={result['recipients']} "
+              f"native_materialized_s={result['materialized_s']} "
+              f"native_materialized_peak_mb={result['materialized_peak_mb']} "
+              f"materialized_objects={result['materialized_objects']}", flush=True)
     if "hitpath" in only:
         result = hitpath.measure()
         print(f"hitpath overhead={result['overhead']:.2f}x")

@@ -1,9 +1,11 @@
 """The native ingestion layer (`sendtrail_native`, Rust), or the Python reference.
 
-The tracking workflow's hot path (re-verifying every hit's token, and, with
-the workflow, parsing and aggregating the logs) has two implementations that
-give the same answers: the Python reference in chalicelib (always there) and
-the Rust module from the Lambda layer (native/, built by `make layer`).
+The tracking workflow's hot path (parsing every redirection-log object,
+re-verifying every hit's token, and aggregating the hits: core.parse_log,
+core.aggregate, core.process_log and tokens.verify) has two implementations
+that give the same answers: the Python reference in chalicelib (always there)
+and the Rust module from the Lambda layer (native/, built by `make layer`).
+`Backend` gives both one API returning core's own dataclasses.
 SENDTRAIL_NATIVE picks one:
 
     auto  the native module when it imports, the Python reference otherwise
@@ -16,25 +18,42 @@ dimension `mode`; through chalicelib/metrics.py, flushed with the
 invocation's other metrics), so a fleet that lost its layer shows on a
 graph rather than only in its bill.
 
+What the native module returns differs from the reference's in one way the
+workflow never sees: the hits of a ParsedLog (and process_log's recipient
+updates) are a `sendtrail_native.LazyTuple`, a read-only sequence that makes
+each core.Hit when it is read (and compares equal to the tuple of them), so a
+million-hit object costs no million Python objects unless they are used.
+
+The native module is used where it represents the input exactly, and the
+reference runs otherwise: a key ring value that is not bytes, data that is
+not bytes-like, hits that are not exactly core.Hit or whose integers pass 64
+bits, a negative per-recipient cap. Those are never what the workflow
+passes; the fallback keeps the answers identical anyway.
+
 Only the workflow uses this module. The hit path never does (it verifies one
 token per request in Python and must import without the layer).
 """
 
 from __future__ import annotations
 
+import collections.abc
 import importlib
 import logging
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from chalicelib import metrics, tokens
+from chalicelib.tracking import core
 
 MODES = ("auto", "on", "off")
 MODULE_NAME = "sendtrail_native"
 # What this code calls on the module: a layer older than the code is not used.
-REQUIRED_ATTRIBUTES = ("verify_token", "InvalidToken")
+REQUIRED_ATTRIBUTES = ("verify_token", "InvalidToken", "parse_log", "process_log", "aggregate", "LazyTuple",
+                       "Unsupported")
+KEY_IDS = range(256)  # a token's key id is one byte: the only ids verify ever looks up
 METRIC_NAMESPACE = metrics.NAMESPACE
 FALLBACK_METRIC = metrics.NATIVE_FALLBACK
 
@@ -77,6 +96,82 @@ class Backend:
             raise tokens.InvalidToken(error.reason) from None
         return tokens.TokenClaims(kind, key_id, delivery_id, log_id, url_id)
 
+    def parse_log(self, data: bytes, keys: Mapping[int, bytes]) -> core.ParsedLog:
+        """core.parse_log, by this backend."""
+        native = self._native_arguments(data, keys)
+        if native is None:
+            return core.parse_log(data, keys)
+        module, blob, ring = native
+        return _parsed_log(module.parse_log(blob, ring, core.Hit, **_limits()))
+
+    def process_log(self, data: bytes, keys: Mapping[int, bytes]) -> tuple[core.ParsedLog, core.Aggregates]:
+        """core.process_log, by this backend."""
+        native = self._native_arguments(data, keys)
+        if native is None:
+            return core.process_log(data, keys)
+        module, blob, ring = native
+        parsed, (recipients, deliveries, duplicates, over_limit) = module.process_log(
+            blob, ring, core.Hit, core.RecipientUpdate, max_hits_per_recipient=core.MAX_HITS_PER_RECIPIENT,
+            **_limits())
+        return _parsed_log(parsed), _aggregates(recipients, deliveries, duplicates, over_limit)
+
+    def aggregate(self, new_hits: Sequence[core.Hit], prior: Mapping[tuple[str, int], Sequence[core.Hit]] | None = None,
+                  max_hits_per_recipient: int = core.MAX_HITS_PER_RECIPIENT) -> core.Aggregates:
+        """core.aggregate, by this backend (the updates hold the very hit objects given)."""
+        module = self.module
+        if module is None or type(max_hits_per_recipient) is not int or max_hits_per_recipient < 0:
+            return core.aggregate(new_hits, prior, max_hits_per_recipient)
+        try:
+            recipients, deliveries, duplicates, over_limit = module.aggregate(
+                new_hits, prior, core.Hit, core.RecipientUpdate, min(max_hits_per_recipient, sys.maxsize))
+        except module.Unsupported:
+            return core.aggregate(new_hits, prior, max_hits_per_recipient)
+        return _aggregates(recipients, deliveries, duplicates, over_limit)
+
+    def _native_arguments(self, data: Any, keys: Any) -> tuple[ModuleType, bytes, dict[int, bytes]] | None:
+        """(module, data as bytes, key ring as a dict) when the native module can take them; None otherwise."""
+        module = self.module
+        if module is None:
+            return None
+        if isinstance(data, (bytearray, memoryview)):
+            data = bytes(data)
+        elif type(data) is not bytes:
+            return None  # the reference's bytes(data) decides what it means
+        ring = native_key_ring(keys)
+        return None if ring is None else (module, data, ring)
+
+
+def native_key_ring(keys: Any) -> dict[int, bytes] | None:
+    """The key ring as verify sees it (`keys.get(key_id)` for every one-byte id), or None when a value
+    is one hmac would refuse (the reference raises TypeError on such a key only when a token uses it)."""
+    try:
+        found = {key_id: keys.get(key_id) for key_id in KEY_IDS}
+    except Exception:  # noqa: BLE001 - not a mapping the native module can take; the reference decides
+        return None
+    ring = {key_id: secret for key_id, secret in found.items() if secret is not None}
+    if not all(isinstance(secret, (bytes, bytearray)) for secret in ring.values()):
+        return None
+    return ring
+
+
+def _limits() -> dict[str, int]:
+    """The reference's limits as they are now (tests move MAX_OBJECT_BYTES; the interpreter sets the other)."""
+    return {"max_object_bytes": core.MAX_OBJECT_BYTES, "max_int_digits": sys.get_int_max_str_digits()}
+
+
+def _parsed_log(parsed: tuple[Any, ...]) -> core.ParsedLog:
+    lines, hits, rejected, duplicates, rejections = parsed
+    return core.ParsedLog(lines, hits, dict(rejected), duplicates,
+                          tuple(core.Rejection(*rejection) for rejection in rejections))
+
+
+def _aggregates(recipients: Sequence[core.RecipientUpdate], deliveries: list[tuple[Any, ...]], duplicates: int,
+                over_limit: int) -> core.Aggregates:
+    if isinstance(recipients, list):
+        recipients = tuple(recipients)
+    return core.Aggregates(recipients, tuple(core.DeliveryDelta(*delivery) for delivery in deliveries), duplicates,
+                           over_limit)
+
 
 def select(mode: str, import_module: Callable[[str], ModuleType] = importlib.import_module) -> Backend:
     """The backend for `mode` (auto, on, off); NativeUnavailable when `on` cannot be honoured."""
@@ -93,6 +188,8 @@ def select(mode: str, import_module: Callable[[str], ModuleType] = importlib.imp
         if mode == "on":
             raise NativeUnavailable(f"SENDTRAIL_NATIVE=on but the native module is unusable: {error}") from error
         return Backend(mode, None, f"native module unusable ({error}); using the Python reference")
+    if isinstance(getattr(module, "LazyTuple", None), type):
+        collections.abc.Sequence.register(module.LazyTuple)
     return Backend(mode, module, f"{MODULE_NAME} {getattr(module, '__version__', '?')}")
 
 

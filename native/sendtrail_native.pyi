@@ -1,14 +1,60 @@
-"""sendtrail's native ingestion layer (Rust). See native/src/python.rs and chalicelib/native.py."""
+"""sendtrail's native ingestion layer (Rust). See native/src/python.rs and chalicelib/native.py.
 
-from typing import Mapping
+chalicelib/native.py is the way in: it turns these tuples into the dataclasses
+of chalicelib.tracking.core, passes the reference's limits, and runs the
+reference for inputs these functions do not take.
+"""
+
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar, overload
 
 __version__: str
 REASONS: list[str]  # ["malformed", "unknown_key", "bad_signature"]
+LOG_REASONS: list[str]  # chalicelib.tracking.core.REASONS, in order
+
+_T = TypeVar("_T")
 
 class InvalidToken(ValueError):
     """The token is not one of ours; `reason` is one of REASONS (as chalicelib.tokens.InvalidToken)."""
 
     reason: str
 
+class Unsupported(Exception):
+    """`aggregate` was given hits it does not represent (not exactly the hit type, ints past 64 bits,
+    non-Unicode strings): run the reference instead."""
+
+class LazyTuple(Sequence[_T]):
+    """A read-only sequence whose items (core.Hit or core.RecipientUpdate) are made when read; equal to the
+    tuple of its items. Slicing gives a tuple."""
+
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: int) -> _T: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[_T, ...]: ...
+    def __iter__(self) -> Iterator[_T]: ...
+
 def verify_token(token: str, keys: Mapping[int, bytes], params: str = "") -> tuple[int, int, str, int, int]:
     """(kind, key_id, delivery_id, log_id, url_id) of a genuine token; InvalidToken otherwise."""
+
+ParsedTuple = tuple[int, LazyTuple[Any], list[tuple[str, int]], int, list[tuple[int, str, str | None, bytes]]]
+"""(lines, hits, [(reason, count)], duplicates, [(line, reason, field, data)]): core.ParsedLog's fields."""
+
+DeliveryTuple = tuple[str, dict[str, int], dict[int, dict[str, int]], dict[int, dict[str, int]],
+                      dict[str, dict[str, int]]]
+"""(delivery_id, indicators, urls, buckets, user_agents): core.DeliveryDelta's fields."""
+
+def parse_log(data: bytes | bytearray, keys: dict[int, bytes], hit_type: Callable[..., Any], *,
+              max_object_bytes: int = ..., max_int_digits: int = 4300) -> ParsedTuple:
+    """core.parse_log: `keys` maps key ids 0-255 to secrets; hits are made with `hit_type`."""
+
+def process_log(data: bytes | bytearray, keys: dict[int, bytes], hit_type: Callable[..., Any],
+                recipient_type: Callable[..., Any], *, max_hits_per_recipient: int = 500, max_object_bytes: int = ...,
+                max_int_digits: int = 4300
+                ) -> tuple[ParsedTuple, tuple[LazyTuple[Any], list[DeliveryTuple], int, int]]:
+    """core.process_log: the parse, and (recipient updates, deliveries, duplicates, over_limit)."""
+
+def aggregate(new_hits: Sequence[Any], prior: Mapping[tuple[str, int], Sequence[Any]] | None,
+              hit_type: type, recipient_type: Callable[..., Any], max_hits_per_recipient: int
+              ) -> tuple[list[Any], list[DeliveryTuple], int, int]:
+    """core.aggregate on hit_type objects: (recipient updates holding the given hits, deliveries, duplicates,
+    over_limit). Unsupported for hits it does not represent."""

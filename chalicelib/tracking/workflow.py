@@ -71,7 +71,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from chalicelib import metrics
+from chalicelib import metrics, native
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
     INDICATORS,
@@ -256,7 +256,7 @@ class TrackingWorkflow:
                 break
             chunk = objects[position:position + chunk_size]
             for (hour, key), data in zip(chunk, self._parallel(lambda item: self.logs.read(item[1]), chunk)):
-                result = core.parse_log(data, keys)
+                result = native.backend().parse_log(data, keys)
                 parsed.append((hour, key, result))
                 hits += len(result.hits)
             position += len(chunk)
@@ -283,7 +283,7 @@ class TrackingWorkflow:
                 for _, _, result in parsed for hit in result.hits]
         stored = self.tracking.get_recipients({hit.recipient for hit in hits}) if hits else {}
         prior = {key: decode_hits(item) for key, item in stored.items()}
-        aggregates = core.aggregate(hits, prior, self.limits.max_hits_per_recipient)
+        aggregates = native.backend().aggregate(hits, prior, self.limits.max_hits_per_recipient)
 
         unknown = [(update.delivery_id, update.log_id) for update in aggregates.recipients
                    if not stored.get((update.delivery_id, update.log_id), {}).get("recipient_id")]

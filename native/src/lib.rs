@@ -6,10 +6,13 @@
 //!
 //! - [`tokens`]: signed tracking tokens (`chalicelib/tokens.py`).
 //! - [`base64url`]: canonical unpadded base64url, as the tokens need it.
-//!
-//! The log parser and aggregator (the tracking workflow's core) plugs in as
-//! its own module beside `tokens`, using [`tokens::Keys`] to re-verify every
-//! record, and gets its Python binding in `python.rs`.
+//! - [`logs`]: `parse_log` of the tracking workflow's core
+//!   (`chalicelib/tracking/core.py`): one redirection-log object to verified,
+//!   deduplicated hits and rejections by reason, streamed; with
+//!   [`gzip`] (CPython's GzipFile, step for step) and [`json`] (the
+//!   reference's strict `json.loads`).
+//! - [`aggregate`]: the core's `aggregate`: hits merged with each recipient's
+//!   stored hits, counter deltas per delivery.
 //!
 //! The Python face lives behind the `python` feature (what maturin builds),
 //! so `cargo test` and the fuzz targets build without Python. Everything
@@ -17,7 +20,11 @@
 
 #![deny(unsafe_code)]
 
+pub mod aggregate;
 pub mod base64url;
+pub mod gzip;
+pub mod json;
+pub mod logs;
 pub mod tokens;
 
 #[cfg(feature = "python")]

@@ -18,13 +18,27 @@
 //! turns the tuple into `TokenClaims` and the exception into
 //! `chalicelib.tokens.InvalidToken`, so callers see one API whichever
 //! implementation runs.
+//!
+//! `parse_log`, `process_log` and `aggregate` are the tracking core's
+//! functions (`chalicelib/tracking/core.py`) over [`crate::logs`] and
+//! [`crate::aggregate`]: they return tuples of core's dataclass fields, which
+//! `chalicelib/native.py` wraps in the dataclasses; the parsed hits and
+//! `process_log`'s recipient updates are [`LazyTuple`]s, made as Python
+//! objects only when read. Parsing runs without the GIL.
 
+use std::sync::Arc;
+
+use pyo3::basic::CompareOp;
 use pyo3::create_exception;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyException, PyIndexError, PyTypeError, PyValueError};
+use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyList, PySlice, PyString, PyTuple};
 
+use crate::aggregate::{self, Aggregates, DeliveryDelta, Group, HitFields, HitSet, HitTable};
+use crate::json;
+use crate::logs::{self, Kind, ParsedLog};
 use crate::tokens::{self, Reason};
 
 create_exception!(
@@ -129,11 +143,517 @@ fn verify_token<'py>(
     ))
 }
 
+// --------------------------------------------------------------------------- logs
+
+create_exception!(
+    sendtrail_native,
+    Unsupported,
+    PyException,
+    "The hits are outside what the native aggregation represents (not exactly core.Hit, ints past 64 bits, \
+     strings that are not Unicode); chalicelib/native.py then runs the Python reference."
+);
+
+fn unsupported(what: &str) -> PyErr {
+    Unsupported::new_err(what.to_string())
+}
+
+/// The key ring as chalicelib/native.py hands it over: a dict of key id (0-255) -> bytes.
+fn key_ring(keys: &Bound<'_, PyDict>) -> PyResult<tokens::Keys> {
+    let mut ring = tokens::Keys::new();
+    for (key_id, secret) in keys.iter() {
+        let secret: PyBackedBytes = secret.extract()?;
+        ring.insert(key_id.extract::<u8>()?, &secret);
+    }
+    Ok(ring)
+}
+
+/// What the lazy sequences read from: a parsed object, and its aggregation
+/// when `process_log` made one.
+struct Shared {
+    log: ParsedLog,
+    hit_type: Py<PyAny>,
+    recipients: Option<Recipients>,
+}
+
+struct Recipients {
+    recipient_type: Py<PyAny>,
+    aggregates: Aggregates,
+    groups: Vec<Group>,
+    deliveries: Vec<u64>,
+}
+
+fn kind_name<'py>(py: Python<'py>, kind: Kind) -> &'py Bound<'py, PyString> {
+    match kind {
+        Kind::Click => intern!(py, "click"),
+        Kind::Open => intern!(py, "open"),
+        Kind::Optout => intern!(py, "optout"),
+        Kind::Mirror => intern!(py, "mirror"),
+    }
+}
+
+/// `core.Hit` for a parsed hit.
+fn hit_object<'py>(py: Python<'py>, shared: &Shared, index: u32) -> PyResult<Bound<'py, PyAny>> {
+    let log = &shared.log;
+    let hit = &log.hits[index as usize];
+    shared.hit_type.bind(py).call1((
+        logs::hex32(hit.hit_id),
+        hit.ts,
+        kind_name(py, hit.kind),
+        logs::hex16(hit.delivery_id),
+        hit.log_id,
+        hit.url_id,
+        log.ua(hit),
+        log.ip(hit),
+    ))
+}
+
+/// `core.RecipientUpdate` number `index` of `process_log`'s aggregation.
+fn recipient_object<'py>(py: Python<'py>, shared: &Shared, index: usize) -> PyResult<Bound<'py, PyAny>> {
+    let recipients = shared
+        .recipients
+        .as_ref()
+        .expect("a recipients sequence has recipients");
+    let update = &recipients.aggregates.recipients[index];
+    let group = &recipients.groups[update.group];
+    let hits = recipients.aggregates.kept[update.kept.clone()]
+        .iter()
+        .map(|&hit| hit_object(py, shared, hit))
+        .collect::<PyResult<Vec<_>>>()?;
+    recipients.recipient_type.bind(py).call1((
+        logs::hex16(recipients.deliveries[group.delivery as usize]),
+        group.log_id,
+        PyTuple::new(py, hits)?,
+        update.added,
+        update.over_limit,
+    ))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Items {
+    Hits,
+    Recipients,
+}
+
+/// An immutable sequence of `core.Hit` (or `core.RecipientUpdate`) objects,
+/// made when they are asked for: a million-hit object costs no million Python
+/// objects unless they are read. Behaves as the tuple of its items: len,
+/// indexing (negative too), slicing (to a tuple), iteration, == with tuples.
+/// Each access makes new (equal) objects.
+#[pyclass(frozen, sequence, module = "sendtrail_native")]
+struct LazyTuple {
+    shared: Arc<Shared>,
+    items: Items,
+}
+
+impl LazyTuple {
+    fn length(&self) -> usize {
+        match self.items {
+            Items::Hits => self.shared.log.hits.len(),
+            Items::Recipients => self
+                .shared
+                .recipients
+                .as_ref()
+                .map_or(0, |recipients| recipients.aggregates.recipients.len()),
+        }
+    }
+
+    fn item<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyAny>> {
+        match self.items {
+            Items::Hits => hit_object(py, &self.shared, index as u32),
+            Items::Recipients => recipient_object(py, &self.shared, index),
+        }
+    }
+
+    fn as_tuple<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let items = (0..self.length())
+            .map(|index| self.item(py, index))
+            .collect::<PyResult<Vec<_>>>()?;
+        PyTuple::new(py, items)
+    }
+}
+
+#[pymethods]
+impl LazyTuple {
+    fn __len__(&self) -> usize {
+        self.length()
+    }
+
+    fn __getitem__<'py>(&self, py: Python<'py>, index: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let length = self.length();
+        if let Ok(slice) = index.cast::<PySlice>() {
+            let range = slice.indices(length as isize)?;
+            let items = (0..range.slicelength)
+                .map(|step| self.item(py, (range.start + step as isize * range.step) as usize))
+                .collect::<PyResult<Vec<_>>>()?;
+            return Ok(PyTuple::new(py, items)?.into_any());
+        }
+        let position: isize = index.extract()?;
+        let resolved = if position < 0 {
+            position + length as isize
+        } else {
+            position
+        };
+        if resolved < 0 || resolved as usize >= length {
+            return Err(PyIndexError::new_err("tuple index out of range"));
+        }
+        self.item(py, resolved as usize)
+    }
+
+    fn __iter__(&self) -> LazyIterator {
+        LazyIterator {
+            shared: Arc::clone(&self.shared),
+            items: self.items,
+            next: 0,
+        }
+    }
+
+    fn __richcmp__<'py>(
+        &self,
+        py: Python<'py>,
+        other: &Bound<'py, PyAny>,
+        op: CompareOp,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if !matches!(op, CompareOp::Eq | CompareOp::Ne) {
+            return Ok(py.NotImplemented().into_bound(py));
+        }
+        let other = match other.cast::<LazyTuple>() {
+            Ok(lazy) => lazy.get().as_tuple(py)?.into_any(),
+            Err(_) => other.clone(),
+        };
+        self.as_tuple(py)?.into_any().rich_compare(other, op)
+    }
+
+    /// Pickled (and copied) as the plain tuple of its items.
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyTuple>,))> {
+        Ok((py.get_type::<PyTuple>().into_any(), (self.as_tuple(py)?,)))
+    }
+
+    fn __repr__(&self) -> String {
+        let what = match self.items {
+            Items::Hits => "hits",
+            Items::Recipients => "recipient updates",
+        };
+        format!("<sendtrail_native.LazyTuple of {} {what}>", self.length())
+    }
+}
+
+#[pyclass(module = "sendtrail_native")]
+struct LazyIterator {
+    shared: Arc<Shared>,
+    items: Items,
+    next: usize,
+}
+
+#[pymethods]
+impl LazyIterator {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(mut slf: PyRefMut<'py, Self>, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let lazy = LazyTuple {
+            shared: Arc::clone(&slf.shared),
+            items: slf.items,
+        };
+        if slf.next >= lazy.length() {
+            return Ok(None);
+        }
+        let index = slf.next;
+        slf.next += 1;
+        lazy.item(py, index).map(Some)
+    }
+}
+
+/// (lines, hits, [(reason, count)], duplicates, [(line, reason, field, data)]):
+/// ParsedLog's fields. An object-level rejection's data is `data` itself.
+fn parsed_tuple<'py>(py: Python<'py>, shared: &Arc<Shared>, data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    let log = &shared.log;
+    let rejected = PyList::empty(py);
+    for (reason, count) in log.rejected() {
+        rejected.append((reason.as_str(), count))?;
+    }
+    let rejections = PyList::empty(py);
+    if let Some(reason) = log.object {
+        rejections.append((0u64, reason.as_str(), py.None(), data))?;
+    }
+    for rejection in &log.rejections {
+        rejections.append((
+            rejection.line,
+            rejection.reason.as_str(),
+            rejection.field,
+            PyBytes::new(py, &rejection.data),
+        ))?;
+    }
+    let hits = LazyTuple {
+        shared: Arc::clone(shared),
+        items: Items::Hits,
+    };
+    (log.lines, hits, rejected, log.duplicates, rejections).into_pyobject(py)
+}
+
+fn counters<'py>(py: Python<'py>, values: &[(&'static str, i64)]) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for (name, value) in values {
+        dict.set_item(*name, *value)?;
+    }
+    Ok(dict)
+}
+
+/// [(delivery_id, indicators, urls, buckets, user_agents)]: DeliveryDelta's fields.
+fn deliveries_list<'py, 'a>(
+    py: Python<'py>,
+    ua_text: impl Fn(u32) -> &'a str,
+    deltas: &[DeliveryDelta],
+    delivery_id: impl Fn(u32) -> String,
+) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for delta in deltas {
+        let urls = PyDict::new(py);
+        for (url_id, values) in &delta.urls {
+            urls.set_item(url_id, counters(py, values)?)?;
+        }
+        let buckets = PyDict::new(py);
+        for (start, values) in &delta.buckets {
+            buckets.set_item(start, counters(py, values)?)?;
+        }
+        let user_agents = PyDict::new(py);
+        for (ua, values) in &delta.user_agents {
+            user_agents.set_item(ua_text(*ua), counters(py, values)?)?;
+        }
+        out.append((
+            delivery_id(delta.delivery),
+            counters(py, &delta.indicators)?,
+            urls,
+            buckets,
+            user_agents,
+        ))?;
+    }
+    Ok(out)
+}
+
+/// `parse_log`'s and `process_log`'s arguments in Rust terms.
+fn parse_arguments(
+    data: &Bound<'_, PyAny>,
+    keys: &Bound<'_, PyDict>,
+    max_object_bytes: usize,
+    max_int_digits: usize,
+) -> PyResult<(PyBackedBytes, tokens::Keys, logs::Limits)> {
+    let limits = logs::Limits {
+        max_object_bytes,
+        max_int_digits,
+    };
+    Ok((data.extract()?, key_ring(keys)?, limits))
+}
+
+/// Parse one redirection-log object (the reference's `parse_log`); see
+/// chalicelib/native.py for the tuple's meaning. `keys` is a dict of key id
+/// (0-255) -> bytes; the limits are the reference's (tests move them).
+#[pyfunction]
+#[pyo3(signature = (data, keys, hit_type, *, max_object_bytes = logs::MAX_OBJECT_BYTES,
+                    max_int_digits = json::DEFAULT_MAX_INT_DIGITS))]
+fn parse_log<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    keys: &Bound<'py, PyDict>,
+    hit_type: &Bound<'py, PyAny>,
+    max_object_bytes: usize,
+    max_int_digits: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (bytes, ring, limits) = parse_arguments(data, keys, max_object_bytes, max_int_digits)?;
+    let log = py.detach(|| logs::parse_log(&bytes, &ring, limits));
+    let shared = Arc::new(Shared {
+        log,
+        hit_type: hit_type.clone().unbind(),
+        recipients: None,
+    });
+    parsed_tuple(py, &shared, data)
+}
+
+/// Parse one object and aggregate its hits with no prior state (the
+/// reference's `process_log`): (parsed tuple as `parse_log`, (recipients,
+/// deliveries, duplicates, over_limit)). Hits and recipient updates are lazy.
+#[pyfunction]
+#[pyo3(signature = (data, keys, hit_type, recipient_type, *,
+                    max_hits_per_recipient = aggregate::MAX_HITS_PER_RECIPIENT,
+                    max_object_bytes = logs::MAX_OBJECT_BYTES, max_int_digits = json::DEFAULT_MAX_INT_DIGITS))]
+#[allow(clippy::too_many_arguments)]
+fn process_log<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    keys: &Bound<'py, PyDict>,
+    hit_type: &Bound<'py, PyAny>,
+    recipient_type: &Bound<'py, PyAny>,
+    max_hits_per_recipient: usize,
+    max_object_bytes: usize,
+    max_int_digits: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let (bytes, ring, limits) = parse_arguments(data, keys, max_object_bytes, max_int_digits)?;
+    let (log, (aggregates, groups, deliveries)) = py.detach(|| {
+        let log = logs::parse_log(&bytes, &ring, limits);
+        let aggregated = aggregate::aggregate_parsed(&log, max_hits_per_recipient);
+        (log, aggregated)
+    });
+    let delivery_ids: Vec<String> = deliveries.iter().map(|&id| logs::hex16(id)).collect();
+    let ua_text = |ua: u32| &*log.user_agents()[ua as usize];
+    let deliveries_out = deliveries_list(py, ua_text, &aggregates.deliveries, |index| {
+        delivery_ids[index as usize].clone()
+    })?;
+    let (duplicates, over_limit) = (aggregates.duplicates, aggregates.over_limit);
+    let shared = Arc::new(Shared {
+        log,
+        hit_type: hit_type.clone().unbind(),
+        recipients: Some(Recipients {
+            recipient_type: recipient_type.clone().unbind(),
+            aggregates,
+            groups,
+            deliveries,
+        }),
+    });
+    let recipients = LazyTuple {
+        shared: Arc::clone(&shared),
+        items: Items::Recipients,
+    };
+    let parsed = parsed_tuple(py, &shared, data)?;
+    (parsed, (recipients, deliveries_out, duplicates, over_limit)).into_pyobject(py)
+}
+
+fn exact_str<'py>(hit: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyString>> {
+    let value = hit.getattr(name)?;
+    if !value.is_exact_instance_of::<PyString>() {
+        return Err(unsupported("a str field that is not exactly str"));
+    }
+    Ok(value.cast_into::<PyString>()?)
+}
+
+fn exact_int(hit: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult<i64> {
+    let value = hit.getattr(name)?;
+    if !value.is_exact_instance_of::<PyInt>() {
+        return Err(unsupported("an int field that is not exactly int"));
+    }
+    value.extract::<i64>().map_err(|_| unsupported("an int past 64 bits"))
+}
+
+/// Read one `core.Hit` into the table.
+fn push_hit(table: &mut HitTable, hit: &Bound<'_, PyAny>, hit_type: &Bound<'_, PyAny>) -> PyResult<u32> {
+    let py = hit.py();
+    if !hit.get_type().is(hit_type) {
+        return Err(unsupported("a hit that is not exactly core.Hit"));
+    }
+    let hit_id = exact_str(hit, intern!(py, "hit_id"))?;
+    let ts = exact_int(hit, intern!(py, "ts"))?;
+    let kind = exact_str(hit, intern!(py, "kind"))?;
+    let delivery_id = exact_str(hit, intern!(py, "delivery_id"))?;
+    let log_id = exact_int(hit, intern!(py, "log_id"))?;
+    let url_id = exact_int(hit, intern!(py, "url_id"))?;
+    let ua = exact_str(hit, intern!(py, "ua"))?;
+    let ip = exact_str(hit, intern!(py, "ip"))?;
+    let text = |value: &Bound<'_, PyString>| -> PyResult<String> {
+        value
+            .to_str()
+            .map(str::to_owned)
+            .map_err(|_| unsupported("a string that is not Unicode (lone surrogates)"))
+    };
+    Ok(table.push(HitFields {
+        hit_id: &text(&hit_id)?,
+        ts,
+        kind: &text(&kind)?,
+        delivery_id: &text(&delivery_id)?,
+        log_id,
+        url_id,
+        ua: &text(&ua)?,
+        ip: &text(&ip)?,
+    }))
+}
+
+/// The reference's `aggregate(new_hits, prior, max_hits_per_recipient)` on
+/// `core.Hit` objects: (recipient updates, deliveries, duplicates,
+/// over_limit). Updates are made with `recipient_type` and hold the very hit
+/// objects given. Raises Unsupported for hits it does not represent.
+#[pyfunction]
+#[pyo3(name = "aggregate")]
+fn aggregate_hits<'py>(
+    py: Python<'py>,
+    new_hits: &Bound<'py, PyAny>,
+    prior: &Bound<'py, PyAny>,
+    hit_type: &Bound<'py, PyAny>,
+    recipient_type: &Bound<'py, PyAny>,
+    max_hits_per_recipient: usize,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let prior = if prior.is_truthy()? { Some(prior) } else { None };
+    let mut table = HitTable::default();
+    let mut objects: Vec<Bound<'py, PyAny>> = Vec::new();
+    let mut new_rows: Vec<u32> = Vec::new();
+    for hit in new_hits.try_iter()? {
+        let hit = hit?;
+        new_rows.push(push_hit(&mut table, &hit, hit_type)?);
+        objects.push(hit);
+    }
+    let grouped = table.group(&new_rows);
+    let mut prior_rows: Vec<u32> = Vec::new();
+    let mut groups: Vec<Group> = Vec::with_capacity(grouped.recipients.len());
+    let mut delivery_numbers: Vec<u32> = Vec::new();
+    let empty = PyTuple::empty(py);
+    for (delivery, log_id, new) in &grouped.recipients {
+        let start = prior_rows.len();
+        if let Some(prior) = prior {
+            let key = (table.delivery_id(*delivery).to_owned(), *log_id);
+            for hit in prior.call_method1(intern!(py, "get"), (key, &empty))?.try_iter()? {
+                let hit = hit?;
+                prior_rows.push(push_hit(&mut table, &hit, hit_type)?);
+                objects.push(hit);
+            }
+        }
+        if delivery_numbers.last() != Some(delivery) {
+            delivery_numbers.push(*delivery);
+        }
+        groups.push(Group {
+            delivery: (delivery_numbers.len() - 1) as u32,
+            log_id: *log_id,
+            new: new.clone(),
+            prior: start..prior_rows.len(),
+        });
+    }
+    let input = aggregate::Input {
+        groups: &groups,
+        new: &grouped.new,
+        prior: &prior_rows,
+        duplicates: grouped.duplicates,
+    };
+    let aggregates = aggregate::aggregate(&table, &input, max_hits_per_recipient);
+    let delivery_id = |number: u32| table.delivery_id(delivery_numbers[number as usize]).to_owned();
+    let updates = PyList::empty(py);
+    for update in &aggregates.recipients {
+        let group = &groups[update.group];
+        let hits = PyTuple::new(
+            py,
+            aggregates.kept[update.kept.clone()]
+                .iter()
+                .map(|&hit| &objects[hit as usize]),
+        )?;
+        updates.append(recipient_type.call1((
+            delivery_id(group.delivery),
+            group.log_id,
+            hits,
+            update.added,
+            update.over_limit,
+        ))?)?;
+    }
+    let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;
+    (updates, deliveries, aggregates.duplicates, aggregates.over_limit).into_pyobject(py)
+}
+
 #[pymodule]
 fn sendtrail_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    module.add("InvalidToken", module.py().get_type::<InvalidToken>())?;
+    module.add("InvalidToken", py.get_type::<InvalidToken>())?;
+    module.add("Unsupported", py.get_type::<Unsupported>())?;
     module.add("REASONS", Reason::ALL.map(Reason::as_str).to_vec())?;
+    module.add("LOG_REASONS", logs::Reason::ALL.map(logs::Reason::as_str).to_vec())?;
+    module.add_class::<LazyTuple>()?;
     module.add_function(wrap_pyfunction!(verify_token, module)?)?;
+    module.add_function(wrap_pyfunction!(parse_log, module)?)?;
+    module.add_function(wrap_pyfunction!(process_log, module)?)?;
+    module.add_function(wrap_pyfunction!(aggregate_hits, module)?)?;
     Ok(())
 }

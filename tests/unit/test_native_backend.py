@@ -24,7 +24,9 @@ def _missing(name: str) -> types.ModuleType:
 
 
 def _fake_module(**attributes: Any) -> Any:
-    return lambda name: types.SimpleNamespace(__version__="9.9", **attributes)
+    """A module with every required attribute (None unless given)."""
+    everything = {name: None for name in native.REQUIRED_ATTRIBUTES} | attributes
+    return lambda name: types.SimpleNamespace(__version__="9.9", **everything)
 
 
 def test_off_uses_the_python_reference_without_importing() -> None:
@@ -36,15 +38,16 @@ def test_off_uses_the_python_reference_without_importing() -> None:
 
 def test_auto_falls_back_when_the_module_is_missing_or_too_old() -> None:
     assert native.select("auto", import_module=_missing).name == "python"
-    too_old = native.select("auto", import_module=_fake_module(InvalidToken=ValueError))
-    assert too_old.name == "python" and "verify_token" in too_old.reason
+    too_old = native.select("auto", import_module=lambda name: types.SimpleNamespace(
+        __version__="0.1.0", verify_token=None, InvalidToken=ValueError))  # a layer from before the log parser
+    assert too_old.name == "python" and "parse_log" in too_old.reason
 
 
 def test_on_fails_loudly_when_the_module_is_missing() -> None:
     with pytest.raises(native.NativeUnavailable, match="SENDTRAIL_NATIVE=on"):
         native.select("on", import_module=_missing)
     with pytest.raises(native.NativeUnavailable):
-        native.select("on", import_module=_fake_module(verify_token=None))
+        native.select("on", import_module=lambda name: types.SimpleNamespace(verify_token=None))
 
 
 def test_unknown_modes_are_refused() -> None:
@@ -114,3 +117,39 @@ def test_a_failing_metric_never_stops_the_choice(caplog: pytest.LogCaptureFixtur
 
     native._count(native.select("off"), emit=broken)  # noqa: SLF001
     assert "could not emit NativeFallback" in caplog.text
+
+
+class _Recording(native.Backend):
+    """The reference backend, noting which core functions the workflow asks it for."""
+
+    def __init__(self) -> None:
+        super().__init__("off", None, "test")
+        object.__setattr__(self, "calls", [])
+
+    def parse_log(self, data: bytes, keys: Any) -> Any:
+        self.calls.append("parse_log")  # type: ignore[attr-defined]
+        return super().parse_log(data, keys)
+
+    def aggregate(self, new_hits: Any, prior: Any = None, max_hits_per_recipient: int = 500) -> Any:
+        self.calls.append("aggregate")  # type: ignore[attr-defined]
+        return super().aggregate(new_hits, prior, max_hits_per_recipient)
+
+
+def test_the_workflow_parses_and_aggregates_through_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.tracking import workflow
+    from tests.tracking_logs import KEYS, line, record
+
+    recording = _Recording()
+    monkeypatch.setattr(native, "backend", lambda: recording)
+    monkeypatch.setattr(workflow, "recipient_ids", lambda table, keys: {})
+    settings = types.SimpleNamespace(keyring=lambda: types.SimpleNamespace(keys=KEYS), ip_address_mode="full",
+                                     delivery_logs_table="unused", tracking_retention_days=30)
+    logs = types.SimpleNamespace(read=lambda key: line(record(kind="open")) + b"junk\n")
+    tracking = types.SimpleNamespace(get_recipients=lambda keys: {})
+    run = workflow.TrackingWorkflow(settings, workflow.Limits(write_concurrency=1), logs=logs,  # type: ignore[arg-type]
+                                    tracking=tracking, state=object())  # type: ignore[arg-type]
+    parsed, unread = run._read([("2026/01/01/00", "redirection-logs/a.gz")], started=0.0)  # noqa: SLF001
+    record_ = run._compute(1, "owner", 0, parsed, "2026/01/01/00", backlog=False)  # noqa: SLF001
+    assert recording.calls == ["parse_log", "aggregate"]  # type: ignore[attr-defined]
+    assert unread == [] and record_["statistics"]["hits_accepted"] == 1
+    assert record_["statistics"]["rejected"] == {"not_json": 1}

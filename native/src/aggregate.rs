@@ -1,0 +1,816 @@
+//! A run's hits merged with each recipient's stored hits: the twin of
+//! `aggregate` in `chalicelib/tracking/core.py` (its docstring is the
+//! contract).
+//!
+//! The core ([`aggregate`]) works on hit handles (`u32`) through [`HitSet`],
+//! so it runs on the parser's compact hits (copied into recipient order, for
+//! `process_log`: [`aggregate_parsed`]) and on hits given from Python
+//! ([`HitTable`], for `aggregate` with prior state) alike. Recipients come
+//! grouped and sorted by the caller ([`group_parsed`], [`HitTable::group`]).
+//!
+//! Integers are i64 here (Python's are unbounded; the Python face falls back
+//! to the reference for hits outside i64); bucket starts are computed in
+//! i128 so no i64 time can overflow them.
+
+use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::ops::Range;
+
+use foldhash::fast::RandomState;
+
+use crate::logs::{Hit, Kind, ParsedLog};
+
+pub const OPEN_DEDUP_MS: i64 = 60_000;
+pub const BUCKET_MS: i128 = 300_000;
+pub const MAX_HITS_PER_RECIPIENT: usize = 500;
+/// The reference's INDICATORS, in its order.
+pub const INDICATORS: [&str; 8] = [
+    "hits",
+    "opens_unique",
+    "opens_total",
+    "clicks_unique",
+    "clicks_total",
+    "persons_clicking",
+    "optouts",
+    "mirror_views",
+];
+const HITS: usize = 0;
+const OPENS_UNIQUE: usize = 1;
+const OPENS_TOTAL: usize = 2;
+const CLICKS_UNIQUE: usize = 3;
+const CLICKS_TOTAL: usize = 4;
+const PERSONS_CLICKING: usize = 5;
+const OPTOUTS: usize = 6;
+const MIRROR_VIEWS: usize = 7;
+/// Counter pairs, in the order the reference sorts their names.
+pub const URL_COUNTERS: [&str; 2] = ["total", "unique"];
+pub const ACTIVITY_COUNTERS: [&str; 2] = ["clicks", "opens"];
+const CLICKS: usize = 0;
+const OPENS: usize = 1;
+
+/// What the aggregation reads of a hit.
+pub trait HitSet {
+    /// Whether two hits of one recipient can have the same hit id (stored
+    /// hits given from Python can; an object's hits cannot).
+    const IDS_MAY_REPEAT: bool;
+    fn ts(&self, hit: u32) -> i64;
+    /// None for a kind that is none of the four (only hits given from Python).
+    fn kind(&self, hit: u32) -> Option<Kind>;
+    fn url_id(&self, hit: u32) -> i64;
+    /// Interned: equal user agents, equal numbers.
+    fn ua(&self, hit: u32) -> u32;
+    fn ua_text(&self, ua: u32) -> &str;
+    fn ip(&self, hit: u32) -> &[u8];
+    /// Equal hit ids, equal numbers, below `id_count()`.
+    fn id(&self, hit: u32) -> u32;
+    fn id_count(&self) -> usize;
+    /// The order of the hit ids as strings.
+    fn id_cmp(&self, a: u32, b: u32) -> Ordering;
+}
+
+/// One recipient's new hits (first occurrences of their hit ids, in input
+/// order) and stored hits, as ranges of the input's `new` and `prior`.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// Deliveries numbered in ascending delivery id order.
+    pub delivery: u32,
+    pub log_id: i64,
+    pub new: Range<usize>,
+    pub prior: Range<usize>,
+}
+
+pub struct Input<'a> {
+    /// Ascending (delivery, log id).
+    pub groups: &'a [Group],
+    pub new: &'a [u32],
+    pub prior: &'a [u32],
+    /// Repeated hit ids already dropped from `new`.
+    pub duplicates: u64,
+}
+
+/// A changed recipient: `kept` is a range of `Aggregates::kept`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecipientUpdate {
+    pub group: usize,
+    pub kept: Range<usize>,
+    pub added: u64,
+    pub over_limit: i64,
+}
+
+/// One delivery's non-zero counter deltas, each list sorted by key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryDelta {
+    pub delivery: u32,
+    pub indicators: Vec<(&'static str, i64)>,
+    pub urls: Vec<(i64, Vec<(&'static str, i64)>)>,
+    pub buckets: Vec<(i128, Vec<(&'static str, i64)>)>,
+    /// By interned user agent, sorted by its text.
+    pub user_agents: Vec<(u32, Vec<(&'static str, i64)>)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Aggregates {
+    pub recipients: Vec<RecipientUpdate>,
+    pub kept: Vec<u32>,
+    pub deliveries: Vec<DeliveryDelta>,
+    pub duplicates: u64,
+    pub over_limit: i64,
+}
+
+/// A delivery's running sums.
+struct Totals {
+    delivery: u32,
+    indicators: [i64; 8],
+    urls: HashMap<i64, [i64; 2], RandomState>,
+    buckets: HashMap<i128, [i64; 2], RandomState>,
+    user_agents: HashMap<u32, [i64; 2], RandomState>,
+}
+
+impl Totals {
+    fn new(delivery: u32) -> Self {
+        Totals {
+            delivery,
+            indicators: [0; 8],
+            urls: HashMap::default(),
+            buckets: HashMap::default(),
+            user_agents: HashMap::default(),
+        }
+    }
+}
+
+/// Reusable per-recipient scratch space.
+struct Work {
+    /// mark[id] == stamp: the id is in the set being asked about.
+    mark: Vec<u32>,
+    stamp: u32,
+    before: Vec<u32>,
+    merged: Vec<u32>,
+    requesters: Vec<(u32, u32)>,
+    urls: Vec<i64>,
+    /// Per position of the hits being counted: an open the 1-minute rule counts.
+    counted: Vec<bool>,
+}
+
+impl Work {
+    fn next_stamp(&mut self) -> u32 {
+        self.stamp += 1;
+        self.stamp
+    }
+}
+
+fn hit_order<H: HitSet>(hits: &H, a: u32, b: u32) -> Ordering {
+    hits.ts(a).cmp(&hits.ts(b)).then_with(|| hits.id_cmp(a, b))
+}
+
+/// The reference's `aggregate`, on grouped input.
+pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient: usize) -> Aggregates {
+    let mut work = Work {
+        mark: vec![0; hits.id_count()],
+        stamp: 0,
+        before: Vec::new(),
+        merged: Vec::new(),
+        requesters: Vec::new(),
+        urls: Vec::new(),
+        counted: Vec::new(),
+    };
+    let mut out = Aggregates {
+        duplicates: input.duplicates,
+        ..Aggregates::default()
+    };
+    let mut totals: Vec<Totals> = Vec::new();
+    let max = max_hits_per_recipient;
+    for (index, group) in input.groups.iter().enumerate() {
+        work.before.clear();
+        work.before.extend_from_slice(&input.prior[group.prior.clone()]);
+        work.before.sort_by(|&a, &b| hit_order(hits, a, b)); // stable, like sorted()
+        let known = work.next_stamp();
+        for &hit in &work.before {
+            work.mark[hits.id(hit) as usize] = known;
+        }
+        work.merged.clear();
+        work.merged.extend_from_slice(&work.before);
+        let mut fresh = 0usize;
+        let new = &input.new[group.new.clone()];
+        if work.before.is_empty() {
+            work.merged.extend_from_slice(new); // nothing stored: every new hit is fresh
+            fresh = new.len();
+        } else {
+            for &hit in new {
+                if work.mark[hits.id(hit) as usize] == known {
+                    out.duplicates += 1;
+                } else {
+                    work.merged.push(hit);
+                    fresh += 1;
+                }
+            }
+        }
+        if fresh == 0 {
+            continue;
+        }
+        if !work
+            .merged
+            .is_sorted_by(|&a, &b| hit_order(hits, a, b) != Ordering::Greater)
+        {
+            work.merged.sort_by(|&a, &b| hit_order(hits, a, b)); // stable, like sorted()
+        }
+        let kept_len = work.merged.len().min(max);
+        let dropped = excess(work.merged.len(), max) - excess(work.before.len(), max);
+        out.over_limit += dropped;
+        let added = if work.before.is_empty() {
+            kept_len
+        } else {
+            work.merged[..kept_len]
+                .iter()
+                .filter(|&&hit| work.mark[hits.id(hit) as usize] != known)
+                .count()
+        };
+        if added == 0 && kept_len == work.before.len() {
+            continue; // kept == before: unchanged
+        }
+        let start = out.kept.len();
+        out.kept.extend_from_slice(&work.merged[..kept_len]);
+        out.recipients.push(RecipientUpdate {
+            group: index,
+            kept: start..out.kept.len(),
+            added: added as u64,
+            over_limit: dropped,
+        });
+        if totals.last().map(|last| last.delivery) != Some(group.delivery) {
+            totals.push(Totals::new(group.delivery));
+        }
+        let delivery = totals.last_mut().expect("just pushed");
+        let kept = std::mem::take(&mut work.merged);
+        contribute(hits, &kept[..kept_len], 1, delivery, &mut work);
+        work.merged = kept;
+        let before = std::mem::take(&mut work.before);
+        contribute(hits, &before, -1, delivery, &mut work);
+        work.before = before;
+    }
+    out.deliveries = totals
+        .into_iter()
+        .filter_map(|delivery| delta(hits, delivery))
+        .collect();
+    out
+}
+
+fn excess(length: usize, max: usize) -> i64 {
+    length.saturating_sub(max) as i64
+}
+
+/// Add `sign` times one recipient's contribution (hits sorted by (ts, hit id)).
+fn contribute<H: HitSet>(hits: &H, ordered: &[u32], sign: i64, totals: &mut Totals, work: &mut Work) {
+    if ordered.is_empty() {
+        return;
+    }
+    // The 1-minute rule. The reference counts by hit id: where ids can repeat
+    // within a recipient (stored hits given from Python), an open is counted
+    // when any counted open has its id.
+    work.counted.clear();
+    let mut last: Option<i64> = None;
+    for &hit in ordered {
+        let mut counted = false;
+        if hits.kind(hit) == Some(Kind::Open) {
+            let ts = hits.ts(hit);
+            if last.is_none_or(|last| i128::from(ts) - i128::from(last) >= i128::from(OPEN_DEDUP_MS)) {
+                counted = true;
+                last = Some(ts);
+            }
+        }
+        work.counted.push(counted);
+    }
+    if H::IDS_MAY_REPEAT {
+        let stamp = work.next_stamp();
+        for (&hit, &counted) in ordered.iter().zip(&work.counted) {
+            if counted {
+                work.mark[hits.id(hit) as usize] = stamp;
+            }
+        }
+        for (position, &hit) in ordered.iter().enumerate() {
+            work.counted[position] = work.mark[hits.id(hit) as usize] == stamp;
+        }
+    }
+    let indicators = &mut totals.indicators;
+    indicators[HITS] += sign * ordered.len() as i64;
+    indicators[OPENS_UNIQUE] += sign;
+    let (mut clicked, mut opted_out) = (false, false);
+    work.requesters.clear();
+    work.urls.clear();
+    for (position, &hit) in ordered.iter().enumerate() {
+        let ts = i128::from(hits.ts(hit));
+        let bucket = ts - ts.rem_euclid(BUCKET_MS);
+        match hits.kind(hit) {
+            Some(Kind::Open) => {
+                if !work.counted[position] {
+                    continue;
+                }
+                indicators[OPENS_TOTAL] += sign;
+                totals.buckets.entry(bucket).or_default()[OPENS] += sign;
+                totals.user_agents.entry(hits.ua(hit)).or_default()[OPENS] += sign;
+            }
+            Some(Kind::Click) => {
+                indicators[CLICKS_TOTAL] += sign;
+                clicked = true;
+                totals.buckets.entry(bucket).or_default()[CLICKS] += sign;
+                totals.user_agents.entry(hits.ua(hit)).or_default()[CLICKS] += sign;
+                work.requesters.push((hits.ua(hit), hit));
+            }
+            Some(Kind::Optout) => opted_out = true,
+            Some(Kind::Mirror) => indicators[MIRROR_VIEWS] += sign,
+            None => {}
+        }
+        let url_id = hits.url_id(hit);
+        totals.urls.entry(url_id).or_default()[0] += sign;
+        work.urls.push(url_id);
+    }
+    work.urls.sort_unstable();
+    work.urls.dedup();
+    for url_id in &work.urls {
+        totals.urls.entry(*url_id).or_default()[1] += sign;
+    }
+    if clicked {
+        indicators[CLICKS_UNIQUE] += sign;
+    }
+    if opted_out {
+        indicators[OPTOUTS] += sign;
+    }
+    if !work.requesters.is_empty() {
+        // Distinct (ua, ip) pairs among the clicks.
+        work.requesters
+            .sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| hits.ip(a.1).cmp(hits.ip(b.1))));
+        let mut persons = 1;
+        for pair in work.requesters.windows(2) {
+            if pair[0].0 != pair[1].0 || hits.ip(pair[0].1) != hits.ip(pair[1].1) {
+                persons += 1;
+            }
+        }
+        indicators[PERSONS_CLICKING] += sign * persons;
+    }
+}
+
+fn pairs(names: [&'static str; 2], values: [i64; 2]) -> Vec<(&'static str, i64)> {
+    names.into_iter().zip(values).filter(|(_, value)| *value != 0).collect()
+}
+
+/// The reference's `_delivery_delta`: zero entries dropped, keys sorted; None when nothing moved.
+fn delta<H: HitSet>(hits: &H, totals: Totals) -> Option<DeliveryDelta> {
+    let indicators: Vec<(&'static str, i64)> = INDICATORS
+        .into_iter()
+        .zip(totals.indicators)
+        .filter(|(_, value)| *value != 0)
+        .collect();
+    let mut urls: Vec<(i64, Vec<(&'static str, i64)>)> = totals
+        .urls
+        .into_iter()
+        .map(|(url, values)| (url, pairs(URL_COUNTERS, values)))
+        .filter(|(_, values)| !values.is_empty())
+        .collect();
+    urls.sort_unstable_by_key(|(url, _)| *url);
+    let mut buckets: Vec<(i128, Vec<(&'static str, i64)>)> = totals
+        .buckets
+        .into_iter()
+        .map(|(start, values)| (start, pairs(ACTIVITY_COUNTERS, values)))
+        .filter(|(_, values)| !values.is_empty())
+        .collect();
+    buckets.sort_unstable_by_key(|(start, _)| *start);
+    let mut user_agents: Vec<(u32, Vec<(&'static str, i64)>)> = totals
+        .user_agents
+        .into_iter()
+        .map(|(ua, values)| (ua, pairs(ACTIVITY_COUNTERS, values)))
+        .filter(|(_, values)| !values.is_empty())
+        .collect();
+    user_agents.sort_unstable_by(|a, b| hits.ua_text(a.0).cmp(hits.ua_text(b.0)));
+    if indicators.is_empty() && urls.is_empty() && buckets.is_empty() && user_agents.is_empty() {
+        return None;
+    }
+    Some(DeliveryDelta {
+        delivery: totals.delivery,
+        indicators,
+        urls,
+        buckets,
+        user_agents,
+    })
+}
+
+// --------------------------------------------------------------------------- parsed hits
+
+/// `aggregate(parsed.hits, {})` grouped: recipients (delivery id, log id) in
+/// ascending order (fixed-length lower-case hex sorts as its number), each
+/// with its hits in line order; deliveries numbered in that order.
+pub fn group_parsed(parsed: &ParsedLog) -> (Vec<Group>, Vec<u32>, Vec<u64>) {
+    // Deliveries are few: rank them, then sort one packed key per hit,
+    // (delivery rank, log id < 2**53, position): cheaper than sorting tuples.
+    let mut deliveries: Vec<u64> = Vec::new();
+    let mut ranks: HashMap<u64, u128, RandomState> = HashMap::default();
+    for hit in &parsed.hits {
+        if let Entry::Vacant(slot) = ranks.entry(hit.delivery_id) {
+            slot.insert(0);
+            deliveries.push(hit.delivery_id);
+        }
+    }
+    deliveries.sort_unstable();
+    for (rank, delivery_id) in deliveries.iter().enumerate() {
+        ranks.insert(*delivery_id, rank as u128);
+    }
+    let mut last: Option<(u64, u128)> = None;
+    let mut keys: Vec<u128> = parsed
+        .hits
+        .iter()
+        .enumerate()
+        .map(|(position, hit)| {
+            let rank = match last {
+                Some((delivery_id, rank)) if delivery_id == hit.delivery_id => rank,
+                _ => {
+                    let rank = ranks[&hit.delivery_id];
+                    last = Some((hit.delivery_id, rank));
+                    rank
+                }
+            };
+            (rank << 85) | (u128::from(hit.log_id) << 32) | position as u128
+        })
+        .collect();
+    keys.sort_unstable();
+    let new: Vec<u32> = keys.iter().map(|&key| key as u32).collect();
+    let recipient = |key: u128| key >> 32;
+    let mut groups: Vec<Group> = Vec::new();
+    let mut start = 0;
+    while start < keys.len() {
+        let mut end = start + 1;
+        while end < keys.len() && recipient(keys[end]) == recipient(keys[start]) {
+            end += 1;
+        }
+        groups.push(Group {
+            delivery: (keys[start] >> 85) as u32,
+            log_id: ((keys[start] >> 32) & ((1 << 53) - 1)) as i64,
+            new: start..end,
+            prior: 0..0,
+        });
+        start = end;
+    }
+    (groups, new, deliveries)
+}
+
+/// The reference's `process_log` aggregation step: `aggregate(parsed.hits, {})`.
+/// Also returns the delivery ids, by the numbers the groups use.
+pub fn aggregate_parsed(parsed: &ParsedLog, max_hits_per_recipient: usize) -> (Aggregates, Vec<Group>, Vec<u64>) {
+    let (groups, new, deliveries) = group_parsed(parsed);
+    // The hits copied into recipient order in one tight loop (the CPU overlaps
+    // its scattered reads), so the aggregation then reads them in order.
+    let gathered = Gathered {
+        parsed,
+        hits: new.iter().map(|&index| parsed.hits[index as usize]).collect(),
+    };
+    let in_order: Vec<u32> = (0..new.len() as u32).collect();
+    let input = Input {
+        groups: &groups,
+        new: &in_order,
+        prior: &[],
+        duplicates: 0,
+    };
+    let mut aggregates = aggregate(&gathered, &input, max_hits_per_recipient);
+    for hit in &mut aggregates.kept {
+        *hit = new[*hit as usize]; // back to positions in the parsed hits
+    }
+    (aggregates, groups, deliveries)
+}
+
+/// An object's hits in recipient order; a hit is its position here.
+struct Gathered<'a> {
+    parsed: &'a ParsedLog,
+    hits: Vec<Hit>,
+}
+
+impl HitSet for Gathered<'_> {
+    const IDS_MAY_REPEAT: bool = false;
+    fn ts(&self, hit: u32) -> i64 {
+        self.hits[hit as usize].ts as i64 // at most 2**53 - 1
+    }
+    fn kind(&self, hit: u32) -> Option<Kind> {
+        Some(self.hits[hit as usize].kind)
+    }
+    fn url_id(&self, hit: u32) -> i64 {
+        self.hits[hit as usize].url_id as i64
+    }
+    fn ua(&self, hit: u32) -> u32 {
+        self.hits[hit as usize].ua
+    }
+    fn ua_text(&self, ua: u32) -> &str {
+        &self.parsed.user_agents()[ua as usize]
+    }
+    fn ip(&self, hit: u32) -> &[u8] {
+        self.parsed.ip_bytes(&self.hits[hit as usize])
+    }
+    /// An object's hits have distinct hit ids: the position is the id.
+    fn id(&self, hit: u32) -> u32 {
+        hit
+    }
+    fn id_count(&self) -> usize {
+        self.hits.len()
+    }
+    fn id_cmp(&self, a: u32, b: u32) -> Ordering {
+        // Fixed-length lower-case hex: numeric order is string order.
+        self.hits[a as usize].hit_id.cmp(&self.hits[b as usize].hit_id)
+    }
+}
+
+// --------------------------------------------------------------------------- hits given one by one
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Box<str>, u32, RandomState>,
+    texts: Vec<Box<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.into());
+        self.ids.insert(text.into(), id);
+        id
+    }
+
+    fn text(&self, id: u32) -> &str {
+        &self.texts[id as usize]
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Row {
+    ts: i64,
+    url_id: i64,
+    log_id: i64,
+    kind: Option<Kind>,
+    id: u32,
+    ua: u32,
+    ip: u32,
+    delivery: u32,
+}
+
+/// Hits given field by field (from Python objects), with their strings interned.
+#[derive(Default)]
+pub struct HitTable {
+    rows: Vec<Row>,
+    ids: Interner,
+    uas: Interner,
+    ips: Interner,
+    deliveries: Interner,
+}
+
+/// One hit's fields, as the reference's `Hit` has them.
+#[derive(Clone, Copy, Debug)]
+pub struct HitFields<'a> {
+    pub hit_id: &'a str,
+    pub ts: i64,
+    pub kind: &'a str,
+    pub delivery_id: &'a str,
+    pub log_id: i64,
+    pub url_id: i64,
+    pub ua: &'a str,
+    pub ip: &'a str,
+}
+
+/// New hits grouped by recipient: see [`HitTable::group`].
+pub struct Grouped {
+    /// (delivery id, log id, range of `new`), ascending by (delivery id, log id).
+    pub recipients: Vec<(u32, i64, Range<usize>)>,
+    pub new: Vec<u32>,
+    pub duplicates: u64,
+}
+
+impl HitTable {
+    pub fn push(&mut self, hit: HitFields<'_>) -> u32 {
+        let row = Row {
+            ts: hit.ts,
+            url_id: hit.url_id,
+            log_id: hit.log_id,
+            kind: Kind::parse(hit.kind),
+            id: self.ids.intern(hit.hit_id),
+            ua: self.uas.intern(hit.ua),
+            ip: self.ips.intern(hit.ip),
+            delivery: self.deliveries.intern(hit.delivery_id),
+        };
+        self.rows.push(row);
+        (self.rows.len() - 1) as u32
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    pub fn delivery_id(&self, delivery: u32) -> &str {
+        self.deliveries.text(delivery)
+    }
+
+    pub fn recipient(&self, hit: u32) -> (u32, i64) {
+        let row = &self.rows[hit as usize];
+        (row.delivery, row.log_id)
+    }
+
+    /// The reference's first step: `hits` deduplicated by hit id (first
+    /// occurrence wins), grouped by recipient, recipients sorted by
+    /// (delivery id, log id).
+    pub fn group(&self, hits: &[u32]) -> Grouped {
+        let mut first: Vec<bool> = vec![false; self.ids.texts.len()];
+        let mut duplicates = 0;
+        let mut by_recipient: HashMap<(u32, i64), Vec<u32>, RandomState> = HashMap::default();
+        for &hit in hits {
+            let row = &self.rows[hit as usize];
+            if std::mem::replace(&mut first[row.id as usize], true) {
+                duplicates += 1;
+                continue;
+            }
+            by_recipient.entry((row.delivery, row.log_id)).or_default().push(hit);
+        }
+        let mut keys: Vec<(u32, i64)> = by_recipient.keys().copied().collect();
+        keys.sort_unstable_by(|a, b| {
+            self.deliveries
+                .text(a.0)
+                .cmp(self.deliveries.text(b.0))
+                .then(a.1.cmp(&b.1))
+        });
+        let mut new = Vec::with_capacity(hits.len());
+        let recipients = keys
+            .into_iter()
+            .map(|key| {
+                let start = new.len();
+                new.extend_from_slice(&by_recipient[&key]);
+                (key.0, key.1, start..new.len())
+            })
+            .collect();
+        Grouped {
+            recipients,
+            new,
+            duplicates,
+        }
+    }
+}
+
+impl HitSet for HitTable {
+    const IDS_MAY_REPEAT: bool = true;
+    fn ts(&self, hit: u32) -> i64 {
+        self.rows[hit as usize].ts
+    }
+    fn kind(&self, hit: u32) -> Option<Kind> {
+        self.rows[hit as usize].kind
+    }
+    fn url_id(&self, hit: u32) -> i64 {
+        self.rows[hit as usize].url_id
+    }
+    fn ua(&self, hit: u32) -> u32 {
+        self.rows[hit as usize].ua
+    }
+    fn ua_text(&self, ua: u32) -> &str {
+        self.uas.text(ua)
+    }
+    fn ip(&self, hit: u32) -> &[u8] {
+        self.ips.text(self.rows[hit as usize].ip).as_bytes()
+    }
+    fn id(&self, hit: u32) -> u32 {
+        self.rows[hit as usize].id
+    }
+    fn id_count(&self) -> usize {
+        self.ids.texts.len()
+    }
+    fn id_cmp(&self, a: u32, b: u32) -> Ordering {
+        let (a, b) = (self.rows[a as usize].id, self.rows[b as usize].id);
+        if a == b {
+            Ordering::Equal
+        } else {
+            self.ids.text(a).cmp(self.ids.text(b)) // UTF-8 order is code point order
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D1: &str = "00112233445566ff";
+    const D2: &str = "0a0b0c0d0e0f1011";
+
+    fn hit<'a>(hit_id: &'a str, ts: i64, kind: &'a str, delivery_id: &'a str, log_id: i64) -> HitFields<'a> {
+        let url_id = match kind {
+            "open" => 1,
+            "click" => 4,
+            _ => 2,
+        };
+        HitFields {
+            hit_id,
+            ts,
+            kind,
+            delivery_id,
+            log_id,
+            url_id,
+            ua: "ua",
+            ip: "ip",
+        }
+    }
+
+    /// Aggregate `new` over `prior` (hits pushed in the table first), as the Python face does.
+    fn run(new: &[HitFields<'_>], prior: &[HitFields<'_>], max: usize) -> (Aggregates, HitTable, Vec<Group>) {
+        let mut table = HitTable::default();
+        let new_rows: Vec<u32> = new.iter().map(|hit| table.push(*hit)).collect();
+        let prior_rows: Vec<u32> = prior.iter().map(|hit| table.push(*hit)).collect();
+        let grouped = table.group(&new_rows);
+        let mut stored = Vec::new();
+        let mut groups = Vec::new();
+        let mut numbers: Vec<u32> = Vec::new();
+        for (delivery, log_id, range) in &grouped.recipients {
+            let start = stored.len();
+            stored.extend(
+                prior_rows
+                    .iter()
+                    .filter(|&&row| table.recipient(row) == (*delivery, *log_id)),
+            );
+            if numbers.last() != Some(delivery) {
+                numbers.push(*delivery);
+            }
+            groups.push(Group {
+                delivery: (numbers.len() - 1) as u32,
+                log_id: *log_id,
+                new: range.clone(),
+                prior: start..stored.len(),
+            });
+        }
+        let input = Input {
+            groups: &groups,
+            new: &grouped.new,
+            prior: &stored,
+            duplicates: grouped.duplicates,
+        };
+        (aggregate(&table, &input, max), table, groups)
+    }
+
+    fn indicators(aggregates: &Aggregates, delivery: usize) -> Vec<(&'static str, i64)> {
+        aggregates.deliveries[delivery].indicators.clone()
+    }
+
+    #[test]
+    fn the_one_minute_rule_counts_opens_after_the_last_counted_one() {
+        let ids: Vec<String> = (0..6).map(|index| format!("{index:032x}")).collect();
+        let opens: Vec<HitFields<'_>> = [0, 30_000, 59_999, 60_000, 100_000, 125_000]
+            .iter()
+            .zip(&ids)
+            .map(|(&ts, id)| hit(id, ts, "open", D1, 1))
+            .collect();
+        let (aggregates, _, _) = run(&opens, &[], MAX_HITS_PER_RECIPIENT);
+        assert_eq!(
+            indicators(&aggregates, 0),
+            [("hits", 6), ("opens_unique", 1), ("opens_total", 3)]
+        );
+        assert_eq!(aggregates.deliveries[0].urls, [(1, vec![("total", 3), ("unique", 1)])]);
+        assert_eq!(aggregates.recipients[0].added, 6);
+    }
+
+    #[test]
+    fn recipients_in_order_duplicates_and_the_cap() {
+        let new = [
+            hit("b", 3, "click", D2, 1),
+            hit("a", 1, "click", D1, 2),
+            hit("a", 2, "click", D1, 2), // a repeated hit id in the batch
+            hit("c", 2, "optout", D1, 1),
+            hit("d", 5, "click", D1, 2),
+        ];
+        let prior = [hit("z", 0, "open", D1, 2)];
+        let (aggregates, table, groups) = run(&new, &prior, 2);
+        let order: Vec<(&str, i64)> = aggregates
+            .recipients
+            .iter()
+            .map(|update| {
+                let group = &groups[update.group];
+                (
+                    table.delivery_id(table.recipient(aggregates.kept[update.kept.start]).0),
+                    group.log_id,
+                )
+            })
+            .collect();
+        assert_eq!(order, [(D1, 1), (D1, 2), (D2, 1)]);
+        assert_eq!(aggregates.duplicates, 1);
+        // D1/2: stored z(0), new a(1) and d(5), cap 2: z and a are kept, d falls off.
+        let kept = &aggregates.recipients[1];
+        assert_eq!((kept.added, kept.over_limit, kept.kept.len()), (1, 1, 2));
+        assert_eq!(aggregates.over_limit, 1);
+        assert_eq!(aggregates.deliveries.len(), 2);
+    }
+
+    #[test]
+    fn stored_hits_seen_again_change_nothing() {
+        let stored = [hit("a", 1, "click", D1, 1), hit("b", 2, "open", D1, 1)];
+        let (aggregates, _, _) = run(&stored, &stored, MAX_HITS_PER_RECIPIENT);
+        assert_eq!(
+            (
+                aggregates.duplicates,
+                aggregates.recipients.len(),
+                aggregates.deliveries.len()
+            ),
+            (2, 0, 0)
+        );
+    }
+}

@@ -1,0 +1,131 @@
+"""The native aggregation gives exactly the Python reference's answers, with prior state and in batches.
+
+core.aggregate and the native backend's aggregate run on the same hits and
+the same stored hits (prior), batch after batch as the workflow feeds them
+(each batch's stored hits are the previous batch's updates); every result is
+compared whole: recipient updates (hits in order, the very objects given,
+added, over_limit), delivery deltas (values and key order), duplicates and
+over_limit. Hits cover the 1-minute rule's edges, caps down to 0, repeated
+hit ids in a batch and in prior, unicode user agents, kinds and values the
+parser never makes (negative times, other kinds), and values the native side
+does not represent (ints past 64 bits), where the backend falls back.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chalicelib import native
+from chalicelib.tracking import core
+from chalicelib.tracking.core import Hit
+
+if os.environ.get("REQUIRE_NATIVE_MODULE") != "1":  # make test requires it; elsewhere, skip where never built
+    pytest.importorskip("sendtrail_native", reason="sendtrail_native is not built; `make native` builds it")
+
+NATIVE = native.select("on")
+T0 = 1_700_000_000_000
+DELIVERIES = ("00112233445566ff", "0a0b0c0d0e0f1011", "ffffffffffffffff")
+
+
+def assert_same(actual: core.Aggregates, expected: core.Aggregates) -> None:
+    assert (actual.duplicates, actual.over_limit) == (expected.duplicates, expected.over_limit)
+    assert actual.recipients == expected.recipients
+    for mine, theirs in zip(actual.recipients, expected.recipients):
+        assert all(a is b for a, b in zip(mine.hits, theirs.hits))  # the objects given, not copies
+    assert actual.deliveries == expected.deliveries
+    for mine, theirs in zip(actual.deliveries, expected.deliveries):
+        for group in ("indicators", "urls", "buckets", "user_agents"):
+            assert list(getattr(mine, group).items()) == list(getattr(theirs, group).items())
+
+
+hits = st.builds(
+    Hit,
+    hit_id=st.one_of(st.integers(0, 60).map(lambda serial: f"{serial:032x}"), st.sampled_from(["", "Z", "é", "a" * 40])),
+    ts=st.one_of(st.integers(0, 700_000).map(lambda offset: T0 + offset),
+                 st.sampled_from([T0, T0 + 59_999, T0 + 60_000, T0 + 120_000, 0, -1, -300_001, 2**53 - 1])),
+    kind=st.sampled_from(["open", "open", "click", "click", "optout", "mirror", "other"]),
+    delivery_id=st.sampled_from(DELIVERIES),
+    log_id=st.integers(0, 4),
+    url_id=st.integers(-1, 6),
+    ua=st.sampled_from(["", "a", "b", "Mozilla/5.0", "Ünïcödé 😀", "z"]),
+    ip=st.sampled_from(["203.0.113.0", "198.51.100.0", ""]),
+)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(st.lists(hits, max_size=25), min_size=1, max_size=4),
+       limit=st.sampled_from([0, 1, 3, 500]), prior_extra=st.lists(hits, max_size=6))
+def test_batches_with_prior_state(batches: list[list[Hit]], limit: int, prior_extra: list[Hit]) -> None:
+    """Batch after batch, each with the previous updates as its stored hits (plus arbitrary stored hits)."""
+    stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
+    for hit in prior_extra:
+        stored[hit.recipient] = stored.get(hit.recipient, ()) + (hit,)
+    for batch in batches:
+        expected = core.aggregate(batch, stored, limit)
+        actual = NATIVE.aggregate(batch, stored, limit)
+        assert_same(actual, expected)
+        for update in expected.recipients:
+            stored[(update.delivery_id, update.log_id)] = update.hits
+
+
+@settings(max_examples=100, deadline=None)
+@given(new=st.lists(hits, max_size=30))
+def test_no_prior_and_default_cap(new: list[Hit]) -> None:
+    assert_same(NATIVE.aggregate(new), core.aggregate(new))
+    assert_same(NATIVE.aggregate(new, {}), core.aggregate(new, {}))
+
+
+def test_the_one_minute_rule_and_indicators() -> None:
+    delivery = DELIVERIES[0]
+    opens = [Hit(f"{index:032x}", T0 + offset, "open", delivery, 1, 1, "ua", "ip")
+             for index, offset in enumerate([0, 30_000, 59_999, 60_000, 100_000, 125_000])]
+    clicks = [Hit(f"{index + 10:032x}", T0 + index, "click", delivery, 2, 4, ua, ip)
+              for index, (ua, ip) in enumerate([("a", "x"), ("a", "x"), ("a", "y"), ("b", "x")])]
+    expected = core.aggregate(opens + clicks)
+    assert_same(NATIVE.aggregate(opens + clicks), expected)
+    assert expected.deliveries[0].indicators["opens_total"] == 3
+    assert expected.deliveries[0].indicators["persons_clicking"] == 3
+
+
+@pytest.mark.parametrize("hit", [
+    Hit("0" * 32, 2**64, "open", DELIVERIES[0], 1, 1, "ua", "ip"),  # past 64 bits
+    Hit("0" * 32, T0, "open", DELIVERIES[0], -(2**70), 1, "ua", "ip"),
+    Hit("0" * 32, True, "open", DELIVERIES[0], 1, 1, "ua", "ip"),  # type: ignore[arg-type]  # not exactly int
+    Hit("0" * 32, T0, "open", DELIVERIES[0], 1, 1, "\ud800", "ip"),  # not Unicode
+])
+def test_values_the_native_side_does_not_represent_fall_back(hit: Hit) -> None:
+    others = [Hit("1" * 32, T0, "click", DELIVERIES[0], 1, 4, "ua", "ip")]
+    assert_same(NATIVE.aggregate(others + [hit]), core.aggregate(others + [hit]))
+    assert_same(NATIVE.aggregate(others, {hit.recipient: (hit,)}), core.aggregate(others, {hit.recipient: (hit,)}))
+
+
+def test_objects_that_are_not_hits_and_odd_caps_fall_back() -> None:
+    class Subclass(str):
+        pass
+
+    odd = Hit(Subclass("0" * 32), T0, "open", DELIVERIES[0], 1, 1, "ua", "ip")
+    assert_same(NATIVE.aggregate([odd]), core.aggregate([odd]))
+    ordinary = [Hit(f"{index:032x}", T0 + index, "click", DELIVERIES[0], 1, 4, "ua", "ip") for index in range(5)]
+    for cap in (-1, -3, 2**70):
+        assert_same(NATIVE.aggregate(ordinary, None, cap), core.aggregate(ordinary, None, cap))
+
+
+def test_prior_is_read_with_get_in_recipient_order() -> None:
+    asked: list[Any] = []
+
+    class Recording(dict):  # type: ignore[type-arg]
+        def get(self, key: Any, default: Any = None) -> Any:
+            asked.append(key)
+            return super().get(key, default)
+
+    new = [Hit(f"{index:032x}", T0, "open", DELIVERIES[index % 3], index % 2, 1, "ua", "ip") for index in range(6)]
+    prior = Recording({(DELIVERIES[0], 0): (new[0],)})
+    expected = core.aggregate(new, prior)
+    python_asked, asked[:] = list(asked), []
+    assert_same(NATIVE.aggregate(new, prior), expected)
+    assert asked == python_asked
