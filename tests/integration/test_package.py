@@ -70,10 +70,14 @@ def test_a_package_is_for_one_stage_and_architecture(template: dict[str, Any]) -
     assert [logical for logical, spec in functions.items() if "Layers" in spec["Properties"]] == ["TrackingWorkflow"]
 
 
-def test_the_scheduled_workflow_is_not_retried_on_top_of_the_next_run(template: dict[str, Any]) -> None:
-    [config] = resources_of_type(template, "AWS::Lambda::EventInvokeConfig").values()
-    assert config["Properties"]["FunctionName"] == {"Ref": "TrackingWorkflow"}
-    assert config["Properties"]["MaximumRetryAttempts"] == 0
+def test_scheduled_functions_are_not_retried_on_top_of_the_next_run(template: dict[str, Any]) -> None:
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    scheduled = {logical for logical, spec in functions.items()
+                 if any(event["Type"] == "Schedule" for event in spec["Properties"].get("Events", {}).values())}
+    configs = {spec["Properties"]["FunctionName"]["Ref"]: spec["Properties"]
+               for spec in resources_of_type(template, "AWS::Lambda::EventInvokeConfig").values()}
+    assert set(configs) == scheduled == {"TrackingWorkflow", "DeliveryMonitor"}
+    assert all(config["MaximumRetryAttempts"] == 0 for config in configs.values())
 
 
 def test_every_queue_event_source_reports_partial_batch_failures(template: dict[str, Any]) -> None:
