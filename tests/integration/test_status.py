@@ -211,7 +211,7 @@ def test_a_deep_ses_events_queue_warns_then_fails_and_held_back_send_jobs_show(a
     assert (components(api)["ses_events_queue"]["status"], get_settings().ses_events_queue_fail_at) == ("FAIL", 5)
 
 
-def test_deleted_queues_fail_saying_what_that_breaks(api: Any) -> None:
+def test_deleted_or_unconfigured_queues_fail_or_warn_saying_why(api: Any) -> None:
     run_the_workflow(api)
     settings = get_settings()
     sqs = boto3.client("sqs")
@@ -226,13 +226,10 @@ def test_deleted_queues_fail_saying_what_that_breaks(api: Any) -> None:
         "the queue sendtrail-local-ses-events does not exist: SES events reach no delivery log: deliveries, bounces "
         "and complaints go unrecorded")
     assert found["ses_events_dlq"]["reason"].startswith("the queue sendtrail-local-ses-events-dlq does not exist")
-
-
-def test_queue_checks_without_a_configured_queue_warn(resources: Any) -> None:
     context = status.StatusContext(get_settings(), status.now_ms())
-    checks = [status.queue_backlog("q", lambda settings: None, if_missing="-", warn_at=1),
-              status.dead_letter_queue("dlq", lambda settings: "", held_means="-", if_missing="-")]
-    assert [(item["status"], item["reason"]) for item in status.report(context, checks)["components"]] == [
+    unconfigured = [status.queue_backlog("q", lambda settings: None, if_missing="-", warn_at=lambda settings: 1),
+                    status.dead_letter_queue("dlq", lambda settings: "", held_means="-", if_missing="-")]
+    assert [(item["status"], item["reason"]) for item in status.report(context, unconfigured)["components"]] == [
         ("WARN", "no queue configured"), ("WARN", "no queue configured")]
 
 
