@@ -332,7 +332,8 @@ def test_sending_too_slowly_alarms_only_while_deliveries_wait_to_be_sent(
         api: Any, mta: Any, resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any,
         monitor: ScheduledTrigger) -> None:
     slow = resources.refs["SendingThroughputLowAlarm"]
-    alarms = LocalAlarms(resources, clock=clock, capture=capture, definitions=only(resources, "SendingThroughputLowAlarm"))
+    alarms = LocalAlarms(resources, clock=clock, capture=capture,
+                         definitions=only(resources, "SendingThroughputLowAlarm"))
     for _ in range(3):  # a trickle: one message every 5 minutes, far below 60 a minute, but sent at once
         act(api, create(api, emails(1)), "send", 202)
         mta.send()

@@ -250,18 +250,14 @@ EXPECTED_ALARMS: dict[str, dict[str, Any]] = {
                  {"sent": "MessagesSent", "sending": ("DeliveriesSending", "Minimum")}, "Sum"),
         "period": 300, "evaluation": (3, 3), "threshold": {"Ref": "MinSendRatePerMinute"},
         "comparison": "LessThanThreshold", "missing": "notBreaching"},
-    "SendWorkDeadLettersAlarm": {
-        "name": "send-work-dead-letters",
-        "metric": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
-                   [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["SendWorkDeadLetterQueue", "QueueName"]}}]),
+    **{alarm: {  # any message in a dead-letter queue
+        "name": name, "metric": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
+                                 [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]),
         "period": 300, "evaluation": (1, 1), "threshold": 0, "comparison": "GreaterThanThreshold",
-        "missing": "notBreaching"},
-    "SesEventsDeadLettersAlarm": {
-        "name": "ses-events-dead-letters",
-        "metric": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
-                   [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["SesEventsDeadLetterQueue", "QueueName"]}}]),
-        "period": 300, "evaluation": (1, 1), "threshold": 0, "comparison": "GreaterThanThreshold",
-        "missing": "notBreaching"},
+        "missing": "notBreaching"}
+       for alarm, queue, name in (
+           ("SendWorkDeadLettersAlarm", "SendWorkDeadLetterQueue", "send-work-dead-letters"),
+           ("SesEventsDeadLettersAlarm", "SesEventsDeadLetterQueue", "ses-events-dead-letters"))},
 }
 
 
