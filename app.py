@@ -18,6 +18,7 @@ quarantine_api = lazy("chalicelib.api.quarantine")
 send_worker_module = lazy("chalicelib.mta.worker")
 ses_events_module = lazy("chalicelib.mta.events")
 status_api = lazy("chalicelib.api.status")
+delivery_gauges = lazy("chalicelib.mta.gauges")
 
 app = Chalice(app_name="sendtrail")
 app.register_middleware(hits.accept_any_for_pixel, "http")
@@ -163,6 +164,16 @@ def send_worker(event):
 @app.on_sqs_message(queue="SesEventsQueue", batch_size=10)
 def ses_events(event):
     return ses_events_module.handle(event.to_dict(), event.context)
+
+
+# --- the delivery monitor (its own Lambda function) -------------------------
+# Every minute: the oldest delivery in start pending, how many are sending and
+# how many stalled, as metrics for the alarms (a stuck job means no worker runs
+# to say so).
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def delivery_monitor(event):
+    return delivery_gauges.scheduled_run(event.to_dict(), event.context)
 
 
 # --- the tracking workflow (its own Lambda function) ------------------------

@@ -63,6 +63,8 @@ NATIVE_FALLBACK = "NativeFallback"  # dimension mode
 # Sending (the MTA).
 DELIVERY_START_PENDING = "DeliveryStartPendingSeconds"  # time a delivery spent in start_pending
 OLDEST_START_PENDING = "OldestStartPendingSeconds"  # the longest-waiting delivery still in start_pending
+DELIVERIES_SENDING = "DeliveriesSending"  # deliveries in start_pending or in_progress (the delivery monitor)
+DELIVERIES_STALLED = "DeliveriesStalled"  # of those, the ones without progress for send_stall_seconds
 MESSAGES_SENT = "MessagesSent"
 SEND_THROTTLES = "SendThrottles"
 BOUNCES = "Bounces"  # dimension type: hard, soft

@@ -113,6 +113,17 @@ class Settings(BaseSettings):
     # Operations (the status check, chalicelib/status.py): resources only it asks about.
     redirection_log_delivery_stream: Optional[str] = Field(
         default=None, description="the Firehose delivery stream writing the redirection logs (from the template)")
+    send_dead_letter_queue_url: Optional[str] = Field(
+        default=None, description="where send jobs that failed every retry wait for a redrive (from the template)")
+    ses_events_queue_url: Optional[str] = Field(
+        default=None, description="the SES events queue the ses_events function drains (from the template)")
+    ses_events_dead_letter_queue_url: Optional[str] = Field(
+        default=None, description="where SES events that failed every retry wait for a redrive (from the template)")
+    # A consumer at its usual pace drains 1,000 SES events in seconds: more waiting means it is behind or
+    # not running, and delivery logs, bounces and quarantine lag behind SES.
+    ses_events_queue_warn_at: int = Field(default=1_000, ge=1, description="the status check warns from this many "
+                                                                          "SES events waiting")
+    ses_events_queue_fail_at: int = Field(default=10_000, ge=1, description="and fails from this many")
 
     # Limits on what a delivery may carry (DynamoDB items stop at 400 KB).
     max_html_bytes: int = 200_000

@@ -15,12 +15,20 @@ are being lost or delayed) and the reason in words:
                        run succeeded in STALLED_AFTER_PERIODS schedule periods
                        (the stalled alarm's rule), WARN over BACKLOG_WARN_SECONDS of lag
     ses                sending enabled, enforcement, sandbox, 24-hour quota use
+    send_work_queue    the send jobs' queue: there, and how many chunks wait,
+                       are being sent or are held back (delayed)
+    send_work_dlq      send jobs that failed every retry: FAIL while any is
+                       there (their recipients are not sent)
+    ses_events_queue   SES events waiting for the ses_events function: WARN and
+                       FAIL from the settings' ses_events_queue_warn_at, _fail_at
+    ses_events_dlq     SES events that failed every retry: WARN while any is
+                       there (delivery logs and quarantine miss them)
 
 Every check runs at once, each bounded (a slow service is a FAIL with its
 reason, not a slow answer), and a check that raises reports why rather than
-failing the others. A component is one entry of CHECKS; queues (the SES
-events queue, dead-letter queues) are one `queue_backlog(...)` or
-`dead_letter_queue(...)` entry each.
+failing the others. A component is one entry of CHECKS; a queue is one
+`queue_backlog(...)` or `dead_letter_queue(...)` entry, and a queue that does
+not exist is a FAIL saying what that breaks.
 """
 
 from __future__ import annotations
@@ -246,44 +254,71 @@ def assess_ses(account: dict[str, Any]) -> ComponentStatus:
                            details)
 
 
-def queue_backlog(component: str, queue_url: Callable[[Settings], str | None], warn_at: int,
-                  fail_at: int | None = None) -> Check:
-    """A queue a consumer drains (e.g. the SES events queue): WARN from `warn_at` messages waiting, FAIL from `fail_at`.
+# SQS's answer for a queue that is not there (the JSON protocol's code, and the query protocol's).
+MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
-    For the lead's entries once the MTA's queues are in the template, e.g.
-    `queue_backlog("ses_events_queue", lambda settings: settings.ses_events_queue_url, warn_at=1000)`.
+
+def _queue_depth(component: str, url: str, if_missing: str) -> dict[str, int] | ComponentStatus:
+    """The queue's counts, or the component's FAIL when the queue does not exist (saying what that breaks)."""
+    try:
+        return health.queue_depth(url)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in MISSING_QUEUE_CODES:
+            raise
+        return ComponentStatus(component, FAIL, f"the queue {url.rsplit('/', 1)[-1]} does not exist: {if_missing}",
+                               {"queue_url": url})
+
+
+def queue_backlog(component: str, queue_url: Callable[[Settings], str | None], if_missing: str,
+                  warn_at: Callable[[Settings], int] | None = None,
+                  fail_at: Callable[[Settings], int] | None = None) -> Check:
+    """A queue a consumer drains: WARN from `warn_at` messages waiting, FAIL from `fail_at` (None: never).
+
+    Without thresholds the check says the queue is there and how deep it is
+    (the send work queue: a large delivery queues hundreds of chunks, which is
+    no fault). A queue that does not exist is a FAIL saying `if_missing`.
     """
 
     def probe(context: StatusContext) -> ComponentStatus:
         url = queue_url(context.settings)
         if not url:
             return ComponentStatus(component, WARN, "no queue configured")
-        depth = health.queue_depth(url)
-        waiting = depth["ApproximateNumberOfMessages"]
-        details = {"queue_url": url, "waiting": waiting, "in_flight": depth["ApproximateNumberOfMessagesNotVisible"],
-                   "delayed": depth["ApproximateNumberOfMessagesDelayed"]}
-        if fail_at is not None and waiting >= fail_at:
-            return ComponentStatus(component, FAIL, f"{waiting} messages waiting (FAIL from {fail_at})", details)
-        if waiting >= warn_at:
-            return ComponentStatus(component, WARN, f"{waiting} messages waiting (WARN from {warn_at})", details)
-        return ComponentStatus(component, OK, f"{waiting} waiting, {details['in_flight']} in flight", details)
+        depth = _queue_depth(component, url, if_missing)
+        if isinstance(depth, ComponentStatus):
+            return depth
+        waiting, in_flight = depth["ApproximateNumberOfMessages"], depth["ApproximateNumberOfMessagesNotVisible"]
+        delayed = depth["ApproximateNumberOfMessagesDelayed"]
+        details = {"queue_url": url, "waiting": waiting, "in_flight": in_flight, "delayed": delayed}
+        for severity, threshold in ((FAIL, fail_at), (WARN, warn_at)):
+            limit = threshold(context.settings) if threshold else None
+            if limit is not None and waiting >= limit:
+                return ComponentStatus(component, severity, f"{waiting} messages waiting ({severity} from {limit})",
+                                       details)
+        held_back = f", {delayed} delayed" if delayed else ""
+        return ComponentStatus(component, OK, f"{waiting} waiting, {in_flight} in flight{held_back}", details)
 
     return Check(component, probe)
 
 
-def dead_letter_queue(component: str, queue_url: Callable[[Settings], str | None]) -> Check:
-    """A dead-letter queue: FAIL while it holds messages (work that failed every retry and waits for a redrive)."""
+def dead_letter_queue(component: str, queue_url: Callable[[Settings], str | None], held_means: str,
+                      if_missing: str, severity: str = FAIL) -> Check:
+    """A dead-letter queue: `severity` while it holds messages, each one work that failed every retry.
+
+    The reason is the count followed by `held_means`: what those messages
+    are, what their being there costs, and what to do.
+    """
 
     def probe(context: StatusContext) -> ComponentStatus:
         url = queue_url(context.settings)
         if not url:
             return ComponentStatus(component, WARN, "no queue configured")
-        depth = health.queue_depth(url)
+        depth = _queue_depth(component, url, if_missing)
+        if isinstance(depth, ComponentStatus):
+            return depth
         held = depth["ApproximateNumberOfMessages"] + depth["ApproximateNumberOfMessagesNotVisible"]
         details = {"queue_url": url, "messages": held}
         if held:
-            return ComponentStatus(component, FAIL, f"{held} message(s) failed every retry: fix the cause, then "
-                                                    "redrive them", details)
+            return ComponentStatus(component, severity, f"{held} {held_means}", details)
         return ComponentStatus(component, OK, "empty", details)
 
     return Check(component, probe)
@@ -295,6 +330,24 @@ CHECKS: list[Check] = [
     Check("redirection_logs", redirection_logs),
     Check("tracking_workflow", tracking_workflow),
     Check("ses", ses),
+    queue_backlog("send_work_queue", lambda settings: settings.send_queue_url,
+                  if_missing="send jobs cannot be queued: sending a delivery fails"),
+    dead_letter_queue(
+        "send_work_dlq", lambda settings: settings.send_dead_letter_queue_url,
+        held_means="send job(s) failed every retry: their recipients are not sent and the delivery shows as "
+                   "stalled. Fix the cause (the send worker's log), then redrive them to the send work queue "
+                   "(a chunk never sends a message twice)",
+        if_missing="send jobs that fail every retry have nowhere to go"),
+    queue_backlog("ses_events_queue", lambda settings: settings.ses_events_queue_url,
+                  if_missing="SES events reach no delivery log: deliveries, bounces and complaints go unrecorded",
+                  warn_at=lambda settings: settings.ses_events_queue_warn_at,
+                  fail_at=lambda settings: settings.ses_events_queue_fail_at),
+    dead_letter_queue(
+        "ses_events_dlq", lambda settings: settings.ses_events_dead_letter_queue_url,
+        held_means="SES event(s) failed every retry: delivery logs, bounces and quarantine miss them. Fix the "
+                   "cause (the ses_events function's log), then redrive them to the SES events queue (an event "
+                   "applied twice changes nothing)",
+        if_missing="SES events that fail every retry have nowhere to go", severity=WARN),
 ]
 
 

@@ -322,20 +322,26 @@ class DeliveryStore:
             return False
         return True
 
+    def _by_state(self, state: str, oldest_first: bool) -> dict[str, Any]:
+        """The Query of the by-state index for the deliveries in `state`, by when they entered it."""
+        return {"TableName": self.deliveries_table, "IndexName": BY_STATE_INDEX,
+                "KeyConditionExpression": "#state = :state", "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {":state": {"S": state}}, "ScanIndexForward": oldest_first}
+
     def list_by_state(self, state: str, limit: int = 50, start: Mapping[str, Any] | None = None,
                       oldest_first: bool = False) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Deliveries in `state`, by when they entered it (newest first unless asked), a page at a time."""
-        request: dict[str, Any] = {
-            "TableName": self.deliveries_table, "IndexName": BY_STATE_INDEX,
-            "KeyConditionExpression": "#state = :state", "ExpressionAttributeNames": {"#state": "state"},
-            "ExpressionAttributeValues": {":state": {"S": state}}, "ScanIndexForward": oldest_first, "Limit": limit,
-        }
-        return query_page(self._dynamodb, request, start)
+        return query_page(self._dynamodb, {**self._by_state(state, oldest_first), "Limit": limit}, start)
 
     def oldest_in_state(self, state: str) -> dict[str, Any] | None:
         """The delivery that has been in `state` longest (e.g. start_pending, for the alarm on it): one Query."""
         items, _ = self.list_by_state(state, limit=1, oldest_first=True)
         return items[0] if items else None
+
+    def all_in_state(self, state: str) -> Iterator[dict[str, Any]]:
+        """Every delivery in `state`, the longest there first: a Query, page after page (for states few
+        deliveries are in at once, such as the sending ones)."""
+        return query_all(self._dynamodb, **self._by_state(state, oldest_first=True))
 
     # --- logs ----------------------------------------------------------------
 

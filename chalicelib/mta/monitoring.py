@@ -96,13 +96,23 @@ def stall(summary: Mapping[str, Any], settings: Settings, now_ms: int,
                 f"{maximum:g} in the last 24 h)", "since": (blocked or {}).get("since", since)}
     if blocked and blocked.get("code") == "ses_sending_paused":
         return dict(blocked)
-    last = max(int(summary.get("last_progress_at") or 0), since)
-    if now_ms - last >= settings.send_stall_seconds * 1000:
+    last = stalled_since(summary, settings, now_ms)
+    if last is not None:
         what = ("no send worker has taken it" if state == states.START_PENDING
                 else "its send workers stopped making progress")
         return {"code": "job_stalled", "message": f"{what} (is the send worker running? are chunks in the "
                                                   "dead-letter queue?)", "since": last}
     return None
+
+
+def stalled_since(summary: Mapping[str, Any], settings: Settings, now_ms: int) -> Optional[int]:
+    """When a sending delivery last moved, if that is `send_stall_seconds` ago or more; else None.
+
+    From the summary alone (no AWS call): the job_stalled rule, which the
+    delivery monitor (gauges.py) counts for every sending delivery.
+    """
+    last = max(int(summary.get("last_progress_at") or 0), int(summary.get("state_since") or now_ms))
+    return last if now_ms - last >= settings.send_stall_seconds * 1000 else None
 
 
 def summary_view(delivery_id: str, summary: Mapping[str, Any]) -> dict[str, Any]:

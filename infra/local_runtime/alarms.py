@@ -10,6 +10,10 @@ each period, setting its state and notifying its actions. Here:
   moto's CloudWatch with put_metric_data, one data point per value, metric
   and dimension set, with the document's own timestamp, as CloudWatch Logs
   does;
+- QueueMetrics puts what AWS/SQS publishes every minute for each of the
+  stack's queues (ApproximateNumberOfMessagesVisible, ...NotVisible,
+  ...Delayed, dimension QueueName), read from moto's queues at the
+  evaluation's clock, so the dead-letter alarms see what they would in AWS;
 - LocalAlarms evaluates the template's own alarm definitions (infra/
   template.yaml, resolved for the stage: metric or metric math, statistic,
   period, evaluation periods, datapoints to alarm, threshold, comparison,
@@ -121,6 +125,42 @@ class EmfCapture:
             for start in range(0, len(datums), MAX_DATUMS_PER_CALL):
                 cloudwatch.put_metric_data(Namespace=namespace, MetricData=datums[start:start + MAX_DATUMS_PER_CALL])
         return len(pending)
+
+
+# --- AWS/SQS's queue metrics ------------------------------------------------------
+
+QUEUE_TYPE = "AWS::SQS::Queue"
+# CloudWatch's SQS metric -> the queue attribute it reports.
+SQS_METRICS = {"ApproximateNumberOfMessagesVisible": "ApproximateNumberOfMessages",
+               "ApproximateNumberOfMessagesNotVisible": "ApproximateNumberOfMessagesNotVisible",
+               "ApproximateNumberOfMessagesDelayed": "ApproximateNumberOfMessagesDelayed"}
+
+
+@dataclass
+class QueueMetrics:
+    """The depth metrics AWS/SQS publishes for the stack's queues, sampled from moto when asked."""
+
+    resources: "ProvisionedStack"
+
+    def publish(self, now: float) -> int:
+        """One sample of every metric of every queue the stack created, at `now`; how many were put."""
+        sqs, at = boto3.client("sqs"), datetime.fromtimestamp(now, tz=timezone.utc)
+        data = []
+        for logical, spec in self.resources.template.get("Resources", {}).items():
+            url = self.resources.refs.get(logical)
+            if spec.get("Type") != QUEUE_TYPE or url is None:
+                continue
+            try:
+                depth = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=list(SQS_METRICS.values()))
+            except sqs.exceptions.QueueDoesNotExist:
+                continue  # AWS publishes nothing for a deleted queue
+            dimensions = [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}]
+            data.extend({"MetricName": metric, "Dimensions": dimensions, "Timestamp": at, "Unit": "Count",
+                         "Value": float(depth["Attributes"].get(attribute, 0))}
+                        for metric, attribute in SQS_METRICS.items())
+        if data:
+            boto3.client("cloudwatch").put_metric_data(Namespace="AWS/SQS", MetricData=data)
+        return len(data)
 
 
 # --- the template's alarms ---------------------------------------------------------
@@ -253,6 +293,7 @@ class LocalAlarms:
     resources: "ProvisionedStack"
     clock: Callable[[], float] = time.time
     capture: EmfCapture | None = None
+    queues: QueueMetrics | None = None
     started: float = 0.0
     definitions: list[AlarmDefinition] = field(default_factory=list)
 
@@ -265,9 +306,11 @@ class LocalAlarms:
         return found
 
     def step(self) -> list[tuple[str, str, str]]:
-        """Publish captured metrics, evaluate every alarm; the (alarm, old, new) state changes."""
+        """Publish captured metrics and queue depths, evaluate every alarm; the (alarm, old, new) state changes."""
         if self.capture is not None:
             self.capture.publish()
+        if self.queues is not None:
+            self.queues.publish(self.clock())
         changes = []
         for definition in self.definitions:
             change = self.evaluate(definition)
@@ -439,5 +482,6 @@ def workers(stack: "LocalStack") -> "list[Worker]":
     """The local stack's alarm evaluation: capture from now on, publish and evaluate every few seconds."""
     from infra.local_runtime.stack import Worker
 
-    alarms = LocalAlarms(stack.resources, capture=EmfCapture().install())  # type: ignore[arg-type]
+    alarms = LocalAlarms(stack.resources, capture=EmfCapture().install(),  # type: ignore[arg-type]
+                         queues=QueueMetrics(stack.resources))  # type: ignore[arg-type]
     return [Worker("cloudwatch:alarms", alarms.step, EVALUATION_INTERVAL_SECONDS)]

@@ -225,7 +225,8 @@ def test_sendtrail_status_reports_every_component_ok(local_stack: Any) -> None:
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip() and
             not line.startswith("sendtrail:")}
     assert rows == {"hit_endpoints": "OK", "hit_stream": "OK", "redirection_logs": "OK", "tracking_workflow": "OK",
-                    "ses": "OK", "hit_endpoints_http": "OK"}, result.stdout
+                    "ses": "OK", "send_work_queue": "OK", "send_work_dlq": "OK", "ses_events_queue": "OK",
+                    "ses_events_dlq": "OK", "hit_endpoints_http": "OK"}, result.stdout
     assert f"{local_stack.api_url}/r/test answers <redir status='OK'" in result.stdout
     assert result.stdout.rstrip().endswith("sendtrail: OK")
 
@@ -246,5 +247,5 @@ def test_the_handlers_metrics_reach_cloudwatch_and_the_alarms_are_there(local_st
         time.sleep(0.5)
     assert found["HitsAccepted"] == found["WorkflowSuccesses"] == [{"Name": "stage", "Value": "local"}], found
     alarms = cloudwatch.describe_alarms(AlarmNamePrefix="sendtrail-local-")["MetricAlarms"]
-    assert len(alarms) == 10 and all(alarm["AlarmActions"] for alarm in alarms)
+    assert len(alarms) == 12 and all(alarm["AlarmActions"] for alarm in alarms)
     assert cloudwatch.list_dashboards()["DashboardEntries"][0]["DashboardName"] == "sendtrail-local"

@@ -162,6 +162,17 @@ def tracking_workflow_scenario(api: Any, client: Any, resources: Any, mta: Any) 
     return recorded
 
 
+def delivery_monitor_scenario(api: Any, resources: Any) -> CallRecorder:
+    """The delivery monitor's minute: a delivery waiting in start_pending, measured."""
+    from infra.local_runtime.triggers import ScheduledTrigger
+
+    assert api.post(f"/api/deliveries/{create_delivery(api)}/send").status_code == 202
+    with record_calls(resources.region) as recorded:
+        measured = ScheduledTrigger("delivery_monitor", app_module.delivery_monitor).step()
+    assert measured["sending"] == 1
+    return recorded
+
+
 def check(template: dict[str, Any], role: str, resolver: IntrinsicResolver, recorded: CallRecorder) -> None:
     statements = role_statements(template, role, resolver)
     aws_calls = {call for call in recorded.calls}
@@ -189,6 +200,11 @@ def test_the_send_worker_role_allows_what_sending_a_chunk_does(
 def test_the_ses_events_role_allows_what_consuming_events_does(
         api: Any, resources: Any, mta: Any, keys_in_ssm: IntrinsicResolver) -> None:
     check(resources.template, "SesEventsRole", keys_in_ssm, ses_events_scenario(api, resources, mta))
+
+
+def test_the_delivery_monitor_role_allows_what_measuring_sending_does(
+        api: Any, resources: Any, keys_in_ssm: IntrinsicResolver) -> None:
+    check(resources.template, "DeliveryMonitorRole", keys_in_ssm, delivery_monitor_scenario(api, resources))
 
 
 def test_the_api_no_longer_sends_mail() -> None:

@@ -17,9 +17,21 @@ import pytest
 import app as app_module
 from chalicelib import metrics, tokens
 from chalicelib.settings import get_settings
-from infra.local_runtime.alarms import AlarmDefinition, EmfCapture, LocalAlarms, emf_datums, evaluate_expression
+from infra.local_runtime import ses_account
+from infra.local_runtime.alarms import (
+    AlarmDefinition,
+    EmfCapture,
+    LocalAlarms,
+    QueueMetrics,
+    alarm_definitions,
+    emf_datums,
+    evaluate_expression,
+)
+from infra.local_runtime.ses_events import simulated_events
+from infra.local_runtime.ses_outbox import OUTBOX
 from infra.local_runtime.triggers import ScheduledTrigger
 from tests.integration.test_hit_endpoints import make_delivery, token
+from tests.integration.test_send_jobs import act, create, emails
 from tests.tracking_harness import FakeClock
 
 MINUTE = 60
@@ -49,16 +61,21 @@ def alerts(resources: Any) -> Any:
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     boto3.client("sns").subscribe(TopicArn=resources.refs["AlertTopic"], Protocol="sqs", Endpoint=arn)
 
+    kept: list[tuple[dict[str, Any], dict[str, Any]]] = []  # other alarms' alerts, for their own call
+
     def received(alarm_name: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-        found = []
+        """The alerts about `alarm_name` that arrived since the last call asking for it."""
         while True:
             batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             if not batch:
-                return [(envelope, message) for envelope, message in found if message["AlarmName"] == alarm_name]
+                break
             for item in batch:
                 envelope = json.loads(item["Body"])
-                found.append((envelope, json.loads(envelope["Message"])))
+                kept.append((envelope, json.loads(envelope["Message"])))
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=item["ReceiptHandle"])
+        found = [(envelope, message) for envelope, message in kept if message["AlarmName"] == alarm_name]
+        kept[:] = [(envelope, message) for envelope, message in kept if message["AlarmName"] != alarm_name]
+        return found
 
     return received
 
@@ -161,7 +178,8 @@ def test_emf_lines_become_one_datum_per_value_metric_and_dimension_set() -> None
     ("IF(FILL(sent, 0) >= 100, 100 * FILL(hard, 0) / sent, 0)", {"sent": 40.0, "hard": 11.0}, 0.0),
     ("IF(FILL(sent, 0) >= 100, 100 * FILL(hard, 0) / sent, 0)", {"sent": None, "hard": None}, 0.0),
     ("a / b", {"a": 1.0, "b": 0.0}, None),
-    ("IF(FILL(sent, 0) + FILL(throttles, 0) > 0, FILL(sent, 0) / 5, 60)", {"sent": 50.0, "throttles": 3.0}, 10.0),
+    ("IF(FILL(sending, 0) > 0, FILL(sent, 0) / 5, 60)", {"sent": 50.0, "sending": 1.0}, 10.0),
+    ("IF(FILL(sending, 0) > 0, FILL(sent, 0) / 5, 60)", {"sent": 5.0, "sending": None}, 60.0),
 ])
 def test_metric_math(expression: str, values: dict[str, float | None], expected: float | None) -> None:
     assert evaluate_expression(expression, values) == expected
@@ -212,3 +230,144 @@ def test_a_new_alarm_waits_for_its_evaluation_periods(resources: Any, clock: Fak
     clock.advance(2 * MINUTE)
     alarms.step()
     assert state(stalled) == "ALARM"  # no run at all, missing data breaching
+
+
+# --- the MTA's alarms, over what its functions really emit ------------------------------
+
+HOUR = 3600
+SIMULATOR = "simulator.amazonses.com"
+MTA_ALARMS = ("DeliveryStuckInStartPendingAlarm", "HardBounceRateAlarm", "ComplaintRateAlarm",
+              "SendingThroughputLowAlarm")
+
+
+def only(resources: Any, *logical_ids: str) -> list[AlarmDefinition]:
+    """These alarms of the template (evaluating fewer keeps a test that steps many minutes fast)."""
+    names = {resources.refs[logical] for logical in logical_ids}
+    return [definition for definition in alarm_definitions(resources) if definition.name in names]
+
+
+@pytest.fixture
+def monitor(clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> ScheduledTrigger:
+    """The delivery monitor as EventBridge invokes it, on the fake clock."""
+    from chalicelib.mta import gauges
+
+    monkeypatch.setattr(gauges, "_now_ms", lambda: int(clock() * 1000))
+    return ScheduledTrigger("delivery_monitor", app_module.delivery_monitor)
+
+
+def minutes(count: int, monitor: ScheduledTrigger, clock: FakeClock) -> None:
+    for _ in range(count):
+        monitor.step()
+        clock.advance(MINUTE)
+
+
+def test_bounces_and_complaints_as_the_mta_emits_them_raise_the_rate_alarms(
+        api: Any, mta: Any, resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any,
+        monitor: ScheduledTrigger) -> None:
+    """The send worker, the SES events consumer and the delivery monitor emit; each MTA alarm watches exactly that."""
+    alarms = LocalAlarms(resources, clock=clock, capture=capture)
+    addresses = ([f"success+{number}@{SIMULATOR}" for number in range(93)]
+                 + [f"bounce+{number}@{SIMULATOR}" for number in range(6)] + [f"complaint@{SIMULATOR}"])
+    delivery_id = create(api, addresses)
+    act(api, delivery_id, "send", 202)
+    monitor.step()  # OldestStartPendingSeconds, DeliveriesSending, DeliveriesStalled
+    mta.send()  # MessagesSent, DeliveryStartPendingSeconds
+    for message in OUTBOX.messages():  # SES's simulator events of the messages that bounced or drew a complaint
+        if not message.to[0].startswith("success+"):  # (the deliveries' events move no metric an alarm watches)
+            mta.publisher.publish(message, simulated_events(message))
+    mta.triggers["ses_events"].drain()  # Bounces{type}, Complaints
+    clock.advance(HOUR)
+    alarms.step()
+
+    published = {(metric["MetricName"], frozenset((item["Name"], item["Value"]) for item in metric["Dimensions"]))
+                 for metric in boto3.client("cloudwatch").list_metrics(Namespace=metrics.NAMESPACE)["Metrics"]}
+    for definition in only(resources, *MTA_ALARMS):
+        for query in definition.queries:
+            if "MetricStat" in query:
+                metric = query["MetricStat"]["Metric"]
+                watched = (metric["MetricName"], frozenset((item["Name"], item["Value"])
+                                                           for item in metric["Dimensions"]))
+                assert watched in published, (definition.name, watched)
+
+    hard, complaints = resources.refs["HardBounceRateAlarm"], resources.refs["ComplaintRateAlarm"]
+    assert state(hard) == state(complaints) == "ALARM"
+    [(envelope, alert)] = alerts(hard)
+    assert envelope["Subject"] == f'ALARM: "{hard}" in US East (N. Virginia)'
+    assert alert["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoint [6 (")
+    assert "greater than the threshold (5)" in alert["NewStateReason"]  # 6 hard bounces of 100 sent: 6 %
+    [bounces] = [query for query in alert["Trigger"]["Metrics"] if query["Id"] == "hard"]
+    assert bounces["MetricStat"]["Metric"]["Dimensions"] == [{"value": "local", "name": "stage"},
+                                                             {"value": "hard", "name": "type"}]
+    [(_, alert)] = alerts(complaints)
+    assert alert["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoint [1 (")
+    assert "greater than the threshold (0.1)" in alert["NewStateReason"]  # 1 complaint of 100 sent: 1 %
+
+
+def test_a_delivery_no_worker_takes_raises_the_start_pending_alarm_until_one_does(
+        api: Any, mta: Any, resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any,
+        monitor: ScheduledTrigger) -> None:
+    stuck = resources.refs["DeliveryStuckInStartPendingAlarm"]
+    delivery_id = create(api, emails(1))
+    clock.now = act(api, delivery_id, "send", 202)["state_since"] / 1000  # the monitor's first minute
+    alarms = LocalAlarms(resources, clock=clock, capture=capture,
+                         definitions=only(resources, "DeliveryStuckInStartPendingAlarm"))
+    waited = 0
+    while state(stuck) != "ALARM":  # no send worker runs
+        minutes(1, monitor, clock)
+        alarms.step()
+        waited += 1
+        assert waited <= 17, "a delivery 16 minutes in start pending, and no alarm"
+    assert waited == 17  # the sample 16 minutes in is the first over 15 minutes
+    [(_, alert)] = [item for item in alerts(stuck) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoint [960 (")
+    mta.send()  # a worker takes it
+    minutes(1, monitor, clock)
+    alarms.step()
+    assert state(stuck) == "OK"
+    [(_, back)] = alerts(stuck)
+    assert back["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoint [0 (")
+
+
+def test_sending_too_slowly_alarms_only_while_deliveries_wait_to_be_sent(
+        api: Any, mta: Any, resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any,
+        monitor: ScheduledTrigger) -> None:
+    slow = resources.refs["SendingThroughputLowAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, capture=capture,
+                         definitions=only(resources, "SendingThroughputLowAlarm"))
+    for _ in range(3):  # a trickle: one message every 5 minutes, far below 60 a minute, but sent at once
+        act(api, create(api, emails(1)), "send", 202)
+        mta.send()
+        minutes(5, monitor, clock)
+        alarms.step()
+    assert state(slow) == "OK"
+
+    ses_account.ACCOUNT.sending_enabled = False  # SES paused: a delivery is taken but held back
+    act(api, create(api, emails(3)), "send", 202)
+    mta.send()
+    periods = 0
+    while state(slow) != "ALARM":
+        minutes(5, monitor, clock)
+        alarms.step()
+        periods += 1
+        assert periods <= 4, "a delivery waiting 20 minutes with nothing sent, and no alarm"
+    [(_, alert)] = [item for item in alerts(slow) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["NewStateReason"].startswith("Threshold Crossed: 3 out of the last 3 datapoints [0 (")
+
+
+def test_a_message_in_a_dead_letter_queue_raises_its_alarm(resources: Any, clock: FakeClock, alerts: Any) -> None:
+    """AWS/SQS's depth metrics, as the local runtime publishes them for the stack's queues."""
+    letters = resources.refs["SesEventsDeadLettersAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, queues=QueueMetrics(resources),
+                         definitions=only(resources, "SendWorkDeadLettersAlarm", "SesEventsDeadLettersAlarm"))
+    alarms.step()
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(letters) == state(resources.refs["SendWorkDeadLettersAlarm"]) == "OK"
+    boto3.client("sqs").send_message(QueueUrl=get_settings().ses_events_dead_letter_queue_url, MessageBody="{}")
+    alarms.step()  # SQS's next sample
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert (state(letters), state(resources.refs["SendWorkDeadLettersAlarm"])) == ("ALARM", "OK")
+    [(_, alert)] = [item for item in alerts(letters) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["Trigger"]["Namespace"] == "AWS/SQS" and alert["Trigger"]["Dimensions"] == [
+        {"value": "sendtrail-local-ses-events-dlq", "name": "QueueName"}]

@@ -70,10 +70,14 @@ def test_a_package_is_for_one_stage_and_architecture(template: dict[str, Any]) -
     assert [logical for logical, spec in functions.items() if "Layers" in spec["Properties"]] == ["TrackingWorkflow"]
 
 
-def test_the_scheduled_workflow_is_not_retried_on_top_of_the_next_run(template: dict[str, Any]) -> None:
-    [config] = resources_of_type(template, "AWS::Lambda::EventInvokeConfig").values()
-    assert config["Properties"]["FunctionName"] == {"Ref": "TrackingWorkflow"}
-    assert config["Properties"]["MaximumRetryAttempts"] == 0
+def test_scheduled_functions_are_not_retried_on_top_of_the_next_run(template: dict[str, Any]) -> None:
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    scheduled = {logical for logical, spec in functions.items()
+                 if any(event["Type"] == "Schedule" for event in spec["Properties"].get("Events", {}).values())}
+    configs = {spec["Properties"]["FunctionName"]["Ref"]: spec["Properties"]
+               for spec in resources_of_type(template, "AWS::Lambda::EventInvokeConfig").values()}
+    assert set(configs) == scheduled == {"TrackingWorkflow", "DeliveryMonitor"}
+    assert all(config["MaximumRetryAttempts"] == 0 for config in configs.values())
 
 
 def test_every_queue_event_source_reports_partial_batch_failures(template: dict[str, Any]) -> None:
@@ -240,13 +244,27 @@ EXPECTED_ALARMS: dict[str, dict[str, Any]] = {
                  {"complaints": "Complaints", "sent": "MessagesSent"}, "Sum"),
         "period": 3600, "evaluation": (1, 1), "threshold": 0.1, "comparison": "GreaterThanThreshold",
         "missing": "notBreaching"},
-    "SendingThroughputLowAlarm": {
+    "SendingThroughputLowAlarm": {  # judged only while deliveries were sending throughout a period (Minimum)
         "name": "sending-throughput-low",
-        "math": ("IF(FILL(sent, 0) + FILL(throttles, 0) > 0, FILL(sent, 0) / 5, ${MinSendRatePerMinute})",
-                 {"sent": "MessagesSent", "throttles": "SendThrottles"}, "Sum"),
+        "math": ("IF(FILL(sending, 0) > 0, FILL(sent, 0) / 5, ${MinSendRatePerMinute})",
+                 {"sent": "MessagesSent", "sending": ("DeliveriesSending", "Minimum")}, "Sum"),
         "period": 300, "evaluation": (3, 3), "threshold": {"Ref": "MinSendRatePerMinute"},
         "comparison": "LessThanThreshold", "missing": "notBreaching"},
+    **{alarm: {  # any message in a dead-letter queue
+        "name": name, "metric": ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum",
+                                 [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]),
+        "period": 300, "evaluation": (1, 1), "threshold": 0, "comparison": "GreaterThanThreshold",
+        "missing": "notBreaching"}
+       for alarm, queue, name in (
+           ("SendWorkDeadLettersAlarm", "SendWorkDeadLetterQueue", "send-work-dead-letters"),
+           ("SesEventsDeadLettersAlarm", "SesEventsDeadLetterQueue", "ses-events-dead-letters"))},
 }
+
+
+def math_metrics(expected: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """An expected metric math alarm's query ids -> (metric name, statistic); the default statistic unless named."""
+    _, metric_ids, statistic = expected["math"]
+    return {query_id: (spec, statistic) if isinstance(spec, str) else spec for query_id, spec in metric_ids.items()}
 
 
 def test_every_alarm_watches_its_intended_metric_with_its_threshold_and_missing_data_rule(
@@ -272,14 +290,14 @@ def test_every_alarm_watches_its_intended_metric_with_its_threshold_and_missing_
                 namespace, metric, statistic, dimensions, expected["period"]), logical
             assert namespace != "sendtrail" or metric in emitted, logical
             continue
-        expression, metric_ids, statistic = expected["math"]
+        expression = expected["math"][0]
         [returned] = [query for query in properties["Metrics"] if query.get("ReturnData", True)]
         assert returned["Expression"] in (expression, {"Fn::Sub": expression}), logical
         stats = {query["Id"]: query["MetricStat"] for query in properties["Metrics"] if "MetricStat" in query}
-        assert {query_id: stat["Metric"]["MetricName"] for query_id, stat in stats.items()} == metric_ids, logical
+        assert {query_id: (stat["Metric"]["MetricName"], stat["Stat"]) for query_id, stat in stats.items()} == (
+            math_metrics(expected)), logical
         for stat in stats.values():
-            assert (stat["Metric"]["Namespace"], stat["Stat"], stat["Period"]) == (
-                "sendtrail", statistic, expected["period"]), logical
+            assert (stat["Metric"]["Namespace"], stat["Period"]) == ("sendtrail", expected["period"]), logical
             assert stat["Metric"]["Dimensions"][0] == STAGE[0] and stat["Metric"]["MetricName"] in emitted, logical
     bounces = next(query for query in alarms["HardBounceRateAlarm"]["Properties"]["Metrics"] if query["Id"] == "hard")
     assert bounces["MetricStat"]["Metric"]["Dimensions"] == STAGE + [{"Name": "type", "Value": "hard"}]
@@ -307,9 +325,13 @@ def test_the_dashboard_shows_every_alarm_and_every_signal_they_watch(template: d
     assert [widget["type"] for widget in widgets].count("alarm") == 1
     for logical, expected in EXPECTED_ALARMS.items():
         assert f"${{{logical}.Arn}}" in body, logical
-        names = [expected["metric"][1]] if "metric" in expected else list(expected["math"][1].values())
+        names = ([expected["metric"][1]] if "metric" in expected
+                 else [name for name, _ in math_metrics(expected).values()])
         for name in names:
             assert f'"{name}"' in body, (logical, name)
     for breakdown in ("HitsAccepted", "HitsRejected", "MalformedLines", "Bounces", "FallbackWrites",
-                      "LinesProcessed", "WorkflowRuns", "NativeFallback", "DeliveryStartPendingSeconds"):
+                      "LinesProcessed", "WorkflowRuns", "NativeFallback", "DeliveryStartPendingSeconds",
+                      "SendThrottles", "DeliveriesStalled"):
         assert breakdown in body, breakdown
+    for queue in ("SendWorkQueue", "SesEventsQueue", "SendWorkDeadLetterQueue", "SesEventsDeadLetterQueue"):
+        assert f'"QueueName", "${{{queue}.QueueName}}"' in body, queue

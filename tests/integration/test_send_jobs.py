@@ -316,6 +316,47 @@ def test_a_job_nobody_takes_is_reported_stalled_since_it_was_queued(api: Any, mt
     assert store.oldest_in_state("start_pending") is None
 
 
+def test_the_delivery_monitor_measures_what_waits_sends_and_stalled_every_minute(
+        api: Any, mta: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import app as app_module
+    from chalicelib.mta import gauges
+    from infra.local_runtime.triggers import ScheduledTrigger
+
+    emitted: list[tuple[str, float, str, dict[str, str]]] = []
+    monkeypatch.setattr(metrics, "emit", lambda name, value=1, unit=metrics.COUNT, **dimensions: emitted.append(
+        (name, value, unit, dimensions)))
+    monitor = ScheduledTrigger("delivery_monitor", app_module.delivery_monitor)  # as EventBridge invokes it
+
+    def measure(at_ms: int | None = None) -> dict[str, Any]:
+        emitted.clear()
+        if at_ms is not None:
+            monkeypatch.setattr(gauges, "_now_ms", lambda: at_ms)
+        measured = monitor.step()
+        assert emitted == [
+            (metrics.OLDEST_START_PENDING, measured["oldest_start_pending_seconds"], metrics.SECONDS, {}),
+            (metrics.DELIVERIES_SENDING, measured["sending"], metrics.COUNT, {}),
+            (metrics.DELIVERIES_STALLED, measured["stalled"], metrics.COUNT, {})]
+        return measured
+
+    assert measure() == {"oldest_start_pending_seconds": 0, "sending": 0, "stalled": 0}  # emitted as 0, not left out
+    first, second, paused = create(api, emails(1)), create(api, emails(1)), create(api, emails(1))
+    queued_at = act(api, first, "send", 202)["state_since"]
+    act(api, second, "send", 202)
+    act(api, paused, "send", 202)
+    act(api, paused, "pause")  # not meant to send: not counted
+    assert measure(queued_at + 120_000) == {"oldest_start_pending_seconds": 120.0, "sending": 2, "stalled": 0}
+    stall_ms = get_settings().send_stall_seconds * 1000
+    assert measure(queued_at + stall_ms + 1_000) == {"oldest_start_pending_seconds": stall_ms / 1000 + 1,
+                                                     "sending": 2, "stalled": 2}  # no worker took them
+    ses_account.ACCOUNT.sending_enabled = False
+    mta.send()  # taken, but held back: in_progress, no message sent
+    ses_account.ACCOUNT.sending_enabled = True
+    started = show(api, first)
+    assert (started["state"], started["counts"]["sent"]) == ("in_progress", 0)
+    assert measure(started["started_at"] + 60_000) == {"oldest_start_pending_seconds": 0, "sending": 2, "stalled": 0}
+    assert measure(started["started_at"] + stall_ms + 1_000)["stalled"] == 2
+
+
 # --- excluded recipients, exact counts at scale ------------------------------------------
 
 def test_five_thousand_recipients_in_chunks_with_exact_counts(api: Any, mta: Any, resources: Any) -> None:

@@ -14,14 +14,15 @@ from chalicelib.settings import get_settings
 from infra.local_runtime import environment
 from tests.conftest import KEYRING_V1
 
-COMPONENTS = ["hit_endpoints", "hit_stream", "redirection_logs", "tracking_workflow", "ses"]
+COMPONENTS = ["hit_endpoints", "hit_stream", "redirection_logs", "tracking_workflow", "ses", "send_work_queue",
+              "send_work_dlq", "ses_events_queue", "ses_events_dlq"]
 
 
-def components(api: Any) -> dict[str, dict[str, Any]]:
+def components(api: Any, expected: list[str] = COMPONENTS) -> dict[str, dict[str, Any]]:
     response = api.get("/api/status")
     assert response.status_code == 200, response.body
     body = response.json_body
-    assert [item["component"] for item in body["components"]] == COMPONENTS
+    assert [item["component"] for item in body["components"]] == expected
     assert body["status"] == max((item["status"] for item in body["components"]), key=status.SEVERITY.__getitem__)
     return {item["component"]: item for item in body["components"]}
 
@@ -50,6 +51,9 @@ def test_a_healthy_stack_is_ok_in_every_component(api: Any) -> None:
     assert found["redirection_logs"]["reason"].startswith("sendtrail-local-redirection-logs ACTIVE, from sendtrail")
     assert found["tracking_workflow"]["reason"].startswith("last success ")
     assert found["ses"]["details"]["sending_enabled"] is True
+    assert found["send_work_queue"]["reason"] == found["ses_events_queue"]["reason"] == "0 waiting, 0 in flight"
+    assert found["send_work_dlq"]["reason"] == found["ses_events_dlq"]["reason"] == "empty"
+    assert found["ses_events_dlq"]["details"]["queue_url"].endswith("/sendtrail-local-ses-events-dlq")
 
 
 def test_the_status_needs_the_api_token(client: Any) -> None:
@@ -165,26 +169,68 @@ def test_a_check_that_raises_or_hangs_reports_why_and_the_others_still_answer(re
     ]
 
 
-def test_queue_checks_report_backlogs_and_dead_letters(resources: Any) -> None:
-    """The checks the SES events queue and the dead-letter queues become one entry each of status.CHECKS."""
+def send_messages(queue_url: str, count: int, delay_seconds: int = 0) -> None:
     sqs = boto3.client("sqs")
-    events = sqs.create_queue(QueueName="status-events")["QueueUrl"]
-    dead = sqs.create_queue(QueueName="status-dlq")["QueueUrl"]
-    backlog = status.queue_backlog("ses_events_queue", lambda settings: events, warn_at=2, fail_at=4)
-    letters = status.dead_letter_queue("ses_events_dlq", lambda settings: dead)
+    for start in range(0, count, 10):
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=[
+            {"Id": str(number), "MessageBody": "{}", "DelaySeconds": delay_seconds}
+            for number in range(start, min(count, start + 10))])
+
+
+def test_messages_left_in_the_dead_letter_queues_are_reported_with_what_they_mean(api: Any) -> None:
+    run_the_workflow(api)
+    settings = get_settings()
+    send_messages(settings.send_dead_letter_queue_url, 2)
+    send_messages(settings.ses_events_dead_letter_queue_url, 1)
+    body = api.get("/api/status").json_body
+    found = {item["component"]: item for item in body["components"]}
+    assert body["status"] == "FAIL"
+    assert (found["send_work_dlq"]["status"], found["send_work_dlq"]["details"]["messages"]) == ("FAIL", 2)
+    assert found["send_work_dlq"]["reason"].startswith(
+        "2 send job(s) failed every retry: their recipients are not sent and the delivery shows as stalled. Fix the "
+        "cause (the send worker's log), then redrive them to the send work queue")
+    assert found["ses_events_dlq"]["status"] == "WARN"  # sending goes on; the logs miss events
+    assert found["ses_events_dlq"]["reason"].startswith(
+        "1 SES event(s) failed every retry: delivery logs, bounces and quarantine miss them.")
+    assert found["send_work_queue"]["status"] == found["ses_events_queue"]["status"] == "OK"
+
+
+def test_a_deep_ses_events_queue_warns_then_fails_and_held_back_send_jobs_show(api: Any) -> None:
+    run_the_workflow(api)
+    environment.apply({"SENDTRAIL_SES_EVENTS_QUEUE_WARN_AT": "3", "SENDTRAIL_SES_EVENTS_QUEUE_FAIL_AT": "5"})
+    settings = get_settings()
+    send_messages(settings.ses_events_queue_url, 3)
+    send_messages(settings.send_queue_url, 3)
+    send_messages(settings.send_queue_url, 1, delay_seconds=900)  # a chunk held back while SES is paused
+    found = components(api)
+    assert (found["ses_events_queue"]["status"], found["ses_events_queue"]["reason"]) == (
+        "WARN", "3 messages waiting (WARN from 3)")
+    assert (found["send_work_queue"]["status"], found["send_work_queue"]["reason"]) == (
+        "OK", "3 waiting, 0 in flight, 1 delayed")  # a large delivery queues many chunks: no fault
+    send_messages(settings.ses_events_queue_url, 2)
+    assert (components(api)["ses_events_queue"]["status"], get_settings().ses_events_queue_fail_at) == ("FAIL", 5)
+
+
+def test_deleted_or_unconfigured_queues_fail_or_warn_saying_why(api: Any) -> None:
+    run_the_workflow(api)
+    settings = get_settings()
+    sqs = boto3.client("sqs")
+    for url in (settings.send_queue_url, settings.ses_events_queue_url, settings.ses_events_dead_letter_queue_url):
+        sqs.delete_queue(QueueUrl=url)
+    found = components(api)
+    assert {name: item["status"] for name, item in found.items() if "queue" in name or "dlq" in name} == {
+        "send_work_queue": "FAIL", "send_work_dlq": "OK", "ses_events_queue": "FAIL", "ses_events_dlq": "FAIL"}
+    assert found["send_work_queue"]["reason"] == ("the queue sendtrail-local-send-work does not exist: send jobs "
+                                                  "cannot be queued: sending a delivery fails")
+    assert found["ses_events_queue"]["reason"] == (
+        "the queue sendtrail-local-ses-events does not exist: SES events reach no delivery log: deliveries, bounces "
+        "and complaints go unrecorded")
+    assert found["ses_events_dlq"]["reason"].startswith("the queue sendtrail-local-ses-events-dlq does not exist")
     context = status.StatusContext(get_settings(), status.now_ms())
-
-    def check() -> list[tuple[str, str]]:
-        return [(item["status"], item["reason"]) for item in status.report(context, [backlog, letters])["components"]]
-
-    assert check() == [("OK", "0 waiting, 0 in flight"), ("OK", "empty")]
-    for number in range(4):
-        sqs.send_message(QueueUrl=events, MessageBody=str(number))
-    sqs.send_message(QueueUrl=dead, MessageBody="failed")
-    assert check() == [("FAIL", "4 messages waiting (FAIL from 4)"),
-                       ("FAIL", "1 message(s) failed every retry: fix the cause, then redrive them")]
-    unconfigured = status.queue_backlog("ses_events_queue", lambda settings: None, warn_at=1)
-    assert status.report(context, [unconfigured])["components"][0]["status"] == "WARN"
+    unconfigured = [status.queue_backlog("q", lambda settings: None, if_missing="-", warn_at=lambda settings: 1),
+                    status.dead_letter_queue("dlq", lambda settings: "", held_means="-", if_missing="-")]
+    assert [(item["status"], item["reason"]) for item in status.report(context, unconfigured)["components"]] == [
+        ("WARN", "no queue configured"), ("WARN", "no queue configured")]
 
 
 @pytest.mark.parametrize(("account", "expected"), [

@@ -35,3 +35,18 @@ def test_a_workflow_that_succeeded_recently_is_ok_and_one_that_stalled_fails() -
     assert (fresh.status, stale.status) == ("OK", "FAIL")
     assert stale.reason == ("stalled: no successful run for 3 min 1 s (more than 3 schedule periods); last run 1 s "
                             "ago: failed (LeaseLost: run 9)")
+
+
+def test_the_delivery_monitor_measures_once_in_every_period_of_the_alarms_on_its_gauges() -> None:
+    """One sample a minute: the start-pending alarm (Maximum, 1 minute) always has one, and the throughput
+    alarm's Minimum of DeliveriesSending over 5 minutes is over 5 samples."""
+    from app import app
+
+    [schedule] = [source for source in app.event_sources
+                  if isinstance(source, ScheduledEventConfig) and source.name == "delivery_monitor"]
+    every = rate_seconds(schedule.schedule_expression.to_string())
+    resources = load_template()["Resources"]
+    assert resources["DeliveryStuckInStartPendingAlarm"]["Properties"]["Period"] == every == 60
+    [sending] = [query["MetricStat"] for query in resources["SendingThroughputLowAlarm"]["Properties"]["Metrics"]
+                 if query["Id"] == "sending"]
+    assert sending["Stat"] == "Minimum" and sending["Period"] == 5 * every
