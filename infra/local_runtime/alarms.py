@@ -38,6 +38,7 @@ import ast
 import json
 import math
 import operator
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -438,7 +439,7 @@ def _trigger(definition: AlarmDefinition) -> dict[str, Any]:
         trigger["Metrics"] = [_trigger_query(query) for query in properties["Metrics"]]
         return trigger
     return {"MetricName": properties["MetricName"], "Namespace": properties["Namespace"],
-            "StatisticType": "Statistic", "Statistic": str(properties["Statistic"]).upper(), "Unit": None,
+            "StatisticType": "Statistic", "Statistic": _notification_statistic(properties["Statistic"]), "Unit": None,
             "Dimensions": [{"value": item["Value"], "name": item["Name"]} for item in properties.get("Dimensions", [])],
             **trigger}
 
@@ -485,3 +486,8 @@ def workers(stack: "LocalStack") -> "list[Worker]":
     alarms = LocalAlarms(stack.resources, capture=EmfCapture().install(),  # type: ignore[arg-type]
                          queues=QueueMetrics(stack.resources))  # type: ignore[arg-type]
     return [Worker("cloudwatch:alarms", alarms.step, EVALUATION_INTERVAL_SECONDS)]
+
+
+def _notification_statistic(statistic: str) -> str:
+    """A statistic as alarm notifications spell it: Sum -> SUM, SampleCount -> SAMPLE_COUNT."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", statistic).upper()

@@ -247,5 +247,5 @@ def test_the_handlers_metrics_reach_cloudwatch_and_the_alarms_are_there(local_st
         time.sleep(0.5)
     assert found["HitsAccepted"] == found["WorkflowSuccesses"] == [{"Name": "stage", "Value": "local"}], found
     alarms = cloudwatch.describe_alarms(AlarmNamePrefix="sendtrail-local-")["MetricAlarms"]
-    assert len(alarms) == 12 and all(alarm["AlarmActions"] for alarm in alarms)
+    assert len(alarms) == 13 and all(alarm["AlarmActions"] for alarm in alarms)
     assert cloudwatch.list_dashboards()["DashboardEntries"][0]["DashboardName"] == "sendtrail-local"

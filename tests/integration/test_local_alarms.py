@@ -328,6 +328,29 @@ def test_a_delivery_no_worker_takes_raises_the_start_pending_alarm_until_one_doe
     assert back["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoint [0 (")
 
 
+def test_a_delivery_monitor_that_stops_reporting_raises_its_own_alarm(
+        resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any, monitor: ScheduledTrigger) -> None:
+    """Nothing is sending (every gauge 0), yet a monitor that stops running is noticed."""
+    stalled = resources.refs["DeliveryMonitorStalledAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, capture=capture,
+                         definitions=only(resources, "DeliveryMonitorStalledAlarm"))
+    for _ in range(4):
+        minutes(1, monitor, clock)
+        alarms.step()
+    assert state(stalled) == "OK"
+    quiet = 0
+    while state(stalled) == "OK":  # the monitor stops
+        clock.advance(MINUTE)
+        alarms.step()
+        quiet += 1
+        assert quiet <= 3, "3 minutes without the monitor and still OK"
+    [(_, alert)] = [item for item in alerts(stalled) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["Trigger"]["MetricName"] == "DeliveriesSending" and alert["Trigger"]["Statistic"] == "SAMPLE_COUNT"
+    minutes(1, monitor, clock)  # running again
+    alarms.step()
+    assert state(stalled) == "OK"
+
+
 def test_sending_too_slowly_alarms_only_while_deliveries_wait_to_be_sent(
         api: Any, mta: Any, resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any,
         monitor: ScheduledTrigger) -> None:

@@ -232,6 +232,9 @@ EXPECTED_ALARMS: dict[str, dict[str, Any]] = {
         "name": "delivery-stuck-start-pending", "metric": ("sendtrail", "OldestStartPendingSeconds", "Maximum", STAGE),
         "period": 60, "evaluation": (1, 1), "threshold": 900, "comparison": "GreaterThanThreshold",
         "missing": "notBreaching"},
+    "DeliveryMonitorStalledAlarm": {
+        "name": "delivery-monitor-stalled", "metric": ("sendtrail", "DeliveriesSending", "SampleCount", STAGE),
+        "period": 60, "evaluation": (3, 3), "threshold": 1, "comparison": "LessThanThreshold", "missing": "breaching"},
     "HardBounceRateAlarm": {
         "name": "hard-bounce-rate",
         "math": ("IF(FILL(sent, 0) >= 100, 100 * FILL(hard, 0) / sent, 0)",
