@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.data import aws
+from chalicelib.data import aws, mailer
 
 QUEUE_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                     "ApproximateNumberOfMessagesDelayed"]
@@ -29,8 +29,7 @@ def delivery_stream(delivery_stream_name: str) -> dict[str, Any]:
 
 def ses_account() -> dict[str, Any]:
     """SES's account: sending enabled, production access, enforcement status, send quota."""
-    response = aws.client("sesv2", aws.PROBE).get_account()
-    return {key: value for key, value in response.items() if key != "ResponseMetadata"}
+    return mailer.get_account(aws.PROBE)
 
 
 def queue_depth(queue_url: str) -> dict[str, int]:

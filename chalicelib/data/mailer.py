@@ -109,9 +109,9 @@ def _sorted(error: ClientError) -> Exception:
     return error
 
 
-def get_account() -> dict[str, Any]:
+def get_account(config: Any = aws.DEFAULT) -> dict[str, Any]:
     """The SES account: SendQuota (Max24HourSend, MaxSendRate, SentLast24Hours), SendingEnabled, ..."""
-    response = aws.client("sesv2").get_account()
+    response = aws.client("sesv2", config).get_account()
     response.pop("ResponseMetadata", None)
     return response
 
