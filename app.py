@@ -21,7 +21,6 @@ status_api = lazy("chalicelib.api.status")
 delivery_gauges = lazy("chalicelib.mta.gauges")
 
 app = Chalice(app_name="sendtrail")
-app.register_middleware(hits.accept_any_for_pixel, "http")
 observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
 
 FORM_POSTS = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain", "application/json"]

@@ -43,7 +43,7 @@ logger = logging.getLogger("sendtrail.hits")
 # A transparent 1x1 GIF89a.
 PIXEL_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
              b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
-PIXEL_ROUTE = "/o/{token}"
+_ACCEPT_ANYTHING = "*/*"
 
 
 def _store() -> DeliveryStore:
@@ -176,8 +176,24 @@ def pixel_response() -> Response:
     })
 
 
+def _accept_anything(request: Request) -> None:
+    """Let the GIF through Chalice whatever the client's Accept header says.
+
+    API Gateway is told '*/*' is binary (infra/template.yaml), so it decodes
+    the GIF for any Accept; Chalice, though, checks the request's Accept
+    against its binary types after the view returns (on this same request
+    object) and answers 400 to a binary body it does not match, which mail
+    clients and image proxies (no Accept, text/html, image/*) often send.
+    Done in the pixel's own view rather than in a middleware, so no other
+    request pays for it.
+    """
+    headers = request.to_original_event().get("headers") or {}
+    request.headers = CaseInsensitiveMapping({**headers, "accept": _ACCEPT_ANYTHING})
+
+
 def open_pixel(request: Request, token: str) -> Response:
     """GET /o/{token}: always the GIF; the open is recorded when the token is genuine."""
+    _accept_anything(request)
     try:
         claims = _verify(token, tokens.KIND_OPEN)
         table = link_tables.get(claims.delivery_id) if claims else None
@@ -287,17 +303,3 @@ def _xml_attr(value: str) -> str:
 
 def _base_url(request: Request) -> str:
     return public_base_url(request, get_hit_config().public_base_url)
-
-
-def accept_any_for_pixel(event: Any, get_response: Any) -> Any:
-    """HTTP middleware: the pixel is a GIF whatever the client's Accept header says.
-
-    API Gateway is told '*/*' is binary (infra/template.yaml), so it decodes
-    the GIF for any Accept; Chalice, though, refuses a binary body unless the
-    request's Accept matches a binary type, which mail clients and image
-    proxies (no Accept, text/html, image/*) often do not send. For this one
-    route the request is treated as accepting anything.
-    """
-    if event.path == PIXEL_ROUTE:
-        event.headers = CaseInsensitiveMapping({**dict(event.headers), "accept": "*/*"})
-    return get_response(event)
