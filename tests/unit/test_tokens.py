@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 
 import pytest
 from hypothesis import given
@@ -106,6 +108,16 @@ def test_key_rotation_old_key_verifies_until_removed() -> None:
     assert tokens.verify(new, ring_v3.keys).key_id == 2
     with pytest.raises(tokens.InvalidToken):
         tokens.verify(old, ring_v3.keys)
+
+
+@given(secret=st.one_of(st.binary(max_size=200), st.sampled_from([b"", b"k" * 64, b"k" * 65, KEY_1 * 10])),
+       payload=st.binary(max_size=40), params=st.text(alphabet=ALPHABET, max_size=30))
+def test_the_tag_is_hmac_sha256_of_the_domain_payload_and_params(secret: bytes, payload: bytes, params: str) -> None:
+    """The keyed states kept per secret give the standard library's HMAC, for every key length."""
+    expected = hmac.new(secret, b"sendtrail-token-v1\x00" + payload + b"\x00" + params.encode(),
+                        hashlib.sha256).digest()[:tokens.TAG_BYTES]
+    assert tokens._tag(secret, payload, params) == expected  # noqa: SLF001
+    assert tokens._tag(bytearray(secret), payload, params) == expected  # noqa: SLF001 - not kept, same tag
 
 
 def test_mint_refuses_non_canonical_delivery_ids() -> None:
