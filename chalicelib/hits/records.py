@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from json.encoder import encode_basestring as _string  # json.dumps's own (C) encoder of a str, ensure_ascii=False
 
 from chalicelib.tokens import TokenClaims
 
@@ -60,10 +61,33 @@ def minimise_ip(ip: str, mode: str) -> str:
 
 def build_record(kind: str, claims: TokenClaims, token: str, params: str, user_agent: str, ip: str,
                  request_id: str, at_ms: int | None = None, hit_id: str | None = None) -> bytes:
+    """The record's line: exactly json.dumps of its fields (compact, UTF-8), written out directly.
+
+    Every hit builds one, so the line is put together from the C string
+    encoder json.dumps itself uses for each value (ensure_ascii=False), not
+    by json.dumps's generic walk of a dict (a third of the cost); the bytes
+    are the same (tests/unit/test_records.py checks them against
+    `reference_record`). A value of another type than the str or int its
+    field holds (never one from the hit path) goes through the reference.
+    """
     at_ms = now_ms() if at_ms is None else at_ms
+    hit_id = hit_id or new_hit_id(at_ms)
+    try:
+        line = (f'{{"v":{FORMAT_VERSION},"hit_id":{_string(hit_id)},"ts":{at_ms:d},"kind":{_string(kind)},'
+                f'"delivery_id":{_string(claims.delivery_id)},"log_id":{claims.log_id:d},'
+                f'"url_id":{claims.url_id:d},"token":{_string(token)},"p":{_string(params)},'
+                f'"ua":{_string(user_agent)},"ip":{_string(ip)},"request_id":{_string(request_id)}}}\n')
+    except (TypeError, ValueError):
+        return reference_record(kind, claims, token, params, user_agent, ip, request_id, at_ms, hit_id)
+    return line.encode("utf-8")
+
+
+def reference_record(kind: str, claims: TokenClaims, token: str, params: str, user_agent: str, ip: str,
+                     request_id: str, at_ms: int, hit_id: str) -> bytes:
+    """The record's definition: its fields, in this order, as one compact JSON line."""
     record = {
         "v": FORMAT_VERSION,
-        "hit_id": hit_id or new_hit_id(at_ms),
+        "hit_id": hit_id,
         "ts": at_ms,
         "kind": kind,
         "delivery_id": claims.delivery_id,

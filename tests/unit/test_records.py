@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from chalicelib.hits.records import build_record, minimise_ip, new_hit_id
+from chalicelib.hits.records import build_record, minimise_ip, new_hit_id, reference_record
 from chalicelib.tokens import TokenClaims
 
 
@@ -39,3 +41,20 @@ def test_hit_ids_are_unique_and_time_ordered() -> None:
     assert len(set(ids)) == 1000
     assert [hit_id[:12] for hit_id in ids] == sorted(hit_id[:12] for hit_id in ids)
     assert all(len(hit_id) == 32 for hit_id in ids)
+
+
+@given(strings=st.lists(st.text(), min_size=7, max_size=7), ids=st.lists(st.integers(0, 2**40), min_size=3, max_size=3))
+@example(strings=['Evil "agent"\\ \u2028 \U0001F600 {"kind":"click"}', "\x00\x1f\x7f", "é", "", "<\u2029>", "\t", "/"],
+         ids=[0, 1, 2])
+def test_the_record_is_exactly_its_reference_json_line(strings: list[str], ids: list[int]) -> None:
+    kind, token, params, user_agent, ip, request_id, hit_id = strings
+    claims = TokenClaims(2, 1, "0123456789abcdef", ids[0], ids[1])
+    expected = reference_record(kind, claims, token, params, user_agent, ip, request_id, ids[2], hit_id or "h")
+    assert build_record(kind, claims, token, params, user_agent, ip, request_id, ids[2], hit_id or "h") == expected
+
+
+def test_values_of_other_types_are_written_as_json_writes_them() -> None:
+    claims = TokenClaims(2, 1, "0123456789abcdef", 7, 1)
+    raw = build_record("open", claims, "T", "", None, "", "req", 5, "h")  # type: ignore[arg-type]
+    assert raw == reference_record("open", claims, "T", "", None, "", "req", 5, "h")  # type: ignore[arg-type]
+    assert json.loads(raw)["ua"] is None
