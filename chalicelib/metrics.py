@@ -78,7 +78,8 @@ STANDARD_RESOLUTION = 60
 logger = logging.getLogger("sendtrail.metrics")
 
 _Dimensions = tuple[tuple[str, str], ...]
-_pending: dict[_Dimensions, dict[str, tuple[str, list[float]]]] = {}
+_Metrics = dict[str, tuple[str, tuple[float, ...]]]  # name -> (unit, values)
+_pending: dict[_Dimensions, _Metrics] = {}
 _lock = threading.Lock()
 _serialize_lock = threading.Lock()
 
@@ -98,13 +99,19 @@ def emit(name: str, value: float = 1, unit: str = COUNT, **dimensions: str) -> N
     never fail the work being measured.
     """
     try:
-        key = tuple(sorted((dimension, str(label)) for dimension, label in dimensions.items()))
+        value = float(value)
+        if len(dimensions) == 1:  # the hit path's case (kind or reason): no sorting
+            [(dimension, label)] = dimensions.items()
+            key: _Dimensions = ((dimension, label if type(label) is str else str(label)),)
+        else:
+            key = tuple(sorted((dimension, str(label)) for dimension, label in dimensions.items()))
         with _lock:
-            metrics = _pending.setdefault(key, {})
+            metrics = _pending.get(key)
+            if metrics is None:
+                metrics = _pending[key] = {}
             entry = metrics.get(name)
-            if entry is None:
-                entry = metrics[name] = (unit, [])
-            entry[1].append(float(value))
+            # A tuple, not a list: the buffer is then its own key to the serialized document.
+            metrics[name] = entry = (unit, (value,)) if entry is None else (entry[0], entry[1] + (value,))
             full = len(entry[1]) >= MAX_VALUES or len(metrics) >= MAX_VALUES
         if full:
             flush()
@@ -123,9 +130,9 @@ def flush() -> int:
     if not pending:
         return 0
     try:
-        stage = os.environ.get(STAGE_VARIABLE) or DEFAULT_STAGE
+        stage_name = stage()
         timestamp = int(clock() * 1000)
-        lines = [_document(stage, dimensions, metrics, timestamp) for dimensions, metrics in pending.items()]
+        lines = [_document(stage_name, dimensions, metrics, timestamp) for dimensions, metrics in pending.items()]
         for line in lines:
             _output(line)
     except Exception:  # noqa: BLE001
@@ -134,10 +141,17 @@ def flush() -> int:
     return len(lines)
 
 
+@lru_cache(maxsize=1)
+def stage() -> str:
+    """The stage every data point names, read once per container (the function's environment is fixed)."""
+    return os.environ.get(STAGE_VARIABLE) or DEFAULT_STAGE
+
+
 def discard() -> None:
-    """Forget buffered metrics without printing them (between tests)."""
+    """Forget buffered metrics without printing them, and the stage read from the environment (between tests)."""
     with _lock:
         _pending.clear()
+    stage.cache_clear()
 
 
 def set_output(writer: Callable[[str], None] | None) -> Callable[[str], None]:
@@ -166,7 +180,7 @@ _encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 @lru_cache(maxsize=256)
-def _serialized(stage: str, dimensions: _Dimensions, metrics: tuple[tuple[str, str, tuple[float, ...]], ...]
+def _serialized(stage: str, dimensions: _Dimensions, metrics: tuple[tuple[str, tuple[str, tuple[float, ...]]], ...]
                 ) -> tuple[str, str]:
     """The EMF document of these metrics, in the two halves around its timestamp.
 
@@ -176,7 +190,7 @@ def _serialized(stage: str, dimensions: _Dimensions, metrics: tuple[tuple[str, s
     """
     provider = _provider()
     metric_set = {name: {"Unit": unit, "StorageResolution": STANDARD_RESOLUTION, "Value": list(values)}
-                  for name, unit, values in metrics}
+                  for name, (unit, values) in metrics}
     with _serialize_lock:
         provider.timestamp = _TIMESTAMP_MARK
         provider.dimension_sets = [{STAGE_DIMENSION: stage, **dict(dimensions)}] if dimensions else []
@@ -189,9 +203,7 @@ def _serialized(stage: str, dimensions: _Dimensions, metrics: tuple[tuple[str, s
     return head, tail
 
 
-def _document(stage: str, dimensions: _Dimensions, metrics: dict[str, tuple[str, list[float]]],
-              timestamp: int) -> str:
+def _document(stage: str, dimensions: _Dimensions, metrics: _Metrics, timestamp: int) -> str:
     """One EMF line: these metrics, per stage, and per stage and `dimensions` when there are any."""
-    head, tail = _serialized(stage, dimensions, tuple((name, unit, tuple(values))
-                                                      for name, (unit, values) in metrics.items()))
+    head, tail = _serialized(stage, dimensions, tuple(metrics.items()))
     return f"{head}{timestamp}{tail}"

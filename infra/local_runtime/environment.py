@@ -48,12 +48,13 @@ def apply(variables: Mapping[str, str], remove: tuple[str, ...] = ()) -> None:
 
 def forget_cached_configuration() -> None:
     """Clear every per-container cache that depends on the environment."""
-    from chalicelib import keyring, native
+    from chalicelib import keyring, metrics, native
     from chalicelib.data import aws
     from chalicelib.hits import config, endpoints
     from chalicelib.settings import get_settings
 
     get_settings.cache_clear()
+    metrics.stage.cache_clear()
     native.backend.cache_clear()
     config.get_hit_config.cache_clear()
     keyring._parse.cache_clear()  # noqa: SLF001 - the parse cache is keyed by text; cleared for isolation
