@@ -48,8 +48,7 @@ def minimise_ip(ip: str, mode: str) -> str:
     if mode == "none":
         return ""
     if ":" not in ip:
-        parts = ip.split(".")
-        return ".".join(parts[:3] + ["0"]) if len(parts) == 4 else ""
+        return ip[:ip.rindex(".")] + ".0" if ip.count(".") == 3 else ""
     import ipaddress
 
     try:
