@@ -7,7 +7,7 @@ to the function's log; CloudWatch turns them into metrics without an API
 call on the request path.
 
 `emit` is the one call domain code makes: it only adds the value to this
-invocation's buffer (a dict append: the hit path calls it on every hit).
+invocation's buffer (a list append: the hit path calls it on every hit).
 `flush`, called once at the end of every invocation by the Chalice
 middleware in chalicelib/observability.py, prints one EMF document per set
 of dimensions, serialized by Powertools' EMF provider. Powertools is
@@ -70,16 +70,16 @@ SEND_THROTTLES = "SendThrottles"
 BOUNCES = "Bounces"  # dimension type: hard, soft
 COMPLAINTS = "Complaints"
 
-# EMF allows 100 values per metric and 100 metrics per document: a buffer
-# that reaches either is flushed at once.
+# EMF allows 100 values per metric and 100 metrics per document: a buffer of
+# 100 data points is flushed at once, so neither is ever reached.
 MAX_VALUES = 100
 STANDARD_RESOLUTION = 60
 
 logger = logging.getLogger("sendtrail.metrics")
 
 _Dimensions = tuple[tuple[str, str], ...]
-_Metrics = dict[str, tuple[str, tuple[float, ...]]]  # name -> (unit, values)
-_pending: dict[_Dimensions, _Metrics] = {}
+_Point = tuple[_Dimensions, str, str, float]  # dimensions, name, unit, value
+_pending: list[_Point] = []  # this invocation's data points, in the order emitted
 _lock = threading.Lock()
 _serialize_lock = threading.Lock()
 
@@ -106,13 +106,8 @@ def emit(name: str, value: float = 1, unit: str = COUNT, **dimensions: str) -> N
         else:
             key = tuple(sorted((dimension, str(label)) for dimension, label in dimensions.items()))
         with _lock:
-            metrics = _pending.get(key)
-            if metrics is None:
-                metrics = _pending[key] = {}
-            entry = metrics.get(name)
-            # A tuple, not a list: the buffer is then its own key to the serialized document.
-            metrics[name] = entry = (unit, (value,)) if entry is None else (entry[0], entry[1] + (value,))
-            full = len(entry[1]) >= MAX_VALUES or len(metrics) >= MAX_VALUES
+            _pending.append((key, name, unit, value))
+            full = len(_pending) >= MAX_VALUES
         if full:
             flush()
     except Exception:  # noqa: BLE001
@@ -126,19 +121,18 @@ def flush() -> int:
     """
     global _pending
     with _lock:
-        pending, _pending = _pending, {}
-    if not pending:
+        points, _pending = _pending, []
+    if not points:
         return 0
     try:
-        stage_name = stage()
+        documents = _documents(stage(), tuple(points))
         timestamp = int(clock() * 1000)
-        lines = [_document(stage_name, dimensions, metrics, timestamp) for dimensions, metrics in pending.items()]
-        for line in lines:
-            _output(line)
+        for head, tail in documents:
+            _output(f"{head}{timestamp}{tail}")
     except Exception:  # noqa: BLE001
-        logger.exception("could not write %d metric documents", len(pending))
+        logger.exception("could not write the metric documents of %d data points", len(points))
         return 0
-    return len(lines)
+    return len(documents)
 
 
 @lru_cache(maxsize=1)
@@ -180,17 +174,25 @@ _encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 
 @lru_cache(maxsize=256)
-def _serialized(stage: str, dimensions: _Dimensions, metrics: tuple[tuple[str, tuple[str, tuple[float, ...]]], ...]
-                ) -> tuple[str, str]:
-    """The EMF document of these metrics, in the two halves around its timestamp.
+def _documents(stage: str, points: tuple[_Point, ...]) -> tuple[tuple[str, str], ...]:
+    """The EMF documents of an invocation's data points, each in the two halves around its timestamp.
 
-    Powertools builds the document; a hit's metrics are the same from one
-    request to the next but for the time, so the text is kept and only the
-    timestamp is put in (JSON encoding is most of a flush's cost).
+    One document per set of dimensions, in the order first emitted, each
+    metric with its values in the order emitted. A hit's data points are the
+    same from one request to the next, so their documents' text is kept and
+    only the timestamp is put in (JSON encoding is most of a flush's cost).
     """
+    grouped: dict[_Dimensions, dict[str, tuple[str, list[float]]]] = {}
+    for dimensions, name, unit, value in points:
+        grouped.setdefault(dimensions, {}).setdefault(name, (unit, []))[1].append(value)
+    return tuple(_serialized(stage, dimensions, metrics) for dimensions, metrics in grouped.items())
+
+
+def _serialized(stage: str, dimensions: _Dimensions, metrics: dict[str, tuple[str, list[float]]]) -> tuple[str, str]:
+    """One EMF document (Powertools builds it): these metrics, per stage, and per stage and `dimensions` if any."""
     provider = _provider()
-    metric_set = {name: {"Unit": unit, "StorageResolution": STANDARD_RESOLUTION, "Value": list(values)}
-                  for name, (unit, values) in metrics}
+    metric_set = {name: {"Unit": unit, "StorageResolution": STANDARD_RESOLUTION, "Value": values}
+                  for name, (unit, values) in metrics.items()}
     with _serialize_lock:
         provider.timestamp = _TIMESTAMP_MARK
         provider.dimension_sets = [{STAGE_DIMENSION: stage, **dict(dimensions)}] if dimensions else []
@@ -201,9 +203,3 @@ def _serialized(stage: str, dimensions: _Dimensions, metrics: tuple[tuple[str, t
             provider.dimension_sets = []
     head, tail = _encoder.encode(document).split(str(_TIMESTAMP_MARK), 1)
     return head, tail
-
-
-def _document(stage: str, dimensions: _Dimensions, metrics: _Metrics, timestamp: int) -> str:
-    """One EMF line: these metrics, per stage, and per stage and `dimensions` when there are any."""
-    head, tail = _serialized(stage, dimensions, tuple(metrics.items()))
-    return f"{head}{timestamp}{tail}"
