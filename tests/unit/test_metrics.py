@@ -94,6 +94,31 @@ def test_a_full_buffer_is_flushed_at_once(printed: list[dict[str, Any]]) -> None
     assert len(document["HitsAccepted"]) == metrics.MAX_VALUES
 
 
+def test_a_buffer_of_mixed_metrics_is_flushed_at_once_in_emission_order(printed: list[dict[str, Any]]) -> None:
+    lines: list[str] = []
+    previous = metrics.set_output(lines.append)
+    for index in range(metrics.MAX_VALUES):
+        metrics.emit(metrics.HITS_ACCEPTED if index % 3 else metrics.HITS_REJECTED, index,
+                     **({"kind": "open"} if index % 3 else {"reason": "expired"}))
+    metrics.set_output(previous)
+    rejected, accepted = [json.loads(line) for line in lines]  # as first emitted
+    assert accepted["HitsAccepted"] == [float(index) for index in range(metrics.MAX_VALUES) if index % 3]
+    assert rejected["HitsRejected"] == [float(index) for index in range(0, metrics.MAX_VALUES, 3)]
+    assert metrics.flush() == 0
+
+
+def test_the_stage_is_read_once_per_container(printed: list[dict[str, Any]],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    metrics.emit(metrics.WORKFLOW_RUNS)
+    flushed(printed)
+    monkeypatch.setenv("SENDTRAIL_STAGE", "dev")  # a function's environment never changes under it
+    metrics.emit(metrics.WORKFLOW_RUNS)
+    flushed(printed)
+    metrics.discard()  # as between tests (the local runtime: environment.apply)
+    metrics.emit(metrics.WORKFLOW_RUNS)
+    assert [document["stage"] for document in flushed(printed)] == ["prod", "prod", "dev"]
+
+
 def test_emitting_and_flushing_never_raise(printed: list[dict[str, Any]], caplog: pytest.LogCaptureFixture) -> None:
     def broken(line: str) -> None:
         raise OSError("stdout closed")
