@@ -41,6 +41,19 @@ def _api() -> ApiClient:
     return ApiClient(url, token)
 
 
+def _when(epoch_ms: Any) -> str:
+    """A time the API gives in ms since the epoch, as a person reads it (UTC); anything else as it is."""
+    from datetime import datetime, timezone
+
+    if isinstance(epoch_ms, bool) or not isinstance(epoch_ms, (int, float)):
+        return "" if epoch_ms is None else str(epoch_ms)
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _with_times(rows: list[dict[str, Any]], *names: str) -> list[dict[str, Any]]:
+    return [{**row, **{name: _when(row.get(name)) for name in names if name in row}} for row in rows]
+
+
 def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
     widths = {column: max([len(column)] + [len(str(row.get(column, ""))) for row in rows]) for column in columns}
     print("  ".join(column.upper().ljust(widths[column]) for column in columns))
@@ -82,7 +95,7 @@ def local_up(arguments: argparse.Namespace) -> int:
 def deliveries_list(arguments: argparse.Namespace) -> int:
     page = _api().get(f"/api/deliveries?limit={arguments.limit}" + (f"&state={arguments.state}" if arguments.state
                                                                      else ""))
-    _print_table(page["items"], ["id", "name", "state", "recipients", "created_at"])
+    _print_table(_with_times(page["items"], "created_at"), ["id", "name", "state", "recipients", "created_at"])
     return 0
 
 
@@ -91,18 +104,18 @@ def deliveries_indicators(arguments: argparse.Namespace) -> int:
     rates = body.pop("rates", {})
     for name, value in body.items():
         rate = f"  ({rates[name]:g} % of success)" if name in rates else (" %" if name.startswith("reactivity") else "")
-        print(f"{name:22} {value}{rate}")
+        print(f"{name:22} {_when(value) if name == 'last_updated' else value}{rate}")
     return 0
 
 
 def _print_delivery(body: dict[str, Any]) -> None:
     times = ("created_at", "start_requested_at", "started_at", "paused_at", "stopped_at", "finished_at")
-    started = ", ".join(f"{name} {body[name]}" for name in times if body.get(name))
+    started = ", ".join(f"{name} {_when(body[name])}" for name in times if body.get(name))
     print(f"{body['id']}  {body.get('name', '')}")
     print(f"state      {body['state']}" + (f" (affinity {body['affinity']})" if body.get("affinity") else ""))
     if body.get("stalled"):
         reason = body.get("reason") or {}
-        print(f"stalled    {reason.get('code')}: {reason.get('message')} (since {reason.get('since')})")
+        print(f"stalled    {reason.get('code')}: {reason.get('message')} (since {_when(reason.get('since'))})")
     if body.get("failure"):
         print(f"failure    {body['failure'].get('code')}: {body['failure'].get('message')}")
     print("counts     " + ", ".join(f"{name} {value}" for name, value in (body.get("counts") or {}).items()))
@@ -147,7 +160,8 @@ def deliveries_logs(arguments: argparse.Namespace) -> int:
 
 def quarantine_list(arguments: argparse.Namespace) -> int:
     page = _api().get(f"/api/quarantine?limit={arguments.limit}")
-    _print_table(page["items"], ["address", "status", "reason", "code", "since", "error_count", "delivery_id"])
+    _print_table(_with_times(page["items"], "since"),
+                 ["address", "status", "reason", "code", "since", "error_count", "delivery_id"])
     return 0
 
 
