@@ -258,10 +258,18 @@ def assess_ses(account: dict[str, Any]) -> ComponentStatus:
 MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 
 
-def _queue_depth(component: str, url: str, if_missing: str) -> dict[str, int] | ComponentStatus:
-    """The queue's counts, or the component's FAIL when the queue does not exist (saying what that breaks)."""
+def _queue_depth(component: str, queue_url: Callable[[Settings], str | None], if_missing: str,
+                 context: StatusContext) -> tuple[str, dict[str, int]] | ComponentStatus:
+    """(url, the queue's counts), or the component's status when there is no queue to count.
+
+    No queue configured is a WARN; a configured queue that does not exist is
+    a FAIL saying what that breaks (`if_missing`).
+    """
+    url = queue_url(context.settings)
+    if not url:
+        return ComponentStatus(component, WARN, "no queue configured")
     try:
-        return health.queue_depth(url)
+        return url, health.queue_depth(url)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") not in MISSING_QUEUE_CODES:
             raise
@@ -280,12 +288,10 @@ def queue_backlog(component: str, queue_url: Callable[[Settings], str | None], i
     """
 
     def probe(context: StatusContext) -> ComponentStatus:
-        url = queue_url(context.settings)
-        if not url:
-            return ComponentStatus(component, WARN, "no queue configured")
-        depth = _queue_depth(component, url, if_missing)
-        if isinstance(depth, ComponentStatus):
-            return depth
+        found = _queue_depth(component, queue_url, if_missing, context)
+        if isinstance(found, ComponentStatus):
+            return found
+        url, depth = found
         waiting, in_flight = depth["ApproximateNumberOfMessages"], depth["ApproximateNumberOfMessagesNotVisible"]
         delayed = depth["ApproximateNumberOfMessagesDelayed"]
         details = {"queue_url": url, "waiting": waiting, "in_flight": in_flight, "delayed": delayed}
@@ -309,12 +315,10 @@ def dead_letter_queue(component: str, queue_url: Callable[[Settings], str | None
     """
 
     def probe(context: StatusContext) -> ComponentStatus:
-        url = queue_url(context.settings)
-        if not url:
-            return ComponentStatus(component, WARN, "no queue configured")
-        depth = _queue_depth(component, url, if_missing)
-        if isinstance(depth, ComponentStatus):
-            return depth
+        found = _queue_depth(component, queue_url, if_missing, context)
+        if isinstance(found, ComponentStatus):
+            return found
+        url, depth = found
         held = depth["ApproximateNumberOfMessages"] + depth["ApproximateNumberOfMessagesNotVisible"]
         details = {"queue_url": url, "messages": held}
         if held:
