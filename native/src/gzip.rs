@@ -13,7 +13,9 @@
 //!   flag bits and the other header bytes are ignored;
 //! - raw deflate by zlib-rs (a port of zlib, so corrupt streams fail as
 //!   CPython's zlib fails them), fed as Python feeds zlib: 8 KiB of input per
-//!   call, output capped at what the caller asked for;
+//!   call, output capped at what the caller asked for; while that cap is so
+//!   far that no input could reach it, several of Python's calls are made as
+//!   one (see [`batch_for`]);
 //! - the trailer (CRC-32 and length mod 2^32) is checked when the next read
 //!   starts, as `_GzipReader.read` does;
 //! - `io.BufferedReader.read(limit + 1)` (8 KiB buffer) decides how much is
@@ -36,6 +38,11 @@ const CHUNK: usize = 8192;
 /// large enough that zlib rarely copies output into its own window, small
 /// enough that the lines are still in the CPU cache when they are judged).
 const WINDOW: usize = 256 * 1024;
+/// The most input one inflate call is given (a multiple of CHUNK): fewer,
+/// longer calls spend less time entering and leaving zlib's fast loop.
+const BATCH: usize = 8 * CHUNK;
+/// Deflate's largest expansion: a 258-byte match coded in 2 bits.
+const MAX_INFLATE_RATIO: usize = 1032;
 
 const FHCRC: u8 = 2;
 const FEXTRA: u8 = 4;
@@ -68,6 +75,8 @@ struct Reader<'a, S: FnMut(&[u8])> {
     crc: crc32fast::Hasher,
     member_size: u64,
     window: Vec<u8>,
+    /// The most input per call (BATCH; CHUNK to read exactly as Python does).
+    batch: usize,
     sink: S,
 }
 
@@ -167,7 +176,7 @@ impl<'a, S: FnMut(&[u8])> Reader<'a, S> {
                 self.new_member = false;
             }
             let start = self.pos;
-            let input = self.read_some(CHUNK);
+            let input = self.read_some(batch_for(size, self.batch));
             let (produced, consumed) = self.call(input, size)?;
             self.pos = start + consumed; // unconsumed_tail / unused_data are prepended
             if produced > 0 {
@@ -217,10 +226,27 @@ impl<'a, S: FnMut(&[u8])> Reader<'a, S> {
     }
 }
 
+/// How much input one `read(size)` may give zlib at once: CHUNK, as Python
+/// does, or a few CHUNKs when even the most expanding deflate data could not
+/// bring any of the calls Python would make for them to its cap. Those calls
+/// would each consume all their input (or stop at the member's end) and give
+/// everything it decodes, so one call over their input ends in the same
+/// state, with the same bytes, and meets the same errors. The margin covers
+/// bits zlib holds from earlier input and BufferedReader's rounding of later
+/// caps down to a CHUNK multiple.
+fn batch_for(size: usize, batch: usize) -> usize {
+    let chunks = (size.saturating_sub(2 * CHUNK) / (CHUNK * MAX_INFLATE_RATIO)).saturating_sub(1);
+    (chunks * CHUNK).clamp(CHUNK, batch)
+}
+
 /// Decode the gzip object `data` as `GzipFile.read(limit + 1)` does, handing
 /// the text to `sink` as it comes (possibly a little past `limit` when the
 /// ending is `TooLarge`).
 pub fn decode(data: &[u8], limit: usize, sink: impl FnMut(&[u8])) -> Ending {
+    decode_batched(data, limit, BATCH, sink)
+}
+
+fn decode_batched(data: &[u8], limit: usize, batch: usize, sink: impl FnMut(&[u8])) -> Ending {
     let mut reader = Reader {
         data,
         pos: 0,
@@ -230,6 +256,7 @@ pub fn decode(data: &[u8], limit: usize, sink: impl FnMut(&[u8])) -> Ending {
         crc: crc32fast::Hasher::new(),
         member_size: 0,
         window: vec![0; WINDOW],
+        batch,
         sink,
     };
     match buffered_read(&mut reader, limit.saturating_add(1)) {
@@ -352,6 +379,72 @@ mod tests {
         data.extend_from_slice(&[0xAB, 0xCD]);
         data.extend_from_slice(&plain[10..]);
         assert_eq!(run(&data, 1000), (Ending::Complete, b"text\n".to_vec()));
+    }
+
+    /// The ending and (length, CRC-32) of the text `decode_batched` hands
+    /// over (None for `Bad`: the caller discards it, and it may stop anywhere).
+    fn summary(data: &[u8], limit: usize, batch: usize) -> (Ending, Option<(usize, u32)>) {
+        let (mut length, mut crc) = (0, crc32fast::Hasher::new());
+        let ending = decode_batched(data, limit, batch, |chunk| {
+            length += chunk.len();
+            crc.update(chunk);
+        });
+        (ending, (ending != Ending::Bad).then(|| (length, crc.finalize())))
+    }
+
+    #[test]
+    fn batched_input_ends_as_python_s_8_kib_reads() {
+        // Lines of noise between long runs of one byte (up to ~1000:1), two members.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut text = Vec::new();
+        while text.len() < 28 << 20 {
+            let roll = next();
+            if roll % 3 == 0 {
+                text.resize(text.len() + (roll >> 40) as usize % (4 << 20), b'\n');
+            } else {
+                text.extend((0..200).map(|_| b' ' + (next() % 90) as u8));
+            }
+        }
+        let mut data = gzip(&text[..text.len() / 3]);
+        data.extend_from_slice(&gzip(&text[text.len() / 3..]));
+        let mut broken = Vec::new();
+        for part in 1..4 {
+            let at = data.len() * part / 4;
+            broken.push(data[..at].to_vec());
+            let mut flipped = data.clone();
+            flipped[at] ^= 0x10;
+            broken.push(flipped);
+        }
+        let near = CHUNK * MAX_INFLATE_RATIO;
+        let cases = broken
+            .iter()
+            .flat_map(|object| [(object, usize::MAX - 1), (object, text.len())])
+            .chain(
+                [
+                    text.len() - 1,
+                    text.len() - near,
+                    text.len() - 3 * near - 5,
+                    text.len() / 2,
+                ]
+                .map(|limit| (&data, limit)),
+            );
+        for (object, limit) in cases {
+            let batched = summary(object, limit, BATCH);
+            assert_eq!(
+                batched,
+                summary(object, limit, CHUNK),
+                "{} bytes, limit {limit}",
+                object.len()
+            );
+        }
+        assert_eq!(summary(&data, usize::MAX - 1, BATCH).0, Ending::Complete);
+        assert_eq!(summary(&data, text.len() - 1, BATCH).0, Ending::TooLarge);
     }
 
     #[test]
