@@ -193,6 +193,9 @@ struct Canonical<'a> {
 }
 
 impl<'a> Canonical<'a> {
+    /// Inlined, so each call compares against a constant of known length
+    /// (a few wide loads) instead of calling memcmp.
+    #[inline(always)]
     fn literal(&mut self, expected: &[u8]) -> Option<()> {
         self.text.as_bytes()[self.at..]
             .starts_with(expected)
