@@ -19,7 +19,7 @@ use std::ops::Range;
 
 use foldhash::fast::RandomState;
 
-use crate::logs::{Hit, Kind, ParsedLog};
+use crate::logs::{Kind, ParsedLog};
 
 pub const OPEN_DEDUP_MS: i64 = 60_000;
 pub const BUCKET_MS: i128 = 300_000;
@@ -454,11 +454,25 @@ pub fn group_parsed(parsed: &ParsedLog) -> (Vec<Group>, Vec<u32>, Vec<u64>) {
 /// Also returns the delivery ids, by the numbers the groups use.
 pub fn aggregate_parsed(parsed: &ParsedLog, max_hits_per_recipient: usize) -> (Aggregates, Vec<Group>, Vec<u64>) {
     let (groups, new, deliveries) = group_parsed(parsed);
-    // The hits copied into recipient order in one tight loop (the CPU overlaps
-    // its scattered reads), so the aggregation then reads them in order.
+    // What the aggregation reads of the hits, copied into recipient order in
+    // one tight loop (the CPU overlaps its scattered reads), so it then reads
+    // them in order; half the bytes of the hits (less memory to fault in).
     let gathered = Gathered {
         parsed,
-        hits: new.iter().map(|&index| parsed.hits[index as usize]).collect(),
+        hits: new
+            .iter()
+            .map(|&index| {
+                let hit = &parsed.hits[index as usize];
+                GatheredHit {
+                    ts: hit.ts,
+                    url_id: hit.url_id,
+                    ua: hit.ua,
+                    ip: ParsedLog::ip_span(hit),
+                    kind: hit.kind,
+                    index,
+                }
+            })
+            .collect(),
     };
     let in_order: Vec<u32> = (0..new.len() as u32).collect();
     let input = Input {
@@ -477,7 +491,19 @@ pub fn aggregate_parsed(parsed: &ParsedLog, max_hits_per_recipient: usize) -> (A
 /// An object's hits in recipient order; a hit is its position here.
 struct Gathered<'a> {
     parsed: &'a ParsedLog,
-    hits: Vec<Hit>,
+    hits: Vec<GatheredHit>,
+}
+
+/// The part of a [`crate::logs::Hit`] the aggregation reads, and where the hit is.
+#[derive(Clone, Copy)]
+struct GatheredHit {
+    ts: u64,
+    url_id: u64,
+    ua: u32,
+    ip: (u32, u8),
+    kind: Kind,
+    /// The hit's position in the parsed hits (its hit id, for ties in ts, is read there).
+    index: u32,
 }
 
 impl HitSet for Gathered<'_> {
@@ -498,7 +524,7 @@ impl HitSet for Gathered<'_> {
         &self.parsed.user_agents()[ua as usize]
     }
     fn ip(&self, hit: u32) -> &[u8] {
-        self.parsed.ip_bytes(&self.hits[hit as usize])
+        self.parsed.ip_at(self.hits[hit as usize].ip)
     }
     /// An object's hits have distinct hit ids: the position is the id.
     fn id(&self, hit: u32) -> u32 {
@@ -509,7 +535,8 @@ impl HitSet for Gathered<'_> {
     }
     fn id_cmp(&self, a: u32, b: u32) -> Ordering {
         // Fixed-length lower-case hex: numeric order is string order.
-        self.hits[a as usize].hit_id.cmp(&self.hits[b as usize].hit_id)
+        let id = |hit: u32| self.parsed.hits[self.hits[hit as usize].index as usize].hit_id;
+        id(a).cmp(&id(b))
     }
 }
 

@@ -185,6 +185,15 @@ impl ParsedLog {
         std::str::from_utf8(&self.ips[start..start + usize::from(hit.ip_len)]).expect("IPs are stored from str")
     }
 
+    /// Where `ip_bytes` finds a hit's IP: (start, length) in [`ParsedLog::ip_at`].
+    pub fn ip_span(hit: &Hit) -> (u32, u8) {
+        (hit.ip_start, hit.ip_len)
+    }
+
+    pub fn ip_at(&self, (start, length): (u32, u8)) -> &[u8] {
+        &self.ips[start as usize..start as usize + usize::from(length)]
+    }
+
     pub fn ip_bytes(&self, hit: &Hit) -> &[u8] {
         let start = hit.ip_start as usize;
         &self.ips[start..start + usize::from(hit.ip_len)]
