@@ -279,8 +279,7 @@ class TrackingWorkflow:
     def _compute(self, run: int, owner: str, now_ms: int, parsed: list[tuple[str, str, core.ParsedLog]],
                  checkpoint: str, backlog: bool) -> dict[str, Any]:
         mode = self.settings.ip_address_mode
-        hits = [replace(hit, ip=minimise_ip(hit.ip, mode)) if hit.ip else hit
-                for _, _, result in parsed for hit in result.hits]
+        hits = [_with_minimised_ip(hit, mode) for _, _, result in parsed for hit in result.hits]
         stored = self.tracking.get_recipients({hit.recipient for hit in hits}) if hits else {}
         prior = {key: decode_hits(item) for key, item in stored.items()}
         aggregates = native.backend().aggregate(hits, prior, self.limits.max_hits_per_recipient)
@@ -403,6 +402,17 @@ def _empty_statistics(status: str) -> dict[str, Any]:
     return {"status": status, "run": None, "objects": 0, "lines": 0, "hits_accepted": 0, "rejected": {},
             "rejected_total": 0, "duplicates": 0, "over_limit": 0, "recipients_updated": 0,
             "stat_items_updated": 0, "deliveries": [], "deliveries_touched": 0, "backlog": False}
+
+
+def _with_minimised_ip(hit: core.Hit, mode: str) -> core.Hit:
+    """The hit with its IP as the privacy setting allows now.
+
+    Records already carry the IP as the setting allowed when the hit came,
+    so most hits comply as they are and are kept, not copied: a run
+    handles up to max_hits of them.
+    """
+    ip = minimise_ip(hit.ip, mode)
+    return hit if ip == hit.ip else replace(hit, ip=ip)
 
 
 def _succeeded(status: str, at_ms: int, lag_seconds: int) -> dict[str, Any]:

@@ -364,3 +364,23 @@ def test_the_workflow_reads_only_by_key(api: Any, mta: Any) -> None:
     assert "Scan" not in observed.operations("dynamodb")
     assert observed.operations("dynamodb") <= {"GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem",
                                                "BatchWriteItem"}
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("full", ["203.0.113.77", "2001:db8:1234:5678::1", "198.51.100.0"]),
+    ("truncated", ["203.0.113.0", "2001:db8:1234::", "198.51.100.0"]),
+    ("none", ["", "", ""]),
+])
+def test_ips_are_kept_as_the_privacy_setting_allows_when_the_workflow_runs(
+        api: Any, mta: Any, mode: str, expected: list[str]) -> None:
+    """Records keep the IP as the setting allowed when the hit came; a stricter setting since then applies."""
+    from infra.local_runtime import environment
+
+    delivery_id = make_delivery(api, mta, recipients=1)
+    ips = ["203.0.113.77", "2001:db8:1234:5678::1", "198.51.100.0"]
+    put_log("ips", [record(kind="click", delivery_id=delivery_id, log_id=1, url_id=4, ts=T0 + index * 1000, ip=ip)
+                    for index, ip in enumerate(ips)], T0)
+    environment.apply({"SENDTRAIL_IP_ADDRESS_MODE": mode})
+    assert workflow(FakeClock(NOW)).run()["hits_accepted"] == 3
+    [tracking] = TrackingStore(get_settings().tracking_table, "").recipient_items("r1")
+    assert [hit.ip for hit in decode_hits(tracking)] == expected
