@@ -12,7 +12,6 @@ from chalice.app import Request
 from chalicelib.api.http import api_handler, decode_cursor, encode_cursor, json_response, parse_body, query_choice, \
     query_int
 from chalicelib.base_url import public_base_url
-from chalicelib.data import mailer
 from chalicelib.deliveries import service
 from chalicelib.deliveries.models import DeliveryIn
 from chalicelib.errors import NotFound
@@ -30,8 +29,7 @@ def _now_ms() -> int:
 
 def _view(delivery_id: str, summary: dict[str, Any]) -> dict[str, Any]:
     """One delivery as GET /api/deliveries/{id} answers it (with the SES checks while it sends)."""
-    return monitoring.delivery_view(delivery_id, summary, get_settings(), _now_ms(), mailer.get_configuration_set,
-                                    mailer.get_account)
+    return monitoring.delivery_view(delivery_id, summary, get_settings(), _now_ms())
 
 
 def _known(delivery_id: str) -> None:

@@ -13,7 +13,8 @@
                 delivery is in progress)
     stalled     a delivery that should be sending and is not, with `reason`
                 {code, message, since}, first match in this order:
-                affinity_not_configured   the affinity or its configuration set is gone
+                affinity_not_configured   the affinity, its configuration set or its dedicated IP
+                                          pool is not configured (affinities.check, as the worker)
                 ses_sending_paused        SES sending is paused (account, or the
                                           configuration set as the worker found)
                 ses_daily_quota           the account's 24-hour quota is used up
@@ -26,8 +27,9 @@ delivery in start_pending or in_progress, when one delivery is asked for.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
+from chalicelib.data import mailer
 from chalicelib.errors import AffinityNotConfigured
 from chalicelib.mta import affinities, states, statuses
 from chalicelib.mta.reasons import FAILURE_TYPES, REASON_CODES
@@ -69,23 +71,18 @@ def throughput(summary: Mapping[str, Any], now_ms: int) -> dict[str, Any]:
             "bits_per_second": round(size * 8 / seconds, 1), "seconds": round(seconds, 1)}
 
 
-def stall(summary: Mapping[str, Any], settings: Settings, now_ms: int,
-          configuration_set: Callable[[str], Optional[dict[str, Any]]],
-          account: Callable[[], dict[str, Any]]) -> Optional[dict[str, Any]]:
+def stall(summary: Mapping[str, Any], settings: Settings, now_ms: int) -> Optional[dict[str, Any]]:
     """Why a delivery that should be sending is not, or None (also None when it is not meant to send)."""
     state = summary.get("state")
     if state not in states.SENDING:
         return None
     since = int(summary.get("state_since") or now_ms)
     try:
-        resolved = affinities.resolve(summary.get("affinity"), settings)
+        affinities.check(summary.get("affinity"), settings)  # the same check the send worker makes
     except AffinityNotConfigured as error:
         return {"code": "affinity_not_configured", "message": str(error), "since": since}
-    if configuration_set(resolved.configuration_set) is None:
-        return {"code": "affinity_not_configured", "since": since, "message":
-                f"affinity {resolved.name!r}: SES has no configuration set {resolved.configuration_set!r}"}
     blocked = summary.get("blocked") if isinstance(summary.get("blocked"), Mapping) else None
-    ses = account()
+    ses = mailer.get_account()
     if ses.get("SendingEnabled") is False:
         return {"code": "ses_sending_paused", "message": "SES sending is paused for the account",
                 "since": (blocked or {}).get("since", since)}
@@ -121,10 +118,8 @@ def summary_view(delivery_id: str, summary: Mapping[str, Any]) -> dict[str, Any]
             "counts": counts(summary)}
 
 
-def delivery_view(delivery_id: str, summary: Mapping[str, Any], settings: Settings, now_ms: int,
-                  configuration_set: Callable[[str], Optional[dict[str, Any]]],
-                  account: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def delivery_view(delivery_id: str, summary: Mapping[str, Any], settings: Settings, now_ms: int) -> dict[str, Any]:
     """One delivery: summary_view, failures, throughput, and stalled/reason."""
-    reason = stall(summary, settings, now_ms, configuration_set, account)
+    reason = stall(summary, settings, now_ms)
     return {**summary_view(delivery_id, summary), "failures": failures(summary),
             "throughput": throughput(summary, now_ms), "stalled": reason is not None, "reason": reason}
