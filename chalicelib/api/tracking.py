@@ -7,16 +7,22 @@ scans.
 
 from __future__ import annotations
 
-import base64
 import heapq
-import json
 import re
 from typing import Any
 
 from chalice import Response
 from chalice.app import Request
 
-from chalicelib.api.http import BadRequest, api_handler, error_response, json_response, query_int
+from chalicelib.api.http import (
+    BadRequest,
+    api_handler,
+    decode_cursor,
+    encode_cursor,
+    error_response,
+    json_response,
+    query_int,
+)
 from chalicelib.data.deliveries import DeliveryStore
 from chalicelib.data.tracking import BUCKET_PREFIX, INDICATORS, UA_PREFIX, URL_PREFIX, TrackingStore
 from chalicelib.errors import Conflict, NotFound
@@ -100,19 +106,15 @@ def user_agents(request: Request, delivery_id: str) -> Response:
         "opens": "open hits counted after the 1-minute rule", "clicks": "click hits (URL type click)"}})
 
 
-def _decode_cursor(raw: str | None) -> tuple[int, str] | None:
-    if not raw:
+def _decode_cursor(request: Request) -> tuple[int, str] | None:
+    """The page's starting point: (time, hit id) of the previous page's oldest hit."""
+    cursor = decode_cursor(request)
+    if cursor is None:
         return None
     try:
-        cursor = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         return int(cursor["at"]), str(cursor["hit_id"])
     except (ValueError, KeyError, TypeError):
         raise BadRequest("next is not a cursor this API returned", [{"field": "next", "message": "invalid"}]) from None
-
-
-def _encode_cursor(at: int, hit_id: str) -> str:
-    raw = json.dumps({"at": at, "hit_id": hit_id}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 @api_handler
@@ -124,7 +126,7 @@ def recipient_tracking(request: Request, recipient_id: str) -> Response:
     a hit newer than the page's oldest (its last hit is older).
     """
     limit = query_int(request, "limit", 50, 1, 200)
-    cursor = _decode_cursor((request.query_params or {}).get("next"))
+    cursor = _decode_cursor(request)
     settings = get_settings()
     deliveries, tracking = _stores(settings)
     newest: list[tuple[tuple[int, str], dict[str, Any]]] = []  # min-heap of the limit+1 newest candidates
@@ -154,7 +156,7 @@ def recipient_tracking(request: Request, recipient_id: str) -> Response:
         items.append({"delivery_id": hit.delivery_id, "log_id": hit.log_id, "hit_id": hit.hit_id, "at": hit.ts,
                       "kind": hit.kind, "url_id": hit.url_id, "url": url.get("url", ""), "label": url.get("label", ""),
                       "user_agent": hit.ua, "ip": hit.ip, "counted": entry["counted"]})
-    next_cursor = _encode_cursor(page[-1][0][0], page[-1][0][1]) if more and page else None
+    next_cursor = encode_cursor({"at": page[-1][0][0], "hit_id": page[-1][0][1]}) if more and page else None
     return json_response({"recipient_id": recipient_id, "items": items, "next": next_cursor})
 
 
