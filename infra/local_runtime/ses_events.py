@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import boto3
 
+from infra.local_runtime.provision import ACCOUNT_ID
 from infra.local_runtime.ses_outbox import OUTBOX, OutboxMessage
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("sendtrail.local.ses_events")
 SIMULATOR_DOMAIN = "simulator.amazonses.com"
-ACCOUNT_ID = "123456789012"
 PUBLISH_INTERVAL_SECONDS = 0.2
 # MatchingEventTypes (configuration set) -> eventType (the published event)
 EVENT_TYPES = {"send": "Send", "delivery": "Delivery", "bounce": "Bounce", "complaint": "Complaint",

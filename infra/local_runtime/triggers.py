@@ -22,6 +22,8 @@ from typing import Any, Callable
 import boto3
 from chalice.local import LambdaContext
 
+from infra.local_runtime.provision import ACCOUNT_ID
+
 logger = logging.getLogger("sendtrail.local.triggers")
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -33,8 +35,8 @@ def lambda_context(function_name: str, timeout_seconds: int = 60) -> LambdaConte
 def scheduled_event(rule_name: str, region: str = "us-east-1") -> dict[str, Any]:
     return {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "region": region, "resources": [f"arn:aws:events:{region}:123456789012:rule/{rule_name}"], "detail": {},
+        "account": ACCOUNT_ID, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region, "resources": [f"arn:aws:events:{region}:{ACCOUNT_ID}:rule/{rule_name}"], "detail": {},
     }
 
 
