@@ -33,7 +33,6 @@ not exist is a FAIL saying what that breaks.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -381,5 +380,3 @@ def report(context: StatusContext, checks: list[Check] | None = None,
     return {"status": overall, "checked_at": context.now_ms, "components": [asdict(item) for item in components]}
 
 
-def now_ms() -> int:
-    return int(time.time() * 1000)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from chalice import Response
@@ -12,6 +11,7 @@ from chalice.app import Request
 from chalicelib.api.http import api_handler, decode_cursor, encode_cursor, json_response, parse_body, query_choice, \
     query_int
 from chalicelib.base_url import public_base_url
+from chalicelib.clock import now_ms as _now_ms  # tests replace _now_ms
 from chalicelib.deliveries import service
 from chalicelib.deliveries.models import DeliveryIn
 from chalicelib.errors import NotFound
@@ -21,10 +21,6 @@ from chalicelib.mta.reasons import REASON_CODES
 from chalicelib.settings import get_settings
 
 _DELIVERY_ID = re.compile(r"^[0-9a-f]{16}$")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _view(delivery_id: str, summary: dict[str, Any]) -> dict[str, Any]:

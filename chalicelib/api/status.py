@@ -13,6 +13,7 @@ from chalice.app import Request
 from chalicelib import status
 from chalicelib.api.http import api_handler, json_response
 from chalicelib.base_url import public_base_url
+from chalicelib.clock import now_ms
 from chalicelib.hits import endpoints as hits
 from chalicelib.settings import get_settings
 
@@ -20,6 +21,6 @@ from chalicelib.settings import get_settings
 @api_handler
 def status_report(request: Request) -> Response:
     settings = get_settings()
-    context = status.StatusContext(settings, status.now_ms(), redirection_status=lambda: hits.status(request),
+    context = status.StatusContext(settings, now_ms(), redirection_status=lambda: hits.status(request),
                                    tracking_base_url=public_base_url(request, settings.public_base_url))
     return json_response(status.report(context))

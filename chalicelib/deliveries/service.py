@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from typing import Any, Optional
 
+from chalicelib.clock import now_ms
 from chalicelib.data.deliveries import DeliveryExists, DeliveryStore
 from chalicelib.deliveries.links import ContentError, UrlOverride, prepare_content
 from chalicelib.deliveries.models import DeliveryIn
@@ -29,10 +29,6 @@ DRAFT = states.DRAFT
 
 def delivery_store(settings: Settings) -> DeliveryStore:
     return DeliveryStore(settings.deliveries_table, settings.delivery_logs_table)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _check_limits(delivery: DeliveryIn, settings: Settings) -> None:
@@ -70,7 +66,7 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
             counts[statuses.IGNORED_STATUS] += 1
             failures[failure.type][failure.reason] = failures[failure.type].get(failure.reason, 0) + 1
     store = store or delivery_store(settings)
-    created_at = _now_ms()
+    created_at = now_ms()
     summary = {
         "name": delivery.name,
         "subject": delivery.subject,

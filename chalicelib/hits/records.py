@@ -21,16 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from json.encoder import encode_basestring as _string  # json.dumps's own (C) encoder of a str, ensure_ascii=False
 
+from chalicelib.clock import now_ms
 from chalicelib.tokens import TokenClaims
 
 FORMAT_VERSION = 1
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def new_hit_id(at_ms: int) -> str:

@@ -24,11 +24,11 @@ oldest first, never a Scan; few deliveries are sending at any one time.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import metrics
+from chalicelib.clock import now_ms as _now_ms  # tests replace _now_ms
 from chalicelib.data.deliveries import DeliveryStore
 from chalicelib.mta import states
 from chalicelib.mta.monitoring import stalled_since
@@ -54,10 +54,6 @@ def measure(store: DeliveryStore, settings: Settings, now_ms: int) -> SendingGau
     oldest = max(0, now_ms - int(pending[0]["state_since"])) / 1000 if pending else 0.0
     stalled = sum(1 for summary in sending if stalled_since(summary, settings, now_ms) is not None)
     return SendingGauges(oldest, len(sending), stalled)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def scheduled_run(event: Any, context: Any) -> dict[str, Any]:

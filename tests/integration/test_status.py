@@ -9,6 +9,7 @@ import boto3
 import pytest
 
 from chalicelib import status
+from chalicelib.clock import now_ms
 from chalicelib.data.tracking import STATE_KEY
 from chalicelib.settings import get_settings
 from infra.local_runtime import environment
@@ -160,7 +161,7 @@ def test_a_check_that_raises_or_hangs_reports_why_and_the_others_still_answer(re
 
     checks = [status.Check("broken", raises), status.Check("slow", hangs),
               status.Check("fine", lambda context: status.ComponentStatus("fine", "OK", "fine"))]
-    report = status.report(status.StatusContext(get_settings(), status.now_ms()), checks, timeout_seconds=0.3)
+    report = status.report(status.StatusContext(get_settings(), now_ms()), checks, timeout_seconds=0.3)
     assert report["status"] == "FAIL"
     assert [(item["component"], item["status"], item["reason"]) for item in report["components"]] == [
         ("broken", "FAIL", "could not be checked: ValueError: surprise"),
@@ -226,7 +227,7 @@ def test_deleted_or_unconfigured_queues_fail_or_warn_saying_why(api: Any) -> Non
         "the queue sendtrail-local-ses-events does not exist: SES events reach no delivery log: deliveries, bounces "
         "and complaints go unrecorded")
     assert found["ses_events_dlq"]["reason"].startswith("the queue sendtrail-local-ses-events-dlq does not exist")
-    context = status.StatusContext(get_settings(), status.now_ms())
+    context = status.StatusContext(get_settings(), now_ms())
     unconfigured = [status.queue_backlog("q", lambda settings: None, if_missing="-", warn_at=lambda settings: 1),
                     status.dead_letter_queue("dlq", lambda settings: "", held_means="-", if_missing="-")]
     assert [(item["status"], item["reason"]) for item in status.report(context, unconfigured)["components"]] == [
