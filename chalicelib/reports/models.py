@@ -67,3 +67,30 @@ class Timeline(_Report):
     buckets: list[TimelineBucket] = Field(description="windows with hits, oldest first (empty windows left out)")
     opens_total: int = Field(description=OPENS_COUNTED)
     clicks_total: int = Field(description=CLICKS_COUNTED)
+
+
+# --- URLs and click streams ---------------------------------------------------------
+
+UrlGroup = Literal["url", "label", "category"]
+
+
+class UrlRow(_Report):
+    key: str = Field(description="the URL, label or category the row sums ('' for URLs without a category)")
+    url_ids: list[int]
+    urls: list[str] = Field(description="the distinct URLs summed ('' for sendtrail's unsubscribe and mirror pages)")
+    labels: list[str]
+    types: list[str] = Field(description="the URL types summed: click, optout, mirror")
+    clicks_total: int = Field(description="hits on the row's URLs")
+    clicks_unique: int = Field(description="recipients who clicked, summed over the row's URLs as Campaign sums them "
+                                           "(a recipient who clicked two of its URLs counts twice)")
+    clicks_total_rate: float = Field(description="clicks_total as a % of success (messages delivered)")
+    clicks_unique_rate: float = Field(description="clicks_unique as a % of success")
+    share_percent: float = Field(description="clicks_total as a % of all the delivery's URL hits")
+
+
+class UrlsReport(_Report):
+    delivery_id: str
+    group: UrlGroup
+    success: int = Field(description="messages accepted by the provider (the rates' base)")
+    clicks_total: int = Field(description="hits on every tracked URL of the delivery (clicks, opt-outs, mirror views)")
+    rows: list[UrlRow] = Field(description="most clicked first")

@@ -100,3 +100,70 @@ def test_reports_refuse_unknown_deliveries_and_buckets(reacted: str) -> None:
             activity.time_to_react(unknown)
     with pytest.raises(InvalidField):
         activity.timeline(reacted, "2h")  # type: ignore[arg-type]
+
+
+# --- URLs and click streams, and hot clicks --------------------------------------------
+
+LINKS_HTML = ('<html><body><p>Hi {{first_name}},</p>'
+              '<a href="https://shop.example.com/a?u={{id}}">Spring sale</a> '
+              '<a href="https://shop.example.com/b">Spring sale</a> '
+              '<a href="https://blog.example.com/c">Blog</a> '
+              '<a href="https://shop.example.com/a?u={{id}}"><img src="https://cdn.example.com/x.png" alt="banner"></a>'
+              '<p><a href="{{unsubscribe_url}}">stop</a> <a href="{{mirror_url}}">view online</a></p>'
+              '</body></html>')
+LINKS_TEXT = "Sale: https://shop.example.com/a?u={{id}}\nStop: {{unsubscribe_url}}\n"
+CATEGORIES = [{"match": "https://shop.example.com/a?u={{id}}", "category": "Products"},
+              {"match": "https://shop.example.com/b", "category": "Products"},
+              {"match": "Blog", "category": "Content"}]
+A, B, C, OPTOUT, MIRROR = 4, 5, 6, 2, 3
+
+
+@pytest.fixture
+def clicked(api: Any, mta: Any) -> str:
+    """Five recipients' clicks: A is clicked 3 times by 2 people, B 2 by 2, C 4 by 2; 1 opt-out, 1 mirror view."""
+    delivery_id = send(api, mta, EMAILS[:5], html=LINKS_HTML, text=LINKS_TEXT, tracking={"urls": CATEGORIES})
+    pattern = [(1, "click", A), (1, "click", A), (1, "click", B), (2, "click", A), (2, "click", C),
+               (3, "click", B), (3, "optout", OPTOUT), (4, "click", C), (4, "click", C), (4, "click", C),
+               (5, "mirror", MIRROR)]
+    play([record(kind=kind, delivery_id=delivery_id, log_id=log_id, url_id=url_id, ts=T0 + index * MINUTE)
+          for index, (log_id, kind, url_id) in enumerate(pattern)])
+    return delivery_id
+
+
+def _rows(report: Any) -> list[tuple[Any, ...]]:
+    return [(row.key, row.url_ids, row.clicks_total, row.clicks_unique, row.clicks_total_rate,
+             row.clicks_unique_rate, row.share_percent) for row in report.rows]
+
+
+def test_urls_grouped_by_url_label_and_category(clicked: str) -> None:
+    from chalicelib.reports import urls
+
+    with reads() as calls:
+        by_url = urls.urls(clicked, "url")
+    assert calls == {"dynamodb.GetItem": 2, "dynamodb.Query": 1}  # summary, links; the URL counters
+    # 5 messages accepted (success); 11 URL hits in all: A 3, B 2, C 4, opt-out 1, mirror 1.
+    assert (by_url.success, by_url.clicks_total) == (5, 11)
+    # Rates are of success (3/5 = 60%), shares of the 11 hits (3/11 = 27.27%).
+    assert _rows(by_url) == [
+        ("https://blog.example.com/c", [C], 4, 2, 80.0, 40.0, 36.36),
+        ("https://shop.example.com/a?u={{id}}", [A], 3, 2, 60.0, 40.0, 27.27),
+        ("https://shop.example.com/b", [B], 2, 2, 40.0, 40.0, 18.18),
+        ("Unsubscribe", [OPTOUT], 1, 1, 20.0, 20.0, 9.09),
+        ("Mirror page", [MIRROR], 1, 1, 20.0, 20.0, 9.09),
+    ]
+    # By label, A and B ("Spring sale") add up: 3+2 = 5 hits, 2+2 = 4 clickers as Campaign sums them
+    # (recipient 1 clicked both and counts twice): 5/5 = 100%, 4/5 = 80%, 5/11 = 45.45%.
+    assert _rows(urls.urls(clicked, "label"))[:2] == [
+        ("Spring sale", [A, B], 5, 4, 100.0, 80.0, 45.45),
+        ("Blog", [C], 4, 2, 80.0, 40.0, 36.36),
+    ]
+    # By category: Products = A+B, Content = C, and sendtrail's own pages have none: 1+1 = 2, 2/11 = 18.18%.
+    by_category = urls.urls(clicked, "category")
+    assert _rows(by_category) == [
+        ("Products", [A, B], 5, 4, 100.0, 80.0, 45.45),
+        ("Content", [C], 4, 2, 80.0, 40.0, 36.36),
+        ("", [OPTOUT, MIRROR], 2, 2, 40.0, 40.0, 18.18),
+    ]
+    assert by_category.rows[2].types == ["optout", "mirror"]
+    with pytest.raises(InvalidField):
+        urls.urls(clicked, "domain")  # type: ignore[arg-type]
