@@ -94,3 +94,39 @@ class UrlsReport(_Report):
     success: int = Field(description="messages accepted by the provider (the rates' base)")
     clicks_total: int = Field(description="hits on every tracked URL of the delivery (clicks, opt-outs, mirror views)")
     rows: list[UrlRow] = Field(description="most clicked first")
+
+
+# --- hot clicks ---------------------------------------------------------------------
+
+HOT_LINK_ATTRIBUTE = "data-sendtrail-link"
+
+
+class HotLink(_Report):
+    url_id: int = Field(description=f"the link's id; its tags carry {HOT_LINK_ATTRIBUTE}=\"<url_id>\" in `html`")
+    url: str = Field(description="the target as written, placeholders included")
+    label: str
+    clicks_total: int = Field(description="click hits on the link")
+    clicks_unique: int = Field(description="recipients who clicked the link")
+    percent: float = Field(description="clicks_total as a % of all the delivery's URL hits")
+    in_html: bool
+    in_text: bool
+
+
+class TextSegment(_Report):
+    text: str = Field(description="literal text, or the link's URL as written")
+    url_id: Optional[int] = Field(default=None, description="set when the segment is a tracked link shown")
+
+
+class HotClicks(_Report):
+    delivery_id: str
+    subject: str = Field(description="as written: placeholders stay placeholders")
+    clicks_total: int = Field(description="hits on every tracked URL (clicks, opt-outs, mirror views): the 100%")
+    links: list[HotLink] = Field(description="the message's click links, in order of first appearance")
+    shown_percent: float = Field(description="the links' share of clicks_total")
+    hidden_clicks: int = Field(description="hits on opt-out and mirror links: in the total, not shown")
+    hidden_percent: float
+    marker_attribute: str = Field(default=HOT_LINK_ATTRIBUTE)
+    html: str = Field(description="the message's HTML as written (placeholders as placeholders, no open pixel), "
+                                  "each shown link's tag marked with marker_attribute; the author's markup: "
+                                  "display it sandboxed")
+    text: Optional[list[TextSegment]] = Field(description="the text part, when there is one, in segments")

@@ -167,3 +167,39 @@ def test_urls_grouped_by_url_label_and_category(clicked: str) -> None:
     assert by_category.rows[2].types == ["optout", "mirror"]
     with pytest.raises(InvalidField):
         urls.urls(clicked, "domain")  # type: ignore[arg-type]
+
+
+def test_hot_clicks_shows_the_message_with_each_links_share(clicked: str) -> None:
+    from chalicelib.reports import hot_clicks
+
+    with reads() as calls:
+        report = hot_clicks.hot_clicks(clicked)
+    assert calls == {"dynamodb.GetItem": 3, "dynamodb.Query": 1}  # summary, content, links; the URL counters
+    # 11 URL hits are the 100%: A 3 (27.27%), B 2 (18.18%), C 4 (36.36%) are shown; the opt-out and the
+    # mirror view (2, 18.18%) are not. 27.27 + 18.18 + 36.36 + 18.18 = 99.99: 100 within rounding.
+    assert report.clicks_total == 11
+    assert [(link.url_id, link.label, link.clicks_total, link.clicks_unique, link.percent, link.in_html,
+             link.in_text) for link in report.links] == [
+        (A, "Spring sale", 3, 2, 27.27, True, True), (B, "Spring sale", 2, 2, 18.18, True, False),
+        (C, "Blog", 4, 2, 36.36, True, False)]
+    assert (report.shown_percent, report.hidden_clicks, report.hidden_percent) == (81.82, 2, 18.18)
+    # The HTML is the author's, placeholders and all, each shown link marked; no pixel, no recipient's data.
+    marked = LINKS_HTML
+    for url, url_id in (("https://shop.example.com/a?u={{id}}", A), ("https://shop.example.com/b", B),
+                        ("https://blog.example.com/c", C)):
+        marked = marked.replace(f'href="{url}"', f'href="{url}" data-sendtrail-link="{url_id}"')
+    assert report.html == marked
+    assert report.subject == "Hi {{first_name}}" and "Person" not in report.html
+    assert [(segment.text, segment.url_id) for segment in report.text or []] == [
+        ("Sale: ", None), ("https://shop.example.com/a?u={{id}}", A), ("\nStop: {{unsubscribe_url}}\n", None)]
+
+
+def test_hot_clicks_of_a_message_without_clicks_or_text(api: Any, mta: Any) -> None:
+    from chalicelib.reports import hot_clicks
+
+    html = "<a href='https://x.example.com/a'>A</a><a href=https://x.example.com/b>B</a>"
+    report = hot_clicks.hot_clicks(send(api, mta, EMAILS[:1], html=html))
+    assert report.text is None and report.clicks_total == 0 and report.hidden_percent == 0.0
+    assert report.html == ("<a href='https://x.example.com/a' data-sendtrail-link=\"4\">A</a>"
+                           '<a href="https://x.example.com/b" data-sendtrail-link="5">B</a>')
+    assert [link.percent for link in report.links] == [0.0, 0.0]
