@@ -130,3 +130,24 @@ class HotClicks(_Report):
                                   "each shown link's tag marked with marker_attribute; the author's markup: "
                                   "display it sandboxed")
     text: Optional[list[TextSegment]] = Field(description="the text part, when there is one, in segments")
+
+
+# --- breakdown by user agent -------------------------------------------------------
+
+BreakdownBy = Literal["os", "device", "browser", "client"]
+
+
+class BreakdownRow(_Report):
+    value: str = Field(description="the family (e.g. iOS, Mobile, Chrome, Gmail (image proxy)); Other when unknown")
+    opens: int = Field(description=OPENS_COUNTED)
+    clicks: int = Field(description=CLICKS_COUNTED)
+    opens_percent: float = Field(description="opens as a % of the delivery's opens")
+    clicks_percent: float = Field(description="clicks as a % of the delivery's clicks")
+
+
+class Breakdown(_Report):
+    delivery_id: str
+    by: BreakdownBy
+    opens_total: int = Field(description=OPENS_COUNTED)
+    clicks_total: int = Field(description=CLICKS_COUNTED)
+    rows: list[BreakdownRow] = Field(description="most opens first")

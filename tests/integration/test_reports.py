@@ -203,3 +203,32 @@ def test_hot_clicks_of_a_message_without_clicks_or_text(api: Any, mta: Any) -> N
     assert report.html == ("<a href='https://x.example.com/a' data-sendtrail-link=\"4\">A</a>"
                            '<a href="https://x.example.com/b" data-sendtrail-link="5">B</a>')
     assert [link.percent for link in report.links] == [0.0, 0.0]
+
+
+def test_breakdown_by_os_device_browser_and_client(api: Any, mta: Any) -> None:
+    from chalicelib.reports import breakdown
+    from tests.tracking_logs import CHROME, GMAIL_PROXY, IPHONE_MAIL
+
+    delivery_id = send(api, mta, EMAILS[:6])
+    # Opens: 3 from iPhone Mail, 2 through Gmail's image proxy, 1 from Chrome on Windows.
+    # Clicks: 3 from Chrome on Windows, 1 from the iPhone.
+    pattern = [("open", IPHONE_MAIL)] * 3 + [("open", GMAIL_PROXY)] * 2 + [("open", CHROME)] + \
+              [("click", CHROME)] * 3 + [("click", IPHONE_MAIL)]
+    play([record(kind=kind, delivery_id=delivery_id, log_id=index % 6 + 1, ua=ua, ts=T0 + index * 2 * MINUTE)
+          for index, (kind, ua) in enumerate(pattern)])
+    with reads() as calls:
+        by_device = breakdown.breakdown(delivery_id, "device")
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.Query": 1}
+    # Devices: Mobile 3 opens (50%) + 1 click (25%); Desktop (Windows, also behind the Gmail proxy's
+    # "Windows NT 5.1") 3 opens (50%) + 3 clicks (75%).
+    assert [(row.value, row.opens, row.clicks, row.opens_percent, row.clicks_percent) for row in by_device.rows] == [
+        ("Desktop", 3, 3, 50.0, 75.0), ("Mobile", 3, 1, 50.0, 25.0)]
+    assert (by_device.opens_total, by_device.clicks_total) == (6, 4)
+    clients = breakdown.breakdown(delivery_id, "client")
+    # 3/6 = 50%, 2/6 = 33.33%, 1/6 = 16.67%
+    assert [(row.value, row.opens, row.opens_percent) for row in clients.rows] == [
+        ("Apple Mail", 3, 50.0), ("Gmail (image proxy)", 2, 33.33), ("Web browser", 1, 16.67)]
+    assert {row.value for row in breakdown.breakdown(delivery_id, "os").rows} == {"iOS", "Windows"}
+    assert breakdown.breakdown(delivery_id, "browser").clicks_total == 4
+    with pytest.raises(InvalidField):
+        breakdown.breakdown(delivery_id, "mail_client")  # type: ignore[arg-type]
