@@ -41,7 +41,8 @@ from chalicelib.version import VERSION
 API_PREFIX = "/api/"
 BEARER = "bearerAuth"
 # The modules whose handlers declare the /api operations (app.py loads them lazily).
-HANDLER_MODULES = ("chalicelib.api.deliveries", "chalicelib.api.tracking", "chalicelib.api.quarantine",
+HANDLER_MODULES = ("chalicelib.api.deliveries", "chalicelib.api.tracking", "chalicelib.api.reports",
+                   "chalicelib.api.quarantine",
                    "chalicelib.api.status", "chalicelib.api.docs")
 ERROR_MEANINGS = {
     400: "a query parameter or the body is invalid: `fields` names each one",
@@ -52,7 +53,7 @@ ERROR_MEANINGS = {
     503: "a backing AWS service did not answer; retry shortly",
 }
 TAGS = (("deliveries", "Create, read and list deliveries, their logs, the quarantine list"),
-        ("send jobs", "Start, pause, resume and stop sending"),
+        ("sending", "Start, pause, resume and stop sending"),
         ("reports", "Campaign's reports: indicators, hot clicks, URLs, timeline, breakdowns, tracking"),
         ("operations", "The status check, the tracking workflow, this document"))
 
@@ -120,7 +121,7 @@ def _operation(route: Any, declared: operations.Operation) -> Operation:
         body = RequestBody(required=True, content=_json(declared.body))
     return Operation(operationId=route.view_name, summary=declared.summary, description=declared.description or None,
                      tags=[declared.tag], parameters=parameters or None, requestBody=body,
-                     responses=_answers(declared),
+                     responses=_answers(declared), **({"deprecated": True} if declared.deprecated else {}),
                      security=[{BEARER: []}] if route.authorizer is not None else None)
 
 

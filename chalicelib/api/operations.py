@@ -53,6 +53,7 @@ class Operation:
     responses: tuple[Answer, ...] = ()
     errors: tuple[int, ...] = ()
     csv: bool = False  # the answer is also available as text/csv (Accept or ?format=csv)
+    deprecated: bool = False
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {}
@@ -86,7 +87,7 @@ def wants_csv(request: Request, query: Any = None) -> bool:
 def operation(method: str, path: str, *, response: type[BaseModel], summary: str, tag: str, status: int = 200,
               query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
               responses: tuple[Answer, ...] = (), errors: tuple[int, ...] = (404,),
-              csv: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+              csv: bool = False, deprecated: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare and apply a route's contract (see the module's docstring); `errors` lists its 4xx/5xx statuses."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Response]:
@@ -108,7 +109,8 @@ def operation(method: str, path: str, *, response: type[BaseModel], summary: str
         statuses = {*errors, 401, 503, *((400,) if query or body else ())}
         declared = Operation(method=method, path=path, summary=summary, tag=tag, response=response, status=status,
                              description=inspect.cleandoc(function.__doc__ or ""), query=query, body=body,
-                             responses=responses, errors=tuple(sorted(statuses)), csv=csv)
+                             responses=responses, errors=tuple(sorted(statuses)), csv=csv,
+                             deprecated=deprecated)
         if (method, path) in OPERATIONS:
             raise ValueError(f"{method} {path} is declared twice")
         OPERATIONS[(method, path)] = declared

@@ -55,6 +55,25 @@ def test_every_api_route_is_in_the_document_with_its_declared_models(document: d
     assert set(document["paths"]) == {path for _, path in routes}, "only /api routes are described"
 
 
+def test_every_reference_resolves_to_one_model_of_that_name(document: dict[str, Any]) -> None:
+    """Two models with one class name would be told apart by pydantic under other names: their $refs would dangle."""
+    references: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                references.add(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    defined = {f"#/components/schemas/{name}" for name in document["components"]["schemas"]}
+    assert references and references <= defined, references - defined
+
+
 def test_the_request_body_and_query_parameters_come_from_their_models(document: dict[str, Any]) -> None:
     create = document["paths"]["/api/deliveries"]["post"]
     body = create["requestBody"]["content"]["application/json"]["schema"]

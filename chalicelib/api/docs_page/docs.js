@@ -30,7 +30,8 @@
         sessionStorage.setItem(KEY, token);
         form.hidden = true;
         forget.hidden = false;
-        window.SwaggerUIBundle({
+        notice.textContent = "";
+        var ui = window.SwaggerUIBundle({
           spec: spec,
           dom_id: "#swagger-ui",
           deepLinking: true,
@@ -39,7 +40,8 @@
           requestInterceptor: function (request) {
             request.headers.Authorization = "Bearer " + token;
             return request;
-          }
+          },
+          onComplete: function () { ui.preauthorizeApiKey("bearerAuth", token); }
         });
       })
       .catch(function (error) { ask(error.message); });
