@@ -68,7 +68,7 @@ class TrackingReports:
         a hit newer than the page's oldest (its last hit is older). `before` is
         the (time, hit id) of the previous page's oldest hit.
         """
-        newest: list[tuple[tuple[int, str], dict[str, Any]]] = []  # min-heap of the limit+1 newest candidates
+        newest: list[tuple[tuple[int, str], Any]] = []  # min-heap of the limit+1 newest candidates
         for item in self.tracking.recipient_items(recipient_id):
             if len(newest) > limit and int(item["last_hit_at"]) < newest[0][0][0]:
                 break
