@@ -33,6 +33,13 @@ class GatewayError(BaseModel):
     message: Optional[str]
 
 
+class MissingScope(BaseModel):
+    """403: the token is valid but its scope does not cover the route (chalicelib/auth.py)."""
+
+    message: str
+    missing_scope: Literal["read", "admin"]
+
+
 class ComponentStatus(BaseModel):
     component: str
     status: Literal["OK", "WARN", "FAIL"]

@@ -35,7 +35,8 @@ from openapi_pydantic.v3.v3_1 import (
 from pydantic import BaseModel
 
 from chalicelib.api import operations
-from chalicelib.api.models import ErrorBody, GatewayError
+from chalicelib.api.models import ErrorBody, GatewayError, MissingScope
+from chalicelib.auth import ADMIN, required_scope
 from chalicelib.version import VERSION
 
 API_PREFIX = "/api/"
@@ -92,7 +93,7 @@ def _json(model: type[BaseModel]) -> dict[str, MediaType]:
     return {operations.JSON: MediaType(media_type_schema=PydanticSchema(schema_class=model))}
 
 
-def _answers(declared: operations.Operation) -> dict[str, Response]:
+def _answers(declared: operations.Operation, scope: str | None) -> dict[str, Response]:
     content = _json(declared.response)
     headers = None
     if declared.csv:
@@ -100,8 +101,10 @@ def _answers(declared: operations.Operation) -> dict[str, Response]:
         headers = {"Link": Header(description='CSV only: `<?...&next=...>; rel="next"` while more pages follow',
                                   param_schema=Schema(type="string"))}
     answers = {str(declared.status): Response(description=declared.summary, content=content, headers=headers)}
+    if scope == ADMIN:  # every valid token has read: only an admin route can refuse one
+        answers["403"] = Response(description=ERROR_MEANINGS[403], content=_json(MissingScope))
     for status in declared.errors:
-        model = GatewayError if status in (401, 403) else ErrorBody
+        model = GatewayError if status == 401 else ErrorBody
         answers.setdefault(str(status), Response(description=ERROR_MEANINGS.get(status, "error"),
                                                  content=_json(model)))
     return answers
@@ -115,10 +118,12 @@ def _operation(route: Any, declared: operations.Operation) -> Operation:
     body = None
     if declared.body is not None:
         body = RequestBody(required=True, content=_json(declared.body))
-    return Operation(operationId=route.view_name, summary=declared.summary, description=declared.description or None,
+    scope = required_scope(route)
+    description = "\n\n".join(part for part in (declared.description, f"Scope: `{scope}`." if scope else "") if part)
+    return Operation(operationId=route.view_name, summary=declared.summary, description=description or None,
                      tags=[declared.tag], parameters=parameters or None, requestBody=body,
-                     responses=_answers(declared), **({"deprecated": True} if declared.deprecated else {}),
-                     security=[{BEARER: []}] if route.authorizer is not None else None)
+                     responses=_answers(declared, scope), **({"deprecated": True} if declared.deprecated else {}),
+                     security=[{BEARER: [scope]}] if scope else None)
 
 
 def build(app: Any, server_url: str = "/") -> OpenAPI:
@@ -139,8 +144,9 @@ def build(app: Any, server_url: str = "/") -> OpenAPI:
         openapi="3.1.0",
         info=Info(title="sendtrail API", version=VERSION,
                   description="Deliveries, send jobs and Campaign's tracking reports for SES senders. Every "
-                              "route needs `Authorization: Bearer <API token>`; counts say whether they count "
-                              "people (unique) or all hits (total)."),
+                              "route needs `Authorization: Bearer <API token>` of a scope that covers it (read, "
+                              "or admin: each operation says which); counts say whether they count people "
+                              "(unique) or all hits (total)."),
         servers=[Server(url=server_url)],
         paths=paths,
         tags=[Tag(name=name, description=description) for name, description in TAGS],

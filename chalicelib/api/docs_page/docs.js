@@ -34,7 +34,7 @@
         var ui = window.SwaggerUIBundle({
           spec: spec,
           dom_id: "#swagger-ui",
-          deepLinking: true,
+          deepLinking: false,
           validatorUrl: null,
           tryItOutEnabled: false,
           requestInterceptor: function (request) {
