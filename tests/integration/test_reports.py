@@ -197,12 +197,15 @@ def test_hot_clicks_shows_the_message_with_each_links_share(clicked: str) -> Non
 def test_hot_clicks_of_a_message_without_clicks_or_text(api: Any, mta: Any) -> None:
     from chalicelib.reports import hot_clicks
 
-    html = "<a href='https://x.example.com/a'>A</a><a href=https://x.example.com/b>B</a>"
-    report = hot_clicks.hot_clicks(send(api, mta, EMAILS[:1], html=html))
+    html = ("<a href='https://x.example.com/a'>A</a><a href=https://x.example.com/b>B</a>"
+            '<a href="https://x.example.com/prefs?a=1&amp;b=2">Preferences</a>')
+    prefs = {"match": "Preferences", "type": "optout"}  # a tracked link of type opt-out: counted, never shown
+    report = hot_clicks.hot_clicks(send(api, mta, EMAILS[:1], html=html, tracking={"urls": [prefs]}))
     assert report.text is None and report.clicks_total == 0 and report.hidden_percent == 0.0
     assert report.html == ("<a href='https://x.example.com/a' data-sendtrail-link=\"4\">A</a>"
-                           '<a href="https://x.example.com/b" data-sendtrail-link="5">B</a>')
-    assert [link.percent for link in report.links] == [0.0, 0.0]
+                           '<a href="https://x.example.com/b" data-sendtrail-link="5">B</a>'
+                           '<a href="https://x.example.com/prefs?a=1&amp;b=2">Preferences</a>')
+    assert [(link.url_id, link.percent) for link in report.links] == [(4, 0.0), (5, 0.0)]
 
 
 def test_breakdown_by_os_device_browser_and_client(api: Any, mta: Any) -> None:
