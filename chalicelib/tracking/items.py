@@ -22,7 +22,7 @@ DAY_SECONDS = 86_400
 
 
 def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipient_id: str | None, now_ms: int,
-                     retention_days: int) -> dict[str, Any]:
+                     retention_days: int, domain: str | None = None) -> dict[str, Any]:
     """The tracking item of one recipient (without `last_run`, which the data layer adds)."""
     ordered = sorted(hits, key=hit_order)
     uas: dict[str, int] = {}
@@ -47,6 +47,8 @@ def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipie
     }
     if recipient_id:
         item["recipient_id"] = recipient_id
+    if domain:
+        item["domain"] = domain  # the address's, for the statistics by domain
     return item
 
 

@@ -141,7 +141,7 @@ def test_the_workflow_parses_and_aggregates_through_the_backend(monkeypatch: pyt
 
     recording = _Recording()
     monkeypatch.setattr(native, "backend", lambda: recording)
-    monkeypatch.setattr(workflow, "recipient_ids", lambda table, keys: {})
+    monkeypatch.setattr(workflow, "recipient_details", lambda table, keys: {})
     settings = types.SimpleNamespace(keyring=lambda: types.SimpleNamespace(keys=KEYS), ip_address_mode="full",
                                      delivery_logs_table="unused", tracking_retention_days=30)
     logs = types.SimpleNamespace(read=lambda key: line(record(kind="open")) + b"junk\n")
