@@ -175,6 +175,7 @@ def operations_status():
 # page); the page asks for the token and loads the document with it.
 
 @app.route("/api/openapi.json", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def openapi_document():
     return docs_api.openapi_document(app.current_request, app)
 
