@@ -33,22 +33,22 @@ def api_auth(auth_request):
 
 # --- public tracking endpoints (the hit path) ------------------------------
 
-@app.route("/r/test", methods=["GET"])
+@app.route("/r/test", methods=["GET", "HEAD"])
 def redirection_status():
     return hits.status(app.current_request)
 
 
-@app.route("/r/{token}", methods=["GET"])
+@app.route("/r/{token}", methods=["GET", "HEAD"])
 def tracked_click(token):
     return hits.redirect(app.current_request, token)
 
 
-@app.route("/o/{token}", methods=["GET"])
+@app.route("/o/{token}", methods=["GET", "HEAD"])
 def open_pixel(token):
     return hits.open_pixel(app.current_request, token)
 
 
-@app.route("/u/{token}", methods=["GET"])
+@app.route("/u/{token}", methods=["GET", "HEAD"])
 def unsubscribe_page(token):
     return hits.unsubscribe_page(app.current_request, token)
 
@@ -58,9 +58,24 @@ def unsubscribe(token):
     return hits.unsubscribe(app.current_request, token)
 
 
-@app.route("/m/{token}", methods=["GET"])
+@app.route("/m/{token}", methods=["GET", "HEAD"])
 def mirror_page(token):
     return hits.mirror_page(app.current_request, token)
+
+
+def public_route_options(**_path: str):
+    return hits.options(app.current_request)
+
+
+def public_route_other_method(**_path: str):
+    return hits.method_not_allowed(app.current_request)
+
+
+for public_path in hits.ROUTE_METHODS:  # OPTIONS and 405 on every public route (see hits.ROUTE_METHODS)
+    app.route(public_path, methods=["OPTIONS"])(public_route_options)
+    app.route(public_path, methods=[method for method in hits.OTHER_METHODS
+                                    if method not in hits.ROUTE_METHODS[public_path]],
+              content_types=["*/*"])(public_route_other_method)
 
 
 # --- dashboard API (authenticated) ------------------------------------------
