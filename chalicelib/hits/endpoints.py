@@ -18,7 +18,9 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import re
 import time
+from html import escape
 from typing import Any, Callable, Sequence
 
 from chalice import Response
@@ -45,6 +47,7 @@ logger = logging.getLogger("sendtrail.hits")
 PIXEL_GIF = (b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
              b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 _ACCEPT_ANYTHING = "*/*"
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
 # The methods each public route answers (app.py declares them all: API Gateway answers a method an
@@ -382,7 +385,8 @@ def status(request: Request) -> Response:
 
 
 def _xml_attr(value: str) -> str:
-    return value.replace("&", "&amp;").replace("'", "&apos;").replace("<", "&lt;")
+    """`value` as the text of an XML attribute: markup escaped, characters XML cannot hold dropped."""
+    return _XML_INVALID.sub("", escape(value, quote=True))
 
 
 def _base_url(request: Request) -> str:

@@ -100,3 +100,17 @@ def test_forwarded_parameters_are_added_only_when_the_delivery_asks(client: Any)
     assert location == ("https://shop.example.com/autumn?utm_source=gazette&utm_medium=email"
                         "&gclid=a+b%26c&extra=%3Cx%3E#top")
     assert len(hits()) == 2
+
+
+def test_a_click_with_a_stray_content_type_is_not_refused(client: Any) -> None:
+    """Found by the hostile-input test: Chalice answered 415 (echoing the type) to a GET with a Content-Type."""
+    make_delivery()
+    click = token(tokens.KIND_CLICK, 4)
+    response = client.get(f"/r/{click}", headers={"Content-Type": "<b>text/x-anything</b>"})
+    assert (response.status_code, response.headers["Location"]) == (302, URLS["4"]["url"])
+    assert len(hits()) == 1
+
+
+def test_the_status_check_escapes_the_host_it_echoes(client: Any) -> None:
+    body = client.get("/r/test", headers={"Host": "a\"b'c<d>e&f\x01"}).body.decode()
+    assert "host='a&quot;b&#x27;c&lt;d&gt;e&amp;f'" in body
