@@ -1,15 +1,17 @@
 """The public tracking endpoints, behind app.py's routes.
 
 Every valid hit is answered at once (302, GIF or page) and recorded as one
-record in the Kinesis hit stream (or, when Kinesis fails, as its own object
-in the redirection logs). Invalid, unknown or tampered tokens are
+record in the Kinesis hit stream (or, when Kinesis fails, in the fallback
+delivery stream, or, when that fails too, as its own object in the
+redirection logs). Invalid, unknown or tampered tokens are
 answered with a friendly page (or, for the pixel, the same GIF) and recorded
 nowhere: a link that does not verify redirects nowhere.
 
 Metrics (chalicelib/metrics.py, buffered and flushed once per request):
 HitsAccepted{kind}, HitsRejected{reason} (the token's InvalidToken reason,
 wrong_kind, repeated_params, unknown_link, expired, bad_params),
-HitStreamPutFailures, FallbackWrites and HitsUnrecorded{kind}; answers with
+HitStreamPutFailures, FallbackStreamWrites, FallbackStreamPutFailures,
+FallbackWrites and HitsUnrecorded{kind}; answers with
 a 5xx status are counted by the middleware (HttpServerErrors).
 """
 
@@ -32,7 +34,7 @@ from chalicelib.data import aws
 from chalicelib.data.addresses import AddressStore
 from chalicelib.data.deliveries import DeliveryStore
 from chalicelib.data.hit_stream import put_hit
-from chalicelib.data.redirection_logs import put_fallback
+from chalicelib.data.redirection_logs import put_fallback, put_fallback_stream
 from chalicelib.hits import pages
 from chalicelib.hits.config import get_hit_config
 from chalicelib.hits.link_cache import LinkTableCache
@@ -168,13 +170,16 @@ def _expired_response() -> Response:
 
 
 def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, request: Request) -> bool:
-    """Record the hit: into the stream, or, if that put fails, as its own redirection-log object.
+    """Record the hit: into the stream, else the fallback delivery stream, else as its own log object.
 
-    The fallback object lands under the current hour's redirection-logs/
-    prefix, where the tracking workflow reads it like any Firehose object
-    (and drops the hit id if the put had reached Kinesis after all). The
-    extra call is made only when Kinesis failed. False (logged) when neither
-    write succeeded.
+    Each put has botocore's retries (aws.HIT_PATH); the next is made only
+    when the one before failed. The fallback stream (Firehose, DirectPut)
+    batches such hits into the redirection logs, so an outage of the hit
+    stream does not become one object per hit; the per-hit object under
+    the current hour's redirection-logs/ prefix is the last resort. The
+    record (its time and hit id) is the same on every path, and the tracking
+    workflow drops a hit id it has seen, should a failed put have landed
+    after all. A HEAD records nothing. False (logged) when no write succeeded.
     """
     if request.method == "HEAD":
         return True
@@ -189,22 +194,32 @@ def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, requ
         request_id=request.context.get("requestId", ""),
         at_ms=at_ms, hit_id=hit_id,
     )
+    context = {"kind": kind, "hit_id": hit_id}
     try:
         put_hit(config.hit_stream, record, f"{claims.delivery_id}:{claims.log_id}")
         metrics.emit(metrics.HITS_ACCEPTED, kind=kind)
         return True
     except Exception:  # noqa: BLE001 - any failure to record must not fail the person's request
-        logger.exception("could not put hit into the stream; writing it to the redirection logs",
-                         extra={"kind": kind, "hit_id": hit_id})
+        logger.exception("could not put hit into the stream; putting it into the fallback stream", extra=context)
         metrics.emit(metrics.HIT_STREAM_PUT_FAILURES)
+    if config.redirection_log_fallback_stream:
+        try:
+            put_fallback_stream(config.redirection_log_fallback_stream, record)
+            metrics.emit(metrics.FALLBACK_STREAM_WRITES)
+            metrics.emit(metrics.HITS_ACCEPTED, kind=kind)
+            return True
+        except Exception:  # noqa: BLE001
+            logger.exception("could not put hit into the fallback stream; writing it as its own log object",
+                             extra=context)
+            metrics.emit(metrics.FALLBACK_STREAM_PUT_FAILURES)
     try:
         put_fallback(config.redirection_log_bucket, record, hit_id, at_ms)
         metrics.emit(metrics.FALLBACK_WRITES)
         metrics.emit(metrics.HITS_ACCEPTED, kind=kind)
         return True
     except Exception:  # noqa: BLE001
-        logger.exception("could not record a hit: stream and redirection logs both failed",
-                         extra={"kind": kind, "hit_id": hit_id})
+        logger.exception("could not record a hit: stream, fallback stream and redirection logs all failed",
+                         extra=context)
         metrics.emit(metrics.HITS_UNRECORDED, kind=kind)
         return False
 
