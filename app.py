@@ -14,6 +14,7 @@ from chalicelib.lazy import lazy
 
 deliveries_api = lazy("chalicelib.api.deliveries")
 tracking_api = lazy("chalicelib.api.tracking")
+reports_api = lazy("chalicelib.api.reports")
 workflow = lazy("chalicelib.tracking.workflow")
 quarantine_api = lazy("chalicelib.api.quarantine")
 send_worker_module = lazy("chalicelib.mta.worker")
@@ -118,16 +119,34 @@ def delivery_indicators(delivery_id):
     return tracking_api.indicators(app.current_request, delivery_id)
 
 
+@app.route("/api/deliveries/{delivery_id}/hot-clicks", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_hot_clicks(delivery_id):
+    return reports_api.hot_clicks(app.current_request, delivery_id)
+
+
 @app.route("/api/deliveries/{delivery_id}/urls", methods=["GET"], authorizer=api_auth)
 @requires(READ)
 def delivery_urls(delivery_id):
-    return tracking_api.urls(app.current_request, delivery_id)
+    return reports_api.urls(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/timeline", methods=["GET"], authorizer=api_auth)
 @requires(READ)
 def delivery_timeline(delivery_id):
-    return tracking_api.timeline(app.current_request, delivery_id)
+    return reports_api.timeline(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/time-to-react", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_time_to_react(delivery_id):
+    return reports_api.time_to_react(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/breakdown", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_breakdown(delivery_id):
+    return reports_api.breakdown(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/user-agents", methods=["GET"], authorizer=api_auth)

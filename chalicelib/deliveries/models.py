@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from email.utils import parseaddr
-from typing import Literal, Optional, Union
+from typing import TYPE_CHECKING, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -112,10 +112,16 @@ def _unset(value: object) -> bool:
 
 
 Millis = Optional[int]
-# Literals built from the one list of each (a tuple subscript is Literal's own flattening; mypy cannot follow it).
-DeliveryState = Literal[states.STATES]  # type: ignore[valid-type]
-LogStatus = Literal[statuses.STATUSES]  # type: ignore[valid-type]
-FailureReason = Literal[tuple(REASON_CODES)]  # type: ignore[valid-type]
+# Literals built from the one list of each (a tuple subscript is Literal's own flattening); mypy cannot
+# follow that, and sees the strings they are.
+if TYPE_CHECKING:
+    DeliveryState = str
+    LogStatus = str
+    FailureReason = str
+else:
+    DeliveryState = Literal[states.STATES]
+    LogStatus = Literal[statuses.STATUSES]
+    FailureReason = Literal[tuple(REASON_CODES)]
 
 
 class TrackingSettings(BaseModel):

@@ -1,4 +1,4 @@
-"""What the tracking routes answer: Campaign's indicators, URLs, time buckets, user agents, a recipient's hits.
+"""What the tracking routes answer: Campaign's indicators, user agents, a recipient's hits.
 
 Every count says whether it counts people (unique: distinct recipients) or
 all hits (total), in its name and in its description.
@@ -11,9 +11,6 @@ from typing import Literal, Optional
 from pydantic import BaseModel, Field
 
 from chalicelib.api.models import PagedExportQuery
-
-Rate = Field(description="percent of the messages delivered (success), 2 decimals")
-
 
 class IndicatorRates(BaseModel):
     """Each count as a percentage of success (messages the provider accepted), 2 decimals."""
@@ -50,35 +47,6 @@ class Indicators(BaseModel):
     mirror_views: int = Field(description="mirror page hits")
     rates: IndicatorRates
     last_updated: Optional[int] = Field(description="when the tracking workflow last counted (epoch ms); null: never")
-
-
-class UrlRow(BaseModel):
-    url_id: int
-    url: str
-    label: str
-    type: Literal["click", "optout", "mirror"]
-    clicks_total: int = Field(description="click hits on this link")
-    clicks_unique: int = Field(description="recipients who clicked this link")
-    clicks_total_rate: float = Rate
-    clicks_unique_rate: float = Rate
-
-
-class UrlReport(BaseModel):
-    delivery_id: str
-    success: int = Field(description="messages the provider accepted: the rates' denominator")
-    urls: list[UrlRow]
-
-
-class TimeBucket(BaseModel):
-    start: int = Field(description="the window's start, epoch ms")
-    opens: int = Field(description="open hits in the window (after the 1-minute rule)")
-    clicks: int = Field(description="click hits in the window")
-
-
-class Timeline(BaseModel):
-    delivery_id: str
-    bucket_ms: int = Field(description="each window's length in milliseconds")
-    buckets: list[TimeBucket] = Field(description="the windows with at least one hit, oldest first")
 
 
 class FamilyCount(BaseModel):
