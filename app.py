@@ -19,6 +19,7 @@ send_worker_module = lazy("chalicelib.mta.worker")
 ses_events_module = lazy("chalicelib.mta.events")
 status_api = lazy("chalicelib.api.status")
 delivery_gauges = lazy("chalicelib.mta.gauges")
+pages = lazy("chalicelib.pages.views")
 
 app = Chalice(app_name="sendtrail")
 observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
@@ -147,6 +148,38 @@ def list_quarantine():
 @app.route("/api/status", methods=["GET"], authorizer=api_auth)
 def operations_status():
     return status_api.status_report(app.current_request)
+
+
+# --- dashboard pages (a session cookie from the login page; Jinja2 and pygal load on first use) ----
+
+@app.route("/dashboard/login", methods=["GET"])
+def dashboard_login_form():
+    return pages.login_form(app.current_request)
+
+
+@app.route("/dashboard/login", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def dashboard_login():
+    return pages.login(app.current_request)
+
+
+@app.route("/dashboard/logout", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def dashboard_logout():
+    return pages.logout(app.current_request)
+
+
+@app.route("/dashboard", methods=["GET"])
+def dashboard_deliveries():
+    return pages.deliveries(app.current_request)
+
+
+@app.route("/dashboard/deliveries/{delivery_id}", methods=["GET"])
+def dashboard_delivery(delivery_id):
+    return pages.delivery(app.current_request, delivery_id)
+
+
+@app.route("/dashboard/status", methods=["GET"])
+def dashboard_status():
+    return pages.status(app.current_request)
 
 
 # --- the MTA's queue-driven functions (each its own Lambda function) ---------

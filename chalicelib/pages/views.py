@@ -1,0 +1,162 @@
+"""The dashboard's pages: what a marketer or an operator opens in a browser.
+
+Handlers read through the services (deliveries, monitoring, reports, the
+status check), never over HTTP, and hand plain values to the templates in
+templates/. Every page but the login needs a session (web.page_handler);
+a bad id is a friendly 404 page.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from chalice import Response
+
+from chalicelib import auth
+from chalicelib.api.http import decode_cursor, encode_cursor
+from chalicelib.clock import now_ms
+from chalicelib.data.tracking import INDICATORS
+from chalicelib.mta import monitoring, states
+from chalicelib.pages import charts, sessions
+from chalicelib.pages.web import Page, configured_token_hash, form_fields, now_s, page_handler, same_origin, \
+    session_cookie, when
+from chalicelib.reports import activity
+from chalicelib.reports.common import stores
+from chalicelib.tracking import indicators as formulas
+
+NEXT_PATH = re.compile(r"^/dashboard(/[A-Za-z0-9._~%+-]+)*$")
+LIST_PAGE_SIZE = 20
+
+
+# --- login and logout ---------------------------------------------------------------------
+
+def _next_path(value: str | None) -> str:
+    """Where the login may send a person on: a dashboard path of ours, nothing else."""
+    return value if value and NEXT_PATH.match(value) and "//" not in value else "/dashboard"
+
+
+@page_handler(signed_in=False)
+def login_form(page: Page) -> Response:
+    target = _next_path((page.request.query_params or {}).get("next"))
+    if page.session is not None:
+        return page.redirect(target)
+    return page.render("login.html", title="Sign in", next=target,
+                       lifetime_hours=page.settings.dashboard_session_hours)
+
+
+@page_handler(signed_in=False)
+def login(page: Page) -> Response:
+    """POST /dashboard/login: the API token for a session cookie (same origin only)."""
+    fields = form_fields(page.request)
+    target = _next_path(fields.get("next"))
+    context = {"title": "Sign in", "next": target, "lifetime_hours": page.settings.dashboard_session_hours}
+    if not same_origin(page.request):
+        return page.render("login.html", status=403, error="This form must be sent from this dashboard's own "
+                                                          "login page.", **context)
+    try:
+        auth.authorize(f"Bearer {fields.get('token', '').strip()}")
+    except auth.Unauthorized:
+        return page.render("login.html", status=401, error="That is not the API token.", **context)
+    token_hash = configured_token_hash()
+    lifetime = page.settings.dashboard_session_hours * 3600
+    session = sessions.issue(page.settings.keyring(), token_hash, now_s(), lifetime)
+    response = page.redirect(target)
+    response.headers["Set-Cookie"] = session_cookie(page, session.value, lifetime)
+    return response
+
+
+@page_handler(signed_in=False)
+def logout(page: Page) -> Response:
+    """POST /dashboard/logout: the session cookie cleared (same origin, with the session's form token)."""
+    if page.session is None:
+        return page.redirect("/dashboard/login")
+    if not same_origin(page.request) or not page.session.accepts_form_token(form_fields(page.request).get("form_token")):
+        return page.render("error.html", status=403, title="Not logged out",
+                           message="The logout must come from a dashboard page.")
+    response = page.redirect("/dashboard/login")
+    response.headers["Set-Cookie"] = session_cookie(page, "", 0)
+    return response
+
+
+# --- deliveries ---------------------------------------------------------------------------------
+
+def _indicators(delivery_id: str, summary: dict[str, Any]) -> dict[str, Any]:
+    """Campaign's indicators of one delivery (chalicelib/tracking/indicators.py, one GetItem)."""
+    return formulas.compute(summary, stores().tracking.get_stat(delivery_id, INDICATORS))
+
+
+@page_handler()
+def deliveries(page: Page) -> Response:
+    """/dashboard: deliveries newest first, a page at a time, with their state and indicators."""
+    context = stores()
+    start = decode_cursor(page.request)
+    items, last = context.deliveries.list_summaries(LIST_PAGE_SIZE, start)
+    rows = []
+    for item in items:
+        delivery_id = item["delivery_id"]
+        rows.append({**monitoring.summary_view(delivery_id, item), "indicators": _indicators(delivery_id, item)})
+    totals = {
+        "sending": sum(1 for row in rows if row.get("state") in states.SENDING),
+        "success": sum(row["indicators"]["success"] for row in rows),
+        "opens_unique": sum(row["indicators"]["opens_unique"] for row in rows),
+        "clicks_unique": sum(row["indicators"]["clicks_unique"] for row in rows),
+    }
+    totals["opens_rate"] = formulas.percentage(totals["opens_unique"], totals["success"])
+    totals["clicks_rate"] = formulas.percentage(totals["clicks_unique"], totals["success"])
+    return page.render("deliveries.html", title="Deliveries", rows=rows, totals=totals,
+                       next_page=page.url("/dashboard", next=encode_cursor(last)) if last else None)
+
+
+def _timeline_chart(page: Page, delivery_id: str) -> tuple[Any, str]:
+    """Opens and clicks over time: 5-minute windows for a day, then hours, then days."""
+    timeline = activity.timeline(delivery_id, "5m")
+    if timeline.buckets:
+        span = timeline.buckets[-1].start - timeline.buckets[0].start
+        bucket = "5m" if span <= 12 * 3_600_000 else "1h" if span <= 14 * 86_400_000 else "1d"
+        if bucket != "5m":
+            timeline = activity.timeline(delivery_id, bucket)
+    if not timeline.buckets:
+        return None, timeline.bucket
+    labels = [when(row.start)[5:16] for row in timeline.buckets]
+    chart = charts.lines(page, "Opens and clicks over time", labels, [
+        ("Opens (total)", [row.opens for row in timeline.buckets]),
+        ("Clicks (total)", [row.clicks for row in timeline.buckets]),
+    ])
+    return chart, timeline.bucket
+
+
+@page_handler()
+def delivery(page: Page, delivery_id: str) -> Response:
+    """/dashboard/deliveries/{id}: the delivery's dashboard."""
+    context = stores()
+    summary = context.summary(delivery_id)
+    view = monitoring.delivery_view(delivery_id, summary, context.settings, now_ms())
+    indicators = _indicators(delivery_id, summary)
+    timeline_chart, timeline_bucket = _timeline_chart(page, delivery_id)
+    reaction = activity.time_to_react(delivery_id)
+    counts = [(name, value) for name, value in view["counts"].items() if name != "processed"]
+    status_chart = charts.bars(page, "Delivery logs by status", [name for name, _ in counts],
+                               [("Delivery logs", [value for _, value in counts])], height=260) \
+        if any(value for _, value in counts) else None
+    return page.render(
+        "delivery.html", title=summary.get("name") or delivery_id, delivery_id=delivery_id, view=view,
+        indicators=indicators, timeline_chart=timeline_chart, timeline_bucket=timeline_bucket, reaction=reaction,
+        status_chart=status_chart, tab="overview")
+
+
+# --- operations -----------------------------------------------------------------------------------
+
+@page_handler()
+def status(page: Page) -> Response:
+    """/dashboard/status: the status check's components (chalicelib/status.py), worst first."""
+    from chalicelib import status as checks
+    from chalicelib.base_url import public_base_url
+    from chalicelib.hits import endpoints as hits
+
+    settings = page.settings
+    context = checks.StatusContext(settings, now_ms(), redirection_status=lambda: hits.status(page.request),
+                                   tracking_base_url=public_base_url(page.request, settings.public_base_url))
+    report = checks.report(context)
+    components = sorted(report["components"], key=lambda item: -checks.SEVERITY[item["status"]])
+    return page.render("status.html", title="Status", report=report, components=components)
