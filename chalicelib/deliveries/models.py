@@ -39,6 +39,9 @@ class UrlOverrideIn(_Strict):
     mode: Literal["tracked", "untracked"] = "tracked"
     type: Literal["click", "optout", "mirror"] = "click"
     label: Optional[str] = Field(default=None, max_length=200)
+    category: Optional[str] = Field(default=None, max_length=100,
+                                    description="a classification of yours (e.g. Products, Social) the URL report "
+                                                "can group by")
 
 
 class TrackingIn(_Strict):

@@ -46,7 +46,8 @@ def _check_limits(delivery: DeliveryIn, settings: Settings) -> None:
 def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliveryStore | None = None) -> str:
     """Validate, prepare and store a delivery; returns its id."""
     _check_limits(delivery, settings)
-    overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label) for o in delivery.tracking.urls]
+    overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label, category=o.category)
+                 for o in delivery.tracking.urls]
     try:
         prepared = prepare_content(delivery.html, delivery.text, tracking_enabled=delivery.tracking.enabled,
                                    track_opens=delivery.tracking.opens, overrides=overrides)
@@ -85,7 +86,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     }
     content = {"subject": delivery.subject, "from_address": delivery.from_address, "prepared": prepared.to_dict()}
     links = {"urls": {
-        str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders)}
+        str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders),
+                          "category": url.category}
         for url in prepared.urls
     }}
     for _ in range(5):

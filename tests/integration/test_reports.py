@@ -100,3 +100,135 @@ def test_reports_refuse_unknown_deliveries_and_buckets(reacted: str) -> None:
             activity.time_to_react(unknown)
     with pytest.raises(InvalidField):
         activity.timeline(reacted, "2h")  # type: ignore[arg-type]
+
+
+# --- URLs and click streams, and hot clicks --------------------------------------------
+
+LINKS_HTML = ('<html><body><p>Hi {{first_name}},</p>'
+              '<a href="https://shop.example.com/a?u={{id}}">Spring sale</a> '
+              '<a href="https://shop.example.com/b">Spring sale</a> '
+              '<a href="https://blog.example.com/c">Blog</a> '
+              '<a href="https://shop.example.com/a?u={{id}}"><img src="https://cdn.example.com/x.png" alt="banner"></a>'
+              '<p><a href="{{unsubscribe_url}}">stop</a> <a href="{{mirror_url}}">view online</a></p>'
+              '</body></html>')
+LINKS_TEXT = "Sale: https://shop.example.com/a?u={{id}}\nStop: {{unsubscribe_url}}\n"
+CATEGORIES = [{"match": "https://shop.example.com/a?u={{id}}", "category": "Products"},
+              {"match": "https://shop.example.com/b", "category": "Products"},
+              {"match": "Blog", "category": "Content"}]
+A, B, C, OPTOUT, MIRROR = 4, 5, 6, 2, 3
+
+
+@pytest.fixture
+def clicked(api: Any, mta: Any) -> str:
+    """Five recipients' clicks: A is clicked 3 times by 2 people, B 2 by 2, C 4 by 2; 1 opt-out, 1 mirror view."""
+    delivery_id = send(api, mta, EMAILS[:5], html=LINKS_HTML, text=LINKS_TEXT, tracking={"urls": CATEGORIES})
+    pattern = [(1, "click", A), (1, "click", A), (1, "click", B), (2, "click", A), (2, "click", C),
+               (3, "click", B), (3, "optout", OPTOUT), (4, "click", C), (4, "click", C), (4, "click", C),
+               (5, "mirror", MIRROR)]
+    play([record(kind=kind, delivery_id=delivery_id, log_id=log_id, url_id=url_id, ts=T0 + index * MINUTE)
+          for index, (log_id, kind, url_id) in enumerate(pattern)])
+    return delivery_id
+
+
+def _rows(report: Any) -> list[tuple[Any, ...]]:
+    return [(row.key, row.url_ids, row.clicks_total, row.clicks_unique, row.clicks_total_rate,
+             row.clicks_unique_rate, row.share_percent) for row in report.rows]
+
+
+def test_urls_grouped_by_url_label_and_category(clicked: str) -> None:
+    from chalicelib.reports import urls
+
+    with reads() as calls:
+        by_url = urls.urls(clicked, "url")
+    assert calls == {"dynamodb.GetItem": 2, "dynamodb.Query": 1}  # summary, links; the URL counters
+    # 5 messages accepted (success); 11 URL hits in all: A 3, B 2, C 4, opt-out 1, mirror 1.
+    assert (by_url.success, by_url.clicks_total) == (5, 11)
+    # Rates are of success (3/5 = 60%), shares of the 11 hits (3/11 = 27.27%).
+    assert _rows(by_url) == [
+        ("https://blog.example.com/c", [C], 4, 2, 80.0, 40.0, 36.36),
+        ("https://shop.example.com/a?u={{id}}", [A], 3, 2, 60.0, 40.0, 27.27),
+        ("https://shop.example.com/b", [B], 2, 2, 40.0, 40.0, 18.18),
+        ("Unsubscribe", [OPTOUT], 1, 1, 20.0, 20.0, 9.09),
+        ("Mirror page", [MIRROR], 1, 1, 20.0, 20.0, 9.09),
+    ]
+    # By label, A and B ("Spring sale") add up: 3+2 = 5 hits, 2+2 = 4 clickers as Campaign sums them
+    # (recipient 1 clicked both and counts twice): 5/5 = 100%, 4/5 = 80%, 5/11 = 45.45%.
+    assert _rows(urls.urls(clicked, "label"))[:2] == [
+        ("Spring sale", [A, B], 5, 4, 100.0, 80.0, 45.45),
+        ("Blog", [C], 4, 2, 80.0, 40.0, 36.36),
+    ]
+    # By category: Products = A+B, Content = C, and sendtrail's own pages have none: 1+1 = 2, 2/11 = 18.18%.
+    by_category = urls.urls(clicked, "category")
+    assert _rows(by_category) == [
+        ("Products", [A, B], 5, 4, 100.0, 80.0, 45.45),
+        ("Content", [C], 4, 2, 80.0, 40.0, 36.36),
+        ("", [OPTOUT, MIRROR], 2, 2, 40.0, 40.0, 18.18),
+    ]
+    assert by_category.rows[2].types == ["optout", "mirror"]
+    with pytest.raises(InvalidField):
+        urls.urls(clicked, "domain")  # type: ignore[arg-type]
+
+
+def test_hot_clicks_shows_the_message_with_each_links_share(clicked: str) -> None:
+    from chalicelib.reports import hot_clicks
+
+    with reads() as calls:
+        report = hot_clicks.hot_clicks(clicked)
+    assert calls == {"dynamodb.GetItem": 3, "dynamodb.Query": 1}  # summary, content, links; the URL counters
+    # 11 URL hits are the 100%: A 3 (27.27%), B 2 (18.18%), C 4 (36.36%) are shown; the opt-out and the
+    # mirror view (2, 18.18%) are not. 27.27 + 18.18 + 36.36 + 18.18 = 99.99: 100 within rounding.
+    assert report.clicks_total == 11
+    assert [(link.url_id, link.label, link.clicks_total, link.clicks_unique, link.percent, link.in_html,
+             link.in_text) for link in report.links] == [
+        (A, "Spring sale", 3, 2, 27.27, True, True), (B, "Spring sale", 2, 2, 18.18, True, False),
+        (C, "Blog", 4, 2, 36.36, True, False)]
+    assert (report.shown_percent, report.hidden_clicks, report.hidden_percent) == (81.82, 2, 18.18)
+    # The HTML is the author's, placeholders and all, each shown link marked; no pixel, no recipient's data.
+    marked = LINKS_HTML
+    for url, url_id in (("https://shop.example.com/a?u={{id}}", A), ("https://shop.example.com/b", B),
+                        ("https://blog.example.com/c", C)):
+        marked = marked.replace(f'href="{url}"', f'href="{url}" data-sendtrail-link="{url_id}"')
+    assert report.html == marked
+    assert report.subject == "Hi {{first_name}}" and "Person" not in report.html
+    assert [(segment.text, segment.url_id) for segment in report.text or []] == [
+        ("Sale: ", None), ("https://shop.example.com/a?u={{id}}", A), ("\nStop: {{unsubscribe_url}}\n", None)]
+
+
+def test_hot_clicks_of_a_message_without_clicks_or_text(api: Any, mta: Any) -> None:
+    from chalicelib.reports import hot_clicks
+
+    html = "<a href='https://x.example.com/a'>A</a><a href=https://x.example.com/b>B</a>"
+    report = hot_clicks.hot_clicks(send(api, mta, EMAILS[:1], html=html))
+    assert report.text is None and report.clicks_total == 0 and report.hidden_percent == 0.0
+    assert report.html == ("<a href='https://x.example.com/a' data-sendtrail-link=\"4\">A</a>"
+                           '<a href="https://x.example.com/b" data-sendtrail-link="5">B</a>')
+    assert [link.percent for link in report.links] == [0.0, 0.0]
+
+
+def test_breakdown_by_os_device_browser_and_client(api: Any, mta: Any) -> None:
+    from chalicelib.reports import breakdown
+    from tests.tracking_logs import CHROME, GMAIL_PROXY, IPHONE_MAIL
+
+    delivery_id = send(api, mta, EMAILS[:6])
+    # Opens: 3 from iPhone Mail, 2 through Gmail's image proxy, 1 from Chrome on Windows.
+    # Clicks: 3 from Chrome on Windows, 1 from the iPhone.
+    pattern = [("open", IPHONE_MAIL)] * 3 + [("open", GMAIL_PROXY)] * 2 + [("open", CHROME)] + \
+              [("click", CHROME)] * 3 + [("click", IPHONE_MAIL)]
+    play([record(kind=kind, delivery_id=delivery_id, log_id=index % 6 + 1, ua=ua, ts=T0 + index * 2 * MINUTE)
+          for index, (kind, ua) in enumerate(pattern)])
+    with reads() as calls:
+        by_device = breakdown.breakdown(delivery_id, "device")
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.Query": 1}
+    # Devices: Mobile 3 opens (50%) + 1 click (25%); Desktop (Windows, also behind the Gmail proxy's
+    # "Windows NT 5.1") 3 opens (50%) + 3 clicks (75%).
+    assert [(row.value, row.opens, row.clicks, row.opens_percent, row.clicks_percent) for row in by_device.rows] == [
+        ("Desktop", 3, 3, 50.0, 75.0), ("Mobile", 3, 1, 50.0, 25.0)]
+    assert (by_device.opens_total, by_device.clicks_total) == (6, 4)
+    clients = breakdown.breakdown(delivery_id, "client")
+    # 3/6 = 50%, 2/6 = 33.33%, 1/6 = 16.67%
+    assert [(row.value, row.opens, row.opens_percent) for row in clients.rows] == [
+        ("Apple Mail", 3, 50.0), ("Gmail (image proxy)", 2, 33.33), ("Web browser", 1, 16.67)]
+    assert {row.value for row in breakdown.breakdown(delivery_id, "os").rows} == {"iOS", "Windows"}
+    assert breakdown.breakdown(delivery_id, "browser").clicks_total == 4
+    with pytest.raises(InvalidField):
+        breakdown.breakdown(delivery_id, "mail_client")  # type: ignore[arg-type]
