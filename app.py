@@ -177,6 +177,11 @@ def dashboard_delivery(delivery_id):
     return pages.delivery(app.current_request, delivery_id)
 
 
+@app.route("/dashboard/deliveries/{delivery_id}/hot-clicks", methods=["GET"])
+def dashboard_hot_clicks(delivery_id):
+    return pages.delivery_hot_clicks(app.current_request, delivery_id)
+
+
 @app.route("/dashboard/status", methods=["GET"])
 def dashboard_status():
     return pages.status(app.current_request)

@@ -45,7 +45,8 @@ STYLE = Style(
 )
 COMMON = {"style": STYLE, "js": [], "disable_xml_declaration": True, "explicit_size": False,
           "print_values": False, "show_y_guides": True, "legend_at_bottom": True, "legend_box_size": 12,
-          "margin": 8, "spacing": 10, "truncate_label": -1, "truncate_legend": -1}
+          "margin": 8, "spacing": 10, "truncate_label": -1, "truncate_legend": -1, "include_x_axis": True,
+          "min_scale": 2, "max_scale": 6}
 
 
 def _strip(root: ElementTree.Element) -> str:

@@ -21,7 +21,8 @@ from chalicelib.mta import monitoring, states
 from chalicelib.pages import charts, sessions
 from chalicelib.pages.web import Page, configured_token_hash, form_fields, now_s, page_handler, same_origin, \
     session_cookie, when
-from chalicelib.reports import activity
+from chalicelib.pages.message import preview
+from chalicelib.reports import activity, breakdown, hot_clicks, urls
 from chalicelib.reports.common import stores
 from chalicelib.tracking import indicators as formulas
 
@@ -119,7 +120,8 @@ def _timeline_chart(page: Page, delivery_id: str) -> tuple[Any, str]:
     if not timeline.buckets:
         return None, timeline.bucket
     labels = [when(row.start)[5:16] for row in timeline.buckets]
-    chart = charts.lines(page, "Opens and clicks over time", labels, [
+    draw = charts.lines if len(labels) > 24 else charts.bars
+    chart = draw(page, "Opens and clicks over time", labels, [
         ("Opens (total)", [row.opens for row in timeline.buckets]),
         ("Clicks (total)", [row.clicks for row in timeline.buckets]),
     ])
@@ -135,14 +137,46 @@ def delivery(page: Page, delivery_id: str) -> Response:
     indicators = _indicators(delivery_id, summary)
     timeline_chart, timeline_bucket = _timeline_chart(page, delivery_id)
     reaction = activity.time_to_react(delivery_id)
-    counts = [(name, value) for name, value in view["counts"].items() if name != "processed"]
-    status_chart = charts.bars(page, "Delivery logs by status", [name for name, _ in counts],
-                               [("Delivery logs", [value for _, value in counts])], height=260) \
-        if any(value for _, value in counts) else None
+    url_report = urls.urls(delivery_id, "url")
+    breakdowns = {by: breakdown.breakdown(delivery_id, by) for by in BREAKDOWNS}
+    breakdown_charts = {by: _breakdown_chart(page, report) for by, report in breakdowns.items()}
+    counts = [(name, value) for name, value in view["counts"].items() if name != "processed" and value]
+    status_chart = charts.pie(page, "Delivery logs by status", counts, height=240) if counts else None
     return page.render(
         "delivery.html", title=summary.get("name") or delivery_id, delivery_id=delivery_id, view=view,
         indicators=indicators, timeline_chart=timeline_chart, timeline_bucket=timeline_bucket, reaction=reaction,
-        status_chart=status_chart, tab="overview")
+        status_chart=status_chart, url_report=url_report, breakdowns=breakdowns, breakdown_charts=breakdown_charts,
+        breakdown_titles=BREAKDOWNS, tab="overview")
+
+
+BREAKDOWNS = {"os": "Operating system", "device": "Device", "browser": "Browser", "client": "Mail client"}
+BREAKDOWN_SLICES = 6
+
+
+def _breakdown_chart(page: Page, report: Any) -> Any:
+    """Opens per value as a ring: the largest values, the rest as one slice."""
+    rows = [row for row in report.rows if row.opens]
+    if not rows:
+        return None
+    slices = [(row.value, row.opens) for row in rows[:BREAKDOWN_SLICES]]
+    rest = sum(row.opens for row in rows[BREAKDOWN_SLICES:])
+    if rest:
+        slices.append(("Others", rest))
+    return charts.pie(page, f"Opens by {BREAKDOWNS[report.by].lower()}", slices, height=260)
+
+
+@page_handler()
+def delivery_hot_clicks(page: Page, delivery_id: str) -> Response:
+    """/dashboard/deliveries/{id}/hot-clicks: the message, sandboxed, with each link's share of the clicks."""
+    context = stores()
+    summary = context.summary(delivery_id)
+    view = monitoring.summary_view(delivery_id, summary)
+    report = hot_clicks.hot_clicks(delivery_id)
+    badges = {link.url_id: f"{link.percent:.2f} %" for link in report.links}
+    return page.render("hot_clicks.html", inline_styles=True, title=f"Hot clicks · {summary.get('name') or ''}",
+                       delivery_id=delivery_id, view=view, report=report,
+                       message=preview(report.html, report.marker_attribute, badges),
+                       badges=badges, tab="hot-clicks")
 
 
 # --- operations -----------------------------------------------------------------------------------

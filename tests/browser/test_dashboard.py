@@ -1,0 +1,113 @@
+"""The dashboard in headless chromium: a person logs in, reads a delivery, its hot clicks, a recipient, logs out.
+
+The delivery is the demo's (infra/local_runtime/demo.py) to a few dozen
+mailbox simulator addresses, sent through the MTA, and its recipients'
+reactions are the demo's engagement plan (infra/local_runtime/engagement.py)
+played through the real hit endpoints over HTTP; the hits then go the way
+every hit goes (Kinesis, the Firehose pump, the tracking workflow). What
+the pages show is compared with what the API answers for the same delivery.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from infra.local_runtime import engagement
+from infra.local_runtime.demo import demo_delivery
+from infra.local_runtime.firehose_pump import pumps_for
+from infra.local_runtime.ses_outbox import OUTBOX
+from tests.browser.conftest import WatchedPage
+from tests.conftest import API_TOKEN
+
+pytestmark = pytest.mark.browser
+
+
+def send_and_react(api: Any, mta: Any, resources: Any, live_server: str, body: dict[str, Any],
+                   user_agent: str | None = None, seed: int = 7) -> tuple[str, list[engagement.Hit]]:
+    """Create and send `body`, play the demo's engagement plan against the live app, run the workflow."""
+    response = api.post("/api/deliveries", body=body)
+    assert response.status_code == 201, response.json_body
+    delivery_id = response.json_body["id"]
+    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 202
+    mta.drain()
+    messages = [message.to_dict() for message in OUTBOX.messages() if message.tags.get("delivery_id") == delivery_id]
+    rates = engagement.Rates(opens=0.7, clicks=0.6, optouts=0.1, mirror_views=0.1)
+    hits = engagement.plan(messages, duration=0, seed=seed, rates=rates)
+    if user_agent:
+        hits = [engagement.Hit(hit.at, hit.method, hit.path, user_agent, hit.kind) for hit in hits]
+    answered = engagement.play(hits, live_server, speed=0)
+    assert answered["failed"] == 0 and sum(answered.values()) == len(hits), answered
+    for pump in pumps_for(resources):
+        pump.step()
+    assert api.post("/api/workflow/run").json_body["status"] == "completed"
+    return delivery_id, hits
+
+
+def small_demo(recipients: int = 30) -> dict[str, Any]:
+    """The demo delivery to `recipients` simulator addresses: mostly delivered, a few bounces and complaints."""
+    body = demo_delivery()
+    people = []
+    for index in range(1, recipients + 1):
+        kind = "bounce" if index % 15 == 0 else "complaint" if index % 29 == 0 else "success"
+        people.append({"id": f"demo-{index:03d}", "email": f"{kind}+{index}@simulator.amazonses.com",
+                       "attributes": {"first_name": f"Reader {index}", "member_id": f"m-{index}"}})
+    return {**body, "recipients": people}
+
+
+def log_in(browser: WatchedPage, live_server: str, path: str = "/dashboard") -> None:
+    page = browser.page
+    page.goto(f"{live_server}{path}")
+    assert "/dashboard/login" in page.url
+    page.fill("#token", API_TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}{path}")
+
+
+def number(text: str) -> float:
+    return float(re.sub(r"[^0-9.]", "", text) or "nan")
+
+
+def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server: str, api: Any, mta: Any,
+                                          resources: Any) -> None:
+    delivery_id, hits = send_and_react(api, mta, resources, live_server, small_demo())
+    page = browser_page.page
+
+    log_in(browser_page, live_server)
+    assert page.locator("h1").first.inner_text() == "Deliveries"
+    browser_page.screenshot("dashboard-deliveries")
+
+    page.click(f"a[href='/dashboard/deliveries/{delivery_id}']")
+    page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}")
+    indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
+    for name in ("success", "opens_unique", "opens_total", "opens_estimated", "clicks_unique", "clicks_total",
+                 "persons_clicking", "optouts", "mirror_views"):
+        assert number(page.locator(f"[data-kpi={name}]").inner_text()) == indicators[name], name
+    assert indicators["clicks_total"] == sum(1 for hit in hits if hit.kind == "click")
+    assert indicators["optouts"] == sum(1 for hit in hits if hit.kind == "optout") > 0
+    counts = api.get(f"/api/deliveries/{delivery_id}").json_body["counts"]
+    for status, value in counts.items():
+        assert number(page.locator(f"[data-count={status}]").inner_text()) == value, status
+    browser_page.screenshot("dashboard-delivery")
+
+    page.click("nav.tabs >> text=Hot clicks")
+    page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}/hot-clicks")
+    frame = page.frame_locator("iframe.message")
+    marked = frame.locator("a[data-sendtrail-link]").evaluate_all(
+        "links => links.map(link => [link.dataset.sendtrailLink, link.querySelector('.sendtrail-badge').textContent])")
+    by_link = {url_id: number(text) for url_id, text in marked}  # a link written twice has its badge twice
+    assert len(marked) > len(by_link) and all(by_link[url_id] == number(text) for url_id, text in marked)
+    badges = list(by_link.values())
+    hidden = float(page.locator("[data-hidden-percent]").get_attribute("data-hidden-percent"))
+    assert badges and hidden > 0, (badges, hidden)
+    assert abs(sum(badges) + hidden - 100) <= 0.01 * (len(badges) + 1), (badges, hidden)
+    sandbox = page.locator("iframe.message").get_attribute("sandbox")
+    assert sandbox == "", sandbox  # every restriction: no scripts, no same origin
+    browser_page.screenshot("dashboard-hot-clicks")
+
+    page.click("header.top button:has-text('Log out')")
+    page.wait_for_url("**/dashboard/login")
+    page.goto(f"{live_server}/dashboard/deliveries/{delivery_id}")
+    assert "/dashboard/login" in page.url
