@@ -16,7 +16,9 @@ do the rest, exactly as for any click.
 
 from __future__ import annotations
 
+import heapq
 import http.client
+import itertools
 import math
 import random
 import re
@@ -24,7 +26,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -131,11 +133,35 @@ def plan(messages: Iterable[dict[str, Any]], duration: float = 600.0, seed: int 
     return sorted(hits)
 
 
-def _connection(base_url: str) -> tuple[http.client.HTTPConnection, str]:
-    parts = urlsplit(base_url)
-    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
-        raise ValueError(f"the demo only plays hits to the local stack on a loopback address, not {base_url}")
-    return http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30), parts.path.rstrip("/")
+class HitSender:
+    """One keep-alive HTTP connection to the local stack (loopback only) that sends hits, never following
+    a redirect (a click's answer is one)."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "http" or parts.hostname not in LOOPBACK:
+            raise ValueError(f"the demo only plays hits to the local stack on a loopback address, not {base_url}")
+        self.host, self.port, self.prefix = parts.hostname, parts.port or 80, parts.path.rstrip("/")
+        self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+
+    def send(self, hit: Hit) -> str:
+        """The hit's kind when the endpoint answered it (200, or 302 for a click), else 'failed'."""
+        body = b"List-Unsubscribe=One-Click" if hit.method == "POST" else None
+        headers = {"User-Agent": hit.user_agent, "Accept": "image/*" if hit.kind == "open" else "text/html"}
+        if body is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        try:
+            self.connection.request(hit.method, self.prefix + hit.path, body=body, headers=headers)
+            response = self.connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            return "failed"
+        return hit.kind if response.status in (200, 302) else "failed"
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 def play(hits: list[Hit], base_url: str, speed: float = 1.0, max_hits: int = 20_000, max_seconds: float = 1800.0,
@@ -143,10 +169,9 @@ def play(hits: list[Hit], base_url: str, speed: float = 1.0, max_hits: int = 20_
     """Send `hits` to the stack at `base_url`, each at its time (divided by `speed`; 0: at once).
 
     Stops after `max_hits` requests or `max_seconds`, or when `stop` is set.
-    Returns how many of each kind were answered, and `failed` for any other
-    answer (a redirect is the answer a click gets; it is not followed).
+    Returns how many of each kind were answered, and `failed` for any other answer.
     """
-    connection, prefix = _connection(base_url)
+    sender = HitSender(base_url)
     stop = stop or threading.Event()
     answered: Counter = Counter()
     started = time.monotonic()
@@ -155,19 +180,43 @@ def play(hits: list[Hit], base_url: str, speed: float = 1.0, max_hits: int = 20_
             due = started + (hit.at / speed if speed else 0.0)
             if due - started > max_seconds or stop.wait(max(0.0, due - time.monotonic())):
                 break
-            body = b"List-Unsubscribe=One-Click" if hit.method == "POST" else None
-            headers = {"User-Agent": hit.user_agent, "Accept": "image/*" if hit.kind == "open" else "text/html"}
-            if body is not None:
-                headers["Content-Type"] = "application/x-www-form-urlencoded"
-            try:
-                connection.request(hit.method, prefix + hit.path, body=body, headers=headers)
-                response = connection.getresponse()
-                response.read()
-                answered[hit.kind if response.status in (200, 302) else "failed"] += 1
-            except (OSError, http.client.HTTPException):
-                answered["failed"] += 1
-                connection.close()
-                connection, prefix = _connection(base_url)
+            answered[sender.send(hit)] += 1
     finally:
-        connection.close()
+        sender.close()
+    return answered
+
+
+def play_as_sent(new_messages: Callable[[], list[dict[str, Any]]], sending_done: Callable[[], bool], base_url: str,
+                 duration: float, seed: int = 2026, rates: Rates = Rates(), max_hits: int = 20_000,
+                 max_seconds: float = 3600.0, poll_seconds: float = 5.0,
+                 stop: threading.Event | None = None) -> Counter:
+    """Recipients react as their message arrives: each batch of newly sent messages gets its own plan,
+    from the moment it was seen. Ends when sending is done and every planned hit was sent (or a bound)."""
+    sender = HitSender(base_url)
+    stop = stop or threading.Event()
+    answered: Counter = Counter()
+    due: list[tuple[float, int, Hit]] = []
+    order = itertools.count()  # ties in time keep their plan order
+    started = time.monotonic()
+    next_poll, batch, finished = started, 0, False
+    try:
+        while not stop.is_set() and sum(answered.values()) < max_hits:
+            now = time.monotonic()
+            if now - started > max_seconds:
+                break
+            if not finished and now >= next_poll:
+                messages = new_messages()
+                for hit in plan(messages, duration, seed + batch, rates):
+                    heapq.heappush(due, (now + hit.at, next(order), hit))
+                batch += 1
+                finished = not messages and sending_done()
+                next_poll = now + poll_seconds
+            while due and due[0][0] <= now and sum(answered.values()) < max_hits:
+                answered[sender.send(heapq.heappop(due)[2])] += 1
+            if finished and not due:
+                break
+            wakes = ([due[0][0]] if due else []) + ([] if finished else [next_poll])
+            stop.wait(max(0.0, min(wakes) - time.monotonic()))
+    finally:
+        sender.close()
     return answered
