@@ -18,6 +18,7 @@ quarantine_api = lazy("chalicelib.api.quarantine")
 send_worker_module = lazy("chalicelib.mta.worker")
 ses_events_module = lazy("chalicelib.mta.events")
 status_api = lazy("chalicelib.api.status")
+docs_api = lazy("chalicelib.api.docs")
 delivery_gauges = lazy("chalicelib.mta.gauges")
 pages = lazy("chalicelib.pages.views")
 
@@ -120,17 +121,17 @@ def run_tracking_workflow():
 
 @app.route("/api/deliveries/{delivery_id}/pause", methods=["POST"], authorizer=api_auth)
 def pause_delivery(delivery_id):
-    return deliveries_api.steer(app.current_request, delivery_id, "pause")
+    return deliveries_api.pause(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/resume", methods=["POST"], authorizer=api_auth)
 def resume_delivery(delivery_id):
-    return deliveries_api.steer(app.current_request, delivery_id, "resume")
+    return deliveries_api.resume(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/stop", methods=["POST"], authorizer=api_auth)
 def stop_delivery(delivery_id):
-    return deliveries_api.steer(app.current_request, delivery_id, "stop")
+    return deliveries_api.stop(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/logs", methods=["GET"], authorizer=api_auth)
@@ -148,6 +149,25 @@ def list_quarantine():
 @app.route("/api/status", methods=["GET"], authorizer=api_auth)
 def operations_status():
     return status_api.status_report(app.current_request)
+
+
+# --- the API's description: the OpenAPI document and its reference page ------
+# The page and its scripts are public (nothing secret in them, like a login
+# page); the page asks for the token and loads the document with it.
+
+@app.route("/api/openapi.json", methods=["GET"], authorizer=api_auth)
+def openapi_document():
+    return docs_api.openapi_document(app.current_request, app)
+
+
+@app.route("/docs", methods=["GET"])
+def api_reference():
+    return docs_api.page(app.current_request)
+
+
+@app.route("/docs/{name}", methods=["GET"])
+def api_reference_asset(name):
+    return docs_api.asset(app.current_request, name)
 
 
 # --- dashboard pages (a session cookie from the login page; Jinja2 and pygal load on first use) ----

@@ -8,6 +8,7 @@ a bad id is a friendly 404 page.
 
 from __future__ import annotations
 
+import hmac
 import re
 from typing import Any
 
@@ -19,7 +20,7 @@ from chalicelib.clock import now_ms
 from chalicelib.data.tracking import INDICATORS
 from chalicelib.mta import monitoring, states
 from chalicelib.pages import charts, sessions
-from chalicelib.pages.web import Page, configured_token_hash, form_fields, now_s, page_handler, same_origin, \
+from chalicelib.pages.web import Page, configured_tokens, form_fields, now_s, page_handler, same_origin, \
     session_cookie, when
 from chalicelib.pages.message import preview
 from chalicelib.reports import activity, breakdown, hot_clicks, urls
@@ -55,13 +56,14 @@ def login(page: Page) -> Response:
     if not same_origin(page.request):
         return page.render("login.html", status=403, error="This form must be sent from this dashboard's own "
                                                           "login page.", **context)
-    try:
-        auth.authorize(f"Bearer {fields.get('token', '').strip()}")
-    except auth.Unauthorized:
+    token = fields.get("token", "").strip()
+    token_hash = auth.token_sha256(token)
+    scope = next((scope for scope, configured in configured_tokens()
+                  if token and hmac.compare_digest(configured, token_hash)), None)
+    if scope is None:
         return page.render("login.html", status=401, error="That is not the API token.", **context)
-    token_hash = configured_token_hash()
     lifetime = page.settings.dashboard_session_hours * 3600
-    session = sessions.issue(page.settings.keyring(), token_hash, now_s(), lifetime)
+    session = sessions.issue(page.settings.keyring(), token_hash, scope, now_s(), lifetime)
     response = page.redirect(target)
     response.headers["Set-Cookie"] = session_cookie(page, session.value, lifetime)
     return response

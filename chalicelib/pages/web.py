@@ -181,17 +181,18 @@ def _cookies(request: Request) -> dict[str, str]:
     return {name: morsel.value for name, morsel in jar.items()}
 
 
-def configured_token_hash() -> str:
-    """The API token's SHA-256 as the authorizer reads it (chalicelib/auth.py): sessions are bound to it."""
-    return (os.environ.get(auth.TOKEN_HASH_VARIABLE) or "").strip().lower()
+def configured_tokens() -> list[tuple[str, str]]:
+    """(scope, SHA-256) of each API token the authorizer accepts now (chalicelib/auth.py's configuration)."""
+    token_hash = (os.environ.get(auth.TOKEN_HASH_VARIABLE) or "").strip().lower()
+    return [("admin", token_hash)] if token_hash else []
 
 
 def current_session(request: Request, settings: Settings) -> sessions.Session | None:
-    """The request's valid session, or None (none, forged, expired, or the API token changed since)."""
-    token_hash = configured_token_hash()
-    if not token_hash:
+    """The request's valid session, or None (none, forged, expired, or its API token is no longer configured)."""
+    value = _cookies(request).get(sessions.COOKIE_NAME)
+    if not value:
         return None
-    return sessions.verify(_cookies(request).get(sessions.COOKIE_NAME), settings.keyring(), token_hash, now_s())
+    return sessions.verify(value, settings.keyring(), configured_tokens(), now_s())
 
 
 def session_cookie(page: Page, value: str, max_age: int) -> str:
