@@ -202,6 +202,16 @@ def dashboard_hot_clicks(delivery_id):
     return pages.delivery_hot_clicks(app.current_request, delivery_id)
 
 
+@app.route("/dashboard/recipients", methods=["GET"])
+def dashboard_find_recipient():
+    return pages.find_recipient(app.current_request)
+
+
+@app.route("/dashboard/recipients/{recipient_id}", methods=["GET"])
+def dashboard_recipient(recipient_id):
+    return pages.recipient(app.current_request, recipient_id)
+
+
 @app.route("/dashboard/status", methods=["GET"])
 def dashboard_status():
     return pages.status(app.current_request)

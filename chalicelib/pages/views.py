@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import re
 from typing import Any
+from urllib.parse import quote
 
 from chalice import Response
 
@@ -18,6 +19,7 @@ from chalicelib import auth
 from chalicelib.api.http import decode_cursor, encode_cursor
 from chalicelib.clock import now_ms
 from chalicelib.data.tracking import INDICATORS
+from chalicelib.errors import InvalidField
 from chalicelib.mta import monitoring, states
 from chalicelib.pages import charts, sessions
 from chalicelib.pages.web import Page, configured_tokens, form_fields, now_s, page_handler, same_origin, \
@@ -179,6 +181,38 @@ def delivery_hot_clicks(page: Page, delivery_id: str) -> Response:
                        delivery_id=delivery_id, view=view, report=report,
                        message=preview(report.html, report.marker_attribute, badges),
                        badges=badges, tab="hot-clicks")
+
+
+# --- tracking tabs ---------------------------------------------------------------------------------
+
+RECIPIENT_PAGE_SIZE = 50
+
+
+@page_handler()
+def find_recipient(page: Page) -> Response:
+    """/dashboard/recipients?id=: the header's search box, to the recipient's page."""
+    recipient_id = ((page.request.query_params or {}).get("id") or "").strip()
+    if not recipient_id or "/" in recipient_id:
+        raise InvalidField("id", "type a recipient id (as in the delivery's recipients)")
+    return page.redirect(f"/dashboard/recipients/{quote(recipient_id, safe='')}")
+
+
+@page_handler()
+def recipient(page: Page, recipient_id: str) -> Response:
+    """/dashboard/recipients/{id}: the recipient's Tracking tab, their hits across deliveries, newest first."""
+    from chalicelib.api.http import cursor_value
+    from chalicelib.tracking.service import TrackingReports
+
+    cursor = cursor_value((page.request.query_params or {}).get("next"))
+    try:
+        before = (int(cursor["at"]), str(cursor["hit_id"])) if cursor is not None else None
+    except (KeyError, TypeError, ValueError):
+        raise InvalidField("next", "not a page of this list") from None
+    items, following = TrackingReports(page.settings).recipient_tracking(recipient_id, RECIPIENT_PAGE_SIZE, before)
+    next_page = page.url(f"/dashboard/recipients/{quote(recipient_id, safe='')}",
+                         next=encode_cursor({"at": following[0], "hit_id": following[1]})) if following else None
+    return page.render("recipient.html", title=f"Recipient {recipient_id}", recipient_id=recipient_id, items=items,
+                       next_page=next_page, first_page=before is None)
 
 
 # --- operations -----------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from chalicelib import auth
+from chalicelib.api.http import BadRequest
 from chalicelib.base_url import stage_prefix
 from chalicelib.errors import InvalidField, NotFound
 from chalicelib.pages import sessions
@@ -247,6 +248,8 @@ def page_handler(signed_in: bool = True) -> Callable[[Callable[..., Response]], 
             except InvalidField as error:
                 return page.render("error.html", status=400, title="Not understood",
                                    message=f"{error.field}: {error.message}")
+            except BadRequest as error:
+                return page.render("error.html", status=400, title="Not understood", message=error.message)
             except (ClientError, BotoCoreError):
                 logger.exception("AWS call failed while rendering a page")
                 return page.render("error.html", status=503, title="Try again shortly",

@@ -107,7 +107,56 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     assert sandbox == "", sandbox  # every restriction: no scripts, no same origin
     browser_page.screenshot("dashboard-hot-clicks")
 
+    recipient_id, tracking = next(
+        (candidate, body) for candidate, body in (
+            (f"demo-{index:03d}", api.get(f"/api/recipients/demo-{index:03d}/tracking").json_body)
+            for index in range(1, 31)) if any(item["kind"] == "click" for item in body["items"]))
+    page.fill("header.top input[name=id]", recipient_id)
+    page.click("header.top form.find button")
+    page.wait_for_url(f"**/dashboard/recipients/{recipient_id}")
+    assert page.locator("[data-recipient]").inner_text() == recipient_id
+    assert page.locator("section.card tbody tr").count() == len(tracking["items"])
+    assert page.locator("section.card tbody tr").first.locator("td").nth(1).inner_text() == tracking["items"][0]["kind"]
+    browser_page.screenshot("dashboard-recipient")
+
     page.click("header.top button:has-text('Log out')")
     page.wait_for_url("**/dashboard/login")
     page.goto(f"{live_server}/dashboard/deliveries/{delivery_id}")
     assert "/dashboard/login" in page.url
+
+
+MARKUP = {
+    "subject": '<script>alert("subject")</script><b id="injected-subject">subject</b>',
+    "label": '<img id="injected-label" src="x" onerror="alert(\'label\')">',
+    "url": 'https://shop.example.com/q?x="><script>alert("url")</script><i id="injected-url">',
+    "user_agent": '<svg id="injected-ua" onload="alert(\'ua\')"></svg><script>alert("ua")</script>',
+}
+
+
+def test_markup_in_stored_strings_renders_inert_everywhere(browser_page: WatchedPage, live_server: str, api: Any,
+                                                           mta: Any, resources: Any) -> None:
+    """A subject, a link label, a URL and a user agent carrying markup and script show as text on every page."""
+    from html import escape
+
+    html = (f'<html><body><p><a href="{escape(MARKUP["url"])}">{escape(MARKUP["label"])}</a></p>'
+            '<p><a href="{{unsubscribe_url}}">Unsubscribe</a></p></body></html>')
+    body = {**small_demo(6), "name": MARKUP["subject"], "subject": MARKUP["subject"], "html": html, "text": None}
+    body.pop("text")
+    delivery_id, _ = send_and_react(api, mta, resources, live_server, body, user_agent=MARKUP["user_agent"])
+    tracked = next(f"demo-{index:03d}" for index in range(1, 7)
+                   if api.get(f"/api/recipients/demo-{index:03d}/tracking").json_body["items"])
+    page = browser_page.page
+    log_in(browser_page, live_server)
+    for path, shows in (("/dashboard", ["subject"]), (f"/dashboard/deliveries/{delivery_id}", ["subject", "label", "url"]),
+                        (f"/dashboard/deliveries/{delivery_id}/hot-clicks", ["subject", "label", "url"]),
+                        (f"/dashboard/recipients/{tracked}", ["user_agent"])):
+        page.goto(f"{live_server}{path}")
+        assert page.locator("[id^=injected]").count() == 0, path
+        assert page.locator("script").count() == 0, path
+        text = page.locator("main").inner_text()
+        for name in shows:
+            assert MARKUP[name] in text or MARKUP[name].split("<")[1] in text, (path, name)
+        for frame in page.frames:
+            assert frame.locator("[id^=injected]").count() == 0, (path, frame.url)
+    browser_page.screenshot("dashboard-markup-inert")
+    assert browser_page.dialogs == []
