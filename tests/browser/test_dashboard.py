@@ -66,6 +66,27 @@ def log_in(browser: WatchedPage, live_server: str, path: str = "/dashboard") -> 
     page.wait_for_url(f"{live_server}{path}")
 
 
+def record_page_timing(page: Any, name: str) -> None:
+    """The page's weight and paint times as the browser measured them, into out/dashboard-timing.json
+    (figures for the README and the bench, not assertions)."""
+    import json
+
+    from tests.browser.conftest import SCREENSHOTS
+
+    timing = page.evaluate("""() => {
+        const navigation = performance.getEntriesByType('navigation')[0];
+        const paints = Object.fromEntries(performance.getEntriesByType('paint').map(p => [p.name, p.startTime]));
+        return {transfer_bytes: navigation.transferSize, html_bytes: navigation.decodedBodySize,
+                resources: performance.getEntriesByType('resource').length,
+                response_end_ms: navigation.responseEnd, dom_content_loaded_ms: navigation.domContentLoadedEventEnd,
+                first_paint_ms: paints['first-paint'], first_contentful_paint_ms: paints['first-contentful-paint']};
+    }""")
+    path = SCREENSHOTS.parent / "dashboard-timing.json"
+    figures = json.loads(path.read_text()) if path.exists() else {}
+    figures[name] = timing
+    path.write_text(json.dumps(figures, indent=2))
+
+
 def number(text: str) -> float:
     return float(re.sub(r"[^0-9.]", "", text) or "nan")
 
@@ -91,6 +112,7 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     for status, value in counts.items():
         assert number(page.locator(f"[data-count={status}]").inner_text()) == value, status
     browser_page.screenshot("dashboard-delivery")
+    record_page_timing(page, "delivery")
 
     page.click("nav.tabs >> text=Hot clicks")
     page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}/hot-clicks")
