@@ -8,6 +8,7 @@ so a cold start that serves a click never imports them.
 from chalice import Chalice, Rate
 
 from chalicelib import auth, observability
+from chalicelib.auth import ADMIN, READ, requires
 from chalicelib.hits import endpoints as hits
 from chalicelib.lazy import lazy
 
@@ -24,6 +25,9 @@ pages = lazy("chalicelib.pages.views")
 
 app = Chalice(app_name="sendtrail")
 observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
+# Each route behind api_auth declares its scope on the line under @app.route: @requires(READ) or
+# @requires(ADMIN); one that declares none needs admin (chalicelib/auth.py).
+app.register_middleware(auth.enforce_scopes(app), "http")
 
 FORM_POSTS = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain", "application/json"]
 
@@ -68,51 +72,61 @@ def mirror_page(token):
 # --- dashboard API (authenticated) ------------------------------------------
 
 @app.route("/api/deliveries", methods=["POST"], authorizer=api_auth)
+@requires(ADMIN)
 def create_delivery():
     return deliveries_api.create(app.current_request)
 
 
 @app.route("/api/deliveries", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def list_deliveries():
     return deliveries_api.list_all(app.current_request)
 
 
 @app.route("/api/deliveries/{delivery_id}", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def get_delivery(delivery_id):
     return deliveries_api.get(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/send", methods=["POST"], authorizer=api_auth)
+@requires(ADMIN)
 def send_delivery(delivery_id):
     return deliveries_api.send(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/indicators", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def delivery_indicators(delivery_id):
     return tracking_api.indicators(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/urls", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def delivery_urls(delivery_id):
     return tracking_api.urls(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/timeline", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def delivery_timeline(delivery_id):
     return tracking_api.timeline(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/user-agents", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def delivery_user_agents(delivery_id):
     return tracking_api.user_agents(app.current_request, delivery_id)
 
 
 @app.route("/api/recipients/{recipient_id}/tracking", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def recipient_tracking(recipient_id):
     return tracking_api.recipient_tracking(app.current_request, recipient_id)
 
 
 @app.route("/api/workflow/run", methods=["POST"], authorizer=api_auth)
+@requires(ADMIN)
 def run_tracking_workflow():
     return tracking_api.run_workflow(app.current_request)
 
@@ -120,26 +134,31 @@ def run_tracking_workflow():
 # --- send jobs and the MTA's monitoring (authenticated) ----------------------
 
 @app.route("/api/deliveries/{delivery_id}/pause", methods=["POST"], authorizer=api_auth)
+@requires(ADMIN)
 def pause_delivery(delivery_id):
     return deliveries_api.pause(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/resume", methods=["POST"], authorizer=api_auth)
+@requires(ADMIN)
 def resume_delivery(delivery_id):
     return deliveries_api.resume(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/stop", methods=["POST"], authorizer=api_auth)
+@requires(ADMIN)
 def stop_delivery(delivery_id):
     return deliveries_api.stop(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/logs", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def delivery_logs(delivery_id):
     return deliveries_api.logs(app.current_request, delivery_id)
 
 
 @app.route("/api/quarantine", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def list_quarantine():
     return quarantine_api.list_quarantine(app.current_request)
 
@@ -147,6 +166,7 @@ def list_quarantine():
 # --- operations: Campaign's pdump and /r/test in one (authenticated) --------
 
 @app.route("/api/status", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def operations_status():
     return status_api.status_report(app.current_request)
 

@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     )
     signing_keys_parameter: Optional[str] = Field(default=None, description="SSM SecureString with the key ring")
     signing_keys_max_age_seconds: int = 300
-    api_token_sha256: Optional[str] = Field(default=None, description="hex SHA-256 of the API bearer token")
+    api_tokens: Optional[str] = Field(
+        default=None, description="API token hashes with their scopes: `scope:sha256` entries (scope read or admin), "
+                                  "comma-separated; read by chalicelib/auth.py")
     dashboard_session_hours: int = Field(default=8, ge=1, le=24 * 30, description="how long a dashboard login "
                                                                                  "lasts (the session cookie)")
 

@@ -8,7 +8,6 @@ a bad id is a friendly 404 page.
 
 from __future__ import annotations
 
-import hmac
 import re
 from typing import Any
 from urllib.parse import quote
@@ -59,13 +58,11 @@ def login(page: Page) -> Response:
         return page.render("login.html", status=403, error="This form must be sent from this dashboard's own "
                                                           "login page.", **context)
     token = fields.get("token", "").strip()
-    token_hash = auth.token_sha256(token)
-    scope = next((scope for scope, configured in configured_tokens()
-                  if token and hmac.compare_digest(configured, token_hash)), None)
-    if scope is None:
-        return page.render("login.html", status=401, error="That is not the API token.", **context)
+    scope = auth.scope_of(token, tuple(auth.TokenHash(*entry) for entry in configured_tokens())) if token else None
+    if scope is None or not auth.includes(scope, auth.READ):
+        return page.render("login.html", status=401, error="That is not an API token of this stack.", **context)
     lifetime = page.settings.dashboard_session_hours * 3600
-    session = sessions.issue(page.settings.keyring(), token_hash, scope, now_s(), lifetime)
+    session = sessions.issue(page.settings.keyring(), auth.token_sha256(token), scope, now_s(), lifetime)
     response = page.redirect(target)
     response.headers["Set-Cookie"] = session_cookie(page, session.value, lifetime)
     return response

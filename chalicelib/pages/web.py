@@ -183,9 +183,13 @@ def _cookies(request: Request) -> dict[str, str]:
 
 
 def configured_tokens() -> list[tuple[str, str]]:
-    """(scope, SHA-256) of each API token the authorizer accepts now (chalicelib/auth.py's configuration)."""
-    token_hash = (os.environ.get(auth.TOKEN_HASH_VARIABLE) or "").strip().lower()
-    return [("admin", token_hash)] if token_hash else []
+    """(scope, SHA-256) of each API token the authorizer accepts now (chalicelib/auth.py's configuration);
+    none when that configuration is malformed (the API refuses every token then too)."""
+    try:
+        return [(entry.scope, entry.sha256) for entry in
+                auth.parse_token_hashes(os.environ.get(auth.TOKENS_VARIABLE) or "")]
+    except auth.TokenConfigurationError:
+        return []
 
 
 def current_session(request: Request, settings: Settings) -> sessions.Session | None:
@@ -240,7 +244,7 @@ def page_handler(signed_in: bool = True) -> Callable[[Callable[..., Response]], 
             page = Page(request, get_settings())
             try:
                 page.session = current_session(request, page.settings)
-                if signed_in and page.session is None:
+                if signed_in and (page.session is None or not auth.includes(page.session.scope, auth.READ)):
                     return page.redirect("/dashboard/login", next=_return_path(request, page))
                 return function(page, *args, **kwargs)
             except NotFound as error:

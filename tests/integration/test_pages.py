@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.conftest import API_TOKEN
+from tests.conftest import API_TOKEN, READ_TOKEN
 
 ORIGIN = {"origin": "http://127.0.0.1:8000", "host": "127.0.0.1:8000"}
 FORM = {"content-type": "application/x-www-form-urlencoded"}
@@ -51,7 +51,7 @@ def test_login_sets_a_strict_http_only_expiring_cookie(client: Any) -> None:
 def test_a_wrong_token_or_a_foreign_origin_gets_no_session(client: Any) -> None:
     wrong = login(client, token="not-the-token")
     assert wrong.status_code == 401 and "Set-Cookie" not in wrong.headers
-    assert b"not the API token" in wrong.body
+    assert b"not an API token" in wrong.body
     foreign = login(client, headers={"origin": "https://evil.example"})
     assert foreign.status_code == 403 and "Set-Cookie" not in foreign.headers
     cross_site = login(client, headers={"sec-fetch-site": "cross-site"})
@@ -87,11 +87,18 @@ def test_a_forged_or_expired_session_is_no_session(client: Any, signed_in: dict[
 
 def test_a_new_api_token_ends_every_session(client: Any, signed_in: dict[str, str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.auth import token_sha256
+    from chalicelib.auth import ADMIN, token_entry
 
     assert client.get("/dashboard", headers=signed_in).status_code == 200
-    monkeypatch.setenv("SENDTRAIL_API_TOKEN_SHA256", token_sha256("a-new-token"))
+    monkeypatch.setenv("SENDTRAIL_API_TOKENS", token_entry(ADMIN, "a-new-token"))
     assert client.get("/dashboard", headers=signed_in).status_code == 303
+
+
+def test_a_read_token_opens_the_dashboard(client: Any) -> None:
+    """Dashboards need the read scope only (chalicelib/auth.py); the session holds while the token is configured."""
+    response = login(client, token=READ_TOKEN)
+    assert response.status_code == 303
+    assert client.get("/dashboard", headers={"cookie": session_cookie(response)}).status_code == 200
 
 
 def test_logout_needs_the_form_token_and_clears_the_cookie(client: Any, signed_in: dict[str, str]) -> None:
