@@ -29,7 +29,10 @@ observability.install(app)  # JSON logs with a correlation id; metrics flushed a
 # @requires(ADMIN); one that declares none needs admin (chalicelib/auth.py).
 app.register_middleware(auth.enforce_scopes(app), "http")
 
-FORM_POSTS = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain", "application/json"]
+# Whatever Content-Type a public request carries: Chalice otherwise answers 415 (echoing the type)
+# before the view runs, so a GET with a stray Content-Type, or a one-click unsubscribe POSTed as
+# some other type, would be lost. The token decides; the body is never read.
+ANY_CONTENT = ["*/*"]
 
 
 @app.authorizer()
@@ -39,34 +42,49 @@ def api_auth(auth_request):
 
 # --- public tracking endpoints (the hit path) ------------------------------
 
-@app.route("/r/test", methods=["GET"])
+@app.route("/r/test", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def redirection_status():
     return hits.status(app.current_request)
 
 
-@app.route("/r/{token}", methods=["GET"])
+@app.route("/r/{token}", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def tracked_click(token):
     return hits.redirect(app.current_request, token)
 
 
-@app.route("/o/{token}", methods=["GET"])
+@app.route("/o/{token}", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def open_pixel(token):
     return hits.open_pixel(app.current_request, token)
 
 
-@app.route("/u/{token}", methods=["GET"])
+@app.route("/u/{token}", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def unsubscribe_page(token):
     return hits.unsubscribe_page(app.current_request, token)
 
 
-@app.route("/u/{token}", methods=["POST"], content_types=FORM_POSTS)
+@app.route("/u/{token}", methods=["POST"], content_types=ANY_CONTENT)
 def unsubscribe(token):
     return hits.unsubscribe(app.current_request, token)
 
 
-@app.route("/m/{token}", methods=["GET"])
+@app.route("/m/{token}", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def mirror_page(token):
     return hits.mirror_page(app.current_request, token)
+
+
+def public_route_options(**_path: str):
+    return hits.options(app.current_request)
+
+
+def public_route_other_method(**_path: str):
+    return hits.method_not_allowed(app.current_request)
+
+
+for public_path in hits.ROUTE_METHODS:  # OPTIONS and 405 on every public route (see hits.ROUTE_METHODS)
+    app.route(public_path, methods=[method for method in hits.OTHER_METHODS
+                                    if method not in hits.ROUTE_METHODS[public_path]],
+              content_types=ANY_CONTENT)(public_route_other_method)
+    app.route(public_path, methods=["OPTIONS"], content_types=ANY_CONTENT)(public_route_options)
 
 
 # --- dashboard API (authenticated) ------------------------------------------
@@ -176,6 +194,7 @@ def operations_status():
 # page); the page asks for the token and loads the document with it.
 
 @app.route("/api/openapi.json", methods=["GET"], authorizer=api_auth)
+@requires(READ)
 def openapi_document():
     return docs_api.openapi_document(app.current_request, app)
 

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     delivery_logs_table: str
     addresses_table: str
     redirection_log_bucket: str = Field(description="S3 bucket of the redirection logs (Firehose and fallback writes)")
+    redirection_log_fallback_stream: Optional[str] = Field(
+        default=None, description="the DirectPut Firehose delivery stream a hit goes to when its Kinesis put fails")
     tracking_table: str = Field(description="per-recipient tracking (hits), by delivery and log id")
     tracking_stats_table: str = Field(description="consolidated tracking per delivery: counters, URLs, time buckets")
     workflow_table: str = Field(description="the tracking workflow's checkpoint, lease and processed objects")

@@ -52,6 +52,9 @@ class TrackingIn(_Strict):
     enabled: bool = True
     opens: bool = True
     urls: list[UrlOverrideIn] = Field(default_factory=list, max_length=500)
+    forward_query_params: bool = Field(
+        default=False, description="add the parameters a click arrives with (other than sendtrail's own `p`) "
+                                   "to the target URL; parameters the target already has keep its value")
 
 
 class DeliveryIn(_Strict):

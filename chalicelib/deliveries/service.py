@@ -76,7 +76,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "affinity": affinity.name,
         "configuration_set": affinity.configuration_set,
         "validity_days": delivery.validity_days or settings.default_validity_days,
-        "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens},
+        "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens,
+                     "forward_query_params": delivery.tracking.forward_query_params},
         "state": DRAFT,
         "state_since": created_at,
         "created_at": created_at,
@@ -91,6 +92,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
                           "category": url.category}
         for url in prepared.urls
     }}
+    if delivery.tracking.forward_query_params:
+        links["forward_query_params"] = True  # read by the redirect (chalicelib/hits/endpoints.py)
     for _ in range(5):
         delivery_id = secrets.token_hex(8)
         try:
