@@ -72,6 +72,9 @@ def local_up(arguments: argparse.Namespace) -> int:
     from infra.local_runtime.demo import demo_mode, run_engagement_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The API's request threads share each boto3 client's 10 pooled connections to the embedded AWS: under the
+    # demo's traffic urllib3 says, harmlessly, that it closes a surplus connection instead of pooling it.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
     mode = "off" if arguments.no_demo else demo_mode(os.environ.get("SENDTRAIL_DEMO"))
     stack = LocalStack(LocalStackOptions(port=arguments.port, moto_port=arguments.moto_port))
     stack.start()
