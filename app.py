@@ -22,6 +22,7 @@ ses_events_module = lazy("chalicelib.mta.events")
 status_api = lazy("chalicelib.api.status")
 docs_api = lazy("chalicelib.api.docs")
 delivery_gauges = lazy("chalicelib.mta.gauges")
+pages = lazy("chalicelib.pages.views")
 
 app = Chalice(app_name="sendtrail")
 observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
@@ -225,6 +226,53 @@ def api_reference():
 @app.route("/docs/{name}", methods=["GET"])
 def api_reference_asset(name):
     return docs_api.asset(app.current_request, name)
+
+
+# --- dashboard pages (a session cookie from the login page; Jinja2 and pygal load on first use) ----
+
+@app.route("/dashboard/login", methods=["GET"])
+def dashboard_login_form():
+    return pages.login_form(app.current_request)
+
+
+@app.route("/dashboard/login", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def dashboard_login():
+    return pages.login(app.current_request)
+
+
+@app.route("/dashboard/logout", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def dashboard_logout():
+    return pages.logout(app.current_request)
+
+
+@app.route("/dashboard", methods=["GET"])
+def dashboard_deliveries():
+    return pages.deliveries(app.current_request)
+
+
+@app.route("/dashboard/deliveries/{delivery_id}", methods=["GET"])
+def dashboard_delivery(delivery_id):
+    return pages.delivery(app.current_request, delivery_id)
+
+
+@app.route("/dashboard/deliveries/{delivery_id}/hot-clicks", methods=["GET"])
+def dashboard_hot_clicks(delivery_id):
+    return pages.delivery_hot_clicks(app.current_request, delivery_id)
+
+
+@app.route("/dashboard/recipients", methods=["GET"])
+def dashboard_find_recipient():
+    return pages.find_recipient(app.current_request)
+
+
+@app.route("/dashboard/recipients/{recipient_id}", methods=["GET"])
+def dashboard_recipient(recipient_id):
+    return pages.recipient(app.current_request, recipient_id)
+
+
+@app.route("/dashboard/status", methods=["GET"])
+def dashboard_status():
+    return pages.status(app.current_request)
 
 
 # --- the MTA's queue-driven functions (each its own Lambda function) ---------

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     api_tokens: Optional[str] = Field(
         default=None, description="API token hashes with their scopes: `scope:sha256` entries (scope read or admin), "
                                   "comma-separated; read by chalicelib/auth.py")
+    dashboard_session_hours: int = Field(default=8, ge=1, le=24 * 30, description="how long a dashboard login "
+                                                                                 "lasts (the session cookie)")
 
     # Tracking behaviour.
     public_base_url: Optional[str] = Field(default=None, description="base URL of tracked links; default: the API's")

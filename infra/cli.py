@@ -1,6 +1,7 @@
 """`sendtrail`: the operator's command line.
 
     sendtrail local up            run the local stack (moto + API + emulations) and the demo
+    sendtrail demo                send the large demo delivery again and play its recipients' reactions
     sendtrail deliveries list     list deliveries, newest first
     sendtrail deliveries indicators ID   a delivery's tracking indicators
     sendtrail deliveries send|pause|resume|stop ID   start or steer a delivery's send job
@@ -66,13 +67,22 @@ def local_up(arguments: argparse.Namespace) -> int:
 
     from infra.local_runtime.stack import LocalStack, LocalStackOptions
 
+    import threading
+
+    from infra.local_runtime.demo import demo_mode, run_engagement_demo
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The API's request threads share each boto3 client's 10 pooled connections to the embedded AWS: under the
+    # demo's traffic urllib3 says, harmlessly, that it closes a surplus connection instead of pooling it.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    mode = "off" if arguments.no_demo else demo_mode(os.environ.get("SENDTRAIL_DEMO"))
     stack = LocalStack(LocalStackOptions(port=arguments.port, moto_port=arguments.moto_port))
     stack.start()
     print(f"sendtrail local stack: API on {stack.api_url} (embedded AWS on {stack.moto_endpoint})")
     print(f"API token: {stack.api_token}")
     print(f"  curl -H 'Authorization: Bearer {stack.api_token}' {stack.api_url}/api/deliveries")
-    if not arguments.no_demo:
+    print(f"Dashboard: {stack.api_url}/dashboard/login (sign in with the API token above)")
+    if mode != "off":
         demo = stack.seed_demo()
         print(f"Demo delivery {demo['delivery_id']} sent; its messages: {stack.api_url}/local/outbox")
         print(f"  to the SES mailbox simulator: 2 delivered, a bounce, a complaint "
@@ -85,11 +95,33 @@ def local_up(arguments: argparse.Namespace) -> int:
     interval = get_settings().workflow_interval_seconds
     print(f"Tracking workflow every {interval:g} s: clicks show in {stack.api_url}/api/deliveries/<id>/indicators")
     print("Serving until Ctrl-C.", flush=True)
+    stop = threading.Event()
+    if mode == "large":  # after /r/test answers (the API is up): the demo audience and its reactions
+        threading.Thread(target=_large_demo, args=(run_engagement_demo, stack.client(), stop),
+                         name="sendtrail-demo", daemon=True).start()
     try:
         stack.wait()
     finally:
+        stop.set()
         stack.stop()
     return 0
+
+
+def _large_demo(run: Any, api: ApiClient, stop: Any) -> None:
+    try:
+        run(api, stop=stop, announce=lambda line: print(line, flush=True))
+    except Exception as error:  # noqa: BLE001 - the demo failing leaves the stack serving
+        if not stop.is_set():
+            print(f"demo: {error}", flush=True)
+
+
+def demo(arguments: argparse.Namespace) -> int:
+    """Send the large demo delivery to the running local stack and play its recipients' reactions."""
+    from infra.local_runtime.demo import run_engagement_demo
+
+    result = run_engagement_demo(_api(), recipients=arguments.recipients, seconds=arguments.minutes * 60,
+                                 seed=arguments.seed, announce=lambda line: print(line, flush=True))
+    return 0 if not result["answered"].get("failed") else 1
 
 
 def deliveries_list(arguments: argparse.Namespace) -> int:
@@ -240,6 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     up.add_argument("--no-demo", action="store_true", help="do not seed and send the demo delivery")
     up.set_defaults(handler=local_up)
+
+    from infra.local_runtime.demo import LARGE_DEMO_RECIPIENTS, LARGE_DEMO_SECONDS
+
+    replay = commands.add_parser("demo", help="send the large demo delivery to the local stack and play its "
+                                                "recipients' opens, clicks and opt-outs through the hit endpoints")
+    replay.add_argument("--recipients", type=int, default=LARGE_DEMO_RECIPIENTS,
+                        help=f"mailbox simulator addresses (default {LARGE_DEMO_RECIPIENTS})")
+    replay.add_argument("--minutes", type=float, default=LARGE_DEMO_SECONDS / 60,
+                        help=f"how long the reactions take (default {LARGE_DEMO_SECONDS / 60:g})")
+    replay.add_argument("--seed", type=int, default=2026, help="another seed, other reactions")
+    replay.set_defaults(handler=demo)
 
     deliveries = commands.add_parser("deliveries", help="deliveries").add_subparsers(dest="action", required=True)
     listing = deliveries.add_parser("list", help="newest first")
