@@ -33,6 +33,7 @@ from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
+from chalicelib.deliveries.mime import HEADER_UNSAFE
 from chalicelib.urltemplate import PLACEHOLDER_RE, host_is_personalised, placeholders_in, quote_param
 
 URL_ID_OPEN = 1
@@ -644,12 +645,13 @@ def render(prepared: PreparedContent, attributes: Mapping[str, object],
     return html, text
 
 
-_LINE_BREAKS_RE = re.compile(r"[\r\n]+")
+_HEADER_UNSAFE_RUN = re.compile(HEADER_UNSAFE.pattern + "+")
 
 
 def render_subject(subject: str, attributes: Mapping[str, object]) -> str:
-    """Plain one-pass substitution; line breaks in values become spaces (a subject is one header line)."""
+    """Plain one-pass substitution; a run of line breaks or control characters in a value becomes one
+    space (a subject is one header line: VT, NEL or U+2028 would break it as surely as CR LF)."""
     def value(match: re.Match[str]) -> str:
-        return _LINE_BREAKS_RE.sub(" ", _as_text(attributes.get(match.group(1))))
+        return _HEADER_UNSAFE_RUN.sub(" ", _as_text(attributes.get(match.group(1))))
 
     return PLACEHOLDER_RE.sub(value, subject)
