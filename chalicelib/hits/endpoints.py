@@ -292,8 +292,7 @@ def mirror_page(request: Request, token: str) -> Response:
         _rejected("unknown_link")
         return pages.link_not_found()
     _record("mirror", claims, token, "", request)
-    return Response(body=html, status_code=200,
-                    headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": pages.NO_STORE})
+    return Response(body=html, status_code=200, headers=dict(pages.MIRROR_HEADERS))
 
 
 def status(request: Request) -> Response:
