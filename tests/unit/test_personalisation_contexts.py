@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import html
 from html.parser import HTMLParser
-from typing import Mapping
-
 import pytest
 
 from chalicelib.deliveries.links import ContentError, prepare_content, render
+from tests.unit.test_links import FakeLinks as Links
 
 HOSTILE = [
     "x onerror=alert(1)",
@@ -27,20 +26,6 @@ HOSTILE = [
     "&lt;script&gt;",
     "{{other}}",
 ]
-
-
-class Links:
-    def click(self, url_id: int, params: Mapping[str, str]) -> str:
-        return f"https://t.example/r/{url_id}"
-
-    def open(self) -> str:
-        return "https://t.example/o/1"
-
-    def unsubscribe(self) -> str:
-        return "https://t.example/u/2"
-
-    def mirror(self) -> str:
-        return "https://t.example/m/3"
 
 
 class Tokens(HTMLParser):
@@ -86,7 +71,8 @@ SAFE_TEMPLATES = {
     "untracked unquoted link": ("<a data-track=off href=https://shop.example/p/{{v}}>x</a>",
                                 lambda t, v: len(t.tags[0][1]) == 1 and t.tags[0][1][0][0] == "href"),
     "tracked link query": ('<a href="https://shop.example/p?x={{v}}">x</a>',
-                           lambda t, v: t.tags == [("a", [("href", "https://t.example/r/4")])]),
+                           lambda t, v: len(t.tags) == 1 and len(t.tags[0][1]) == 1
+                           and t.tags[0][1][0][1].startswith("https://t.example/r/4?")),
 }
 
 
