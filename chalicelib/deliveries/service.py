@@ -1,7 +1,9 @@
 """Creating deliveries.
 
 Creation validates and prepares once: links found and numbered, the content
-turned into a template, the affinity checked, one delivery log per
+turned into a template and one message rendered and encoded with the first
+usable recipient's values (what cannot be sent is refused now, not at
+sending time), the affinity checked, one delivery log per
 recipient (prepared, or ignored with its reason: chalicelib/mta/recipients.py).
 Sending is a job of the MTA (chalicelib/mta/): jobs.py starts it, worker.py
 renders each recipient's message from the template and hands it to SES.
@@ -16,6 +18,7 @@ from typing import Any, Mapping, Optional
 
 from chalicelib.clock import now_ms
 from chalicelib.data.deliveries import DeliveryExists, DeliveryStore
+from chalicelib.deliveries.compose import trial_encode
 from chalicelib.deliveries.links import ContentError, UrlOverride, prepare_content
 from chalicelib.deliveries.models import DeliveryIn
 from chalicelib.errors import AffinityNotConfigured, InvalidField, NotFound
@@ -49,16 +52,21 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     _check_limits(delivery, settings)
     overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label, category=o.category)
                  for o in delivery.tracking.urls]
+    excluded = recipients.exclusions(recipient.email for recipient in delivery.recipients)
+    content = {"subject": delivery.subject, "from_address": delivery.from_address}
     try:
         prepared = prepare_content(delivery.html, delivery.text, tracking_enabled=delivery.tracking.enabled,
                                    track_opens=delivery.tracking.opens, overrides=overrides)
+        content["prepared"] = prepared.to_dict()
+        usable = [recipient for recipient, failure in zip(delivery.recipients, excluded) if failure is None]
+        sample = usable[0] if usable else delivery.recipients[0]
+        trial_encode(content, sample.attributes, sample.email if usable else "sample@example.com")
     except ContentError as error:
         raise InvalidField(error.field, str(error)) from None
     try:
         affinity = affinities.check(delivery.affinity, settings)
     except AffinityNotConfigured as error:
         raise InvalidField("affinity", str(error)) from None
-    excluded = recipients.exclusions(recipient.email for recipient in delivery.recipients)
     counts = {status: 0 for status in statuses.STATUSES}
     failures: dict[str, dict[str, int]] = {failure_type: {} for failure_type in FAILURE_TYPES}
     for failure in excluded:
@@ -86,7 +94,6 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "failures": failures,
         "logs_ready": False,
     }
-    content = {"subject": delivery.subject, "from_address": delivery.from_address, "prepared": prepared.to_dict()}
     links = {"urls": {
         str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders),
                           "category": url.category}
