@@ -20,6 +20,7 @@ send_worker_module = lazy("chalicelib.mta.worker")
 ses_events_module = lazy("chalicelib.mta.events")
 status_api = lazy("chalicelib.api.status")
 privacy_api = lazy("chalicelib.api.privacy")
+docs_api = lazy("chalicelib.api.docs")
 delivery_gauges = lazy("chalicelib.mta.gauges")
 
 app = Chalice(app_name="sendtrail")
@@ -153,19 +154,19 @@ def run_tracking_workflow():
 @app.route("/api/deliveries/{delivery_id}/pause", methods=["POST"], authorizer=api_auth)
 @requires(ADMIN)
 def pause_delivery(delivery_id):
-    return deliveries_api.steer(app.current_request, delivery_id, "pause")
+    return deliveries_api.pause(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/resume", methods=["POST"], authorizer=api_auth)
 @requires(ADMIN)
 def resume_delivery(delivery_id):
-    return deliveries_api.steer(app.current_request, delivery_id, "resume")
+    return deliveries_api.resume(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/stop", methods=["POST"], authorizer=api_auth)
 @requires(ADMIN)
 def stop_delivery(delivery_id):
-    return deliveries_api.steer(app.current_request, delivery_id, "stop")
+    return deliveries_api.stop(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/logs", methods=["GET"], authorizer=api_auth)
@@ -192,6 +193,26 @@ def operations_status():
 @requires(READ)
 def signing_key_schedule():
     return status_api.signing_keys(app.current_request)
+
+
+# --- the API's description: the OpenAPI document and its reference page ------
+# The page and its scripts are public (nothing secret in them, like a login
+# page); the page asks for the token and loads the document with it.
+
+@app.route("/api/openapi.json", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def openapi_document():
+    return docs_api.openapi_document(app.current_request, app)
+
+
+@app.route("/docs", methods=["GET"])
+def api_reference():
+    return docs_api.page(app.current_request)
+
+
+@app.route("/docs/{name}", methods=["GET"])
+def api_reference_asset(name):
+    return docs_api.asset(app.current_request, name)
 
 
 # --- the MTA's queue-driven functions (each its own Lambda function) ---------
