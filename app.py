@@ -20,6 +20,7 @@ quarantine_api = lazy("chalicelib.api.quarantine")
 send_worker_module = lazy("chalicelib.mta.worker")
 ses_events_module = lazy("chalicelib.mta.events")
 status_api = lazy("chalicelib.api.status")
+privacy_api = lazy("chalicelib.api.privacy")
 docs_api = lazy("chalicelib.api.docs")
 delivery_gauges = lazy("chalicelib.mta.gauges")
 pages = lazy("chalicelib.pages.views")
@@ -162,6 +163,24 @@ def recipient_tracking(recipient_id):
     return tracking_api.recipient_tracking(app.current_request, recipient_id)
 
 
+@app.route("/api/recipients/{recipient_id}/export", methods=["GET"], authorizer=api_auth)
+@requires(ADMIN)
+def export_recipient(recipient_id):
+    return privacy_api.export_recipient(app.current_request, recipient_id)
+
+
+@app.route("/api/recipients/{recipient_id}", methods=["DELETE"], authorizer=api_auth)
+@requires(ADMIN)
+def erase_recipient(recipient_id):
+    return privacy_api.erase_recipient(app.current_request, recipient_id)
+
+
+@app.route("/api/deliveries/{delivery_id}", methods=["DELETE"], authorizer=api_auth)
+@requires(ADMIN)
+def purge_delivery(delivery_id):
+    return privacy_api.purge_delivery(app.current_request, delivery_id)
+
+
 @app.route("/api/workflow/run", methods=["POST"], authorizer=api_auth)
 @requires(ADMIN)
 def run_tracking_workflow():
@@ -206,6 +225,12 @@ def list_quarantine():
 @requires(READ)
 def operations_status():
     return status_api.status_report(app.current_request)
+
+
+@app.route("/api/signing-keys", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def signing_key_schedule():
+    return status_api.signing_keys(app.current_request)
 
 
 # --- the API's description: the OpenAPI document and its reference page ------

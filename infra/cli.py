@@ -11,6 +11,9 @@
     sendtrail workflow run        run the tracking workflow now and print its statistics
     sendtrail status              every component OK, WARN or FAIL and why; exit 0, 1 or 2
     sendtrail token new --scope read|admin   a new API token and the entry to configure
+    sendtrail keys list           the link-signing keys: in the ring, links valid until, may be removed after
+    sendtrail keys rotate --parameter NAME   add a key, make it active, say when the old one may go
+    sendtrail keys remove ID --parameter NAME   remove a retired key (refused while its links are valid)
 
 Commands that talk to an API use SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN,
 or, when unset, the running local stack's (.local-state/stack.json).
@@ -27,6 +30,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from chalicelib.keyring import KeyRingError
 from infra.api_client import ApiClient, ApiError
 
 STATE_FILE = Path(".local-state/stack.json")
@@ -261,6 +265,80 @@ def token_new(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _key_schedule() -> dict[str, Any]:
+    return _api().get("/api/signing-keys")
+
+
+def keys_list(_: argparse.Namespace) -> int:
+    rows = [{**row, "in_ring": "yes" if row["in_ring"] else "NO", "active": "active" if row["active"] else ""}
+            for row in _key_schedule()["keys"]]
+    _print_table(_with_times(rows, "links_valid_until", "may_remove_after", "announced_removal"),
+                 ["key_id", "active", "in_ring", "links_valid_until", "may_remove_after", "announced_removal"])
+    return 0
+
+
+def _read_ring(ssm: Any, parameter: str) -> Any:
+    from chalicelib.keyring import KeyRing
+
+    return KeyRing.from_json(ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"])
+
+
+def _write_ring(ssm: Any, parameter: str, ring: Any) -> None:
+    ssm.put_parameter(Name=parameter, Value=ring.to_json(), Type="SecureString", Overwrite=True)
+
+
+def keys_rotate(arguments: argparse.Namespace) -> int:
+    """Add a key, make it active, and announce (in the ring and here) when the old one may be removed.
+
+    The old key's date is the latest expiry of the links it signed (recorded
+    by the send workers), counting the messages warm functions still sign
+    with it until they read the new ring, plus the time their hits may
+    still be on their way to the tracking workflow.
+    """
+    import boto3
+
+    from chalicelib.clock import now_ms
+    from chalicelib.keyring import format_time, links_valid_until, removable_from
+
+    ssm = boto3.client("ssm")
+    ring = _read_ring(ssm, arguments.parameter)
+    schedule = _key_schedule()
+    old = ring.active_key_id
+    recorded = next((row["links_valid_until"] for row in schedule["keys"] if row["key_id"] == old), None) or 0
+    still_signing_until = now_ms() + int(schedule["ring_max_age_seconds"]) * 1000
+    valid_until = max(recorded, links_valid_until(still_signing_until, still_signing_until,
+                                                  int(schedule["unsubscribe_days"])))
+    retire_after = removable_from(valid_until, int(schedule["hits_in_flight_hours"]))
+    rotated = ring.rotated(retire_after)
+    _write_ring(ssm, arguments.parameter, rotated)
+    print(f"key {rotated.active_key_id} added and active (functions read it within "
+          f"{schedule['ring_max_age_seconds']} s).")
+    print(f"key {old} may be removed after {format_time(retire_after)}: links it signed are valid until "
+          f"{format_time(valid_until)} (List-Unsubscribe included), plus {schedule['hits_in_flight_hours']} h "
+          f"for their hits to reach the tracking workflow. `sendtrail status` warns if that changes.")
+    return 0
+
+
+def keys_remove(arguments: argparse.Namespace) -> int:
+    """Remove a retired key; refused while links it signed are valid (unless --force)."""
+    import boto3
+
+    from chalicelib.clock import now_ms
+    from chalicelib.keyring import format_time
+
+    ssm = boto3.client("ssm")
+    ring = _read_ring(ssm, arguments.parameter)
+    row = next((row for row in _key_schedule()["keys"] if row["key_id"] == arguments.key_id), {})
+    needed_until = max(row.get("may_remove_after") or 0, ring.remove_after.get(arguments.key_id, 0))
+    if needed_until > now_ms() and not arguments.force:
+        print(f"sendtrail: key {arguments.key_id} is needed until {format_time(needed_until)} (links it signed, "
+              f"List-Unsubscribe included, would answer 'not found'); --force removes it anyway", file=sys.stderr)
+        return 1
+    _write_ring(ssm, arguments.parameter, ring.without(arguments.key_id))
+    print(f"key {arguments.key_id} removed from {arguments.parameter}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sendtrail", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -332,6 +410,19 @@ def build_parser() -> argparse.ArgumentParser:
     new_token.add_argument("--scope", required=True, choices=["read", "admin"],
                            help="read: dashboards, reports, status; admin: also create, send, steer, run, erase")
     new_token.set_defaults(handler=token_new)
+
+    keys = commands.add_parser("keys", help="link-signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("list", help="each key: in the ring, links valid until, may be removed after").set_defaults(
+        handler=keys_list)
+    ring_parameter = {"required": True, "help": "the SSM SecureString holding the key ring (SigningKeysParameterName)"}
+    rotate = keys.add_parser("rotate", help="add a key, make it active, say when the old one may go")
+    rotate.add_argument("--parameter", **ring_parameter)
+    rotate.set_defaults(handler=keys_rotate)
+    remove = keys.add_parser("remove", help="remove a retired key once its links expired")
+    remove.add_argument("key_id", type=int)
+    remove.add_argument("--parameter", **ring_parameter)
+    remove.add_argument("--force", action="store_true", help="even while links it signed are valid")
+    remove.set_defaults(handler=keys_remove)
     return parser
 
 
@@ -340,6 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return arguments.handler(arguments)
     except ApiError as error:
+        print(f"sendtrail: {error}", file=sys.stderr)
+        return 1
+    except KeyRingError as error:
         print(f"sendtrail: {error}", file=sys.stderr)
         return 1
 

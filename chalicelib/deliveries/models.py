@@ -249,9 +249,10 @@ class DeliveryLog(BaseModel):
     """One recipient's message in a delivery; fields appear once they are known."""
 
     log_id: int
-    recipient_id: str
-    email: str
+    recipient_id: Optional[str] = Field(description="null once the recipient was erased (DELETE /api/recipients/{id})")
+    email: Optional[str] = Field(description="null once the recipient was erased")
     status: LogStatus
+    erased_at: Millis = Field(default=None, exclude_if=_unset, description="when the recipient was erased")
     failure_type: Optional[Literal["hard", "soft", "ignored"]] = Field(default=None, exclude_if=_unset)
     failure_reason: Optional[str] = Field(default=None, exclude_if=_unset)
     failure_code: Optional[int] = Field(default=None, exclude_if=_unset, description="Campaign's reason code")
