@@ -102,9 +102,13 @@ def deliveries_list(arguments: argparse.Namespace) -> int:
 def deliveries_indicators(arguments: argparse.Namespace) -> int:
     body = _api().get(f"/api/deliveries/{arguments.delivery_id}/indicators")
     rates = body.pop("rates", {})
+    machine = body.pop("machine", None)
     for name, value in body.items():
         rate = f"  ({rates[name]:g} % of success)" if name in rates else (" %" if name.startswith("reactivity") else "")
         print(f"{name:22} {_when(value) if name == 'last_updated' else value}{rate}")
+    if machine is not None:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in machine.get("by_reason", {}).items() if count)
+        print(f"{'machine_hits':22} {machine.get('hits', 0)}" + (f"  ({reasons})" if reasons else ""))
     return 0
 
 

@@ -29,7 +29,8 @@ from chalicelib.errors import Conflict, NotFound
 from chalicelib.settings import Settings, get_settings
 from chalicelib.tracking import indicators as formulas
 from chalicelib.tracking.core import BUCKET_MS, counted_open_ids
-from chalicelib.tracking.items import decode_hits
+from chalicelib.tracking.classify import UNCLASSIFIED, hit_class, reason_names
+from chalicelib.tracking.items import decode_hits, decode_verdicts
 from chalicelib.tracking.useragents import DIMENSIONS
 
 _DELIVERY_ID = re.compile(r"^[0-9a-f]{16}$")
@@ -119,7 +120,8 @@ def _decode_cursor(request: Request) -> tuple[int, str] | None:
 
 @api_handler
 def recipient_tracking(request: Request, recipient_id: str) -> Response:
-    """A recipient's hits across deliveries, newest first, a page at a time.
+    """A recipient's hits across deliveries, newest first, a page at a time, each with its class
+    (human, machine; unclassified when stored before classification) and the reasons for it.
 
     The recipient's tracking items come from the by-recipient index, most
     recent last hit first; reading stops as soon as no further item can hold
@@ -135,11 +137,13 @@ def recipient_tracking(request: Request, recipient_id: str) -> Response:
             break
         hits = decode_hits(item)
         counted = counted_open_ids(hits)
+        verdicts = decode_verdicts(item)
         for hit in hits:
             order = (hit.ts, hit.hit_id)
             if cursor is not None and order >= cursor:
                 continue
-            entry = (order, {"hit": hit, "counted": hit.kind != "open" or hit.hit_id in counted})
+            entry = (order, {"hit": hit, "counted": hit.kind != "open" or hit.hit_id in counted,
+                             "verdict": verdicts.get(hit.hit_id, UNCLASSIFIED)})
             if len(newest) <= limit:
                 heapq.heappush(newest, entry)  # type: ignore[misc]
             elif order > newest[0][0]:
@@ -155,7 +159,8 @@ def recipient_tracking(request: Request, recipient_id: str) -> Response:
         url = links[hit.delivery_id].get(str(hit.url_id)) or {}
         items.append({"delivery_id": hit.delivery_id, "log_id": hit.log_id, "hit_id": hit.hit_id, "at": hit.ts,
                       "kind": hit.kind, "url_id": hit.url_id, "url": url.get("url", ""), "label": url.get("label", ""),
-                      "user_agent": hit.ua, "ip": hit.ip, "counted": entry["counted"]})
+                      "user_agent": hit.ua, "ip": hit.ip, "counted": entry["counted"],
+                      "class": hit_class(entry["verdict"]), "reasons": reason_names(entry["verdict"])})
     next_cursor = encode_cursor({"at": page[-1][0][0], "hit_id": page[-1][0][1]}) if more and page else None
     return json_response({"recipient_id": recipient_id, "items": items, "next": next_cursor})
 
