@@ -49,6 +49,7 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import json
+import socket
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -293,25 +294,33 @@ def _crawler_detect() -> Any:
     return CrawlerDetect()
 
 
-@lru_cache(maxsize=65536)
 def address_flags(ip: str) -> int:
     """What the published ranges say about an address (as stored: possibly truncated, possibly empty)."""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return 0
+    return addresses_flags([ip]).get(ip, 0)
+
+
+def addresses_flags(ips: Iterable[str]) -> dict[str, int]:
+    """The flags of every address that has some (a run's addresses are mostly distinct: one tight loop,
+    inet_pton reading them ten times faster than ipaddress)."""
     known = lists()
-    return (known.v4 if address.version == 4 else known.v6).lookup(int(address))
+    found: dict[str, int] = {}
+    pton, from_bytes = socket.inet_pton, int.from_bytes
+    for ip in ips:
+        for family, ranges in ((socket.AF_INET, known.v4), (socket.AF_INET6, known.v6)):
+            try:
+                value = from_bytes(pton(family, ip), "big")
+            except (OSError, ValueError):  # ValueError: an embedded NUL
+                continue
+            index = bisect.bisect_right(ranges.starts, value) - 1
+            if index >= 0 and value <= ranges.ends[index]:
+                found[ip] = ranges.flags[index]
+            break
+    return found
 
 
 def context_for(hits: Iterable[HitLike], rules: Rules, sent_at: Mapping[tuple[str, int], int],
                 stored: Mapping[str, int]) -> Context:
     """The context of a run: the flags of every distinct agent and address among `hits`."""
-    uas: set[str] = set()
-    ips: set[str] = set()
-    for hit in hits:
-        uas.add(hit.ua)
-        ips.add(hit.ip)
-    agents = {ua: flags for ua in uas if (flags := agent_flags(ua))}
-    addresses = {ip: flags for ip in ips if (flags := address_flags(ip))}
-    return Context(rules, agents, addresses, sent_at, stored)
+    every = list(hits)
+    agents = {ua: flags for ua in {hit.ua for hit in every} if (flags := agent_flags(ua))}
+    return Context(rules, agents, addresses_flags({hit.ip for hit in every}), sent_at, stored)
