@@ -317,7 +317,10 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(
         let (kept, verdicts) = (std::mem::take(&mut work.merged), std::mem::take(&mut work.verdicts));
         contribute(hits, &kept[..kept_len], &verdicts, 1, delivery, &mut work);
         (work.merged, work.verdicts) = (kept, verdicts);
-        let (before, verdicts) = (std::mem::take(&mut work.before), std::mem::take(&mut work.before_verdicts));
+        let (before, verdicts) = (
+            std::mem::take(&mut work.before),
+            std::mem::take(&mut work.before_verdicts),
+        );
         contribute(hits, &before, &verdicts, -1, delivery, &mut work);
         (work.before, work.before_verdicts) = (before, verdicts);
     }
@@ -370,14 +373,7 @@ fn one_minute_rule<H: HitSet>(
 }
 
 /// Add `sign` times one recipient's contribution (hits sorted by (ts, hit id), with their verdicts).
-fn contribute<H: HitSet>(
-    hits: &H,
-    ordered: &[u32],
-    verdicts: &[i64],
-    sign: i64,
-    totals: &mut Totals,
-    work: &mut Work,
-) {
+fn contribute<H: HitSet>(hits: &H, ordered: &[u32], verdicts: &[i64], sign: i64, totals: &mut Totals, work: &mut Work) {
     if ordered.is_empty() {
         return;
     }
@@ -988,7 +984,10 @@ mod tests {
         );
         assert_eq!(
             aggregates.deliveries[0].urls,
-            [(1, vec![("total", 3), ("total_human", 3), ("unique", 1), ("unique_human", 1)])]
+            [(
+                1,
+                vec![("total", 3), ("total_human", 3), ("unique", 1), ("unique_human", 1)]
+            )]
         );
         assert_eq!(aggregates.recipients[0].added, 6);
     }

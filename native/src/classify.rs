@@ -120,7 +120,11 @@ pub fn verdicts<H: HitSet, C: Context + ?Sized>(
     let rules = context.rules();
     out.clear();
     clicks.clear();
-    let too_fast = if rules.min_click_after_send_ms > 0 { sent_at } else { None };
+    let too_fast = if rules.min_click_after_send_ms > 0 {
+        sent_at
+    } else {
+        None
+    };
     let mut opened = false;
     for (position, &hit) in ordered.iter().enumerate() {
         let agent = context.agent(hit);

@@ -572,7 +572,9 @@ fn context_int(value: &Bound<'_, PyAny>) -> PyResult<i64> {
     if !value.is_exact_instance_of::<PyInt>() {
         return Err(unsupported("a classification value that is not exactly int"));
     }
-    value.extract::<i64>().map_err(|_| unsupported("a classification value past 64 bits"))
+    value
+        .extract::<i64>()
+        .map_err(|_| unsupported("a classification value past 64 bits"))
 }
 
 /// `mapping.get(key)` as an int; None when it is missing (or None).
@@ -772,7 +774,12 @@ fn sendtrail_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let rules = Rules::default();
     module.add(
         "DEFAULT_RULES",
-        (rules.enabled, rules.burst_links, rules.burst_window_ms, rules.min_click_after_send_ms),
+        (
+            rules.enabled,
+            rules.burst_links,
+            rules.burst_window_ms,
+            rules.min_click_after_send_ms,
+        ),
     )?;
     module.add_class::<LazyTuple>()?;
     module.add_function(wrap_pyfunction!(verify_token, module)?)?;
