@@ -14,6 +14,9 @@
     sendtrail keys list           the link-signing keys: in the ring, links valid until, may be removed after
     sendtrail keys rotate --parameter NAME   add a key, make it active, say when the old one may go
     sendtrail keys remove ID --parameter NAME   remove a retired key (refused while its links are valid)
+    sendtrail lists show          the human/machine lists: entries per signal and provider
+    sendtrail lists import-ranges|import-agents FILE --provider P --signal S --source URL
+                                  replace a provider's list from a file you downloaded
 
 Commands that talk to an API use SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN,
 or, when unset, the running local stack's (.local-state/stack.json).
@@ -138,9 +141,13 @@ def deliveries_list(arguments: argparse.Namespace) -> int:
 def deliveries_indicators(arguments: argparse.Namespace) -> int:
     body = _api().get(f"/api/deliveries/{arguments.delivery_id}/indicators")
     rates = body.pop("rates", {})
+    machine = body.pop("machine", None)
     for name, value in body.items():
         rate = f"  ({rates[name]:g} % of success)" if name in rates else (" %" if name.startswith("reactivity") else "")
         print(f"{name:22} {_when(value) if name == 'last_updated' else value}{rate}")
+    if machine is not None:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in machine.get("by_reason", {}).items() if count)
+        print(f"{'machine_hits':22} {machine.get('hits', 0)}" + (f"  ({reasons})" if reasons else ""))
     return 0
 
 
@@ -339,6 +346,30 @@ def keys_remove(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def lists_show(_: argparse.Namespace) -> int:
+    """The human/machine lists: entries per signal and provider, and each file's version."""
+    from infra import machine_lists
+
+    _print_table(machine_lists.summary(), ["list", "version", "signal", "provider", "entries"])
+    return 0
+
+
+def lists_import(arguments: argparse.Namespace) -> int:
+    """Replace a provider's entries in a list with those of a file the user downloaded."""
+    from infra import machine_lists
+
+    text = Path(arguments.file).read_text(encoding="utf-8")
+    importer = machine_lists.import_ranges if arguments.kind == "ranges" else machine_lists.import_agents
+    try:
+        removed, added = importer(text, arguments.provider, arguments.signal, arguments.source)
+    except machine_lists.ListError as error:
+        print(f"sendtrail: {error}", file=sys.stderr)
+        return 2
+    print(f"{arguments.provider} ({arguments.signal}): {removed} entries replaced by {added}; "
+          "review the diff, commit, and deploy")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sendtrail", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -404,6 +435,20 @@ def build_parser() -> argparse.ArgumentParser:
     checked.add_argument("--json", action="store_true", help="the report as JSON")
     checked.add_argument("--no-http", action="store_true", help="do not GET /r/test from this machine")
     checked.set_defaults(handler=status)
+
+    lists = commands.add_parser("lists", help="the human/machine lists (chalicelib/tracking/data/)").add_subparsers(
+        dest="action", required=True)
+    lists.add_parser("show", help="entries per signal and provider").set_defaults(handler=lists_show)
+    for kind, signals, example in (
+            ("ranges", ("apple_proxy", "scanner"), "e.g. Apple's egress-ip-ranges.csv or Microsoft 365's endpoints JSON"),
+            ("agents", ("apple_proxy", "scanner", "prefetch"), "one user-agent marker per line")):
+        importing = lists.add_parser(f"import-{kind}", help=f"replace a provider's {kind} from a downloaded file "
+                                                           f"({example})")
+        importing.add_argument("file")
+        importing.add_argument("--provider", required=True, help="whose list it is, e.g. 'Apple Private Relay'")
+        importing.add_argument("--signal", required=True, choices=signals)
+        importing.add_argument("--source", required=True, help="where the file was downloaded from (a URL)")
+        importing.set_defaults(handler=lists_import, kind=kind)
 
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     new_token = token.add_parser("new", help="print a new token and the scope:sha256 entry to configure")
