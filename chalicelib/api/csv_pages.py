@@ -43,13 +43,13 @@ def _cell(value: Any) -> Any:
 
 def csv_text(model: type[BaseModel], rows: Iterable[BaseModel], header: bool = True) -> str:
     """`rows` as CSV, one column per field of `model` (its declared order), RFC 4180 line ends."""
-    columns = list(model.model_fields)
+    columns = [field.alias or name for name, field in model.model_fields.items()]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if header:
         writer.writerow(columns)
     for row in rows:
-        values = row.model_dump(mode="json")
+        values = row.model_dump(mode="json", by_alias=True)
         writer.writerow([_cell(values.get(column)) for column in columns])
     return buffer.getvalue()
 

@@ -43,8 +43,8 @@ API_PREFIX = "/api/"
 BEARER = "bearerAuth"
 # The modules whose handlers declare the /api operations (app.py loads them lazily).
 HANDLER_MODULES = ("chalicelib.api.deliveries", "chalicelib.api.tracking", "chalicelib.api.reports",
-                   "chalicelib.api.quarantine",
-                   "chalicelib.api.status", "chalicelib.api.docs")
+                   "chalicelib.api.quarantine", "chalicelib.api.status", "chalicelib.api.docs",
+                   "chalicelib.api.privacy")
 ERROR_MEANINGS = {
     400: "a query parameter or the body is invalid: `fields` names each one",
     401: "no bearer token, or not the API's",

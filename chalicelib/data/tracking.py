@@ -16,7 +16,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data import aws
 from chalicelib.data.domain_stats import domain_of
-from chalicelib.data.dynamo import batch_get, batch_write, from_item, query_all, to_item, to_value
+from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, to_item, \
+    to_value
 
 BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
 INDICATORS = "indicators"
@@ -80,6 +81,23 @@ class TrackingStore:
             ScanIndexForward=False, Limit=50,
         )
 
+    def delete_recipient(self, recipient_id: str) -> int:
+        """Delete a recipient's tracking items across deliveries (their keys from the by-recipient index)."""
+        keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.tracking_table,
+                          IndexName=BY_RECIPIENT_INDEX, KeyConditionExpression="recipient_id = :r",
+                          ExpressionAttributeValues={":r": {"S": recipient_id}})
+        return batch_delete(self._dynamodb, self.tracking_table, keys)
+
+    def delete_delivery(self, delivery_id: str) -> int:
+        """Delete a delivery's tracking and consolidated stats (a Query on each table's partition key)."""
+        deleted = 0
+        for table, sort_key in ((self.tracking_table, "log_id"), (self.stats_table, "stat")):
+            keys = query_keys(self._dynamodb, ("delivery_id", sort_key), TableName=table,
+                              KeyConditionExpression="delivery_id = :d",
+                              ExpressionAttributeValues={":d": {"S": delivery_id}})
+            deleted += batch_delete(self._dynamodb, table, keys)
+        return deleted
+
     # --- consolidated stats ------------------------------------------------
 
     def apply_stat(self, delivery_id: str, stat: str, deltas: Mapping[str, int], run: int, now_ms: int,
@@ -141,16 +159,18 @@ class TrackingStore:
         ))
 
 
-def recipient_details(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
-                      ) -> dict[tuple[str, int], dict[str, str]]:
-    """The recipient id and address domain of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
+def delivery_log_facts(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
+                       ) -> dict[tuple[str, int], dict[str, Any]]:
+    """The recipient id, send time (ms) and address domain of each (delivery id, log id) from the delivery
+    logs (BatchGetItem)."""
     requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
                  for delivery_id, log_id in sorted(set(keys))]
     items = batch_get(aws.client("dynamodb", config), logs_table, requested, consistent=False,
-                       projection="delivery_id, log_id, recipient_id, email")
-    return {(item["delivery_id"], int(item["log_id"])): {"recipient_id": str(item.get("recipient_id") or ""),
-                                                         "domain": domain_of(item.get("email"))}
-            for item in items}
+                      projection="delivery_id, log_id, recipient_id, sent_at, email")
+    return {(item["delivery_id"], int(item["log_id"])): {
+        "recipient_id": str(item["recipient_id"]) if item.get("recipient_id") else None,
+        "sent_at": int(item["sent_at"]) if item.get("sent_at") is not None else None,
+        "domain": domain_of(item.get("email"))} for item in items}
 
 
 OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error")

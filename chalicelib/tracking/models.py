@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.models import PagedExportQuery
 
@@ -24,6 +24,17 @@ class IndicatorRates(BaseModel):
     forwards_estimated: float
     optouts: float
     mirror_views: float
+    opens_unique_human: float
+    opens_total_human: float
+    clicks_unique_human: float
+    clicks_total_human: float
+
+
+class MachineHits(BaseModel):
+    """Hits made by machines, beside the people's: each counted under every reason it has."""
+
+    hits: int
+    by_reason: dict[str, int]
 
 
 class Indicators(BaseModel):
@@ -45,6 +56,12 @@ class Indicators(BaseModel):
     reactivity_estimated: float = Field(description="clicks_unique / opens_estimated, percent")
     optouts: int = Field(description="recipients who opted out")
     mirror_views: int = Field(description="mirror page hits")
+    opens_unique_human: int = Field(description="recipients a person was seen opening (not a proxy or scanner)")
+    opens_total_human: int = Field(description="people's open hits after the 1-minute rule")
+    clicks_unique_human: int = Field(description="recipients a person was seen clicking")
+    clicks_total_human: int = Field(description="people's click hits")
+    reactivity_human: float = Field(description="clicks_unique_human / opens_unique_human, percent")
+    machine: MachineHits
     rates: IndicatorRates
     last_updated: Optional[int] = Field(description="when the tracking workflow last counted (epoch ms); null: never")
 
@@ -80,6 +97,12 @@ class TrackingHit(BaseModel):
     user_agent: str
     ip: str = Field(description="as the privacy setting keeps it (possibly truncated or empty)")
     counted: bool = Field(description="false for an open within a minute of the previous one (not counted)")
+    hit_class: Literal["human", "machine", "unclassified"] = Field(
+        alias="class", description="who made the hit: a person, or a machine (privacy proxy, link scanner, crawler); "
+                                   "unclassified when stored before classification")
+    reasons: list[str] = Field(description="the signals behind the class (README: people or machines)")
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class RecipientTracking(BaseModel):

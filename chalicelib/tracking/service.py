@@ -17,7 +17,8 @@ from chalicelib.errors import NotFound
 from chalicelib.settings import Settings
 from chalicelib.tracking import indicators as formulas
 from chalicelib.tracking.core import counted_open_ids
-from chalicelib.tracking.items import decode_hits
+from chalicelib.tracking.classify import UNCLASSIFIED, hit_class, reason_names
+from chalicelib.tracking.items import decode_hits, decode_verdicts
 from chalicelib.tracking.models import (
     FamilyCount,
     Indicators,
@@ -74,11 +75,13 @@ class TrackingReports:
                 break
             hits = decode_hits(item)
             counted = counted_open_ids(hits)
+            verdicts = decode_verdicts(item)
             for hit in hits:
                 order = (hit.ts, hit.hit_id)
                 if before is not None and order >= before:
                     continue
-                entry = (order, {"hit": hit, "counted": hit.kind != "open" or hit.hit_id in counted})
+                entry = (order, {"hit": hit, "counted": hit.kind != "open" or hit.hit_id in counted,
+                                 "verdict": verdicts.get(hit.hit_id, UNCLASSIFIED)})
                 if len(newest) <= limit:
                     heapq.heappush(newest, entry)  # type: ignore[misc]
                 elif order > newest[0][0]:
@@ -95,6 +98,7 @@ class TrackingReports:
             items.append(TrackingHit(delivery_id=hit.delivery_id, log_id=hit.log_id, hit_id=hit.hit_id, at=hit.ts,
                                      kind=hit.kind, url_id=hit.url_id, url=url.get("url", ""),
                                      label=url.get("label", ""), user_agent=hit.ua, ip=hit.ip,
-                                     counted=entry["counted"]))
+                                     counted=entry["counted"], hit_class=hit_class(entry["verdict"]),
+                                     reasons=reason_names(entry["verdict"])))
         return items, (page[-1][0] if more and page else None)
 
