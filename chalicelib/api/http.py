@@ -74,9 +74,15 @@ def parse_body(request: Request, model: type[Model]) -> Model:
     try:
         return model.model_validate(document)
     except ValidationError as error:
-        fields = [{"field": field_path(tuple(detail["loc"])), "message": detail["msg"]} for detail in error.errors()]
-        summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields[:5])
-        raise BadRequest(f"invalid request: {summary}", fields) from None
+        raise refusal(error, "invalid request") from None
+
+
+def refusal(error: ValidationError, what: str, whole: str = "body") -> BadRequest:
+    """A 400 naming each invalid field (`whole` when the error is about all of them) and the first five reasons."""
+    fields = [{"field": field_path(tuple(detail["loc"])) if detail["loc"] else whole, "message": detail["msg"]}
+              for detail in error.errors()]
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields[:5])
+    return BadRequest(f"{what}: {summary}", fields)
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
