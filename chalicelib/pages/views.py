@@ -122,7 +122,7 @@ def _timeline_chart(page: Page, delivery_id: str) -> tuple[Any, str]:
         return None, timeline.bucket
     labels = [when(row.start)[5:16] for row in timeline.buckets]
     draw = charts.lines if len(labels) > 24 else charts.bars
-    chart = draw(page, "Opens and clicks over time", labels, [
+    chart = draw(page, "Opens and clicks over time", labels, height=260, series=[
         ("Opens (total)", [row.opens for row in timeline.buckets]),
         ("Clicks (total)", [row.clicks for row in timeline.buckets]),
     ])

@@ -61,6 +61,7 @@ def log_in(browser: WatchedPage, live_server: str, path: str = "/dashboard") -> 
     page = browser.page
     page.goto(f"{live_server}{path}")
     assert "/dashboard/login" in page.url
+    browser.screenshot("dashboard-login", full_page=False)
     page.fill("#token", API_TOKEN)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server}{path}")
@@ -112,6 +113,7 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     for status, value in counts.items():
         assert number(page.locator(f"[data-count={status}]").inner_text()) == value, status
     browser_page.screenshot("dashboard-delivery")
+    browser_page.screenshot("readme-delivery", full_page=False)
     record_page_timing(page, "delivery")
 
     page.click("nav.tabs >> text=Hot clicks")
@@ -128,6 +130,7 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     sandbox = page.locator("iframe.message").get_attribute("sandbox")
     assert sandbox == "", sandbox  # every restriction: no scripts, no same origin
     browser_page.screenshot("dashboard-hot-clicks")
+    browser_page.screenshot("readme-hot-clicks", full_page=False)
 
     recipient_id, tracking = next(
         (candidate, body) for candidate, body in (
@@ -140,6 +143,12 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     assert page.locator("section.card tbody tr").count() == len(tracking["items"])
     assert page.locator("section.card tbody tr").first.locator("td").nth(1).inner_text() == tracking["items"][0]["kind"]
     browser_page.screenshot("dashboard-recipient")
+
+    page.click("header.top nav >> text=Status")
+    page.wait_for_url("**/dashboard/status")
+    components = api.get("/api/status").json_body["components"]
+    assert page.locator("section.card tbody tr").count() == len(components)
+    browser_page.screenshot("dashboard-status")
 
     page.click("header.top button:has-text('Log out')")
     page.wait_for_url("**/dashboard/login")
