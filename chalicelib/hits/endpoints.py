@@ -334,10 +334,13 @@ def unsubscribe_page(request: Request, token: str) -> Response:
 def unsubscribe(request: Request, token: str) -> Response:
     """POST /u/{token}: RFC 8058 one-click unsubscribe, recorded once per recipient.
 
-    Opt-outs are honoured even after the delivery's links expire. If the hit
-    cannot be recorded anywhere (neither the stream nor the fallback object
-    in the redirection logs), the opt-out is rolled back and the client told
-    to retry, so the tracking and the address list never disagree.
+    Opt-outs are honoured even after the delivery's links expire. The writes
+    go in an order in which a retry completes whatever an earlier attempt
+    left undone: first the address (what the send worker checks; idempotent),
+    then the log's opt-out (pending), then the hit, then the log confirmed.
+    Any failure before the hit is recorded answers 503 and leaves the log
+    pending, so the person's retry records the hit; only a confirmed opt-out
+    answers "already unsubscribed".
     """
     claims, failure = _optout_claims(token)
     if failure or claims is None:
@@ -345,17 +348,24 @@ def unsubscribe(request: Request, token: str) -> Response:
     config = get_hit_config()
     store = _store()
     try:
-        log = store.mark_optout(claims.delivery_id, claims.log_id, now_ms())
+        log = store.get_log(claims.delivery_id, claims.log_id, consistent=True)
         if log is None:
+            _rejected("unknown_link")
+            return pages.link_not_found()
+        at_ms = int(log.get("optout_at") or now_ms())
+        AddressStore(config.addresses_table, aws.HIT_PATH).record_unsubscribe(
+            str(log.get("email", "")), claims.delivery_id, at_ms)
+        if store.mark_optout(claims.delivery_id, claims.log_id, at_ms) is None:
             return pages.unsubscribed(already=True)
         if not _record("optout", claims, token, "", request):
-            store.clear_optout(claims.delivery_id, claims.log_id)
             return pages.temporarily_unavailable()
-        AddressStore(config.addresses_table, aws.HIT_PATH).record_unsubscribe(
-            log.get("email", ""), claims.delivery_id, int(log["optout_at"]))
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - the person is asked to retry; the retry completes what is missing
         logger.exception("could not record an unsubscribe")
         return pages.temporarily_unavailable()
+    try:
+        store.confirm_optout(claims.delivery_id, claims.log_id)
+    except Exception:  # noqa: BLE001 - recorded everywhere that counts; a retry would only repeat the hit
+        logger.exception("could not confirm a recorded unsubscribe")
     return pages.unsubscribed(already=False)
 
 
@@ -383,8 +393,7 @@ def mirror_page(request: Request, token: str) -> Response:
         _rejected("unknown_link")
         return pages.link_not_found()
     _record("mirror", claims, token, "", request)
-    return Response(body=html, status_code=200,
-                    headers={"Content-Type": "text/html; charset=utf-8", "Cache-Control": pages.NO_STORE})
+    return Response(body=html, status_code=200, headers=dict(pages.MIRROR_HEADERS))
 
 
 @head_like_get
