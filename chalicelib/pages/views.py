@@ -21,9 +21,17 @@ from chalicelib.data.tracking import INDICATORS
 from chalicelib.errors import InvalidField
 from chalicelib.mta import monitoring, states
 from chalicelib.pages import charts, sessions
-from chalicelib.pages.web import Page, configured_tokens, form_fields, now_s, page_handler, same_origin, \
-    session_cookie, when
 from chalicelib.pages.message import preview
+from chalicelib.pages.web import (
+    Page,
+    configured_tokens,
+    form_fields,
+    now_s,
+    page_handler,
+    same_origin,
+    session_cookie,
+    when,
+)
 from chalicelib.reports import activity, breakdown, hot_clicks, urls
 from chalicelib.reports.common import stores
 from chalicelib.tracking import indicators as formulas
@@ -73,7 +81,8 @@ def logout(page: Page) -> Response:
     """POST /dashboard/logout: the session cookie cleared (same origin, with the session's form token)."""
     if page.session is None:
         return page.redirect("/dashboard/login")
-    if not same_origin(page.request) or not page.session.accepts_form_token(form_fields(page.request).get("form_token")):
+    form_token = form_fields(page.request).get("form_token")
+    if not same_origin(page.request) or not page.session.accepts_form_token(form_token):
         return page.render("error.html", status=403, title="Not logged out",
                            message="The logout must come from a dashboard page.")
     response = page.redirect("/dashboard/login")

@@ -178,9 +178,10 @@ def test_markup_in_stored_strings_renders_inert_everywhere(browser_page: Watched
                    if api.get(f"/api/recipients/demo-{index:03d}/tracking").json_body["items"])
     page = browser_page.page
     log_in(browser_page, live_server)
-    for path, shows in (("/dashboard", ["subject"]), (f"/dashboard/deliveries/{delivery_id}", ["subject", "label", "url"]),
-                        (f"/dashboard/deliveries/{delivery_id}/hot-clicks", ["subject", "label", "url"]),
-                        (f"/dashboard/recipients/{tracked}", ["user_agent"])):
+    pages = (("/dashboard", ["subject"]), (f"/dashboard/deliveries/{delivery_id}", ["subject", "label", "url"]),
+             (f"/dashboard/deliveries/{delivery_id}/hot-clicks", ["subject", "label", "url"]),
+             (f"/dashboard/recipients/{tracked}", ["user_agent"]))
+    for path, shows in pages:
         page.goto(f"{live_server}{path}")
         assert page.locator("[id^=injected]").count() == 0, path
         assert page.locator("script").count() == 0, path
