@@ -34,8 +34,8 @@ from chalicelib.pages.web import (
     session_cookie,
     when,
 )
-from chalicelib.reports import activity, breakdown, hot_clicks, urls
-from chalicelib.reports.common import stores
+from chalicelib.reports import activity, breakdown, domains, hot_clicks, throughput, tracking_log, urls
+from chalicelib.reports.common import sending_started_at, stores
 from chalicelib.tracking import indicators as formulas
 
 NEXT_PATH = re.compile(r"^/dashboard(/[A-Za-z0-9._~%+-]+)*$")
@@ -164,6 +164,8 @@ def delivery(page: Page, delivery_id: str) -> Response:
         "timeline": lambda: _timeline(delivery_id),
         "reaction": lambda: activity.time_to_react(delivery_id),
         "urls": lambda: urls.urls(delivery_id, "url"),
+        "domains": lambda: domains.domains(delivery_id),
+        "sending": lambda: _sending_throughput(summary),
         **{f"breakdown:{by}": partial(breakdown.breakdown, delivery_id, by) for by in BREAKDOWNS},
     })
     breakdowns = {by: data[f"breakdown:{by}"] for by in BREAKDOWNS}
@@ -175,7 +177,26 @@ def delivery(page: Page, delivery_id: str) -> Response:
         status_chart=charts.pie(page, "Delivery logs by status", counts, height=240) if counts else None,
         url_report=data["urls"], breakdowns=breakdowns,
         breakdown_charts={by: _breakdown_chart(page, report) for by, report in breakdowns.items()},
-        breakdown_titles=BREAKDOWNS, tab="overview")
+        breakdown_titles=BREAKDOWNS, domain_report=data["domains"], sending=_with_chart(page, data["sending"]),
+        tab="overview")
+
+
+def _sending_throughput(summary: dict[str, Any]) -> Any:
+    """Messages per hour across every delivery while this one sent (the send worker's hourly counters)."""
+    started = sending_started_at(summary)
+    if started is None:
+        return None
+    end = int(summary.get("finished_at") or summary.get("stopped_at") or now_ms())
+    return throughput.throughput(max(started, end - throughput.MAX_RANGE_MS), end, "1h")
+
+
+def _with_chart(page: Page, report: Any) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    chart = charts.bars(page, "Messages per hour, every delivery", [when(row.start)[5:16] for row in report.rows],
+                        [("Messages (every delivery)", [row.messages for row in report.rows])], height=220) \
+        if len(report.rows) > 1 else None
+    return {"report": report, "chart": chart}
 
 
 BREAKDOWNS = {"os": "Operating system", "device": "Device", "browser": "Browser", "client": "Mail client"}
@@ -238,6 +259,32 @@ def recipient(page: Page, recipient_id: str) -> Response:
                          next=encode_cursor({"at": following[0], "hit_id": following[1]})) if following else None
     return page.render("recipient.html", title=f"Recipient {recipient_id}", recipient_id=recipient_id, items=items,
                        next_page=next_page, first_page=before is None)
+
+
+@page_handler()
+def delivery_tracking(page: Page, delivery_id: str) -> Response:
+    """/dashboard/deliveries/{id}/tracking: the delivery's Tracking tab, newest first, by kind."""
+    from chalicelib.api.http import cursor_value
+    from chalicelib.reports.models import TrackingCursor
+
+    query = page.request.query_params or {}
+    kind = query.get("kind") or None
+    cursor = cursor_value(query.get("next"))
+    try:
+        before = TrackingCursor.model_validate(cursor) if cursor is not None else None
+    except ValueError:
+        raise InvalidField("next", "not a page of this list") from None
+    context = stores()
+    view = monitoring.summary_view(delivery_id, context.summary(delivery_id))
+    report = tracking_log.delivery_tracking(delivery_id, kind, TRACKING_PAGE_SIZE, before)  # type: ignore[arg-type]
+    next_page = page.url(f"/dashboard/deliveries/{delivery_id}/tracking", kind=kind,
+                         next=encode_cursor(report.next.model_dump())) if report.next else None
+    return page.render("delivery_tracking.html", title=f"Tracking · {view.get('name') or delivery_id}",
+                       delivery_id=delivery_id, view=view, report=report, kind=kind, kinds=tracking_log.KINDS,
+                       next_page=next_page, first_page=before is None, tab="tracking")
+
+
+TRACKING_PAGE_SIZE = 50
 
 
 # --- operations -----------------------------------------------------------------------------------

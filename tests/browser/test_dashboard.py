@@ -116,6 +116,18 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     browser_page.screenshot("readme-delivery", full_page=False)
     record_page_timing(page, "delivery")
 
+    assert page.locator("tr.total td").first.inner_text() == "All domains"
+    assert number(page.locator("tr.total td").nth(1).inner_text()) == 30  # every message SES accepted
+
+    page.click("nav.tabs >> text=Tracking")
+    page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}/tracking")
+    rows = page.locator("section.card tbody tr")
+    assert len(hits) <= 50  # one page
+    assert sorted(rows.locator("td:nth-child(2)").all_inner_texts()) == sorted(hit.kind for hit in hits)
+    page.click("nav.filters >> text=click")
+    assert page.locator("section.card tbody tr").count() == sum(1 for hit in hits if hit.kind == "click")
+    browser_page.screenshot("dashboard-delivery-tracking")
+
     page.click("nav.tabs >> text=Hot clicks")
     page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}/hot-clicks")
     frame = page.frame_locator("iframe.message")
