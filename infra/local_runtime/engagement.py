@@ -189,17 +189,18 @@ def play(hits: list[Hit], base_url: str, speed: float = 1.0, max_hits: int = 20_
 
 def play_as_sent(new_messages: Callable[[], list[dict[str, Any]]], sending_done: Callable[[], bool], base_url: str,
                  duration: float, seed: int = 2026, rates: Rates = Rates(), max_hits: int = 20_000,
-                 max_seconds: float = 3600.0, poll_seconds: float = 5.0,
+                 max_seconds: float = 3600.0, poll_seconds: float = 5.0, idle_seconds: float = 300.0,
                  stop: threading.Event | None = None) -> Counter:
     """Recipients react as their message arrives: each batch of newly sent messages gets its own plan,
-    from the moment it was seen. Ends when sending is done and every planned hit was sent (or a bound)."""
+    from the moment it was seen. Ends when sending is done (or no message came for `idle_seconds`) and
+    every planned hit was sent, or at a bound."""
     sender = HitSender(base_url)
     stop = stop or threading.Event()
     answered: Counter = Counter()
     due: list[tuple[float, int, Hit]] = []
     order = itertools.count()  # ties in time keep their plan order
     started = time.monotonic()
-    next_poll, batch, finished = started, 0, False
+    next_poll, batch, finished, last_message = started, 0, False, started
     try:
         while not stop.is_set() and sum(answered.values()) < max_hits:
             now = time.monotonic()
@@ -210,7 +211,8 @@ def play_as_sent(new_messages: Callable[[], list[dict[str, Any]]], sending_done:
                 for hit in plan(messages, duration, seed + batch, rates):
                     heapq.heappush(due, (now + hit.at, next(order), hit))
                 batch += 1
-                finished = not messages and sending_done()
+                last_message = now if messages else last_message
+                finished = not messages and (now - last_message > idle_seconds or sending_done())
                 next_poll = now + poll_seconds
             while due and due[0][0] <= now and sum(answered.values()) < max_hits:
                 answered[sender.send(heapq.heappop(due)[2])] += 1
