@@ -19,7 +19,7 @@ LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(ar
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv native browser run test test-unit test-e2e cargo-test fuzz fuzz-brief layer bench package deploy clean
+.PHONY: venv native browser screenshots run test test-unit test-e2e cargo-test fuzz fuzz-brief layer bench package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,13 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
 	        $(BROWSER_PACKAGES) >/dev/null; }
 	@test -x /usr/bin/chromium || { echo "make: /usr/bin/chromium missing after apt-get install chromium" >&2; exit 1; }
+
+## screenshots: the README's dashboard pictures, from the browser tests (out/screenshots/readme-*.png)
+screenshots: native browser
+	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q tests/browser/test_dashboard.py -k reads
+	mkdir -p docs
+	cp out/screenshots/readme-delivery.png docs/dashboard-delivery.png
+	cp out/screenshots/readme-hot-clicks.png docs/dashboard-hot-clicks.png
 
 ## run: the local stack on 127.0.0.1:$(PORT) with the demo delivery, until Ctrl-C
 run: venv native

@@ -71,12 +71,10 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def local_up(arguments: argparse.Namespace) -> int:
     import logging
-
-    from infra.local_runtime.stack import LocalStack, LocalStackOptions
-
     import threading
 
     from infra.local_runtime.demo import demo_mode, run_engagement_demo
+    from infra.local_runtime.stack import LocalStack, LocalStackOptions
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # The API's request threads share each boto3 client's 10 pooled connections to the embedded AWS: under the

@@ -55,9 +55,8 @@ def _strip(root: ElementTree.Element) -> str:
     for parent in list(root.iter()):
         for child in list(parent):
             tag = child.tag if isinstance(child.tag, str) else ""
-            if not tag:  # a comment (pygal's credits) or a processing instruction
-                parent.remove(child)
-            elif tag in ("script", f"{SVG}script") or "tooltip" in (child.get("class") or "").split():
+            dropped = tag in ("script", f"{SVG}script") or "tooltip" in (child.get("class") or "").split()
+            if not tag or dropped:  # a comment (pygal's credits), its script or its tooltip
                 parent.remove(child)
             elif tag in ("style", f"{SVG}style"):
                 css += child.text or ""
