@@ -384,3 +384,4 @@ def test_ips_are_kept_as_the_privacy_setting_allows_when_the_workflow_runs(
     assert workflow(FakeClock(NOW)).run()["hits_accepted"] == 3
     [tracking] = TrackingStore(get_settings().tracking_table, "").recipient_items("r1")
     assert [hit.ip for hit in decode_hits(tracking)] == expected
+
