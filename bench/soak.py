@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stack = LocalStack(LocalStackOptions(port=0, state_file=None)).start()
     try:
+        print(f"soak: local stack at {stack.api_url}; sending to {arguments.recipients} recipients", flush=True)
         delivery_id, links = _send_delivery(stack, arguments.recipients, timeout=600)
+        print(f"soak: delivery {delivery_id} sent; clicking", flush=True)
         paths = [recipient_links[index % len(recipient_links)]
                  for recipient_links in links.values() for index in range(per_recipient)]
         started = time.perf_counter()
@@ -119,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
               f"({arguments.threads} client threads)", flush=True)
         api = stack.client()
 
+        progress = [-1]
+
         def indicators() -> dict[str, Any] | None:
             found = api.get(f"/api/deliveries/{delivery_id}/indicators")
+            if found.get("clicks_total", 0) != progress[0]:
+                progress[0] = found.get("clicks_total", 0)
+                print(f"soak: {progress[0]:,} clicks tracked after {time.perf_counter() - started:.0f} s", flush=True)
             return found if found.get("clicks_total", 0) >= len(paths) else None
 
         found = _wait("tracking every click", indicators, arguments.timeout, interval=2.0)
