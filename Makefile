@@ -19,7 +19,7 @@ LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(ar
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv native browser screenshots run test test-unit test-e2e cargo-test fuzz fuzz-brief layer bench package deploy clean
+.PHONY: venv native browser screenshots run test test-unit test-e2e cargo-test fuzz fuzz-brief layer bench soak package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,11 @@ layer: $(LAYERS)
 ## bench: ingestion throughput and memory, hit path overhead, cold start (figures, not assertions)
 bench: native
 	$(BIN)/python -m bench
+
+## soak: 100,000 hits through the local stack (HTTP, Kinesis, Firehose, workflow), counted exactly; not in make test
+SOAK_HITS ?= 100000
+soak: venv native
+	$(BIN)/python -m bench.soak --hits $(SOAK_HITS)
 
 ## package: out/$(STAGE)/ - the merged CloudFormation template, code and layer for ARCH; cfn-lint checked
 STAGE ?= dev

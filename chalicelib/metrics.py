@@ -58,6 +58,7 @@ HTTP_SERVER_ERRORS = "HttpServerErrors"  # any route answering 5xx, e.g. a hit m
 WORKFLOW_RUNS = "WorkflowRuns"  # every invocation, busy or not
 WORKFLOW_SUCCESSES = "WorkflowSuccesses"  # a run that completed (or found nothing to do)
 WORKFLOW_LAG = "WorkflowLagSeconds"  # age of the oldest unprocessed redirection-log object, 0 when none
+WORKFLOW_BACKLOG = "WorkflowBacklogObjects"  # redirection-log objects a run saw and left waiting
 LINES_PROCESSED = "LinesProcessed"
 MALFORMED_LINES = "MalformedLines"  # dimension reason
 NATIVE_FALLBACK = "NativeFallback"  # dimension mode

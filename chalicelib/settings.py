@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     workflow_lease_seconds: int = Field(default=360, ge=10, description="longer than the workflow Lambda's timeout")
     workflow_lookback_hours: int = Field(
         default=26, ge=1, description="hour partitions re-listed for late objects (Firehose retries for up to 24 h)")
+    workflow_max_list_pages: int = Field(
+        default=50, ge=1, description="pages of 1,000 keys a run lists past its cursor at most (new objects)")
+    workflow_sweep_pages: int = Field(
+        default=5, ge=1, description="pages of the lookback window a run sweeps for late objects; the sweep "
+                                      "resumes where it stopped and starts over once it reaches the cursor")
     workflow_write_concurrency: int = Field(default=16, ge=1, le=64, description="parallel DynamoDB writes in a run")
     workflow_max_hits_per_recipient: int = Field(
         default=500, ge=1, le=500, description="hits kept per recipient and delivery (500 keeps an item < 400 KB)")
