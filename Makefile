@@ -67,15 +67,19 @@ cargo-test:
 	cd native && cargo test --locked --quiet
 	cd native && cargo check --locked --quiet --features python
 
-## fuzz-brief / fuzz: the fuzz targets (libFuzzer on stable Rust, native/fuzz/run.sh), briefly or at length
+## fuzz-brief / fuzz: the fuzz targets (libFuzzer on stable Rust, native/fuzz/run.sh), briefly or at length;
+##   fuzz adds 100,000 hostile requests to the public routes (make test runs 2,000 of them)
 fuzz-brief: $(FUZZ_SOURCES)
 	@mkdir -p native/target/fuzz
 	@for target in $(FUZZ_TARGETS); do \
 	    FUZZ_LOG=native/target/fuzz/$$target.log native/fuzz/run.sh $$target $(FUZZ_BRIEF_SECONDS) || exit 1; \
 	done
 
-fuzz:
+# make fuzz also drives the public routes with HIT_FUZZ_REQUESTS hostile requests (tests/integration/test_hit_fuzz.py).
+HIT_FUZZ_REQUESTS ?= 100000
+fuzz: venv
 	@for target in $(FUZZ_TARGETS); do native/fuzz/run.sh $$target $(FUZZ_SECONDS) || exit 1; done
+	HIT_FUZZ_REQUESTS=$(HIT_FUZZ_REQUESTS) $(BIN)/python -m pytest -q -s tests/integration/test_hit_fuzz.py
 
 ## layer: Lambda layer zips of the native module for x86_64 and arm64 (manylinux2014, abi3), checked
 out/layers/sendtrail-native-%.zip: $(STAMP) $(NATIVE_SOURCES) native/layer.py

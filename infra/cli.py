@@ -9,7 +9,7 @@
     sendtrail quarantine list     quarantined and denylisted addresses
     sendtrail workflow run        run the tracking workflow now and print its statistics
     sendtrail status              every component OK, WARN or FAIL and why; exit 0, 1 or 2
-    sendtrail token new           a new API token and the hash to configure
+    sendtrail token new --scope read|admin   a new API token and the entry to configure
 
 Commands that talk to an API use SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN,
 or, when unset, the running local stack's (.local-state/stack.json).
@@ -217,12 +217,15 @@ def status(arguments: argparse.Namespace) -> int:
     return EXIT_CODES[overall]
 
 
-def token_new(_: argparse.Namespace) -> int:
-    from chalicelib.auth import token_sha256
+def token_new(arguments: argparse.Namespace) -> int:
+    """A new token of a scope and the entry that lets it in; rotation keeps the old entry until clients moved."""
+    from chalicelib.auth import token_entry
 
     token = secrets.token_urlsafe(32)
-    print(f"token:  {token}")
-    print(f"sha256: {token_sha256(token)}  (the ApiTokenSha256 template parameter)")
+    print(f"token: {token}")
+    print(f"entry: {token_entry(arguments.scope, token)}")
+    print("Add the entry to the ApiTokens template parameter (comma-separated; SENDTRAIL_API_TOKENS locally).\n"
+          "To rotate, keep the old token's entry until every client uses the new token, then remove it.")
     return 0
 
 
@@ -282,7 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     checked.set_defaults(handler=status)
 
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
-    token.add_parser("new", help="print a new token and its SHA-256").set_defaults(handler=token_new)
+    new_token = token.add_parser("new", help="print a new token and the scope:sha256 entry to configure")
+    new_token.add_argument("--scope", required=True, choices=["read", "admin"],
+                           help="read: dashboards, reports, status; admin: also create, send, steer, run, erase")
+    new_token.set_defaults(handler=token_new)
     return parser
 
 

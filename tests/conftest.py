@@ -19,7 +19,8 @@ from infra.local_runtime import environment, moto_dynamodb
 environment.apply(environment.fake_aws(), remove=("AWS_ENDPOINT_URL",))
 moto_dynamodb.install()  # transactions that copy their items, not whole tables (see the module)
 
-API_TOKEN = "test-api-token-0123456789"
+API_TOKEN = "test-api-token-0123456789"  # admin scope
+READ_TOKEN = "test-read-token-0123456789"  # read scope
 PUBLIC_BASE_URL = "https://t.example.com"
 KEYRING_V1 = '{"active": 1, "keys": {"1": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}'
 
@@ -35,7 +36,7 @@ def aws() -> Iterator[None]:
 @pytest.fixture
 def resources(aws: None) -> Any:
     """The template's resources on moto, and the Lambda environment pointing at them."""
-    from chalicelib.auth import token_sha256
+    from chalicelib.auth import ADMIN, READ, token_entry
     from infra.local_runtime import ses_account, ses_outbox
     from infra.local_runtime.provision import provision
 
@@ -47,7 +48,7 @@ def resources(aws: None) -> Any:
     saved = dict(os.environ)
     environment.apply({
         **provisioned.environment,
-        "SENDTRAIL_API_TOKEN_SHA256": token_sha256(API_TOKEN),
+        "SENDTRAIL_API_TOKENS": f"{token_entry(ADMIN, API_TOKEN)},{token_entry(READ, READ_TOKEN)}",
         "SENDTRAIL_SIGNING_KEYS": KEYRING_V1,
         "SENDTRAIL_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
     })

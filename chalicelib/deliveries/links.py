@@ -89,6 +89,7 @@ class UrlOverride:
     mode: str = MODE_TRACKED
     type: str = URL_TYPE_CLICK
     label: str | None = None
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,16 +101,18 @@ class TrackedUrl:
     label: str
     type: str
     placeholders: tuple[str, ...]
+    category: str = ""  # the sender's classification (Campaign's URL category), for the URL report
 
     def to_dict(self) -> dict[str, Any]:
         return {"url_id": self.url_id, "url": self.url, "label": self.label, "type": self.type,
-                "placeholders": list(self.placeholders)}
+                "placeholders": list(self.placeholders), "category": self.category}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrackedUrl:
         # int(): DynamoDB hands numbers back as Decimal.
         return cls(url_id=int(d["url_id"]), url=str(d["url"]), label=str(d["label"]), type=str(d["type"]),
-                   placeholders=tuple(str(name) for name in d.get("placeholders") or ()))
+                   placeholders=tuple(str(name) for name in d.get("placeholders") or ()),
+                   category=str(d.get("category") or ""))
 
 
 @dataclass(frozen=True)
@@ -204,11 +207,12 @@ class _UrlRegistry:
     def __init__(self) -> None:
         self._by_url: dict[str, TrackedUrl] = {}
 
-    def url_id(self, url: str, label: str, url_type: str) -> int:
+    def url_id(self, url: str, label: str, url_type: str, category: str = "") -> int:
         known = self._by_url.get(url)
         if known is not None:
-            return known.url_id  # first occurrence wins: its label and type are kept
-        tracked = TrackedUrl(FIRST_LINK_URL_ID + len(self._by_url), url, label, url_type, placeholders_in(url))
+            return known.url_id  # first occurrence wins: its label, type and category are kept
+        tracked = TrackedUrl(FIRST_LINK_URL_ID + len(self._by_url), url, label, url_type, placeholders_in(url),
+                             category)
         self._by_url[url] = tracked
         return tracked.url_id
 
@@ -246,7 +250,8 @@ class _LinkRewriter:
             if self._is_tracked(track_off, override):
                 url_type = override.type if override else URL_TYPE_CLICK
                 chosen_label = override.label if override and override.label is not None else label
-                return link_marker(self._registry.url_id(url, chosen_label, url_type))
+                category = _normalise_label(override.category) if override else ""
+                return link_marker(self._registry.url_id(url, chosen_label, url_type, category))
         return _untracked_template(written)
 
     def _is_tracked(self, track_off: bool, override: UrlOverride | None) -> bool:
@@ -571,6 +576,28 @@ class _LinkScanner(HTMLParser):
         if self._document[start:start + len(raw)] != raw:
             raise ContentError("html", f"could not locate the tag {raw[:80]!r}")
         return _LinkTag(start=start, raw=raw, attributes=_raw_attributes(raw))
+
+
+@dataclass(frozen=True)
+class LinkHref:
+    """Where one link's href is in a document: its start tag and the href value, as offsets."""
+
+    tag_start: int
+    tag_end: int
+    href_start: int  # the value, without its quotes
+    href_end: int
+    href: str  # decoded, stripped
+
+
+def link_hrefs(document: str) -> list[LinkHref]:
+    """Every <a href> and <area href> of a document, found with the HTML parser as preparing finds them."""
+    found = []
+    for link in _LinkScanner(document).scan().links:
+        href = link.href
+        if href is not None:
+            found.append(LinkHref(link.start, link.start + len(link.raw), link.start + href.value_start,
+                                  link.start + href.value_end, (href.value or "").strip()))
+    return found
 
 
 def _prepare_html(document: str, rewriter: _LinkRewriter, *, with_pixel: bool) -> str:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
 
 from chalicelib.clock import now_ms
 from chalicelib.data.deliveries import DeliveryExists, DeliveryStore
 from chalicelib.deliveries.compose import trial_encode
 from chalicelib.deliveries.links import ContentError, UrlOverride, prepare_content
 from chalicelib.deliveries.models import DeliveryIn
-from chalicelib.errors import AffinityNotConfigured, InvalidField
+from chalicelib.errors import AffinityNotConfigured, InvalidField, NotFound
 from chalicelib.mta import affinities, recipients, states, statuses
 from chalicelib.mta.reasons import FAILURE_TYPES, Failure
 from chalicelib.settings import Settings
@@ -49,7 +50,8 @@ def _check_limits(delivery: DeliveryIn, settings: Settings) -> None:
 def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliveryStore | None = None) -> str:
     """Validate, prepare and store a delivery; returns its id."""
     _check_limits(delivery, settings)
-    overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label) for o in delivery.tracking.urls]
+    overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label, category=o.category)
+                 for o in delivery.tracking.urls]
     excluded = recipients.exclusions(recipient.email for recipient in delivery.recipients)
     content = {"subject": delivery.subject, "from_address": delivery.from_address}
     try:
@@ -82,7 +84,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "affinity": affinity.name,
         "configuration_set": affinity.configuration_set,
         "validity_days": delivery.validity_days or settings.default_validity_days,
-        "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens},
+        "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens,
+                     "forward_query_params": delivery.tracking.forward_query_params},
         "state": DRAFT,
         "state_since": created_at,
         "created_at": created_at,
@@ -92,9 +95,12 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "logs_ready": False,
     }
     links = {"urls": {
-        str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders)}
+        str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders),
+                          "category": url.category}
         for url in prepared.urls
     }}
+    if delivery.tracking.forward_query_params:
+        links["forward_query_params"] = True  # read by the redirect (chalicelib/hits/endpoints.py)
     for _ in range(5):
         delivery_id = secrets.token_hex(8)
         try:
@@ -111,6 +117,43 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     store.update_summary(delivery_id, {"logs_ready": True})
     logger.info("delivery created", extra={"delivery_id": delivery_id, "recipients": len(delivery.recipients)})
     return delivery_id
+
+
+MAX_QUERIES_PER_PAGE = 10
+
+
+@dataclass(frozen=True)
+class LogsPage:
+    items: list[dict[str, Any]]
+    next: dict[str, Any] | None  # where the following page starts, or None on the last
+
+
+def logs_page(store: DeliveryStore, delivery_id: str, limit: int, status: str | None = None,
+              reason: str | None = None, cursor: Mapping[str, Any] | None = None) -> LogsPage:
+    """A delivery's logs by log id, a page at a time; `status` reads one status (an index), `reason` filters.
+
+    A reason without a status reads the failed logs, then the ignored ones
+    (the statuses that carry a reason). Pages are filled up to `limit`, with
+    at most MAX_QUERIES_PER_PAGE reads (a rare reason may give a short page
+    and a `next`). NotFound for an unknown delivery.
+    """
+    if store.get_summary(delivery_id) is None:
+        raise NotFound(f"no delivery {delivery_id}")
+    cursor = cursor or {}
+    order = [status] if status else ([statuses.FAILED, statuses.IGNORED_STATUS] if reason else [None])
+    position = order.index(cursor.get("s")) if cursor.get("s") in order else 0
+    start = cursor.get("k")
+    items: list[dict[str, Any]] = []
+    for _ in range(MAX_QUERIES_PER_PAGE):
+        if position >= len(order) or len(items) >= limit:
+            break
+        page, start = store.logs_page(delivery_id, order[position], limit - len(items), start, reason)
+        items.extend(page)
+        if start is None:
+            position, start = position + 1, None
+    more = position < len(order)
+    following = {"s": order[position], "k": start} if more and start else {"s": order[position]} if more else None
+    return LogsPage(items, following)
 
 
 def _log(log_id: int, recipient: Any, failure: Optional[Failure], created_at: int) -> dict[str, Any]:

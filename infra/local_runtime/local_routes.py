@@ -11,6 +11,7 @@ from typing import Any
 
 from chalice import Blueprint, Response
 
+from chalicelib.auth import ADMIN, requires
 from infra.local_runtime.ses_outbox import OUTBOX
 
 
@@ -18,6 +19,7 @@ def register_local_routes(app: Any, authorizer: Any) -> None:
     local = Blueprint(__name__)
 
     @local.route("/local/outbox", methods=["GET"], authorizer=authorizer)
+    @requires(ADMIN)  # the messages' unsubscribe links act for their recipients
     def outbox() -> Response:
         """What SES sent, newest last, so a person can click the tracked links."""
         body = [message.to_dict() for message in OUTBOX.messages()]

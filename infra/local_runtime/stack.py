@@ -66,7 +66,7 @@ class LocalStack:
     def start(self) -> "LocalStack":
         import secrets
 
-        from chalicelib.auth import token_sha256
+        from chalicelib.auth import ADMIN, token_entry
 
         if self.options.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the local stack listens on loopback only")
@@ -80,7 +80,7 @@ class LocalStack:
         self.api_url = f"http://{self.options.host}:{self.options.port}"
         environment.apply({
             **self.resources.environment,
-            "SENDTRAIL_API_TOKEN_SHA256": token_sha256(self.api_token),
+            "SENDTRAIL_API_TOKENS": token_entry(ADMIN, self.api_token),
             "SENDTRAIL_SIGNING_KEYS": os.environ.get("SENDTRAIL_SIGNING_KEYS") or environment.new_signing_keyring(),
             "SENDTRAIL_PUBLIC_BASE_URL": self.api_url,
             # The functions' JSON logs: warnings and errors on the console (POWERTOOLS_LOG_LEVEL=INFO for all).
