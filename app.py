@@ -14,13 +14,16 @@ from chalicelib.lazy import lazy
 
 deliveries_api = lazy("chalicelib.api.deliveries")
 tracking_api = lazy("chalicelib.api.tracking")
+reports_api = lazy("chalicelib.api.reports")
 workflow = lazy("chalicelib.tracking.workflow")
 quarantine_api = lazy("chalicelib.api.quarantine")
 send_worker_module = lazy("chalicelib.mta.worker")
 ses_events_module = lazy("chalicelib.mta.events")
 status_api = lazy("chalicelib.api.status")
+privacy_api = lazy("chalicelib.api.privacy")
 docs_api = lazy("chalicelib.api.docs")
 delivery_gauges = lazy("chalicelib.mta.gauges")
+pages = lazy("chalicelib.pages.views")
 
 app = Chalice(app_name="sendtrail")
 observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
@@ -118,16 +121,34 @@ def delivery_indicators(delivery_id):
     return tracking_api.indicators(app.current_request, delivery_id)
 
 
+@app.route("/api/deliveries/{delivery_id}/hot-clicks", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_hot_clicks(delivery_id):
+    return reports_api.hot_clicks(app.current_request, delivery_id)
+
+
 @app.route("/api/deliveries/{delivery_id}/urls", methods=["GET"], authorizer=api_auth)
 @requires(READ)
 def delivery_urls(delivery_id):
-    return tracking_api.urls(app.current_request, delivery_id)
+    return reports_api.urls(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/timeline", methods=["GET"], authorizer=api_auth)
 @requires(READ)
 def delivery_timeline(delivery_id):
-    return tracking_api.timeline(app.current_request, delivery_id)
+    return reports_api.timeline(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/time-to-react", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_time_to_react(delivery_id):
+    return reports_api.time_to_react(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/breakdown", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_breakdown(delivery_id):
+    return reports_api.breakdown(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/user-agents", methods=["GET"], authorizer=api_auth)
@@ -140,6 +161,24 @@ def delivery_user_agents(delivery_id):
 @requires(READ)
 def recipient_tracking(recipient_id):
     return tracking_api.recipient_tracking(app.current_request, recipient_id)
+
+
+@app.route("/api/recipients/{recipient_id}/export", methods=["GET"], authorizer=api_auth)
+@requires(ADMIN)
+def export_recipient(recipient_id):
+    return privacy_api.export_recipient(app.current_request, recipient_id)
+
+
+@app.route("/api/recipients/{recipient_id}", methods=["DELETE"], authorizer=api_auth)
+@requires(ADMIN)
+def erase_recipient(recipient_id):
+    return privacy_api.erase_recipient(app.current_request, recipient_id)
+
+
+@app.route("/api/deliveries/{delivery_id}", methods=["DELETE"], authorizer=api_auth)
+@requires(ADMIN)
+def purge_delivery(delivery_id):
+    return privacy_api.purge_delivery(app.current_request, delivery_id)
 
 
 @app.route("/api/workflow/run", methods=["POST"], authorizer=api_auth)
@@ -188,6 +227,12 @@ def operations_status():
     return status_api.status_report(app.current_request)
 
 
+@app.route("/api/signing-keys", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def signing_key_schedule():
+    return status_api.signing_keys(app.current_request)
+
+
 # --- the API's description: the OpenAPI document and its reference page ------
 # The page and its scripts are public (nothing secret in them, like a login
 # page); the page asks for the token and loads the document with it.
@@ -206,6 +251,53 @@ def api_reference():
 @app.route("/docs/{name}", methods=["GET"])
 def api_reference_asset(name):
     return docs_api.asset(app.current_request, name)
+
+
+# --- dashboard pages (a session cookie from the login page; Jinja2 and pygal load on first use) ----
+
+@app.route("/dashboard/login", methods=["GET"])
+def dashboard_login_form():
+    return pages.login_form(app.current_request)
+
+
+@app.route("/dashboard/login", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def dashboard_login():
+    return pages.login(app.current_request)
+
+
+@app.route("/dashboard/logout", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def dashboard_logout():
+    return pages.logout(app.current_request)
+
+
+@app.route("/dashboard", methods=["GET"])
+def dashboard_deliveries():
+    return pages.deliveries(app.current_request)
+
+
+@app.route("/dashboard/deliveries/{delivery_id}", methods=["GET"])
+def dashboard_delivery(delivery_id):
+    return pages.delivery(app.current_request, delivery_id)
+
+
+@app.route("/dashboard/deliveries/{delivery_id}/hot-clicks", methods=["GET"])
+def dashboard_hot_clicks(delivery_id):
+    return pages.delivery_hot_clicks(app.current_request, delivery_id)
+
+
+@app.route("/dashboard/recipients", methods=["GET"])
+def dashboard_find_recipient():
+    return pages.find_recipient(app.current_request)
+
+
+@app.route("/dashboard/recipients/{recipient_id}", methods=["GET"])
+def dashboard_recipient(recipient_id):
+    return pages.recipient(app.current_request, recipient_id)
+
+
+@app.route("/dashboard/status", methods=["GET"])
+def dashboard_status():
+    return pages.status(app.current_request)
 
 
 # --- the MTA's queue-driven functions (each its own Lambda function) ---------

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     api_tokens: Optional[str] = Field(
         default=None, description="API token hashes with their scopes: `scope:sha256` entries (scope read or admin), "
                                   "comma-separated; read by chalicelib/auth.py")
+    dashboard_session_hours: int = Field(default=8, ge=1, le=24 * 30, description="how long a dashboard login "
+                                                                                 "lasts (the session cookie)")
 
     # Tracking behaviour.
     public_base_url: Optional[str] = Field(default=None, description="base URL of tracked links; default: the API's")
@@ -74,6 +76,9 @@ class Settings(BaseSettings):
     ip_address_mode: Literal["full", "truncated", "none"] = "truncated"
     default_validity_days: int = Field(default=30, ge=1, le=3650)
     tracking_retention_days: int = Field(default=365, ge=1, description="tracking items live this long after their last hit")
+    delivery_log_retention_days: int = Field(
+        default=180, ge=1, description="a delivery log (address, attributes, status) lives this long after its message "
+                                       "was sent (Campaign: 6 months); its unsubscribe link works as long")
 
     # The tracking workflow (a run is bounded; a backlog drains over runs).
     workflow_max_objects: int = Field(default=200, ge=1, description="log objects read per run at most")
@@ -88,6 +93,17 @@ class Settings(BaseSettings):
         default=500, ge=1, le=500, description="hits kept per recipient and delivery (500 keeps an item < 400 KB)")
     workflow_interval_seconds: float = Field(
         default=5.0, gt=0, description="local stack only: how often it runs the workflow (AWS: every minute)")
+
+    # Human or machine (chalicelib/tracking/classify.py): rules to switch off, and the behaviour thresholds.
+    classify_rules_off: list[Literal["apple_proxy", "scanner_agent", "scanner_address", "crawler", "prefetch",
+                                     "honeypot", "burst", "too_fast", "no_open"]] = Field(
+        default_factory=list, description='reasons never held against a hit, JSON, e.g. ["too_fast"]')
+    classify_burst_links: int = Field(
+        default=2, ge=0, description="different links clicked within the burst window that make the clicks a "
+                                     "machine's (below 2: no burst rule)")
+    classify_burst_window_ms: int = Field(default=2_000, ge=0, description="the burst window")
+    classify_min_click_after_send_ms: int = Field(
+        default=5_000, ge=0, description="a click sooner than this after the send is a machine's (0: no rule)")
 
     # The tracking workflow's ingestion: the native layer (Rust) or the Python reference
     # (chalicelib/native.py): auto = native when it imports, on = native or fail, off = Python.

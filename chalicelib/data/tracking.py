@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_get, batch_write, from_item, query_all, to_item, to_value
+from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, to_item, \
+    to_value
 
 BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
 INDICATORS = "indicators"
@@ -79,6 +80,23 @@ class TrackingStore:
             ScanIndexForward=False, Limit=50,
         )
 
+    def delete_recipient(self, recipient_id: str) -> int:
+        """Delete a recipient's tracking items across deliveries (their keys from the by-recipient index)."""
+        keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.tracking_table,
+                          IndexName=BY_RECIPIENT_INDEX, KeyConditionExpression="recipient_id = :r",
+                          ExpressionAttributeValues={":r": {"S": recipient_id}})
+        return batch_delete(self._dynamodb, self.tracking_table, keys)
+
+    def delete_delivery(self, delivery_id: str) -> int:
+        """Delete a delivery's tracking and consolidated stats (a Query on each table's partition key)."""
+        deleted = 0
+        for table, sort_key in ((self.tracking_table, "log_id"), (self.stats_table, "stat")):
+            keys = query_keys(self._dynamodb, ("delivery_id", sort_key), TableName=table,
+                              KeyConditionExpression="delivery_id = :d",
+                              ExpressionAttributeValues={":d": {"S": delivery_id}})
+            deleted += batch_delete(self._dynamodb, table, keys)
+        return deleted
+
     # --- consolidated stats ------------------------------------------------
 
     def apply_stat(self, delivery_id: str, stat: str, deltas: Mapping[str, int], run: int, now_ms: int,
@@ -119,15 +137,16 @@ class TrackingStore:
         ))
 
 
-def recipient_ids(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
-                  ) -> dict[tuple[str, int], str]:
-    """The recipient id of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
+def delivery_log_facts(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
+                       ) -> dict[tuple[str, int], dict[str, Any]]:
+    """The recipient id and send time (ms) of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
     requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
                  for delivery_id, log_id in sorted(set(keys))]
     items = batch_get(aws.client("dynamodb", config), logs_table, requested, consistent=False,
-                       projection="delivery_id, log_id, recipient_id")
-    return {(item["delivery_id"], int(item["log_id"])): str(item["recipient_id"])
-            for item in items if item.get("recipient_id")}
+                      projection="delivery_id, log_id, recipient_id, sent_at")
+    return {(item["delivery_id"], int(item["log_id"])): {
+        "recipient_id": str(item["recipient_id"]) if item.get("recipient_id") else None,
+        "sent_at": int(item["sent_at"]) if item.get("sent_at") is not None else None} for item in items}
 
 
 OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error")

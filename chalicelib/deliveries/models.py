@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from email.utils import parseaddr
-from typing import Annotated, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -140,10 +140,16 @@ def _unset(value: object) -> bool:
 
 
 Millis = Optional[int]
-# Literals built from the one list of each (a tuple subscript is Literal's own flattening; mypy cannot follow it).
-DeliveryState = Literal[states.STATES]  # type: ignore[valid-type]
-LogStatus = Literal[statuses.STATUSES]  # type: ignore[valid-type]
-FailureReason = Literal[tuple(REASON_CODES)]  # type: ignore[valid-type]
+# Literals built from the one list of each (a tuple subscript is Literal's own flattening); mypy cannot
+# follow that, and sees the strings they are.
+if TYPE_CHECKING:
+    DeliveryState = str
+    LogStatus = str
+    FailureReason = str
+else:
+    DeliveryState = Literal[states.STATES]
+    LogStatus = Literal[statuses.STATUSES]
+    FailureReason = Literal[tuple(REASON_CODES)]
 
 
 class TrackingSettings(BaseModel):
@@ -245,9 +251,10 @@ class DeliveryLog(BaseModel):
     """One recipient's message in a delivery; fields appear once they are known."""
 
     log_id: int
-    recipient_id: str
-    email: str
+    recipient_id: Optional[str] = Field(description="null once the recipient was erased (DELETE /api/recipients/{id})")
+    email: Optional[str] = Field(description="null once the recipient was erased")
     status: LogStatus
+    erased_at: Millis = Field(default=None, exclude_if=_unset, description="when the recipient was erased")
     failure_type: Optional[Literal["hard", "soft", "ignored"]] = Field(default=None, exclude_if=_unset)
     failure_reason: Optional[str] = Field(default=None, exclude_if=_unset)
     failure_code: Optional[int] = Field(default=None, exclude_if=_unset, description="Campaign's reason code")

@@ -24,6 +24,7 @@ from chalicelib.deliveries.models import DeliveryIn
 from chalicelib.errors import AffinityNotConfigured, InvalidField, NotFound
 from chalicelib.mta import affinities, recipients, states, statuses
 from chalicelib.mta.reasons import FAILURE_TYPES, Failure
+from chalicelib.retention import expires_at_epoch
 from chalicelib.settings import Settings
 
 logger = logging.getLogger("sendtrail.deliveries")
@@ -102,17 +103,20 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     }}
     if delivery.tracking.forward_query_params:
         links["forward_query_params"] = True  # read by the redirect (chalicelib/hits/endpoints.py)
+    # Until it is sent (jobs.start sets the expiry again from then).
+    expiry: dict[str, Any] = {"expires_at_epoch": expires_at_epoch(created_at, settings.tracking_retention_days)}
+    log_expiry = expires_at_epoch(created_at, settings.delivery_log_retention_days)
     for _ in range(5):
         delivery_id = secrets.token_hex(8)
         try:
-            store.create(delivery_id, summary, content, links)
+            store.create(delivery_id, {**summary, **expiry}, {**content, **expiry}, {**links, **expiry})
             break
         except DeliveryExists:
             continue
     else:  # pragma: no cover - five collisions of 64 random bits
         raise RuntimeError("could not draw an unused delivery id")
     store.put_logs(delivery_id, (
-        _log(index, recipient, excluded[index - 1], created_at)
+        {**_log(index, recipient, excluded[index - 1], created_at), "expires_at_epoch": log_expiry}
         for index, recipient in enumerate(delivery.recipients, start=1)
     ))
     store.update_summary(delivery_id, {"logs_ready": True})
@@ -141,7 +145,7 @@ def logs_page(store: DeliveryStore, delivery_id: str, limit: int, status: str | 
     if store.get_summary(delivery_id) is None:
         raise NotFound(f"no delivery {delivery_id}")
     cursor = cursor or {}
-    order = [status] if status else ([statuses.FAILED, statuses.IGNORED_STATUS] if reason else [None])
+    order: list[str | None] = [status] if status else ([statuses.FAILED, statuses.IGNORED_STATUS] if reason else [None])
     position = order.index(cursor.get("s")) if cursor.get("s") in order else 0
     start = cursor.get("k")
     items: list[dict[str, Any]] = []

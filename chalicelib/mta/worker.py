@@ -58,10 +58,12 @@ from chalicelib.data import mailer, send_queue
 from chalicelib.data.addresses import AddressStore
 from chalicelib.data.deliveries import DeliveryStore, LogTransition
 from chalicelib.data.mailer import SesAnswerLost, SesBlocked, SesNoConfigurationSet, SesRefused, SesThrottled
+from chalicelib.data.signing_keys import SigningKeyUses
 from chalicelib.deliveries.compose import compose
 from chalicelib.deliveries.mime import HEADER_UNSAFE, build_mime, unsafe_character
 from chalicelib.deliveries.tracked_links import RecipientLinks
 from chalicelib.errors import AffinityNotConfigured
+from chalicelib.keyring import DAY_MS, KeyRing, links_valid_until, removable_from
 from chalicelib.mta import affinities, states, statuses
 from chalicelib.mta.pacing import Backoff, Pacer
 from chalicelib.mta.reasons import (
@@ -74,6 +76,7 @@ from chalicelib.mta.reasons import (
     Failure,
 )
 from chalicelib.mta.recipients import normalise
+from chalicelib.retention import expires_at_epoch
 from chalicelib.settings import Settings
 
 logger = logging.getLogger("sendtrail.mta.worker")
@@ -274,7 +277,8 @@ class SendWorker:
         """Make logs to quarantined, denylisted or opted-out addresses ignored; returns the others."""
         if not logs:
             return logs
-        known = self.addresses.get_many(log["email"] for log in logs)
+        # An erased person's suppression is kept under a hash of the address (chalicelib/privacy.py).
+        known = self.addresses.get_many((log["email"] for log in logs), self.settings.keyring().suppression_key)
         keep, skipped = [], []
         for log in logs:
             item = known.get(normalise(log["email"])) or {}
@@ -314,6 +318,7 @@ class SendWorker:
             return run
         content = self.store.get_content(chunk.delivery_id) or {}
         keyring = self.settings.keyring()
+        self._record_signing_key(keyring, summary)
         pacer = Pacer(rate, clock=self.runtime.monotonic, sleep=self.runtime.sleep)
         size = self.settings.send_claim_batch
         for start in range(0, len(prepared), size):
@@ -336,12 +341,31 @@ class SendWorker:
                 return run
         return run
 
-    def _claim(self, delivery_id: str, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """prepared -> pending; only the logs this worker moved are its to send."""
+    def _record_signing_key(self, keyring: KeyRing, summary: dict[str, Any]) -> None:
+        """Note until when the links this chunk signs are valid, before signing: the key must stay that long.
+
+        One conditional write per chunk at most, none when this container
+        recorded the same date for the key already (a UTC midnight).
+        """
         now = self.runtime.now_ms()
+        links_expire = int(summary.get("start_requested_at") or now) + int(
+            summary.get("validity_days") or self.settings.default_validity_days) * DAY_MS
+        until = links_valid_until(links_expire, now, self.settings.delivery_log_retention_days)
+        SigningKeyUses(self.settings.deliveries_table).record(
+            keyring.active_key_id, until, removable_from(until, self.settings.workflow_lookback_hours))
+
+    def _claim(self, delivery_id: str, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """prepared -> pending; only the logs this worker moved are its to send.
+
+        A log is kept `delivery_log_retention_days` from its sending (its
+        unsubscribe link works as long), not from the delivery's creation.
+        """
+        now = self.runtime.now_ms()
+        expires = expires_at_epoch(now, self.settings.delivery_log_retention_days)
 
         def claim(log: dict[str, Any]) -> LogTransition:
-            return LogTransition(int(log["log_id"]), statuses.PREPARED, statuses.PENDING, values={"pending_since": now})
+            return LogTransition(int(log["log_id"]), statuses.PREPARED, statuses.PENDING,
+                                 values={"pending_since": now, "expires_at_epoch": expires})
 
         if self.store.transition(delivery_id, [claim(log) for log in logs], now):
             return logs

@@ -81,9 +81,18 @@ class WatchedPage:
                 *(f"dialog {dialog}" for dialog in self.dialogs)]
 
     def screenshot(self, name: str, full_page: bool = True) -> Path:
+        """out/screenshots/<name>.png; the whole page is shot through a viewport as tall as the page,
+        since chromium's full-page capture leaves out-of-process (sandboxed) iframes blank."""
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
-        self.page.screenshot(path=str(path), full_page=full_page)
+        viewport = self.page.viewport_size or VIEWPORT
+        if full_page:
+            height = self.page.evaluate("() => document.documentElement.scrollHeight")
+            self.page.set_viewport_size({"width": viewport["width"], "height": max(viewport["height"], height)})
+        try:
+            self.page.screenshot(path=str(path))
+        finally:
+            self.page.set_viewport_size(viewport)
         return path
 
 

@@ -30,10 +30,15 @@ ROUTES: dict[tuple[str, str], tuple[str, int]] = {
     ("GET", "/api/deliveries/{delivery_id}/urls"): (READ, 200),
     ("GET", "/api/deliveries/{delivery_id}/timeline"): (READ, 200),
     ("GET", "/api/deliveries/{delivery_id}/user-agents"): (READ, 200),
+    ("GET", "/api/deliveries/{delivery_id}/hot-clicks"): (READ, 200),
+    ("GET", "/api/deliveries/{delivery_id}/time-to-react"): (READ, 200),
+    ("GET", "/api/deliveries/{delivery_id}/breakdown"): (READ, 200),
+    ("GET", "/api/openapi.json"): (READ, 200),
     ("GET", "/api/deliveries/{delivery_id}/logs"): (READ, 200),
     ("GET", "/api/recipients/{recipient_id}/tracking"): (READ, 200),
     ("GET", "/api/quarantine"): (READ, 200),
     ("GET", "/api/status"): (READ, 200),
+    ("GET", "/api/signing-keys"): (READ, 200),
     ("GET", "/api/openapi.json"): (READ, 200),
     ("POST", "/api/deliveries/{delivery_id}/send"): (ADMIN, 202),
     ("POST", "/api/deliveries/{delivery_id}/pause"): (ADMIN, 200),
@@ -41,6 +46,9 @@ ROUTES: dict[tuple[str, str], tuple[str, int]] = {
     ("POST", "/api/deliveries/{delivery_id}/stop"): (ADMIN, 200),
     ("POST", "/api/workflow/run"): (ADMIN, 200),
     ("GET", "/local/outbox"): (ADMIN, 200),
+    ("GET", "/api/recipients/{recipient_id}/export"): (ADMIN, 200),
+    ("DELETE", "/api/recipients/{recipient_id}"): (ADMIN, 200),
+    ("DELETE", "/api/deliveries/{delivery_id}"): (ADMIN, 200),
 }
 
 
