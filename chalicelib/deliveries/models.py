@@ -37,7 +37,8 @@ class _Strict(BaseModel):
 
 
 class RecipientIn(_Strict):
-    id: Text = Field(min_length=1, max_length=256, description="your id for this person, used to look up their tracking")
+    id: Text = Field(min_length=1, max_length=256,
+                     description="your id for this person, used to look up their tracking")
     email: Text = Field(min_length=3, max_length=320)
     attributes: dict[str, AttributeValue] = Field(default_factory=dict, description="values for {{name}} placeholders")
 
@@ -68,8 +69,8 @@ class UrlOverrideIn(_Strict):
     type: Literal["click", "optout", "mirror"] = "click"
     label: Optional[Text] = Field(default=None, max_length=200)
     category: Optional[Text] = Field(default=None, max_length=100,
-                                    description="a classification of yours (e.g. Products, Social) the URL report "
-                                                "can group by")
+                                     description="a classification of yours (e.g. Products, Social) the URL report "
+                                                 "can group by")
 
 
 class TrackingIn(_Strict):
@@ -84,7 +85,8 @@ class TrackingIn(_Strict):
 class DeliveryIn(_Strict):
     name: Text = Field(min_length=1, max_length=200)
     subject: Text = Field(min_length=1, max_length=998)
-    from_address: Text = Field(min_length=3, max_length=320, description="'news@example.com' or 'News <news@example.com>'")
+    from_address: Text = Field(min_length=3, max_length=320,
+                               description="'news@example.com' or 'News <news@example.com>'")
     html: Text = Field(min_length=1)
     text: Optional[Text] = None
     recipients: list[RecipientIn] = Field(min_length=1)
