@@ -49,7 +49,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label) for o in delivery.tracking.urls]
     try:
         prepared = prepare_content(delivery.html, delivery.text, tracking_enabled=delivery.tracking.enabled,
-                                   track_opens=delivery.tracking.opens, overrides=overrides)
+                                   track_opens=delivery.tracking.opens, overrides=overrides,
+                                   honeypot=delivery.tracking.honeypot)
     except ContentError as error:
         raise InvalidField(error.field, str(error)) from None
     try:
@@ -74,7 +75,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "affinity": affinity.name,
         "configuration_set": affinity.configuration_set,
         "validity_days": delivery.validity_days or settings.default_validity_days,
-        "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens},
+        "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens,
+                     "honeypot": delivery.tracking.honeypot},
         "state": DRAFT,
         "state_since": created_at,
         "created_at": created_at,
