@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     delivery_logs_table: str
     addresses_table: str
     redirection_log_bucket: str = Field(description="S3 bucket of the redirection logs (Firehose and fallback writes)")
+    redirection_log_fallback_stream: Optional[str] = Field(
+        default=None, description="the DirectPut Firehose delivery stream a hit goes to when its Kinesis put fails")
     tracking_table: str = Field(description="per-recipient tracking (hits), by delivery and log id")
     tracking_stats_table: str = Field(description="consolidated tracking per delivery: counters, URLs, time buckets")
     workflow_table: str = Field(description="the tracking workflow's checkpoint, lease and processed objects")
@@ -62,7 +64,11 @@ class Settings(BaseSettings):
     )
     signing_keys_parameter: Optional[str] = Field(default=None, description="SSM SecureString with the key ring")
     signing_keys_max_age_seconds: int = 300
-    api_token_sha256: Optional[str] = Field(default=None, description="hex SHA-256 of the API bearer token")
+    api_tokens: Optional[str] = Field(
+        default=None, description="API token hashes with their scopes: `scope:sha256` entries (scope read or admin), "
+                                  "comma-separated; read by chalicelib/auth.py")
+    dashboard_session_hours: int = Field(default=8, ge=1, le=24 * 30, description="how long a dashboard login "
+                                                                                 "lasts (the session cookie)")
 
     # Tracking behaviour.
     public_base_url: Optional[str] = Field(default=None, description="base URL of tracked links; default: the API's")
@@ -70,6 +76,9 @@ class Settings(BaseSettings):
     ip_address_mode: Literal["full", "truncated", "none"] = "truncated"
     default_validity_days: int = Field(default=30, ge=1, le=3650)
     tracking_retention_days: int = Field(default=365, ge=1, description="tracking items live this long after their last hit")
+    delivery_log_retention_days: int = Field(
+        default=180, ge=1, description="a delivery log (address, attributes, status) lives this long after its message "
+                                       "was sent (Campaign: 6 months); its unsubscribe link works as long")
 
     # The tracking workflow (a run is bounded; a backlog drains over runs).
     workflow_max_objects: int = Field(default=200, ge=1, description="log objects read per run at most")

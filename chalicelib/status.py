@@ -8,6 +8,8 @@ are being lost or delayed) and the reason in words:
 
     hit_endpoints      the /r/test answer, the key ring the links are checked
                        with, and the URL tables a click is redirected by
+    signing_keys       every key that signed links still valid is in the ring,
+                       and none is announced for removal before they expire
     hit_stream         the Kinesis hit stream: status, open shards, accepts writes
     redirection_logs   the Firehose delivery stream (trackinglogd): status,
                        reading the hit stream, writing the log bucket
@@ -41,6 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.data import aws, health
 from chalicelib.data.deliveries import DeliveryStore
+from chalicelib.data.signing_keys import SigningKeyUses
 from chalicelib.data.tracking import WorkflowStateStore
 from chalicelib.settings import Settings
 
@@ -126,6 +129,63 @@ def hit_endpoints(context: StatusContext) -> ComponentStatus:
                                            f"{describe_error(error)}", details)
     return ComponentStatus(name, OK, f"/r/test answers status='OK'; {len(ring.keys)} signing key(s), "
                                      f"active {ring.active_key_id}; URL tables readable", details)
+
+
+def key_schedule(ring: Any, valid_until: dict[int, int], hits_in_flight_hours: int) -> list[dict[str, Any]]:
+    """Each key in the ring or that signed links still kept: whether it is there and when it may go (epoch ms)."""
+    from chalicelib.keyring import removable_from
+
+    rows = []
+    for key_id in sorted(set(ring.keys) | set(valid_until)):
+        until = valid_until.get(key_id)
+        rows.append({"key_id": key_id, "in_ring": key_id in ring.keys, "active": key_id == ring.active_key_id,
+                     "links_valid_until": until,
+                     "may_remove_after": removable_from(until, hits_in_flight_hours) if until else None,
+                     "announced_removal": ring.remove_after.get(key_id)})
+    return rows
+
+
+def assess_signing_keys(rows: list[dict[str, Any]], now_ms: int) -> ComponentStatus:
+    """FAIL when a key still needed is missing (its links answer "not found"); WARN when one is announced for
+    removal before its links expire."""
+    from chalicelib.keyring import format_time
+
+    name = "signing_keys"
+    details = {"keys": rows}
+    missing = [row for row in rows if not row["in_ring"] and (row["may_remove_after"] or 0) > now_ms]
+    if missing:
+        return ComponentStatus(name, FAIL, "; ".join(
+            f"key {row['key_id']} is missing from the ring but signed links valid until "
+            f"{format_time(row['links_valid_until'])}: they answer 'not found' and their hits are rejected "
+            f"(token unknown_key). Put it back until {format_time(row['may_remove_after'])}"
+            for row in missing), details)
+    early = [row for row in rows if row["in_ring"] and row["announced_removal"] and row["may_remove_after"]
+             and row["announced_removal"] < row["may_remove_after"]]
+    if early:
+        return ComponentStatus(name, WARN, "; ".join(
+            f"key {row['key_id']} is announced for removal after {format_time(row['announced_removal'])} but signed "
+            f"links valid until {format_time(row['links_valid_until'])}: keep it until "
+            f"{format_time(row['may_remove_after'])}" for row in early), details)
+    retiring = [f"key {row['key_id']} may be removed after {format_time(row['may_remove_after'])}"
+                for row in rows if row["in_ring"] and not row["active"] and row["may_remove_after"]]
+    active = next((row["key_id"] for row in rows if row["active"]), None)
+    return ComponentStatus(name, OK, "; ".join([f"{len([row for row in rows if row['in_ring']])} key(s) in the "
+                                                f"ring, active {active}", *retiring]), details)
+
+
+def signing_key_schedule(settings: Settings) -> list[dict[str, Any]]:
+    """The ring as the functions read it, and each key's recorded dates."""
+    from chalicelib.hits.config import get_hit_config
+    from chalicelib.keyring import load_keyring
+
+    config = get_hit_config()
+    ring = load_keyring(config.signing_keys, config.signing_keys_parameter, config.signing_keys_max_age_seconds)
+    uses = SigningKeyUses(settings.deliveries_table, aws.PROBE).valid_until()
+    return key_schedule(ring, uses, settings.workflow_lookback_hours)
+
+
+def signing_keys(context: StatusContext) -> ComponentStatus:
+    return assess_signing_keys(signing_key_schedule(context.settings), context.now_ms)
 
 
 def hit_stream(context: StatusContext) -> ComponentStatus:
@@ -329,6 +389,7 @@ def dead_letter_queue(component: str, queue_url: Callable[[Settings], str | None
 
 CHECKS: list[Check] = [
     Check("hit_endpoints", hit_endpoints),
+    Check("signing_keys", signing_keys),
     Check("hit_stream", hit_stream),
     Check("redirection_logs", redirection_logs),
     Check("tracking_workflow", tracking_workflow),

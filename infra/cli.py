@@ -1,6 +1,7 @@
 """`sendtrail`: the operator's command line.
 
     sendtrail local up            run the local stack (moto + API + emulations) and the demo
+    sendtrail demo                send the large demo delivery again and play its recipients' reactions
     sendtrail deliveries list     list deliveries, newest first
     sendtrail deliveries indicators ID   a delivery's tracking indicators
     sendtrail deliveries send|pause|resume|stop ID   start or steer a delivery's send job
@@ -9,7 +10,10 @@
     sendtrail quarantine list     quarantined and denylisted addresses
     sendtrail workflow run        run the tracking workflow now and print its statistics
     sendtrail status              every component OK, WARN or FAIL and why; exit 0, 1 or 2
-    sendtrail token new           a new API token and the hash to configure
+    sendtrail token new --scope read|admin   a new API token and the entry to configure
+    sendtrail keys list           the link-signing keys: in the ring, links valid until, may be removed after
+    sendtrail keys rotate --parameter NAME   add a key, make it active, say when the old one may go
+    sendtrail keys remove ID --parameter NAME   remove a retired key (refused while its links are valid)
     sendtrail lists show          the human/machine lists: entries per signal and provider
     sendtrail lists import-ranges|import-agents FILE --provider P --signal S --source URL
                                   replace a provider's list from a file you downloaded
@@ -29,6 +33,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from chalicelib.keyring import KeyRingError
 from infra.api_client import ApiClient, ApiError
 
 STATE_FILE = Path(".local-state/stack.json")
@@ -69,13 +74,22 @@ def local_up(arguments: argparse.Namespace) -> int:
 
     from infra.local_runtime.stack import LocalStack, LocalStackOptions
 
+    import threading
+
+    from infra.local_runtime.demo import demo_mode, run_engagement_demo
+
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The API's request threads share each boto3 client's 10 pooled connections to the embedded AWS: under the
+    # demo's traffic urllib3 says, harmlessly, that it closes a surplus connection instead of pooling it.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    mode = "off" if arguments.no_demo else demo_mode(os.environ.get("SENDTRAIL_DEMO"))
     stack = LocalStack(LocalStackOptions(port=arguments.port, moto_port=arguments.moto_port))
     stack.start()
     print(f"sendtrail local stack: API on {stack.api_url} (embedded AWS on {stack.moto_endpoint})")
     print(f"API token: {stack.api_token}")
     print(f"  curl -H 'Authorization: Bearer {stack.api_token}' {stack.api_url}/api/deliveries")
-    if not arguments.no_demo:
+    print(f"Dashboard: {stack.api_url}/dashboard/login (sign in with the API token above)")
+    if mode != "off":
         demo = stack.seed_demo()
         print(f"Demo delivery {demo['delivery_id']} sent; its messages: {stack.api_url}/local/outbox")
         print(f"  to the SES mailbox simulator: 2 delivered, a bounce, a complaint "
@@ -88,11 +102,33 @@ def local_up(arguments: argparse.Namespace) -> int:
     interval = get_settings().workflow_interval_seconds
     print(f"Tracking workflow every {interval:g} s: clicks show in {stack.api_url}/api/deliveries/<id>/indicators")
     print("Serving until Ctrl-C.", flush=True)
+    stop = threading.Event()
+    if mode == "large":  # after /r/test answers (the API is up): the demo audience and its reactions
+        threading.Thread(target=_large_demo, args=(run_engagement_demo, stack.client(), stop),
+                         name="sendtrail-demo", daemon=True).start()
     try:
         stack.wait()
     finally:
+        stop.set()
         stack.stop()
     return 0
+
+
+def _large_demo(run: Any, api: ApiClient, stop: Any) -> None:
+    try:
+        run(api, stop=stop, announce=lambda line: print(line, flush=True))
+    except Exception as error:  # noqa: BLE001 - the demo failing leaves the stack serving
+        if not stop.is_set():
+            print(f"demo: {error}", flush=True)
+
+
+def demo(arguments: argparse.Namespace) -> int:
+    """Send the large demo delivery to the running local stack and play its recipients' reactions."""
+    from infra.local_runtime.demo import run_engagement_demo
+
+    result = run_engagement_demo(_api(), recipients=arguments.recipients, seconds=arguments.minutes * 60,
+                                 seed=arguments.seed, announce=lambda line: print(line, flush=True))
+    return 0 if not result["answered"].get("failed") else 1
 
 
 def deliveries_list(arguments: argparse.Namespace) -> int:
@@ -224,12 +260,89 @@ def status(arguments: argparse.Namespace) -> int:
     return EXIT_CODES[overall]
 
 
-def token_new(_: argparse.Namespace) -> int:
-    from chalicelib.auth import token_sha256
+def token_new(arguments: argparse.Namespace) -> int:
+    """A new token of a scope and the entry that lets it in; rotation keeps the old entry until clients moved."""
+    from chalicelib.auth import token_entry
 
     token = secrets.token_urlsafe(32)
-    print(f"token:  {token}")
-    print(f"sha256: {token_sha256(token)}  (the ApiTokenSha256 template parameter)")
+    print(f"token: {token}")
+    print(f"entry: {token_entry(arguments.scope, token)}")
+    print("Add the entry to the ApiTokens template parameter (comma-separated; SENDTRAIL_API_TOKENS locally).\n"
+          "To rotate, keep the old token's entry until every client uses the new token, then remove it.")
+    return 0
+
+
+def _key_schedule() -> dict[str, Any]:
+    return _api().get("/api/signing-keys")
+
+
+def keys_list(_: argparse.Namespace) -> int:
+    rows = [{**row, "in_ring": "yes" if row["in_ring"] else "NO", "active": "active" if row["active"] else ""}
+            for row in _key_schedule()["keys"]]
+    _print_table(_with_times(rows, "links_valid_until", "may_remove_after", "announced_removal"),
+                 ["key_id", "active", "in_ring", "links_valid_until", "may_remove_after", "announced_removal"])
+    return 0
+
+
+def _read_ring(ssm: Any, parameter: str) -> Any:
+    from chalicelib.keyring import KeyRing
+
+    return KeyRing.from_json(ssm.get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"])
+
+
+def _write_ring(ssm: Any, parameter: str, ring: Any) -> None:
+    ssm.put_parameter(Name=parameter, Value=ring.to_json(), Type="SecureString", Overwrite=True)
+
+
+def keys_rotate(arguments: argparse.Namespace) -> int:
+    """Add a key, make it active, and announce (in the ring and here) when the old one may be removed.
+
+    The old key's date is the latest expiry of the links it signed (recorded
+    by the send workers), counting the messages warm functions still sign
+    with it until they read the new ring, plus the time their hits may
+    still be on their way to the tracking workflow.
+    """
+    import boto3
+
+    from chalicelib.clock import now_ms
+    from chalicelib.keyring import format_time, links_valid_until, removable_from
+
+    ssm = boto3.client("ssm")
+    ring = _read_ring(ssm, arguments.parameter)
+    schedule = _key_schedule()
+    old = ring.active_key_id
+    recorded = next((row["links_valid_until"] for row in schedule["keys"] if row["key_id"] == old), None) or 0
+    still_signing_until = now_ms() + int(schedule["ring_max_age_seconds"]) * 1000
+    valid_until = max(recorded, links_valid_until(still_signing_until, still_signing_until,
+                                                  int(schedule["unsubscribe_days"])))
+    retire_after = removable_from(valid_until, int(schedule["hits_in_flight_hours"]))
+    rotated = ring.rotated(retire_after)
+    _write_ring(ssm, arguments.parameter, rotated)
+    print(f"key {rotated.active_key_id} added and active (functions read it within "
+          f"{schedule['ring_max_age_seconds']} s).")
+    print(f"key {old} may be removed after {format_time(retire_after)}: links it signed are valid until "
+          f"{format_time(valid_until)} (List-Unsubscribe included), plus {schedule['hits_in_flight_hours']} h "
+          f"for their hits to reach the tracking workflow. `sendtrail status` warns if that changes.")
+    return 0
+
+
+def keys_remove(arguments: argparse.Namespace) -> int:
+    """Remove a retired key; refused while links it signed are valid (unless --force)."""
+    import boto3
+
+    from chalicelib.clock import now_ms
+    from chalicelib.keyring import format_time
+
+    ssm = boto3.client("ssm")
+    ring = _read_ring(ssm, arguments.parameter)
+    row = next((row for row in _key_schedule()["keys"] if row["key_id"] == arguments.key_id), {})
+    needed_until = max(row.get("may_remove_after") or 0, ring.remove_after.get(arguments.key_id, 0))
+    if needed_until > now_ms() and not arguments.force:
+        print(f"sendtrail: key {arguments.key_id} is needed until {format_time(needed_until)} (links it signed, "
+              f"List-Unsubscribe included, would answer 'not found'); --force removes it anyway", file=sys.stderr)
+        return 1
+    _write_ring(ssm, arguments.parameter, ring.without(arguments.key_id))
+    print(f"key {arguments.key_id} removed from {arguments.parameter}")
     return 0
 
 
@@ -268,6 +381,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     up.add_argument("--no-demo", action="store_true", help="do not seed and send the demo delivery")
     up.set_defaults(handler=local_up)
+
+    from infra.local_runtime.demo import LARGE_DEMO_RECIPIENTS, LARGE_DEMO_SECONDS
+
+    replay = commands.add_parser("demo", help="send the large demo delivery to the local stack and play its "
+                                                "recipients' opens, clicks and opt-outs through the hit endpoints")
+    replay.add_argument("--recipients", type=int, default=LARGE_DEMO_RECIPIENTS,
+                        help=f"mailbox simulator addresses (default {LARGE_DEMO_RECIPIENTS})")
+    replay.add_argument("--minutes", type=float, default=LARGE_DEMO_SECONDS / 60,
+                        help=f"how long the reactions take (default {LARGE_DEMO_SECONDS / 60:g})")
+    replay.add_argument("--seed", type=int, default=2026, help="another seed, other reactions")
+    replay.set_defaults(handler=demo)
 
     deliveries = commands.add_parser("deliveries", help="deliveries").add_subparsers(dest="action", required=True)
     listing = deliveries.add_parser("list", help="newest first")
@@ -327,7 +451,23 @@ def build_parser() -> argparse.ArgumentParser:
         importing.set_defaults(handler=lists_import, kind=kind)
 
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
-    token.add_parser("new", help="print a new token and its SHA-256").set_defaults(handler=token_new)
+    new_token = token.add_parser("new", help="print a new token and the scope:sha256 entry to configure")
+    new_token.add_argument("--scope", required=True, choices=["read", "admin"],
+                           help="read: dashboards, reports, status; admin: also create, send, steer, run, erase")
+    new_token.set_defaults(handler=token_new)
+
+    keys = commands.add_parser("keys", help="link-signing keys").add_subparsers(dest="action", required=True)
+    keys.add_parser("list", help="each key: in the ring, links valid until, may be removed after").set_defaults(
+        handler=keys_list)
+    ring_parameter = {"required": True, "help": "the SSM SecureString holding the key ring (SigningKeysParameterName)"}
+    rotate = keys.add_parser("rotate", help="add a key, make it active, say when the old one may go")
+    rotate.add_argument("--parameter", **ring_parameter)
+    rotate.set_defaults(handler=keys_rotate)
+    remove = keys.add_parser("remove", help="remove a retired key once its links expired")
+    remove.add_argument("key_id", type=int)
+    remove.add_argument("--parameter", **ring_parameter)
+    remove.add_argument("--force", action="store_true", help="even while links it signed are valid")
+    remove.set_defaults(handler=keys_remove)
     return parser
 
 
@@ -336,6 +476,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return arguments.handler(arguments)
     except ApiError as error:
+        print(f"sendtrail: {error}", file=sys.stderr)
+        return 1
+    except KeyRingError as error:
         print(f"sendtrail: {error}", file=sys.stderr)
         return 1
 

@@ -14,14 +14,17 @@ from typing import Any, Iterator
 import boto3
 import pytest
 
-from infra.local_runtime import environment, moto_dynamodb
+from infra.local_runtime import environment, moto_dynamodb, moto_kinesis
 
 environment.apply(environment.fake_aws(), remove=("AWS_ENDPOINT_URL",))
 moto_dynamodb.install()  # transactions that copy their items, not whole tables (see the module)
+moto_kinesis.install()  # shards safe for the threaded live servers (see the module)
 
-API_TOKEN = "test-api-token-0123456789"
+API_TOKEN = "test-api-token-0123456789"  # admin scope
+READ_TOKEN = "test-read-token-0123456789"  # read scope
 PUBLIC_BASE_URL = "https://t.example.com"
-KEYRING_V1 = '{"active": 1, "keys": {"1": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}}'
+KEYRING_V1 = ('{"active": 1, "keys": {"1": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, '
+              '"suppression_key": "c3VwcHJlc3Npb24ta2V5LTAxMjM0NTY3ODlhYmNkZWY="}')
 
 
 @pytest.fixture
@@ -35,7 +38,7 @@ def aws() -> Iterator[None]:
 @pytest.fixture
 def resources(aws: None) -> Any:
     """The template's resources on moto, and the Lambda environment pointing at them."""
-    from chalicelib.auth import token_sha256
+    from chalicelib.auth import ADMIN, READ, token_entry
     from infra.local_runtime import ses_account, ses_outbox
     from infra.local_runtime.provision import provision
 
@@ -47,7 +50,7 @@ def resources(aws: None) -> Any:
     saved = dict(os.environ)
     environment.apply({
         **provisioned.environment,
-        "SENDTRAIL_API_TOKEN_SHA256": token_sha256(API_TOKEN),
+        "SENDTRAIL_API_TOKENS": f"{token_entry(ADMIN, API_TOKEN)},{token_entry(READ, READ_TOKEN)}",
         "SENDTRAIL_SIGNING_KEYS": KEYRING_V1,
         "SENDTRAIL_PUBLIC_BASE_URL": PUBLIC_BASE_URL,
     })
@@ -102,6 +105,9 @@ class AuthedClient:
 
     def post(self, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
         return self.client.post(path, headers=self._headers(headers), **kwargs)
+
+    def delete(self, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        return self.client.request("DELETE", path, headers=self._headers(headers), **kwargs)
 
 
 def read_stream(stream_name: str) -> list[dict[str, Any]]:

@@ -36,6 +36,12 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
                     headers={"Content-Type": "application/json", "Cache-Control": "no-store", **(headers or {})})
 
 
+def model_response(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A response model as the JSON body (its aliases, None as null unless the field excludes it)."""
+    return Response(body=model.model_dump_json(by_alias=True), status_code=status,
+                    headers={"Content-Type": "application/json", "Cache-Control": "no-store", **(headers or {})})
+
+
 def error_response(status: int, code: str, message: str, fields: list[dict[str, str]] | None = None) -> Response:
     body: dict[str, Any] = {"error": code, "message": message}
     if fields:
@@ -89,7 +95,11 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
 
 def decode_cursor(request: Request) -> dict[str, Any] | None:
     """The `next` query parameter: a cursor an earlier page returned (a table key), or None."""
-    raw = (request.query_params or {}).get("next")
+    return cursor_value((request.query_params or {}).get("next"))
+
+
+def cursor_value(raw: str | None) -> dict[str, Any] | None:
+    """A `next` cursor an earlier page returned, decoded; None for none; a 400 for anything else."""
     if not raw:
         return None
     try:

@@ -8,10 +8,18 @@ so concurrent events for one address cannot lose an error.
 
 Quarantined and denylisted items carry `quarantine_list`, the partition key
 of the sparse by-quarantine index: listing them is a Query on that index.
+
+Erasing a person (chalicelib/privacy.py) removes their address; if it was
+opted out, quarantined or denylisted, the suppression stays, under a keyed
+one-way hash of the address instead (`suppression_hash`: HMAC-SHA256 with
+the key ring's suppression key), which `get_many` looks up next to the
+address, so erasing someone never mails them again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any, Iterable, Mapping
 
 from chalicelib.data import aws
@@ -23,8 +31,23 @@ QUARANTINE_FIELDS = ("quarantine_status", "quarantine_reason", "quarantine_since
                      "error_count", "last_error_at", "last_counted_error_at", "last_error_reason")
 
 
+HASH_PREFIX = "hmac-sha256:"
+SUPPRESSION_FIELDS = ("unsubscribed_at", "unsubscribed_delivery", "quarantine_status", "quarantine_reason",
+                      "quarantine_since", "quarantine_list")
+
+
 def address_key(address: str) -> dict[str, Any]:
     return {"address": {"S": address.strip().lower()}}
+
+
+def suppression_hash(key: bytes, address: str) -> str:
+    """The erased form of an address: a keyed one-way hash (no dictionary of addresses reverses it without the key)."""
+    return HASH_PREFIX + hmac.new(key, address.strip().lower().encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def suppresses(item: Mapping[str, Any] | None) -> bool:
+    """Does this address item keep the address from being mailed (opted out, quarantined or denylisted)?"""
+    return bool(item and (item.get("unsubscribed_at") or item.get("quarantine_status")))
 
 
 class AddressStore:
@@ -50,14 +73,39 @@ class AddressStore:
         response = self._dynamodb.get_item(TableName=self.table, Key=address_key(address), ConsistentRead=consistent)
         return from_item(response.get("Item"))
 
-    def get_many(self, addresses: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The stored items of these addresses (lower-cased), by address; absent ones are missing (BatchGetItem)."""
-        keys = [address_key(address) for address in sorted({address.strip().lower() for address in addresses})]
+    def get_many(self, addresses: Iterable[str], suppression_key: bytes | None = None) -> dict[str, dict[str, Any]]:
+        """The stored items of these addresses (lower-cased), by address; absent ones are missing (BatchGetItem).
+
+        With `suppression_key`, an address erased while suppressed is found by its hash too.
+        """
+        wanted = sorted({address.strip().lower() for address in addresses})
+        hashed = {suppression_hash(suppression_key, address): address for address in wanted} if suppression_key else {}
+        keys = [address_key(address) for address in [*wanted, *hashed]]
         fields = ("address", "quarantine_status", "quarantine_reason", "unsubscribed_at")
         items = batch_get(self._dynamodb, self.table, keys, consistent=True,
                           projection=", ".join(f"#p{index}" for index in range(len(fields))),
                           names={f"#p{index}": name for index, name in enumerate(fields)})
-        return {item["address"]: item for item in items}
+        found = {item["address"]: item for item in items if item["address"] not in hashed}
+        for item in items:
+            if item["address"] in hashed:
+                found.setdefault(hashed[item["address"]], item)
+        return found
+
+    def erase(self, address: str, suppression_key: bytes, at_ms: int) -> str | None:
+        """Remove the address; a suppression it carried stays under its hash. What was done, or None (unknown)."""
+        item = self.get(address, consistent=True)
+        if item is None:
+            return None
+        if not suppresses(item):
+            self._dynamodb.delete_item(TableName=self.table, Key=address_key(address))
+            return "deleted"
+        delete = {"Delete": {"TableName": self.table, "Key": address_key(address)}}
+        kept = {name: item[name] for name in SUPPRESSION_FIELDS if item.get(name) is not None}
+        kept.update(address=suppression_hash(suppression_key, address), erased_at=at_ms)
+        self._dynamodb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": self.table, "Item": {name: to_value(value) for name, value in kept.items()}}},
+            delete])
+        return "suppressed_as_hash"
 
     def quarantine_update(self, address: str, values: Mapping[str, Any], expected_version: int) -> dict[str, Any]:
         """A TransactWriteItems entry that sets the address's quarantine state, if nobody changed it meanwhile.

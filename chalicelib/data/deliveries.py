@@ -20,12 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_write, from_item, query_all, query_page, to_item, to_value
+from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, \
+    query_page, to_item, to_value
 
 SUMMARY, CONTENT, LINKS = "summary", "content", "links"
 BY_CREATED_INDEX = "by-created"  # declared on DeliveriesTable in infra/template.yaml
 BY_STATE_INDEX = "by-state"  # DeliveriesTable: (state, state_since)
 BY_STATUS_INDEX = "by-status"  # DeliveryLogsTable: (status_key, log_id)
+BY_RECIPIENT_INDEX = "by-recipient"  # DeliveryLogsTable: (recipient_id, delivery_id), keys only
 LIST_PARTITION = "delivery"
 MAX_TRANSACTION_ITEMS = 100
 
@@ -252,27 +254,57 @@ class DeliveryStore:
             ExpressionAttributeValues={f":v{index}": to_value(value) for index, value in enumerate(values.values())},
         )
 
+    def recipient_logs(self, recipient_id: str) -> list[dict[str, Any]]:
+        """Every delivery log of a recipient across deliveries (a Query on the by-recipient index, then GetItems)."""
+        keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.logs_table,
+                          IndexName=BY_RECIPIENT_INDEX, KeyConditionExpression="recipient_id = :r",
+                          ExpressionAttributeValues={":r": {"S": recipient_id}})
+        return batch_get(self._dynamodb, self.logs_table, [to_item(key) for key in keys], consistent=True)
+
+    def delete_delivery(self, delivery_id: str) -> int:
+        """Delete a delivery's logs (by its partition key) and then its items; returns how many logs."""
+        keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.logs_table,
+                          KeyConditionExpression="delivery_id = :d", ExpressionAttributeValues={":d": {"S": delivery_id}})
+        deleted = batch_delete(self._dynamodb, self.logs_table, keys)
+        batch_delete(self._dynamodb, self.deliveries_table,
+                     ({"delivery_id": delivery_id, "part": part} for part in (LINKS, CONTENT, SUMMARY)))
+        return deleted
+
+    def set_expiry(self, delivery_id: str, expires_at_epoch: int) -> None:
+        """When the delivery's items (summary, content, URL table) expire (DynamoDB TTL)."""
+        for part in (SUMMARY, CONTENT, LINKS):
+            self._dynamodb.update_item(
+                TableName=self.deliveries_table, Key={"delivery_id": {"S": delivery_id}, "part": {"S": part}},
+                UpdateExpression="SET expires_at_epoch = :e", ConditionExpression="attribute_exists(delivery_id)",
+                ExpressionAttributeValues={":e": {"N": str(expires_at_epoch)}})
+
     def mark_optout(self, delivery_id: str, log_id: int, at_ms: int) -> dict[str, Any] | None:
-        """Record the recipient's opt-out once: the log on the first call, None after."""
+        """Mark the recipient's opt-out as begun: the log, unless an earlier request completed it (None).
+
+        The log keeps the first `optout_at`; `optout_pending` stays until the
+        opt-out's hit is recorded (`confirm_optout`), so a retry after a
+        failure re-records the hit instead of answering "already".
+        """
         try:
             response = self._dynamodb.update_item(
                 TableName=self.logs_table,
                 Key={"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}},
-                UpdateExpression="SET optout_at = :at",
-                ConditionExpression="attribute_exists(delivery_id) AND attribute_not_exists(optout_at)",
-                ExpressionAttributeValues={":at": {"N": str(at_ms)}},
+                UpdateExpression="SET optout_at = if_not_exists(optout_at, :at), optout_pending = :pending",
+                ConditionExpression="attribute_exists(delivery_id) AND "
+                                    "(attribute_not_exists(optout_at) OR attribute_exists(optout_pending))",
+                ExpressionAttributeValues={":at": {"N": str(at_ms)}, ":pending": {"BOOL": True}},
                 ReturnValues="ALL_NEW",
             )
         except self._dynamodb.exceptions.ConditionalCheckFailedException:
             return None
         return from_item(response["Attributes"])
 
-    def clear_optout(self, delivery_id: str, log_id: int) -> None:
-        """Undo mark_optout when the hit could not be recorded, so a retry records both."""
+    def confirm_optout(self, delivery_id: str, log_id: int) -> None:
+        """The opt-out's hit is recorded: later requests answer "already unsubscribed"."""
         self._dynamodb.update_item(
             TableName=self.logs_table,
             Key={"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}},
-            UpdateExpression="REMOVE optout_at",
+            UpdateExpression="REMOVE optout_pending",
         )
 
     # === send jobs: delivery states, chunks of logs, transactional transitions ===

@@ -81,6 +81,19 @@ def batch_write(dynamodb: Any, table: str, items: Iterable[Mapping[str, Any]]) -
     return sum(_flush(dynamodb, table, batch) for batch in batches(requests, 25))
 
 
+def batch_delete(dynamodb: Any, table: str, keys: Iterable[Mapping[str, Any]]) -> int:
+    """Delete items by key 25 at a time, retrying what DynamoDB leaves unprocessed."""
+    requests = ({"DeleteRequest": {"Key": to_item(key)}} for key in keys)
+    return sum(_flush(dynamodb, table, batch) for batch in batches(requests, 25))
+
+
+def query_keys(dynamodb: Any, key_names: tuple[str, ...], **request: Any) -> list[dict[str, Any]]:
+    """The primary keys of every item a Query finds (only the keys are read back)."""
+    names = {f"#k{index}": name for index, name in enumerate(key_names)}
+    request["ExpressionAttributeNames"] = {**request.get("ExpressionAttributeNames", {}), **names}
+    return list(query_all(dynamodb, ProjectionExpression=", ".join(names), **request))
+
+
 def _flush(dynamodb: Any, table: str, batch: list[dict[str, Any]]) -> int:
     import time
 

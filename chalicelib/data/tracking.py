@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_get, batch_write, from_item, query_all, to_item, to_value
+from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, to_item, \
+    to_value
 
 BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
 INDICATORS = "indicators"
@@ -78,6 +79,23 @@ class TrackingStore:
             KeyConditionExpression="recipient_id = :r", ExpressionAttributeValues={":r": {"S": recipient_id}},
             ScanIndexForward=False, Limit=50,
         )
+
+    def delete_recipient(self, recipient_id: str) -> int:
+        """Delete a recipient's tracking items across deliveries (their keys from the by-recipient index)."""
+        keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.tracking_table,
+                          IndexName=BY_RECIPIENT_INDEX, KeyConditionExpression="recipient_id = :r",
+                          ExpressionAttributeValues={":r": {"S": recipient_id}})
+        return batch_delete(self._dynamodb, self.tracking_table, keys)
+
+    def delete_delivery(self, delivery_id: str) -> int:
+        """Delete a delivery's tracking and consolidated stats (a Query on each table's partition key)."""
+        deleted = 0
+        for table, sort_key in ((self.tracking_table, "log_id"), (self.stats_table, "stat")):
+            keys = query_keys(self._dynamodb, ("delivery_id", sort_key), TableName=table,
+                              KeyConditionExpression="delivery_id = :d",
+                              ExpressionAttributeValues={":d": {"S": delivery_id}})
+            deleted += batch_delete(self._dynamodb, table, keys)
+        return deleted
 
     # --- consolidated stats ------------------------------------------------
 

@@ -26,6 +26,7 @@ from chalicelib.data import send_queue
 from chalicelib.data.deliveries import DeliveryStore
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.mta import affinities, states
+from chalicelib.retention import expires_at_epoch
 from chalicelib.settings import Settings
 
 logger = logging.getLogger("sendtrail.mta.jobs")
@@ -77,6 +78,10 @@ class SendJobs:
                 "start_requested_at": now}):
             raise self._refuse("send", delivery_id)
         self.store.set_links_expiry(delivery_id, now + int(summary["validity_days"]) * DAY_MS)
+        # Kept with its consolidated tracking, and at least as long as its links and unsubscribe links work.
+        self.store.set_expiry(delivery_id, expires_at_epoch(now, max(
+            self.settings.tracking_retention_days, int(summary["validity_days"]),
+            self.settings.delivery_log_retention_days)))
         try:
             self._enqueue_all(delivery_id, summary)
         except Exception:

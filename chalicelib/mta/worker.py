@@ -19,7 +19,9 @@ A chunk is a range of log ids (jobs.py). Processing it:
    (prepared -> pending, one transaction with the counts), each message is
    rendered and sent, and the group's results are recorded in one
    transaction (pending -> sent with SES's message id and the raw size,
-   failed when SES refused it, prepared again when it was not sent).
+   failed when SES refused it or it could not be rendered or encoded
+   (invalid_content: that message alone), prepared again when it was not
+   sent).
    Before each group the state is read again, so a pause or a stop takes
    effect within one group.
 
@@ -56,14 +58,25 @@ from chalicelib.data import mailer, send_queue
 from chalicelib.data.addresses import AddressStore
 from chalicelib.data.deliveries import DeliveryStore, LogTransition
 from chalicelib.data.mailer import SesAnswerLost, SesBlocked, SesNoConfigurationSet, SesRefused, SesThrottled
+from chalicelib.data.signing_keys import SigningKeyUses
 from chalicelib.deliveries.compose import compose
-from chalicelib.deliveries.mime import build_mime
+from chalicelib.deliveries.mime import HEADER_UNSAFE, build_mime, unsafe_character
 from chalicelib.deliveries.tracked_links import RecipientLinks
 from chalicelib.errors import AffinityNotConfigured
+from chalicelib.keyring import DAY_MS, KeyRing, links_valid_until, removable_from
 from chalicelib.mta import affinities, states, statuses
 from chalicelib.mta.pacing import Backoff, Pacer
-from chalicelib.mta.reasons import DENYLISTED, ERROR_IGNORED, IGNORED, QUARANTINED, REFUSED, Failure
+from chalicelib.mta.reasons import (
+    DENYLISTED,
+    ERROR_IGNORED,
+    IGNORED,
+    INVALID_CONTENT,
+    QUARANTINED,
+    REFUSED,
+    Failure,
+)
 from chalicelib.mta.recipients import normalise
+from chalicelib.retention import expires_at_epoch
 from chalicelib.settings import Settings
 
 logger = logging.getLogger("sendtrail.mta.worker")
@@ -264,7 +277,8 @@ class SendWorker:
         """Make logs to quarantined, denylisted or opted-out addresses ignored; returns the others."""
         if not logs:
             return logs
-        known = self.addresses.get_many(log["email"] for log in logs)
+        # An erased person's suppression is kept under a hash of the address (chalicelib/privacy.py).
+        known = self.addresses.get_many((log["email"] for log in logs), self.settings.keyring().suppression_key)
         keep, skipped = [], []
         for log in logs:
             item = known.get(normalise(log["email"])) or {}
@@ -304,6 +318,7 @@ class SendWorker:
             return run
         content = self.store.get_content(chunk.delivery_id) or {}
         keyring = self.settings.keyring()
+        self._record_signing_key(keyring, summary)
         pacer = Pacer(rate, clock=self.runtime.monotonic, sleep=self.runtime.sleep)
         size = self.settings.send_claim_batch
         for start in range(0, len(prepared), size):
@@ -326,12 +341,31 @@ class SendWorker:
                 return run
         return run
 
-    def _claim(self, delivery_id: str, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """prepared -> pending; only the logs this worker moved are its to send."""
+    def _record_signing_key(self, keyring: KeyRing, summary: dict[str, Any]) -> None:
+        """Note until when the links this chunk signs are valid, before signing: the key must stay that long.
+
+        One conditional write per chunk at most, none when this container
+        recorded the same date for the key already (a UTC midnight).
+        """
         now = self.runtime.now_ms()
+        links_expire = int(summary.get("start_requested_at") or now) + int(
+            summary.get("validity_days") or self.settings.default_validity_days) * DAY_MS
+        until = links_valid_until(links_expire, now, self.settings.delivery_log_retention_days)
+        SigningKeyUses(self.settings.deliveries_table).record(
+            keyring.active_key_id, until, removable_from(until, self.settings.workflow_lookback_hours))
+
+    def _claim(self, delivery_id: str, logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """prepared -> pending; only the logs this worker moved are its to send.
+
+        A log is kept `delivery_log_retention_days` from its sending (its
+        unsubscribe link works as long), not from the delivery's creation.
+        """
+        now = self.runtime.now_ms()
+        expires = expires_at_epoch(now, self.settings.delivery_log_retention_days)
 
         def claim(log: dict[str, Any]) -> LogTransition:
-            return LogTransition(int(log["log_id"]), statuses.PREPARED, statuses.PENDING, values={"pending_since": now})
+            return LogTransition(int(log["log_id"]), statuses.PREPARED, statuses.PENDING,
+                                 values={"pending_since": now, "expires_at_epoch": expires})
 
         if self.store.transition(delivery_id, [claim(log) for log in logs], now):
             return logs
@@ -345,7 +379,14 @@ class SendWorker:
             if result.stop:
                 result.unsent.extend(logs[index:])
                 break
-            raw = self._render(delivery_id, summary, content, keyring, log)
+            try:
+                raw = self._render(delivery_id, summary, content, keyring, log)
+            except ValueError as error:  # this message only (UnicodeError included): the rest of the group goes
+                logger.warning("a message could not be built; it fails alone",
+                               extra={"delivery_id": delivery_id, "log_id": log["log_id"], "error": str(error)})
+                result.sent.append(_Sent(log, failure=Failure(
+                    IGNORED, INVALID_CONTENT, f"the message could not be rendered or encoded: {error}"[:500])))
+                continue
             outcome = self._send_one(delivery_id, summary, configuration_set, log, raw, pacer, deadline)
             if isinstance(outcome, str):
                 result.stop = outcome
@@ -356,6 +397,9 @@ class SendWorker:
 
     def _render(self, delivery_id: str, summary: dict[str, Any], content: dict[str, Any], keyring: Any,
                 log: dict[str, Any]) -> bytes:
+        where = unsafe_character(log["email"], HEADER_UNSAFE)
+        if where:  # stored before addresses were normalised: it would reach To: and SES's destination as is
+            raise ValueError(f"the recipient's address holds a line break or control character ({where})")
         links = RecipientLinks(summary["base_url"], keyring, delivery_id, int(log["log_id"]))
         message = compose(content, log, links)
         return build_mime(content["from_address"], log["email"], message.subject, message.html, message.text,

@@ -34,9 +34,9 @@ def fake_aws(endpoint_url: str | None = None) -> dict[str, str]:
 
 
 def new_signing_keyring() -> str:
-    """A fresh key ring with one active 32-byte key."""
-    secret = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-    return '{"active": 1, "keys": {"1": "%s"}}' % secret
+    """A fresh key ring with one active 32-byte key, and the key of erased people's suppression hashes."""
+    secret, suppression = (base64.b64encode(secrets.token_bytes(32)).decode("ascii") for _ in range(2))
+    return '{"active": 1, "keys": {"1": "%s"}, "suppression_key": "%s"}' % (secret, suppression)
 
 
 def apply(variables: Mapping[str, str], remove: tuple[str, ...] = ()) -> None:
@@ -49,7 +49,7 @@ def apply(variables: Mapping[str, str], remove: tuple[str, ...] = ()) -> None:
 def forget_cached_configuration() -> None:
     """Clear every per-container cache that depends on the environment."""
     from chalicelib import keyring, metrics, native
-    from chalicelib.data import aws
+    from chalicelib.data import aws, signing_keys
     from chalicelib.hits import config, endpoints
     from chalicelib.settings import get_settings
 
@@ -59,6 +59,7 @@ def forget_cached_configuration() -> None:
     config.get_hit_config.cache_clear()
     keyring._parse.cache_clear()  # noqa: SLF001 - the parse cache is keyed by text; cleared for isolation
     aws.reset_clients()
+    signing_keys.forget_recorded()
     endpoints.link_tables.clear()
     if "aws_lambda_powertools.utilities.parameters" in sys.modules:  # the key ring read from SSM
         sys.modules["aws_lambda_powertools.utilities.parameters"].clear_caches()

@@ -49,17 +49,21 @@ class ApiGatewayEmulator(LocalGateway):
     def handle_request(self, method: str, path: str, headers: Any, body: bytes | None) -> dict[str, Any]:
         try:
             return super().handle_request(method, path, headers, body)
-        except LocalGatewayException:
+        except LocalGatewayException as error:
+            if error.body and error.headers is not None:  # API Gateway's own answers are JSON, and say so
+                error.headers.setdefault("Content-Type", "application/json")
             raise
         except Exception as error:  # noqa: BLE001 - only an authorizer's exception gets here
             request_id = str(uuid.uuid4())
             if str(error) == "Unauthorized":
                 raise NotAuthorizedError(
-                    {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": "UnauthorizedException"},
+                    {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": "UnauthorizedException",
+                     "Content-Type": "application/json"},
                     b'{"message":"Unauthorized"}') from None
             logger.exception("authorizer failed")
             raise InvalidAuthorizerError(
-                {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": "AuthorizerConfigurationException"},
+                {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": "AuthorizerConfigurationException",
+                 "Content-Type": "application/json"},
                 b'{"message":null}') from None
 
 

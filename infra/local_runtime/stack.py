@@ -21,7 +21,7 @@ from typing import Any, Callable
 import boto3
 
 from infra.api_client import ApiClient
-from infra.local_runtime import environment, moto_dynamodb, ses_account, ses_outbox
+from infra.local_runtime import environment, moto_dynamodb, moto_kinesis, ses_account, ses_outbox
 from infra.local_runtime.gateway import local_server
 from infra.local_runtime.local_routes import register_local_routes
 from infra.local_runtime.moto_server import start_moto
@@ -66,11 +66,12 @@ class LocalStack:
     def start(self) -> "LocalStack":
         import secrets
 
-        from chalicelib.auth import token_sha256
+        from chalicelib.auth import ADMIN, token_entry
 
         if self.options.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the local stack listens on loopback only")
         moto_dynamodb.install()
+        moto_kinesis.install()  # the hit endpoints' puts and the Firehose pump's reads run at once
         self._moto, self.moto_endpoint = start_moto(self.options.host, self.options.moto_port)
         environment.apply(environment.fake_aws(self.moto_endpoint))
         ses_outbox.install()
@@ -80,7 +81,7 @@ class LocalStack:
         self.api_url = f"http://{self.options.host}:{self.options.port}"
         environment.apply({
             **self.resources.environment,
-            "SENDTRAIL_API_TOKEN_SHA256": token_sha256(self.api_token),
+            "SENDTRAIL_API_TOKENS": token_entry(ADMIN, self.api_token),
             "SENDTRAIL_SIGNING_KEYS": os.environ.get("SENDTRAIL_SIGNING_KEYS") or environment.new_signing_keyring(),
             "SENDTRAIL_PUBLIC_BASE_URL": self.api_url,
             # The functions' JSON logs: warnings and errors on the console (POWERTOOLS_LOG_LEVEL=INFO for all).

@@ -87,9 +87,17 @@ def api_handler_scenario(api: Any, client: Any, resources: Any, mta: Any) -> Cal
         assert api.get(f"/api/deliveries/{paused}").json_body["stalled"] is False  # reads SES while it sends
         for action in ("pause", "resume", "stop"):
             assert api.post(f"/api/deliveries/{paused}/{action}").status_code == 200
+        assert api.get("/api/signing-keys").status_code == 200
+        assert api.get("/api/recipients/r0/export").status_code == 200  # a person's rights
+        assert api.delete("/api/recipients/r0").status_code == 200
+        assert api.delete(f"/api/deliveries/{paused}").status_code == 200
         with recorded.paused():
             boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
-        assert client.get(paths[0]).status_code in (200, 302)  # kept in the redirection logs instead
+        assert client.get(paths[0]).status_code in (200, 302)  # kept by the fallback delivery stream instead
+        with recorded.paused():
+            boto3.client("firehose").delete_delivery_stream(
+                DeliveryStreamName=get_settings().redirection_log_fallback_stream)
+        assert client.get(paths[0]).status_code in (200, 302)  # kept as its own redirection-log object
     return recorded
 
 

@@ -15,8 +15,8 @@ from chalicelib.settings import get_settings
 from infra.local_runtime import environment
 from tests.conftest import KEYRING_V1
 
-COMPONENTS = ["hit_endpoints", "hit_stream", "redirection_logs", "tracking_workflow", "ses", "send_work_queue",
-              "send_work_dlq", "ses_events_queue", "ses_events_dlq"]
+COMPONENTS = ["hit_endpoints", "signing_keys", "hit_stream", "redirection_logs", "tracking_workflow", "ses",
+              "send_work_queue", "send_work_dlq", "ses_events_queue", "ses_events_dlq"]
 
 
 def components(api: Any, expected: list[str] = COMPONENTS) -> dict[str, dict[str, Any]]:

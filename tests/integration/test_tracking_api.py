@@ -49,9 +49,9 @@ def test_a_sent_delivery_without_hits_has_zero_indicators(api: Any, mta: Any) ->
     body = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
     assert (body["processed"], body["success"], body["opens_unique"], body["clicks_total"]) == (2, 2, 0, 0)
     assert body["last_updated"] is None and body["rates"]["opens_unique"] == 0
-    urls = api.get(f"/api/deliveries/{delivery_id}/urls").json_body["urls"]
-    assert [(row["url_id"], row["type"], row["clicks_total"]) for row in urls] == [
-        (2, "optout", 0), (3, "mirror", 0), (4, "click", 0)]
+    urls = api.get(f"/api/deliveries/{delivery_id}/urls").json_body["rows"]
+    assert sorted((row["url_ids"], row["types"], row["clicks_total"]) for row in urls) == [
+        ([2], ["optout"], 0), ([3], ["mirror"], 0), ([4], ["click"], 0)]
     assert api.get(f"/api/deliveries/{delivery_id}/timeline").json_body["buckets"] == []
 
 

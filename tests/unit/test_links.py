@@ -595,7 +595,15 @@ def test_prepared_content_round_trips_through_json() -> None:
 
     assert PreparedContent.from_dict(stored) == prepared
     assert stored["urls"][4] == {"url_id": 5, "url": "https://shop.example.com/p/{{sku}}?ref={{ref}}",
-                                 "label": "Our product", "type": "click", "placeholders": ["ref", "sku"]}
+                                 "label": "Our product", "type": "click", "placeholders": ["ref", "sku"],
+                                 "category": ""}
+
+
+def test_an_override_gives_a_url_its_category_for_the_url_report() -> None:
+    prepared = prepare_content('<a href="https://x.example/a">A</a> <a href="https://x.example/b">B</a>', None,
+                               overrides=[UrlOverride(match="B", category="  Social   media ")])
+
+    assert [(url.url_id, url.category) for url in prepared.urls[3:]] == [(4, ""), (5, "Social media")]
 
 
 def test_prepared_content_from_dynamodb_numbers_and_missing_text() -> None:

@@ -1,0 +1,234 @@
+"""The report service (chalicelib/reports) over moto: numbers checked against hand-computed answers,
+and the reads each report makes counted (a bounded number of GetItem/Query, never a Scan)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chalicelib.errors import InvalidField, NotFound
+from chalicelib.reports import activity
+from tests.reports_harness import MINUTE, T0, play, reads, send, set_started
+from tests.tracking_logs import record
+
+EMAILS = [f"p{index}@example.net" for index in range(1, 11)]
+
+
+def _opens_and_clicks(delivery_id: str) -> list[dict[str, Any]]:
+    """A known pattern, each hit from another recipient (the 1-minute rule drops none).
+
+    Opens (10): 4 in the window [T0, T0+5m), 2 in [T0+5m, T0+10m), 2 in [T0+15m, T0+20m),
+    2 in [T0+2h, T0+2h05).  Clicks (4): 1 in [T0, T0+5m), 3 in [T0+1h, T0+1h05).
+    """
+    opens = [(1, 0), (2, 1), (3, 2), (4, 4), (5, 6), (6, 9), (7, 15), (8, 19), (9, 120), (10, 121)]
+    clicks = [(1, 3), (2, 60), (3, 61), (4, 64)]
+    return ([record(kind="open", delivery_id=delivery_id, log_id=log_id, ts=T0 + minute * MINUTE)
+             for log_id, minute in opens]
+            + [record(kind="click", delivery_id=delivery_id, log_id=log_id, url_id=4, ts=T0 + minute * MINUTE)
+               for log_id, minute in clicks])
+
+
+@pytest.fixture
+def reacted(api: Any, mta: Any) -> str:
+    delivery_id = send(api, mta, EMAILS)
+    set_started(delivery_id, T0 + MINUTE)  # sending started one minute into the first window
+    play(_opens_and_clicks(delivery_id))
+    return delivery_id
+
+
+def test_time_to_react_against_hand_computed_percentiles(reacted: str) -> None:
+    with reads() as calls:
+        report = activity.time_to_react(reacted)
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.Query": 1}
+    # Sending started at S = T0+60 s. Windows as seconds after S, the first clipped at 0:
+    #   opens  W0 (0, 240): 4   W1 (240, 540): 2   W3 (840, 1140): 2   W24 (7140, 7440): 2   total 10
+    #   25% = 2.5 opens: in W0, 0 + 2.5/4 x 240 = 150 s
+    #   50% = 5:   4 before W1, 240 + 1/2 x 300 = 390 s
+    #   75% = 7.5: 6 before W3, 840 + 1.5/2 x 300 = 1065 s
+    #   90% = 9:   8 before W24, 7140 + 1/2 x 300 = 7290 s
+    #   by 1 h (3600 s): W0+W1+W3 = 8 of 10 = 80%; by 3 h and 24 h: all
+    assert report.started_at == T0 + MINUTE
+    assert report.opens.total == 10
+    assert [(p.percent, p.seconds) for p in report.opens.percentiles] == [
+        (25, 150.0), (50, 390.0), (75, 1065.0), (90, 7290.0)]
+    assert [(s.label, s.seconds, s.percent) for s in report.opens.shares] == [
+        ("1h", 3600, 80.0), ("3h", 10800, 100.0), ("24h", 86400, 100.0)]
+    #   clicks W0 (0, 240): 1   W12 (3540, 3840): 3   total 4
+    #   25% = 1:   0 + 1/1 x 240 = 240 s
+    #   50% = 2:   1 before W12, 3540 + 1/3 x 300 = 3640 s
+    #   75% = 3:   3540 + 2/3 x 300 = 3740 s
+    #   90% = 3.6: 3540 + 2.6/3 x 300 = 3800 s
+    #   by 1 h: 1 + 3 x (3600-3540)/300 = 1.6 of 4 = 40%
+    assert report.clicks.total == 4
+    assert [(p.percent, p.seconds) for p in report.clicks.percentiles] == [
+        (25, 240.0), (50, 3640.0), (75, 3740.0), (90, 3800.0)]
+    assert [s.percent for s in report.clicks.shares] == [40.0, 100.0, 100.0]
+    # The curve: the cumulative shares at each window's end (W0, W1, W3, W12, W24).
+    assert [(point.seconds, point.opens_percent, point.clicks_percent) for point in report.curve] == [
+        (240.0, 40.0, 25.0), (540.0, 60.0, 25.0), (1140.0, 80.0, 25.0), (3840.0, 80.0, 100.0),
+        (7440.0, 100.0, 100.0)]
+
+
+def test_time_to_react_without_hits_says_so(api: Any, mta: Any) -> None:
+    delivery_id = send(api, mta, EMAILS[:1])
+    report = activity.time_to_react(delivery_id)
+    assert report.opens.total == 0 and all(p.seconds is None for p in report.opens.percentiles)
+    assert [s.percent for s in report.clicks.shares] == [0.0, 0.0, 0.0] and report.curve == []
+    assert report.started_at is not None  # the MTA started sending
+
+
+@pytest.mark.parametrize("bucket, expected", [
+    # 5m: the stored windows as they are
+    ("5m", [(0, 4, 1), (5, 2, 0), (15, 2, 0), (60, 0, 3), (120, 2, 0)]),
+    # 1h: 10:00-11:00 holds W0, W1, W3 (8 opens, 1 click); 11:00 the 3 clicks; 12:00 the last 2 opens
+    ("1h", [(0, 8, 1), (60, 0, 3), (120, 2, 0)]),
+    # 1d: everything on 2025-03-01 (UTC), whose day starts 10 h before T0
+    ("1d", [(-600, 10, 4)]),
+])
+def test_timeline_rolls_the_windows_up(reacted: str, bucket: str, expected: list[tuple[int, int, int]]) -> None:
+    with reads() as calls:
+        report = activity.timeline(reacted, bucket)  # type: ignore[arg-type]
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.Query": 1}
+    assert [((row.start - T0) // MINUTE, row.opens, row.clicks) for row in report.buckets] == expected
+    assert (report.opens_total, report.clicks_total) == (10, 4)
+
+
+def test_reports_refuse_unknown_deliveries_and_buckets(reacted: str) -> None:
+    for unknown in ("0011223344556677", "nope"):
+        with pytest.raises(NotFound):
+            activity.time_to_react(unknown)
+    with pytest.raises(InvalidField):
+        activity.timeline(reacted, "2h")  # type: ignore[arg-type]
+
+
+# --- URLs and click streams, and hot clicks --------------------------------------------
+
+LINKS_HTML = ('<html><body><p>Hi {{first_name}},</p>'
+              '<a href="https://shop.example.com/a?u={{id}}">Spring sale</a> '
+              '<a href="https://shop.example.com/b">Spring sale</a> '
+              '<a href="https://blog.example.com/c">Blog</a> '
+              '<a href="https://shop.example.com/a?u={{id}}"><img src="https://cdn.example.com/x.png" alt="banner"></a>'
+              '<p><a href="{{unsubscribe_url}}">stop</a> <a href="{{mirror_url}}">view online</a></p>'
+              '</body></html>')
+LINKS_TEXT = "Sale: https://shop.example.com/a?u={{id}}\nStop: {{unsubscribe_url}}\n"
+CATEGORIES = [{"match": "https://shop.example.com/a?u={{id}}", "category": "Products"},
+              {"match": "https://shop.example.com/b", "category": "Products"},
+              {"match": "Blog", "category": "Content"}]
+A, B, C, OPTOUT, MIRROR = 4, 5, 6, 2, 3
+
+
+@pytest.fixture
+def clicked(api: Any, mta: Any) -> str:
+    """Five recipients' clicks: A is clicked 3 times by 2 people, B 2 by 2, C 4 by 2; 1 opt-out, 1 mirror view."""
+    delivery_id = send(api, mta, EMAILS[:5], html=LINKS_HTML, text=LINKS_TEXT, tracking={"urls": CATEGORIES})
+    pattern = [(1, "click", A), (1, "click", A), (1, "click", B), (2, "click", A), (2, "click", C),
+               (3, "click", B), (3, "optout", OPTOUT), (4, "click", C), (4, "click", C), (4, "click", C),
+               (5, "mirror", MIRROR)]
+    play([record(kind=kind, delivery_id=delivery_id, log_id=log_id, url_id=url_id, ts=T0 + index * MINUTE)
+          for index, (log_id, kind, url_id) in enumerate(pattern)])
+    return delivery_id
+
+
+def _rows(report: Any) -> list[tuple[Any, ...]]:
+    return [(row.key, row.url_ids, row.clicks_total, row.clicks_unique, row.clicks_total_rate,
+             row.clicks_unique_rate, row.share_percent) for row in report.rows]
+
+
+def test_urls_grouped_by_url_label_and_category(clicked: str) -> None:
+    from chalicelib.reports import urls
+
+    with reads() as calls:
+        by_url = urls.urls(clicked, "url")
+    assert calls == {"dynamodb.GetItem": 2, "dynamodb.Query": 1}  # summary, links; the URL counters
+    # 5 messages accepted (success); 11 URL hits in all: A 3, B 2, C 4, opt-out 1, mirror 1.
+    assert (by_url.success, by_url.clicks_total) == (5, 11)
+    # Rates are of success (3/5 = 60%), shares of the 11 hits (3/11 = 27.27%).
+    assert _rows(by_url) == [
+        ("https://blog.example.com/c", [C], 4, 2, 80.0, 40.0, 36.36),
+        ("https://shop.example.com/a?u={{id}}", [A], 3, 2, 60.0, 40.0, 27.27),
+        ("https://shop.example.com/b", [B], 2, 2, 40.0, 40.0, 18.18),
+        ("Unsubscribe", [OPTOUT], 1, 1, 20.0, 20.0, 9.09),
+        ("Mirror page", [MIRROR], 1, 1, 20.0, 20.0, 9.09),
+    ]
+    # By label, A and B ("Spring sale") add up: 3+2 = 5 hits, 2+2 = 4 clickers as Campaign sums them
+    # (recipient 1 clicked both and counts twice): 5/5 = 100%, 4/5 = 80%, 5/11 = 45.45%.
+    assert _rows(urls.urls(clicked, "label"))[:2] == [
+        ("Spring sale", [A, B], 5, 4, 100.0, 80.0, 45.45),
+        ("Blog", [C], 4, 2, 80.0, 40.0, 36.36),
+    ]
+    # By category: Products = A+B, Content = C, and sendtrail's own pages have none: 1+1 = 2, 2/11 = 18.18%.
+    by_category = urls.urls(clicked, "category")
+    assert _rows(by_category) == [
+        ("Products", [A, B], 5, 4, 100.0, 80.0, 45.45),
+        ("Content", [C], 4, 2, 80.0, 40.0, 36.36),
+        ("", [OPTOUT, MIRROR], 2, 2, 40.0, 40.0, 18.18),
+    ]
+    assert by_category.rows[2].types == ["optout", "mirror"]
+    with pytest.raises(InvalidField):
+        urls.urls(clicked, "domain")  # type: ignore[arg-type]
+
+
+def test_hot_clicks_shows_the_message_with_each_links_share(clicked: str) -> None:
+    from chalicelib.reports import hot_clicks
+
+    with reads() as calls:
+        report = hot_clicks.hot_clicks(clicked)
+    assert calls == {"dynamodb.GetItem": 3, "dynamodb.Query": 1}  # summary, content, links; the URL counters
+    # 11 URL hits are the 100%: A 3 (27.27%), B 2 (18.18%), C 4 (36.36%) are shown; the opt-out and the
+    # mirror view (2, 18.18%) are not. 27.27 + 18.18 + 36.36 + 18.18 = 99.99: 100 within rounding.
+    assert report.clicks_total == 11
+    assert [(link.url_id, link.label, link.clicks_total, link.clicks_unique, link.percent, link.in_html,
+             link.in_text) for link in report.links] == [
+        (A, "Spring sale", 3, 2, 27.27, True, True), (B, "Spring sale", 2, 2, 18.18, True, False),
+        (C, "Blog", 4, 2, 36.36, True, False)]
+    assert (report.shown_percent, report.hidden_clicks, report.hidden_percent) == (81.82, 2, 18.18)
+    # The HTML is the author's, placeholders and all, each shown link marked; no pixel, no recipient's data.
+    marked = LINKS_HTML
+    for url, url_id in (("https://shop.example.com/a?u={{id}}", A), ("https://shop.example.com/b", B),
+                        ("https://blog.example.com/c", C)):
+        marked = marked.replace(f'href="{url}"', f'href="{url}" data-sendtrail-link="{url_id}"')
+    assert report.html == marked
+    assert report.subject == "Hi {{first_name}}" and "Person" not in report.html
+    assert [(segment.text, segment.url_id) for segment in report.text or []] == [
+        ("Sale: ", None), ("https://shop.example.com/a?u={{id}}", A), ("\nStop: {{unsubscribe_url}}\n", None)]
+
+
+def test_hot_clicks_of_a_message_without_clicks_or_text(api: Any, mta: Any) -> None:
+    from chalicelib.reports import hot_clicks
+
+    html = "<a href='https://x.example.com/a'>A</a><a href=https://x.example.com/b>B</a>"
+    report = hot_clicks.hot_clicks(send(api, mta, EMAILS[:1], html=html))
+    assert report.text is None and report.clicks_total == 0 and report.hidden_percent == 0.0
+    assert report.html == ("<a href='https://x.example.com/a' data-sendtrail-link=\"4\">A</a>"
+                           '<a href="https://x.example.com/b" data-sendtrail-link="5">B</a>')
+    assert [link.percent for link in report.links] == [0.0, 0.0]
+
+
+def test_breakdown_by_os_device_browser_and_client(api: Any, mta: Any) -> None:
+    from chalicelib.reports import breakdown
+    from tests.tracking_logs import CHROME, GMAIL_PROXY, IPHONE_MAIL
+
+    delivery_id = send(api, mta, EMAILS[:6])
+    # Opens: 3 from iPhone Mail, 2 through Gmail's image proxy, 1 from Chrome on Windows.
+    # Clicks: 3 from Chrome on Windows, 1 from the iPhone.
+    pattern = [("open", IPHONE_MAIL)] * 3 + [("open", GMAIL_PROXY)] * 2 + [("open", CHROME)] + \
+              [("click", CHROME)] * 3 + [("click", IPHONE_MAIL)]
+    play([record(kind=kind, delivery_id=delivery_id, log_id=index % 6 + 1, ua=ua, ts=T0 + index * 2 * MINUTE)
+          for index, (kind, ua) in enumerate(pattern)])
+    with reads() as calls:
+        by_device = breakdown.breakdown(delivery_id, "device")
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.Query": 1}
+    # Devices: Mobile 3 opens (50%) + 1 click (25%); Desktop (Windows, also behind the Gmail proxy's
+    # "Windows NT 5.1") 3 opens (50%) + 3 clicks (75%).
+    assert [(row.value, row.opens, row.clicks, row.opens_percent, row.clicks_percent) for row in by_device.rows] == [
+        ("Desktop", 3, 3, 50.0, 75.0), ("Mobile", 3, 1, 50.0, 25.0)]
+    assert (by_device.opens_total, by_device.clicks_total) == (6, 4)
+    clients = breakdown.breakdown(delivery_id, "client")
+    # 3/6 = 50%, 2/6 = 33.33%, 1/6 = 16.67%
+    assert [(row.value, row.opens, row.opens_percent) for row in clients.rows] == [
+        ("Apple Mail", 3, 50.0), ("Gmail (image proxy)", 2, 33.33), ("Web browser", 1, 16.67)]
+    assert {row.value for row in breakdown.breakdown(delivery_id, "os").rows} == {"iOS", "Windows"}
+    assert breakdown.breakdown(delivery_id, "browser").clicks_total == 4
+    with pytest.raises(InvalidField):
+        breakdown.breakdown(delivery_id, "mail_client")  # type: ignore[arg-type]
