@@ -76,6 +76,8 @@ class UrlOverrideIn(_Strict):
 class TrackingIn(_Strict):
     enabled: bool = True
     opens: bool = True
+    honeypot: bool = Field(default=False, description="add a hidden link no person sees: a click on it is a "
+                                                      "machine's (a link scanner's)")
     urls: list[UrlOverrideIn] = Field(default_factory=list, max_length=500)
     forward_query_params: bool = Field(
         default=False, description="add the parameters a click arrives with (other than sendtrail's own `p`) "

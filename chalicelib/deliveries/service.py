@@ -57,7 +57,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     content: dict[str, Any] = {"subject": delivery.subject, "from_address": delivery.from_address}
     try:
         prepared = prepare_content(delivery.html, delivery.text, tracking_enabled=delivery.tracking.enabled,
-                                   track_opens=delivery.tracking.opens, overrides=overrides)
+                                   track_opens=delivery.tracking.opens, overrides=overrides,
+                                   honeypot=delivery.tracking.honeypot)
         content["prepared"] = prepared.to_dict()
         usable = [recipient for recipient, failure in zip(delivery.recipients, excluded, strict=True)
                   if failure is None]
@@ -87,7 +88,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "configuration_set": affinity.configuration_set,
         "validity_days": delivery.validity_days or settings.default_validity_days,
         "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens,
-                     "forward_query_params": delivery.tracking.forward_query_params},
+                     "forward_query_params": delivery.tracking.forward_query_params,
+                     "honeypot": delivery.tracking.honeypot},
         "state": DRAFT,
         "state_since": created_at,
         "created_at": created_at,
