@@ -20,8 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, \
-    query_page, to_item, to_value
+from chalicelib.data.dynamo import (
+    batch_delete,
+    batch_get,
+    batch_write,
+    from_item,
+    query_all,
+    query_keys,
+    query_page,
+    to_item,
+    to_value,
+)
 
 SUMMARY, CONTENT, LINKS = "summary", "content", "links"
 BY_CREATED_INDEX = "by-created"  # declared on DeliveriesTable in infra/template.yaml
@@ -255,7 +264,7 @@ class DeliveryStore:
         )
 
     def recipient_logs(self, recipient_id: str) -> list[dict[str, Any]]:
-        """Every delivery log of a recipient across deliveries (a Query on the by-recipient index, then GetItems)."""
+        """Every delivery log of a recipient across deliveries (a Query on the by-recipient index, then gets)."""
         keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.logs_table,
                           IndexName=BY_RECIPIENT_INDEX, KeyConditionExpression="recipient_id = :r",
                           ExpressionAttributeValues={":r": {"S": recipient_id}})
@@ -264,7 +273,8 @@ class DeliveryStore:
     def delete_delivery(self, delivery_id: str) -> int:
         """Delete a delivery's logs (by its partition key) and then its items; returns how many logs."""
         keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.logs_table,
-                          KeyConditionExpression="delivery_id = :d", ExpressionAttributeValues={":d": {"S": delivery_id}})
+                          KeyConditionExpression="delivery_id = :d",
+                          ExpressionAttributeValues={":d": {"S": delivery_id}})
         deleted = batch_delete(self._dynamodb, self.logs_table, keys)
         batch_delete(self._dynamodb, self.deliveries_table,
                      ({"delivery_id": delivery_id, "part": part} for part in (LINKS, CONTENT, SUMMARY)))

@@ -15,8 +15,16 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, to_item, \
-    to_value
+from chalicelib.data.dynamo import (
+    batch_delete,
+    batch_get,
+    batch_write,
+    from_item,
+    query_all,
+    query_keys,
+    to_item,
+    to_value,
+)
 
 BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
 INDICATORS = "indicators"

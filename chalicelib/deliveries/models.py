@@ -13,7 +13,8 @@ from chalicelib.mta import states, statuses
 from chalicelib.mta.reasons import REASON_CODES
 
 AttributeValue = Union[str, int, float, bool, None]
-_ADDRESS = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_ADDRESS = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 RESERVED_ATTRIBUTES = frozenset({"unsubscribe_url", "mirror_url"})
 
@@ -57,7 +58,8 @@ class TrackingIn(_Strict):
 class DeliveryIn(_Strict):
     name: str = Field(min_length=1, max_length=200)
     subject: str = Field(min_length=1, max_length=998)
-    from_address: str = Field(min_length=3, max_length=320, description="'news@example.com' or 'News <news@example.com>'")
+    from_address: str = Field(min_length=3, max_length=320,
+                              description="'news@example.com' or 'News <news@example.com>'")
     html: str = Field(min_length=1)
     text: Optional[str] = None
     recipients: list[RecipientIn] = Field(min_length=1)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
 import secrets
+import sys
 from typing import Mapping
 
 FAKE_AWS_ENVIRONMENT = {

@@ -97,7 +97,7 @@ def test_every_operation_answers_as_its_schema_says(api: Any, client: Any, known
         def check(case: Any) -> None:
             response = case.call(app=app, headers=AUTHORIZATION)
             case.validate_response(response, checks=CHECKS, headers=AUTHORIZATION)
-            calls.append(response.status_code)
+            calls.append(response.status_code)  # noqa: B023 - check() runs in this iteration, with its calls
 
         check()
         checked[f"{key[0]} {key[1]}"] = len(calls)

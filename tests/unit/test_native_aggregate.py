@@ -35,10 +35,10 @@ DELIVERIES = ("00112233445566ff", "0a0b0c0d0e0f1011", "ffffffffffffffff")
 def assert_same(actual: core.Aggregates, expected: core.Aggregates) -> None:
     assert (actual.duplicates, actual.over_limit) == (expected.duplicates, expected.over_limit)
     assert actual.recipients == expected.recipients
-    for mine, theirs in zip(actual.recipients, expected.recipients):
-        assert all(a is b for a, b in zip(mine.hits, theirs.hits))  # the objects given, not copies
+    for mine, theirs in zip(actual.recipients, expected.recipients, strict=True):
+        assert all(a is b for a, b in zip(mine.hits, theirs.hits, strict=True))  # the objects given, not copies
     assert actual.deliveries == expected.deliveries
-    for mine, theirs in zip(actual.deliveries, expected.deliveries):
+    for mine, theirs in zip(actual.deliveries, expected.deliveries, strict=True):
         for group in ("indicators", "urls", "buckets", "user_agents"):
             assert list(getattr(mine, group).items()) == list(getattr(theirs, group).items())
 
