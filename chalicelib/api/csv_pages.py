@@ -59,7 +59,7 @@ def next_link(request: Request, cursor: str) -> str:
 
 def csv_page(request: Request, model: type[BaseModel], rows: Iterable[BaseModel], next_cursor: str | None,
              first: bool, filename: str) -> Response:
-    headers = {"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
+    headers: dict[str, str | list[str]] = {"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
                "Content-Disposition": f'attachment; filename="{filename}"'}
     if next_cursor:
         headers["Link"] = next_link(request, next_cursor)

@@ -81,7 +81,9 @@ def _query_parameters(model: type[BaseModel]) -> list[Parameter]:
             field_schema = {**value_schema, **field_schema}
         if field_schema.get("default", 0) is None:
             del field_schema["default"]
-        parameters.append(Parameter(name=name, param_in="query", required=name in required, description=description,
+        # openapi-pydantic fills `in` by its field name param_in; the pydantic mypy plugin only knows the alias.
+        parameters.append(Parameter(name=name, param_in="query", required=name in required,  # type: ignore[call-arg]
+                                    description=description,
                                     param_schema=Schema.model_validate(field_schema)))
     return parameters
 
@@ -111,7 +113,8 @@ def _answers(declared: operations.Operation) -> dict[str, Response]:
 
 
 def _operation(route: Any, declared: operations.Operation) -> Operation:
-    parameters = [Parameter(name=name, param_in="path", required=True, param_schema=Schema(type="string"))
+    parameters = [Parameter(name=name, param_in="path", required=True,  # type: ignore[call-arg]  # as above
+                            param_schema=Schema(type="string"))
                   for name in route.view_args]
     if declared.query is not None:
         parameters += _query_parameters(declared.query)

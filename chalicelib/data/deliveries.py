@@ -425,7 +425,7 @@ class DeliveryStore:
         quarantine state) that commit or fail with the rest. Conflicts with
         concurrent transactions on the same items are retried with jitter.
         """
-        items = [self._log_update(delivery_id, change, now_ms) for change in transitions]
+        items: list[Mapping[str, Any]] = [self._log_update(delivery_id, change, now_ms) for change in transitions]
         summary = self._summary_update(delivery_id, transitions, summary_values or {}, summary_add or {},
                                        summary_set_once or {})
         if summary is not None:
@@ -490,7 +490,7 @@ class DeliveryStore:
         for name, value in set_once.items():
             path = expression.name(name)
             expression.sets.append(f"{path} = if_not_exists({path}, {expression.value(value)})")
-        for name, delta in add.items():
-            expression.adds.append(f"{expression.name(name)} {expression.value(delta)}")
+        for name, amount in add.items():
+            expression.adds.append(f"{expression.name(name)} {expression.value(amount)}")
         return {"Update": {"TableName": self.deliveries_table, "Key": self._summary_key(delivery_id),
                            "ConditionExpression": "attribute_exists(delivery_id)", **expression.request()}}

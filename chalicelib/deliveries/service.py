@@ -134,7 +134,7 @@ def logs_page(store: DeliveryStore, delivery_id: str, limit: int, status: str | 
     if store.get_summary(delivery_id) is None:
         raise NotFound(f"no delivery {delivery_id}")
     cursor = cursor or {}
-    order = [status] if status else ([statuses.FAILED, statuses.IGNORED_STATUS] if reason else [None])
+    order: list[str | None] = [status] if status else ([statuses.FAILED, statuses.IGNORED_STATUS] if reason else [None])
     position = order.index(cursor.get("s")) if cursor.get("s") in order else 0
     start = cursor.get("k")
     items: list[dict[str, Any]] = []

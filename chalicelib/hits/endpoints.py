@@ -72,9 +72,11 @@ def _verify(token: str, kind: int, params: str = "") -> tokens.TokenClaims | Non
     try:
         claims = tokens.verify(token, _keyring().keys, params)
     except tokens.InvalidToken as error:
-        return _rejected(error.reason)
+        _rejected(error.reason)
+        return None
     if claims.kind != kind:
-        return _rejected("wrong_kind")
+        _rejected("wrong_kind")
+        return None
     return claims
 
 

@@ -269,8 +269,8 @@ def parse_log(data: bytes, keys: Mapping[int, bytes]) -> ParsedLog:
             continue
         seen.add(hit.hit_id)
         hits.append(hit)
-    rejected = {reason: counts[reason] for reason in REASONS if reason in counts}
-    return ParsedLog(lines, tuple(hits), rejected, duplicates, tuple(rejections))
+    by_reason = {reason: counts[reason] for reason in REASONS if reason in counts}
+    return ParsedLog(lines, tuple(hits), by_reason, duplicates, tuple(rejections))
 
 
 def _decode_object(data: bytes) -> bytes:
