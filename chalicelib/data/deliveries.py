@@ -445,7 +445,8 @@ class DeliveryStore:
                     return False
                 if "TransactionConflict" not in reasons and "ThrottlingError" not in reasons:
                     raise
-            time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+            # bandit B311 (pseudo-random): retry jitter, not a secret.
+            time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))  # nosec B311
         raise TransactionFailed(f"delivery {delivery_id}: transaction kept conflicting")
 
     def _summary_key(self, delivery_id: str) -> dict[str, Any]:
