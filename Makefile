@@ -13,13 +13,13 @@ FUZZ_SOURCES := $(NATIVE_SOURCES) $(shell find native/fuzz/fuzz_targets -name '*
 # make test: each fuzz target this long; make fuzz: this long.
 FUZZ_BRIEF_SECONDS ?= 5
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := verify_token parse_log
+FUZZ_TARGETS := verify_token parse_log classify
 LAYER_ARCHITECTURES := x86_64 arm64
 LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(arch).zip)
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv native run test test-unit test-e2e lint cargo-test fuzz fuzz-brief layer bench package deploy clean
+.PHONY: venv native browser run test test-unit test-e2e lint cargo-test fuzz fuzz-brief layer bench package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,12 +38,22 @@ $(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
 
 native: $(NATIVE_STAMP)
 
+## browser: Debian's chromium and fonts for the browser tests (Playwright drives /usr/bin/chromium; never
+## `playwright install`, which downloads a browser of its own); nothing to do when chromium is there
+BROWSER_PACKAGES := chromium fonts-liberation2 fonts-dejavu-core
+browser:
+	@test -x /usr/bin/chromium && dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || { \
+	    apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
+	        $(BROWSER_PACKAGES) >/dev/null; }
+	@test -x /usr/bin/chromium || { echo "make: /usr/bin/chromium missing after apt-get install chromium" >&2; exit 1; }
+
 ## run: the local stack on 127.0.0.1:$(PORT) with the demo delivery, until Ctrl-C
 run: venv native
 	$(BIN)/sendtrail local up --port $(PORT)
 
 ## test: static analysis, then every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip
-test: lint native cargo-test fuzz-brief
+test: lint native browser cargo-test fuzz-brief
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q
 
 ## lint: ruff (lint), mypy (chalicelib/), bandit (the Python that ships and runs locally), clippy (the crate);
@@ -57,7 +67,7 @@ lint: venv
 test-unit: native
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q tests/unit
 
-test-e2e: venv
+test-e2e: venv browser
 	$(BIN)/python -m pytest -q tests/e2e
 
 ## cargo-test: the crate's own tests (pure Rust, no Python) and a warning-free build of its Python face
@@ -65,15 +75,19 @@ cargo-test:
 	cd native && cargo test --locked --quiet
 	cd native && cargo check --locked --quiet --features python
 
-## fuzz-brief / fuzz: the fuzz targets (libFuzzer on stable Rust, native/fuzz/run.sh), briefly or at length
+## fuzz-brief / fuzz: the fuzz targets (libFuzzer on stable Rust, native/fuzz/run.sh), briefly or at length;
+##   fuzz adds 100,000 hostile requests to the public routes (make test runs 2,000 of them)
 fuzz-brief: $(FUZZ_SOURCES)
 	@mkdir -p native/target/fuzz
 	@for target in $(FUZZ_TARGETS); do \
 	    FUZZ_LOG=native/target/fuzz/$$target.log native/fuzz/run.sh $$target $(FUZZ_BRIEF_SECONDS) || exit 1; \
 	done
 
-fuzz:
+# make fuzz also drives the public routes with HIT_FUZZ_REQUESTS hostile requests (tests/integration/test_hit_fuzz.py).
+HIT_FUZZ_REQUESTS ?= 100000
+fuzz: venv
 	@for target in $(FUZZ_TARGETS); do native/fuzz/run.sh $$target $(FUZZ_SECONDS) || exit 1; done
+	HIT_FUZZ_REQUESTS=$(HIT_FUZZ_REQUESTS) $(BIN)/python -m pytest -q -s tests/integration/test_hit_fuzz.py
 
 ## layer: Lambda layer zips of the native module for x86_64 and arm64 (manylinux2014, abi3), checked
 out/layers/sendtrail-native-%.zip: $(STAMP) $(NATIVE_SOURCES) native/layer.py

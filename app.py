@@ -14,6 +14,7 @@ from chalicelib.lazy import lazy
 
 deliveries_api = lazy("chalicelib.api.deliveries")
 tracking_api = lazy("chalicelib.api.tracking")
+reports_api = lazy("chalicelib.api.reports")
 workflow = lazy("chalicelib.tracking.workflow")
 quarantine_api = lazy("chalicelib.api.quarantine")
 send_worker_module = lazy("chalicelib.mta.worker")
@@ -22,6 +23,7 @@ status_api = lazy("chalicelib.api.status")
 privacy_api = lazy("chalicelib.api.privacy")
 docs_api = lazy("chalicelib.api.docs")
 delivery_gauges = lazy("chalicelib.mta.gauges")
+pages = lazy("chalicelib.pages.views")
 
 app = Chalice(app_name="sendtrail")
 observability.install(app)  # JSON logs with a correlation id; metrics flushed at the end of each invocation
@@ -29,7 +31,10 @@ observability.install(app)  # JSON logs with a correlation id; metrics flushed a
 # @requires(ADMIN); one that declares none needs admin (chalicelib/auth.py).
 app.register_middleware(auth.enforce_scopes(app), "http")
 
-FORM_POSTS = ["application/x-www-form-urlencoded", "multipart/form-data", "text/plain", "application/json"]
+# Whatever Content-Type a public request carries: Chalice otherwise answers 415 (echoing the type)
+# before the view runs, so a GET with a stray Content-Type, or a one-click unsubscribe POSTed as
+# some other type, would be lost. The token decides; the body is never read.
+ANY_CONTENT = ["*/*"]
 
 
 @app.authorizer()
@@ -39,34 +44,49 @@ def api_auth(auth_request):
 
 # --- public tracking endpoints (the hit path) ------------------------------
 
-@app.route("/r/test", methods=["GET"])
+@app.route("/r/test", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def redirection_status():
     return hits.status(app.current_request)
 
 
-@app.route("/r/{token}", methods=["GET"])
+@app.route("/r/{token}", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def tracked_click(token):
     return hits.redirect(app.current_request, token)
 
 
-@app.route("/o/{token}", methods=["GET"])
+@app.route("/o/{token}", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def open_pixel(token):
     return hits.open_pixel(app.current_request, token)
 
 
-@app.route("/u/{token}", methods=["GET"])
+@app.route("/u/{token}", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def unsubscribe_page(token):
     return hits.unsubscribe_page(app.current_request, token)
 
 
-@app.route("/u/{token}", methods=["POST"], content_types=FORM_POSTS)
+@app.route("/u/{token}", methods=["POST"], content_types=ANY_CONTENT)
 def unsubscribe(token):
     return hits.unsubscribe(app.current_request, token)
 
 
-@app.route("/m/{token}", methods=["GET"])
+@app.route("/m/{token}", methods=["GET", "HEAD"], content_types=ANY_CONTENT)
 def mirror_page(token):
     return hits.mirror_page(app.current_request, token)
+
+
+def public_route_options(**_path: str):
+    return hits.options(app.current_request)
+
+
+def public_route_other_method(**_path: str):
+    return hits.method_not_allowed(app.current_request)
+
+
+for public_path in hits.ROUTE_METHODS:  # OPTIONS and 405 on every public route (see hits.ROUTE_METHODS)
+    app.route(public_path, methods=[method for method in hits.OTHER_METHODS
+                                    if method not in hits.ROUTE_METHODS[public_path]],
+              content_types=ANY_CONTENT)(public_route_other_method)
+    app.route(public_path, methods=["OPTIONS"], content_types=ANY_CONTENT)(public_route_options)
 
 
 # --- dashboard API (authenticated) ------------------------------------------
@@ -101,16 +121,34 @@ def delivery_indicators(delivery_id):
     return tracking_api.indicators(app.current_request, delivery_id)
 
 
+@app.route("/api/deliveries/{delivery_id}/hot-clicks", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_hot_clicks(delivery_id):
+    return reports_api.hot_clicks(app.current_request, delivery_id)
+
+
 @app.route("/api/deliveries/{delivery_id}/urls", methods=["GET"], authorizer=api_auth)
 @requires(READ)
 def delivery_urls(delivery_id):
-    return tracking_api.urls(app.current_request, delivery_id)
+    return reports_api.urls(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/timeline", methods=["GET"], authorizer=api_auth)
 @requires(READ)
 def delivery_timeline(delivery_id):
-    return tracking_api.timeline(app.current_request, delivery_id)
+    return reports_api.timeline(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/time-to-react", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_time_to_react(delivery_id):
+    return reports_api.time_to_react(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/breakdown", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_breakdown(delivery_id):
+    return reports_api.breakdown(app.current_request, delivery_id)
 
 
 @app.route("/api/deliveries/{delivery_id}/user-agents", methods=["GET"], authorizer=api_auth)
@@ -213,6 +251,53 @@ def api_reference():
 @app.route("/docs/{name}", methods=["GET"])
 def api_reference_asset(name):
     return docs_api.asset(app.current_request, name)
+
+
+# --- dashboard pages (a session cookie from the login page; Jinja2 and pygal load on first use) ----
+
+@app.route("/dashboard/login", methods=["GET"])
+def dashboard_login_form():
+    return pages.login_form(app.current_request)
+
+
+@app.route("/dashboard/login", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def dashboard_login():
+    return pages.login(app.current_request)
+
+
+@app.route("/dashboard/logout", methods=["POST"], content_types=["application/x-www-form-urlencoded"])
+def dashboard_logout():
+    return pages.logout(app.current_request)
+
+
+@app.route("/dashboard", methods=["GET"])
+def dashboard_deliveries():
+    return pages.deliveries(app.current_request)
+
+
+@app.route("/dashboard/deliveries/{delivery_id}", methods=["GET"])
+def dashboard_delivery(delivery_id):
+    return pages.delivery(app.current_request, delivery_id)
+
+
+@app.route("/dashboard/deliveries/{delivery_id}/hot-clicks", methods=["GET"])
+def dashboard_hot_clicks(delivery_id):
+    return pages.delivery_hot_clicks(app.current_request, delivery_id)
+
+
+@app.route("/dashboard/recipients", methods=["GET"])
+def dashboard_find_recipient():
+    return pages.find_recipient(app.current_request)
+
+
+@app.route("/dashboard/recipients/{recipient_id}", methods=["GET"])
+def dashboard_recipient(recipient_id):
+    return pages.recipient(app.current_request, recipient_id)
+
+
+@app.route("/dashboard/status", methods=["GET"])
+def dashboard_status():
+    return pages.status(app.current_request)
 
 
 # --- the MTA's queue-driven functions (each its own Lambda function) ---------

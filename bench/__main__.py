@@ -6,8 +6,10 @@
     coldstart import_ms=... floor_ms=... ratio=...x
     coldstart_detail first_hit_ms=... first_hit_ratio=...x   (import app + serving the first click)
 
-then the tracking workflow's own figures: the Python core's lines/s (plain
-and gzip) and the DynamoDB write requests of a workflow run per 1,000 hits.
+then the tracking workflow's own figures: its compute step's hits/s with
+classification on (native parse, agents and addresses classified, native
+aggregation with every hit's verdict), the Python core's lines/s (plain and
+gzip) and the DynamoDB write requests of a workflow run per 1,000 hits.
 
 Each required line is printed exactly in that form; `input`, `ingest_detail`
 and `hitpath_detail` lines add what helps read them. Targets (figures, never
@@ -22,13 +24,13 @@ import argparse
 import os
 import sys
 
-from bench import coldstart, hitpath, ingest, inputs, tracking_core, tracking_workflow
+from bench import coldstart, hitpath, ingest, inputs, tracking_core, tracking_workflow, workflow_compute
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sendtrail benchmarks")
     parser.add_argument("--hits", type=int, default=1_000_000)
-    everything = ["ingest", "hitpath", "coldstart", "core", "workflow"]
+    everything = ["ingest", "hitpath", "coldstart", "compute", "core", "workflow"]
     parser.add_argument("--only", choices=everything, action="append")
     arguments = parser.parse_args(argv)
     only = set(arguments.only or everything)
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
               f"ratio={result['ratio']:.2f}x", flush=True)
         print(f"coldstart_detail first_hit_ms={result['first_hit_ms']:.1f} "
               f"first_hit_ratio={result['first_hit_ms'] / result['floor_ms']:.2f}x", flush=True)
+    if "compute" in only:
+        workflow_compute.main()
     if "core" in only:
         tracking_core.main()
     if "workflow" in only:

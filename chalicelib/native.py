@@ -46,13 +46,13 @@ from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
 from chalicelib import metrics, tokens
-from chalicelib.tracking import core
+from chalicelib.tracking import classify, core
 
 MODES = ("auto", "on", "off")
 MODULE_NAME = "sendtrail_native"
 # What this code calls on the module: a layer older than the code is not used.
 REQUIRED_ATTRIBUTES = ("verify_token", "InvalidToken", "parse_log", "process_log", "aggregate", "LazyTuple",
-                       "Unsupported")
+                       "Unsupported", "CLASSIFY_REASONS")
 KEY_IDS = range(256)  # a token's key id is one byte: the only ids verify ever looks up
 METRIC_NAMESPACE = metrics.NAMESPACE
 FALLBACK_METRIC = metrics.NATIVE_FALLBACK
@@ -116,16 +116,17 @@ class Backend:
         return _parsed_log(parsed), _aggregates(recipients, deliveries, duplicates, over_limit)
 
     def aggregate(self, new_hits: Sequence[core.Hit], prior: Mapping[tuple[str, int], Sequence[core.Hit]] | None = None,
-                  max_hits_per_recipient: int = core.MAX_HITS_PER_RECIPIENT) -> core.Aggregates:
+                  max_hits_per_recipient: int = core.MAX_HITS_PER_RECIPIENT,
+                  context: classify.Context | None = None) -> core.Aggregates:
         """core.aggregate, by this backend (the updates hold the very hit objects given)."""
         module = self.module
         if module is None or type(max_hits_per_recipient) is not int or max_hits_per_recipient < 0:
-            return core.aggregate(new_hits, prior, max_hits_per_recipient)
+            return core.aggregate(new_hits, prior, max_hits_per_recipient, context)
         try:
             recipients, deliveries, duplicates, over_limit = module.aggregate(
-                new_hits, prior, core.Hit, core.RecipientUpdate, min(max_hits_per_recipient, sys.maxsize))
+                new_hits, prior, core.Hit, core.RecipientUpdate, min(max_hits_per_recipient, sys.maxsize), context)
         except module.Unsupported:
-            return core.aggregate(new_hits, prior, max_hits_per_recipient)
+            return core.aggregate(new_hits, prior, max_hits_per_recipient, context)
         return _aggregates(recipients, deliveries, duplicates, over_limit)
 
     def _native_arguments(self, data: Any, keys: Any) -> tuple[ModuleType, bytes, dict[int, bytes]] | None:

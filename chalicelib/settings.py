@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     delivery_logs_table: str
     addresses_table: str
     redirection_log_bucket: str = Field(description="S3 bucket of the redirection logs (Firehose and fallback writes)")
+    redirection_log_fallback_stream: Optional[str] = Field(
+        default=None, description="the DirectPut Firehose delivery stream a hit goes to when its Kinesis put fails")
     tracking_table: str = Field(description="per-recipient tracking (hits), by delivery and log id")
     tracking_stats_table: str = Field(description="consolidated tracking per delivery: counters, URLs, time buckets")
     workflow_table: str = Field(description="the tracking workflow's checkpoint, lease and processed objects")
@@ -65,6 +67,8 @@ class Settings(BaseSettings):
     api_tokens: Optional[str] = Field(
         default=None, description="API token hashes with their scopes: `scope:sha256` entries (scope read or admin), "
                                   "comma-separated; read by chalicelib/auth.py")
+    dashboard_session_hours: int = Field(default=8, ge=1, le=24 * 30, description="how long a dashboard login "
+                                                                                 "lasts (the session cookie)")
 
     # Tracking behaviour.
     public_base_url: Optional[str] = Field(default=None, description="base URL of tracked links; default: the API's")
@@ -90,6 +94,17 @@ class Settings(BaseSettings):
         default=500, ge=1, le=500, description="hits kept per recipient and delivery (500 keeps an item < 400 KB)")
     workflow_interval_seconds: float = Field(
         default=5.0, gt=0, description="local stack only: how often it runs the workflow (AWS: every minute)")
+
+    # Human or machine (chalicelib/tracking/classify.py): rules to switch off, and the behaviour thresholds.
+    classify_rules_off: list[Literal["apple_proxy", "scanner_agent", "scanner_address", "crawler", "prefetch",
+                                     "honeypot", "burst", "too_fast", "no_open"]] = Field(
+        default_factory=list, description='reasons never held against a hit, JSON, e.g. ["too_fast"]')
+    classify_burst_links: int = Field(
+        default=2, ge=0, description="different links clicked within the burst window that make the clicks a "
+                                     "machine's (below 2: no burst rule)")
+    classify_burst_window_ms: int = Field(default=2_000, ge=0, description="the burst window")
+    classify_min_click_after_send_ms: int = Field(
+        default=5_000, ge=0, description="a click sooner than this after the send is a machine's (0: no rule)")
 
     # The tracking workflow's ingestion: the native layer (Rust) or the Python reference
     # (chalicelib/native.py): auto = native when it imports, on = native or fail, off = Python.

@@ -12,8 +12,8 @@ recipient lands on exactly the URL the HTML would have shown them.
 from __future__ import annotations
 
 import re
-from typing import Mapping
-from urllib.parse import quote
+from typing import Mapping, Sequence
+from urllib.parse import parse_qsl, quote, urlencode
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 
@@ -46,6 +46,25 @@ def fill_url(url_template: str, params: Mapping[str, str]) -> str:
     that itself looks like `{{other}}` stays literal (and is quoted anyway).
     """
     return PLACEHOLDER_RE.sub(lambda match: quote_param(params.get(match.group(1))), url_template)
+
+
+def append_query(url: str, pairs: Sequence[tuple[str, str]]) -> str:
+    """`url` with the query parameters `pairs` added before its fragment (a click's forwarded parameters).
+
+    Names the URL already has keep the URL's value: the sender's own
+    parameters (utm_*, ids) cannot be overridden from outside. Everything
+    added is percent-encoded, so it lands in the query and nowhere else: the
+    scheme, host and path stay the registered ones.
+    """
+    base, hash_mark, fragment = url.partition("#")
+    path, question_mark, query = base.partition("?")
+    present = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
+    added = [(name, value) for name, value in pairs if name and name not in present]
+    if not added:
+        return url
+    extra = urlencode(added, errors="replace")
+    query = f"{query}&{extra}" if query else extra
+    return f"{path}?{query}{hash_mark}{fragment}"
 
 
 def host_is_personalised(url: str) -> bool:

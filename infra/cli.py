@@ -1,6 +1,7 @@
 """`sendtrail`: the operator's command line.
 
     sendtrail local up            run the local stack (moto + API + emulations) and the demo
+    sendtrail demo                send the large demo delivery again and play its recipients' reactions
     sendtrail deliveries list     list deliveries, newest first
     sendtrail deliveries indicators ID   a delivery's tracking indicators
     sendtrail deliveries send|pause|resume|stop ID   start or steer a delivery's send job
@@ -13,6 +14,9 @@
     sendtrail keys list           the link-signing keys: in the ring, links valid until, may be removed after
     sendtrail keys rotate --parameter NAME   add a key, make it active, say when the old one may go
     sendtrail keys remove ID --parameter NAME   remove a retired key (refused while its links are valid)
+    sendtrail lists show          the human/machine lists: entries per signal and provider
+    sendtrail lists import-ranges|import-agents FILE --provider P --signal S --source URL
+                                  replace a provider's list from a file you downloaded
 
 Commands that talk to an API use SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN,
 or, when unset, the running local stack's (.local-state/stack.json).
@@ -69,16 +73,23 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def local_up(arguments: argparse.Namespace) -> int:
     import logging
+    import threading
 
+    from infra.local_runtime.demo import demo_mode, run_engagement_demo
     from infra.local_runtime.stack import LocalStack, LocalStackOptions
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The API's request threads share each boto3 client's 10 pooled connections to the embedded AWS: under the
+    # demo's traffic urllib3 says, harmlessly, that it closes a surplus connection instead of pooling it.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+    mode = "off" if arguments.no_demo else demo_mode(os.environ.get("SENDTRAIL_DEMO"))
     stack = LocalStack(LocalStackOptions(port=arguments.port, moto_port=arguments.moto_port))
     stack.start()
     print(f"sendtrail local stack: API on {stack.api_url} (embedded AWS on {stack.moto_endpoint})")
     print(f"API token: {stack.api_token}")
     print(f"  curl -H 'Authorization: Bearer {stack.api_token}' {stack.api_url}/api/deliveries")
-    if not arguments.no_demo:
+    print(f"Dashboard: {stack.api_url}/dashboard/login (sign in with the API token above)")
+    if mode != "off":
         demo = stack.seed_demo()
         print(f"Demo delivery {demo['delivery_id']} sent; its messages: {stack.api_url}/local/outbox")
         print(f"  to the SES mailbox simulator: 2 delivered, a bounce, a complaint "
@@ -91,11 +102,33 @@ def local_up(arguments: argparse.Namespace) -> int:
     interval = get_settings().workflow_interval_seconds
     print(f"Tracking workflow every {interval:g} s: clicks show in {stack.api_url}/api/deliveries/<id>/indicators")
     print("Serving until Ctrl-C.", flush=True)
+    stop = threading.Event()
+    if mode == "large":  # after /r/test answers (the API is up): the demo audience and its reactions
+        threading.Thread(target=_large_demo, args=(run_engagement_demo, stack.client(), stop),
+                         name="sendtrail-demo", daemon=True).start()
     try:
         stack.wait()
     finally:
+        stop.set()
         stack.stop()
     return 0
+
+
+def _large_demo(run: Any, api: ApiClient, stop: Any) -> None:
+    try:
+        run(api, stop=stop, announce=lambda line: print(line, flush=True))
+    except Exception as error:  # noqa: BLE001 - the demo failing leaves the stack serving
+        if not stop.is_set():
+            print(f"demo: {error}", flush=True)
+
+
+def demo(arguments: argparse.Namespace) -> int:
+    """Send the large demo delivery to the running local stack and play its recipients' reactions."""
+    from infra.local_runtime.demo import run_engagement_demo
+
+    result = run_engagement_demo(_api(), recipients=arguments.recipients, seconds=arguments.minutes * 60,
+                                 seed=arguments.seed, announce=lambda line: print(line, flush=True))
+    return 0 if not result["answered"].get("failed") else 1
 
 
 def deliveries_list(arguments: argparse.Namespace) -> int:
@@ -108,9 +141,13 @@ def deliveries_list(arguments: argparse.Namespace) -> int:
 def deliveries_indicators(arguments: argparse.Namespace) -> int:
     body = _api().get(f"/api/deliveries/{arguments.delivery_id}/indicators")
     rates = body.pop("rates", {})
+    machine = body.pop("machine", None)
     for name, value in body.items():
         rate = f"  ({rates[name]:g} % of success)" if name in rates else (" %" if name.startswith("reactivity") else "")
         print(f"{name:22} {_when(value) if name == 'last_updated' else value}{rate}")
+    if machine is not None:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in machine.get("by_reason", {}).items() if count)
+        print(f"{'machine_hits':22} {machine.get('hits', 0)}" + (f"  ({reasons})" if reasons else ""))
     return 0
 
 
@@ -312,6 +349,30 @@ def keys_remove(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def lists_show(_: argparse.Namespace) -> int:
+    """The human/machine lists: entries per signal and provider, and each file's version."""
+    from infra import machine_lists
+
+    _print_table(machine_lists.summary(), ["list", "version", "signal", "provider", "entries"])
+    return 0
+
+
+def lists_import(arguments: argparse.Namespace) -> int:
+    """Replace a provider's entries in a list with those of a file the user downloaded."""
+    from infra import machine_lists
+
+    text = Path(arguments.file).read_text(encoding="utf-8")
+    importer = machine_lists.import_ranges if arguments.kind == "ranges" else machine_lists.import_agents
+    try:
+        removed, added = importer(text, arguments.provider, arguments.signal, arguments.source)
+    except machine_lists.ListError as error:
+        print(f"sendtrail: {error}", file=sys.stderr)
+        return 2
+    print(f"{arguments.provider} ({arguments.signal}): {removed} entries replaced by {added}; "
+          "review the diff, commit, and deploy")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sendtrail", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -323,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "0")))
     up.add_argument("--no-demo", action="store_true", help="do not seed and send the demo delivery")
     up.set_defaults(handler=local_up)
+
+    from infra.local_runtime.demo import LARGE_DEMO_RECIPIENTS, LARGE_DEMO_SECONDS
+
+    replay = commands.add_parser("demo", help="send the large demo delivery to the local stack and play its "
+                                                "recipients' opens, clicks and opt-outs through the hit endpoints")
+    replay.add_argument("--recipients", type=int, default=LARGE_DEMO_RECIPIENTS,
+                        help=f"mailbox simulator addresses (default {LARGE_DEMO_RECIPIENTS})")
+    replay.add_argument("--minutes", type=float, default=LARGE_DEMO_SECONDS / 60,
+                        help=f"how long the reactions take (default {LARGE_DEMO_SECONDS / 60:g})")
+    replay.add_argument("--seed", type=int, default=2026, help="another seed, other reactions")
+    replay.set_defaults(handler=demo)
 
     deliveries = commands.add_parser("deliveries", help="deliveries").add_subparsers(dest="action", required=True)
     listing = deliveries.add_parser("list", help="newest first")
@@ -366,6 +438,21 @@ def build_parser() -> argparse.ArgumentParser:
     checked.add_argument("--json", action="store_true", help="the report as JSON")
     checked.add_argument("--no-http", action="store_true", help="do not GET /r/test from this machine")
     checked.set_defaults(handler=status)
+
+    lists = commands.add_parser("lists", help="the human/machine lists (chalicelib/tracking/data/)").add_subparsers(
+        dest="action", required=True)
+    lists.add_parser("show", help="entries per signal and provider").set_defaults(handler=lists_show)
+    for kind, signals, example in (
+            ("ranges", ("apple_proxy", "scanner"),
+             "e.g. Apple's egress-ip-ranges.csv or Microsoft 365's endpoints JSON"),
+            ("agents", ("apple_proxy", "scanner", "prefetch"), "one user-agent marker per line")):
+        importing = lists.add_parser(f"import-{kind}", help=f"replace a provider's {kind} from a downloaded file "
+                                                           f"({example})")
+        importing.add_argument("file")
+        importing.add_argument("--provider", required=True, help="whose list it is, e.g. 'Apple Private Relay'")
+        importing.add_argument("--signal", required=True, choices=signals)
+        importing.add_argument("--source", required=True, help="where the file was downloaded from (a URL)")
+        importing.set_defaults(handler=lists_import, kind=kind)
 
     token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
     new_token = token.add_parser("new", help="print a new token and the scope:sha256 entry to configure")

@@ -30,6 +30,7 @@ import shutil
 # bandit B404/B603 (subprocess): chalice and cfn-lint from this virtualenv, fixed arguments, no shell.
 import subprocess  # nosec B404
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ def package(stage: str, architecture: str = "x86_64", out: Path | None = None,
     if out.exists():
         shutil.rmtree(out)
     _chalice_package(project, stage, out)
+    _prune(out / "deployment.zip")
     template_path = out / "sam.yaml"
     template = yaml.safe_load(template_path.read_text())
     _fix_parameters(template, stage, architecture)
@@ -105,6 +107,24 @@ def _chalice_package(project: Path, stage: str, out: Path) -> None:
     result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)  # nosec B603
     if result.returncode != 0:
         raise PackageError(f"chalice package failed:\n{result.stdout}{result.stderr}")
+
+
+def _unused(name: str) -> bool:
+    """Package files no function reads: Swagger UI's source maps and the builds /docs does not serve."""
+    from chalicelib.api.docs import SWAGGER_UI_FILES
+
+    parts = name.split("/")
+    return parts[:2] == ["swagger_ui_bundle", "vendor"] and len(parts) == 4 and parts[3] not in SWAGGER_UI_FILES
+
+
+def _prune(deployment: Path) -> None:
+    """The deployment zip without _unused files (about 10 of Swagger UI's 14 MB unzipped)."""
+    pruned = deployment.with_suffix(".pruned")
+    with zipfile.ZipFile(deployment) as source, zipfile.ZipFile(pruned, "w", zipfile.ZIP_DEFLATED) as target:
+        for entry in source.infolist():
+            if not _unused(entry.filename):
+                target.writestr(entry, source.read(entry))
+    pruned.replace(deployment)
 
 
 def _fix_parameters(template: dict[str, Any], stage: str, architecture: str) -> None:

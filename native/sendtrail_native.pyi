@@ -10,6 +10,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar, overload
 __version__: str
 REASONS: list[str]  # ["malformed", "unknown_key", "bad_signature"]
 LOG_REASONS: list[str]  # chalicelib.tracking.core.REASONS, in order
+CLASSIFY_REASONS: list[str]  # chalicelib.tracking.classify.REASONS, in order (bit i is reason i)
+DEFAULT_RULES: tuple[int, int, int, int]  # chalicelib.tracking.classify.Rules().as_tuple()
 
 _T = TypeVar("_T")
 
@@ -54,7 +56,8 @@ def process_log(data: bytes | bytearray, keys: dict[int, bytes], hit_type: Calla
     """core.process_log: the parse, and (recipient updates, deliveries, duplicates, over_limit)."""
 
 def aggregate(new_hits: Sequence[Any], prior: Mapping[tuple[str, int], Sequence[Any]] | None,
-              hit_type: type, recipient_type: Callable[..., Any], max_hits_per_recipient: int
-              ) -> tuple[list[Any], list[DeliveryTuple], int, int]:
-    """core.aggregate on hit_type objects: (recipient updates holding the given hits, deliveries, duplicates,
-    over_limit). Unsupported for hits it does not represent."""
+              hit_type: type, recipient_type: Callable[..., Any], max_hits_per_recipient: int,
+              context: Any = None) -> tuple[list[Any], list[DeliveryTuple], int, int]:
+    """core.aggregate on hit_type objects, classifying with `context` (a classify.Context; None: the default):
+    (recipient updates holding the given hits and their verdicts, deliveries, duplicates, over_limit).
+    Unsupported for hits or context values it does not represent."""

@@ -14,10 +14,11 @@ from typing import Any, Iterator
 import boto3
 import pytest
 
-from infra.local_runtime import environment, moto_dynamodb
+from infra.local_runtime import environment, moto_dynamodb, moto_kinesis
 
 environment.apply(environment.fake_aws(), remove=("AWS_ENDPOINT_URL",))
 moto_dynamodb.install()  # transactions that copy their items, not whole tables (see the module)
+moto_kinesis.install()  # shards safe for the threaded live servers (see the module)
 
 API_TOKEN = "test-api-token-0123456789"  # admin scope
 READ_TOKEN = "test-read-token-0123456789"  # read scope

@@ -11,6 +11,7 @@ file: `sendtrail`-style clients and curl loops need nothing else.
 Cells are spreadsheet-safe: a text cell starting with = + - @ or a control
 character gets a leading apostrophe (stored strings such as user agents
 and labels come from the outside world; OWASP's CSV injection advice).
+A list field is one cell, its items joined with " | ".
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ from chalice.app import Request
 from pydantic import BaseModel
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+LIST_SEPARATOR = " | "  # a list field (a URL row's URLs, labels) in one cell
 
 
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, list):
+        return LIST_SEPARATOR.join(str(_cell(item)) for item in value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
@@ -39,13 +43,13 @@ def _cell(value: Any) -> Any:
 
 def csv_text(model: type[BaseModel], rows: Iterable[BaseModel], header: bool = True) -> str:
     """`rows` as CSV, one column per field of `model` (its declared order), RFC 4180 line ends."""
-    columns = list(model.model_fields)
+    columns = [field.alias or name for name, field in model.model_fields.items()]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     if header:
         writer.writerow(columns)
     for row in rows:
-        values = row.model_dump(mode="json")
+        values = row.model_dump(mode="json", by_alias=True)
         writer.writerow([_cell(values.get(column)) for column in columns])
     return buffer.getvalue()
 

@@ -53,7 +53,7 @@ def create(request: Request, body: DeliveryIn) -> DeliveryCreated:
 
 
 @operation("POST", "/api/deliveries/{delivery_id}/send", response=DeliveryView, status=202, errors=(404, 409),
-           tag="send jobs", summary="Start sending a draft delivery")
+           tag="sending", summary="Start sending a draft delivery")
 def send(request: Request, delivery_id: str) -> DeliveryView:
     """Start the send job: 202, the delivery in start_pending; the workers send."""
     _known(delivery_id)
@@ -71,7 +71,7 @@ def _steering(action: str) -> Any:
 
     steer.__doc__ = f"The job's new state after {action}, or a 409 saying why it cannot {action} now."
     return operation("POST", f"/api/deliveries/{{delivery_id}}/{action}", response=DeliveryView, errors=(404, 409),
-                     tag="send jobs", summary=f"{action.capitalize()} the send job")(steer)
+                     tag="sending", summary=f"{action.capitalize()} the send job")(steer)
 
 
 pause, resume, stop = (_steering(action) for action in ("pause", "resume", "stop"))

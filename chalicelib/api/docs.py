@@ -22,6 +22,7 @@ from chalicelib.api.operations import operation
 from chalicelib.base_url import stage_prefix
 
 PAGE_DIRECTORY = Path(__file__).with_name("docs_page")
+SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui.css")  # all of the package the page uses
 # name -> (content type, where it comes from): our page and script, and Swagger UI's two files.
 ASSETS = {
     "docs.js": "text/javascript; charset=utf-8",
@@ -58,7 +59,7 @@ def openapi_document(request: Request, app: Any) -> Response:
 
 @functools.lru_cache(maxsize=None)
 def _asset(name: str) -> str:
-    if name.startswith("swagger-ui"):
+    if name in SWAGGER_UI_FILES:
         from swagger_ui_bundle import swagger_ui_path
 
         return (Path(str(swagger_ui_path)) / name).read_text(encoding="utf-8")

@@ -33,6 +33,13 @@ class GatewayError(BaseModel):
     message: Optional[str]
 
 
+class MissingScope(BaseModel):
+    """403: the token is valid but its scope does not cover the route (chalicelib/auth.py)."""
+
+    message: str
+    missing_scope: Literal["read", "admin"]
+
+
 class ComponentStatus(BaseModel):
     component: str
     status: Literal["OK", "WARN", "FAIL"]
@@ -90,3 +97,21 @@ class PagedExportQuery(QueryParameters):
         if not as_csv and self.limit > MAX_JSON_PAGE:
             raise InvalidField("limit", f"at most {MAX_JSON_PAGE} as JSON ({MAX_CSV_PAGE} as CSV)")
         return self.limit
+
+
+# --- the reports' query parameters (their answers: chalicelib/reports/models.py) ---
+
+class UrlsQuery(QueryParameters):
+    group: Literal["url", "label", "category"] = Field(
+        default="url", description="sum the URLs with the same URL, label or category (Campaign's grouping)")
+    format: Optional[Literal["json", "csv"]] = Field(default=None, description="csv: the rows as CSV "
+                                                     "(or send Accept: text/csv)")
+
+
+class TimelineQuery(QueryParameters):
+    bucket: Literal["5m", "1h", "1d"] = Field(default="5m", description="the windows' length (UTC-aligned)")
+
+
+class BreakdownQuery(QueryParameters):
+    by: Literal["os", "device", "browser", "client"] = Field(default="os", description="the user agent's "
+                                                             "operating system, device, browser or email client")

@@ -35,14 +35,16 @@ from openapi_pydantic.v3.v3_1 import (
 from pydantic import BaseModel
 
 from chalicelib.api import operations
-from chalicelib.api.models import ErrorBody, GatewayError
+from chalicelib.api.models import ErrorBody, GatewayError, MissingScope
+from chalicelib.auth import ADMIN, required_scope
 from chalicelib.version import VERSION
 
 API_PREFIX = "/api/"
 BEARER = "bearerAuth"
 # The modules whose handlers declare the /api operations (app.py loads them lazily).
-HANDLER_MODULES = ("chalicelib.api.deliveries", "chalicelib.api.tracking", "chalicelib.api.quarantine",
-                   "chalicelib.api.status", "chalicelib.api.docs", "chalicelib.api.privacy")
+HANDLER_MODULES = ("chalicelib.api.deliveries", "chalicelib.api.tracking", "chalicelib.api.reports",
+                   "chalicelib.api.quarantine", "chalicelib.api.status", "chalicelib.api.docs",
+                   "chalicelib.api.privacy")
 ERROR_MEANINGS = {
     400: "a query parameter or the body is invalid: `fields` names each one",
     401: "no bearer token, or not the API's",
@@ -52,7 +54,7 @@ ERROR_MEANINGS = {
     503: "a backing AWS service did not answer; retry shortly",
 }
 TAGS = (("deliveries", "Create, read and list deliveries, their logs, the quarantine list"),
-        ("send jobs", "Start, pause, resume and stop sending"),
+        ("sending", "Start, pause, resume and stop sending"),
         ("reports", "Campaign's reports: indicators, hot clicks, URLs, timeline, breakdowns, tracking"),
         ("operations", "The status check, the tracking workflow, this document"))
 
@@ -81,10 +83,9 @@ def _query_parameters(model: type[BaseModel]) -> list[Parameter]:
             field_schema = {**value_schema, **field_schema}
         if field_schema.get("default", 0) is None:
             del field_schema["default"]
-        # openapi-pydantic fills `in` by its field name param_in; the pydantic mypy plugin only knows the alias.
-        parameters.append(Parameter(name=name, param_in="query", required=name in required,  # type: ignore[call-arg]
-                                    description=description,
-                                    param_schema=Schema.model_validate(field_schema)))
+        parameters.append(Parameter(  # type: ignore[call-arg]  # by field name (populate_by_name), not the alias
+            name=name, param_in="query", required=name in required, description=description,
+            param_schema=Schema.model_validate(field_schema)))
     return parameters
 
 
@@ -92,7 +93,7 @@ def _json(model: type[BaseModel]) -> dict[str, MediaType]:
     return {operations.JSON: MediaType(media_type_schema=PydanticSchema(schema_class=model))}
 
 
-def _answers(declared: operations.Operation) -> dict[str, Response]:
+def _answers(declared: operations.Operation, scope: str | None) -> dict[str, Response]:
     content = _json(declared.response)
     headers = None
     if declared.csv:
@@ -100,31 +101,29 @@ def _answers(declared: operations.Operation) -> dict[str, Response]:
         headers = {"Link": Header(description='CSV only: `<?...&next=...>; rel="next"` while more pages follow',
                                   param_schema=Schema(type="string"))}
     answers = {str(declared.status): Response(description=declared.summary, content=content, headers=headers)}
-    for extra in declared.responses:
-        answers[str(extra.status)] = Response(
-            description=extra.description,
-            content={extra.media_type: MediaType(media_type_schema=PydanticSchema(schema_class=extra.model)
-                                                 if extra.model else Schema(type="string"))})
+    if scope == ADMIN:  # every valid token has read: only an admin route can refuse one
+        answers["403"] = Response(description=ERROR_MEANINGS[403], content=_json(MissingScope))
     for status in declared.errors:
-        model = GatewayError if status in (401, 403) else ErrorBody
+        model = GatewayError if status == 401 else ErrorBody
         answers.setdefault(str(status), Response(description=ERROR_MEANINGS.get(status, "error"),
                                                  content=_json(model)))
     return answers
 
 
 def _operation(route: Any, declared: operations.Operation) -> Operation:
-    parameters = [Parameter(name=name, param_in="path", required=True,  # type: ignore[call-arg]  # as above
-                            param_schema=Schema(type="string"))
-                  for name in route.view_args]
+    parameters = [Parameter(  # type: ignore[call-arg]  # by field name (populate_by_name), not the alias
+        name=name, param_in="path", required=True, param_schema=Schema(type="string")) for name in route.view_args]
     if declared.query is not None:
         parameters += _query_parameters(declared.query)
     body = None
     if declared.body is not None:
         body = RequestBody(required=True, content=_json(declared.body))
-    return Operation(operationId=route.view_name, summary=declared.summary, description=declared.description or None,
+    scope = required_scope(route)
+    description = "\n\n".join(part for part in (declared.description, f"Scope: `{scope}`." if scope else "") if part)
+    return Operation(operationId=route.view_name, summary=declared.summary, description=description or None,
                      tags=[declared.tag], parameters=parameters or None, requestBody=body,
-                     responses=_answers(declared),
-                     security=[{BEARER: []}] if route.authorizer is not None else None)
+                     responses=_answers(declared, scope), **({"deprecated": True} if declared.deprecated else {}),
+                     security=[{BEARER: [scope]}] if scope else None)
 
 
 def build(app: Any, server_url: str = "/") -> OpenAPI:
@@ -145,8 +144,9 @@ def build(app: Any, server_url: str = "/") -> OpenAPI:
         openapi="3.1.0",
         info=Info(title="sendtrail API", version=VERSION,
                   description="Deliveries, send jobs and Campaign's tracking reports for SES senders. Every "
-                              "route needs `Authorization: Bearer <API token>`; counts say whether they count "
-                              "people (unique) or all hits (total)."),
+                              "route needs `Authorization: Bearer <API token>` of a scope that covers it (read, "
+                              "or admin: each operation says which); counts say whether they count people "
+                              "(unique) or all hits (total)."),
         servers=[Server(url=server_url)],
         paths=paths,
         tags=[Tag(name=name, description=description) for name, description in TAGS],

@@ -8,8 +8,8 @@ the model it returns is serialised with the declared status. The OpenAPI
 document (chalicelib/api/openapi.py) is generated from this registry joined
 to Chalice's route table, so what it says is what the handler does.
 
-A handler may return a chalice Response instead (CSV, or a status that
-depends on the outcome); it declares those answers in `responses`.
+A handler may return a chalice Response instead: CSV (declared with
+`csv=True`), or an error status it declares in `errors`.
 """
 
 from __future__ import annotations
@@ -30,16 +30,6 @@ CSV = "text/csv"
 
 
 @dataclass(frozen=True)
-class Answer:
-    """A documented answer besides the main one: its status, what it means, its model or media type."""
-
-    status: int
-    description: str
-    model: type[BaseModel] | None = None
-    media_type: str = JSON
-
-
-@dataclass(frozen=True)
 class Operation:
     method: str
     path: str
@@ -50,9 +40,9 @@ class Operation:
     status: int = 200
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
-    responses: tuple[Answer, ...] = ()
     errors: tuple[int, ...] = ()
     csv: bool = False  # the answer is also available as text/csv (Accept or ?format=csv)
+    deprecated: bool = False
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {}
@@ -85,8 +75,8 @@ def wants_csv(request: Request, query: Any = None) -> bool:
 
 def operation(method: str, path: str, *, response: type[BaseModel], summary: str, tag: str, status: int = 200,
               query: type[BaseModel] | None = None, body: type[BaseModel] | None = None,
-              responses: tuple[Answer, ...] = (), errors: tuple[int, ...] = (404,),
-              csv: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
+              errors: tuple[int, ...] = (404,),
+              csv: bool = False, deprecated: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Declare and apply a route's contract (see the module's docstring); `errors` lists its 4xx/5xx statuses."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Response]:
@@ -108,7 +98,8 @@ def operation(method: str, path: str, *, response: type[BaseModel], summary: str
         statuses = {*errors, 401, 503, *((400,) if query or body else ())}
         declared = Operation(method=method, path=path, summary=summary, tag=tag, response=response, status=status,
                              description=inspect.cleandoc(function.__doc__ or ""), query=query, body=body,
-                             responses=responses, errors=tuple(sorted(statuses)), csv=csv)
+                             errors=tuple(sorted(statuses)), csv=csv,
+                             deprecated=deprecated)
         if (method, path) in OPERATIONS:
             raise ValueError(f"{method} {path} is declared twice")
         OPERATIONS[(method, path)] = declared

@@ -1,4 +1,4 @@
-"""Tracking in the dashboard API: indicators, URLs, time buckets, user agents, recipients, workflow runs.
+"""Tracking in the dashboard API: indicators, user agents, a recipient's tracking, workflow runs.
 
 Handlers parse and shape; the queries are chalicelib/tracking/service.py's.
 """
@@ -20,9 +20,7 @@ from chalicelib.tracking.models import (
     Indicators,
     RecipientTracking,
     RecipientTrackingQuery,
-    Timeline,
     TrackingHit,
-    UrlReport,
     UserAgentBreakdown,
 )
 from chalicelib.tracking.service import TrackingReports
@@ -40,24 +38,11 @@ def indicators(request: Request, delivery_id: str) -> Indicators:
     return _reports().indicators(delivery_id)
 
 
-@operation("GET", "/api/deliveries/{delivery_id}/urls", response=UrlReport, tag="reports",
-           summary="URLs and click streams")
-def urls(request: Request, delivery_id: str) -> UrlReport:
-    """Each tracked link with its clicks, unique and total, and their rates of success."""
-    return _reports().urls(delivery_id)
-
-
-@operation("GET", "/api/deliveries/{delivery_id}/timeline", response=Timeline, tag="reports",
-           summary="Opens and clicks over time")
-def timeline(request: Request, delivery_id: str) -> Timeline:
-    """The 5-minute windows with at least one hit, oldest first."""
-    return _reports().timeline(delivery_id)
-
-
 @operation("GET", "/api/deliveries/{delivery_id}/user-agents", response=UserAgentBreakdown, tag="reports",
-           summary="Opens and clicks per operating system, device, browser and email client")
+           deprecated=True, summary="Opens and clicks per operating system, device, browser and email client")
 def user_agents(request: Request, delivery_id: str) -> UserAgentBreakdown:
-    """Hits, not people: a recipient opening on two devices counts in both."""
+    """All four dimensions at once, as before the breakdown report: use /breakdown?by=os|device|browser|client,
+    which adds each value's percentages. Hits, not people: a recipient opening on two devices counts in both."""
     return _reports().user_agents(delivery_id)
 
 

@@ -289,26 +289,32 @@ class DeliveryStore:
                 ExpressionAttributeValues={":e": {"N": str(expires_at_epoch)}})
 
     def mark_optout(self, delivery_id: str, log_id: int, at_ms: int) -> dict[str, Any] | None:
-        """Record the recipient's opt-out once: the log on the first call, None after."""
+        """Mark the recipient's opt-out as begun: the log, unless an earlier request completed it (None).
+
+        The log keeps the first `optout_at`; `optout_pending` stays until the
+        opt-out's hit is recorded (`confirm_optout`), so a retry after a
+        failure re-records the hit instead of answering "already".
+        """
         try:
             response = self._dynamodb.update_item(
                 TableName=self.logs_table,
                 Key={"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}},
-                UpdateExpression="SET optout_at = :at",
-                ConditionExpression="attribute_exists(delivery_id) AND attribute_not_exists(optout_at)",
-                ExpressionAttributeValues={":at": {"N": str(at_ms)}},
+                UpdateExpression="SET optout_at = if_not_exists(optout_at, :at), optout_pending = :pending",
+                ConditionExpression="attribute_exists(delivery_id) AND "
+                                    "(attribute_not_exists(optout_at) OR attribute_exists(optout_pending))",
+                ExpressionAttributeValues={":at": {"N": str(at_ms)}, ":pending": {"BOOL": True}},
                 ReturnValues="ALL_NEW",
             )
         except self._dynamodb.exceptions.ConditionalCheckFailedException:
             return None
         return from_item(response["Attributes"])
 
-    def clear_optout(self, delivery_id: str, log_id: int) -> None:
-        """Undo mark_optout when the hit could not be recorded, so a retry records both."""
+    def confirm_optout(self, delivery_id: str, log_id: int) -> None:
+        """The opt-out's hit is recorded: later requests answer "already unsubscribed"."""
         self._dynamodb.update_item(
             TableName=self.logs_table,
             Key={"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}},
-            UpdateExpression="REMOVE optout_at",
+            UpdateExpression="REMOVE optout_pending",
         )
 
     # === send jobs: delivery states, chunks of logs, transactional transitions ===

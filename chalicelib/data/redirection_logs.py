@@ -2,8 +2,10 @@
 
 Layout of the bucket (infra/template.yaml declares it and its lifecycle):
 
-    redirection-logs/YYYY/MM/DD/HH/<name>     log objects: Firehose's (gzip), or one record
-                                              each from the hit path when Kinesis failed
+    redirection-logs/YYYY/MM/DD/HH/<name>     log objects: Firehose's (gzip) from the hit
+                                              stream, and from the fallback delivery stream
+                                              the hit path puts into when Kinesis failed;
+                                              one record each when that failed too
                                               (`fallback-<hit id>`, plain)
     redirection-errors/...                    Firehose's own delivery failures
     redirection-quarantine/<hour>/<name>.jsonl  the workflow's rejected lines, with reasons
@@ -46,8 +48,18 @@ def fallback_key(hit_id: str, at_ms: int) -> str:
     return f"{LOG_PREFIX}{hour_partition(at_ms)}/{FALLBACK_PREFIX}{hit_id}"
 
 
+def put_fallback_stream(delivery_stream: str, record: bytes) -> None:
+    """Put one hit record into the fallback delivery stream (when the Kinesis put failed).
+
+    Firehose buffers what it is given and writes it, batched and gzipped,
+    under the same redirection-logs/ hour prefixes as the hit stream's
+    delivery stream (infra/template.yaml, RedirectionLogFallbackStream).
+    """
+    aws.client("firehose", aws.HIT_PATH).put_record(DeliveryStreamName=delivery_stream, Record={"Data": record})
+
+
 def put_fallback(bucket: str, record: bytes, hit_id: str, at_ms: int) -> str:
-    """Write one hit record as its own log object (when the Kinesis put failed); returns its key.
+    """Write one hit record as its own log object (when both streams failed); returns its key.
 
     The key is made from the hit id, so writing the same record twice makes one
     object; a record that reached both Kinesis and this object is counted once

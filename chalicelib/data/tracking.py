@@ -145,15 +145,16 @@ class TrackingStore:
         ))
 
 
-def recipient_ids(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
-                  ) -> dict[tuple[str, int], str]:
-    """The recipient id of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
+def delivery_log_facts(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
+                       ) -> dict[tuple[str, int], dict[str, Any]]:
+    """The recipient id and send time (ms) of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
     requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
                  for delivery_id, log_id in sorted(set(keys))]
     items = batch_get(aws.client("dynamodb", config), logs_table, requested, consistent=False,
-                       projection="delivery_id, log_id, recipient_id")
-    return {(item["delivery_id"], int(item["log_id"])): str(item["recipient_id"])
-            for item in items if item.get("recipient_id")}
+                      projection="delivery_id, log_id, recipient_id, sent_at")
+    return {(item["delivery_id"], int(item["log_id"])): {
+        "recipient_id": str(item["recipient_id"]) if item.get("recipient_id") else None,
+        "sent_at": int(item["sent_at"]) if item.get("sent_at") is not None else None} for item in items}
 
 
 OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error")

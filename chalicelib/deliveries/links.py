@@ -9,7 +9,10 @@ parses HTML again: a template is compiled once into segments (cached by its
 text) and each recipient costs one walk over those segments.
 
 Template syntax
-    {{name}}           a recipient attribute (HTML-escaped in HTML, raw in text)
+    {{name}}           a recipient attribute (HTML-escaped in HTML, raw in text); refused at
+                       preparation where escaping cannot make a value safe: in <script> or
+                       <style>, event handlers, style=, URL attributes other than <a>/<area>
+                       href, unquoted attribute values, tag and attribute names
     {{@link:N}}        the tracked URL of url id N (LinkMaker.click)
     {{@open}}          the open pixel URL (LinkMaker.open)
     {{@unsubscribe}}   the unsubscribe URL (LinkMaker.unsubscribe)
@@ -31,8 +34,9 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from html.parser import HTMLParser
-from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
+from chalicelib.deliveries.mime import HEADER_UNSAFE
 from chalicelib.urltemplate import PLACEHOLDER_RE, host_is_personalised, placeholders_in, quote_param
 
 URL_ID_OPEN = 1
@@ -237,6 +241,8 @@ class _LinkRewriter:
         reserved = _RESERVED_RE.fullmatch(url)
         if reserved:
             return _RESERVED_MARKERS[reserved.group(1)]  # functional links: always rendered
+        if url.lower().startswith("javascript:") and PLACEHOLDER_RE.search(written):
+            raise ContentError(field_name, f"a recipient's value cannot stand in a javascript: link: {url}")
         if not _is_inert(url):
             _check_web_url(url, field_name)
             label = natural_label()
@@ -328,6 +334,7 @@ class _RawAttribute:
     value_start: int         # value span without its quotes
     value_end: int
     value: str | None        # decoded like HTMLParser (None when valueless)
+    quoted: bool = False     # the value is written between quotes
 
 
 def _raw_attributes(tag_text: str) -> list[_RawAttribute]:
@@ -356,7 +363,7 @@ def _raw_attribute(tag_text: str, match: re.Match[str]) -> _RawAttribute:
         value_start, value_end = value_start + 1, max(value_start + 1, value_end - 1)
     inner = tag_text[value_start:value_end]
     return _RawAttribute(match.group(1).lower(), removal_start, match.end(3), value_start, value_end,
-                         html_lib.unescape(inner) if inner else inner)
+                         html_lib.unescape(inner) if inner else inner, quoted=written[:1] in ("'", '"'))
 
 
 def _first(attributes: Iterable[_RawAttribute], name: str) -> _RawAttribute | None:
@@ -396,6 +403,52 @@ class _LinkTag:
         return attribute.value if attribute else None
 
 
+# Attributes whose value is a URL a browser fetches or follows. Only <a>/<area> href may hold a
+# placeholder (the link rewriter pins its scheme and host and URL-quotes the values); in any other
+# URL attribute a value could pick the scheme (javascript:, data:) or the host.
+_URL_ATTRIBUTES = frozenset({
+    "href", "src", "srcset", "action", "formaction", "background", "poster", "cite", "data", "codebase",
+    "longdesc", "usemap", "lowsrc", "dynsrc", "manifest", "profile", "icon", "archive", "classid", "ping",
+    "xlink:href", "xml:base", "imagesrcset",
+})
+# Elements none of whose attributes may hold a value: <meta http-equiv=refresh content="0;url=...">
+# navigates; <base> re-roots every link; SVG animations set other attributes (href included) from theirs.
+_UNSAFE_ELEMENTS = frozenset({"meta", "base", "animate", "set", "animatemotion", "animatetransform"})
+
+
+def _recipient_placeholders(text: str) -> Iterator[re.Match[str]]:
+    """The {{name}} placeholders a recipient's values fill ({{unsubscribe_url}}/{{mirror_url}} are ours)."""
+    return (match for match in PLACEHOLDER_RE.finditer(text) if not _RESERVED_RE.fullmatch(match.group(0)))
+
+
+def _placeholder_problem(tag: str, attribute: _RawAttribute | None) -> str | None:
+    """Why a recipient's value cannot stand in this attribute of <tag>, or None when HTML escaping suffices.
+
+    Escaping (&, <, >, both quotes) keeps a value inside a quoted attribute
+    value or in text; it does nothing for a value that is itself code (an
+    event handler, CSS), a URL (javascript: needs no special character), or
+    for an unquoted value (a space ends it and starts a new attribute).
+    """
+    if attribute is None:
+        return "in a tag or attribute name"
+    name = attribute.name
+    if tag in ("a", "area") and name == "href":
+        return None  # the link rewriter's business: fixed scheme and host, values URL-quoted
+    if not attribute.quoted:
+        return f"in the unquoted value of {name}= (quote it)"
+    if name.startswith("on"):
+        return f"in the event handler {name}= (script)"
+    if name == "style":
+        return "in a style attribute (CSS)"
+    if name == "srcdoc":
+        return "in srcdoc= (a whole HTML document)"
+    if name in _URL_ATTRIBUTES:
+        return f"in the URL attribute {name}= (only <a>/<area> href may be personalised)"
+    if tag in _UNSAFE_ELEMENTS:
+        return f"in an attribute of <{tag}>"
+    return None
+
+
 def _line_starts(document: str) -> list[int]:
     """Offset of each line start; HTMLParser.getpos() counts lines by "\\n" only."""
     starts = [0]
@@ -407,7 +460,8 @@ def _line_starts(document: str) -> list[int]:
 
 
 class _LinkScanner(HTMLParser):
-    """Finds link start tags and the last </body> with the standard library parser.
+    """Finds link start tags and the last </body> with the standard library parser, and refuses
+    placeholders where no escaping could make a recipient's value safe (`_placeholder_problem`).
 
     Why a parser and not a regex: it knows that "<a href>" inside a comment,
     a <script> or a <style> is not a link, and it copes with any quoting and case.
@@ -423,6 +477,8 @@ class _LinkScanner(HTMLParser):
         self.body_end: int | None = None
         self._open_link: _LinkTag | None = None
         self._in_raw_text = False
+        self._raw_text_tag = ""
+        self._previous_data = ""  # the text just before, when nothing came between
 
     def scan(self) -> _LinkScanner:
         try:
@@ -434,8 +490,11 @@ class _LinkScanner(HTMLParser):
         return self
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._previous_data = ""
+        self._check_tag_placeholders(tag)
         if tag in self._RAW_TEXT_TAGS:
             self._in_raw_text = True
+            self._raw_text_tag = tag
         elif tag == "a":
             self._open_link = self._link_tag()  # an <a> closes any <a> still open
             self.links.append(self._open_link)
@@ -453,6 +512,7 @@ class _LinkScanner(HTMLParser):
             super().handle_startendtag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
+        self._previous_data = ""
         if tag in self._RAW_TEXT_TAGS:
             self._in_raw_text = False
         elif tag == "a":
@@ -461,8 +521,50 @@ class _LinkScanner(HTMLParser):
             self.body_end = self._offset()
 
     def handle_data(self, data: str) -> None:
-        if self._open_link is not None and not self._in_raw_text:
+        if self._in_raw_text:
+            self._refuse_placeholders(data, f"inside <{self._raw_text_tag}> (script or CSS, where no escaping helps)")
+            return
+        # "<{{v}}": the parser hands a "<" that starts no tag over as text of its own, but a browser
+        # reads the value "img src=x onerror=..." written after it as a tag. (A "<" inside one piece
+        # of text was written "&lt;": harmless.)
+        previous, self._previous_data = self._previous_data, data
+        for match in _recipient_placeholders(data):
+            if match.start() == 0 and previous.endswith("<"):
+                self._refuse_placeholders(match.group(0), "right after '<', where a value would name a tag")
+        if self._open_link is not None:
             self._open_link.text_parts.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        self._previous_data = ""
+
+    def handle_decl(self, decl: str) -> None:
+        self._refuse_placeholders(decl, "inside a <!DOCTYPE> declaration")
+
+    def unknown_decl(self, data: str) -> None:
+        self._refuse_placeholders(data, "inside a <![CDATA[ ]]> section")
+
+    def handle_pi(self, data: str) -> None:
+        self._refuse_placeholders(data, "inside a processing instruction")
+
+    def _refuse_placeholders(self, text: str, where: str) -> None:
+        for match in _recipient_placeholders(text):
+            raise ContentError("html", f"{match.group(0)} near line {self.getpos()[0]}: {where}: "
+                                       "a recipient's value cannot be escaped safely there")
+
+    def _check_tag_placeholders(self, tag: str) -> None:
+        raw = self.get_starttag_text() or ""
+        found = list(_recipient_placeholders(raw))
+        if not found:
+            return
+        attributes = _raw_attributes(raw)
+        for match in found:
+            attribute = next((candidate for candidate in attributes
+                              if candidate.value_start <= match.start() and match.end() <= candidate.value_end), None)
+            problem = _placeholder_problem(tag, attribute)
+            if problem:
+                line = self.getpos()[0] + raw.count("\n", 0, match.start())
+                raise ContentError("html", f"{match.group(0)} at line {line} in <{tag}>: {problem}: "
+                                           "a recipient's value cannot be escaped safely there")
 
     def _offset(self) -> int:
         line, column = self.getpos()
@@ -671,12 +773,13 @@ def render(prepared: PreparedContent, attributes: Mapping[str, object],
     return html, text
 
 
-_LINE_BREAKS_RE = re.compile(r"[\r\n]+")
+_HEADER_UNSAFE_RUN = re.compile(HEADER_UNSAFE.pattern + "+")
 
 
 def render_subject(subject: str, attributes: Mapping[str, object]) -> str:
-    """Plain one-pass substitution; line breaks in values become spaces (a subject is one header line)."""
+    """Plain one-pass substitution; a run of line breaks or control characters in a value becomes one
+    space (a subject is one header line: VT, NEL or U+2028 would break it as surely as CR LF)."""
     def value(match: re.Match[str]) -> str:
-        return _LINE_BREAKS_RE.sub(" ", _as_text(attributes.get(match.group(1))))
+        return _HEADER_UNSAFE_RUN.sub(" ", _as_text(attributes.get(match.group(1))))
 
     return PLACEHOLDER_RE.sub(value, subject)

@@ -4,15 +4,29 @@ from __future__ import annotations
 
 import re
 from email.utils import parseaddr
-from typing import Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from chalicelib.api.models import PagedExportQuery, QueryParameters
+from chalicelib.deliveries.mime import BODY_UNSAFE, HEADER_UNSAFE, unsafe_character
 from chalicelib.mta import states, statuses
 from chalicelib.mta.reasons import REASON_CODES
+from chalicelib.mta.recipients import stored_form
 
-AttributeValue = Union[str, int, float, bool, None]
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _utf8(value: str) -> str:
+    """Refuse a lone surrogate (JSON lets "\\ud800" through): no message, and no DynamoDB item, can hold it."""
+    where = unsafe_character(value, _SURROGATE)
+    if where:
+        raise ValueError(f"not valid Unicode text: a lone surrogate ({where})")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_utf8)]
+AttributeValue = Union[str, int, float, bool, None]  # str values: checked in RecipientIn._attributes
 _ADDRESS = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
@@ -24,27 +38,38 @@ class _Strict(BaseModel):
 
 
 class RecipientIn(_Strict):
-    id: str = Field(min_length=1, max_length=256, description="your id for this person, used to look up their tracking")
-    email: str = Field(min_length=3, max_length=320)
+    id: Text = Field(min_length=1, max_length=256,
+                     description="your id for this person, used to look up their tracking")
+    email: Text = Field(min_length=3, max_length=320)
     attributes: dict[str, AttributeValue] = Field(default_factory=dict, description="values for {{name}} placeholders")
+
+    @field_validator("email")
+    @classmethod
+    def _stored_form(cls, email: str) -> str:
+        """Stored as it will be sent (no surrounding whitespace, domain lower-cased); checked at preparation."""
+        return stored_form(email)
 
     @field_validator("attributes")
     @classmethod
-    def _attribute_names(cls, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
-        for name in attributes:
+    def _attributes(cls, attributes: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+        for name, value in attributes.items():
             if not _ATTRIBUTE_NAME.match(name):
                 raise ValueError(f"attribute name {name!r} must be letters, digits, _ . - (not starting with a digit)")
             if name in RESERVED_ATTRIBUTES:
                 raise ValueError(f"attribute name {name!r} is reserved")
+            where = unsafe_character(value, BODY_UNSAFE) if isinstance(value, str) else None
+            if where:
+                raise ValueError(f"attribute {name!r} holds a control character or a lone surrogate that no "
+                                 f"message can carry ({where})")
         return attributes
 
 
 class UrlOverrideIn(_Strict):
-    match: str = Field(min_length=1, max_length=2048, description="a link's URL exactly as written, or its label")
+    match: Text = Field(min_length=1, max_length=2048, description="a link's URL exactly as written, or its label")
     mode: Literal["tracked", "untracked"] = "tracked"
     type: Literal["click", "optout", "mirror"] = "click"
-    label: Optional[str] = Field(default=None, max_length=200)
-    category: Optional[str] = Field(default=None, max_length=100,
+    label: Optional[Text] = Field(default=None, max_length=200)
+    category: Optional[Text] = Field(default=None, max_length=100,
                                     description="a classification of yours (e.g. Products, Social) the URL report "
                                                 "can group by")
 
@@ -53,32 +78,37 @@ class TrackingIn(_Strict):
     enabled: bool = True
     opens: bool = True
     urls: list[UrlOverrideIn] = Field(default_factory=list, max_length=500)
+    forward_query_params: bool = Field(
+        default=False, description="add the parameters a click arrives with (other than sendtrail's own `p`) "
+                                   "to the target URL; parameters the target already has keep its value")
 
 
 class DeliveryIn(_Strict):
-    name: str = Field(min_length=1, max_length=200)
-    subject: str = Field(min_length=1, max_length=998)
-    from_address: str = Field(min_length=3, max_length=320,
-                              description="'news@example.com' or 'News <news@example.com>'")
-    html: str = Field(min_length=1)
-    text: Optional[str] = None
+    name: Text = Field(min_length=1, max_length=200)
+    subject: Text = Field(min_length=1, max_length=998)
+    from_address: Text = Field(min_length=3, max_length=320,
+                               description="'news@example.com' or 'News <news@example.com>'")
+    html: Text = Field(min_length=1)
+    text: Optional[Text] = None
     recipients: list[RecipientIn] = Field(min_length=1)
-    affinity: Optional[str] = Field(default=None, min_length=1, max_length=64)
+    affinity: Optional[Text] = Field(default=None, min_length=1, max_length=64)
     validity_days: Optional[int] = Field(default=None, ge=1, le=3650)
     tracking: TrackingIn = Field(default_factory=TrackingIn)
 
     @field_validator("subject")
     @classmethod
     def _single_line(cls, subject: str) -> str:
-        if "\r" in subject or "\n" in subject:
-            raise ValueError("subject must be one line")
+        where = unsafe_character(subject, HEADER_UNSAFE)
+        if where:
+            raise ValueError(f"subject must be one line of text without control characters ({where})")
         return subject
 
     @field_validator("from_address")
     @classmethod
     def _valid_sender(cls, value: str) -> str:
-        if "\r" in value or "\n" in value:
-            raise ValueError("from_address must be one line")
+        where = unsafe_character(value, HEADER_UNSAFE)
+        if where:
+            raise ValueError(f"from_address must be one line of text without control characters ({where})")
         _, address = parseaddr(value)
         if not _ADDRESS.match(address):
             raise ValueError("from_address must be an email address, optionally with a display name")
@@ -111,10 +141,16 @@ def _unset(value: object) -> bool:
 
 
 Millis = Optional[int]
-# Literals built from the one list of each (a tuple subscript is Literal's own flattening; mypy cannot follow it).
-DeliveryState = Literal[states.STATES]  # type: ignore[valid-type]
-LogStatus = Literal[statuses.STATUSES]  # type: ignore[valid-type]
-FailureReason = Literal[tuple(REASON_CODES)]  # type: ignore[valid-type]
+# Literals built from the one list of each (a tuple subscript is Literal's own flattening); mypy cannot
+# follow that, and sees the strings they are.
+if TYPE_CHECKING:
+    DeliveryState = str
+    LogStatus = str
+    FailureReason = str
+else:
+    DeliveryState = Literal[states.STATES]
+    LogStatus = Literal[statuses.STATUSES]
+    FailureReason = Literal[tuple(REASON_CODES)]
 
 
 class TrackingSettings(BaseModel):
@@ -256,6 +292,5 @@ class DeliveryListQuery(QueryParameters):
 
 class DeliveryLogsQuery(PagedExportQuery):
     status: Optional[LogStatus] = Field(default=None, description="only the logs with this status (an index)")
-    # FailureReason is a Literal built from REASON_CODES at import: pydantic reads it, mypy cannot.
-    reason: Optional[FailureReason] = Field(  # type: ignore[valid-type]
+    reason: Optional[FailureReason] = Field(
         default=None, description="only the logs failed or ignored for this reason")

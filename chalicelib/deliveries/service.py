@@ -1,7 +1,9 @@
 """Creating deliveries.
 
 Creation validates and prepares once: links found and numbered, the content
-turned into a template, the affinity checked, one delivery log per
+turned into a template and one message rendered and encoded with the first
+usable recipient's values (what cannot be sent is refused now, not at
+sending time), the affinity checked, one delivery log per
 recipient (prepared, or ignored with its reason: chalicelib/mta/recipients.py).
 Sending is a job of the MTA (chalicelib/mta/): jobs.py starts it, worker.py
 renders each recipient's message from the template and hands it to SES.
@@ -16,6 +18,7 @@ from typing import Any, Mapping, Optional
 
 from chalicelib.clock import now_ms
 from chalicelib.data.deliveries import DeliveryExists, DeliveryStore
+from chalicelib.deliveries.compose import trial_encode
 from chalicelib.deliveries.links import ContentError, UrlOverride, prepare_content
 from chalicelib.deliveries.models import DeliveryIn
 from chalicelib.errors import AffinityNotConfigured, InvalidField, NotFound
@@ -50,16 +53,22 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     _check_limits(delivery, settings)
     overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label, category=o.category)
                  for o in delivery.tracking.urls]
+    excluded = recipients.exclusions(recipient.email for recipient in delivery.recipients)
+    content: dict[str, Any] = {"subject": delivery.subject, "from_address": delivery.from_address}
     try:
         prepared = prepare_content(delivery.html, delivery.text, tracking_enabled=delivery.tracking.enabled,
                                    track_opens=delivery.tracking.opens, overrides=overrides)
+        content["prepared"] = prepared.to_dict()
+        usable = [recipient for recipient, failure in zip(delivery.recipients, excluded, strict=True)
+                  if failure is None]
+        sample = usable[0] if usable else delivery.recipients[0]
+        trial_encode(content, sample.attributes, sample.email if usable else "sample@example.com")
     except ContentError as error:
         raise InvalidField(error.field, str(error)) from None
     try:
         affinity = affinities.check(delivery.affinity, settings)
     except AffinityNotConfigured as error:
         raise InvalidField("affinity", str(error)) from None
-    excluded = recipients.exclusions(recipient.email for recipient in delivery.recipients)
     counts = {status: 0 for status in statuses.STATUSES}
     failures: dict[str, dict[str, int]] = {failure_type: {} for failure_type in FAILURE_TYPES}
     for failure in excluded:
@@ -77,7 +86,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "affinity": affinity.name,
         "configuration_set": affinity.configuration_set,
         "validity_days": delivery.validity_days or settings.default_validity_days,
-        "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens},
+        "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens,
+                     "forward_query_params": delivery.tracking.forward_query_params},
         "state": DRAFT,
         "state_since": created_at,
         "created_at": created_at,
@@ -86,12 +96,13 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "failures": failures,
         "logs_ready": False,
     }
-    content = {"subject": delivery.subject, "from_address": delivery.from_address, "prepared": prepared.to_dict()}
-    links = {"urls": {
+    links: dict[str, Any] = {"urls": {
         str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders),
                           "category": url.category}
         for url in prepared.urls
     }}
+    if delivery.tracking.forward_query_params:
+        links["forward_query_params"] = True  # read by the redirect (chalicelib/hits/endpoints.py)
     # Until it is sent (jobs.start sets the expiry again from then).
     expiry: dict[str, Any] = {"expires_at_epoch": expires_at_epoch(created_at, settings.tracking_retention_days)}
     log_expiry = expires_at_epoch(created_at, settings.delivery_log_retention_days)

@@ -22,6 +22,7 @@ class HitPathConfig:
     delivery_logs_table: str
     addresses_table: str
     redirection_log_bucket: str
+    redirection_log_fallback_stream: str
     expired_page_url: str | None
     public_base_url: str | None
     ip_address_mode: str
@@ -43,6 +44,7 @@ def get_hit_config() -> HitPathConfig:
         delivery_logs_table=_env("delivery_logs_table") or "",
         addresses_table=_env("addresses_table") or "",
         redirection_log_bucket=_env("redirection_log_bucket") or "",
+        redirection_log_fallback_stream=_env("redirection_log_fallback_stream") or "",
         expired_page_url=(_env("expired_page_url") or "").rstrip("/") or None,
         public_base_url=(_env("public_base_url") or "").rstrip("/") or None,
         ip_address_mode=_env("ip_address_mode", "truncated") or "truncated",

@@ -20,6 +20,22 @@ _STYLE = (
 )
 NO_STORE = "no-store, no-cache, must-revalidate, private"
 
+# The mirror page shows sender-written, recipient-personalised HTML on the tracking domain (the
+# sender's): a sandbox with no scripts (an opaque origin: no cookies, no storage), nothing loaded
+# but images, styles and fonts, never framed, never sniffed as anything but HTML, and its URL (a
+# recipient's token) never sent on as a referrer. Links still open, in new tabs too.
+MIRROR_CSP = ("sandbox allow-popups allow-popups-to-escape-sandbox; "
+              "default-src 'none'; img-src https: http: data: cid:; style-src 'unsafe-inline' https:; "
+              "font-src https: data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+MIRROR_HEADERS = {
+    "Content-Type": "text/html; charset=utf-8",
+    "Cache-Control": NO_STORE,
+    "Content-Security-Policy": MIRROR_CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
 
 def page(status: int, title: str, paragraphs: list[str], extra_html: str = "",
          headers: dict[str, str] | None = None) -> Response:

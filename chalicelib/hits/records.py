@@ -27,6 +27,9 @@ from chalicelib.clock import now_ms
 from chalicelib.tokens import TokenClaims
 
 FORMAT_VERSION = 1
+# A header or parameter can hold a lone surrogate (a \\udxxx escape in the event's JSON), which
+# UTF-8 cannot encode: it is written as "?" rather than failing the hit (and the request).
+_LONE_SURROGATES = "replace"
 
 
 def new_hit_id(at_ms: int) -> str:
@@ -74,7 +77,7 @@ def build_record(kind: str, claims: TokenClaims, token: str, params: str, user_a
                 f'"ua":{_string(user_agent)},"ip":{_string(ip)},"request_id":{_string(request_id)}}}\n')
     except (TypeError, ValueError):
         return reference_record(kind, claims, token, params, user_agent, ip, request_id, at_ms, hit_id)
-    return line.encode("utf-8")
+    return line.encode("utf-8", _LONE_SURROGATES)
 
 
 def reference_record(kind: str, claims: TokenClaims, token: str, params: str, user_agent: str, ip: str,
@@ -94,4 +97,4 @@ def reference_record(kind: str, claims: TokenClaims, token: str, params: str, us
         "ip": ip,
         "request_id": request_id,
     }
-    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8", _LONE_SURROGATES)

@@ -10,7 +10,12 @@ A failed or ignored delivery log carries a failure type and a reason:
              address was already excluded, or was a duplicate)
 
 Reasons are named in the API and stored by name; `REASON_CODES` gives the
-code a Campaign user knows them by.
+code a Campaign user knows them by. One reason is sendtrail's own, with a
+code Campaign does not use: `invalid_content` (30), a message that could not
+be rendered or encoded (Campaign stops such a delivery at its analysis;
+sendtrail refuses it at creation, and a message that slips through anyway,
+e.g. stored before a rule existed, fails alone instead of holding up the
+rest of its chunk).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ QUARANTINED = "quarantined"
 DUPLICATE = "duplicate"
 REFUSED = "refused"
 ERROR_IGNORED = "error_ignored"
+INVALID_CONTENT = "invalid_content"
 
 REASON_CODES = {
     USER_UNKNOWN: 1,
@@ -46,6 +52,7 @@ REASON_CODES = {
     DUPLICATE: 10,
     REFUSED: 20,
     ERROR_IGNORED: 25,
+    INVALID_CONTENT: 30,
 }
 
 

@@ -18,7 +18,10 @@ from typing import Iterable, Optional
 
 from chalicelib.mta.reasons import ADDRESS_NOT_SPECIFIED, DUPLICATE, IGNORED, INVALID_DOMAIN, Failure
 
-_MAILBOX = re.compile(r"^[^@\s<>\"(),;:\\\[\]]+@[^@\s]+$")
+# No whitespace (every line break included), control character or lone surrogate: an address goes
+# into the To: header as it is.
+_NEVER_IN_ADDRESS = r"\s\x00-\x1f\x7f-\x9f\ud800-\udfff"
+_MAILBOX = re.compile(rf'^[^@<>"(),;:\\\[\]{_NEVER_IN_ADDRESS}]+@[^@{_NEVER_IN_ADDRESS}]+$')
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}$")
 
@@ -26,6 +29,15 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9]
 def normalise(address: str) -> str:
     """The form addresses are compared and stored in (the addresses table is keyed by it)."""
     return address.strip().lower()
+
+
+def stored_form(address: str) -> str:
+    """The form a recipient's address is stored and sent in: no surrounding whitespace, the domain lower-cased.
+
+    The local part keeps its case (RFC 5321 lets a mailbox tell them apart).
+    """
+    local, at, domain = address.strip().rpartition("@")
+    return f"{local}{at}{domain.lower()}" if at else address.strip()
 
 
 def address_problem(address: str) -> Optional[Failure]:

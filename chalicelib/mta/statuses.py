@@ -6,7 +6,7 @@ Statuses (Campaign's, shared/reference/tracking-domain.md):
     pending    claimed by a send worker: SES is being (or was just) asked to send it
     sent       SES accepted it (the log has SES's message id)
     delivered  the receiving server took it ("taken into account by the service provider")
-    failed     bounced, complained about, or refused (failure_type, failure_reason)
+    failed     bounced, complained about, refused, or not buildable (failure_type, failure_reason)
     ignored    never sent: quarantined, denylisted, duplicate or invalid address
     canceled   never sent: the delivery was stopped first
 

@@ -19,7 +19,9 @@ A chunk is a range of log ids (jobs.py). Processing it:
    (prepared -> pending, one transaction with the counts), each message is
    rendered and sent, and the group's results are recorded in one
    transaction (pending -> sent with SES's message id and the raw size,
-   failed when SES refused it, prepared again when it was not sent).
+   failed when SES refused it or it could not be rendered or encoded
+   (invalid_content: that message alone), prepared again when it was not
+   sent).
    Before each group the state is read again, so a pause or a stop takes
    effect within one group.
 
@@ -58,13 +60,21 @@ from chalicelib.data.deliveries import DeliveryStore, LogTransition
 from chalicelib.data.mailer import SesAnswerLost, SesBlocked, SesNoConfigurationSet, SesRefused, SesThrottled
 from chalicelib.data.signing_keys import SigningKeyUses
 from chalicelib.deliveries.compose import compose
-from chalicelib.deliveries.mime import build_mime
+from chalicelib.deliveries.mime import HEADER_UNSAFE, build_mime, unsafe_character
 from chalicelib.deliveries.tracked_links import RecipientLinks
 from chalicelib.errors import AffinityNotConfigured
 from chalicelib.keyring import DAY_MS, KeyRing, links_valid_until, removable_from
 from chalicelib.mta import affinities, states, statuses
 from chalicelib.mta.pacing import Backoff, Pacer
-from chalicelib.mta.reasons import DENYLISTED, ERROR_IGNORED, IGNORED, QUARANTINED, REFUSED, Failure
+from chalicelib.mta.reasons import (
+    DENYLISTED,
+    ERROR_IGNORED,
+    IGNORED,
+    INVALID_CONTENT,
+    QUARANTINED,
+    REFUSED,
+    Failure,
+)
 from chalicelib.mta.recipients import normalise
 from chalicelib.retention import expires_at_epoch
 from chalicelib.settings import Settings
@@ -369,7 +379,14 @@ class SendWorker:
             if result.stop:
                 result.unsent.extend(logs[index:])
                 break
-            raw = self._render(delivery_id, summary, content, keyring, log)
+            try:
+                raw = self._render(delivery_id, summary, content, keyring, log)
+            except ValueError as error:  # this message only (UnicodeError included): the rest of the group goes
+                logger.warning("a message could not be built; it fails alone",
+                               extra={"delivery_id": delivery_id, "log_id": log["log_id"], "error": str(error)})
+                result.sent.append(_Sent(log, failure=Failure(
+                    IGNORED, INVALID_CONTENT, f"the message could not be rendered or encoded: {error}"[:500])))
+                continue
             outcome = self._send_one(delivery_id, summary, configuration_set, log, raw, pacer, deadline)
             if isinstance(outcome, str):
                 result.stop = outcome
@@ -380,6 +397,9 @@ class SendWorker:
 
     def _render(self, delivery_id: str, summary: dict[str, Any], content: dict[str, Any], keyring: Any,
                 log: dict[str, Any]) -> bytes:
+        where = unsafe_character(log["email"], HEADER_UNSAFE)
+        if where:  # stored before addresses were normalised: it would reach To: and SES's destination as is
+            raise ValueError(f"the recipient's address holds a line break or control character ({where})")
         links = RecipientLinks(summary["base_url"], keyring, delivery_id, int(log["log_id"]))
         message = compose(content, log, links)
         return build_mime(content["from_address"], log["email"], message.subject, message.html, message.text,

@@ -139,6 +139,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from chalicelib import tokens
+from chalicelib.tracking import classify
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_OBJECT_BYTES = 256 * 1024 * 1024
@@ -165,7 +166,8 @@ REASONS = (
     "token_claims_mismatch",
 )
 INDICATORS = ("hits", "opens_unique", "opens_total", "clicks_unique", "clicks_total", "persons_clicking",
-              "optouts", "mirror_views")
+              "optouts", "mirror_views", "opens_unique_human", "opens_total_human", "clicks_unique_human",
+              "clicks_total_human", "hits_machine", *(f"machine_{reason}" for reason in classify.REASONS))
 _HEX = frozenset("0123456789abcdef")
 _BLANK = b" \t\r"
 
@@ -210,6 +212,7 @@ class RecipientUpdate:
     hits: tuple[Hit, ...]
     added: int
     over_limit: int
+    verdicts: tuple[int, ...] = ()  # classify's verdict of each hit of `hits`
 
 
 @dataclass(frozen=True)
@@ -423,49 +426,94 @@ def counted_open_ids(hits: Sequence[Hit]) -> frozenset[str]:
 Counters = dict[tuple[Any, ...], int]
 
 
-def contribution(hits: Sequence[Hit]) -> Counters:
-    """One recipient's share of every counter, keyed ("ind", name) / ("url", id, total|unique) /
-    ("bucket", start, opens|clicks) / ("ua", ua, opens|clicks)."""
+def contribution(hits: Sequence[Hit], verdicts: Sequence[int] | None = None) -> Counters:
+    """One recipient's share of every counter, keyed ("ind", name) / ("url", id, total|unique[_human]) /
+    ("bucket", start, opens|clicks[_human]) / ("ua", ua, opens|clicks[_human]).
+
+    `verdicts` are classify's, one per hit of `hits` (default: classified with
+    the default context). Human counters count hits whose verdict is human,
+    the 1-minute rule applied among human opens alone; each machine hit counts
+    in hits_machine and under each of its reasons; an UNCLASSIFIED hit in neither.
+    """
     counters: Counters = defaultdict(int)
     if not hits:
         return counters
-    ordered = sorted(hits, key=hit_order)
+    if verdicts is None:
+        ordered = sorted(hits, key=hit_order)
+        marks = classify.verdicts(ordered)
+    else:
+        pairs = sorted(zip(hits, verdicts, strict=True), key=lambda pair: hit_order(pair[0]))
+        ordered, marks = [hit for hit, _ in pairs], [verdict for _, verdict in pairs]
     counted = counted_open_ids(ordered)
+    human = [verdict >= 0 and not classify.is_machine(verdict) for verdict in marks]
+    counted_human = counted_open_ids([hit for hit, person in zip(ordered, human, strict=True) if person])
     counters[("ind", "hits")] = len(ordered)
     counters[("ind", "opens_unique")] = 1
     requesters: set[tuple[str, str]] = set()
     urls: set[int] = set()
-    for hit in ordered:
+    human_urls: set[int] = set()
+    for hit, person, verdict in zip(ordered, human, marks, strict=True):
+        if verdict >= 0 and not person:
+            counters[("ind", "hits_machine")] += 1
+            for reason in classify.reason_names(verdict):
+                counters[("ind", f"machine_{reason}")] += 1
+        if person:
+            counters[("ind", "opens_unique_human")] = 1
         bucket = hit.ts - hit.ts % BUCKET_MS
         if hit.kind == "open":
+            if person and hit.hit_id in counted_human:
+                counters[("ind", "opens_total_human")] += 1
+                counters[("bucket", bucket, "opens_human")] += 1
+                counters[("ua", hit.ua, "opens_human")] += 1
+                counters[("url", hit.url_id, "total_human")] += 1
+                human_urls.add(hit.url_id)
             if hit.hit_id not in counted:
                 continue
             counters[("ind", "opens_total")] += 1
             counters[("bucket", bucket, "opens")] += 1
             counters[("ua", hit.ua, "opens")] += 1
-        elif hit.kind == "click":
-            counters[("ind", "clicks_total")] += 1
-            counters[("ind", "clicks_unique")] = 1
-            counters[("bucket", bucket, "clicks")] += 1
-            counters[("ua", hit.ua, "clicks")] += 1
-            requesters.add((hit.ua, hit.ip))
-        elif hit.kind == "optout":
-            counters[("ind", "optouts")] = 1
-        elif hit.kind == "mirror":
-            counters[("ind", "mirror_views")] += 1
+        else:
+            if hit.kind == "click":
+                counters[("ind", "clicks_total")] += 1
+                counters[("ind", "clicks_unique")] = 1
+                counters[("bucket", bucket, "clicks")] += 1
+                counters[("ua", hit.ua, "clicks")] += 1
+                requesters.add((hit.ua, hit.ip))
+                if person:
+                    counters[("ind", "clicks_total_human")] += 1
+                    counters[("ind", "clicks_unique_human")] = 1
+                    counters[("bucket", bucket, "clicks_human")] += 1
+                    counters[("ua", hit.ua, "clicks_human")] += 1
+            elif hit.kind == "optout":
+                counters[("ind", "optouts")] = 1
+            elif hit.kind == "mirror":
+                counters[("ind", "mirror_views")] += 1
+            if person:
+                counters[("url", hit.url_id, "total_human")] += 1
+                human_urls.add(hit.url_id)
         counters[("url", hit.url_id, "total")] += 1
         urls.add(hit.url_id)
     for url_id in urls:
         counters[("url", url_id, "unique")] = 1
+    for url_id in human_urls:
+        counters[("url", url_id, "unique_human")] = 1
     if requesters:
         counters[("ind", "persons_clicking")] = len(requesters)
     return counters
 
 
 def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[Hit]] | None = None,
-              max_hits_per_recipient: int = MAX_HITS_PER_RECIPIENT) -> Aggregates:
-    """Merge a run's hits into the recipients' stored hits; the counters' deltas per delivery."""
+              max_hits_per_recipient: int = MAX_HITS_PER_RECIPIENT,
+              context: classify.Context | None = None) -> Aggregates:
+    """Merge a run's hits into the recipients' stored hits; the counters' deltas per delivery.
+
+    Each recipient's kept hits are classified (classify.verdicts, with
+    `context`) and its stored hits subtracted with the verdicts they were
+    stored with (context.stored; classified again when any is missing), so a
+    later hit that turns an earlier one machine moves it between counters.
+    """
     prior = prior or {}
+    context = context or classify.DEFAULT_CONTEXT
     seen: set[str] = set()
     groups: dict[tuple[str, int], list[Hit]] = {}
     duplicates = 0
@@ -494,11 +542,13 @@ def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[
             continue
         fresh_ids = {hit.hit_id for hit in fresh}
         added = sum(1 for hit in kept if hit.hit_id in fresh_ids)
-        recipients.append(RecipientUpdate(key[0], key[1], tuple(kept), added, dropped))
+        sent_at = context.sent_at.get(key)
+        kept_verdicts = classify.verdicts(kept, context, sent_at)
+        recipients.append(RecipientUpdate(key[0], key[1], tuple(kept), added, dropped, tuple(kept_verdicts)))
         delivery = totals.setdefault(key[0], defaultdict(int))
-        for name, value in contribution(kept).items():
+        for name, value in contribution(kept, kept_verdicts).items():
             delivery[name] += value
-        for name, value in contribution(before).items():
+        for name, value in contribution(before, _stored_verdicts(before, context, sent_at)).items():
             delivery[name] -= value
 
     deliveries = []
@@ -507,6 +557,14 @@ def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[
         if delta is not None:
             deliveries.append(delta)
     return Aggregates(tuple(recipients), tuple(deliveries), duplicates, over_limit)
+
+
+def _stored_verdicts(before: Sequence[Hit], context: classify.Context, sent_at: int | None) -> list[int]:
+    """The verdicts stored hits were counted with; all classified again when any is not known."""
+    stored = context.stored
+    if all(hit.hit_id in stored for hit in before):
+        return [stored[hit.hit_id] for hit in before]
+    return classify.verdicts(before, context, sent_at)
 
 
 def _delivery_delta(delivery_id: str, counters: Counters) -> DeliveryDelta | None:

@@ -28,6 +28,19 @@ The formulas are the reference's (shared/reference/tracking-domain.md):
     mirror_views        mirror page hits
     rates               each count as a percentage of success, 0 when success is 0
 
+People first, every hit kept (chalicelib/tracking/classify.py classifies each hit):
+
+    opens_unique_human  distinct delivery logs with a hit by a person (not Apple's proxy, a
+                        scanner, a crawler...); a person's click implies an open
+    opens_total_human   people's open hits, after the 1-minute rule among them
+    clicks_unique_human distinct delivery logs with a person's click
+    clicks_total_human  people's click hits
+    reactivity_human    clicks_unique_human / opens_unique_human, in %
+    machine             {hits, by_reason: {reason: hits}}: machine hits, each counted under every
+                        reason it has (so the reasons can add up to more than hits)
+
+The indicators without _human count every hit, as Campaign does.
+
 Rounding: half away from zero, for estimated opens and for percentages (2 decimals).
 """
 
@@ -35,10 +48,14 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from chalicelib.tracking.classify import REASONS
+
 RATED = ("opens_unique", "opens_total", "opens_estimated", "clicks_unique", "clicks_total", "persons_clicking",
-         "forwards_estimated", "optouts", "mirror_views")
+         "forwards_estimated", "optouts", "mirror_views", "opens_unique_human", "opens_total_human",
+         "clicks_unique_human", "clicks_total_human")
+HUMAN_COUNTERS = ("opens_unique_human", "opens_total_human", "clicks_unique_human", "clicks_total_human")
 TRACKED_COUNTERS = ("opens_unique", "opens_total", "clicks_unique", "clicks_total", "persons_clicking", "optouts",
-                    "mirror_views")
+                    "mirror_views", *HUMAN_COUNTERS)
 
 
 def mapping_at(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -104,6 +121,10 @@ def compute(summary: Mapping[str, Any], stats: Mapping[str, Any] | None) -> dict
         "reactivity_estimated": percentage(values["clicks_unique"], values["opens_estimated"]),
         "optouts": values["optouts"],
         "mirror_views": values["mirror_views"],
+        **{name: values[name] for name in HUMAN_COUNTERS},
+        "reactivity_human": percentage(values["clicks_unique_human"], values["opens_unique_human"]),
+        "machine": {"hits": _count(stats, "hits_machine"),
+                    "by_reason": {reason: _count(stats, f"machine_{reason}") for reason in REASONS}},
         "rates": {name: percentage(values[name], success) for name in RATED},
         "last_updated": int(stats["last_updated"]) if stats.get("last_updated") is not None else None,
     }

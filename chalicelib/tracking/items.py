@@ -4,9 +4,15 @@ One item per (delivery, log id) rather than per hit keeps a run's writes to
 one per touched recipient. Hits are stored as tab-separated strings, with
 user agents and IPs each stored once per item and referred to by index:
 
-    hits = ["<hit_id>\\t<ts>\\t<kind>\\t<url_id>\\t<ua index>\\t<ip index>", ...]  sorted by (ts, hit_id)
+    hits = ["<hit_id>\\t<ts>\\t<kind>\\t<url_id>\\t<ua index>\\t<ip index>\\t<verdict>", ...]  sorted by (ts, hit_id)
     uas  = ["Mozilla/5.0 ...", ...]
     ips  = ["203.0.113.0", ...]
+    sent_at = when the message was sent (ms), from the delivery log, once known
+
+The verdict is the hit's human/machine classification as counted
+(chalicelib/tracking/classify.py): the next run subtracts the hit with it.
+Items written before classification have six fields: their hits are
+UNCLASSIFIED (counted in no human or machine counter until reclassified).
 
 With at most 500 hits and 512-byte user agents an item stays well under
 DynamoDB's 400 KB.
@@ -16,14 +22,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from chalicelib.tracking.classify import UNCLASSIFIED
 from chalicelib.tracking.core import Hit, hit_order
 
 DAY_SECONDS = 86_400
 
 
 def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipient_id: str | None, now_ms: int,
-                     retention_days: int) -> dict[str, Any]:
-    """The tracking item of one recipient (without `last_run`, which the data layer adds)."""
+                     retention_days: int, verdicts: Sequence[int] = (), sent_at: int | None = None) -> dict[str, Any]:
+    """The tracking item of one recipient (without `last_run`, which the data layer adds).
+
+    `verdicts`, when given, are those of `hits` in the order given."""
+    marks = dict(zip((hit.hit_id for hit in hits), verdicts, strict=False))  # no verdicts given: none marked
     ordered = sorted(hits, key=hit_order)
     uas: dict[str, int] = {}
     ips: dict[str, int] = {}
@@ -31,7 +41,8 @@ def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipie
     for hit in ordered:
         ua_index = uas.setdefault(hit.ua, len(uas))
         ip_index = ips.setdefault(hit.ip, len(ips))
-        lines.append(f"{hit.hit_id}\t{hit.ts}\t{hit.kind}\t{hit.url_id}\t{ua_index}\t{ip_index}")
+        line = f"{hit.hit_id}\t{hit.ts}\t{hit.kind}\t{hit.url_id}\t{ua_index}\t{ip_index}"
+        lines.append(f"{line}\t{marks[hit.hit_id]}" if hit.hit_id in marks else line)
     last_hit_at = ordered[-1].ts if ordered else 0
     item: dict[str, Any] = {
         "delivery_id": delivery_id,
@@ -47,6 +58,8 @@ def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipie
     }
     if recipient_id:
         item["recipient_id"] = recipient_id
+    if sent_at is not None:
+        item["sent_at"] = sent_at
     return item
 
 
@@ -58,7 +71,16 @@ def decode_hits(item: Mapping[str, Any]) -> tuple[Hit, ...]:
     log_id = int(item["log_id"])
     hits = []
     for line in item.get("hits") or []:
-        hit_id, ts, kind, url_id, ua_index, ip_index = str(line).split("\t")
+        hit_id, ts, kind, url_id, ua_index, ip_index = str(line).split("\t")[:6]
         hits.append(Hit(hit_id, int(ts), kind, delivery_id, log_id, int(url_id), uas[int(ua_index)],
                         ips[int(ip_index)]))
     return tuple(hits)
+
+
+def decode_verdicts(item: Mapping[str, Any]) -> dict[str, int]:
+    """The verdict each stored hit was counted with, by hit id (UNCLASSIFIED when the item has none)."""
+    verdicts = {}
+    for line in item.get("hits") or []:
+        fields = str(line).split("\t")
+        verdicts[fields[0]] = int(fields[6]) if len(fields) > 6 else UNCLASSIFIED
+    return verdicts

@@ -1,4 +1,4 @@
-"""What the tracking routes answer: Campaign's indicators, URLs, time buckets, user agents, a recipient's hits.
+"""What the tracking routes answer: Campaign's indicators, user agents, a recipient's hits.
 
 Every count says whether it counts people (unique: distinct recipients) or
 all hits (total), in its name and in its description.
@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.models import PagedExportQuery
-
-Rate = Field(description="percent of the messages delivered (success), 2 decimals")
 
 
 class IndicatorRates(BaseModel):
@@ -27,6 +25,17 @@ class IndicatorRates(BaseModel):
     forwards_estimated: float
     optouts: float
     mirror_views: float
+    opens_unique_human: float
+    opens_total_human: float
+    clicks_unique_human: float
+    clicks_total_human: float
+
+
+class MachineHits(BaseModel):
+    """Hits made by machines, beside the people's: each counted under every reason it has."""
+
+    hits: int
+    by_reason: dict[str, int]
 
 
 class Indicators(BaseModel):
@@ -48,37 +57,14 @@ class Indicators(BaseModel):
     reactivity_estimated: float = Field(description="clicks_unique / opens_estimated, percent")
     optouts: int = Field(description="recipients who opted out")
     mirror_views: int = Field(description="mirror page hits")
+    opens_unique_human: int = Field(description="recipients a person was seen opening (not a proxy or scanner)")
+    opens_total_human: int = Field(description="people's open hits after the 1-minute rule")
+    clicks_unique_human: int = Field(description="recipients a person was seen clicking")
+    clicks_total_human: int = Field(description="people's click hits")
+    reactivity_human: float = Field(description="clicks_unique_human / opens_unique_human, percent")
+    machine: MachineHits
     rates: IndicatorRates
     last_updated: Optional[int] = Field(description="when the tracking workflow last counted (epoch ms); null: never")
-
-
-class UrlRow(BaseModel):
-    url_id: int
-    url: str
-    label: str
-    type: Literal["click", "optout", "mirror"]
-    clicks_total: int = Field(description="click hits on this link")
-    clicks_unique: int = Field(description="recipients who clicked this link")
-    clicks_total_rate: float = Rate
-    clicks_unique_rate: float = Rate
-
-
-class UrlReport(BaseModel):
-    delivery_id: str
-    success: int = Field(description="messages the provider accepted: the rates' denominator")
-    urls: list[UrlRow]
-
-
-class TimeBucket(BaseModel):
-    start: int = Field(description="the window's start, epoch ms")
-    opens: int = Field(description="open hits in the window (after the 1-minute rule)")
-    clicks: int = Field(description="click hits in the window")
-
-
-class Timeline(BaseModel):
-    delivery_id: str
-    bucket_ms: int = Field(description="each window's length in milliseconds")
-    buckets: list[TimeBucket] = Field(description="the windows with at least one hit, oldest first")
 
 
 class FamilyCount(BaseModel):
@@ -112,6 +98,12 @@ class TrackingHit(BaseModel):
     user_agent: str
     ip: str = Field(description="as the privacy setting keeps it (possibly truncated or empty)")
     counted: bool = Field(description="false for an open within a minute of the previous one (not counted)")
+    hit_class: Literal["human", "machine", "unclassified"] = Field(
+        alias="class", description="who made the hit: a person, or a machine (privacy proxy, link scanner, crawler); "
+                                   "unclassified when stored before classification")
+    reasons: list[str] = Field(description="the signals behind the class (README: people or machines)")
+
+    model_config = ConfigDict(populate_by_name=True)
 
 
 class RecipientTracking(BaseModel):

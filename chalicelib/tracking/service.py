@@ -1,4 +1,4 @@
-"""The tracking reports' queries: indicators, URLs, time buckets, user agents, a recipient's hits.
+"""The tracking routes' queries: indicators, user agents, a recipient's hits (the other reports: chalicelib/reports/).
 
 Every read is a GetItem or a Query on a key (the stats items of one
 delivery, one recipient's items through the by-recipient index); nothing
@@ -12,26 +12,22 @@ import re
 from typing import Any
 
 from chalicelib.data.deliveries import DeliveryStore
-from chalicelib.data.tracking import BUCKET_PREFIX, INDICATORS, UA_PREFIX, URL_PREFIX, TrackingStore
+from chalicelib.data.tracking import INDICATORS, UA_PREFIX, TrackingStore
 from chalicelib.errors import NotFound
 from chalicelib.settings import Settings
 from chalicelib.tracking import indicators as formulas
-from chalicelib.tracking.core import BUCKET_MS, counted_open_ids
-from chalicelib.tracking.items import decode_hits
+from chalicelib.tracking.classify import UNCLASSIFIED, hit_class, reason_names
+from chalicelib.tracking.core import counted_open_ids
+from chalicelib.tracking.items import decode_hits, decode_verdicts
 from chalicelib.tracking.models import (
     FamilyCount,
     Indicators,
-    TimeBucket,
-    Timeline,
     TrackingHit,
-    UrlReport,
-    UrlRow,
     UserAgentBreakdown,
 )
 from chalicelib.tracking.useragents import DIMENSIONS
 
 _DELIVERY_ID = re.compile(r"^[0-9a-f]{16}$")
-URL_ID_OPEN = 1  # the open pixel: its counts are the indicators' opens, not a link's clicks
 
 
 class TrackingReports:
@@ -50,33 +46,6 @@ class TrackingReports:
         summary = self.summary(delivery_id)
         stats = self.tracking.get_stat(delivery_id, INDICATORS)
         return Indicators.model_validate({"delivery_id": delivery_id, **formulas.compute(summary, stats)})
-
-    def urls(self, delivery_id: str) -> UrlReport:
-        summary = self.summary(delivery_id)
-        links = self.deliveries.get_links(delivery_id) or {}
-        counters = {int(item["stat"][len(URL_PREFIX):]): item
-                    for item in self.tracking.query_stats(delivery_id, URL_PREFIX)}
-        success = formulas.delivery_volumes(summary)["success"]
-        rows = []
-        for url_id in sorted(int(key) for key in (links.get("urls") or {})):
-            if url_id == URL_ID_OPEN:
-                continue
-            entry = links["urls"][str(url_id)]
-            counts = counters.get(url_id, {})
-            total, unique = int(counts.get("total") or 0), int(counts.get("unique") or 0)
-            rows.append(UrlRow(url_id=url_id, url=entry.get("url", ""), label=entry.get("label", ""),
-                               type=entry.get("type", "click"), clicks_total=total, clicks_unique=unique,
-                               clicks_total_rate=formulas.percentage(total, success),
-                               clicks_unique_rate=formulas.percentage(unique, success)))
-        return UrlReport(delivery_id=delivery_id, success=success, urls=rows)
-
-    def timeline(self, delivery_id: str) -> Timeline:
-        self.summary(delivery_id)
-        buckets = [TimeBucket(start=int(item["stat"][len(BUCKET_PREFIX):]), opens=int(item.get("opens") or 0),
-                              clicks=int(item.get("clicks") or 0))
-                   for item in self.tracking.query_stats(delivery_id, BUCKET_PREFIX)]
-        return Timeline(delivery_id=delivery_id, bucket_ms=BUCKET_MS,
-                        buckets=[bucket for bucket in buckets if bucket.opens or bucket.clicks])
 
     def user_agents(self, delivery_id: str) -> UserAgentBreakdown:
         self.summary(delivery_id)
@@ -100,17 +69,19 @@ class TrackingReports:
         a hit newer than the page's oldest (its last hit is older). `before` is
         the (time, hit id) of the previous page's oldest hit.
         """
-        newest: list[tuple[tuple[int, str], dict[str, Any]]] = []  # min-heap of the limit+1 newest candidates
+        newest: list[tuple[tuple[int, str], Any]] = []  # min-heap of the limit+1 newest candidates
         for item in self.tracking.recipient_items(recipient_id):
             if len(newest) > limit and int(item["last_hit_at"]) < newest[0][0][0]:
                 break
             hits = decode_hits(item)
             counted = counted_open_ids(hits)
+            verdicts = decode_verdicts(item)
             for hit in hits:
                 order = (hit.ts, hit.hit_id)
                 if before is not None and order >= before:
                     continue
-                entry = (order, {"hit": hit, "counted": hit.kind != "open" or hit.hit_id in counted})
+                entry = (order, {"hit": hit, "counted": hit.kind != "open" or hit.hit_id in counted,
+                                 "verdict": verdicts.get(hit.hit_id, UNCLASSIFIED)})
                 if len(newest) <= limit:
                     heapq.heappush(newest, entry)
                 elif order > newest[0][0]:
@@ -127,6 +98,7 @@ class TrackingReports:
             items.append(TrackingHit(delivery_id=hit.delivery_id, log_id=hit.log_id, hit_id=hit.hit_id, at=hit.ts,
                                      kind=hit.kind, url_id=hit.url_id, url=url.get("url", ""),
                                      label=url.get("label", ""), user_agent=hit.ua, ip=hit.ip,
-                                     counted=candidate["counted"]))
+                                     counted=candidate["counted"], hit_class=hit_class(candidate["verdict"]),
+                                     reasons=reason_names(candidate["verdict"])))
         return items, (page[-1][0] if more and page else None)
 

@@ -78,14 +78,15 @@ from chalicelib.data.tracking import (
     TrackingStore,
     WorkflowStateStore,
     bucket_stat,
-    recipient_ids,
+    delivery_log_facts,
     ua_stat,
     url_stat,
 )
 from chalicelib.hits.records import minimise_ip
 from chalicelib.settings import Settings, get_settings
+from chalicelib.tracking import classify as classification
 from chalicelib.tracking import core
-from chalicelib.tracking.items import DAY_SECONDS, decode_hits, encode_recipient
+from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_verdicts, encode_recipient
 from chalicelib.tracking.useragents import DIMENSIONS, classify
 
 logger = logging.getLogger("sendtrail.tracking.workflow")
@@ -283,18 +284,17 @@ class TrackingWorkflow:
         hits = [_with_minimised_ip(hit, mode) for _, _, result in parsed for hit in result.hits]
         stored = self.tracking.get_recipients({hit.recipient for hit in hits}) if hits else {}
         prior = {key: decode_hits(item) for key, item in stored.items()}
-        aggregates = native.backend().aggregate(hits, prior, self.limits.max_hits_per_recipient)
+        facts = self._delivery_log_facts({hit.recipient for hit in hits}, stored)
+        context = self._classification(hits, prior, stored, facts)
+        aggregates = native.backend().aggregate(hits, prior, self.limits.max_hits_per_recipient, context)
 
-        unknown = [(update.delivery_id, update.log_id) for update in aggregates.recipients
-                   if not stored.get((update.delivery_id, update.log_id), {}).get("recipient_id")]
-        ids = recipient_ids(self.settings.delivery_logs_table, unknown) if unknown else {}
         retention = self.settings.tracking_retention_days
         recipients = []
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
-            recipient_id = stored.get(key, {}).get("recipient_id") or ids.get(key)
+            recipient_id = stored.get(key, {}).get("recipient_id") or facts.get(key, {}).get("recipient_id")
             recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits, recipient_id, now_ms,
-                                               retention))
+                                               retention, update.verdicts, context.sent_at.get(key)))
         stats = [{"delivery_id": delivery_id, "stat": stat, "add": deltas}
                  for delivery_id, stat, deltas in stat_updates(aggregates.deliveries)]
         quarantine = [_quarantine_entry(key, result) for _, key, result in parsed if result.rejections]
@@ -326,6 +326,28 @@ class TrackingWorkflow:
             "recipients": recipients, "stats": stats, "quarantine": quarantine, "statistics": statistics,
         }
 
+    def _delivery_log_facts(self, touched: set[tuple[str, int]], stored: Mapping[tuple[str, int], Mapping[str, Any]]
+                            ) -> dict[tuple[str, int], dict[str, Any]]:
+        """Recipient id and send time of the touched recipients whose tracking item does not hold them yet."""
+        unknown = [key for key in touched
+                   if not stored.get(key, {}).get("recipient_id") or stored.get(key, {}).get("sent_at") is None]
+        return delivery_log_facts(self.settings.delivery_logs_table, unknown) if unknown else {}
+
+    def _classification(self, hits: Sequence[core.Hit], prior: Mapping[tuple[str, int], Sequence[core.Hit]],
+                        stored: Mapping[tuple[str, int], Mapping[str, Any]],
+                        facts: Mapping[tuple[str, int], Mapping[str, Any]]) -> classification.Context:
+        """What classifying the run's recipients needs: rules, flags of their agents and addresses, send
+        times, and the verdicts their stored hits were counted with."""
+        sent_at = {key: int(item["sent_at"]) for key, item in stored.items() if item.get("sent_at") is not None}
+        for key, found in facts.items():
+            if found.get("sent_at") is not None and key not in sent_at:
+                sent_at[key] = int(found["sent_at"])
+        verdicts: dict[str, int] = {}
+        for item in stored.values():
+            verdicts.update(decode_verdicts(item))
+        every_hit = [*hits, *(hit for kept in prior.values() for hit in kept)]
+        return classification.context_for(every_hit, classification_rules(self.settings), sent_at, verdicts)
+
     # --- applying a run record -----------------------------------------------
 
     def _apply(self, record: Mapping[str, Any], owner: str, release: bool) -> None:
@@ -354,6 +376,15 @@ class TrackingWorkflow:
             return [function(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.limits.write_concurrency, len(items))) as pool:
             return list(pool.map(function, items))
+
+
+def classification_rules(settings: Settings) -> classification.Rules:
+    """The human/machine rules as the settings have them (classify_*)."""
+    enabled = classification.ALL_RULES
+    for reason in settings.classify_rules_off:
+        enabled &= ~classification.BIT[reason]
+    return classification.Rules(enabled, settings.classify_burst_links, settings.classify_burst_window_ms,
+                          settings.classify_min_click_after_send_ms)
 
 
 def stat_updates(deliveries: Iterable[core.DeliveryDelta]) -> list[tuple[str, str, dict[str, int]]]:

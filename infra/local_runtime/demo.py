@@ -58,3 +58,72 @@ def demo_delivery() -> dict[str, Any]:
             for recipient_id, email, name in recipients
         ],
     }
+
+
+# --- the large demo: a few thousand recipients who react over the first minutes --------------------
+
+DEMO_MODES = ("large", "small", "off")
+LARGE_DEMO_RECIPIENTS = 2_000
+LARGE_DEMO_SECONDS = 600.0
+FIRST_NAMES = ("Ada", "Bruno", "Chloé", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Lars",
+               "Maya", "Nils", "Olu", "Priya", "Quentin", "Rosa", "Sami", "Tess", "Umar", "Vera", "Wen", "Yara")
+# The mailbox simulator's outcomes, per 200 recipients: most are delivered, a few bounce or complain.
+SIMULATOR_MIX = (("success", 186), ("bounce", 6), ("ooto", 3), ("complaint", 2), ("suppressionlist", 3))
+
+
+def demo_mode(value: str | None) -> str:
+    """SENDTRAIL_DEMO: large (the default), small (the four-message demo only) or off."""
+    mode = (value or "large").strip().lower()
+    if mode not in DEMO_MODES:
+        raise ValueError(f"SENDTRAIL_DEMO must be one of {', '.join(DEMO_MODES)}, not {value!r}")
+    return mode
+
+
+def large_demo_delivery(recipients: int = LARGE_DEMO_RECIPIENTS) -> dict[str, Any]:
+    """The demo's content to `recipients` labelled mailbox simulator addresses (success+17@..., bounce+18@...)."""
+    outcomes = [outcome for outcome, share in SIMULATOR_MIX for _ in range(share)]
+    people = []
+    for index in range(1, recipients + 1):
+        outcome = outcomes[(index * 7919) % len(outcomes)]  # spread evenly, the same every time
+        name = FIRST_NAMES[index % len(FIRST_NAMES)]
+        people.append({"id": f"reader-{index:05d}", "email": f"{outcome}+{index}@{SIMULATOR}",
+                       "attributes": {"first_name": name, "member_id": f"m-{index:05d}"}})
+    return {**demo_delivery(), "name": "Autumn gazette (demo audience)", "recipients": people}
+
+
+def run_engagement_demo(api: Any, recipients: int = LARGE_DEMO_RECIPIENTS, seconds: float = LARGE_DEMO_SECONDS,
+                        seed: int = 2026, stop: Any = None, announce: Any = print) -> dict[str, Any]:
+    """Create and send the large demo through the API; its recipients react as their messages arrive.
+
+    Everything goes through the API and the public hit endpoints of the
+    stack `api` points at (a loopback address): the delivery is created and
+    sent, the messages SES accepted are read from the local outbox as they
+    come, and each batch's engagement plan is played over `seconds` from
+    when it was sent. Returns the delivery id and the hits answered.
+    """
+    import urllib.request
+
+    from infra.local_runtime import engagement
+
+    # S310/B310 (URL schemes): the local stack's own http URL (ApiClient checks the scheme).
+    with urllib.request.urlopen(f"{api.base_url}/r/test", timeout=10) as answer:  # noqa: S310  # nosec B310
+        if answer.status != 200:
+            raise RuntimeError(f"{api.base_url}/r/test answers {answer.status}: no demo traffic")
+    read = {"offset": len(api.get("/local/outbox"))}  # what was sent before belongs to other deliveries
+    delivery_id = api.post("/api/deliveries", large_demo_delivery(recipients))["id"]
+    api.post(f"/api/deliveries/{delivery_id}/send")
+    announce(f"Demo delivery {delivery_id}: {recipients:,} mailbox simulator addresses; they open, click and "
+             f"opt out through the hit endpoints over {seconds / 60:g} minutes from their message's arrival")
+
+    def new_messages() -> list[dict[str, Any]]:
+        batch = api.get(f"/local/outbox?from={read['offset']}")
+        read["offset"] += len(batch)
+        return [message for message in batch if (message.get("tags") or {}).get("delivery_id") == delivery_id]
+
+    def sending_done() -> bool:
+        return api.get(f"/api/deliveries/{delivery_id}")["state"] in ("finished", "stopped", "failed")
+
+    answered = engagement.play_as_sent(new_messages, sending_done, api.base_url, seconds, seed=seed, stop=stop)
+    announce(f"Demo delivery {delivery_id}: "
+             + ", ".join(f"{count:,} {kind}" for kind, count in sorted(answered.items())))
+    return {"delivery_id": delivery_id, "answered": dict(answered)}

@@ -21,8 +21,12 @@ def register_local_routes(app: Any, authorizer: Any) -> None:
     @local.route("/local/outbox", methods=["GET"], authorizer=authorizer)
     @requires(ADMIN)  # the messages' unsubscribe links act for their recipients
     def outbox() -> Response:
-        """What SES sent, newest last, so a person can click the tracked links."""
-        body = [message.to_dict() for message in OUTBOX.messages()]
+        """What SES sent, newest last, so a person can click the tracked links; ?from=N: from the N-th on."""
+        start = (local.current_request.query_params or {}).get("from", "0")
+        if not (start.isascii() and start.isdigit()):
+            return Response(body=json.dumps({"error": "invalid_request", "message": "from must be a whole number"}),
+                            status_code=400, headers={"Content-Type": "application/json"})
+        body = [message.to_dict() for message in OUTBOX.messages()[int(start):]]
         return Response(body=json.dumps(body), status_code=200, headers={"Content-Type": "application/json"})
 
     app.register_blueprint(local)

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import boto3
 
 from infra.api_client import ApiClient
-from infra.local_runtime import environment, moto_dynamodb, ses_account, ses_outbox
+from infra.local_runtime import environment, moto_dynamodb, moto_kinesis, ses_account, ses_outbox
 from infra.local_runtime.gateway import local_server
 from infra.local_runtime.local_routes import register_local_routes
 from infra.local_runtime.moto_server import start_moto
@@ -71,6 +71,7 @@ class LocalStack:
         if self.options.host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the local stack listens on loopback only")
         moto_dynamodb.install()
+        moto_kinesis.install()  # the hit endpoints' puts and the Firehose pump's reads run at once
         self._moto, self.moto_endpoint = start_moto(self.options.host, self.options.moto_port)
         environment.apply(environment.fake_aws(self.moto_endpoint))
         ses_outbox.install()

@@ -19,13 +19,14 @@ use std::ops::Range;
 
 use foldhash::fast::RandomState;
 
+use crate::classify::{self, Context, DefaultContext};
 use crate::logs::{Hit, Kind, ParsedLog};
 
 pub const OPEN_DEDUP_MS: i64 = 60_000;
 pub const BUCKET_MS: i128 = 300_000;
 pub const MAX_HITS_PER_RECIPIENT: usize = 500;
 /// The reference's INDICATORS, in its order.
-pub const INDICATORS: [&str; 8] = [
+pub const INDICATORS: [&str; 22] = [
     "hits",
     "opens_unique",
     "opens_total",
@@ -34,6 +35,20 @@ pub const INDICATORS: [&str; 8] = [
     "persons_clicking",
     "optouts",
     "mirror_views",
+    "opens_unique_human",
+    "opens_total_human",
+    "clicks_unique_human",
+    "clicks_total_human",
+    "hits_machine",
+    "machine_apple_proxy",
+    "machine_scanner_agent",
+    "machine_scanner_address",
+    "machine_crawler",
+    "machine_prefetch",
+    "machine_honeypot",
+    "machine_burst",
+    "machine_too_fast",
+    "machine_no_open",
 ];
 const HITS: usize = 0;
 const OPENS_UNIQUE: usize = 1;
@@ -43,11 +58,24 @@ const CLICKS_TOTAL: usize = 4;
 const PERSONS_CLICKING: usize = 5;
 const OPTOUTS: usize = 6;
 const MIRROR_VIEWS: usize = 7;
-/// Counter pairs, in the order the reference sorts their names.
-pub const URL_COUNTERS: [&str; 2] = ["total", "unique"];
-pub const ACTIVITY_COUNTERS: [&str; 2] = ["clicks", "opens"];
+const OPENS_UNIQUE_HUMAN: usize = 8;
+const OPENS_TOTAL_HUMAN: usize = 9;
+const CLICKS_UNIQUE_HUMAN: usize = 10;
+const CLICKS_TOTAL_HUMAN: usize = 11;
+const HITS_MACHINE: usize = 12;
+/// machine_<reason i> is indicator MACHINE_REASONS + i.
+const MACHINE_REASONS: usize = 13;
+/// Counters per key, in the order the reference sorts their names.
+pub const URL_COUNTERS: [&str; 4] = ["total", "total_human", "unique", "unique_human"];
+pub const ACTIVITY_COUNTERS: [&str; 4] = ["clicks", "clicks_human", "opens", "opens_human"];
+const TOTAL: usize = 0;
+const TOTAL_HUMAN: usize = 1;
+const UNIQUE: usize = 2;
+const UNIQUE_HUMAN: usize = 3;
 const CLICKS: usize = 0;
-const OPENS: usize = 1;
+const CLICKS_HUMAN: usize = 1;
+const OPENS: usize = 2;
+const OPENS_HUMAN: usize = 3;
 
 /// What the aggregation reads of a hit.
 pub trait HitSet {
@@ -113,6 +141,8 @@ pub struct DeliveryDelta {
 pub struct Aggregates {
     pub recipients: Vec<RecipientUpdate>,
     pub kept: Vec<u32>,
+    /// The verdict of each hit of `kept`.
+    pub verdicts: Vec<i64>,
     pub deliveries: Vec<DeliveryDelta>,
     pub duplicates: u64,
     pub over_limit: i64,
@@ -121,17 +151,17 @@ pub struct Aggregates {
 /// A delivery's running sums.
 struct Totals {
     delivery: u32,
-    indicators: [i64; 8],
-    urls: HashMap<i64, [i64; 2], RandomState>,
-    buckets: HashMap<i128, [i64; 2], RandomState>,
-    user_agents: HashMap<u32, [i64; 2], RandomState>,
+    indicators: [i64; INDICATORS.len()],
+    urls: HashMap<i64, [i64; 4], RandomState>,
+    buckets: HashMap<i128, [i64; 4], RandomState>,
+    user_agents: HashMap<u32, [i64; 4], RandomState>,
 }
 
 impl Totals {
     fn new(delivery: u32) -> Self {
         Totals {
             delivery,
-            indicators: [0; 8],
+            indicators: [0; INDICATORS.len()],
             urls: HashMap::default(),
             buckets: HashMap::default(),
             user_agents: HashMap::default(),
@@ -148,8 +178,14 @@ struct Work {
     merged: Vec<u32>,
     requesters: Vec<(u32, u32)>,
     urls: Vec<i64>,
+    human_urls: Vec<i64>,
     /// Per position of the hits being counted: an open the 1-minute rule counts.
     counted: Vec<bool>,
+    /// The same among human opens only.
+    counted_human: Vec<bool>,
+    verdicts: Vec<i64>,
+    before_verdicts: Vec<i64>,
+    clicks: Vec<usize>,
 }
 
 impl Work {
@@ -163,8 +199,13 @@ fn hit_order<H: HitSet>(hits: &H, a: u32, b: u32) -> Ordering {
     hits.ts(a).cmp(&hits.ts(b)).then_with(|| hits.id_cmp(a, b))
 }
 
-/// The reference's `aggregate`, on grouped input.
-pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient: usize) -> Aggregates {
+/// The reference's `aggregate`, on grouped input, classifying with `context`.
+pub fn aggregate<H: HitSet, C: Context + ?Sized>(
+    hits: &H,
+    input: &Input<'_>,
+    max_hits_per_recipient: usize,
+    context: &C,
+) -> Aggregates {
     let mut work = Work {
         mark: vec![0; hits.id_count()],
         stamp: 0,
@@ -172,7 +213,12 @@ pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient:
         merged: Vec::new(),
         requesters: Vec::new(),
         urls: Vec::new(),
+        human_urls: Vec::new(),
         counted: Vec::new(),
+        counted_human: Vec::new(),
+        verdicts: Vec::new(),
+        before_verdicts: Vec::new(),
+        clicks: Vec::new(),
     };
     let mut out = Aggregates {
         duplicates: input.duplicates,
@@ -228,8 +274,36 @@ pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient:
         if added == 0 && kept_len == work.before.len() {
             continue; // kept == before: unchanged
         }
+        let sent_at = context.sent_at(index);
         let start = out.kept.len();
         out.kept.extend_from_slice(&work.merged[..kept_len]);
+        classify::verdicts(
+            hits,
+            &work.merged[..kept_len],
+            context,
+            sent_at,
+            &mut work.verdicts,
+            &mut work.clicks,
+        );
+        out.verdicts.extend_from_slice(&work.verdicts);
+        // The stored hits leave with the verdicts they were counted with; classified again when any is unknown.
+        work.before_verdicts.clear();
+        for &hit in &work.before {
+            match context.stored(hit) {
+                Some(verdict) => work.before_verdicts.push(verdict),
+                None => break,
+            }
+        }
+        if work.before_verdicts.len() < work.before.len() {
+            classify::verdicts(
+                hits,
+                &work.before,
+                context,
+                sent_at,
+                &mut work.before_verdicts,
+                &mut work.clicks,
+            );
+        }
         out.recipients.push(RecipientUpdate {
             group: index,
             kept: start..out.kept.len(),
@@ -240,12 +314,15 @@ pub fn aggregate<H: HitSet>(hits: &H, input: &Input<'_>, max_hits_per_recipient:
             totals.push(Totals::new(group.delivery));
         }
         let delivery = totals.last_mut().expect("just pushed");
-        let kept = std::mem::take(&mut work.merged);
-        contribute(hits, &kept[..kept_len], 1, delivery, &mut work);
-        work.merged = kept;
-        let before = std::mem::take(&mut work.before);
-        contribute(hits, &before, -1, delivery, &mut work);
-        work.before = before;
+        let (kept, verdicts) = (std::mem::take(&mut work.merged), std::mem::take(&mut work.verdicts));
+        contribute(hits, &kept[..kept_len], &verdicts, 1, delivery, &mut work);
+        (work.merged, work.verdicts) = (kept, verdicts);
+        let (before, verdicts) = (
+            std::mem::take(&mut work.before),
+            std::mem::take(&mut work.before_verdicts),
+        );
+        contribute(hits, &before, &verdicts, -1, delivery, &mut work);
+        (work.before, work.before_verdicts) = (before, verdicts);
     }
     out.deliveries = totals
         .into_iter()
@@ -258,49 +335,84 @@ fn excess(length: usize, max: usize) -> i64 {
     length.saturating_sub(max) as i64
 }
 
-/// Add `sign` times one recipient's contribution (hits sorted by (ts, hit id)).
-fn contribute<H: HitSet>(hits: &H, ordered: &[u32], sign: i64, totals: &mut Totals, work: &mut Work) {
-    if ordered.is_empty() {
-        return;
-    }
-    // The 1-minute rule. The reference counts by hit id: where ids can repeat
-    // within a recipient (stored hits given from Python), an open is counted
-    // when any counted open has its id.
-    work.counted.clear();
+/// The 1-minute rule over the opens at the positions `include` accepts,
+/// into `counted` (one flag per position). The reference counts by hit id:
+/// where ids can repeat within a recipient (stored hits given from Python),
+/// an open is counted when any counted open has its id.
+fn one_minute_rule<H: HitSet>(
+    hits: &H,
+    ordered: &[u32],
+    include: impl Fn(usize) -> bool,
+    counted: &mut Vec<bool>,
+    mark: &mut [u32],
+    stamp: u32,
+) {
+    counted.clear();
     let mut last: Option<i64> = None;
-    for &hit in ordered {
-        let mut counted = false;
-        if hits.kind(hit) == Some(Kind::Open) {
+    for (position, &hit) in ordered.iter().enumerate() {
+        let mut counts = false;
+        if include(position) && hits.kind(hit) == Some(Kind::Open) {
             let ts = hits.ts(hit);
             if last.is_none_or(|last| i128::from(ts) - i128::from(last) >= i128::from(OPEN_DEDUP_MS)) {
-                counted = true;
+                counts = true;
                 last = Some(ts);
             }
         }
-        work.counted.push(counted);
+        counted.push(counts);
     }
     if H::IDS_MAY_REPEAT {
-        let stamp = work.next_stamp();
-        for (&hit, &counted) in ordered.iter().zip(&work.counted) {
-            if counted {
-                work.mark[hits.id(hit) as usize] = stamp;
+        for (&hit, &counts) in ordered.iter().zip(counted.iter()) {
+            if counts {
+                mark[hits.id(hit) as usize] = stamp;
             }
         }
         for (position, &hit) in ordered.iter().enumerate() {
-            work.counted[position] = work.mark[hits.id(hit) as usize] == stamp;
+            counted[position] = mark[hits.id(hit) as usize] == stamp;
         }
     }
+}
+
+/// Add `sign` times one recipient's contribution (hits sorted by (ts, hit id), with their verdicts).
+fn contribute<H: HitSet>(hits: &H, ordered: &[u32], verdicts: &[i64], sign: i64, totals: &mut Totals, work: &mut Work) {
+    if ordered.is_empty() {
+        return;
+    }
+    let stamp = work.next_stamp();
+    one_minute_rule(hits, ordered, |_| true, &mut work.counted, &mut work.mark, stamp);
+    let stamp = work.next_stamp();
+    let human = |position: usize| classify::is_human(verdicts[position]);
+    one_minute_rule(hits, ordered, human, &mut work.counted_human, &mut work.mark, stamp);
     let indicators = &mut totals.indicators;
     indicators[HITS] += sign * ordered.len() as i64;
     indicators[OPENS_UNIQUE] += sign;
-    let (mut clicked, mut opted_out) = (false, false);
+    let (mut clicked, mut opted_out, mut any_human, mut clicked_human) = (false, false, false, false);
     work.requesters.clear();
     work.urls.clear();
+    work.human_urls.clear();
     for (position, &hit) in ordered.iter().enumerate() {
+        let verdict = verdicts[position];
+        let person = human(position);
+        if verdict >= 0 && !person {
+            indicators[HITS_MACHINE] += sign;
+            for reason in 0..classify::REASONS.len() {
+                if verdict & (1 << reason) != 0 {
+                    indicators[MACHINE_REASONS + reason] += sign;
+                }
+            }
+        }
+        any_human |= person;
         let ts = i128::from(hits.ts(hit));
         let bucket = ts - ts.rem_euclid(BUCKET_MS);
+        let url_id = hits.url_id(hit);
         match hits.kind(hit) {
             Some(Kind::Open) => {
+                if person && work.counted_human[position] {
+                    indicators[OPENS_TOTAL_HUMAN] += sign;
+                    totals.buckets.entry(bucket).or_default()[OPENS_HUMAN] += sign;
+                    totals.user_agents.entry(hits.ua(hit)).or_default()[OPENS_HUMAN] += sign;
+                    totals.urls.entry(url_id).or_default()[TOTAL_HUMAN] += sign;
+                    work.human_urls.push(url_id);
+                }
                 if !work.counted[position] {
                     continue;
                 }
@@ -308,28 +420,49 @@ fn contribute<H: HitSet>(hits: &H, ordered: &[u32], sign: i64, totals: &mut Tota
                 totals.buckets.entry(bucket).or_default()[OPENS] += sign;
                 totals.user_agents.entry(hits.ua(hit)).or_default()[OPENS] += sign;
             }
-            Some(Kind::Click) => {
-                indicators[CLICKS_TOTAL] += sign;
-                clicked = true;
-                totals.buckets.entry(bucket).or_default()[CLICKS] += sign;
-                totals.user_agents.entry(hits.ua(hit)).or_default()[CLICKS] += sign;
-                work.requesters.push((hits.ua(hit), hit));
+            kind => {
+                match kind {
+                    Some(Kind::Click) => {
+                        indicators[CLICKS_TOTAL] += sign;
+                        clicked = true;
+                        totals.buckets.entry(bucket).or_default()[CLICKS] += sign;
+                        totals.user_agents.entry(hits.ua(hit)).or_default()[CLICKS] += sign;
+                        work.requesters.push((hits.ua(hit), hit));
+                        if person {
+                            indicators[CLICKS_TOTAL_HUMAN] += sign;
+                            clicked_human = true;
+                            totals.buckets.entry(bucket).or_default()[CLICKS_HUMAN] += sign;
+                            totals.user_agents.entry(hits.ua(hit)).or_default()[CLICKS_HUMAN] += sign;
+                        }
+                    }
+                    Some(Kind::Optout) => opted_out = true,
+                    Some(Kind::Mirror) => indicators[MIRROR_VIEWS] += sign,
+                    Some(Kind::Open) | None => {}
+                }
+                if person {
+                    totals.urls.entry(url_id).or_default()[TOTAL_HUMAN] += sign;
+                    work.human_urls.push(url_id);
+                }
             }
-            Some(Kind::Optout) => opted_out = true,
-            Some(Kind::Mirror) => indicators[MIRROR_VIEWS] += sign,
-            None => {}
         }
-        let url_id = hits.url_id(hit);
-        totals.urls.entry(url_id).or_default()[0] += sign;
+        totals.urls.entry(url_id).or_default()[TOTAL] += sign;
         work.urls.push(url_id);
     }
-    work.urls.sort_unstable();
-    work.urls.dedup();
-    for url_id in &work.urls {
-        totals.urls.entry(*url_id).or_default()[1] += sign;
+    for (urls, counter) in [(&mut work.urls, UNIQUE), (&mut work.human_urls, UNIQUE_HUMAN)] {
+        urls.sort_unstable();
+        urls.dedup();
+        for url_id in urls.iter() {
+            totals.urls.entry(*url_id).or_default()[counter] += sign;
+        }
     }
     if clicked {
         indicators[CLICKS_UNIQUE] += sign;
+    }
+    if clicked_human {
+        indicators[CLICKS_UNIQUE_HUMAN] += sign;
+    }
+    if any_human {
+        indicators[OPENS_UNIQUE_HUMAN] += sign;
     }
     if opted_out {
         indicators[OPTOUTS] += sign;
@@ -348,7 +481,7 @@ fn contribute<H: HitSet>(hits: &H, ordered: &[u32], sign: i64, totals: &mut Tota
     }
 }
 
-fn pairs(names: [&'static str; 2], values: [i64; 2]) -> Vec<(&'static str, i64)> {
+fn pairs(names: [&'static str; 4], values: [i64; 4]) -> Vec<(&'static str, i64)> {
     names.into_iter().zip(values).filter(|(_, value)| *value != 0).collect()
 }
 
@@ -510,7 +643,7 @@ pub fn aggregate_parsed(parsed: &ParsedLog, max_hits_per_recipient: usize) -> (A
         prior: &[],
         duplicates: 0,
     };
-    let mut aggregates = aggregate(&gathered, &input, max_hits_per_recipient);
+    let mut aggregates = aggregate(&gathered, &input, max_hits_per_recipient, &DefaultContext);
     for hit in &mut aggregates.kept {
         *hit = new[*hit as usize]; // back to positions in the parsed hits
     }
@@ -664,6 +797,28 @@ impl HitTable {
         self.deliveries.text(delivery)
     }
 
+    /// The hit's user agent, address and hit id, as interned numbers.
+    pub fn ua_of(&self, hit: u32) -> u32 {
+        self.rows[hit as usize].ua
+    }
+
+    pub fn ip_of(&self, hit: u32) -> u32 {
+        self.rows[hit as usize].ip
+    }
+
+    pub fn hit_id_of(&self, hit: u32) -> &str {
+        self.ids.text(self.rows[hit as usize].id)
+    }
+
+    /// The distinct user agents and addresses, by interned number.
+    pub fn user_agent_texts(&self) -> &[Box<str>] {
+        &self.uas.texts
+    }
+
+    pub fn ip_texts(&self) -> &[Box<str>] {
+        &self.ips.texts
+    }
+
     pub fn recipient(&self, hit: u32) -> (u32, i64) {
         let row = &self.rows[hit as usize];
         (row.delivery, row.log_id)
@@ -801,7 +956,7 @@ mod tests {
             prior: &stored,
             duplicates: grouped.duplicates,
         };
-        (aggregate(&table, &input, max), table, groups)
+        (aggregate(&table, &input, max, &DefaultContext), table, groups)
     }
 
     fn indicators(aggregates: &Aggregates, delivery: usize) -> Vec<(&'static str, i64)> {
@@ -819,9 +974,21 @@ mod tests {
         let (aggregates, _, _) = run(&opens, &[], MAX_HITS_PER_RECIPIENT);
         assert_eq!(
             indicators(&aggregates, 0),
-            [("hits", 6), ("opens_unique", 1), ("opens_total", 3)]
+            [
+                ("hits", 6),
+                ("opens_unique", 1),
+                ("opens_total", 3),
+                ("opens_unique_human", 1),
+                ("opens_total_human", 3)
+            ]
         );
-        assert_eq!(aggregates.deliveries[0].urls, [(1, vec![("total", 3), ("unique", 1)])]);
+        assert_eq!(
+            aggregates.deliveries[0].urls,
+            [(
+                1,
+                vec![("total", 3), ("total_human", 3), ("unique", 1), ("unique_human", 1)]
+            )]
+        );
         assert_eq!(aggregates.recipients[0].added, 6);
     }
 

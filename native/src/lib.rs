@@ -12,7 +12,8 @@
 //!   [`gzip`] (CPython's GzipFile, step for step) and [`json`] (the
 //!   reference's strict `json.loads`).
 //! - [`aggregate`]: the core's `aggregate`: hits merged with each recipient's
-//!   stored hits, counter deltas per delivery.
+//!   stored hits, counter deltas per delivery; with [`classify`], each
+//!   hit's human/machine verdict (`chalicelib/tracking/classify.py`).
 //!
 //! The Python face lives behind the `python` feature (what maturin builds),
 //! so `cargo test` and the fuzz targets build without Python. Everything
@@ -22,6 +23,7 @@
 
 pub mod aggregate;
 pub mod base64url;
+pub mod classify;
 pub mod gzip;
 pub mod json;
 pub mod logs;

@@ -37,6 +37,7 @@ use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyList, PySlice, PyString, PyTuple};
 
 use crate::aggregate::{self, Aggregates, DeliveryDelta, Group, HitFields, HitSet, HitTable};
+use crate::classify::{self, Rules};
 use crate::json;
 use crate::logs::{self, Kind, ParsedLog};
 use crate::tokens::{self, Reason};
@@ -225,6 +226,7 @@ fn recipient_object<'py>(py: Python<'py>, shared: &Shared, index: usize) -> PyRe
         PyTuple::new(py, hits)?,
         update.added,
         update.over_limit,
+        PyTuple::new(py, &recipients.aggregates.verdicts[update.kept.clone()])?,
     ))
 }
 
@@ -566,12 +568,125 @@ fn push_hit(table: &mut HitTable, hit: &Bound<'_, PyAny>, hit_type: &Bound<'_, P
     }))
 }
 
-/// The reference's `aggregate(new_hits, prior, max_hits_per_recipient)` on
-/// `core.Hit` objects: (recipient updates, deliveries, duplicates,
-/// over_limit). Updates are made with `recipient_type` and hold the very hit
-/// objects given. Raises Unsupported for hits it does not represent.
+/// An int the classification reads from Python: exactly int, within i64.
+fn context_int(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if !value.is_exact_instance_of::<PyInt>() {
+        return Err(unsupported("a classification value that is not exactly int"));
+    }
+    value
+        .extract::<i64>()
+        .map_err(|_| unsupported("a classification value past 64 bits"))
+}
+
+/// `mapping.get(key)` as an int; None when it is missing (or None).
+fn context_get<'py>(mapping: &Bound<'py, PyAny>, key: impl IntoPyObject<'py>) -> PyResult<Option<i64>> {
+    let value = mapping.call_method1(intern!(mapping.py(), "get"), (key,))?;
+    if value.is_none() {
+        return Ok(None);
+    }
+    context_int(&value).map(Some)
+}
+
+/// The reference's `classify.Context`, read for the hits of one table.
+struct TableContext {
+    rules: Rules,
+    /// By interned user agent / address.
+    agents: Vec<i64>,
+    addresses: Vec<i64>,
+    /// By group.
+    sent_at: Vec<Option<i64>>,
+    /// By row: the stored verdict of a prior hit.
+    stored: Vec<Option<i64>>,
+    ua_of: Vec<u32>,
+    ip_of: Vec<u32>,
+}
+
+impl classify::Context for TableContext {
+    fn rules(&self) -> Rules {
+        self.rules
+    }
+    fn agent(&self, hit: u32) -> i64 {
+        self.agents[self.ua_of[hit as usize] as usize]
+    }
+    fn address(&self, hit: u32) -> i64 {
+        self.addresses[self.ip_of[hit as usize] as usize]
+    }
+    fn sent_at(&self, group: usize) -> Option<i64> {
+        self.sent_at[group]
+    }
+    fn stored(&self, hit: u32) -> Option<i64> {
+        self.stored[hit as usize]
+    }
+}
+
+fn table_context(
+    py: Python<'_>,
+    context: Option<&Bound<'_, PyAny>>,
+    table: &HitTable,
+    groups: &[Group],
+    group_keys: &[(String, i64)],
+    prior_rows: &[u32],
+) -> PyResult<TableContext> {
+    let rows = table.len();
+    let ua_of: Vec<u32> = (0..rows as u32).map(|hit| table.ua_of(hit)).collect();
+    let ip_of: Vec<u32> = (0..rows as u32).map(|hit| table.ip_of(hit)).collect();
+    let Some(context) = context else {
+        return Ok(TableContext {
+            rules: Rules::default(),
+            agents: vec![0; table.user_agent_texts().len()],
+            addresses: vec![0; table.ip_texts().len()],
+            sent_at: vec![None; groups.len()],
+            stored: vec![None; rows],
+            ua_of,
+            ip_of,
+        });
+    };
+    let rules = context.getattr(intern!(py, "rules"))?;
+    let rule = |name: &Bound<'_, PyString>| context_int(&rules.getattr(name)?);
+    let rules = Rules {
+        enabled: rule(intern!(py, "enabled"))?,
+        burst_links: rule(intern!(py, "burst_links"))?,
+        burst_window_ms: rule(intern!(py, "burst_window_ms"))?,
+        min_click_after_send_ms: rule(intern!(py, "min_click_after_send_ms"))?,
+    };
+    let flags = |name: &Bound<'_, PyString>, texts: &[Box<str>]| -> PyResult<Vec<i64>> {
+        let mapping = context.getattr(name)?;
+        texts
+            .iter()
+            .map(|text| Ok(context_get(&mapping, &**text)?.unwrap_or(0)))
+            .collect()
+    };
+    let agents = flags(intern!(py, "agents"), table.user_agent_texts())?;
+    let addresses = flags(intern!(py, "addresses"), table.ip_texts())?;
+    let sent_mapping = context.getattr(intern!(py, "sent_at"))?;
+    let sent_at = group_keys
+        .iter()
+        .map(|(delivery_id, log_id)| context_get(&sent_mapping, (delivery_id.as_str(), *log_id)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let stored_mapping = context.getattr(intern!(py, "stored"))?;
+    let mut stored = vec![None; rows];
+    for &row in prior_rows {
+        stored[row as usize] = context_get(&stored_mapping, table.hit_id_of(row))?;
+    }
+    Ok(TableContext {
+        rules,
+        agents,
+        addresses,
+        sent_at,
+        stored,
+        ua_of,
+        ip_of,
+    })
+}
+
+/// The reference's `aggregate(new_hits, prior, max_hits_per_recipient,
+/// context)` on `core.Hit` objects: (recipient updates, deliveries,
+/// duplicates, over_limit). Updates are made with `recipient_type`, hold the
+/// very hit objects given and their verdicts. `context` is a
+/// `classify.Context` (None: the default one). Raises Unsupported for hits or
+/// context values it does not represent.
 #[pyfunction]
-#[pyo3(name = "aggregate")]
+#[pyo3(name = "aggregate", signature = (new_hits, prior, hit_type, recipient_type, max_hits_per_recipient, context = None))]
 fn aggregate_hits<'py>(
     py: Python<'py>,
     new_hits: &Bound<'py, PyAny>,
@@ -579,6 +694,7 @@ fn aggregate_hits<'py>(
     hit_type: &Bound<'py, PyAny>,
     recipient_type: &Bound<'py, PyAny>,
     max_hits_per_recipient: usize,
+    context: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let prior = if prior.is_truthy()? { Some(prior) } else { None };
     let mut table = HitTable::default();
@@ -594,10 +710,12 @@ fn aggregate_hits<'py>(
     let mut groups: Vec<Group> = Vec::with_capacity(grouped.recipients.len());
     let mut delivery_numbers: Vec<u32> = Vec::new();
     let empty = PyTuple::empty(py);
+    let mut group_keys: Vec<(String, i64)> = Vec::with_capacity(grouped.recipients.len());
     for (delivery, log_id, new) in &grouped.recipients {
         let start = prior_rows.len();
+        group_keys.push((table.delivery_id(*delivery).to_owned(), *log_id));
         if let Some(prior) = prior {
-            let key = (table.delivery_id(*delivery).to_owned(), *log_id);
+            let key = group_keys.last().expect("just pushed").clone();
             for hit in prior.call_method1(intern!(py, "get"), (key, &empty))?.try_iter()? {
                 let hit = hit?;
                 prior_rows.push(push_hit(&mut table, &hit, hit_type)?);
@@ -620,7 +738,8 @@ fn aggregate_hits<'py>(
         prior: &prior_rows,
         duplicates: grouped.duplicates,
     };
-    let aggregates = aggregate::aggregate(&table, &input, max_hits_per_recipient);
+    let classifying = table_context(py, context, &table, &groups, &group_keys, &prior_rows)?;
+    let aggregates = aggregate::aggregate(&table, &input, max_hits_per_recipient, &classifying);
     let delivery_id = |number: u32| table.delivery_id(delivery_numbers[number as usize]).to_owned();
     let updates = PyList::empty(py);
     for update in &aggregates.recipients {
@@ -637,6 +756,7 @@ fn aggregate_hits<'py>(
             hits,
             update.added,
             update.over_limit,
+            PyTuple::new(py, &aggregates.verdicts[update.kept.clone()])?,
         ))?)?;
     }
     let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;
@@ -651,6 +771,17 @@ fn sendtrail_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add("Unsupported", py.get_type::<Unsupported>())?;
     module.add("REASONS", Reason::ALL.map(Reason::as_str).to_vec())?;
     module.add("LOG_REASONS", logs::Reason::ALL.map(logs::Reason::as_str).to_vec())?;
+    module.add("CLASSIFY_REASONS", classify::REASONS.to_vec())?;
+    let rules = Rules::default();
+    module.add(
+        "DEFAULT_RULES",
+        (
+            rules.enabled,
+            rules.burst_links,
+            rules.burst_window_ms,
+            rules.min_click_after_send_ms,
+        ),
+    )?;
     module.add_class::<LazyTuple>()?;
     module.add_function(wrap_pyfunction!(verify_token, module)?)?;
     module.add_function(wrap_pyfunction!(parse_log, module)?)?;

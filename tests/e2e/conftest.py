@@ -48,6 +48,7 @@ def _read_until(process: subprocess.Popen, marker: str, timeout: float, lines: l
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "SENDTRAIL_"))}
+    environment["SENDTRAIL_DEMO"] = "small"  # the four-message demo: the large one's traffic is for people
     process = subprocess.Popen(
         [sys.executable, "-m", "infra.cli", "local", "up", "--port", "0"],
         cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,

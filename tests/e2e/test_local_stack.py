@@ -224,7 +224,7 @@ def test_sendtrail_status_reports_every_component_ok(local_stack: Any) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip() and
             not line.startswith("sendtrail:")}
-    assert rows == {"hit_endpoints": "OK", "hit_stream": "OK", "redirection_logs": "OK", "tracking_workflow": "OK",
+    assert rows == {"hit_endpoints": "OK", "signing_keys": "OK", "hit_stream": "OK", "redirection_logs": "OK", "tracking_workflow": "OK",
                     "ses": "OK", "send_work_queue": "OK", "send_work_dlq": "OK", "ses_events_queue": "OK",
                     "ses_events_dlq": "OK", "hit_endpoints_http": "OK"}, result.stdout
     assert f"{local_stack.api_url}/r/test answers <redir status='OK'" in result.stdout
@@ -249,3 +249,50 @@ def test_the_handlers_metrics_reach_cloudwatch_and_the_alarms_are_there(local_st
     alarms = cloudwatch.describe_alarms(AlarmNamePrefix="sendtrail-local-")["MetricAlarms"]
     assert len(alarms) == 13 and all(alarm["AlarmActions"] for alarm in alarms)
     assert cloudwatch.list_dashboards()["DashboardEntries"][0]["DashboardName"] == "sendtrail-local"
+
+
+def test_a_scanner_and_apples_proxy_beside_a_person_over_http(local_stack: Any) -> None:
+    """People first over the local stack: Apple's proxy fetches the pixel and a scanner clicks every link at
+    delivery; the person opens half a minute later and clicks one link. Every hit counts in the all-hits
+    indicators; only the person's in the human ones."""
+    api = ApiClient(local_stack.api_url, local_stack.api_token)
+    html = ('<html><body><p><a href="https://shop.example.com/a">A</a> <a href="https://shop.example.com/b">B</a> '
+            '<a href="https://shop.example.com/c">C</a></p></body></html>')
+    delivery_id = api.post("/api/deliveries", {
+        "name": "people first", "subject": "People first", "from_address": "news@example.com", "html": html,
+        "recipients": [{"id": "e2e-person", "email": "success@simulator.amazonses.com"}],
+    })["id"]
+    api.post(f"/api/deliveries/{delivery_id}/send")
+    wait_for(api, delivery_id, lambda delivery: delivery["state"] == "finished")
+    delivered_at = time.monotonic()
+    [message] = [entry for entry in api.get("/local/outbox") if entry["subject"] == "People first"]
+    links = re.findall(r'href="(' + re.escape(local_stack.api_url) + r'/r/[^"]+)"', message["html"])
+    [pixel] = re.findall(r'src="(' + re.escape(local_stack.api_url) + r'/o/[^"]+)"', message["html"])
+    assert len(links) == 3
+    scanner = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+               "Safari/537.36 Edg/131.0.0.0")
+    person = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+              "Version/18.1 Mobile/15E148 Safari/604.1")
+    assert _get(pixel, {"User-Agent": "Mozilla/5.0"})[0] == 200  # Apple's proxy, at delivery
+    for link in links:  # the scanner: every link within a second
+        assert _get(link, {"User-Agent": scanner})[0] == 302
+    time.sleep(max(0.0, delivered_at + 30 - time.monotonic()))
+    assert _get(pixel, {"User-Agent": person})[0] == 200
+    time.sleep(1.5)
+    assert _get(links[1], {"User-Agent": person})[0] == 302
+
+    deadline = time.monotonic() + 60
+    while True:
+        indicators = api.get(f"/api/deliveries/{delivery_id}/indicators")
+        if indicators["clicks_total"] == 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert indicators["clicks_total"] == 4 and indicators["opens_unique"] == 1
+    assert indicators["clicks_unique_human"] == 1 and indicators["clicks_total_human"] == 1
+    assert indicators["opens_unique_human"] == 1 and indicators["opens_total_human"] == 1
+    assert indicators["machine"]["hits"] == 4  # the proxy's open and the scanner's three clicks
+    assert indicators["machine"]["by_reason"]["apple_proxy"] == 1
+    assert indicators["machine"]["by_reason"]["burst"] == 3
+    tracked = [item for item in api.get("/api/recipients/e2e-person/tracking")["items"]
+               if item["delivery_id"] == delivery_id]
+    assert sorted(item["class"] for item in tracked) == ["human", "human", "machine", "machine", "machine", "machine"]

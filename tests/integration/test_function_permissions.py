@@ -93,7 +93,11 @@ def api_handler_scenario(api: Any, client: Any, resources: Any, mta: Any) -> Cal
         assert api.delete(f"/api/deliveries/{paused}").status_code == 200
         with recorded.paused():
             boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
-        assert client.get(paths[0]).status_code in (200, 302)  # kept in the redirection logs instead
+        assert client.get(paths[0]).status_code in (200, 302)  # kept by the fallback delivery stream instead
+        with recorded.paused():
+            boto3.client("firehose").delete_delivery_stream(
+                DeliveryStreamName=get_settings().redirection_log_fallback_stream)
+        assert client.get(paths[0]).status_code in (200, 302)  # kept as its own redirection-log object
     return recorded
 
 

@@ -74,7 +74,7 @@ def test_log_lines_are_json_with_the_request_id_as_correlation_id(client: Any, o
     assert client.get(f"/r/{token(tokens.KIND_CLICK, 4)}").status_code == 302
     [saved] = fallback_objects()
     [line] = [line for line in output.logs if line["level"] == "ERROR"]
-    assert line["message"] == "could not put hit into the stream; writing it to the redirection logs"
+    assert line["message"] == "could not put hit into the stream; putting it into the fallback stream"
     assert line["correlation_id"] == saved["request_id"] and line["hit_id"] == saved["hit_id"]
     assert line["service"] == "sendtrail" and line["function_name"] and line["kind"] == "click"
     assert {"timestamp", "location", "cold_start", "function_request_id"} <= set(line)
@@ -108,8 +108,9 @@ def test_no_token_key_or_secret_reaches_the_logs(api: Any, client: Any, mta: Any
     put_log("forged", [forged, b"not json at all " + forged["token"].encode() + b"\n"], forged["ts"])
     bucket = get_settings().redirection_log_bucket
     boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
+    boto3.client("firehose").delete_delivery_stream(DeliveryStreamName=get_settings().redirection_log_fallback_stream)
     environment.apply({"SENDTRAIL_REDIRECTION_LOG_BUCKET": "sendtrail-no-such-bucket"})
-    for path in paths:  # neither the stream nor the fallback: logged errors with stack traces
+    for path in paths:  # neither the streams nor the fallback object: logged errors with stack traces
         client.get(path)
     environment.apply({"SENDTRAIL_REDIRECTION_LOG_BUCKET": bucket})
     assert api.post("/api/workflow/run").json_body["rejected_total"] >= 2  # the forged lines, quarantined
@@ -143,6 +144,10 @@ def test_the_hit_path_counts_accepted_rejected_and_failed_hits(client: Any, outp
     boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
     client.get(f"/r/{click}")
     assert output.metric(metrics.HIT_STREAM_PUT_FAILURES) == [1.0]
+    assert output.metric(metrics.FALLBACK_STREAM_WRITES) == [1.0]
+    boto3.client("firehose").delete_delivery_stream(DeliveryStreamName=get_settings().redirection_log_fallback_stream)
+    client.get(f"/r/{click}")
+    assert output.metric(metrics.FALLBACK_STREAM_PUT_FAILURES) == [1.0]
     assert output.metric(metrics.FALLBACK_WRITES) == [1.0]
     environment.apply({"SENDTRAIL_REDIRECTION_LOG_BUCKET": "sendtrail-no-such-bucket"})
     client.get(f"/o/{opened}")

@@ -104,6 +104,9 @@ def test_the_deployment_zip_has_the_app_and_its_runtime_requirements_only(packag
     assert any(name.startswith("pydantic_core/_pydantic_core.cpython-311-x86_64") for name in names)
     for dev_only in ("infra/", "tests/", "moto/", "benchmarks/", "bench/"):
         assert not any(name.startswith(dev_only) for name in names), dev_only
+    swagger_ui = sorted(name.rsplit("/", 1)[1] for name in names if name.startswith("swagger_ui_bundle/vendor/"))
+    assert swagger_ui == ["swagger-ui-bundle.js", "swagger-ui.css"], swagger_ui  # what /docs serves, no more
+    assert "chalicelib/api/docs_page/docs.js" in names
 
 
 def test_unknown_stage_or_architecture_is_refused() -> None:

@@ -18,10 +18,12 @@ from tests.tracking_logs import record
 T0 = 1_740_823_200_000
 
 
-def create_and_send(api: Any, mta: Any, recipients: list[str], name: str = "api") -> str:
+SHOP_HTML = '<p><a href="https://shop.example.com/x">Shop</a> <a href="{{unsubscribe_url}}">stop</a></p>'
+
+
+def create_and_send(api: Any, mta: Any, recipients: list[str], name: str = "api", html: str = SHOP_HTML) -> str:
     response = api.post("/api/deliveries", body={
-        "name": name, "subject": "Hello", "from_address": "news@example.com",
-        "html": '<p><a href="https://shop.example.com/x">Shop</a> <a href="{{unsubscribe_url}}">stop</a></p>',
+        "name": name, "subject": "Hello", "from_address": "news@example.com", "html": html,
         "recipients": [{"id": recipient, "email": f"{recipient}@example.net"} for recipient in recipients],
     })
     delivery_id = response.json_body["id"]
@@ -47,9 +49,9 @@ def test_a_sent_delivery_without_hits_has_zero_indicators(api: Any, mta: Any) ->
     body = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
     assert (body["processed"], body["success"], body["opens_unique"], body["clicks_total"]) == (2, 2, 0, 0)
     assert body["last_updated"] is None and body["rates"]["opens_unique"] == 0
-    urls = api.get(f"/api/deliveries/{delivery_id}/urls").json_body["urls"]
-    assert [(row["url_id"], row["type"], row["clicks_total"]) for row in urls] == [
-        (2, "optout", 0), (3, "mirror", 0), (4, "click", 0)]
+    urls = api.get(f"/api/deliveries/{delivery_id}/urls").json_body["rows"]
+    assert sorted((row["url_ids"], row["types"], row["clicks_total"]) for row in urls) == [
+        ([2], ["optout"], 0), ([3], ["mirror"], 0), ([4], ["click"], 0)]
     assert api.get(f"/api/deliveries/{delivery_id}/timeline").json_body["buckets"] == []
 
 
@@ -138,3 +140,43 @@ def test_a_click_through_kinesis_and_firehose_shows_in_the_indicators(api: Any, 
     assert indicators["rates"]["clicks_unique"] == 50.0
     [item] = api.get("/api/recipients/ann/tracking").json_body["items"][:1]
     assert item["ip"] == "203.0.113.0"  # the test client's address, truncated to its /24
+
+
+def test_a_scanner_and_apples_proxy_beside_a_person(api: Any, mta: Any) -> None:
+    """People first, every hit kept: a link scanner clicks every link within a second of delivery and Apple's
+    proxy fetches the pixel; the person opens half a minute later and clicks one link."""
+    delivery_id = create_and_send(api, mta, ["ann"], html='<p><a href="https://shop.example.com/x">Shop</a> '
+                                  '<a href="https://shop.example.com/y">Sale</a></p>')
+    settings = get_settings()
+    log = boto3.client("dynamodb").get_item(TableName=settings.delivery_logs_table, Key={
+        "delivery_id": {"S": delivery_id}, "log_id": {"N": "1"}})["Item"]
+    sent = int(log["sent_at"]["N"])
+    scanner = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 " \
+              "Safari/537.36 Edg/131.0.0.0"
+    person = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) " \
+             "Version/18.1 Mobile/15E148 Safari/604.1"
+    records = [record(kind="open", delivery_id=delivery_id, ts=sent + 2_000, ua="Mozilla/5.0", ip="17.58.97.0")]
+    records += [record(kind="click", delivery_id=delivery_id, url_id=url_id, ts=sent + 3_000 + 200 * index,
+                       ua=scanner, ip="40.107.22.0") for index, url_id in enumerate((4, 5))]
+    records += [record(kind="open", delivery_id=delivery_id, ts=sent + 32_000, ua=person, ip="73.162.84.0"),
+                record(kind="click", delivery_id=delivery_id, url_id=4, ts=sent + 45_000, ua=person,
+                       ip="73.162.84.0")]
+    # Two runs: the scanner's second click arrives after its first was counted.
+    put_log("first", records[:2], sent)
+    workflow(FakeClock(sent / 1000 + 600)).run()
+    put_log("second", records[2:], sent)
+    workflow(FakeClock(sent / 1000 + 660)).run()
+
+    indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
+    assert (indicators["clicks_total"], indicators["opens_total"], indicators["opens_unique"]) == (3, 1, 1)
+    assert (indicators["clicks_unique_human"], indicators["clicks_total_human"]) == (1, 1)
+    assert (indicators["opens_unique_human"], indicators["opens_total_human"]) == (1, 1)
+    assert indicators["reactivity_human"] == 100.0
+    assert indicators["machine"]["hits"] == 3
+    assert indicators["machine"]["by_reason"]["apple_proxy"] == 1
+    assert indicators["machine"]["by_reason"]["scanner_address"] == 2
+    items = api.get("/api/recipients/ann/tracking").json_body["items"]
+    by_time = {item["at"] - sent: (item["class"], item["reasons"]) for item in items}
+    assert by_time[2_000] == ("machine", ["apple_proxy"])
+    assert by_time[3_000] == ("machine", ["scanner_address", "burst", "too_fast"])  # the proxy opened before
+    assert by_time[32_000] == ("human", []) and by_time[45_000] == ("human", [])

@@ -117,11 +117,12 @@ def test_a_log_with_known_truth_gives_exactly_the_expected_tables(api: Any, mta:
     assert indicators.pop("last_updated") == int(NOW * 1000)
     assert indicators == {"delivery_id": delivery_id, **EXPECTED_INDICATORS}
 
-    urls = {row["url_id"]: row for row in api.get(f"/api/deliveries/{delivery_id}/urls").json_body["urls"]}
+    rows = api.get(f"/api/deliveries/{delivery_id}/urls").json_body["rows"]
+    urls = {row["url_ids"][0]: row for row in rows}
     assert {url_id: (row["clicks_total"], row["clicks_unique"]) for url_id, row in urls.items()} == {
         2: (2, 1), 3: (2, 1), 4: (3, 2), 5: (1, 1)}
-    assert urls[4]["url"] == "https://shop.example.com/a" and urls[4]["label"] == "Shop A"
-    assert urls[4]["clicks_unique_rate"] == 33.33 and urls[2]["type"] == "optout"
+    assert urls[4]["urls"] == ["https://shop.example.com/a"] and urls[4]["labels"] == ["Shop A"]
+    assert urls[4]["clicks_unique_rate"] == 33.33 and urls[2]["types"] == ["optout"]
 
     [tracking] = [item for item in TrackingStore(get_settings().tracking_table, "").recipient_items("r1")]
     assert [hit.hit_id for hit in decode_hits(tracking)] == [records[name]["hit_id"] for name in (

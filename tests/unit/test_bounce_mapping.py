@@ -90,7 +90,8 @@ def test_a_subtype_decides_over_the_status_code() -> None:
 def test_every_reason_has_campaigns_code() -> None:
     assert REASON_CODES == {"user_unknown": 1, "invalid_domain": 2, "unreachable": 3, "account_disabled": 4,
                             "mailbox_full": 5, "not_connected": 6, "address_not_specified": 7, "denylisted": 8,
-                            "quarantined": 9, "duplicate": 10, "refused": 20, "error_ignored": 25}
+                            "quarantined": 9, "duplicate": 10, "refused": 20, "error_ignored": 25,
+                            "invalid_content": 30}
 
 
 def event(document: dict[str, Any]) -> SesEvent:

@@ -129,3 +129,78 @@ def test_prior_is_read_with_get_in_recipient_order() -> None:
     python_asked, asked[:] = list(asked), []
     assert_same(NATIVE.aggregate(new, prior), expected)
     assert asked == python_asked
+
+
+# --------------------------------------------------------------------------- classification
+
+def _contexts(draw: st.DrawFn) -> Any:
+    from chalicelib.tracking import classify
+
+    rules = classify.Rules(
+        enabled=draw(st.one_of(st.just(classify.ALL_RULES), st.integers(0, classify.ALL_RULES), st.just(-1))),
+        burst_links=draw(st.sampled_from([2, 2, 3, 1, 0, -4])),
+        burst_window_ms=draw(st.sampled_from([2_000, 0, 300_000, -1, 2**62])),
+        min_click_after_send_ms=draw(st.sampled_from([5_000, 0, 120_000, -5])))
+    flags = st.integers(0, 15)
+    agents = draw(st.dictionaries(st.sampled_from(["", "a", "b", "Mozilla/5.0", "Ünïcödé 😀", "z"]), flags))
+    addresses = draw(st.dictionaries(st.sampled_from(["203.0.113.0", "198.51.100.0", ""]), flags))
+    sent_at = draw(st.dictionaries(st.tuples(st.sampled_from(DELIVERIES), st.integers(0, 4)),
+                                   st.integers(T0 - 10_000, T0 + 400_000)))
+    return classify.Context(rules, agents, addresses, sent_at)
+
+
+contexts = st.composite(_contexts)()
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(st.lists(hits, max_size=25), min_size=1, max_size=4), limit=st.sampled_from([0, 1, 3, 500]),
+       context=contexts, stale=st.dictionaries(st.integers(0, 60).map(lambda serial: f"{serial:032x}"),
+                                                st.integers(-1, 600), max_size=5))
+def test_classification_matches_batch_after_batch(batches: list[list[Hit]], limit: int, context: Any,
+                                                  stale: dict[str, int]) -> None:
+    """Verdicts and human counters: the same with flags, send times, rules, and stored verdicts (any int)."""
+    from dataclasses import replace
+
+    stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
+    verdicts: dict[str, int] = dict(stale)
+    for batch in batches:
+        classifying = replace(context, stored=dict(verdicts))
+        expected = core.aggregate(batch, stored, limit, classifying)
+        actual = NATIVE.aggregate(batch, stored, limit, classifying)
+        assert_same(actual, expected)
+        assert [update.verdicts for update in actual.recipients] == [update.verdicts for update in expected.recipients]
+        for update in expected.recipients:
+            stored[(update.delivery_id, update.log_id)] = update.hits
+            verdicts.update({hit.hit_id: verdict for hit, verdict in zip(update.hits, update.verdicts, strict=True)})
+
+
+def test_the_corpus_is_classified_the_same_natively() -> None:
+    from chalicelib.tracking import classify
+    from tests.unit.test_classify import corpus
+
+    hits = [Hit(f"{index:032x}", T0 + index, entry["kind"], DELIVERIES[0], index, 1 if entry["kind"] == "open" else 4,
+                entry["ua"], entry["ip"]) for index, entry in enumerate(corpus())]
+    context = classify.context_for(hits, classify.Rules(), {}, {})
+    expected = core.aggregate(hits, context=context)
+    actual = NATIVE.aggregate(hits, context=context)
+    assert_same(actual, expected)
+    assert [u.verdicts for u in actual.recipients] == [u.verdicts for u in expected.recipients]
+    assert any(classify.is_machine(u.verdicts[0]) for u in expected.recipients)
+
+
+def test_context_values_the_native_side_does_not_represent_fall_back() -> None:
+    from chalicelib.tracking import classify
+
+    new = [Hit("1" * 32, T0, "click", DELIVERIES[0], 1, 4, "ua", "ip")]
+    for context in (classify.Context(classify.Rules(burst_links=2**70)), classify.Context(agents={"ua": True}),
+                    classify.Context(sent_at={(DELIVERIES[0], 1): 2**64})):
+        assert_same(NATIVE.aggregate(new, None, 500, context), core.aggregate(new, None, 500, context))
+
+
+def test_the_default_rules_and_reasons_are_the_references() -> None:
+    import sendtrail_native
+
+    from chalicelib.tracking import classify
+
+    assert sendtrail_native.DEFAULT_RULES == classify.Rules().as_tuple()
+    assert sendtrail_native.CLASSIFY_REASONS == list(classify.REASONS)

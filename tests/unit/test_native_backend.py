@@ -130,9 +130,10 @@ class _Recording(native.Backend):
         self.calls.append("parse_log")  # type: ignore[attr-defined]
         return super().parse_log(data, keys)
 
-    def aggregate(self, new_hits: Any, prior: Any = None, max_hits_per_recipient: int = 500) -> Any:
+    def aggregate(self, new_hits: Any, prior: Any = None, max_hits_per_recipient: int = 500,
+                  context: Any = None) -> Any:
         self.calls.append("aggregate")  # type: ignore[attr-defined]
-        return super().aggregate(new_hits, prior, max_hits_per_recipient)
+        return super().aggregate(new_hits, prior, max_hits_per_recipient, context)
 
 
 def test_the_workflow_parses_and_aggregates_through_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -141,9 +142,11 @@ def test_the_workflow_parses_and_aggregates_through_the_backend(monkeypatch: pyt
 
     recording = _Recording()
     monkeypatch.setattr(native, "backend", lambda: recording)
-    monkeypatch.setattr(workflow, "recipient_ids", lambda table, keys: {})
+    monkeypatch.setattr(workflow, "delivery_log_facts", lambda table, keys: {})
     settings = types.SimpleNamespace(keyring=lambda: types.SimpleNamespace(keys=KEYS), ip_address_mode="full",
-                                     delivery_logs_table="unused", tracking_retention_days=30)
+                                     delivery_logs_table="unused", tracking_retention_days=30,
+                                     classify_rules_off=[], classify_burst_links=2, classify_burst_window_ms=2000,
+                                     classify_min_click_after_send_ms=5000)
     logs = types.SimpleNamespace(read=lambda key: line(record(kind="open")) + b"junk\n")
     tracking = types.SimpleNamespace(get_recipients=lambda keys: {})
     run = workflow.TrackingWorkflow(settings, workflow.Limits(write_concurrency=1), logs=logs,  # type: ignore[arg-type]

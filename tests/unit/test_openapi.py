@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 from app import app
 from chalicelib.api import openapi, operations
 from chalicelib.api.http import BadRequest
+from chalicelib.auth import ADMIN, READ, required_scope
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,11 @@ def test_every_api_route_is_in_the_document_with_its_declared_models(document: d
         assert _resolve(document, answer)["properties"].keys() >= {
             field.alias or name for name, field in declared.response.model_fields.items()
             if not field.exclude} or declared.response.model_config.get("extra") == "allow"
-        assert described["security"] == [{"bearerAuth": []}]
+        scope = required_scope(app.routes[path][method])
+        assert scope in (READ, ADMIN) and described["security"] == [{"bearerAuth": [scope]}]
+        assert f"Scope: `{scope}`" in described["description"]
         assert "401" in described["responses"] and "503" in described["responses"]
+        assert ("403" in described["responses"]) == (scope == ADMIN)
         names = {(parameter["in"], parameter["name"]) for parameter in described.get("parameters", [])}
         assert {("path", name) for name in app.routes[path][method].view_args} <= names
         if declared.query is not None:
@@ -55,12 +59,31 @@ def test_every_api_route_is_in_the_document_with_its_declared_models(document: d
     assert set(document["paths"]) == {path for _, path in routes}, "only /api routes are described"
 
 
+def test_every_reference_resolves_to_one_model_of_that_name(document: dict[str, Any]) -> None:
+    """Two models with one class name would be told apart by pydantic under other names: their $refs would dangle."""
+    references: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                references.add(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document)
+    defined = {f"#/components/schemas/{name}" for name in document["components"]["schemas"]}
+    assert references and references <= defined, references - defined
+
+
 def test_the_request_body_and_query_parameters_come_from_their_models(document: dict[str, Any]) -> None:
     create = document["paths"]["/api/deliveries"]["post"]
     body = create["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/DeliveryIn"}
     assert set(_resolve(document, body)["required"]) >= {"name", "subject", "from_address", "html", "recipients"}
-    assert set(create["responses"]) >= {"201", "400", "401"}
+    assert set(create["responses"]) >= {"201", "400", "401", "403"}
     logs = {parameter["name"]: parameter for parameter in
             document["paths"]["/api/deliveries/{delivery_id}/logs"]["get"]["parameters"]}
     assert logs["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}

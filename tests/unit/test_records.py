@@ -46,6 +46,7 @@ def test_hit_ids_are_unique_and_time_ordered() -> None:
 @given(strings=st.lists(st.text(), min_size=7, max_size=7), ids=st.lists(st.integers(0, 2**40), min_size=3, max_size=3))
 @example(strings=['Evil "agent"\\ \u2028 \U0001F600 {"kind":"click"}', "\x00\x1f\x7f", "é", "", "<\u2029>", "\t", "/"],
          ids=[0, 1, 2])
+@example(strings=["click", "T", "", "lone \ud800 surrogate", "", "r", "h"], ids=[0, 1, 2])
 def test_the_record_is_exactly_its_reference_json_line(strings: list[str], ids: list[int]) -> None:
     kind, token, params, user_agent, ip, request_id, hit_id = strings
     claims = TokenClaims(2, 1, "0123456789abcdef", ids[0], ids[1])

@@ -197,6 +197,16 @@ def hit(kind: str = "open", ts: int = T0, log_id: int = 1, url_id: int | None = 
     return Hit(hit_id(ts, serial), ts, kind, delivery_id, log_id, url, ua, ip)
 
 
+def all_hits(indicators: dict[str, int]) -> dict[str, int]:
+    """The indicators that count every hit, people and machines alike."""
+    return {name: value for name, value in indicators.items() if name in core.INDICATORS[:8]}
+
+
+def human(indicators: dict[str, int]) -> dict[str, int]:
+    """The human and machine counters."""
+    return {name: value for name, value in indicators.items() if name not in core.INDICATORS[:8]}
+
+
 def test_repeated_opens_within_a_minute_count_once() -> None:
     opens = [hit(ts=T0), hit(ts=T0 + 30_000), hit(ts=T0 + 59_999), hit(ts=T0 + 60_000), hit(ts=T0 + 100_000),
              hit(ts=T0 + 125_000)]
@@ -204,7 +214,8 @@ def test_repeated_opens_within_a_minute_count_once() -> None:
     # counted: 0 s, 60 s, 125 s (100 s is within a minute of the counted 60 s)
     assert counted == {opens[0].hit_id, opens[3].hit_id, opens[5].hit_id}
     [delta] = aggregate(opens).deliveries
-    assert delta.indicators == {"hits": 6, "opens_unique": 1, "opens_total": 3}
+    assert delta.indicators == {"hits": 6, "opens_unique": 1, "opens_total": 3, "opens_unique_human": 1,
+                                "opens_total_human": 3}
 
 
 def test_indicators_of_one_delivery() -> None:
@@ -217,13 +228,20 @@ def test_indicators_of_one_delivery() -> None:
     ]
     result = aggregate(hits)
     [delta] = result.deliveries
-    assert delta.indicators == {"hits": 9, "opens_unique": 3, "opens_total": 1, "clicks_unique": 2,
-                                "clicks_total": 4, "persons_clicking": 3, "optouts": 1, "mirror_views": 2}
-    assert delta.urls == {1: {"total": 1, "unique": 1}, 2: {"total": 2, "unique": 1}, 3: {"total": 2, "unique": 1},
-                          4: {"total": 3, "unique": 2}, 5: {"total": 1, "unique": 1}}
+    assert all_hits(delta.indicators) == {"hits": 9, "opens_unique": 3, "opens_total": 1, "clicks_unique": 2,
+                                          "clicks_total": 4, "persons_clicking": 3, "optouts": 1, "mirror_views": 2}
+    # Recipient 1 clicked links 4 and 5 within 2 s: all three of its clicks are a burst (machine).
+    assert human(delta.indicators) == {"opens_unique_human": 3, "opens_total_human": 1, "clicks_unique_human": 1,
+                                       "clicks_total_human": 1, "hits_machine": 3, "machine_burst": 3}
+    assert delta.urls == {1: {"total": 1, "total_human": 1, "unique": 1, "unique_human": 1},
+                          2: {"total": 2, "total_human": 2, "unique": 1, "unique_human": 1},
+                          3: {"total": 2, "total_human": 2, "unique": 1, "unique_human": 1},
+                          4: {"total": 3, "total_human": 1, "unique": 2, "unique_human": 1},
+                          5: {"total": 1, "unique": 1}}
     start = T0 - T0 % core.BUCKET_MS
-    assert delta.buckets == {start: {"clicks": 4, "opens": 1}}
-    assert delta.user_agents == {"Other/1": {"clicks": 1}, CHROME: {"clicks": 3, "opens": 1}}
+    assert delta.buckets == {start: {"clicks": 4, "clicks_human": 1, "opens": 1, "opens_human": 1}}
+    assert delta.user_agents == {"Other/1": {"clicks": 1},
+                                 CHROME: {"clicks": 3, "clicks_human": 1, "opens": 1, "opens_human": 1}}
     assert [(update.log_id, update.added) for update in result.recipients] == [(1, 4), (2, 3), (3, 2)]
 
 
@@ -233,7 +251,7 @@ def test_prior_hits_are_not_counted_again_and_the_rule_spans_runs() -> None:
     second = aggregate([first[1], hit("open", T0 + 30_000), hit("open", T0 + 61_000)], stored)
     [delta] = second.deliveries
     assert second.duplicates == 1
-    assert delta.indicators == {"hits": 2, "opens_total": 1}
+    assert delta.indicators == {"hits": 2, "opens_total": 1, "opens_total_human": 1}
     assert second.recipients[0].added == 2
 
 
@@ -242,7 +260,7 @@ def test_a_late_earlier_open_moves_which_opens_count() -> None:
     late = aggregate([hit("open", T0)], {(DELIVERY, 1): stored})
     [delta] = late.deliveries
     # before: 50 s counted, 100 s dropped; after: 0 s and 100 s counted, 50 s dropped
-    assert delta.indicators == {"hits": 1, "opens_total": 1}
+    assert delta.indicators == {"hits": 1, "opens_total": 1, "opens_total_human": 1}
 
 
 def test_a_recipients_stored_hits_are_bounded() -> None:

@@ -30,16 +30,18 @@
         sessionStorage.setItem(KEY, token);
         form.hidden = true;
         forget.hidden = false;
-        window.SwaggerUIBundle({
+        notice.textContent = "";
+        var ui = window.SwaggerUIBundle({
           spec: spec,
           dom_id: "#swagger-ui",
-          deepLinking: true,
+          deepLinking: false,
           validatorUrl: null,
           tryItOutEnabled: false,
           requestInterceptor: function (request) {
             request.headers.Authorization = "Bearer " + token;
             return request;
-          }
+          },
+          onComplete: function () { ui.preauthorizeApiKey("bearerAuth", token); }
         });
       })
       .catch(function (error) { ask(error.message); });
