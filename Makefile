@@ -19,7 +19,7 @@ LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(ar
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv native browser screenshots run test test-unit test-e2e cargo-test fuzz fuzz-brief layer bench soak package deploy clean
+.PHONY: venv native browser screenshots run test test-unit test-e2e lint cargo-test fuzz fuzz-brief layer bench soak package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,9 +59,17 @@ screenshots: native browser
 run: venv native
 	$(BIN)/sendtrail local up --port $(PORT)
 
-## test: every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip
-test: native browser cargo-test fuzz-brief
+## test: static analysis, then every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip
+test: lint native browser cargo-test fuzz-brief
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q
+
+## lint: ruff (lint), mypy (chalicelib/), bandit (the Python that ships and runs locally), clippy (the crate);
+##   configured in pyproject.toml, the tools pinned in requirements-dev.txt
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r app.py chalicelib infra
+	cd native && cargo clippy --locked --quiet --all-targets --features python -- -D warnings
 
 test-unit: native
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q tests/unit

@@ -27,7 +27,8 @@ def _utf8(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_utf8)]
 AttributeValue = Union[str, int, float, bool, None]  # str values: checked in RecipientIn._attributes
-_ADDRESS = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_ADDRESS = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 RESERVED_ATTRIBUTES = frozenset({"unsubscribe_url", "mirror_url"})
 
@@ -293,5 +294,5 @@ class DeliveryListQuery(QueryParameters):
 
 class DeliveryLogsQuery(PagedExportQuery):
     status: Optional[LogStatus] = Field(default=None, description="only the logs with this status (an index)")
-    reason: Optional[FailureReason] = Field(default=None, description="only the logs failed or ignored for "
-                                                                      "this reason")
+    reason: Optional[FailureReason] = Field(
+        default=None, description="only the logs failed or ignored for this reason")

@@ -98,7 +98,7 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "failures": failures,
         "logs_ready": False,
     }
-    links = {"urls": {
+    links: dict[str, Any] = {"urls": {
         str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders),
                           "category": url.category}
         for url in prepared.urls

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from chalice import Response
 
 from chalicelib import auth
-from chalicelib.api.http import decode_cursor, encode_cursor
+from chalicelib.api.http import decode_cursor, encode_cursor, query_params
 from chalicelib.clock import now_ms
 from chalicelib.data.tracking import INDICATORS
 from chalicelib.errors import InvalidField
@@ -51,7 +51,7 @@ def _next_path(value: str | None) -> str:
 
 @page_handler(signed_in=False)
 def login_form(page: Page) -> Response:
-    target = _next_path((page.request.query_params or {}).get("next"))
+    target = _next_path(query_params(page.request).get("next"))
     if page.session is not None:
         return page.redirect(target)
     return page.render("login.html", title="Sign in", next=target,
@@ -63,7 +63,8 @@ def login(page: Page) -> Response:
     """POST /dashboard/login: the API token for a session cookie (same origin only)."""
     fields = form_fields(page.request)
     target = _next_path(fields.get("next"))
-    context = {"title": "Sign in", "next": target, "lifetime_hours": page.settings.dashboard_session_hours}
+    context: dict[str, Any] = {"title": "Sign in", "next": target,
+                               "lifetime_hours": page.settings.dashboard_session_hours}
     if not same_origin(page.request):
         return page.render("login.html", status=403, error="This form must be sent from this dashboard's own "
                                                           "login page.", **context)
@@ -126,7 +127,7 @@ def _timeline(delivery_id: str) -> Any:
     timeline = activity.timeline(delivery_id, "5m")
     if timeline.buckets:
         span = timeline.buckets[-1].start - timeline.buckets[0].start
-        bucket = "5m" if span <= 12 * 3_600_000 else "1h" if span <= 14 * 86_400_000 else "1d"
+        bucket: Bucket = "5m" if span <= 12 * 3_600_000 else "1h" if span <= 14 * 86_400_000 else "1d"
         if bucket != "5m":
             timeline = activity.timeline(delivery_id, bucket)
     return timeline
@@ -199,7 +200,8 @@ def _with_chart(page: Page, report: Any) -> dict[str, Any] | None:
     return {"report": report, "chart": chart}
 
 
-BREAKDOWNS = {"os": "Operating system", "device": "Device", "browser": "Browser", "client": "Mail client"}
+BREAKDOWNS: dict[BreakdownBy, str] = {"os": "Operating system", "device": "Device", "browser": "Browser",
+                                      "client": "Mail client"}
 BREAKDOWN_SLICES = 6
 
 
@@ -237,7 +239,7 @@ RECIPIENT_PAGE_SIZE = 50
 @page_handler()
 def find_recipient(page: Page) -> Response:
     """/dashboard/recipients?id=: the header's search box, to the recipient's page."""
-    recipient_id = ((page.request.query_params or {}).get("id") or "").strip()
+    recipient_id = (query_params(page.request).get("id") or "").strip()
     if not recipient_id or "/" in recipient_id:
         raise InvalidField("id", "type a recipient id (as in the delivery's recipients)")
     return page.redirect(f"/dashboard/recipients/{quote(recipient_id, safe='')}")
@@ -249,7 +251,7 @@ def recipient(page: Page, recipient_id: str) -> Response:
     from chalicelib.api.http import cursor_value
     from chalicelib.tracking.service import TrackingReports
 
-    cursor = cursor_value((page.request.query_params or {}).get("next"))
+    cursor = cursor_value(query_params(page.request).get("next"))
     try:
         before = (int(cursor["at"]), str(cursor["hit_id"])) if cursor is not None else None
     except (KeyError, TypeError, ValueError):

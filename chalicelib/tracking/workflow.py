@@ -402,7 +402,8 @@ class TrackingWorkflow:
             if parsed and (self._clock() > deadline or hits >= self.limits.max_hits):
                 break
             chunk = objects[position:position + chunk_size]
-            for (hour, key), data in zip(chunk, self._parallel(lambda item: self.logs.read(item[1]), chunk)):
+            read = self._parallel(lambda item: self.logs.read(item[1]), chunk)
+            for (hour, key), data in zip(chunk, read, strict=True):
                 result = native.backend().parse_log(data, keys)
                 parsed.append((hour, key, result))
                 hits += len(result.hits)
