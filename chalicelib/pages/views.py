@@ -36,6 +36,7 @@ from chalicelib.pages.web import (
 )
 from chalicelib.reports import activity, breakdown, domains, hot_clicks, throughput, tracking_log, urls
 from chalicelib.reports.common import sending_started_at, stores
+from chalicelib.reports.models import BreakdownBy, Bucket
 from chalicelib.tracking import indicators as formulas
 
 NEXT_PATH = re.compile(r"^/dashboard(/[A-Za-z0-9._~%+-]+)*$")
@@ -269,7 +270,7 @@ def delivery_tracking(page: Page, delivery_id: str) -> Response:
     from chalicelib.api.http import cursor_value
     from chalicelib.reports.models import TrackingCursor
 
-    query = page.request.query_params or {}
+    query: dict[str, str] = dict(page.request.query_params or {})
     kind = query.get("kind") or None
     cursor = cursor_value(query.get("next"))
     try:
