@@ -34,7 +34,7 @@ class _Pages:
         """The head item (the caller checked window() is not None) and advance."""
         item, self.head = self.head, next(self._items, None)
         if item is None:
-            raise StopIteration("take() past the last page")
+            raise LookupError("take() past the last page")
         return item
 
 
