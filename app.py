@@ -303,6 +303,11 @@ def dashboard_hot_clicks(delivery_id):
     return pages.delivery_hot_clicks(app.current_request, delivery_id)
 
 
+@app.route("/dashboard/deliveries/{delivery_id}/tracking", methods=["GET"])
+def dashboard_delivery_tracking(delivery_id):
+    return pages.delivery_tracking(app.current_request, delivery_id)
+
+
 @app.route("/dashboard/recipients", methods=["GET"])
 def dashboard_find_recipient():
     return pages.find_recipient(app.current_request)

@@ -66,7 +66,7 @@ def wants_csv(request: Request, query: Any = None) -> bool:
     """CSV when asked by `?format=csv` or by an Accept header whose first type is text/csv (as API Gateway reads it)."""
     if query is not None and getattr(query, "format", None) == "csv":
         return True
-    accept = (request.headers or {}).get("accept") or ""
+    accept: str = request.headers.get("accept") or "" if request.headers else ""
     return accept.split(",")[0].split(";")[0].strip().lower() == CSV
 
 

@@ -42,7 +42,6 @@ ROUTES: dict[tuple[str, str], tuple[str, int]] = {
     ("GET", "/api/quarantine"): (READ, 200),
     ("GET", "/api/status"): (READ, 200),
     ("GET", "/api/signing-keys"): (READ, 200),
-    ("GET", "/api/openapi.json"): (READ, 200),
     ("POST", "/api/deliveries/{delivery_id}/send"): (ADMIN, 202),
     ("POST", "/api/deliveries/{delivery_id}/pause"): (ADMIN, 200),
     ("POST", "/api/deliveries/{delivery_id}/resume"): (ADMIN, 200),
