@@ -84,7 +84,8 @@ def test_every_operation_answers_as_its_schema_says(client: Any, known: dict[str
     for result in schema.get_all_operations():
         operation = result.ok()
         key = (operation.method.upper(), operation.path)
-        real = {name: known[name] for name in ("delivery_id", "recipient_id") if "{" + name + "}" in operation.path}
+        real = {name: known[name] for name in ("delivery_id", "recipient_id")
+                if "{" + name + "}" in operation.path and key[0] != "DELETE"}  # erasing them would end the run
         strategies_of_operation = []
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategies_of_operation.append(operation.as_strategy(generation_mode=mode))
