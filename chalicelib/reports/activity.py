@@ -22,7 +22,9 @@ from chalicelib.errors import InvalidField
 from chalicelib.reports.common import sending_started_at, stores
 from chalicelib.reports.models import (
     CLICKS_COUNTED,
+    CLICKS_HUMAN,
     OPENS_COUNTED,
+    OPENS_HUMAN,
     Bucket,
     CurvePoint,
     Percentile,
@@ -39,7 +41,8 @@ PERCENTILES = (25, 50, 75, 90)
 SCALES = (("1h", 3_600), ("3h", 3 * 3_600), ("24h", 24 * 3_600))
 BUCKET_SIZES: dict[str, int] = {"5m": BUCKET_MS, "1h": 3_600_000, "1d": 86_400_000}
 
-Window = tuple[int, int, int]  # (start ms, opens, clicks)
+Window = tuple[int, int, int, int, int]  # (start ms, opens, clicks, opens_human, clicks_human)
+COUNTS = ("opens", "clicks", "opens_human", "clicks_human")
 
 
 def windows(delivery_id: str, settings: Settings | None = None) -> tuple[dict[str, Any], list[Window]]:
@@ -48,9 +51,9 @@ def windows(delivery_id: str, settings: Settings | None = None) -> tuple[dict[st
     summary = context.summary(delivery_id)
     found = []
     for item in context.tracking.query_stats(delivery_id, BUCKET_PREFIX):
-        opens, clicks = int(item.get("opens") or 0), int(item.get("clicks") or 0)
+        opens, clicks, opens_human, clicks_human = (int(item.get(name) or 0) for name in COUNTS)
         if opens or clicks:
-            found.append((int(item["stat"][len(BUCKET_PREFIX):]), opens, clicks))
+            found.append((int(item["stat"][len(BUCKET_PREFIX):]), opens, clicks, opens_human, clicks_human))
     return summary, found
 
 
@@ -102,7 +105,7 @@ def time_to_react(delivery_id: str, settings: Settings | None = None) -> TimeToR
     summary, found = windows(delivery_id, settings)
     started = sending_started_at(summary)
     origin = started if started is not None else (found[0][0] if found else 0)
-    spans = _spans((start for start, _, _ in found), origin)
+    spans = _spans((window[0] for window in found), origin)
     opens = [window[1] for window in found]
     clicks = [window[2] for window in found]
     curve, opened, clicked = [], 0, 0
@@ -112,7 +115,9 @@ def time_to_react(delivery_id: str, settings: Settings | None = None) -> TimeToR
         curve.append(CurvePoint(seconds=high, opens_percent=_share(opened, sum(opens)),
                                 clicks_percent=_share(clicked, sum(clicks))))
     return TimeToReact(delivery_id=delivery_id, started_at=started, opens=_series(OPENS_COUNTED, spans, opens),
-                       clicks=_series(CLICKS_COUNTED, spans, clicks), curve=curve)
+                       clicks=_series(CLICKS_COUNTED, spans, clicks),
+                       opens_human=_series(OPENS_HUMAN, spans, [window[3] for window in found]),
+                       clicks_human=_series(CLICKS_HUMAN, spans, [window[4] for window in found]), curve=curve)
 
 
 # --- timeline ------------------------------------------------------------------------
@@ -124,11 +129,12 @@ def timeline(delivery_id: str, bucket: Bucket = "5m", settings: Settings | None 
     size = BUCKET_SIZES[bucket]
     _, found = windows(delivery_id, settings)
     rolled: dict[int, list[int]] = {}
-    for start, opens, clicks in found:
-        totals = rolled.setdefault(start - start % size, [0, 0])
-        totals[0] += opens
-        totals[1] += clicks
-    rows = [TimelineBucket(start=start, opens=opens, clicks=clicks) for start, (opens, clicks) in sorted(rolled.items())]
+    for start, *counts in found:
+        totals = rolled.setdefault(start - start % size, [0] * len(COUNTS))
+        for index, count in enumerate(counts):
+            totals[index] += count
+    rows = [TimelineBucket(start=start, **dict(zip(COUNTS, counts))) for start, counts in sorted(rolled.items())]
     return Timeline(delivery_id=delivery_id, bucket=bucket, bucket_ms=size, buckets=rows,
-                    opens_total=sum(row.opens for row in rows), clicks_total=sum(row.clicks for row in rows))
+                    opens_total=sum(row.opens for row in rows), clicks_total=sum(row.clicks for row in rows),
+                    opens_human=sum(row.opens_human for row in rows), clicks_human=sum(row.clicks_human for row in rows))
 

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 OPENS_COUNTED = "open hits counted after the 1-minute rule (total opens, not people)"
 CLICKS_COUNTED = "click hits (total clicks, not people)"
+OPENS_HUMAN = "the open hits classified as a person's (not a privacy proxy or a scanner), 1-minute rule among them"
+CLICKS_HUMAN = "the click hits classified as a person's"
 
 
 class _Report(BaseModel):
@@ -46,6 +48,8 @@ class TimeToReact(_Report):
     started_at: Optional[int] = Field(description="start of sending (ms since the epoch); null before it")
     opens: ReactionSeries
     clicks: ReactionSeries
+    opens_human: ReactionSeries
+    clicks_human: ReactionSeries
     curve: list[CurvePoint] = Field(description="the cumulative shares at the end of each window with hits")
 
 
@@ -58,6 +62,8 @@ class TimelineBucket(_Report):
     start: int = Field(description="window start (ms since the epoch, UTC-aligned)")
     opens: int = Field(description=OPENS_COUNTED)
     clicks: int = Field(description=CLICKS_COUNTED)
+    opens_human: int = Field(description=OPENS_HUMAN)
+    clicks_human: int = Field(description=CLICKS_HUMAN)
 
 
 class Timeline(_Report):
@@ -67,6 +73,8 @@ class Timeline(_Report):
     buckets: list[TimelineBucket] = Field(description="windows with hits, oldest first (empty windows left out)")
     opens_total: int = Field(description=OPENS_COUNTED)
     clicks_total: int = Field(description=CLICKS_COUNTED)
+    opens_human: int = Field(description=OPENS_HUMAN)
+    clicks_human: int = Field(description=CLICKS_HUMAN)
 
 
 # --- URLs and click streams ---------------------------------------------------------
@@ -86,6 +94,8 @@ class UrlRow(_Report):
     clicks_total_rate: float = Field(description="clicks_total as a % of success (messages delivered)")
     clicks_unique_rate: float = Field(description="clicks_unique as a % of success")
     share_percent: float = Field(description="clicks_total as a % of all the delivery's URL hits")
+    clicks_total_human: int = Field(description="the hits classified as a person's")
+    clicks_unique_human: int = Field(description="recipients with a person's hit, summed over the row's URLs")
 
 
 class UrlsReport(_Report):
@@ -108,6 +118,7 @@ class HotLink(_Report):
     clicks_total: int = Field(description="click hits on the link")
     clicks_unique: int = Field(description="recipients who clicked the link")
     percent: float = Field(description="clicks_total as a % of all the delivery's URL hits")
+    clicks_total_human: int = Field(description="the click hits classified as a person's")
     in_html: bool
     in_text: bool
 
@@ -143,6 +154,8 @@ class BreakdownRow(_Report):
     clicks: int = Field(description=CLICKS_COUNTED)
     opens_percent: float = Field(description="opens as a % of the delivery's opens")
     clicks_percent: float = Field(description="clicks as a % of the delivery's clicks")
+    opens_human: int = Field(description=OPENS_HUMAN)
+    clicks_human: int = Field(description=CLICKS_HUMAN)
 
 
 class Breakdown(_Report):
