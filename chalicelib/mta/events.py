@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from chalicelib import metrics
 from chalicelib.data import domain_stats
@@ -54,7 +54,7 @@ class SesEventsConsumer:
         self.addresses = addresses or AddressStore(settings.addresses_table)
         self.clock = clock
 
-    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def handle(self, event: dict[str, Any], context: Any) -> Mapping[str, Any]:
         """SQS batch in, partial batch response out (Powertools)."""
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -155,7 +155,7 @@ class SesEventsConsumer:
             metrics.emit(metrics.COMPLAINTS)
 
 
-def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
     """The ses_events Lambda (app.py)."""
     from chalicelib.settings import get_settings
 

@@ -49,7 +49,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -153,7 +153,7 @@ class SendWorker:
 
     # --- the Lambda handler --------------------------------------------------
 
-    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def handle(self, event: dict[str, Any], context: Any) -> Mapping[str, Any]:
         """SQS batch in, partial batch response out (Powertools): a failed chunk returns to the queue."""
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -542,7 +542,7 @@ def _account_block(account: dict[str, Any]) -> Optional[tuple[str, str]]:
     return None
 
 
-def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
     """The send_worker Lambda (app.py)."""
     from chalicelib.settings import get_settings
 

@@ -41,8 +41,7 @@ PERCENTILES = (25, 50, 75, 90)
 SCALES = (("1h", 3_600), ("3h", 3 * 3_600), ("24h", 24 * 3_600))
 BUCKET_SIZES: dict[str, int] = {"5m": BUCKET_MS, "1h": 3_600_000, "1d": 86_400_000}
 
-Window = tuple[int, int, int, int, int]  # (start ms, opens, clicks, opens_human, clicks_human)
-COUNTS = ("opens", "clicks", "opens_human", "clicks_human")
+Window = tuple[int, int, int, int, int]  # (start ms, opens, clicks, people's opens, people's clicks)
 
 
 def windows(delivery_id: str, settings: Settings | None = None) -> tuple[dict[str, Any], list[Window]]:
@@ -51,9 +50,10 @@ def windows(delivery_id: str, settings: Settings | None = None) -> tuple[dict[st
     summary = context.summary(delivery_id)
     found = []
     for item in context.tracking.query_stats(delivery_id, BUCKET_PREFIX):
-        opens, clicks, opens_human, clicks_human = (int(item.get(name) or 0) for name in COUNTS)
+        opens, clicks = int(item.get("opens") or 0), int(item.get("clicks") or 0)
         if opens or clicks:
-            found.append((int(item["stat"][len(BUCKET_PREFIX):]), opens, clicks, opens_human, clicks_human))
+            found.append((int(item["stat"][len(BUCKET_PREFIX):]), opens, clicks, int(item.get("opens_human") or 0),
+                          int(item.get("clicks_human") or 0)))
     return summary, found
 
 
@@ -67,7 +67,7 @@ def _spans(starts: Iterable[int], origin: int) -> list[tuple[float, float]]:
 def _time_to(target: float, spans: Sequence[tuple[float, float]], counts: Sequence[int]) -> float | None:
     """Seconds until the cumulative count reaches `target` (> 0), or None when it never does."""
     before = 0
-    for (low, high), count in zip(spans, counts):
+    for (low, high), count in zip(spans, counts, strict=True):
         if count and before + count >= target:
             return low + (target - before) / count * (high - low)
         before += count
@@ -77,7 +77,7 @@ def _time_to(target: float, spans: Sequence[tuple[float, float]], counts: Sequen
 def _count_by(seconds: float, spans: Sequence[tuple[float, float]], counts: Sequence[int]) -> float:
     """The cumulative count `seconds` after the origin (a window is counted pro rata)."""
     reached = 0.0
-    for (low, high), count in zip(spans, counts):
+    for (low, high), count in zip(spans, counts, strict=True):
         if seconds >= high:
             reached += count
         elif seconds > low:
@@ -109,7 +109,7 @@ def time_to_react(delivery_id: str, settings: Settings | None = None) -> TimeToR
     opens = [window[1] for window in found]
     clicks = [window[2] for window in found]
     curve, opened, clicked = [], 0, 0
-    for (_, high), window_opens, window_clicks in zip(spans, opens, clicks):
+    for (_, high), window_opens, window_clicks in zip(spans, opens, clicks, strict=True):
         opened += window_opens
         clicked += window_clicks
         curve.append(CurvePoint(seconds=high, opens_percent=_share(opened, sum(opens)),
@@ -130,11 +130,13 @@ def timeline(delivery_id: str, bucket: Bucket = "5m", settings: Settings | None 
     _, found = windows(delivery_id, settings)
     rolled: dict[int, list[int]] = {}
     for start, *counts in found:
-        totals = rolled.setdefault(start - start % size, [0] * len(COUNTS))
+        totals = rolled.setdefault(start - start % size, [0, 0, 0, 0])
         for index, count in enumerate(counts):
             totals[index] += count
-    rows = [TimelineBucket(start=start, **dict(zip(COUNTS, counts))) for start, counts in sorted(rolled.items())]
+    rows = [TimelineBucket(start=start, opens=opens, clicks=clicks, opens_human=opens_human, clicks_human=clicks_human)
+            for start, (opens, clicks, opens_human, clicks_human) in sorted(rolled.items())]
     return Timeline(delivery_id=delivery_id, bucket=bucket, bucket_ms=size, buckets=rows,
                     opens_total=sum(row.opens for row in rows), clicks_total=sum(row.clicks for row in rows),
-                    opens_human=sum(row.opens_human for row in rows), clicks_human=sum(row.clicks_human for row in rows))
+                    opens_total_human=sum(row.opens_human for row in rows),
+                    clicks_total_human=sum(row.clicks_human for row in rows))
 

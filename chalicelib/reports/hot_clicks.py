@@ -107,10 +107,9 @@ def hot_clicks(delivery_id: str, settings: Settings | None = None) -> HotClicks:
                                                                                       urls)
     rows = []
     for url_id in sorted(in_html | in_text):
-        clicks, unique, clicks_human, _ = counters.get(url_id, (0, 0, 0, 0))
+        clicks, unique = counters.get(url_id, (0, 0, 0, 0))[:2]
         rows.append(HotLink(url_id=url_id, url=urls[url_id], label=str(links[str(url_id)].get("label", "")),
                             clicks_total=clicks, clicks_unique=unique, percent=percentage(clicks, total),
-                            clicks_total_human=clicks_human,
                             in_html=url_id in in_html, in_text=url_id in in_text))
     shown_clicks = sum(row.clicks_total for row in rows)
     return HotClicks(delivery_id=delivery_id, subject=str(summary.get("subject", "")), clicks_total=total,

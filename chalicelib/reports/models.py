@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 OPENS_COUNTED = "open hits counted after the 1-minute rule (total opens, not people)"
 CLICKS_COUNTED = "click hits (total clicks, not people)"
-OPENS_HUMAN = "the open hits classified as a person's (not a privacy proxy or a scanner), 1-minute rule among them"
-CLICKS_HUMAN = "the click hits classified as a person's"
+OPENS_HUMAN = "people's open hits (no privacy proxy, scanner or crawler), after the 1-minute rule among them"
+CLICKS_HUMAN = "people's click hits (no scanner, crawler or burst)"
 
 
 class _Report(BaseModel):
@@ -48,8 +48,8 @@ class TimeToReact(_Report):
     started_at: Optional[int] = Field(description="start of sending (ms since the epoch); null before it")
     opens: ReactionSeries
     clicks: ReactionSeries
-    opens_human: ReactionSeries
-    clicks_human: ReactionSeries
+    opens_human: ReactionSeries = Field(description="the same over people's opens only")
+    clicks_human: ReactionSeries = Field(description="the same over people's clicks only")
     curve: list[CurvePoint] = Field(description="the cumulative shares at the end of each window with hits")
 
 
@@ -73,8 +73,8 @@ class Timeline(_Report):
     buckets: list[TimelineBucket] = Field(description="windows with hits, oldest first (empty windows left out)")
     opens_total: int = Field(description=OPENS_COUNTED)
     clicks_total: int = Field(description=CLICKS_COUNTED)
-    opens_human: int = Field(description=OPENS_HUMAN)
-    clicks_human: int = Field(description=CLICKS_HUMAN)
+    opens_total_human: int = Field(description=OPENS_HUMAN)
+    clicks_total_human: int = Field(description=CLICKS_HUMAN)
 
 
 # --- URLs and click streams ---------------------------------------------------------
@@ -94,8 +94,8 @@ class UrlRow(_Report):
     clicks_total_rate: float = Field(description="clicks_total as a % of success (messages delivered)")
     clicks_unique_rate: float = Field(description="clicks_unique as a % of success")
     share_percent: float = Field(description="clicks_total as a % of all the delivery's URL hits")
-    clicks_total_human: int = Field(description="the hits classified as a person's")
-    clicks_unique_human: int = Field(description="recipients with a person's hit, summed over the row's URLs")
+    clicks_total_human: int = Field(description="people's hits on the row's URLs (no scanner, crawler or burst)")
+    clicks_unique_human: int = Field(description="recipients a person was seen clicking, summed as clicks_unique")
 
 
 class UrlsReport(_Report):
@@ -103,6 +103,7 @@ class UrlsReport(_Report):
     group: UrlGroup
     success: int = Field(description="messages accepted by the provider (the rates' base)")
     clicks_total: int = Field(description="hits on every tracked URL of the delivery (clicks, opt-outs, mirror views)")
+    clicks_total_human: int = Field(description="people's hits on every tracked URL of the delivery")
     rows: list[UrlRow] = Field(description="most clicked first")
 
 
@@ -118,7 +119,6 @@ class HotLink(_Report):
     clicks_total: int = Field(description="click hits on the link")
     clicks_unique: int = Field(description="recipients who clicked the link")
     percent: float = Field(description="clicks_total as a % of all the delivery's URL hits")
-    clicks_total_human: int = Field(description="the click hits classified as a person's")
     in_html: bool
     in_text: bool
 
@@ -163,6 +163,8 @@ class Breakdown(_Report):
     by: BreakdownBy
     opens_total: int = Field(description=OPENS_COUNTED)
     clicks_total: int = Field(description=CLICKS_COUNTED)
+    opens_total_human: int = Field(description=OPENS_HUMAN)
+    clicks_total_human: int = Field(description=CLICKS_HUMAN)
     rows: list[BreakdownRow] = Field(description="most opens first")
 
 

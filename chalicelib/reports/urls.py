@@ -27,12 +27,10 @@ GROUPS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-COUNTS = ("total", "unique", "total_human", "unique_human")
-
-
 def url_counters(delivery_id: str, context: Any) -> dict[int, tuple[int, int, int, int]]:
     """(total, unique, total_human, unique_human) per URL id from the delivery's url# stats items (one Query)."""
-    return {int(item["stat"][len(URL_PREFIX):]): tuple(int(item.get(name) or 0) for name in COUNTS)  # type: ignore[misc]
+    return {int(item["stat"][len(URL_PREFIX):]): (int(item.get("total") or 0), int(item.get("unique") or 0),
+                                                  int(item.get("total_human") or 0), int(item.get("unique_human") or 0))
             for item in context.tracking.query_stats(delivery_id, URL_PREFIX)}
 
 
@@ -50,14 +48,16 @@ def urls(delivery_id: str, group: UrlGroup = "url", settings: Settings | None = 
             continue
         entry = links[str(url_id)]
         row = rows.setdefault(GROUPS[group](entry), {"url_ids": [], "urls": [], "labels": [], "types": [],
-                                                     **dict.fromkeys(COUNTS, 0)})
+                                                     "total": 0, "unique": 0, "total_human": 0,
+                                                     "unique_human": 0})
         row["url_ids"].append(url_id)
         for name, value in (("urls", entry.get("url", "")), ("labels", entry.get("label", "")),
                             ("types", entry.get("type", "click"))):
             if value not in row[name]:
                 row[name].append(value)
-        for name, count in zip(COUNTS, counters.get(url_id, (0, 0, 0, 0))):
-            row[name] += count
+        for name, value in zip(("total", "unique", "total_human", "unique_human"), counters.get(url_id, (0, 0, 0, 0)),
+                               strict=True):
+            row[name] += value
     clicks = sum(row["total"] for row in rows.values())
     shaped = [UrlRow(key=key, url_ids=row["url_ids"], urls=row["urls"], labels=row["labels"], types=row["types"],
                      clicks_total=row["total"], clicks_unique=row["unique"],
@@ -67,4 +67,5 @@ def urls(delivery_id: str, group: UrlGroup = "url", settings: Settings | None = 
                      clicks_unique_human=row["unique_human"])
               for key, row in rows.items()]
     shaped.sort(key=lambda row: (-row.clicks_total, -row.clicks_unique, row.url_ids[0]))
-    return UrlsReport(delivery_id=delivery_id, group=group, success=success, clicks_total=clicks, rows=shaped)
+    return UrlsReport(delivery_id=delivery_id, group=group, success=success, clicks_total=clicks,
+                      clicks_total_human=sum(row["total_human"] for row in rows.values()), rows=shaped)

@@ -34,7 +34,7 @@ def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipie
     """The tracking item of one recipient (without `last_run`, which the data layer adds).
 
     `verdicts`, when given, are those of `hits` in the order given."""
-    marks = dict(zip((hit.hit_id for hit in hits), verdicts))
+    marks = dict(zip((hit.hit_id for hit in hits), verdicts, strict=False))  # no verdicts given: none marked
     ordered = sorted(hits, key=hit_order)
     uas: dict[str, int] = {}
     ips: dict[str, int] = {}

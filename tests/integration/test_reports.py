@@ -101,9 +101,9 @@ def test_timeline_rolls_the_windows_up(reacted: str, bucket: str, expected: list
     assert (report.opens_total, report.clicks_total) == (10, 4)
     # People's hits (the classification's) add up to the delivery's human indicators.
     indicators = _indicators(reacted)
-    assert (report.opens_human, report.clicks_human) == (indicators.get("opens_total_human", 0),
-                                                         indicators.get("clicks_total_human", 0))
-    assert report.opens_human == activity.time_to_react(reacted).opens_human.total
+    assert (report.opens_total_human, report.clicks_total_human) == (indicators.get("opens_total_human", 0),
+                                                                     indicators.get("clicks_total_human", 0))
+    assert report.opens_total_human == activity.time_to_react(reacted).opens_human.total
 
 
 def test_reports_refuse_unknown_deliveries_and_buckets(reacted: str) -> None:
@@ -413,3 +413,36 @@ def test_the_tracking_tab_pages_newest_first_at_a_bounded_cost(api: Any, mta: An
     for bad in ({"kind": "bounce"}, {"limit": 0}, {"limit": 201}):
         with pytest.raises(InvalidField):
             tracking_log.delivery_tracking(delivery_id, **bad)  # type: ignore[arg-type]
+
+
+def test_the_reports_split_people_from_machines(api: Any, mta: Any) -> None:
+    """A scanner clicks every link at delivery and Apple's proxy fetches the pixel; a person opens and clicks A
+    later. Every report keeps all the hits and says how many were people's."""
+    import boto3
+
+    from chalicelib.reports import breakdown, urls
+    from chalicelib.settings import get_settings
+    from tests.tracking_logs import CHROME, IPHONE_MAIL
+
+    delivery_id = send(api, mta, EMAILS[:1], html=LINKS_HTML)
+    sent = int(boto3.client("dynamodb").get_item(TableName=get_settings().delivery_logs_table, Key={
+        "delivery_id": {"S": delivery_id}, "log_id": {"N": "1"}})["Item"]["sent_at"]["N"])
+    hits = [record(kind="open", delivery_id=delivery_id, ua="Mozilla/5.0", ts=sent + 1_000)]
+    hits += [record(kind="click", delivery_id=delivery_id, url_id=url_id, ua=CHROME, ts=sent + 2_000 + 100 * index)
+             for index, url_id in enumerate((A, B, C))]
+    hits += [record(kind="open", delivery_id=delivery_id, ua=IPHONE_MAIL, ts=sent + 40 * MINUTE),
+             record(kind="click", delivery_id=delivery_id, url_id=A, ua=IPHONE_MAIL, ts=sent + 41 * MINUTE)]
+    play(hits)
+    by_url = urls.urls(delivery_id, "url")
+    assert (by_url.clicks_total, by_url.clicks_total_human) == (4, 1)
+    assert {row.key: (row.clicks_total, row.clicks_total_human, row.clicks_unique_human) for row in by_url.rows} == {
+        "https://shop.example.com/a?u={{id}}": (2, 1, 1), "https://shop.example.com/b": (1, 0, 0),
+        "https://blog.example.com/c": (1, 0, 0), "Unsubscribe": (0, 0, 0), "Mirror page": (0, 0, 0)}
+    line = activity.timeline(delivery_id, "1d")
+    assert (line.opens_total, line.clicks_total, line.opens_total_human, line.clicks_total_human) == (2, 4, 1, 1)
+    reacted = activity.time_to_react(delivery_id)
+    assert (reacted.clicks.total, reacted.clicks_human.total, reacted.opens_human.total) == (4, 1, 1)
+    clients = breakdown.breakdown(delivery_id, "client")
+    assert (clients.opens_total_human, clients.clicks_total_human) == (1, 1)
+    assert {row.value: (row.opens, row.opens_human, row.clicks, row.clicks_human) for row in clients.rows} == {
+        "Apple Mail": (1, 1, 1, 1), "Web browser": (0, 0, 3, 0), "Other": (1, 0, 0, 0)}
