@@ -78,6 +78,13 @@ def test_time_to_react_without_hits_says_so(api: Any, mta: Any) -> None:
     assert report.started_at is not None  # the MTA started sending
 
 
+def _indicators(delivery_id: str) -> dict[str, Any]:
+    from chalicelib.data.tracking import INDICATORS
+    from chalicelib.reports.common import stores
+
+    return stores().tracking.get_stat(delivery_id, INDICATORS) or {}
+
+
 @pytest.mark.parametrize("bucket, expected", [
     # 5m: the stored windows as they are
     ("5m", [(0, 4, 1), (5, 2, 0), (15, 2, 0), (60, 0, 3), (120, 2, 0)]),
@@ -92,6 +99,11 @@ def test_timeline_rolls_the_windows_up(reacted: str, bucket: str, expected: list
     assert calls == {"dynamodb.GetItem": 1, "dynamodb.Query": 1}
     assert [((row.start - T0) // MINUTE, row.opens, row.clicks) for row in report.buckets] == expected
     assert (report.opens_total, report.clicks_total) == (10, 4)
+    # People's hits (the classification's) add up to the delivery's human indicators.
+    indicators = _indicators(reacted)
+    assert (report.opens_total_human, report.clicks_total_human) == (indicators.get("opens_total_human", 0),
+                                                                     indicators.get("clicks_total_human", 0))
+    assert report.opens_total_human == activity.time_to_react(reacted).opens_human.total
 
 
 def test_reports_refuse_unknown_deliveries_and_buckets(reacted: str) -> None:
@@ -232,6 +244,9 @@ def test_breakdown_by_os_device_browser_and_client(api: Any, mta: Any) -> None:
     assert [(row.value, row.opens, row.opens_percent) for row in clients.rows] == [
         ("Apple Mail", 3, 50.0), ("Gmail (image proxy)", 2, 33.33), ("Web browser", 1, 16.67)]
     assert {row.value for row in breakdown.breakdown(delivery_id, "os").rows} == {"iOS", "Windows"}
+    indicators = _indicators(delivery_id)
+    assert sum(row.opens_human for row in clients.rows) == indicators.get("opens_total_human", 0) > 0
+    assert sum(row.clicks_human for row in clients.rows) == indicators.get("clicks_total_human", 0)
     assert breakdown.breakdown(delivery_id, "browser").clicks_total == 4
     with pytest.raises(InvalidField):
         breakdown.breakdown(delivery_id, "mail_client")  # type: ignore[arg-type]
