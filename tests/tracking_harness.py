@@ -18,9 +18,9 @@ from botocore import handlers as botocore_handlers
 
 from chalicelib.data import aws
 from chalicelib.data.domain_stats import DOMAIN_PREFIX
-from chalicelib.data.throughput import PARTITION_PREFIX
 from chalicelib.data.dynamo import to_value
 from chalicelib.data.redirection_logs import LOG_PREFIX, hour_partition
+from chalicelib.data.throughput import PARTITION_PREFIX
 from chalicelib.settings import get_settings
 from chalicelib.tracking.workflow import Limits, TrackingWorkflow
 from tests.tracking_logs import log_bytes

@@ -23,15 +23,19 @@ from chalicelib.api.models import (
 )
 from chalicelib.api.operations import operation, wants_csv
 from chalicelib.clock import now_ms
-from chalicelib.reports import activity, breakdown as breakdowns, domains as domain_reports, hot_clicks as hot
-from chalicelib.reports import throughput as throughputs, tracking_log, urls as url_reports
+from chalicelib.reports import activity, tracking_log
+from chalicelib.reports import breakdown as breakdowns
+from chalicelib.reports import domains as domain_reports
+from chalicelib.reports import hot_clicks as hot
+from chalicelib.reports import throughput as throughputs
+from chalicelib.reports import urls as url_reports
 from chalicelib.reports.models import (
     Breakdown,
     DomainsReport,
     HotClicks,
     Throughput,
-    TimeToReact,
     Timeline,
+    TimeToReact,
     TrackingCursor,
     UrlRow,
     UrlsReport,

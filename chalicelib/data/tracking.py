@@ -16,8 +16,16 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data import aws
 from chalicelib.data.domain_stats import domain_of
-from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, to_item, \
-    to_value
+from chalicelib.data.dynamo import (
+    batch_delete,
+    batch_get,
+    batch_write,
+    from_item,
+    query_all,
+    query_keys,
+    to_item,
+    to_value,
+)
 
 BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
 INDICATORS = "indicators"

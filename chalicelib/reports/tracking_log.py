@@ -31,8 +31,10 @@ class _Pages:
         return None if self.head is None else window_in(self.head["stat"])
 
     def take(self) -> dict[str, Any]:
+        """The head item (the caller checked window() is not None) and advance."""
         item, self.head = self.head, next(self._items, None)
-        assert item is not None
+        if item is None:
+            raise LookupError("take() past the last page")
         return item
 
 
@@ -57,14 +59,14 @@ def delivery_tracking(delivery_id: str, kind: Optional[HitKind] = None, limit: i
         if not windows:
             break
         newest = max(windows)
-        batch = []
+        batch: list[LoggedHit] = []
         for stream in streams:
             while stream.window() == newest:
                 batch.extend(hit for hit in decode_page(stream.take()) if cursor is None or hit.order < cursor)
         found.extend(sorted(batch, key=lambda hit: hit.order, reverse=True))
     page = found[:limit]
     links = (context.deliveries.get_links(delivery_id) or {}).get("urls") or {} if page else {}
-    items = [TrackingLogEntry(at=hit.at, kind=hit.kind, recipient_id=hit.recipient_id, log_id=hit.log_id,  # type: ignore[arg-type]
+    items = [TrackingLogEntry(at=hit.at, kind=hit.kind, recipient_id=hit.recipient_id, log_id=hit.log_id,
                               url_id=hit.url_id, url=str((links.get(str(hit.url_id)) or {}).get("url", "")),
                               label=str((links.get(str(hit.url_id)) or {}).get("label", "")),
                               user_agent=hit.user_agent, hit_id=hit.hit_id)

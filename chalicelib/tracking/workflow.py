@@ -81,6 +81,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from chalicelib import metrics, native
+from chalicelib.data.domain_stats import UNKNOWN_DOMAIN, domain_stat
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
     INDICATORS,
@@ -91,7 +92,6 @@ from chalicelib.data.tracking import (
     ua_stat,
     url_stat,
 )
-from chalicelib.data.domain_stats import UNKNOWN_DOMAIN, domain_stat
 from chalicelib.hits.records import minimise_ip
 from chalicelib.settings import Settings, get_settings
 from chalicelib.tracking import classify as classification

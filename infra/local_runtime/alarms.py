@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import boto3
 
 from chalicelib import metrics
-
 from infra.local_runtime.lambda_metrics import LambdaMetrics
 
 if TYPE_CHECKING:
