@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, cast
 from urllib.parse import quote
 
 from chalice import Response
@@ -268,10 +268,12 @@ def recipient(page: Page, recipient_id: str) -> Response:
 def delivery_tracking(page: Page, delivery_id: str) -> Response:
     """/dashboard/deliveries/{id}/tracking: the delivery's Tracking tab, newest first, by kind."""
     from chalicelib.api.http import cursor_value
-    from chalicelib.reports.models import TrackingCursor
+    from chalicelib.reports.models import HitKind, TrackingCursor
 
-    query: dict[str, str] = dict(page.request.query_params or {})
+    query = query_params(page.request)
     kind = query.get("kind") or None
+    if kind is not None and kind not in tracking_log.KINDS:
+        raise InvalidField("kind", f"kind must be one of {', '.join(tracking_log.KINDS)}")
     cursor = cursor_value(query.get("next"))
     try:
         before = TrackingCursor.model_validate(cursor) if cursor is not None else None
@@ -279,7 +281,7 @@ def delivery_tracking(page: Page, delivery_id: str) -> Response:
         raise InvalidField("next", "not a page of this list") from None
     context = stores()
     view = monitoring.summary_view(delivery_id, context.summary(delivery_id))
-    report = tracking_log.delivery_tracking(delivery_id, kind, TRACKING_PAGE_SIZE, before)  # type: ignore[arg-type]
+    report = tracking_log.delivery_tracking(delivery_id, cast(HitKind | None, kind), TRACKING_PAGE_SIZE, before)
     next_page = page.url(f"/dashboard/deliveries/{delivery_id}/tracking", kind=kind,
                          next=encode_cursor(report.next.model_dump())) if report.next else None
     return page.render("delivery_tracking.html", title=f"Tracking · {view.get('name') or delivery_id}",
