@@ -27,10 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from botocore import handlers as botocore_handlers
 from botocore.awsrequest import AWSResponse
 
 from chalicelib.data import aws
+from infra.local_runtime import botocore_hooks
 
 
 # botocore emits before-send to every handler and keeps the first answer: a handler on the operation's
@@ -123,12 +123,17 @@ class FaultInjector:
 @contextmanager
 def injected(*faults: Fault, seed: int = 0) -> Iterator[FaultInjector]:
     injector = FaultInjector(list(faults), seed)
-    hooks = [(f"before-send.{fault.operation}", injector.handler(fault)) for fault in faults]
-    botocore_handlers.BUILTIN_HANDLERS.extend(hooks)
+    with hooked([(f"before-send.{fault.operation}", injector.handler(fault)) for fault in faults]):
+        yield injector
+
+
+@contextmanager
+def hooked(hooks: list[botocore_hooks.Hook]) -> Iterator[None]:
+    """`hooks` on every client created in the block, sendtrail's shared clients included."""
+    botocore_hooks.install(hooks)
     aws.reset_clients()
     try:
-        yield injector
+        yield
     finally:
-        for hook in hooks:
-            botocore_handlers.BUILTIN_HANDLERS.remove(hook)
+        botocore_hooks.uninstall(hooks)
         aws.reset_clients()
