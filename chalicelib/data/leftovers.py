@@ -37,7 +37,8 @@ class TransactionFailed(RuntimeError):
 
 def backoff(attempt: int, base: float, cap: float) -> float:
     """Full-jitter exponential backoff: a random delay below min(cap, base * 2**attempt) seconds."""
-    return random.uniform(0, min(cap, base * 2**attempt))
+    # bandit B311 (pseudo-random): retry jitter, not a secret.
+    return random.uniform(0, min(cap, base * 2**attempt))  # nosec B311
 
 
 def until_done(send: Callable[[Pending], Pending], pending: Pending, attempts: int, what: str,
