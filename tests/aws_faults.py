@@ -32,7 +32,6 @@ from botocore.awsrequest import AWSResponse
 from chalicelib.data import aws
 from infra.local_runtime import botocore_hooks
 
-
 # botocore emits before-send to every handler and keeps the first answer: a handler on the operation's
 # own event answers first, and moto's (on before-send) still runs, for a URL it recognises.
 UNHANDLED_URL = "https://fault-injected.invalid/"

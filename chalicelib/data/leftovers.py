@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 Pending = TypeVar("Pending")
 RETRYABLE_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError"})
@@ -61,7 +61,7 @@ def cancellation_reasons(error: Any) -> list[str]:
     return [str(reason.get("Code")) for reason in error.response.get("CancellationReasons", [])]
 
 
-def transact(dynamodb: Any, items: Sequence[dict[str, Any]], attempts: int = 8, what: str = "transaction",
+def transact(dynamodb: Any, items: Sequence[Mapping[str, Any]], attempts: int = 8, what: str = "transaction",
              sleep: Callable[[float], None] = time.sleep) -> bool:
     """TransactWriteItems: True when written, False when an item's condition failed (nothing written).
 
