@@ -14,8 +14,6 @@ that raced with another one fails its condition and changes nothing.
 
 from __future__ import annotations
 
-import random
-import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
@@ -31,6 +29,7 @@ from chalicelib.data.dynamo import (
     to_item,
     to_value,
 )
+from chalicelib.data.leftovers import cancellation_reasons, transact
 
 SUMMARY, CONTENT, LINKS = "summary", "content", "links"
 BY_CREATED_INDEX = "by-created"  # declared on DeliveriesTable in infra/template.yaml
@@ -44,10 +43,6 @@ MAX_TRANSACTION_ITEMS = 100
 def status_key(delivery_id: str, status: str) -> str:
     """The by-status index's partition key of a log: one delivery's logs in one status."""
     return f"{delivery_id}#{status}"
-
-
-class TransactionFailed(RuntimeError):
-    """DynamoDB kept cancelling a transaction for conflicts with concurrent ones."""
 
 
 @dataclass
@@ -158,8 +153,7 @@ class DeliveryStore:
                 for part, values in items
             ])
         except self._dynamodb.exceptions.TransactionCanceledException as error:
-            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
-            if "ConditionalCheckFailed" in reasons:
+            if "ConditionalCheckFailed" in cancellation_reasons(error):
                 raise DeliveryExists(delivery_id) from None
             raise
 
@@ -441,19 +435,7 @@ class DeliveryStore:
             return True
         if len(items) > MAX_TRANSACTION_ITEMS:
             raise ValueError(f"a transaction holds at most {MAX_TRANSACTION_ITEMS} items, not {len(items)}")
-        for attempt in range(attempts):
-            try:
-                self._dynamodb.transact_write_items(TransactItems=items)
-                return True
-            except self._dynamodb.exceptions.TransactionCanceledException as error:
-                reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
-                if "ConditionalCheckFailed" in reasons:
-                    return False
-                if "TransactionConflict" not in reasons and "ThrottlingError" not in reasons:
-                    raise
-            # bandit B311 (pseudo-random): retry jitter, not a secret.
-            time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))  # nosec B311
-        raise TransactionFailed(f"delivery {delivery_id}: transaction kept conflicting")
+        return transact(self._dynamodb, items, attempts, what=f"delivery {delivery_id}")
 
     def _summary_key(self, delivery_id: str) -> dict[str, Any]:
         return {"delivery_id": {"S": delivery_id}, "part": {"S": SUMMARY}}

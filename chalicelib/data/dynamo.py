@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from chalicelib.data.batching import batches
+from chalicelib.data.leftovers import until_done
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -55,14 +56,10 @@ def from_item(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def query_all(dynamodb: Any, **request: Any) -> Iterator[dict[str, Any]]:
-    """Every item of a Query, page after page."""
-    while True:
-        page = dynamodb.query(**request)
+    """Every item of a Query, page after page (botocore's paginator)."""
+    for page in dynamodb.get_paginator("query").paginate(**request):
         for item in page.get("Items", []):
             yield from_item(item)  # type: ignore[misc]
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def query_page(dynamodb: Any, request: dict[str, Any], start: Mapping[str, Any] | None = None
@@ -76,13 +73,13 @@ def query_page(dynamodb: Any, request: dict[str, Any], start: Mapping[str, Any] 
 
 
 def batch_write(dynamodb: Any, table: str, items: Iterable[Mapping[str, Any]]) -> int:
-    """Put items 25 at a time, retrying what DynamoDB leaves unprocessed."""
+    """Put items 25 at a time, sending again what DynamoDB leaves unprocessed."""
     requests = ({"PutRequest": {"Item": to_item(item)}} for item in items)
     return sum(_flush(dynamodb, table, batch) for batch in batches(requests, 25))
 
 
 def batch_delete(dynamodb: Any, table: str, keys: Iterable[Mapping[str, Any]]) -> int:
-    """Delete items by key 25 at a time, retrying what DynamoDB leaves unprocessed."""
+    """Delete items by key 25 at a time, sending again what DynamoDB leaves unprocessed."""
     requests = ({"DeleteRequest": {"Key": to_item(key)}} for key in keys)
     return sum(_flush(dynamodb, table, batch) for batch in batches(requests, 25))
 
@@ -95,38 +92,27 @@ def query_keys(dynamodb: Any, key_names: tuple[str, ...], **request: Any) -> lis
 
 
 def _flush(dynamodb: Any, table: str, batch: list[dict[str, Any]]) -> int:
-    import time
-
-    pending = {table: batch}
-    for attempt in range(8):
-        response = dynamodb.batch_write_item(RequestItems=pending)
-        pending = response.get("UnprocessedItems") or {}
-        if not pending:
-            return len(batch)
-        time.sleep(min(0.05 * 2**attempt, 2.0))
-    raise RuntimeError(f"DynamoDB left {len(pending[table])} items unprocessed in {table}")
+    """One BatchWriteItem of up to 25 requests, the leftover sent again (chalicelib/data/leftovers.py)."""
+    until_done(lambda pending: dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems"),
+               {table: batch}, attempts=8, what=f"BatchWriteItem on {table}")
+    return len(batch)
 
 
 def batch_get(dynamodb: Any, table: str, keys: list[dict[str, Any]], consistent: bool,
               projection: str | None = None, names: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Every item of `keys` that exists, 100 keys a request, retrying what DynamoDB leaves."""
-    import time
-
+    """Every item of `keys` that exists, 100 keys a request, asking again for the keys DynamoDB leaves."""
     found: list[dict[str, Any]] = []
+
+    def get(pending: dict[str, Any]) -> dict[str, Any]:
+        response = dynamodb.batch_get_item(RequestItems=pending)
+        found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))  # type: ignore[misc]
+        return response.get("UnprocessedKeys") or {}
+
     for start in range(0, len(keys), 100):
         request: dict[str, Any] = {"Keys": keys[start:start + 100], "ConsistentRead": consistent}
         if projection:
             request["ProjectionExpression"] = projection
         if names:
             request["ExpressionAttributeNames"] = dict(names)
-        pending = {table: request}
-        for attempt in range(10):
-            response = dynamodb.batch_get_item(RequestItems=pending)
-            found.extend(from_item(item) for item in response.get("Responses", {}).get(table, []))  # type: ignore[misc]
-            pending = response.get("UnprocessedKeys") or {}
-            if not pending:
-                break
-            time.sleep(min(0.05 * 2**attempt, 2.0))
-        else:
-            raise RuntimeError(f"DynamoDB left keys of {table} unprocessed")
+        until_done(get, {table: request}, attempts=10, what=f"BatchGetItem on {table}")
     return found

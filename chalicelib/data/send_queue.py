@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Iterable, Mapping
 
 from chalicelib.data import aws
 from chalicelib.data.batching import batches
+from chalicelib.data.leftovers import until_done
 
 
 def enqueue(queue_url: str, messages: Iterable[Mapping[str, Any]], delay_seconds: int = 0) -> int:
@@ -20,14 +20,13 @@ def enqueue(queue_url: str, messages: Iterable[Mapping[str, Any]], delay_seconds
 
 
 def _send_batch(sqs: Any, queue_url: str, entries: list[dict[str, Any]]) -> int:
-    pending = entries
-    for attempt in range(6):
-        response = sqs.send_message_batch(QueueUrl=queue_url, Entries=pending)
-        failed = {entry["Id"] for entry in response.get("Failed", [])}
-        if not failed:
-            return len(entries)
-        if any(entry.get("SenderFault") for entry in response.get("Failed", [])):
-            raise RuntimeError(f"SQS refused send jobs: {response['Failed']}")
-        pending = [entry for entry in pending if entry["Id"] in failed]
-        time.sleep(min(0.1 * 2**attempt, 2.0))
-    raise RuntimeError(f"SQS did not take {len(pending)} send jobs")
+    """One SendMessageBatch, sending again the entries SQS failed (a sender's fault is raised at once)."""
+    def send(pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        failures = sqs.send_message_batch(QueueUrl=queue_url, Entries=pending).get("Failed", [])
+        if any(entry.get("SenderFault") for entry in failures):
+            raise RuntimeError(f"SQS refused send jobs: {failures}")
+        failed = {entry["Id"] for entry in failures}
+        return [entry for entry in pending if entry["Id"] in failed]
+
+    until_done(send, entries, attempts=6, what="SendMessageBatch of send jobs", base=0.1)
+    return len(entries)
