@@ -52,8 +52,9 @@ browser:
 run: venv native
 	$(BIN)/sendtrail local up --port $(PORT)
 
-## test: every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip
-test: native browser cargo-test fuzz-brief
+## test: every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip;
+##   the x86_64 layer zip (under a minute of CPU, once) for the layer's import test
+test: native browser cargo-test fuzz-brief out/layers/sendtrail-native-x86_64.zip
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q
 
 test-unit: native
