@@ -168,7 +168,9 @@ def _provider() -> Any:
     from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
     provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE)
-    provider.service = None  # no `service` dimension: alarms name exactly stage and emit()'s dimensions
+    # No `service` dimension: alarms name exactly stage and emit()'s dimensions. Powertools types the
+    # attribute str, yet None is how it leaves the dimension out.
+    provider.service = None  # type: ignore[assignment]
     return provider
 
 

@@ -446,7 +446,7 @@ def report(context: StatusContext, checks: list[Check] | None = None,
         pool.shutdown(wait=False, cancel_futures=True)
     components = [future.result() if future.done() else
                   ComponentStatus(check.component, FAIL, f"no answer within {timeout_seconds:g} s")
-                  for check, future in zip(checks, futures)]
+                  for check, future in zip(checks, futures, strict=True)]
     overall = max((component.status for component in components), key=SEVERITY.__getitem__, default=OK)
     return {"status": overall, "checked_at": context.now_ms, "components": [asdict(item) for item in components]}
 

@@ -17,8 +17,10 @@ import boto3
 from botocore import handlers as botocore_handlers
 
 from chalicelib.data import aws
+from chalicelib.data.domain_stats import DOMAIN_PREFIX
 from chalicelib.data.dynamo import to_value
 from chalicelib.data.redirection_logs import LOG_PREFIX, hour_partition
+from chalicelib.data.throughput import PARTITION_PREFIX
 from chalicelib.settings import get_settings
 from chalicelib.tracking.workflow import Limits, TrackingWorkflow
 from tests.tracking_logs import log_bytes
@@ -28,6 +30,7 @@ WRITE_OPERATIONS = {
     "s3": {"PutObject", "CopyObject", "DeleteObject", "DeleteObjects"},
 }
 VOLATILE = {"updated_at", "last_updated", "expires_at_epoch"}
+WORKFLOW_PART = ("opens", "clicks", "last_run", "last_updated")  # of a domain#<domain> stats item
 
 
 class SimulatedCrash(BaseException):
@@ -163,7 +166,13 @@ def reset_workflow_tables() -> None:
                         (settings.tracking_stats_table, ("delivery_id", "stat")),
                         (settings.workflow_table, ("pk", "sk"))):
         for item in scan_all(table):
-            dynamodb.delete_item(TableName=table, Key={name: to_value(item[name]) for name in keys})
+            key = {name: to_value(item[name]) for name in keys}
+            if str(item.get("delivery_id", "")).startswith(PARTITION_PREFIX):
+                continue  # the send workers' hourly counters
+            if str(item.get("stat", "")).startswith(DOMAIN_PREFIX):  # shared with the MTA: only the workflow's part
+                dynamodb.update_item(TableName=table, Key=key, UpdateExpression=f"REMOVE {', '.join(WORKFLOW_PART)}")
+                continue
+            dynamodb.delete_item(TableName=table, Key=key)
     s3 = boto3.client("s3")
     for entry in s3.list_objects_v2(Bucket=settings.redirection_log_bucket).get("Contents", []):
         if not entry["Key"].startswith(LOG_PREFIX):

@@ -15,8 +15,17 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, to_item, \
-    to_value
+from chalicelib.data.domain_stats import domain_of
+from chalicelib.data.dynamo import (
+    batch_delete,
+    batch_get,
+    batch_write,
+    from_item,
+    query_all,
+    query_keys,
+    to_item,
+    to_value,
+)
 
 BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
 INDICATORS = "indicators"
@@ -123,6 +132,27 @@ class TrackingStore:
             return False
         return True
 
+    def put_log_page(self, item: Mapping[str, Any], run: int, expires_at_epoch: int) -> bool:
+        """Write one log page of run `run` (tracking/log_pages.py); False if it was written already."""
+        try:
+            self._dynamodb.put_item(TableName=self.stats_table,
+                                    Item=to_item({**item, "last_run": run, "expires_at_epoch": expires_at_epoch}),
+                                    ConditionExpression=_GUARD, ExpressionAttributeValues={":run": {"N": str(run)}})
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def log_pages_down(self, delivery_id: str, prefix: str, highest: str, page_size: int = 20
+                       ) -> Iterator[dict[str, Any]]:
+        """A delivery's stats items from `prefix` whose name is at most `highest`, in descending name order:
+        Queries of `page_size` items, made only as the caller reads on."""
+        return query_all(
+            self._dynamodb, TableName=self.stats_table,
+            KeyConditionExpression="delivery_id = :d AND stat BETWEEN :low AND :high",
+            ExpressionAttributeValues={":d": {"S": delivery_id}, ":low": {"S": prefix}, ":high": {"S": highest}},
+            ScanIndexForward=False, Limit=page_size,
+        )
+
     def get_stat(self, delivery_id: str, stat: str) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(TableName=self.stats_table,
                                            Key={"delivery_id": {"S": delivery_id}, "stat": {"S": stat}})
@@ -139,14 +169,16 @@ class TrackingStore:
 
 def delivery_log_facts(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
                        ) -> dict[tuple[str, int], dict[str, Any]]:
-    """The recipient id and send time (ms) of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
+    """The recipient id, send time (ms) and address domain of each (delivery id, log id) from the delivery
+    logs (BatchGetItem)."""
     requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
                  for delivery_id, log_id in sorted(set(keys))]
     items = batch_get(aws.client("dynamodb", config), logs_table, requested, consistent=False,
-                      projection="delivery_id, log_id, recipient_id, sent_at")
+                      projection="delivery_id, log_id, recipient_id, sent_at, email")
     return {(item["delivery_id"], int(item["log_id"])): {
         "recipient_id": str(item["recipient_id"]) if item.get("recipient_id") else None,
-        "sent_at": int(item["sent_at"]) if item.get("sent_at") is not None else None} for item in items}
+        "sent_at": int(item["sent_at"]) if item.get("sent_at") is not None else None,
+        "domain": domain_of(item.get("email"))} for item in items}
 
 
 OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error",

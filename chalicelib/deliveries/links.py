@@ -39,10 +39,12 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequenc
 from chalicelib.deliveries.mime import HEADER_UNSAFE
 from chalicelib.urltemplate import PLACEHOLDER_RE, host_is_personalised, placeholders_in, quote_param
 
+URL_ID_HONEYPOT = 0  # the hidden link no person sees (chalicelib/tracking/classify.py: HONEYPOT_URL_ID)
 URL_ID_OPEN = 1
 URL_ID_UNSUBSCRIBE = 2
 URL_ID_MIRROR = 3
 FIRST_LINK_URL_ID = 4
+HONEYPOT_LABEL = "Hidden link (honeypot)"
 
 URL_TYPE_OPEN = "open"
 URL_TYPE_CLICK = "click"
@@ -70,6 +72,12 @@ OPEN_PIXEL = ('<img src="' + OPEN_MARKER + '" width="1" height="1" alt="" '
 def link_marker(url_id: int) -> str:
     """The template marker of a tracked link."""
     return "{{@link:%d}}" % url_id
+
+
+# Invisible to a person in every client (hidden, no text, out of the tab order and the accessibility tree);
+# a scanner that follows every href follows it too.
+HONEYPOT_LINK = ('<a href="' + link_marker(URL_ID_HONEYPOT) + '" style="display:none;mso-hide:all;font-size:0;'
+                 'max-height:0;overflow:hidden" aria-hidden="true" tabindex="-1"></a>')
 
 
 class ContentError(ValueError):
@@ -160,8 +168,13 @@ _WEB_URL_RE = re.compile(r"https?://([^/?#\\]*)", re.IGNORECASE)
 
 
 def prepare_content(html: str, text: str | None, *, tracking_enabled: bool = True, track_opens: bool = True,
-                    overrides: Sequence[UrlOverride] = ()) -> PreparedContent:
+                    overrides: Sequence[UrlOverride] = (), honeypot: bool = False) -> PreparedContent:
     """Validate the content, number its links and turn it into templates (once per delivery).
+
+    With `honeypot`, a hidden tracked link (url id 0) goes where the pixel
+    goes, leading to the site of the message's first tracked link: a click on
+    it is a machine's. Messages without a tracked link get none (nothing to
+    hide it among).
 
     Raises ContentError naming the field ("html", "text", "tracking.urls[i].mode", ...).
     """
@@ -172,7 +185,25 @@ def prepare_content(html: str, text: str | None, *, tracking_enabled: bool = Tru
     rewriter = _LinkRewriter(tracking_enabled, tuple(overrides))
     html_template = _prepare_html(html, rewriter, with_pixel=tracking_enabled and track_opens)
     text_template = None if text is None else _prepare_text(text, rewriter)
-    return PreparedContent(html=html_template, text=text_template, urls=FIXED_URLS + rewriter.tracked_urls())
+    urls = FIXED_URLS + rewriter.tracked_urls()
+    site = next((_site(url.url) for url in urls if url.type == URL_TYPE_CLICK and url.url), None)
+    if honeypot and tracking_enabled and site:
+        html_template = _with_honeypot(html_template)
+        urls += (TrackedUrl(URL_ID_HONEYPOT, site, HONEYPOT_LABEL, URL_TYPE_CLICK, ()),)
+    return PreparedContent(html=html_template, text=text_template, urls=urls)
+
+
+def _site(url: str) -> str | None:
+    """The root of a tracked URL's site (its host is never personalised: prepare refuses that)."""
+    match = _WEB_URL_RE.match(url)
+    return f"{url[:match.end()]}/" if match and "{{" not in match.group(0) else None
+
+
+def _with_honeypot(template: str) -> str:
+    """The hidden link just before the body's end (or the document's), where the pixel goes."""
+    scanner = _LinkScanner(template).scan()
+    at = len(template) if scanner.body_end is None else scanner.body_end
+    return template[:at] + HONEYPOT_LINK + template[at:]
 
 
 def _check_overrides(overrides: Sequence[UrlOverride]) -> None:

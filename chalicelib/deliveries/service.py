@@ -54,12 +54,14 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label, category=o.category)
                  for o in delivery.tracking.urls]
     excluded = recipients.exclusions(recipient.email for recipient in delivery.recipients)
-    content = {"subject": delivery.subject, "from_address": delivery.from_address}
+    content: dict[str, Any] = {"subject": delivery.subject, "from_address": delivery.from_address}
     try:
         prepared = prepare_content(delivery.html, delivery.text, tracking_enabled=delivery.tracking.enabled,
-                                   track_opens=delivery.tracking.opens, overrides=overrides)
+                                   track_opens=delivery.tracking.opens, overrides=overrides,
+                                   honeypot=delivery.tracking.honeypot)
         content["prepared"] = prepared.to_dict()
-        usable = [recipient for recipient, failure in zip(delivery.recipients, excluded) if failure is None]
+        usable = [recipient for recipient, failure in zip(delivery.recipients, excluded, strict=True)
+                  if failure is None]
         sample = usable[0] if usable else delivery.recipients[0]
         trial_encode(content, sample.attributes, sample.email if usable else "sample@example.com")
     except ContentError as error:
@@ -86,7 +88,8 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "configuration_set": affinity.configuration_set,
         "validity_days": delivery.validity_days or settings.default_validity_days,
         "tracking": {"enabled": delivery.tracking.enabled, "opens": delivery.tracking.opens,
-                     "forward_query_params": delivery.tracking.forward_query_params},
+                     "forward_query_params": delivery.tracking.forward_query_params,
+                     "honeypot": delivery.tracking.honeypot},
         "state": DRAFT,
         "state_since": created_at,
         "created_at": created_at,
@@ -95,7 +98,7 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "failures": failures,
         "logs_ready": False,
     }
-    links = {"urls": {
+    links: dict[str, Any] = {"urls": {
         str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders),
                           "category": url.category}
         for url in prepared.urls

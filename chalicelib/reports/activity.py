@@ -22,7 +22,9 @@ from chalicelib.errors import InvalidField
 from chalicelib.reports.common import sending_started_at, stores
 from chalicelib.reports.models import (
     CLICKS_COUNTED,
+    CLICKS_HUMAN,
     OPENS_COUNTED,
+    OPENS_HUMAN,
     Bucket,
     CurvePoint,
     Percentile,
@@ -39,7 +41,7 @@ PERCENTILES = (25, 50, 75, 90)
 SCALES = (("1h", 3_600), ("3h", 3 * 3_600), ("24h", 24 * 3_600))
 BUCKET_SIZES: dict[str, int] = {"5m": BUCKET_MS, "1h": 3_600_000, "1d": 86_400_000}
 
-Window = tuple[int, int, int]  # (start ms, opens, clicks)
+Window = tuple[int, int, int, int, int]  # (start ms, opens, clicks, people's opens, people's clicks)
 
 
 def windows(delivery_id: str, settings: Settings | None = None) -> tuple[dict[str, Any], list[Window]]:
@@ -50,7 +52,8 @@ def windows(delivery_id: str, settings: Settings | None = None) -> tuple[dict[st
     for item in context.tracking.query_stats(delivery_id, BUCKET_PREFIX):
         opens, clicks = int(item.get("opens") or 0), int(item.get("clicks") or 0)
         if opens or clicks:
-            found.append((int(item["stat"][len(BUCKET_PREFIX):]), opens, clicks))
+            found.append((int(item["stat"][len(BUCKET_PREFIX):]), opens, clicks, int(item.get("opens_human") or 0),
+                          int(item.get("clicks_human") or 0)))
     return summary, found
 
 
@@ -64,7 +67,7 @@ def _spans(starts: Iterable[int], origin: int) -> list[tuple[float, float]]:
 def _time_to(target: float, spans: Sequence[tuple[float, float]], counts: Sequence[int]) -> float | None:
     """Seconds until the cumulative count reaches `target` (> 0), or None when it never does."""
     before = 0
-    for (low, high), count in zip(spans, counts):
+    for (low, high), count in zip(spans, counts, strict=True):
         if count and before + count >= target:
             return low + (target - before) / count * (high - low)
         before += count
@@ -74,7 +77,7 @@ def _time_to(target: float, spans: Sequence[tuple[float, float]], counts: Sequen
 def _count_by(seconds: float, spans: Sequence[tuple[float, float]], counts: Sequence[int]) -> float:
     """The cumulative count `seconds` after the origin (a window is counted pro rata)."""
     reached = 0.0
-    for (low, high), count in zip(spans, counts):
+    for (low, high), count in zip(spans, counts, strict=True):
         if seconds >= high:
             reached += count
         elif seconds > low:
@@ -102,17 +105,19 @@ def time_to_react(delivery_id: str, settings: Settings | None = None) -> TimeToR
     summary, found = windows(delivery_id, settings)
     started = sending_started_at(summary)
     origin = started if started is not None else (found[0][0] if found else 0)
-    spans = _spans((start for start, _, _ in found), origin)
+    spans = _spans((window[0] for window in found), origin)
     opens = [window[1] for window in found]
     clicks = [window[2] for window in found]
     curve, opened, clicked = [], 0, 0
-    for (_, high), window_opens, window_clicks in zip(spans, opens, clicks):
+    for (_, high), window_opens, window_clicks in zip(spans, opens, clicks, strict=True):
         opened += window_opens
         clicked += window_clicks
         curve.append(CurvePoint(seconds=high, opens_percent=_share(opened, sum(opens)),
                                 clicks_percent=_share(clicked, sum(clicks))))
     return TimeToReact(delivery_id=delivery_id, started_at=started, opens=_series(OPENS_COUNTED, spans, opens),
-                       clicks=_series(CLICKS_COUNTED, spans, clicks), curve=curve)
+                       clicks=_series(CLICKS_COUNTED, spans, clicks),
+                       opens_human=_series(OPENS_HUMAN, spans, [window[3] for window in found]),
+                       clicks_human=_series(CLICKS_HUMAN, spans, [window[4] for window in found]), curve=curve)
 
 
 # --- timeline ------------------------------------------------------------------------
@@ -124,11 +129,14 @@ def timeline(delivery_id: str, bucket: Bucket = "5m", settings: Settings | None 
     size = BUCKET_SIZES[bucket]
     _, found = windows(delivery_id, settings)
     rolled: dict[int, list[int]] = {}
-    for start, opens, clicks in found:
-        totals = rolled.setdefault(start - start % size, [0, 0])
-        totals[0] += opens
-        totals[1] += clicks
-    rows = [TimelineBucket(start=start, opens=opens, clicks=clicks) for start, (opens, clicks) in sorted(rolled.items())]
+    for start, *counts in found:
+        totals = rolled.setdefault(start - start % size, [0, 0, 0, 0])
+        for index, count in enumerate(counts):
+            totals[index] += count
+    rows = [TimelineBucket(start=start, opens=opens, clicks=clicks, opens_human=opens_human, clicks_human=clicks_human)
+            for start, (opens, clicks, opens_human, clicks_human) in sorted(rolled.items())]
     return Timeline(delivery_id=delivery_id, bucket=bucket, bucket_ms=size, buckets=rows,
-                    opens_total=sum(row.opens for row in rows), clicks_total=sum(row.clicks for row in rows))
+                    opens_total=sum(row.opens for row in rows), clicks_total=sum(row.clicks for row in rows),
+                    opens_total_human=sum(row.opens_human for row in rows),
+                    clicks_total_human=sum(row.clicks_human for row in rows))
 

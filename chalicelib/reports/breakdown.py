@@ -15,6 +15,7 @@ from chalicelib.settings import Settings
 from chalicelib.tracking.indicators import percentage
 
 DIMENSIONS: dict[str, str] = {"os": "os", "device": "device", "browser": "browser", "client": "mail_client"}
+COUNTERS = ("opens", "clicks", "opens_human", "clicks_human")  # of each family's stats item
 
 
 def breakdown(delivery_id: str, by: BreakdownBy = "os", settings: Settings | None = None) -> Breakdown:
@@ -23,12 +24,15 @@ def breakdown(delivery_id: str, by: BreakdownBy = "os", settings: Settings | Non
     context = stores(settings)
     context.summary(delivery_id)
     prefix = ua_stat(DIMENSIONS[by], "")
-    counts = [(item["stat"][len(prefix):], int(item.get("opens") or 0), int(item.get("clicks") or 0))
+    counts = [(item["stat"][len(prefix):], *(int(item.get(name) or 0) for name in COUNTERS))
               for item in context.tracking.query_stats(delivery_id, prefix)]
     counts = [entry for entry in counts if entry[1] or entry[2]]
     opens, clicks = sum(entry[1] for entry in counts), sum(entry[2] for entry in counts)
     rows = [BreakdownRow(value=value, opens=value_opens, clicks=value_clicks,
-                         opens_percent=percentage(value_opens, opens), clicks_percent=percentage(value_clicks, clicks))
-            for value, value_opens, value_clicks in counts]
+                         opens_percent=percentage(value_opens, opens), clicks_percent=percentage(value_clicks, clicks),
+                         opens_human=opens_human, clicks_human=clicks_human)
+            for value, value_opens, value_clicks, opens_human, clicks_human in counts]
     rows.sort(key=lambda row: (-row.opens, -row.clicks, row.value))
-    return Breakdown(delivery_id=delivery_id, by=by, opens_total=opens, clicks_total=clicks, rows=rows)
+    return Breakdown(delivery_id=delivery_id, by=by, opens_total=opens, clicks_total=clicks,
+                     opens_total_human=sum(row.opens_human for row in rows),
+                     clicks_total_human=sum(row.clicks_human for row in rows), rows=rows)

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 OPENS_COUNTED = "open hits counted after the 1-minute rule (total opens, not people)"
 CLICKS_COUNTED = "click hits (total clicks, not people)"
+OPENS_HUMAN = "people's open hits (no privacy proxy, scanner or crawler), after the 1-minute rule among them"
+CLICKS_HUMAN = "people's click hits (no scanner, crawler or burst)"
 
 
 class _Report(BaseModel):
@@ -46,6 +48,8 @@ class TimeToReact(_Report):
     started_at: Optional[int] = Field(description="start of sending (ms since the epoch); null before it")
     opens: ReactionSeries
     clicks: ReactionSeries
+    opens_human: ReactionSeries = Field(description="the same over people's opens only")
+    clicks_human: ReactionSeries = Field(description="the same over people's clicks only")
     curve: list[CurvePoint] = Field(description="the cumulative shares at the end of each window with hits")
 
 
@@ -58,6 +62,8 @@ class TimelineBucket(_Report):
     start: int = Field(description="window start (ms since the epoch, UTC-aligned)")
     opens: int = Field(description=OPENS_COUNTED)
     clicks: int = Field(description=CLICKS_COUNTED)
+    opens_human: int = Field(description=OPENS_HUMAN)
+    clicks_human: int = Field(description=CLICKS_HUMAN)
 
 
 class Timeline(_Report):
@@ -67,6 +73,8 @@ class Timeline(_Report):
     buckets: list[TimelineBucket] = Field(description="windows with hits, oldest first (empty windows left out)")
     opens_total: int = Field(description=OPENS_COUNTED)
     clicks_total: int = Field(description=CLICKS_COUNTED)
+    opens_total_human: int = Field(description=OPENS_HUMAN)
+    clicks_total_human: int = Field(description=CLICKS_HUMAN)
 
 
 # --- URLs and click streams ---------------------------------------------------------
@@ -86,6 +94,8 @@ class UrlRow(_Report):
     clicks_total_rate: float = Field(description="clicks_total as a % of success (messages delivered)")
     clicks_unique_rate: float = Field(description="clicks_unique as a % of success")
     share_percent: float = Field(description="clicks_total as a % of all the delivery's URL hits")
+    clicks_total_human: int = Field(description="people's hits on the row's URLs (no scanner, crawler or burst)")
+    clicks_unique_human: int = Field(description="recipients a person was seen clicking, summed as clicks_unique")
 
 
 class UrlsReport(_Report):
@@ -93,6 +103,7 @@ class UrlsReport(_Report):
     group: UrlGroup
     success: int = Field(description="messages accepted by the provider (the rates' base)")
     clicks_total: int = Field(description="hits on every tracked URL of the delivery (clicks, opt-outs, mirror views)")
+    clicks_total_human: int = Field(description="people's hits on every tracked URL of the delivery")
     rows: list[UrlRow] = Field(description="most clicked first")
 
 
@@ -143,6 +154,8 @@ class BreakdownRow(_Report):
     clicks: int = Field(description=CLICKS_COUNTED)
     opens_percent: float = Field(description="opens as a % of the delivery's opens")
     clicks_percent: float = Field(description="clicks as a % of the delivery's clicks")
+    opens_human: int = Field(description=OPENS_HUMAN)
+    clicks_human: int = Field(description=CLICKS_HUMAN)
 
 
 class Breakdown(_Report):
@@ -150,4 +163,85 @@ class Breakdown(_Report):
     by: BreakdownBy
     opens_total: int = Field(description=OPENS_COUNTED)
     clicks_total: int = Field(description=CLICKS_COUNTED)
+    opens_total_human: int = Field(description=OPENS_HUMAN)
+    clicks_total_human: int = Field(description=CLICKS_HUMAN)
     rows: list[BreakdownRow] = Field(description="most opens first")
+
+
+# --- statistics by recipient domain ----------------------------------------------
+
+class DomainRow(_Report):
+    domain: str = Field(description="the recipients' domain; 'other' sums the domains after the top ones")
+    domains: int = Field(description="how many domains the row sums (1 for a domain)")
+    sent: int = Field(description="messages SES accepted")
+    delivered: int = Field(description="messages the mailbox provider accepted (SES Delivery events)")
+    bounces_hard: int = Field(description="messages failed with a hard bounce (complaints apart)")
+    bounces_soft: int = Field(description="messages failed with a soft bounce")
+    complaints: int = Field(description="messages whose recipient complained")
+    opens: int = Field(description="recipients who opened (any tracked hit): people, not hits")
+    clicks: int = Field(description="recipients who clicked: people, not hits")
+    delivered_rate: float = Field(description="delivered as a % of sent")
+    bounces_hard_rate: float = Field(description="as a % of sent")
+    bounces_soft_rate: float = Field(description="as a % of sent")
+    complaints_rate: float = Field(description="as a % of sent")
+    opens_rate: float = Field(description="as a % of sent")
+    clicks_rate: float = Field(description="as a % of sent")
+
+
+class DomainsReport(_Report):
+    delivery_id: str
+    rows: list[DomainRow] = Field(description="the top domains by messages sent, then 'other' when there are more")
+    total: DomainRow = Field(description="every domain")
+
+
+# --- throughput across deliveries ----------------------------------------------------
+
+ThroughputBucket = Literal["1h", "1d"]
+
+
+class ThroughputRow(_Report):
+    start: int = Field(description="bucket start (ms since the epoch, UTC-aligned)")
+    messages: int = Field(description="messages SES accepted in the bucket, every delivery")
+    bytes: int = Field(description="their raw size")
+    messages_per_hour: float
+    bits_per_second: float = Field(description="bytes x 8 / the bucket's seconds")
+
+
+class Throughput(_Report):
+    start: int = Field(description="the range asked for, widened to whole buckets: its first ms")
+    end: int = Field(description="its last ms")
+    bucket: ThroughputBucket
+    rows: list[ThroughputRow] = Field(description="buckets with messages, oldest first")
+    messages: int
+    bytes: int
+    peak_messages_per_hour: float
+
+
+# --- the delivery's Tracking tab ---------------------------------------------------
+
+HitKind = Literal["click", "open", "optout", "mirror"]
+
+
+class TrackingCursor(_Report):
+    at: int = Field(description="the time (ms) of the last hit of the previous page")
+    hit_id: str
+
+
+class TrackingLogEntry(_Report):
+    at: int = Field(description="when (ms since the epoch)")
+    kind: HitKind
+    recipient_id: str = Field(description="your id of the recipient ('' if the delivery log has none)")
+    log_id: int = Field(description="the recipient's delivery log in this delivery")
+    url_id: int
+    url: str = Field(description="the tracked URL ('' for the open pixel and sendtrail's own pages)")
+    label: str
+    user_agent: str
+    hit_id: str
+
+
+class DeliveryTracking(_Report):
+    delivery_id: str
+    kind: Optional[HitKind] = Field(description="the kind asked for; null: every kind")
+    items: list[TrackingLogEntry] = Field(description="every hit recorded (opens within a minute of the last "
+                                                      "included), newest first")
+    next: Optional[TrackingCursor] = Field(description="where the next page starts; null on the last page")

@@ -27,9 +27,10 @@ GROUPS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
-def url_counters(delivery_id: str, context: Any) -> dict[int, tuple[int, int]]:
-    """(total, unique) per URL id from the delivery's url# stats items (one Query)."""
-    return {int(item["stat"][len(URL_PREFIX):]): (int(item.get("total") or 0), int(item.get("unique") or 0))
+def url_counters(delivery_id: str, context: Any) -> dict[int, tuple[int, int, int, int]]:
+    """(total, unique, total_human, unique_human) per URL id from the delivery's url# stats items (one Query)."""
+    return {int(item["stat"][len(URL_PREFIX):]): (int(item.get("total") or 0), int(item.get("unique") or 0),
+                                                  int(item.get("total_human") or 0), int(item.get("unique_human") or 0))
             for item in context.tracking.query_stats(delivery_id, URL_PREFIX)}
 
 
@@ -47,21 +48,24 @@ def urls(delivery_id: str, group: UrlGroup = "url", settings: Settings | None = 
             continue
         entry = links[str(url_id)]
         row = rows.setdefault(GROUPS[group](entry), {"url_ids": [], "urls": [], "labels": [], "types": [],
-                                                     "total": 0, "unique": 0})
+                                                     "total": 0, "unique": 0, "total_human": 0,
+                                                     "unique_human": 0})
         row["url_ids"].append(url_id)
         for name, value in (("urls", entry.get("url", "")), ("labels", entry.get("label", "")),
                             ("types", entry.get("type", "click"))):
             if value not in row[name]:
                 row[name].append(value)
-        total, unique = counters.get(url_id, (0, 0))
-        row["total"] += total
-        row["unique"] += unique
+        for name, value in zip(("total", "unique", "total_human", "unique_human"), counters.get(url_id, (0, 0, 0, 0)),
+                               strict=True):
+            row[name] += value
     clicks = sum(row["total"] for row in rows.values())
     shaped = [UrlRow(key=key, url_ids=row["url_ids"], urls=row["urls"], labels=row["labels"], types=row["types"],
                      clicks_total=row["total"], clicks_unique=row["unique"],
                      clicks_total_rate=percentage(row["total"], success),
                      clicks_unique_rate=percentage(row["unique"], success),
-                     share_percent=percentage(row["total"], clicks))
+                     share_percent=percentage(row["total"], clicks), clicks_total_human=row["total_human"],
+                     clicks_unique_human=row["unique_human"])
               for key, row in rows.items()]
     shaped.sort(key=lambda row: (-row.clicks_total, -row.clicks_unique, row.url_ids[0]))
-    return UrlsReport(delivery_id=delivery_id, group=group, success=success, clicks_total=clicks, rows=shaped)
+    return UrlsReport(delivery_id=delivery_id, group=group, success=success, clicks_total=clicks,
+                      clicks_total_human=sum(row["total_human"] for row in rows.values()), rows=shaped)

@@ -35,8 +35,10 @@ number them):
  6. Recipients: one PutItem per touched recipient, the whole new item,
     on condition `last_run < run` [writes].
  7. Stats: one UpdateItem per touched counter item (a delivery's
-    indicators, each URL, each 5-minute bucket, each user-agent family),
-    ADDing the deltas, on condition `last_run < run` [writes].
+    indicators, each URL, each 5-minute bucket, each user-agent family,
+    each recipient domain), ADDing the deltas, on condition `last_run < run`
+    [writes]; then the run's new hits as log pages per kind and window
+    (log_pages.py, for the delivery's Tracking tab), same guard [writes].
  8. Quarantine copies of rejected lines [S3 writes]; processed-object
     markers [BatchWriteItem].
  9. Finish: clear the pending run, advance the listing position (last) and
@@ -79,6 +81,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from chalicelib import metrics, native
+from chalicelib.data.domain_stats import UNKNOWN_DOMAIN, domain_stat
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
     INDICATORS,
@@ -92,7 +95,7 @@ from chalicelib.data.tracking import (
 from chalicelib.hits.records import minimise_ip
 from chalicelib.settings import Settings, get_settings
 from chalicelib.tracking import classify as classification
-from chalicelib.tracking import core
+from chalicelib.tracking import core, log_pages
 from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_verdicts, encode_recipient
 from chalicelib.tracking.useragents import DIMENSIONS, classify
 
@@ -399,7 +402,8 @@ class TrackingWorkflow:
             if parsed and (self._clock() > deadline or hits >= self.limits.max_hits):
                 break
             chunk = objects[position:position + chunk_size]
-            for (hour, key), data in zip(chunk, self._parallel(lambda item: self.logs.read(item[1]), chunk)):
+            read = self._parallel(lambda item: self.logs.read(item[1]), chunk)
+            for (hour, key), data in zip(chunk, read, strict=True):
                 result = native.backend().parse_log(data, keys)
                 parsed.append((hour, key, result))
                 hits += len(result.hits)
@@ -420,13 +424,23 @@ class TrackingWorkflow:
 
         retention = self.settings.tracking_retention_days
         recipients = []
+        domains: dict[tuple[str, int], str] = {}
+        logged: dict[str, list[tuple[core.Hit, str]]] = {}  # each delivery's new hits, for its log pages
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
-            recipient_id = stored.get(key, {}).get("recipient_id") or facts.get(key, {}).get("recipient_id")
-            recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits, recipient_id, now_ms,
-                                               retention, update.verdicts, context.sent_at.get(key)))
+            details = {**facts.get(key, {}), **{name: value for name, value in stored.get(key, {}).items() if value}}
+            domains[key] = details.get("domain") or UNKNOWN_DOMAIN
+            recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits,
+                                               details.get("recipient_id"), now_ms, retention, update.verdicts,
+                                               context.sent_at.get(key), domains[key]))
+            known = {hit.hit_id for hit in prior.get(key, ())}
+            logged.setdefault(update.delivery_id, []).extend(
+                (hit, str(details.get("recipient_id") or "")) for hit in update.hits if hit.hit_id not in known)
         stats = [{"delivery_id": delivery_id, "stat": stat, "add": deltas}
-                 for delivery_id, stat, deltas in stat_updates(aggregates.deliveries)]
+                 for delivery_id, stat, deltas in stat_updates(aggregates.deliveries)
+                 + domain_updates(aggregates.recipients, prior, domains)]
+        pages = [page for delivery_id in sorted(logged)
+                 for page in log_pages.encode_pages(delivery_id, logged[delivery_id], run)]
         quarantine = [_quarantine_entry(key, result) for _, key, result in parsed if result.rejections]
 
         rejected: dict[str, int] = {}
@@ -445,6 +459,7 @@ class TrackingWorkflow:
             "over_limit": aggregates.over_limit,
             "recipients_updated": len(recipients),
             "stat_items_updated": len(stats),
+            "log_pages_written": len(pages),
             "deliveries": sorted({delta.delivery_id for delta in aggregates.deliveries})[:MAX_LISTED_DELIVERIES],
             "deliveries_touched": len(aggregates.deliveries),
             "backlog": backlog,
@@ -454,13 +469,16 @@ class TrackingWorkflow:
             "run": run, "owner": owner, "created_at": now_ms, "checkpoint": checkpoint,
             "objects": [[hour, key] for hour, key, _ in parsed],
             "recipients": recipients, "stats": stats, "quarantine": quarantine, "statistics": statistics,
+            "log_pages": pages,
         }
 
     def _delivery_log_facts(self, touched: set[tuple[str, int]], stored: Mapping[tuple[str, int], Mapping[str, Any]]
                             ) -> dict[tuple[str, int], dict[str, Any]]:
-        """Recipient id and send time of the touched recipients whose tracking item does not hold them yet."""
+        """Recipient id, send time and address domain of the touched recipients whose tracking item does not
+        hold them yet."""
         unknown = [key for key in touched
-                   if not stored.get(key, {}).get("recipient_id") or stored.get(key, {}).get("sent_at") is None]
+                   if not stored.get(key, {}).get("recipient_id") or stored.get(key, {}).get("sent_at") is None
+                   or not stored.get(key, {}).get("domain")]
         return delivery_log_facts(self.settings.delivery_logs_table, unknown) if unknown else {}
 
     def _classification(self, hits: Sequence[core.Hit], prior: Mapping[tuple[str, int], Sequence[core.Hit]],
@@ -488,6 +506,7 @@ class TrackingWorkflow:
         self._parallel(lambda item: self.tracking.put_recipient(item, run), record["recipients"])
         self._parallel(lambda stat: self.tracking.apply_stat(stat["delivery_id"], stat["stat"], stat["add"], run,
                                                              at_ms, expires), record["stats"])
+        self._parallel(lambda page: self.tracking.put_log_page(page, run, expires), record.get("log_pages", []))
         for entry in record["quarantine"]:
             if entry["whole_object"]:
                 self.logs.copy_to_quarantine(entry["source"])
@@ -543,6 +562,27 @@ def stat_updates(deliveries: Iterable[core.DeliveryDelta]) -> list[tuple[str, st
     return updates
 
 
+def domain_updates(recipients: Iterable[core.RecipientUpdate], prior: Mapping[tuple[str, int], Sequence[core.Hit]],
+                   domains: Mapping[tuple[str, int], str]) -> list[tuple[str, str, dict[str, int]]]:
+    """(delivery id, domain#<domain>, deltas) of the recipients who opened or clicked for the first time.
+
+    People, not hits, as the indicators count them: a recipient opened when
+    they have any hit (a click implies an open) and clicked with any click.
+    """
+    def reached(hits: Sequence[core.Hit]) -> tuple[int, int]:
+        return int(bool(hits)), int(any(hit.kind == "click" for hit in hits))
+
+    totals: dict[tuple[str, str], dict[str, int]] = {}
+    for update in recipients:
+        key = (update.delivery_id, update.log_id)
+        (opened, clicked), (had_opened, had_clicked) = reached(update.hits), reached(prior.get(key, ()))
+        target = totals.setdefault((update.delivery_id, domain_stat(domains[key])), {"opens": 0, "clicks": 0})
+        target["opens"] += opened - had_opened
+        target["clicks"] += clicked - had_clicked
+    return [(delivery_id, stat, {name: value for name, value in deltas.items() if value})
+            for (delivery_id, stat), deltas in sorted(totals.items()) if any(deltas.values())]
+
+
 def _quarantine_entry(key: str, result: core.ParsedLog) -> dict[str, Any]:
     whole = any(rejection.line == 0 for rejection in result.rejections)
     lines = [] if whole else [_quarantined_line(rejection) for rejection in result.rejections]
@@ -562,8 +602,8 @@ def _quarantined_line(rejection: core.Rejection) -> dict[str, Any]:
 def _empty_statistics(status: str) -> dict[str, Any]:
     return {"status": status, "run": None, "objects": 0, "lines": 0, "hits_accepted": 0, "rejected": {},
             "rejected_total": 0, "duplicates": 0, "over_limit": 0, "recipients_updated": 0,
-            "stat_items_updated": 0, "deliveries": [], "deliveries_touched": 0, "backlog": False,
-            "backlog_objects": 0, "backlog_exact": True, "oldest_waiting_at": None, "lag_seconds": 0}
+            "stat_items_updated": 0, "log_pages_written": 0, "deliveries": [], "deliveries_touched": 0,
+            "backlog": False, "backlog_objects": 0, "backlog_exact": True, "oldest_waiting_at": None, "lag_seconds": 0}
 
 
 def _with_minimised_ip(hit: core.Hit, mode: str) -> core.Hit:

@@ -51,7 +51,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import boto3
 
 from chalicelib import metrics
-
 from infra.local_runtime.lambda_metrics import LambdaMetrics
 
 if TYPE_CHECKING:
@@ -358,7 +357,7 @@ class LocalAlarms:
             EndTime=datetime.fromtimestamp(end, tz=timezone.utc))["MetricDataResults"]
         found: dict[str, dict[int, float]] = {result["Id"]: {} for result in results}
         for result in results:
-            for at, value in zip(result["Timestamps"], result["Values"]):
+            for at, value in zip(result["Timestamps"], result["Values"], strict=True):
                 stamp = int(at.timestamp())
                 if start <= stamp < end:
                     found[result["Id"]][stamp] = value

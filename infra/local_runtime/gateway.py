@@ -34,7 +34,8 @@ logger = logging.getLogger("sendtrail.local.gateway")
 
 
 class _ApiHandler:
-    """The app as API Gateway invokes it: one invocation of the api_handler function (infra/local_runtime/lambda_metrics.py)."""
+    """The app as API Gateway invokes it: one invocation of the api_handler function
+    (infra/local_runtime/lambda_metrics.py)."""
 
     def __init__(self, app_object: Any) -> None:
         self._app = app_object

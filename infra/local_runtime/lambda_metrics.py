@@ -66,9 +66,8 @@ class LambdaMetrics:
     @classmethod
     def for_stack(cls, resources: "ProvisionedStack", **kwargs: Any) -> "LambdaMetrics":
         """The functions of the template (names and reserved concurrency, resolved for the stage)."""
-        from infra.local_runtime.sqs_workers import CHALICE_CONFIG
-
         import app as app_module
+        from infra.local_runtime.sqs_workers import CHALICE_CONFIG
 
         resolver = resources.resolver()
         configured = json.loads(CHALICE_CONFIG.read_text()).get("lambda_functions", {})

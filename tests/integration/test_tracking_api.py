@@ -180,3 +180,24 @@ def test_a_scanner_and_apples_proxy_beside_a_person(api: Any, mta: Any) -> None:
     assert by_time[2_000] == ("machine", ["apple_proxy"])
     assert by_time[3_000] == ("machine", ["scanner_address", "burst", "too_fast"])  # the proxy opened before
     assert by_time[32_000] == ("human", []) and by_time[45_000] == ("human", [])
+
+
+def test_a_click_on_the_hidden_honeypot_link_is_a_machines(api: Any, mta: Any, client: Any, resources: Any) -> None:
+    response = api.post("/api/deliveries", body={
+        "name": "honeypot", "subject": "Hello", "from_address": "news@example.com", "html": SHOP_HTML,
+        "recipients": [{"id": "ann", "email": "ann@example.net"}], "tracking": {"honeypot": True}})
+    delivery_id = response.json_body["id"]
+    assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 202
+    mta.send()
+    [message] = [m for m in OUTBOX.messages() if m.to == ["ann@example.net"]]
+    hidden = re.search(r'<a href="https://t\.example\.com(/r/[^"]+)" style="display:none', message.to_dict()["html"])
+    assert hidden, "the hidden link is in the message"
+    response = client.get(hidden.group(1), headers={"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) "
+                                                                  "AppleWebKit/537.36 Chrome/131.0.0.0 Safari/537.36"})
+    assert response.status_code == 302 and response.headers["Location"] == "https://shop.example.com/"
+    [pump] = pumps_for(resources)
+    assert pump.step() == 1
+    api.post("/api/workflow/run")
+    indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
+    assert (indicators["clicks_total"], indicators["clicks_total_human"]) == (1, 0)
+    assert indicators["machine"]["by_reason"]["honeypot"] == 1

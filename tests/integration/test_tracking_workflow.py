@@ -23,7 +23,7 @@ from tests.tracking_harness import (
     tap,
     workflow,
 )
-from tests.tracking_logs import CHROME, GMAIL_PROXY, IPHONE_MAIL, line, record
+from tests.tracking_logs import GMAIL_PROXY, IPHONE_MAIL, line, record
 
 T0 = 1_740_823_200_000  # 2025-03-01 10:00:00 UTC
 NOW = T0 / 1000 + 20 * 60  # the workflow runs 20 minutes later

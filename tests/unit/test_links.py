@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from chalicelib.deliveries import links
 from chalicelib.deliveries.links import (
-    FIRST_LINK_URL_ID,
     OPEN_PIXEL,
     URL_ID_MIRROR,
     URL_ID_OPEN,
@@ -773,3 +772,17 @@ def test_property_raw_attributes_agree_with_html_parser(soup: list[str], close: 
     if not seen or recorder.get_starttag_text() != tag_text:
         return  # not a start tag at all for the parser: nothing to agree on
     assert [(a.name, a.value) for a in links._raw_attributes(tag_text)] == seen[0]
+
+
+def test_a_honeypot_link_is_hidden_where_the_pixel_goes_and_leads_to_the_site() -> None:
+    html = '<html><body><p><a href="https://shop.example.com/x?utm=1">Shop</a></p></body></html>'
+    prepared = prepare_content(html, None, honeypot=True)
+    assert prepared.html.index(links.HONEYPOT_LINK) < prepared.html.index("</body>")
+    honeypot = prepared.urls[-1]
+    assert (honeypot.url_id, honeypot.url, honeypot.type) == (links.URL_ID_HONEYPOT, "https://shop.example.com/",
+                                                              "click")
+    rendered, _ = render(prepared, {}, FakeLinks())
+    hidden = re.search(r'<a href="([^"]+)" style="display:none[^>]*aria-hidden="true" tabindex="-1"></a>', rendered)
+    assert hidden and hidden.group(1) == "https://t.example/r/0"
+    assert links.HONEYPOT_LINK not in prepare_content(html, None).html  # only when the delivery asks
+    assert prepare_content("<p>no links</p>", None, honeypot=True).urls == links.FIXED_URLS
