@@ -59,8 +59,9 @@ screenshots: native browser
 run: venv native
 	$(BIN)/sendtrail local up --port $(PORT)
 
-## test: static analysis, then every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip
-test: lint native browser cargo-test fuzz-brief
+## test: static analysis, then every test (crate, brief fuzzing, unit, integration, end to end); native parity
+##   tests may not skip; the x86_64 layer zip (under a minute of CPU, once) for the layer's import test
+test: lint native browser cargo-test fuzz-brief out/layers/sendtrail-native-x86_64.zip
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q
 
 ## lint: ruff (lint), mypy (chalicelib/), bandit (the Python that ships and runs locally), clippy (the crate);

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import zipfile
@@ -76,9 +77,11 @@ def test_the_installed_module_is_a_host_shared_object() -> None:
 
 
 def test_a_built_x86_64_layer_imports_and_verifies_a_token(tmp_path: Path) -> None:
-    """Only where `make layer` ran: the layer's python/ directory is importable as Lambda's /opt/python."""
+    """The layer's python/ directory is importable as Lambda's /opt/python (make test builds the x86_64 zip)."""
     built = layer.layer_path("x86_64")
     if not built.exists():
+        if os.environ.get("REQUIRE_NATIVE_MODULE") == "1":  # make test: its prerequisite, so missing is a failure
+            pytest.fail(f"{built} is missing: `make test` builds it (make {built.relative_to(ROOT)})")
         pytest.skip("no layer built (make layer)")
     layer.check(built)
     with zipfile.ZipFile(built) as archive:
