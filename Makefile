@@ -19,7 +19,7 @@ LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(ar
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv native browser run test test-unit test-e2e cargo-test fuzz fuzz-brief layer bench package deploy clean
+.PHONY: venv native browser screenshots run test test-unit test-e2e lint cargo-test fuzz fuzz-brief layer bench soak package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,13 +48,28 @@ browser:
 	        $(BROWSER_PACKAGES) >/dev/null; }
 	@test -x /usr/bin/chromium || { echo "make: /usr/bin/chromium missing after apt-get install chromium" >&2; exit 1; }
 
+## screenshots: the README's dashboard pictures, from the browser tests (out/screenshots/readme-*.png)
+screenshots: native browser
+	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q tests/browser/test_dashboard.py -k reads
+	mkdir -p docs
+	cp out/screenshots/readme-delivery.png docs/dashboard-delivery.png
+	cp out/screenshots/readme-hot-clicks.png docs/dashboard-hot-clicks.png
+
 ## run: the local stack on 127.0.0.1:$(PORT) with the demo delivery, until Ctrl-C
 run: venv native
 	$(BIN)/sendtrail local up --port $(PORT)
 
-## test: every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip
-test: native browser cargo-test fuzz-brief
+## test: static analysis, then every test (crate, brief fuzzing, unit, integration, end to end); native parity tests may not skip
+test: lint native browser cargo-test fuzz-brief
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q
+
+## lint: ruff (lint), mypy (chalicelib/), bandit (the Python that ships and runs locally), clippy (the crate);
+##   configured in pyproject.toml, the tools pinned in requirements-dev.txt
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c pyproject.toml -r app.py chalicelib infra
+	cd native && cargo clippy --locked --quiet --all-targets --features python -- -D warnings
 
 test-unit: native
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q tests/unit
@@ -91,6 +106,11 @@ layer: $(LAYERS)
 ## bench: ingestion throughput and memory, hit path overhead, cold start (figures, not assertions)
 bench: native
 	$(BIN)/python -m bench
+
+## soak: 100,000 hits through the local stack (HTTP, Kinesis, Firehose, workflow), counted exactly; not in make test
+SOAK_HITS ?= 100000
+soak: venv native
+	$(BIN)/python -m bench.soak --hits $(SOAK_HITS)
 
 ## package: out/$(STAGE)/ - the merged CloudFormation template, code and layer for ARCH; cfn-lint checked
 STAGE ?= dev

@@ -151,6 +151,24 @@ def delivery_breakdown(delivery_id):
     return reports_api.breakdown(app.current_request, delivery_id)
 
 
+@app.route("/api/deliveries/{delivery_id}/domains", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_domains(delivery_id):
+    return reports_api.domains(app.current_request, delivery_id)
+
+
+@app.route("/api/deliveries/{delivery_id}/tracking", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def delivery_tracking(delivery_id):
+    return reports_api.delivery_tracking(app.current_request, delivery_id)
+
+
+@app.route("/api/throughput", methods=["GET"], authorizer=api_auth)
+@requires(READ)
+def throughput_report():
+    return reports_api.throughput(app.current_request)
+
+
 @app.route("/api/deliveries/{delivery_id}/user-agents", methods=["GET"], authorizer=api_auth)
 @requires(READ)
 def delivery_user_agents(delivery_id):
@@ -283,6 +301,11 @@ def dashboard_delivery(delivery_id):
 @app.route("/dashboard/deliveries/{delivery_id}/hot-clicks", methods=["GET"])
 def dashboard_hot_clicks(delivery_id):
     return pages.delivery_hot_clicks(app.current_request, delivery_id)
+
+
+@app.route("/dashboard/deliveries/{delivery_id}/tracking", methods=["GET"])
+def dashboard_delivery_tracking(delivery_id):
+    return pages.delivery_tracking(app.current_request, delivery_id)
 
 
 @app.route("/dashboard/recipients", methods=["GET"])

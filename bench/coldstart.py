@@ -24,7 +24,6 @@ task directory without bytecode, as the deployment package holds it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import statistics
 import subprocess

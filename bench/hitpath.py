@@ -44,7 +44,8 @@ class StubKinesis:
 
     def put_record(self, **kwargs: Any) -> dict[str, str]:
         self.puts += 1
-        return {"ShardId": "shardId-000000000000", "SequenceNumber": "49590338271490256608559692538361571095921575989136588898"}
+        return {"ShardId": "shardId-000000000000",
+                "SequenceNumber": "49590338271490256608559692538361571095921575989136588898"}
 
 
 def _event(resource: str, path: str, token: str) -> dict[str, Any]:

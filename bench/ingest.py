@@ -149,7 +149,8 @@ def _measure(standard: Input, repeats: int, python_repeats: int) -> dict[str, An
     python_run = _runs(python, data, python_repeats, standard)
     summary = ("hits", "duplicates", "rejected", "recipients", "deliveries")
     if [python_run["last"][name] for name in summary] != [native_run["last"][name] for name in summary]:
-        raise RuntimeError(f"the native path disagrees with the reference: {native_run['last']} != {python_run['last']}")
+        raise RuntimeError(f"the native path disagrees with the reference: "
+                           f"{native_run['last']} != {python_run['last']}")
     hits = standard.hits
     native_rate = hits / native_run["seconds"]
     floor_rate = hits / floor_seconds

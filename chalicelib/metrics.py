@@ -58,6 +58,7 @@ HTTP_SERVER_ERRORS = "HttpServerErrors"  # any route answering 5xx, e.g. a hit m
 WORKFLOW_RUNS = "WorkflowRuns"  # every invocation, busy or not
 WORKFLOW_SUCCESSES = "WorkflowSuccesses"  # a run that completed (or found nothing to do)
 WORKFLOW_LAG = "WorkflowLagSeconds"  # age of the oldest unprocessed redirection-log object, 0 when none
+WORKFLOW_BACKLOG = "WorkflowBacklogObjects"  # redirection-log objects a run saw and left waiting
 LINES_PROCESSED = "LinesProcessed"
 MALFORMED_LINES = "MalformedLines"  # dimension reason
 NATIVE_FALLBACK = "NativeFallback"  # dimension mode
@@ -167,7 +168,9 @@ def _provider() -> Any:
     from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
     provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE)
-    provider.service = None  # no `service` dimension: alarms name exactly stage and emit()'s dimensions
+    # No `service` dimension: alarms name exactly stage and emit()'s dimensions. Powertools types the
+    # attribute str, yet None is how it leaves the dimension out.
+    provider.service = None  # type: ignore[assignment]
     return provider
 
 

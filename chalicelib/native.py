@@ -168,10 +168,8 @@ def _parsed_log(parsed: tuple[Any, ...]) -> core.ParsedLog:
 
 def _aggregates(recipients: Sequence[core.RecipientUpdate], deliveries: list[tuple[Any, ...]], duplicates: int,
                 over_limit: int) -> core.Aggregates:
-    if isinstance(recipients, list):
-        recipients = tuple(recipients)
-    return core.Aggregates(recipients, tuple(core.DeliveryDelta(*delivery) for delivery in deliveries), duplicates,
-                           over_limit)
+    return core.Aggregates(tuple(recipients), tuple(core.DeliveryDelta(*delivery) for delivery in deliveries),
+                           duplicates, over_limit)
 
 
 def select(mode: str, import_module: Callable[[str], ModuleType] = importlib.import_module) -> Backend:

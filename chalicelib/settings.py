@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     expired_page_url: Optional[str] = None
     ip_address_mode: Literal["full", "truncated", "none"] = "truncated"
     default_validity_days: int = Field(default=30, ge=1, le=3650)
-    tracking_retention_days: int = Field(default=365, ge=1, description="tracking items live this long after their last hit")
+    tracking_retention_days: int = Field(
+        default=365, ge=1, description="tracking items live this long after their last hit")
     delivery_log_retention_days: int = Field(
         default=180, ge=1, description="a delivery log (address, attributes, status) lives this long after its message "
                                        "was sent (Campaign: 6 months); its unsubscribe link works as long")
@@ -88,6 +89,11 @@ class Settings(BaseSettings):
     workflow_lease_seconds: int = Field(default=360, ge=10, description="longer than the workflow Lambda's timeout")
     workflow_lookback_hours: int = Field(
         default=26, ge=1, description="hour partitions re-listed for late objects (Firehose retries for up to 24 h)")
+    workflow_max_list_pages: int = Field(
+        default=50, ge=1, description="pages of 1,000 keys a run lists past its cursor at most (new objects)")
+    workflow_sweep_pages: int = Field(
+        default=5, ge=1, description="pages of the lookback window a run sweeps for late objects; the sweep "
+                                      "resumes where it stopped and starts over once it reaches the cursor")
     workflow_write_concurrency: int = Field(default=16, ge=1, le=64, description="parallel DynamoDB writes in a run")
     workflow_max_hits_per_recipient: int = Field(
         default=500, ge=1, le=500, description="hits kept per recipient and delivery (500 keeps an item < 400 KB)")
@@ -167,4 +173,4 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """Settings, read once per container (tests clear the cache)."""
-    return Settings()  # type: ignore[call-arg]  - required fields come from the environment
+    return Settings()  # required fields come from the environment (the pydantic mypy plugin knows)

@@ -253,11 +253,18 @@ def tracking_workflow(context: StatusContext) -> ComponentStatus:
 def assess_workflow(state: dict[str, Any], now_ms: int) -> ComponentStatus:
     name = "tracking_workflow"
     last_run, last_success = state.get("last_run_at"), state.get("last_success_at")
-    lag = int(state.get("lag_seconds") or 0)
+    waiting = int(state.get("backlog_objects") or 0)
+    oldest = state.get("oldest_waiting_at")
+    # The backlog's age now, not at the last run: it keeps growing while nothing runs.
+    lag = max(0, (now_ms - int(oldest)) // 1000) if waiting and oldest else int(state.get("lag_seconds") or 0)
     details = {"last_run_at": last_run, "last_run_status": state.get("last_run_status"),
                "last_success_at": last_success, "lag_seconds": lag, "last_error": state.get("last_error"),
+               "backlog_objects": waiting, "backlog_exact": state.get("backlog_exact", True),
+               "cursor": state.get("cursor"), "sweep_cursor": state.get("sweep_cursor"),
                "last_completed_run": state.get("last_completed_run"), "pending_run": state.get("pending_run"),
                "lease_until": state.get("lease_until")}
+    backlog = (f"{'' if details['backlog_exact'] else 'at least '}{waiting} redirection log(s) waiting, the oldest "
+               f"{_duration(lag * 1000)} old" if waiting else "")
     stalled_after_ms = STALLED_AFTER_PERIODS * WORKFLOW_SCHEDULE_SECONDS * 1000
     if last_success is None:
         failed = f" (last run failed: {state.get('last_error')})" if state.get("last_run_status") == "failed" else ""
@@ -268,14 +275,17 @@ def assess_workflow(state: dict[str, Any], now_ms: int) -> ComponentStatus:
                 + (f" ({state.get('last_error')})" if state.get("last_run_status") == "failed" else "")
                 if last_run else "")
         return ComponentStatus(name, FAIL, f"stalled: no successful run for {_duration(since)} (more than "
-                                           f"{STALLED_AFTER_PERIODS} schedule periods){last}", details)
+                                           f"{STALLED_AFTER_PERIODS} schedule periods){last}"
+                                           + (f"; {backlog}" if backlog else ""), details)
     if state.get("last_run_status") == "failed":
         return ComponentStatus(name, WARN, f"the last run failed: {state.get('last_error')}; last success "
                                            f"{_duration(since)} ago", details)
     if lag > BACKLOG_WARN_SECONDS:
-        return ComponentStatus(name, WARN, f"backlog: the oldest unprocessed redirection log is "
-                                           f"{_duration(lag * 1000)} old", details)
-    return ComponentStatus(name, OK, f"last success {_duration(since)} ago, lag {_duration(lag * 1000)}", details)
+        return ComponentStatus(name, WARN, f"backlog: {backlog}" if backlog else
+                               f"backlog: the oldest unprocessed redirection log is {_duration(lag * 1000)} old",
+                               details)
+    return ComponentStatus(name, OK, f"last success {_duration(since)} ago, lag {_duration(lag * 1000)}"
+                                     + (f"; {backlog}" if backlog else ""), details)
 
 
 def ses(context: StatusContext) -> ComponentStatus:
@@ -436,7 +446,7 @@ def report(context: StatusContext, checks: list[Check] | None = None,
         pool.shutdown(wait=False, cancel_futures=True)
     components = [future.result() if future.done() else
                   ComponentStatus(check.component, FAIL, f"no answer within {timeout_seconds:g} s")
-                  for check, future in zip(checks, futures)]
+                  for check, future in zip(checks, futures, strict=True)]
     overall = max((component.status for component in components), key=SEVERITY.__getitem__, default=OK)
     return {"status": overall, "checked_at": context.now_ms, "components": [asdict(item) for item in components]}
 

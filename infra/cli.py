@@ -46,6 +46,8 @@ def _api() -> ApiClient:
         url, token = url or state["api_url"], token or state["api_token"]
     if not (url and token):
         raise SystemExit("set SENDTRAIL_API_URL and SENDTRAIL_API_TOKEN, or start the local stack (make run)")
+    if not url.startswith(("https://", "http://")):
+        raise SystemExit(f"SENDTRAIL_API_URL must start with https:// or http://, not {url[:40]!r}")
     return ApiClient(url, token)
 
 
@@ -71,12 +73,10 @@ def _print_table(rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def local_up(arguments: argparse.Namespace) -> int:
     import logging
-
-    from infra.local_runtime.stack import LocalStack, LocalStackOptions
-
     import threading
 
     from infra.local_runtime.demo import demo_mode, run_engagement_demo
+    from infra.local_runtime.stack import LocalStack, LocalStackOptions
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # The API's request threads share each boto3 client's 10 pooled connections to the embedded AWS: under the
@@ -232,8 +232,11 @@ def _redirection_status(url: str) -> tuple[str, str]:
     import urllib.error
     import urllib.request
 
+    if not url.startswith(("https://", "http://")):
+        return "FAIL", f"{url[:80]!r} is not an http(s) URL"
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the operator's own endpoint
+        # S310/B310 (URL schemes): the operator's own endpoint, its scheme checked above.
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # nosec B310
             body = response.read().decode("utf-8", "replace").strip()
             code = response.status
     except (urllib.error.URLError, OSError) as error:
@@ -440,7 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True)
     lists.add_parser("show", help="entries per signal and provider").set_defaults(handler=lists_show)
     for kind, signals, example in (
-            ("ranges", ("apple_proxy", "scanner"), "e.g. Apple's egress-ip-ranges.csv or Microsoft 365's endpoints JSON"),
+            ("ranges", ("apple_proxy", "scanner"),
+             "e.g. Apple's egress-ip-ranges.csv or Microsoft 365's endpoints JSON"),
             ("agents", ("apple_proxy", "scanner", "prefetch"), "one user-agent marker per line")):
         importing = lists.add_parser(f"import-{kind}", help=f"replace a provider's {kind} from a downloaded file "
                                                            f"({example})")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from botocore.exceptions import WaiterError
 
 ARTIFACT_PROPERTIES = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
@@ -79,7 +80,7 @@ def deploy(stack_name: str, template_url: str, parameters: dict[str, str], cloud
     try:
         cloudformation.get_waiter("change_set_create_complete").wait(
             StackName=stack_name, ChangeSetName=change_set, WaiterConfig={"Delay": 5, "MaxAttempts": 120})
-    except Exception:
+    except WaiterError:
         described = cloudformation.describe_change_set(StackName=stack_name, ChangeSetName=change_set)
         reason = described.get("StatusReason", "")
         if "didn't contain changes" in reason or "No updates" in reason:

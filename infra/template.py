@@ -63,7 +63,8 @@ for _tag, _function in _SHORT_FORM_TAGS.items():
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The template as plain data, intrinsics in their long form."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+        # S506/B506 (yaml.load): _TemplateLoader is a SafeLoader subclass.
+        return yaml.load(handle, Loader=_TemplateLoader)  # noqa: S506  # nosec B506
 
 
 def parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str]) -> dict[str, str]:

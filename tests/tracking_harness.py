@@ -17,6 +17,8 @@ import boto3
 from botocore import handlers as botocore_handlers
 
 from chalicelib.data import aws
+from chalicelib.data.domain_stats import DOMAIN_PREFIX
+from chalicelib.data.throughput import PARTITION_PREFIX
 from chalicelib.data.dynamo import to_value
 from chalicelib.data.redirection_logs import LOG_PREFIX, hour_partition
 from chalicelib.settings import get_settings
@@ -28,6 +30,7 @@ WRITE_OPERATIONS = {
     "s3": {"PutObject", "CopyObject", "DeleteObject", "DeleteObjects"},
 }
 VOLATILE = {"updated_at", "last_updated", "expires_at_epoch"}
+WORKFLOW_PART = ("opens", "clicks", "last_run", "last_updated")  # of a domain#<domain> stats item
 
 
 class SimulatedCrash(BaseException):
@@ -163,8 +166,32 @@ def reset_workflow_tables() -> None:
                         (settings.tracking_stats_table, ("delivery_id", "stat")),
                         (settings.workflow_table, ("pk", "sk"))):
         for item in scan_all(table):
-            dynamodb.delete_item(TableName=table, Key={name: to_value(item[name]) for name in keys})
+            key = {name: to_value(item[name]) for name in keys}
+            if str(item.get("delivery_id", "")).startswith(PARTITION_PREFIX):
+                continue  # the send workers' hourly counters
+            if str(item.get("stat", "")).startswith(DOMAIN_PREFIX):  # shared with the MTA: only the workflow's part
+                dynamodb.update_item(TableName=table, Key=key, UpdateExpression=f"REMOVE {', '.join(WORKFLOW_PART)}")
+                continue
+            dynamodb.delete_item(TableName=table, Key=key)
     s3 = boto3.client("s3")
     for entry in s3.list_objects_v2(Bucket=settings.redirection_log_bucket).get("Contents", []):
         if not entry["Key"].startswith(LOG_PREFIX):
             s3.delete_object(Bucket=settings.redirection_log_bucket, Key=entry["Key"])
+
+
+def put_processed_objects(hour: str, count: int, run: int = 1, name: str = "fallback-") -> list[str]:
+    """Test setup only: `count` tiny log objects under `hour`, each with its processed marker, as a past run
+    left them; written into moto's backends directly (60,000 objects in seconds, not minutes of API calls)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.s3.models import s3_backends
+
+    settings = get_settings()
+    s3 = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    table = dynamodb_backends[DEFAULT_ACCOUNT_ID][boto3.session.Session().region_name or "us-east-1"]
+    keys = [f"{LOG_PREFIX}{hour}/{name}{index:032x}" for index in range(count)]
+    for key in keys:
+        s3.put_object(settings.redirection_log_bucket, key, b"", disable_notification=True)
+        table.put_item(settings.workflow_table, {"pk": {"S": f"objects#{hour}"}, "sk": {"S": key},
+                                                 "run": {"N": str(run)}})
+    return keys

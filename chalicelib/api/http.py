@@ -11,7 +11,7 @@ import base64
 import functools
 import json
 import logging
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from chalice import Response
@@ -74,13 +74,24 @@ def parse_body(request: Request, model: type[Model]) -> Model:
     try:
         return model.model_validate(document)
     except ValidationError as error:
-        fields = [{"field": field_path(tuple(detail["loc"])), "message": detail["msg"]} for detail in error.errors()]
-        summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields[:5])
-        raise BadRequest(f"invalid request: {summary}", fields) from None
+        raise refusal(error, "invalid request") from None
+
+
+def refusal(error: ValidationError, what: str, whole: str = "body") -> BadRequest:
+    """A 400 naming each invalid field (`whole` when the error is about all of them) and the first five reasons."""
+    fields = [{"field": field_path(tuple(detail["loc"])) if detail["loc"] else whole, "message": detail["msg"]}
+              for detail in error.errors()]
+    summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields[:5])
+    return BadRequest(f"{what}: {summary}", fields)
+
+
+def query_params(request: Request) -> Mapping[str, str]:
+    """The request's query parameters (Chalice gives None when there are none)."""
+    return request.query_params or {}
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = (request.query_params or {}).get(name)
+    raw = query_params(request).get(name)
     if raw is None:
         return default
     try:
@@ -95,7 +106,7 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
 
 def decode_cursor(request: Request) -> dict[str, Any] | None:
     """The `next` query parameter: a cursor an earlier page returned (a table key), or None."""
-    return cursor_value((request.query_params or {}).get("next"))
+    return cursor_value(query_params(request).get("next"))
 
 
 def cursor_value(raw: str | None) -> dict[str, Any] | None:
@@ -119,7 +130,7 @@ def encode_cursor(key: dict[str, Any] | None) -> str | None:
 
 def query_choice(request: Request, name: str, choices: tuple[str, ...] | frozenset[str]) -> str | None:
     """An optional query parameter that must be one of `choices`."""
-    raw = (request.query_params or {}).get(name)
+    raw = query_params(request).get(name)
     if raw is None or raw == "":
         return None
     if raw not in choices:

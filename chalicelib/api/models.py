@@ -11,6 +11,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.errors import InvalidField
+from chalicelib.reports.models import TrackingLogEntry
 
 
 class FieldError(BaseModel):
@@ -115,3 +116,29 @@ class TimelineQuery(QueryParameters):
 class BreakdownQuery(QueryParameters):
     by: Literal["os", "device", "browser", "client"] = Field(default="os", description="the user agent's "
                                                              "operating system, device, browser or email client")
+
+
+
+class DeliveryTrackingQuery(QueryParameters):
+    kind: Optional[Literal["click", "open", "optout", "mirror"]] = Field(
+        default=None, description="only the hits of this kind")
+    limit: int = Field(default=50, ge=1, le=200, description="hits per page")
+    next: Optional[str] = Field(default=None, description="the `next` of the previous page")
+
+
+class DeliveryTrackingPage(BaseModel):
+    """The delivery's Tracking tab: its tracking logs newest first, a page at a time (an index, never a scan)."""
+
+    delivery_id: str
+    kind: Optional[Literal["click", "open", "optout", "mirror"]] = Field(description="the kind asked for; null: all")
+    items: list[TrackingLogEntry] = Field(description="newest first")
+    next: Optional[str] = Field(description="pass as ?next= for the following page; null on the last")
+
+
+class ThroughputQuery(QueryParameters):
+    """`from` and `to` are epoch milliseconds (the model names them start and end: `from` is Python's)."""
+
+    start: Optional[int] = Field(default=None, alias="from", ge=0,
+                                 description="the range's start, epoch ms (default: 24 hours before `to`)")
+    end: Optional[int] = Field(default=None, alias="to", ge=0, description="the range's end, epoch ms (default: now)")
+    bucket: Literal["1h", "1d"] = Field(default="1h", description="messages per hour or per day (UTC)")

@@ -56,7 +56,8 @@ ERROR_MEANINGS = {
 TAGS = (("deliveries", "Create, read and list deliveries, their logs, the quarantine list"),
         ("sending", "Start, pause, resume and stop sending"),
         ("reports", "Campaign's reports: indicators, hot clicks, URLs, timeline, breakdowns, tracking"),
-        ("operations", "The status check, the tracking workflow, this document"))
+        ("privacy", "Export or erase what is kept about a person; purge a delivery"),
+        ("operations", "The status check, signing keys, the tracking workflow, this document"))
 
 
 class RouteNotDeclared(LookupError):

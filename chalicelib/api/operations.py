@@ -23,7 +23,7 @@ from chalice import Response
 from chalice.app import Request
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.api.http import BadRequest, api_handler, field_path, model_response, parse_body
+from chalicelib.api.http import api_handler, model_response, parse_body, refusal
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -55,10 +55,7 @@ def parse_query(request: Request, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        fields = [{"field": field_path(tuple(detail["loc"])) if detail["loc"] else "query",
-                   "message": detail["msg"]} for detail in error.errors()]
-        summary = "; ".join(f"{item['field']}: {item['message']}" for item in fields[:5])
-        raise BadRequest(f"invalid query parameters: {summary}", fields) from None
+        raise refusal(error, "invalid query parameters", whole="query") from None
 
 
 def _parameter_names(model: type[BaseModel]) -> list[str]:
@@ -69,7 +66,7 @@ def wants_csv(request: Request, query: Any = None) -> bool:
     """CSV when asked by `?format=csv` or by an Accept header whose first type is text/csv (as API Gateway reads it)."""
     if query is not None and getattr(query, "format", None) == "csv":
         return True
-    accept = (request.headers or {}).get("accept") or ""
+    accept: str = request.headers.get("accept") or "" if request.headers else ""
     return accept.split(",")[0].split(";")[0].strip().lower() == CSV
 
 

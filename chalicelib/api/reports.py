@@ -1,4 +1,5 @@
-"""Campaign's delivery reports over HTTP: hot clicks, URLs, timeline, time to react, breakdown.
+"""Campaign's delivery reports over HTTP: hot clicks, URLs, timeline, time to react, breakdown, domains,
+the delivery's Tracking tab, and throughput across deliveries.
 
 The computations are chalicelib/reports/'s (each a bounded number of key
 reads); these handlers parse the query parameters and shape the answer,
@@ -11,10 +12,32 @@ from chalice import Response
 from chalice.app import Request
 
 from chalicelib.api.csv_pages import csv_page
-from chalicelib.api.models import BreakdownQuery, TimelineQuery, UrlsQuery
+from chalicelib.api.http import BadRequest, cursor_value, encode_cursor
+from chalicelib.api.models import (
+    BreakdownQuery,
+    DeliveryTrackingPage,
+    DeliveryTrackingQuery,
+    ThroughputQuery,
+    TimelineQuery,
+    UrlsQuery,
+)
 from chalicelib.api.operations import operation, wants_csv
-from chalicelib.reports import activity, breakdown as breakdowns, hot_clicks as hot, urls as url_reports
-from chalicelib.reports.models import Breakdown, HotClicks, TimeToReact, Timeline, UrlRow, UrlsReport
+from chalicelib.clock import now_ms
+from chalicelib.reports import activity, breakdown as breakdowns, domains as domain_reports, hot_clicks as hot
+from chalicelib.reports import throughput as throughputs, tracking_log, urls as url_reports
+from chalicelib.reports.models import (
+    Breakdown,
+    DomainsReport,
+    HotClicks,
+    Throughput,
+    TimeToReact,
+    Timeline,
+    TrackingCursor,
+    UrlRow,
+    UrlsReport,
+)
+
+DAY_MS = 86_400_000
 
 
 @operation("GET", "/api/deliveries/{delivery_id}/hot-clicks", response=HotClicks, tag="reports",
@@ -59,3 +82,42 @@ def time_to_react(request: Request, delivery_id: str) -> TimeToReact:
 def breakdown(request: Request, delivery_id: str, query: BreakdownQuery) -> Breakdown:
     """Hits, not people: each value's opens and clicks and its share of the delivery's, most opens first."""
     return breakdowns.breakdown(delivery_id, query.by)
+
+
+@operation("GET", "/api/deliveries/{delivery_id}/domains", response=DomainsReport, tag="reports",
+           summary="Statistics by recipient domain: sent, delivered, bounces, complaints, opens, clicks")
+def domains(request: Request, delivery_id: str) -> DomainsReport:
+    """The top domains by messages sent, then "other", with rates of sent: which mailbox provider refuses or
+    ignores the delivery. Read from counters kept as messages are sent, bounce and are opened, never a scan."""
+    return domain_reports.domains(delivery_id)
+
+
+def _tracking_cursor(raw: str | None) -> TrackingCursor | None:
+    cursor = cursor_value(raw)
+    if cursor is None:
+        return None
+    try:
+        return TrackingCursor.model_validate(cursor)
+    except ValueError:
+        raise BadRequest("next is not a cursor this API returned", [{"field": "next", "message": "invalid"}]) from None
+
+
+@operation("GET", "/api/deliveries/{delivery_id}/tracking", query=DeliveryTrackingQuery,
+           response=DeliveryTrackingPage, tag="reports",
+           summary="The delivery's Tracking tab: its tracking logs, newest first")
+def delivery_tracking(request: Request, delivery_id: str, query: DeliveryTrackingQuery) -> DeliveryTrackingPage:
+    """Each hit with its recipient, kind, URL and label, time and user agent; ?kind= for one kind. What a page
+    costs depends on its size, not on the delivery's."""
+    page = tracking_log.delivery_tracking(delivery_id, query.kind, query.limit, _tracking_cursor(query.next))
+    return DeliveryTrackingPage(delivery_id=page.delivery_id, kind=page.kind, items=page.items,
+                                next=encode_cursor(page.next.model_dump() if page.next else None))
+
+
+@operation("GET", "/api/throughput", query=ThroughputQuery, response=Throughput, errors=(), tag="reports",
+           summary="Delivery throughput across deliveries: messages per hour and bits per second")
+def throughput(request: Request, query: ThroughputQuery) -> Throughput:
+    """Per hour (or day) over [from, to], whole UTC buckets, every delivery; at most 92 days at once.
+    Without `to`, now; without `from`, 24 hours before `to`."""
+    end = now_ms() if query.end is None else query.end
+    start = max(0, end - DAY_MS) if query.start is None else query.start
+    return throughputs.throughput(start, end, query.bucket)

@@ -20,8 +20,17 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Optional
 
 from chalicelib.data import aws
-from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, \
-    query_page, to_item, to_value
+from chalicelib.data.dynamo import (
+    batch_delete,
+    batch_get,
+    batch_write,
+    from_item,
+    query_all,
+    query_keys,
+    query_page,
+    to_item,
+    to_value,
+)
 
 SUMMARY, CONTENT, LINKS = "summary", "content", "links"
 BY_CREATED_INDEX = "by-created"  # declared on DeliveriesTable in infra/template.yaml
@@ -255,7 +264,7 @@ class DeliveryStore:
         )
 
     def recipient_logs(self, recipient_id: str) -> list[dict[str, Any]]:
-        """Every delivery log of a recipient across deliveries (a Query on the by-recipient index, then GetItems)."""
+        """Every delivery log of a recipient across deliveries (a Query on the by-recipient index, then gets)."""
         keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.logs_table,
                           IndexName=BY_RECIPIENT_INDEX, KeyConditionExpression="recipient_id = :r",
                           ExpressionAttributeValues={":r": {"S": recipient_id}})
@@ -264,7 +273,8 @@ class DeliveryStore:
     def delete_delivery(self, delivery_id: str) -> int:
         """Delete a delivery's logs (by its partition key) and then its items; returns how many logs."""
         keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.logs_table,
-                          KeyConditionExpression="delivery_id = :d", ExpressionAttributeValues={":d": {"S": delivery_id}})
+                          KeyConditionExpression="delivery_id = :d",
+                          ExpressionAttributeValues={":d": {"S": delivery_id}})
         deleted = batch_delete(self._dynamodb, self.logs_table, keys)
         batch_delete(self._dynamodb, self.deliveries_table,
                      ({"delivery_id": delivery_id, "part": part} for part in (LINKS, CONTENT, SUMMARY)))
@@ -421,7 +431,7 @@ class DeliveryStore:
         quarantine state) that commit or fail with the rest. Conflicts with
         concurrent transactions on the same items are retried with jitter.
         """
-        items = [self._log_update(delivery_id, change, now_ms) for change in transitions]
+        items: list[Mapping[str, Any]] = [self._log_update(delivery_id, change, now_ms) for change in transitions]
         summary = self._summary_update(delivery_id, transitions, summary_values or {}, summary_add or {},
                                        summary_set_once or {})
         if summary is not None:
@@ -441,7 +451,8 @@ class DeliveryStore:
                     return False
                 if "TransactionConflict" not in reasons and "ThrottlingError" not in reasons:
                     raise
-            time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+            # bandit B311 (pseudo-random): retry jitter, not a secret.
+            time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))  # nosec B311
         raise TransactionFailed(f"delivery {delivery_id}: transaction kept conflicting")
 
     def _summary_key(self, delivery_id: str) -> dict[str, Any]:
@@ -486,7 +497,7 @@ class DeliveryStore:
         for name, value in set_once.items():
             path = expression.name(name)
             expression.sets.append(f"{path} = if_not_exists({path}, {expression.value(value)})")
-        for name, delta in add.items():
-            expression.adds.append(f"{expression.name(name)} {expression.value(delta)}")
+        for name, amount in add.items():
+            expression.adds.append(f"{expression.name(name)} {expression.value(amount)}")
         return {"Update": {"TableName": self.deliveries_table, "Key": self._summary_key(delivery_id),
                            "ConditionExpression": "attribute_exists(delivery_id)", **expression.request()}}

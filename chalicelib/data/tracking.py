@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data import aws
+from chalicelib.data.domain_stats import domain_of
 from chalicelib.data.dynamo import batch_delete, batch_get, batch_write, from_item, query_all, query_keys, to_item, \
     to_value
 
@@ -123,6 +124,27 @@ class TrackingStore:
             return False
         return True
 
+    def put_log_page(self, item: Mapping[str, Any], run: int, expires_at_epoch: int) -> bool:
+        """Write one log page of run `run` (tracking/log_pages.py); False if it was written already."""
+        try:
+            self._dynamodb.put_item(TableName=self.stats_table,
+                                    Item=to_item({**item, "last_run": run, "expires_at_epoch": expires_at_epoch}),
+                                    ConditionExpression=_GUARD, ExpressionAttributeValues={":run": {"N": str(run)}})
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def log_pages_down(self, delivery_id: str, prefix: str, highest: str, page_size: int = 20
+                       ) -> Iterator[dict[str, Any]]:
+        """A delivery's stats items from `prefix` whose name is at most `highest`, in descending name order:
+        Queries of `page_size` items, made only as the caller reads on."""
+        return query_all(
+            self._dynamodb, TableName=self.stats_table,
+            KeyConditionExpression="delivery_id = :d AND stat BETWEEN :low AND :high",
+            ExpressionAttributeValues={":d": {"S": delivery_id}, ":low": {"S": prefix}, ":high": {"S": highest}},
+            ScanIndexForward=False, Limit=page_size,
+        )
+
     def get_stat(self, delivery_id: str, stat: str) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(TableName=self.stats_table,
                                            Key={"delivery_id": {"S": delivery_id}, "stat": {"S": stat}})
@@ -139,17 +161,34 @@ class TrackingStore:
 
 def delivery_log_facts(logs_table: str, keys: Iterable[tuple[str, int]], config: Any = aws.DEFAULT
                        ) -> dict[tuple[str, int], dict[str, Any]]:
-    """The recipient id and send time (ms) of each (delivery id, log id) from the delivery logs (BatchGetItem)."""
+    """The recipient id, send time (ms) and address domain of each (delivery id, log id) from the delivery
+    logs (BatchGetItem)."""
     requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
                  for delivery_id, log_id in sorted(set(keys))]
     items = batch_get(aws.client("dynamodb", config), logs_table, requested, consistent=False,
-                      projection="delivery_id, log_id, recipient_id, sent_at")
+                      projection="delivery_id, log_id, recipient_id, sent_at, email")
     return {(item["delivery_id"], int(item["log_id"])): {
         "recipient_id": str(item["recipient_id"]) if item.get("recipient_id") else None,
-        "sent_at": int(item["sent_at"]) if item.get("sent_at") is not None else None} for item in items}
+        "sent_at": int(item["sent_at"]) if item.get("sent_at") is not None else None,
+        "domain": domain_of(item.get("email"))} for item in items}
 
 
-OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error")
+OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error",
+                      "backlog_objects", "backlog_exact", "oldest_waiting_at")
+# Where the listing stands: the head's cursor (StartAfter for new objects), the sweep's (behind it; '' =
+# start the lookback window over) and the cursor's hour partition (for people).
+POSITION_ATTRIBUTES = ("cursor", "sweep_cursor", "checkpoint")
+
+
+def _record_position(position: Mapping[str, str] | None, sets: list[str], values: dict[str, Any],
+                     names: dict[str, str]) -> None:
+    """Add the listing position to a state update (only the attributes given)."""
+    for name, value in (position or {}).items():
+        if name not in POSITION_ATTRIBUTES:
+            raise ValueError(f"not a position attribute: {name}")
+        names[f"#p_{name}"] = name
+        values[f":p_{name}"] = value
+        sets.append(f"#p_{name} = :p_{name}")
 
 
 def _record_outcome(outcome: Mapping[str, Any] | None, sets: list[str], removes: list[str],
@@ -216,9 +255,9 @@ class WorkflowStateStore:
             "(attribute_not_exists(run_seq) OR run_seq = :previous)",
             {":me": owner, ":run": run, ":record": record_key, ":previous": run - 1}) is not None
 
-    def finish_run(self, owner: str, run: int, checkpoint: str | None, statistics: Mapping[str, Any],
+    def finish_run(self, owner: str, run: int, position: Mapping[str, str] | None, statistics: Mapping[str, Any],
                    now_ms: int, release: bool, outcome: Mapping[str, Any] | None = None) -> bool:
-        """The pending run is fully applied: advance the checkpoint (last), and release the lease if asked.
+        """The pending run is fully applied: advance the listing position (last), and release the lease if asked.
 
         `outcome` (attributes such as last_run_at, last_success_at) is recorded in the same write.
         """
@@ -226,34 +265,41 @@ class WorkflowStateStore:
         sets = ["last_completed_run = :run", "last_completed_at = :now", "last_statistics = :stats"]
         removes = ["pending_run", "pending_record"] + (["lease_owner", "lease_until"] if release else [])
         names: dict[str, str] = {}
-        if checkpoint:
-            sets.append("#checkpoint = :checkpoint")
-            values[":checkpoint"] = checkpoint
-            names["#checkpoint"] = "checkpoint"
+        _record_position(position, sets, values, names)
         _record_outcome(outcome, sets, removes, values, names)
         return self._update_state(f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
                                   "lease_owner = :me AND pending_run = :run", values, names=names or None) is not None
 
-    def release(self, owner: str, checkpoint: str | None = None, outcome: Mapping[str, Any] | None = None) -> bool:
-        """Give the lease up (with the new checkpoint and the run's outcome, when given)."""
+    def release(self, owner: str, position: Mapping[str, str] | None = None,
+                outcome: Mapping[str, Any] | None = None) -> bool:
+        """Give the lease up (with the new listing position and the run's outcome, when given)."""
         values: dict[str, Any] = {":me": owner}
         sets: list[str] = []
         removes = ["lease_owner", "lease_until"]
         names: dict[str, str] = {}
-        if checkpoint:
-            sets.append("#checkpoint = :checkpoint")
-            values[":checkpoint"] = checkpoint
-            names["#checkpoint"] = "checkpoint"
+        _record_position(position, sets, values, names)
         _record_outcome(outcome, sets, removes, values, names)
         expression = (f"SET {', '.join(sets)} " if sets else "") + f"REMOVE {', '.join(removes)}"
         return self._update_state(expression, "lease_owner = :me", values, names=names or None) is not None
 
-    def processed_objects(self, hour: str) -> set[str]:
-        """Keys of the log objects of one hour partition already processed (a Query)."""
+    def processed_objects(self, hour: str, first: str, last: str) -> set[str]:
+        """Keys from `first` to `last` of one hour partition's log objects already processed (a Query).
+
+        A range, so a run reads the markers of the page it listed, however
+        many objects the hour holds.
+        """
         return {item["sk"] for item in query_all(
-            self._dynamodb, TableName=self.table, KeyConditionExpression="pk = :pk",
+            self._dynamodb, TableName=self.table, KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={":pk": {"S": f"objects#{hour}"}, ":first": {"S": first}, ":last": {"S": last}},
+            ProjectionExpression="sk", ConsistentRead=True)}
+
+    def newest_processed_object(self, hour: str) -> str | None:
+        """The last key (in key order) of an hour partition's processed objects, or None (a Query, one item)."""
+        page = self._dynamodb.query(
+            TableName=self.table, KeyConditionExpression="pk = :pk",
             ExpressionAttributeValues={":pk": {"S": f"objects#{hour}"}}, ProjectionExpression="sk",
-            ConsistentRead=True)}
+            ScanIndexForward=False, Limit=1, ConsistentRead=True)
+        return page["Items"][0]["sk"]["S"] if page.get("Items") else None
 
     def mark_processed(self, objects: Iterable[tuple[str, str]], run: int, expires_at_epoch: int) -> int:
         """Remember (hour, key) objects as processed by `run` (idempotent puts, 25 a request)."""

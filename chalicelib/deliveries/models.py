@@ -27,7 +27,8 @@ def _utf8(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(_utf8)]
 AttributeValue = Union[str, int, float, bool, None]  # str values: checked in RecipientIn._attributes
-_ADDRESS = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_ADDRESS = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 RESERVED_ATTRIBUTES = frozenset({"unsubscribe_url", "mirror_url"})
 
@@ -37,7 +38,8 @@ class _Strict(BaseModel):
 
 
 class RecipientIn(_Strict):
-    id: Text = Field(min_length=1, max_length=256, description="your id for this person, used to look up their tracking")
+    id: Text = Field(min_length=1, max_length=256,
+                     description="your id for this person, used to look up their tracking")
     email: Text = Field(min_length=3, max_length=320)
     attributes: dict[str, AttributeValue] = Field(default_factory=dict, description="values for {{name}} placeholders")
 
@@ -68,8 +70,8 @@ class UrlOverrideIn(_Strict):
     type: Literal["click", "optout", "mirror"] = "click"
     label: Optional[Text] = Field(default=None, max_length=200)
     category: Optional[Text] = Field(default=None, max_length=100,
-                                    description="a classification of yours (e.g. Products, Social) the URL report "
-                                                "can group by")
+                                     description="a classification of yours (e.g. Products, Social) the URL report "
+                                                 "can group by")
 
 
 class TrackingIn(_Strict):
@@ -86,7 +88,8 @@ class TrackingIn(_Strict):
 class DeliveryIn(_Strict):
     name: Text = Field(min_length=1, max_length=200)
     subject: Text = Field(min_length=1, max_length=998)
-    from_address: Text = Field(min_length=3, max_length=320, description="'news@example.com' or 'News <news@example.com>'")
+    from_address: Text = Field(min_length=3, max_length=320,
+                               description="'news@example.com' or 'News <news@example.com>'")
     html: Text = Field(min_length=1)
     text: Optional[Text] = None
     recipients: list[RecipientIn] = Field(min_length=1)
@@ -291,5 +294,5 @@ class DeliveryListQuery(QueryParameters):
 
 class DeliveryLogsQuery(PagedExportQuery):
     status: Optional[LogStatus] = Field(default=None, description="only the logs with this status (an index)")
-    reason: Optional[FailureReason] = Field(default=None, description="only the logs failed or ignored for "
-                                                                      "this reason")
+    reason: Optional[FailureReason] = Field(
+        default=None, description="only the logs failed or ignored for this reason")

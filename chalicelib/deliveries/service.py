@@ -54,13 +54,14 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
     overrides = [UrlOverride(match=o.match, mode=o.mode, type=o.type, label=o.label, category=o.category)
                  for o in delivery.tracking.urls]
     excluded = recipients.exclusions(recipient.email for recipient in delivery.recipients)
-    content = {"subject": delivery.subject, "from_address": delivery.from_address}
+    content: dict[str, Any] = {"subject": delivery.subject, "from_address": delivery.from_address}
     try:
         prepared = prepare_content(delivery.html, delivery.text, tracking_enabled=delivery.tracking.enabled,
                                    track_opens=delivery.tracking.opens, overrides=overrides,
                                    honeypot=delivery.tracking.honeypot)
         content["prepared"] = prepared.to_dict()
-        usable = [recipient for recipient, failure in zip(delivery.recipients, excluded) if failure is None]
+        usable = [recipient for recipient, failure in zip(delivery.recipients, excluded, strict=True)
+                  if failure is None]
         sample = usable[0] if usable else delivery.recipients[0]
         trial_encode(content, sample.attributes, sample.email if usable else "sample@example.com")
     except ContentError as error:
@@ -97,7 +98,7 @@ def create_delivery(delivery: DeliveryIn, settings: Settings, store: DeliverySto
         "failures": failures,
         "logs_ready": False,
     }
-    links = {"urls": {
+    links: dict[str, Any] = {"urls": {
         str(url.url_id): {"url": url.url, "type": url.type, "label": url.label, "placeholders": list(url.placeholders),
                           "category": url.category}
         for url in prepared.urls

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
 import re
+import socket
 import time
 from html import escape
 from typing import Any, Callable, Sequence

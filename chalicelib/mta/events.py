@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from chalicelib import metrics
+from chalicelib.data import domain_stats
 from chalicelib.data.addresses import AddressStore
 from chalicelib.data.deliveries import DeliveryStore, LogTransition
 from chalicelib.mta import bounces, quarantine, statuses
@@ -53,7 +54,7 @@ class SesEventsConsumer:
         self.addresses = addresses or AddressStore(settings.addresses_table)
         self.clock = clock
 
-    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def handle(self, event: dict[str, Any], context: Any) -> Mapping[str, Any]:
         """SQS batch in, partial batch response out (Powertools)."""
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -114,6 +115,12 @@ class SesEventsConsumer:
             condition="attribute_not_exists(message_id) OR message_id = :message_id",
             condition_values={":message_id": event.mail.message_id})
         extra = self._address_change(delivery_id, log, outcome)
+        deltas = domain_stats.outcome_deltas(change.from_status, previous, change.to_status, failure)
+        if deltas:  # the log's domain counts move with the delivery's counts, in the same transaction
+            extra.append(domain_stats.counter_update(
+                self.settings.tracking_stats_table, delivery_id,
+                domain_stats.domain_stat(domain_stats.domain_of(log.get("email"))), deltas,
+                domain_stats.expiry(now, self.settings.tracking_retention_days)))
         return self.store.transition(delivery_id, [change], now, summary_values={"last_event_at": now},
                                      extra_items=extra)
 
@@ -148,7 +155,7 @@ class SesEventsConsumer:
             metrics.emit(metrics.COMPLAINTS)
 
 
-def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
     """The ses_events Lambda (app.py)."""
     from chalicelib.settings import get_settings
 

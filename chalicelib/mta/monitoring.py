@@ -34,7 +34,7 @@ from chalicelib.errors import AffinityNotConfigured
 from chalicelib.mta import affinities, states, statuses
 from chalicelib.mta.reasons import FAILURE_TYPES, REASON_CODES
 from chalicelib.settings import Settings
-from chalicelib.tracking.indicators import delivery_volumes
+from chalicelib.tracking.indicators import delivery_volumes, mapping_at
 
 SUMMARY_FIELDS = ("name", "subject", "from_address", "affinity", "configuration_set", "validity_days", "tracking",
                   "state", "state_since", "recipients", "created_at", "start_requested_at", "started_at",
@@ -42,17 +42,17 @@ SUMMARY_FIELDS = ("name", "subject", "from_address", "affinity", "configuration_
 
 
 def counts(summary: Mapping[str, Any]) -> dict[str, int]:
-    stored = summary.get("counts") if isinstance(summary.get("counts"), Mapping) else {}
+    stored = mapping_at(summary, "counts")
     view = {status: max(0, int(stored.get(status) or 0)) for status in statuses.STATUSES}
     return {"processed": delivery_volumes(summary)["processed"], **view}
 
 
 def failures(summary: Mapping[str, Any]) -> dict[str, Any]:
-    stored = summary.get("failures") if isinstance(summary.get("failures"), Mapping) else {}
+    stored = mapping_at(summary, "failures")
     view = {}
     for failure_type in FAILURE_TYPES:
-        reasons = stored.get(failure_type) if isinstance(stored.get(failure_type), Mapping) else {}
-        rows = sorted(({"reason": reason, "code": REASON_CODES.get(reason), "count": int(count)}
+        reasons = mapping_at(stored, failure_type)
+        rows: list[dict[str, Any]] = sorted(({"reason": reason, "code": REASON_CODES.get(reason), "count": int(count)}
                        for reason, count in reasons.items() if int(count or 0) > 0),
                       key=lambda row: (-row["count"], row["reason"]))
         view[failure_type] = {"total": sum(row["count"] for row in rows), "reasons": rows}

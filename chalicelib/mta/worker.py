@@ -49,14 +49,15 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib import metrics
-from chalicelib.data import mailer, send_queue
+from chalicelib.data import mailer, send_queue, throughput
 from chalicelib.data.addresses import AddressStore
-from chalicelib.data.deliveries import DeliveryStore, LogTransition
+from chalicelib.data.deliveries import MAX_TRANSACTION_ITEMS, DeliveryStore, LogTransition
+from chalicelib.data.domain_stats import counter_update, domain_of, domain_stat, expiry
 from chalicelib.data.mailer import SesAnswerLost, SesBlocked, SesNoConfigurationSet, SesRefused, SesThrottled
 from chalicelib.data.signing_keys import SigningKeyUses
 from chalicelib.deliveries.compose import compose
@@ -152,7 +153,7 @@ class SendWorker:
 
     # --- the Lambda handler --------------------------------------------------
 
-    def handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def handle(self, event: dict[str, Any], context: Any) -> Mapping[str, Any]:
         """SQS batch in, partial batch response out (Powertools): a failed chunk returns to the queue."""
         from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
@@ -442,45 +443,65 @@ class SendWorker:
     def _record(self, delivery_id: str, result: _GroupResult) -> None:
         """The group's outcome in one transaction; where an SES event got to a log first, log by log."""
         now = self.runtime.now_ms()
-        changes: list[tuple[LogTransition, int]] = []  # and the bytes SES accepted
+        changes: list[tuple[LogTransition, int, str]] = []  # and the bytes SES accepted, to this address
         for item in result.sent:
             log_id = int(item.log["log_id"])
             if item.message_id:
                 changes.append((LogTransition(
                     log_id, statuses.PENDING, statuses.SENT, condition="attribute_not_exists(sent_at)",
-                    values={"message_id": item.message_id, "sent_at": now, "size": item.size}), item.size))
+                    values={"message_id": item.message_id, "sent_at": now, "size": item.size}), item.size,
+                    item.log.get("email", "")))
             elif item.failure:
                 changes.append((LogTransition(log_id, statuses.PENDING, statuses.FAILED,
                                               failure=(item.failure.type, item.failure.reason),
-                                              values={"failure_detail": item.failure.detail, "failed_at": now}), 0))
+                                              values={"failure_detail": item.failure.detail, "failed_at": now}), 0,
+                                ""))
             elif item.lost:
                 changes.append((LogTransition(log_id, statuses.PENDING, statuses.PENDING,
-                                              values={"answer_lost_at": now}), 0))
+                                              values={"answer_lost_at": now}), 0, ""))
         for log in result.unsent:
             changes.append((LogTransition(int(log["log_id"]), statuses.PENDING, statuses.PREPARED,
-                                          remove=("pending_since",)), 0))
-        accepted = [size for change, size in changes if change.to_status == statuses.SENT]
+                                          remove=("pending_since",)), 0, ""))
+        accepted = [(size, email) for change, size, email in changes if change.to_status == statuses.SENT]
         if not changes:
             return
         progress = {"last_progress_at": now, "last_sent_at": now, "blocked": None} if accepted else {
             "last_progress_at": now}
-        if self.store.transition(delivery_id, [change for change, _ in changes], now, summary_values=progress,
-                                 summary_add=self._accepted(accepted), summary_set_once={"first_sent_at": now}
-                                 if accepted else None):
+        extra = self._acceptance_items(delivery_id, accepted, now)
+        if len(changes) + 1 + len(extra) <= MAX_TRANSACTION_ITEMS and self.store.transition(
+                delivery_id, [change for change, _, _ in changes], now, summary_values=progress,
+                summary_add=self._accepted(size for size, _ in accepted),
+                summary_set_once={"first_sent_at": now} if accepted else None, extra_items=extra):
             self._count_sent(len(accepted))
             return
         recorded = 0
-        for change, size in changes:
+        for change, size, email in changes:
             accepted_here = change.to_status == statuses.SENT
             if self.store.transition(delivery_id, [change], now, summary_values={"last_progress_at": now},
                                      summary_add=self._accepted([size] if accepted_here else []),
-                                     summary_set_once={"first_sent_at": now} if accepted_here else None):
+                                     summary_set_once={"first_sent_at": now} if accepted_here else None,
+                                     extra_items=self._acceptance_items(delivery_id, [(size, email)], now)
+                                     if accepted_here else ()):
                 recorded += accepted_here
             elif accepted_here:
-                recorded += self._record_accept_only(delivery_id, change, size, now)
+                recorded += self._record_accept_only(delivery_id, change, size, email, now)
         self._count_sent(recorded)
 
-    def _record_accept_only(self, delivery_id: str, change: LogTransition, size: int, now: int) -> bool:
+    def _acceptance_items(self, delivery_id: str, accepted: list[tuple[int, str]], now: int) -> list[dict[str, Any]]:
+        """The counters SES's acceptance moves besides the delivery's, written in the same transaction:
+        sent per recipient domain (data/domain_stats.py) and the hour's messages and bytes (data/throughput.py)."""
+        if not accepted:
+            return []
+        table, expires = self.settings.tracking_stats_table, expiry(now, self.settings.tracking_retention_days)
+        per_domain: dict[str, int] = {}
+        for _, email in accepted:
+            per_domain[domain_of(email)] = per_domain.get(domain_of(email), 0) + 1
+        items = [counter_update(table, delivery_id, domain_stat(domain), {"sent": count}, expires)
+                 for domain, count in sorted(per_domain.items())]
+        items.append(throughput.hour_update(table, now, len(accepted), sum(size for size, _ in accepted), expires))
+        return items
+
+    def _record_accept_only(self, delivery_id: str, change: LogTransition, size: int, email: str, now: int) -> bool:
         """An SES event moved the log before us: keep its status, record SES's acceptance once.
 
         The log is read again with the chunk's own Query (a range of one id).
@@ -496,7 +517,8 @@ class SendWorker:
             change.log_id, status, status, values=values, condition="attribute_not_exists(sent_at)",
             failure=statuses.failure_of(log), previous_failure=statuses.failure_of(log))], now,
             summary_values={"last_sent_at": now}, summary_add=self._accepted([size]),
-            summary_set_once={"first_sent_at": now})
+            summary_set_once={"first_sent_at": now},
+            extra_items=self._acceptance_items(delivery_id, [(size, email)], now))
 
     @staticmethod
     def _accepted(sizes: Iterable[int]) -> dict[str, int]:
@@ -520,7 +542,7 @@ def _account_block(account: dict[str, Any]) -> Optional[tuple[str, str]]:
     return None
 
 
-def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handle(event: dict[str, Any], context: Any) -> Mapping[str, Any]:
     """The send_worker Lambda (app.py)."""
     from chalicelib.settings import get_settings
 

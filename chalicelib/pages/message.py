@@ -59,7 +59,7 @@ class _Preview(HTMLParser):
             else:
                 self.dropping, self.drop_from = tag, start
             return
-        kept = []
+        kept: list[tuple[str, str | None]] = []
         changed = False
         for name, value in attributes:
             if name.startswith("on") or name in ("srcset", "background", "ping", "formaction") or (

@@ -9,23 +9,33 @@ a bad id is a friendly 404 page.
 from __future__ import annotations
 
 import re
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Callable
 from urllib.parse import quote
 
 from chalice import Response
 
 from chalicelib import auth
-from chalicelib.api.http import decode_cursor, encode_cursor
+from chalicelib.api.http import decode_cursor, encode_cursor, query_params
 from chalicelib.clock import now_ms
 from chalicelib.data.tracking import INDICATORS
 from chalicelib.errors import InvalidField
 from chalicelib.mta import monitoring, states
 from chalicelib.pages import charts, sessions
-from chalicelib.pages.web import Page, configured_tokens, form_fields, now_s, page_handler, same_origin, \
-    session_cookie, when
 from chalicelib.pages.message import preview
-from chalicelib.reports import activity, breakdown, hot_clicks, urls
-from chalicelib.reports.common import stores
+from chalicelib.pages.web import (
+    Page,
+    configured_tokens,
+    form_fields,
+    now_s,
+    page_handler,
+    same_origin,
+    session_cookie,
+    when,
+)
+from chalicelib.reports import activity, breakdown, domains, hot_clicks, throughput, tracking_log, urls
+from chalicelib.reports.common import sending_started_at, stores
 from chalicelib.tracking import indicators as formulas
 
 NEXT_PATH = re.compile(r"^/dashboard(/[A-Za-z0-9._~%+-]+)*$")
@@ -41,7 +51,7 @@ def _next_path(value: str | None) -> str:
 
 @page_handler(signed_in=False)
 def login_form(page: Page) -> Response:
-    target = _next_path((page.request.query_params or {}).get("next"))
+    target = _next_path(query_params(page.request).get("next"))
     if page.session is not None:
         return page.redirect(target)
     return page.render("login.html", title="Sign in", next=target,
@@ -53,7 +63,8 @@ def login(page: Page) -> Response:
     """POST /dashboard/login: the API token for a session cookie (same origin only)."""
     fields = form_fields(page.request)
     target = _next_path(fields.get("next"))
-    context = {"title": "Sign in", "next": target, "lifetime_hours": page.settings.dashboard_session_hours}
+    context: dict[str, Any] = {"title": "Sign in", "next": target,
+                               "lifetime_hours": page.settings.dashboard_session_hours}
     if not same_origin(page.request):
         return page.render("login.html", status=403, error="This form must be sent from this dashboard's own "
                                                           "login page.", **context)
@@ -73,7 +84,8 @@ def logout(page: Page) -> Response:
     """POST /dashboard/logout: the session cookie cleared (same origin, with the session's form token)."""
     if page.session is None:
         return page.redirect("/dashboard/login")
-    if not same_origin(page.request) or not page.session.accepts_form_token(form_fields(page.request).get("form_token")):
+    form_token = form_fields(page.request).get("form_token")
+    if not same_origin(page.request) or not page.session.accepts_form_token(form_token):
         return page.render("error.html", status=403, title="Not logged out",
                            message="The logout must come from a dashboard page.")
     response = page.redirect("/dashboard/login")
@@ -110,23 +122,36 @@ def deliveries(page: Page) -> Response:
                        next_page=page.url("/dashboard", next=encode_cursor(last)) if last else None)
 
 
-def _timeline_chart(page: Page, delivery_id: str) -> tuple[Any, str]:
-    """Opens and clicks over time: 5-minute windows for a day, then hours, then days."""
+def _timeline(delivery_id: str) -> Any:
+    """Opens and clicks over time: 5-minute windows for half a day, then hours for two weeks, then days."""
     timeline = activity.timeline(delivery_id, "5m")
     if timeline.buckets:
         span = timeline.buckets[-1].start - timeline.buckets[0].start
-        bucket = "5m" if span <= 12 * 3_600_000 else "1h" if span <= 14 * 86_400_000 else "1d"
+        bucket: Bucket = "5m" if span <= 12 * 3_600_000 else "1h" if span <= 14 * 86_400_000 else "1d"
         if bucket != "5m":
             timeline = activity.timeline(delivery_id, bucket)
+    return timeline
+
+
+def _timeline_chart(page: Page, timeline: Any) -> Any:
     if not timeline.buckets:
-        return None, timeline.bucket
+        return None
     labels = [when(row.start)[5:16] for row in timeline.buckets]
     draw = charts.lines if len(labels) > 24 else charts.bars
-    chart = draw(page, "Opens and clicks over time", labels, [
+    return draw(page, "Opens and clicks over time", labels, height=260, series=[
         ("Opens (total)", [row.opens for row in timeline.buckets]),
         ("Clicks (total)", [row.clicks for row in timeline.buckets]),
     ])
-    return chart, timeline.bucket
+
+
+def gather(reads: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+    """Every read at once (each is a few GetItem or Query calls): the page waits for the slowest, not the sum."""
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(reads)), thread_name_prefix="page") as pool:
+        futures = {name: pool.submit(read) for name, read in reads.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
+PARALLEL_READS = 8
 
 
 @page_handler()
@@ -134,23 +159,49 @@ def delivery(page: Page, delivery_id: str) -> Response:
     """/dashboard/deliveries/{id}: the delivery's dashboard."""
     context = stores()
     summary = context.summary(delivery_id)
-    view = monitoring.delivery_view(delivery_id, summary, context.settings, now_ms())
-    indicators = _indicators(delivery_id, summary)
-    timeline_chart, timeline_bucket = _timeline_chart(page, delivery_id)
-    reaction = activity.time_to_react(delivery_id)
-    url_report = urls.urls(delivery_id, "url")
-    breakdowns = {by: breakdown.breakdown(delivery_id, by) for by in BREAKDOWNS}
-    breakdown_charts = {by: _breakdown_chart(page, report) for by, report in breakdowns.items()}
-    counts = [(name, value) for name, value in view["counts"].items() if name != "processed" and value]
-    status_chart = charts.pie(page, "Delivery logs by status", counts, height=240) if counts else None
+    data = gather({
+        "view": lambda: monitoring.delivery_view(delivery_id, summary, context.settings, now_ms()),
+        "indicators": lambda: _indicators(delivery_id, summary),
+        "timeline": lambda: _timeline(delivery_id),
+        "reaction": lambda: activity.time_to_react(delivery_id),
+        "urls": lambda: urls.urls(delivery_id, "url"),
+        "domains": lambda: domains.domains(delivery_id),
+        "sending": lambda: _sending_throughput(summary),
+        **{f"breakdown:{by}": partial(breakdown.breakdown, delivery_id, by) for by in BREAKDOWNS},
+    })
+    breakdowns = {by: data[f"breakdown:{by}"] for by in BREAKDOWNS}
+    counts = [(name, value) for name, value in data["view"]["counts"].items() if name != "processed" and value]
     return page.render(
-        "delivery.html", title=summary.get("name") or delivery_id, delivery_id=delivery_id, view=view,
-        indicators=indicators, timeline_chart=timeline_chart, timeline_bucket=timeline_bucket, reaction=reaction,
-        status_chart=status_chart, url_report=url_report, breakdowns=breakdowns, breakdown_charts=breakdown_charts,
-        breakdown_titles=BREAKDOWNS, tab="overview")
+        "delivery.html", title=summary.get("name") or delivery_id, delivery_id=delivery_id, view=data["view"],
+        indicators=data["indicators"], timeline_chart=_timeline_chart(page, data["timeline"]),
+        timeline_bucket=data["timeline"].bucket, reaction=data["reaction"],
+        status_chart=charts.pie(page, "Delivery logs by status", counts, height=240) if counts else None,
+        url_report=data["urls"], breakdowns=breakdowns,
+        breakdown_charts={by: _breakdown_chart(page, report) for by, report in breakdowns.items()},
+        breakdown_titles=BREAKDOWNS, domain_report=data["domains"], sending=_with_chart(page, data["sending"]),
+        tab="overview")
 
 
-BREAKDOWNS = {"os": "Operating system", "device": "Device", "browser": "Browser", "client": "Mail client"}
+def _sending_throughput(summary: dict[str, Any]) -> Any:
+    """Messages per hour across every delivery while this one sent (the send worker's hourly counters)."""
+    started = sending_started_at(summary)
+    if started is None:
+        return None
+    end = int(summary.get("finished_at") or summary.get("stopped_at") or now_ms())
+    return throughput.throughput(max(started, end - throughput.MAX_RANGE_MS), end, "1h")
+
+
+def _with_chart(page: Page, report: Any) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    chart = charts.bars(page, "Messages per hour, every delivery", [when(row.start)[5:16] for row in report.rows],
+                        [("Messages (every delivery)", [row.messages for row in report.rows])], height=220) \
+        if len(report.rows) > 1 else None
+    return {"report": report, "chart": chart}
+
+
+BREAKDOWNS: dict[BreakdownBy, str] = {"os": "Operating system", "device": "Device", "browser": "Browser",
+                                      "client": "Mail client"}
 BREAKDOWN_SLICES = 6
 
 
@@ -188,7 +239,7 @@ RECIPIENT_PAGE_SIZE = 50
 @page_handler()
 def find_recipient(page: Page) -> Response:
     """/dashboard/recipients?id=: the header's search box, to the recipient's page."""
-    recipient_id = ((page.request.query_params or {}).get("id") or "").strip()
+    recipient_id = (query_params(page.request).get("id") or "").strip()
     if not recipient_id or "/" in recipient_id:
         raise InvalidField("id", "type a recipient id (as in the delivery's recipients)")
     return page.redirect(f"/dashboard/recipients/{quote(recipient_id, safe='')}")
@@ -200,7 +251,7 @@ def recipient(page: Page, recipient_id: str) -> Response:
     from chalicelib.api.http import cursor_value
     from chalicelib.tracking.service import TrackingReports
 
-    cursor = cursor_value((page.request.query_params or {}).get("next"))
+    cursor = cursor_value(query_params(page.request).get("next"))
     try:
         before = (int(cursor["at"]), str(cursor["hit_id"])) if cursor is not None else None
     except (KeyError, TypeError, ValueError):
@@ -210,6 +261,32 @@ def recipient(page: Page, recipient_id: str) -> Response:
                          next=encode_cursor({"at": following[0], "hit_id": following[1]})) if following else None
     return page.render("recipient.html", title=f"Recipient {recipient_id}", recipient_id=recipient_id, items=items,
                        next_page=next_page, first_page=before is None)
+
+
+@page_handler()
+def delivery_tracking(page: Page, delivery_id: str) -> Response:
+    """/dashboard/deliveries/{id}/tracking: the delivery's Tracking tab, newest first, by kind."""
+    from chalicelib.api.http import cursor_value
+    from chalicelib.reports.models import TrackingCursor
+
+    query = page.request.query_params or {}
+    kind = query.get("kind") or None
+    cursor = cursor_value(query.get("next"))
+    try:
+        before = TrackingCursor.model_validate(cursor) if cursor is not None else None
+    except ValueError:
+        raise InvalidField("next", "not a page of this list") from None
+    context = stores()
+    view = monitoring.summary_view(delivery_id, context.summary(delivery_id))
+    report = tracking_log.delivery_tracking(delivery_id, kind, TRACKING_PAGE_SIZE, before)  # type: ignore[arg-type]
+    next_page = page.url(f"/dashboard/deliveries/{delivery_id}/tracking", kind=kind,
+                         next=encode_cursor(report.next.model_dump())) if report.next else None
+    return page.render("delivery_tracking.html", title=f"Tracking · {view.get('name') or delivery_id}",
+                       delivery_id=delivery_id, view=view, report=report, kind=kind, kinds=tracking_log.KINDS,
+                       next_page=next_page, first_page=before is None, tab="tracking")
+
+
+TRACKING_PAGE_SIZE = 50
 
 
 # --- operations -----------------------------------------------------------------------------------

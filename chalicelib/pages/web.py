@@ -115,7 +115,7 @@ def content_security_policy(style_sources: list[str]) -> str:
     ])
 
 
-def security_headers(csp: str) -> dict[str, str]:
+def security_headers(csp: str) -> dict[str, str | list[str]]:
     return {
         "Content-Type": "text/html; charset=utf-8",
         "Content-Security-Policy": csp,
@@ -124,6 +124,10 @@ def security_headers(csp: str) -> dict[str, str]:
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",
     }
+
+
+# bandit B704 (Markup): the module's own stylesheet constant, no input in it.
+_STYLESHEET_MARKUP = Markup(STYLESHEET)  # nosec B704
 
 
 @dataclass
@@ -156,7 +160,7 @@ class Page:
         Scripts stay forbidden on every page.
         """
         body = templates.get_template(template).render(
-            page=self, stylesheet=Markup(STYLESHEET), form_token=self.session.form_token() if self.session else "",
+            page=self, stylesheet=_STYLESHEET_MARKUP, form_token=self.session.form_token() if self.session else "",
             **context)
         sources = ["'unsafe-inline'"] if inline_styles else [STYLESHEET_HASH, *dict.fromkeys(self.style_hashes)]
         return Response(body=body, status_code=status, headers=security_headers(content_security_policy(sources)))
@@ -224,6 +228,8 @@ def same_origin(request: Request) -> bool:
 def form_fields(request: Request) -> dict[str, str]:
     """A url-encoded form's fields (the first value of each)."""
     raw = request.raw_body or b""
+    if isinstance(raw, str):  # Chalice types the body str | bytes; API Gateway's form posts arrive as bytes
+        raw = raw.encode("utf-8")
     if len(raw) > 4096:
         return {}
     try:

@@ -67,7 +67,7 @@ def _spans(starts: Iterable[int], origin: int) -> list[tuple[float, float]]:
 def _time_to(target: float, spans: Sequence[tuple[float, float]], counts: Sequence[int]) -> float | None:
     """Seconds until the cumulative count reaches `target` (> 0), or None when it never does."""
     before = 0
-    for (low, high), count in zip(spans, counts):
+    for (low, high), count in zip(spans, counts, strict=True):
         if count and before + count >= target:
             return low + (target - before) / count * (high - low)
         before += count
@@ -77,7 +77,7 @@ def _time_to(target: float, spans: Sequence[tuple[float, float]], counts: Sequen
 def _count_by(seconds: float, spans: Sequence[tuple[float, float]], counts: Sequence[int]) -> float:
     """The cumulative count `seconds` after the origin (a window is counted pro rata)."""
     reached = 0.0
-    for (low, high), count in zip(spans, counts):
+    for (low, high), count in zip(spans, counts, strict=True):
         if seconds >= high:
             reached += count
         elif seconds > low:
@@ -109,7 +109,7 @@ def time_to_react(delivery_id: str, settings: Settings | None = None) -> TimeToR
     opens = [window[1] for window in found]
     clicks = [window[2] for window in found]
     curve, opened, clicked = [], 0, 0
-    for (_, high), window_opens, window_clicks in zip(spans, opens, clicks):
+    for (_, high), window_opens, window_clicks in zip(spans, opens, clicks, strict=True):
         opened += window_opens
         clicked += window_clicks
         curve.append(CurvePoint(seconds=high, opens_percent=_share(opened, sum(opens)),

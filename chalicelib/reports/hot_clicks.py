@@ -49,26 +49,27 @@ def _as_written(template: str) -> str:
     return template
 
 
-def annotate_html(template: str, shown: dict[int, str]) -> tuple[str, set[int]]:
-    """The HTML template with each shown link's target restored and marked; the url ids found."""
+def annotate_html(template: str, shown: set[int], urls: dict[int, str]) -> tuple[str, set[int]]:
+    """The HTML template with every link's target restored, the shown ones marked; the shown url ids found."""
     parts, position, found = [], 0, set()
     for link in link_hrefs(template):
         match = _LINK_MARKER.fullmatch(link.href)
-        if not match or int(match.group(1)) not in shown:
+        if not match:
             continue
         url_id = int(match.group(1))
-        found.add(url_id)
         quote = template[link.href_end:link.href_end + 1]
         quoted = quote in ("'", '"') and template[link.href_start - 1:link.href_start] == quote
-        target = html_lib.escape(shown[url_id], quote=True)
-        parts += [template[position:link.href_start], target if quoted else f'"{target}"',
-                  quote if quoted else "", f' {HOT_LINK_ATTRIBUTE}="{url_id}"']
+        target = html_lib.escape(urls.get(url_id, ""), quote=True)
+        parts += [template[position:link.href_start], target if quoted else f'"{target}"', quote if quoted else ""]
+        if url_id in shown:
+            found.add(url_id)
+            parts.append(f' {HOT_LINK_ATTRIBUTE}="{url_id}"')
         position = link.href_end + (1 if quoted else 0)
     parts.append(template[position:])
     return _as_written("".join(parts).replace(OPEN_PIXEL, "")), found
 
 
-def text_segments(template: str, shown: dict[int, str], urls: dict[int, str]) -> tuple[list[TextSegment], set[int]]:
+def text_segments(template: str, shown: set[int], urls: dict[int, str]) -> tuple[list[TextSegment], set[int]]:
     """The text template in segments: literal text, and each link with its url id when shown."""
     segments: list[TextSegment] = []
     found: set[int] = set()
@@ -79,7 +80,7 @@ def text_segments(template: str, shown: dict[int, str], urls: dict[int, str]) ->
             segments.append(TextSegment(text=_as_written(template[position:match.start()])))
         if url_id in shown:
             found.add(url_id)
-            segments.append(TextSegment(text=shown[url_id], url_id=url_id))
+            segments.append(TextSegment(text=urls.get(url_id, ""), url_id=url_id))
         else:
             segments.append(TextSegment(text=urls.get(url_id, "")))
         position = match.end()
@@ -98,16 +99,16 @@ def hot_clicks(delivery_id: str, settings: Settings | None = None) -> HotClicks:
     links: dict[str, Any] = (context.deliveries.get_links(delivery_id) or {}).get("urls") or {}
     counters = url_counters(delivery_id, context)
     total = sum(counts[0] for url_id, counts in counters.items() if url_id != URL_ID_OPEN)
-    shown = {int(key): str(entry.get("url", "")) for key, entry in links.items()
-             if entry.get("type", URL_TYPE_CLICK) == URL_TYPE_CLICK and int(key) != URL_ID_OPEN}
     urls = {int(key): str(entry.get("url", "")) for key, entry in links.items()}
-    html, in_html = annotate_html(str(prepared.get("html") or ""), shown)
+    shown = {int(key) for key, entry in links.items()
+             if entry.get("type", URL_TYPE_CLICK) == URL_TYPE_CLICK and int(key) != URL_ID_OPEN}
+    html, in_html = annotate_html(str(prepared.get("html") or ""), shown, urls)
     text, in_text = (None, set()) if prepared.get("text") is None else text_segments(str(prepared["text"]), shown,
                                                                                       urls)
     rows = []
     for url_id in sorted(in_html | in_text):
         clicks, unique = counters.get(url_id, (0, 0, 0, 0))[:2]
-        rows.append(HotLink(url_id=url_id, url=shown[url_id], label=str(links[str(url_id)].get("label", "")),
+        rows.append(HotLink(url_id=url_id, url=urls[url_id], label=str(links[str(url_id)].get("label", "")),
                             clicks_total=clicks, clicks_unique=unique, percent=percentage(clicks, total),
                             in_html=url_id in in_html, in_text=url_id in in_text))
     shown_clicks = sum(row.clicks_total for row in rows)

@@ -166,3 +166,82 @@ class Breakdown(_Report):
     opens_total_human: int = Field(description=OPENS_HUMAN)
     clicks_total_human: int = Field(description=CLICKS_HUMAN)
     rows: list[BreakdownRow] = Field(description="most opens first")
+
+
+# --- statistics by recipient domain ----------------------------------------------
+
+class DomainRow(_Report):
+    domain: str = Field(description="the recipients' domain; 'other' sums the domains after the top ones")
+    domains: int = Field(description="how many domains the row sums (1 for a domain)")
+    sent: int = Field(description="messages SES accepted")
+    delivered: int = Field(description="messages the mailbox provider accepted (SES Delivery events)")
+    bounces_hard: int = Field(description="messages failed with a hard bounce (complaints apart)")
+    bounces_soft: int = Field(description="messages failed with a soft bounce")
+    complaints: int = Field(description="messages whose recipient complained")
+    opens: int = Field(description="recipients who opened (any tracked hit): people, not hits")
+    clicks: int = Field(description="recipients who clicked: people, not hits")
+    delivered_rate: float = Field(description="delivered as a % of sent")
+    bounces_hard_rate: float = Field(description="as a % of sent")
+    bounces_soft_rate: float = Field(description="as a % of sent")
+    complaints_rate: float = Field(description="as a % of sent")
+    opens_rate: float = Field(description="as a % of sent")
+    clicks_rate: float = Field(description="as a % of sent")
+
+
+class DomainsReport(_Report):
+    delivery_id: str
+    rows: list[DomainRow] = Field(description="the top domains by messages sent, then 'other' when there are more")
+    total: DomainRow = Field(description="every domain")
+
+
+# --- throughput across deliveries ----------------------------------------------------
+
+ThroughputBucket = Literal["1h", "1d"]
+
+
+class ThroughputRow(_Report):
+    start: int = Field(description="bucket start (ms since the epoch, UTC-aligned)")
+    messages: int = Field(description="messages SES accepted in the bucket, every delivery")
+    bytes: int = Field(description="their raw size")
+    messages_per_hour: float
+    bits_per_second: float = Field(description="bytes x 8 / the bucket's seconds")
+
+
+class Throughput(_Report):
+    start: int = Field(description="the range asked for, widened to whole buckets: its first ms")
+    end: int = Field(description="its last ms")
+    bucket: ThroughputBucket
+    rows: list[ThroughputRow] = Field(description="buckets with messages, oldest first")
+    messages: int
+    bytes: int
+    peak_messages_per_hour: float
+
+
+# --- the delivery's Tracking tab ---------------------------------------------------
+
+HitKind = Literal["click", "open", "optout", "mirror"]
+
+
+class TrackingCursor(_Report):
+    at: int = Field(description="the time (ms) of the last hit of the previous page")
+    hit_id: str
+
+
+class TrackingLogEntry(_Report):
+    at: int = Field(description="when (ms since the epoch)")
+    kind: HitKind
+    recipient_id: str = Field(description="your id of the recipient ('' if the delivery log has none)")
+    log_id: int = Field(description="the recipient's delivery log in this delivery")
+    url_id: int
+    url: str = Field(description="the tracked URL ('' for the open pixel and sendtrail's own pages)")
+    label: str
+    user_agent: str
+    hit_id: str
+
+
+class DeliveryTracking(_Report):
+    delivery_id: str
+    kind: Optional[HitKind] = Field(description="the kind asked for; null: every kind")
+    items: list[TrackingLogEntry] = Field(description="every hit recorded (opens within a minute of the last "
+                                                      "included), newest first")
+    next: Optional[TrackingCursor] = Field(description="where the next page starts; null on the last page")

@@ -52,6 +52,7 @@ import json
 import socket
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
@@ -82,12 +83,20 @@ _NOT_CRAWLERS = ("Web browser", "Other")
 
 
 class HitLike(Protocol):
-    hit_id: str
-    ts: int
-    kind: str
-    url_id: int
-    ua: str
-    ip: str
+    """What classification reads of a hit (read-only, so a NamedTuple such as core.Hit qualifies)."""
+
+    @property
+    def hit_id(self) -> str: ...
+    @property
+    def ts(self) -> int: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def url_id(self) -> int: ...
+    @property
+    def ua(self) -> str: ...
+    @property
+    def ip(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -218,8 +227,10 @@ def _ranges(networks: Iterable[tuple[ipaddress.IPv4Network | ipaddress.IPv6Netwo
     for first, last, _ in spans:
         points.update((first, last + 1))
     edges = sorted(points)
-    starts, ends, values = [], [], []
-    for first, following in zip(edges, edges[1:]):
+    starts: list[int] = []
+    ends: list[int] = []
+    values: list[int] = []
+    for first, following in pairwise(edges):
         flags = 0
         for low, high, value in spans:
             if low <= first and following - 1 <= high:

@@ -272,8 +272,8 @@ def parse_log(data: bytes, keys: Mapping[int, bytes]) -> ParsedLog:
             continue
         seen.add(hit.hit_id)
         hits.append(hit)
-    rejected = {reason: counts[reason] for reason in REASONS if reason in counts}
-    return ParsedLog(lines, tuple(hits), rejected, duplicates, tuple(rejections))
+    by_reason = {reason: counts[reason] for reason in REASONS if reason in counts}
+    return ParsedLog(lines, tuple(hits), by_reason, duplicates, tuple(rejections))
 
 
 def _decode_object(data: bytes) -> bytes:
@@ -442,17 +442,17 @@ def contribution(hits: Sequence[Hit], verdicts: Sequence[int] | None = None) -> 
         ordered = sorted(hits, key=hit_order)
         marks = classify.verdicts(ordered)
     else:
-        pairs = sorted(zip(hits, verdicts), key=lambda pair: hit_order(pair[0]))
+        pairs = sorted(zip(hits, verdicts, strict=True), key=lambda pair: hit_order(pair[0]))
         ordered, marks = [hit for hit, _ in pairs], [verdict for _, verdict in pairs]
     counted = counted_open_ids(ordered)
     human = [verdict >= 0 and not classify.is_machine(verdict) for verdict in marks]
-    counted_human = counted_open_ids([hit for hit, person in zip(ordered, human) if person])
+    counted_human = counted_open_ids([hit for hit, person in zip(ordered, human, strict=True) if person])
     counters[("ind", "hits")] = len(ordered)
     counters[("ind", "opens_unique")] = 1
     requesters: set[tuple[str, str]] = set()
     urls: set[int] = set()
     human_urls: set[int] = set()
-    for hit, person, verdict in zip(ordered, human, marks):
+    for hit, person, verdict in zip(ordered, human, marks, strict=True):
         if verdict >= 0 and not person:
             counters[("ind", "hits_machine")] += 1
             for reason in classify.reason_names(verdict):

@@ -58,8 +58,14 @@ TRACKED_COUNTERS = ("opens_unique", "opens_total", "clicks_unique", "clicks_tota
                     "mirror_views", *HUMAN_COUNTERS)
 
 
+def mapping_at(document: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """`document[name]` when it is a mapping, else an empty one (summaries are read defensively)."""
+    value = document.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _count(counts: Mapping[str, Any], name: str) -> int:
-    value = counts.get(name)
+    value: Any = counts.get(name)
     try:
         return max(0, int(value))  # counts are maintained by another workstream: read defensively
     except (TypeError, ValueError):
@@ -68,10 +74,10 @@ def _count(counts: Mapping[str, Any], name: str) -> int:
 
 def delivery_volumes(summary: Mapping[str, Any]) -> dict[str, int]:
     """processed, success, to_deliver and text_only of a delivery summary."""
-    counts = summary.get("counts") if isinstance(summary.get("counts"), Mapping) else {}
+    counts = mapping_at(summary, "counts")
     processed = sum(_count(counts, name) for name in counts if name not in ("ignored", "canceled"))
     success = _count(counts, "sent") + _count(counts, "delivered")
-    tracking = summary.get("tracking") if isinstance(summary.get("tracking"), Mapping) else {}
+    tracking = mapping_at(summary, "tracking")
     has_pixel = bool(tracking.get("enabled", True)) and bool(tracking.get("opens", True))
     return {"processed": processed, "success": success, "to_deliver": processed,
             "text_only": 0 if has_pixel else processed}

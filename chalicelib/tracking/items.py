@@ -29,11 +29,12 @@ DAY_SECONDS = 86_400
 
 
 def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipient_id: str | None, now_ms: int,
-                     retention_days: int, verdicts: Sequence[int] = (), sent_at: int | None = None) -> dict[str, Any]:
+                     retention_days: int, verdicts: Sequence[int] = (), sent_at: int | None = None,
+                     domain: str | None = None) -> dict[str, Any]:
     """The tracking item of one recipient (without `last_run`, which the data layer adds).
 
     `verdicts`, when given, are those of `hits` in the order given."""
-    marks = dict(zip((hit.hit_id for hit in hits), verdicts))
+    marks = dict(zip((hit.hit_id for hit in hits), verdicts, strict=False))  # no verdicts given: none marked
     ordered = sorted(hits, key=hit_order)
     uas: dict[str, int] = {}
     ips: dict[str, int] = {}
@@ -60,6 +61,8 @@ def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipie
         item["recipient_id"] = recipient_id
     if sent_at is not None:
         item["sent_at"] = sent_at
+    if domain:
+        item["domain"] = domain  # the address's, for the statistics by domain
     return item
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.models import PagedExportQuery
 
+
 class IndicatorRates(BaseModel):
     """Each count as a percentage of success (messages the provider accepted), 2 decimals."""
 

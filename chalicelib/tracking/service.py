@@ -16,8 +16,8 @@ from chalicelib.data.tracking import INDICATORS, UA_PREFIX, TrackingStore
 from chalicelib.errors import NotFound
 from chalicelib.settings import Settings
 from chalicelib.tracking import indicators as formulas
-from chalicelib.tracking.core import counted_open_ids
 from chalicelib.tracking.classify import UNCLASSIFIED, hit_class, reason_names
+from chalicelib.tracking.core import counted_open_ids
 from chalicelib.tracking.items import decode_hits, decode_verdicts
 from chalicelib.tracking.models import (
     FamilyCount,
@@ -83,22 +83,22 @@ class TrackingReports:
                 entry = (order, {"hit": hit, "counted": hit.kind != "open" or hit.hit_id in counted,
                                  "verdict": verdicts.get(hit.hit_id, UNCLASSIFIED)})
                 if len(newest) <= limit:
-                    heapq.heappush(newest, entry)  # type: ignore[misc]
+                    heapq.heappush(newest, entry)
                 elif order > newest[0][0]:
-                    heapq.heapreplace(newest, entry)  # type: ignore[misc]
+                    heapq.heapreplace(newest, entry)
         ordered = sorted(newest, key=lambda entry: entry[0], reverse=True)
         page, more = ordered[:limit], len(ordered) > limit
         links: dict[str, dict[str, Any]] = {}
         items = []
-        for _, entry in page:
-            hit = entry["hit"]
+        for _, candidate in page:
+            hit = candidate["hit"]
             if hit.delivery_id not in links:
                 links[hit.delivery_id] = (self.deliveries.get_links(hit.delivery_id) or {}).get("urls") or {}
             url = links[hit.delivery_id].get(str(hit.url_id)) or {}
             items.append(TrackingHit(delivery_id=hit.delivery_id, log_id=hit.log_id, hit_id=hit.hit_id, at=hit.ts,
                                      kind=hit.kind, url_id=hit.url_id, url=url.get("url", ""),
                                      label=url.get("label", ""), user_agent=hit.ua, ip=hit.ip,
-                                     counted=entry["counted"], hit_class=hit_class(entry["verdict"]),
-                                     reasons=reason_names(entry["verdict"])))
+                                     counted=candidate["counted"], hit_class=hit_class(candidate["verdict"]),
+                                     reasons=reason_names(candidate["verdict"])))
         return items, (page[-1][0] if more and page else None)
 

@@ -2,7 +2,7 @@
 
 Campaign's `tracking` workflow, serverless: a scheduled Lambda (every minute;
 every few seconds on the local stack) reads the redirection logs Firehose
-wrote since its checkpoint and turns their hits into tracking tables and
+wrote since its listing position and turns their hits into tracking tables and
 indicators. A run, step by step (each write numbered as the crash tests
 number them):
 
@@ -12,11 +12,16 @@ number them):
  2. Resume. If the state names a pending run, its write-ahead record is read
     from S3 and applied (steps 6-9): a crashed run is completed, never
     recomputed.
- 3. List. Log objects are listed from the checkpoint's hour partition on, in
-    key order; those already processed (a Query per hour partition of the
-    processed-object markers) are skipped; at most `max_objects` are taken,
-    and objects are read until `max_seconds` (x 0.6) or `max_hits` is
-    reached. The rest is a backlog for the next runs.
+ 3. List. New log objects are listed from the cursor (StartAfter the last
+    key a run finished with), so what earlier runs went past is never
+    listed again, however much of it there is; late objects (behind the
+    cursor: Firehose retries, other writers in the same hour) are found by
+    a sweep of the lookback window that resumes where it stopped a few
+    pages a run. Objects already processed (the processed-object markers,
+    a key-range Query per listed page and hour) are skipped; at most
+    `max_objects` are taken, and objects are read until `max_seconds`
+    (x 0.6) or `max_hits` is reached. The rest is a backlog for the next
+    runs, counted (and its oldest object's age is the lag).
  4. Compute, in memory, for the whole run: the pure core (core.py) parses
     and verifies every object; the touched recipients' stored tracking items
     are read (strongly consistent BatchGetItem); core.aggregate merges the
@@ -24,17 +29,19 @@ number them):
     rule over each recipient's whole history) and gives each delivery's
     counter deltas; user agents are classified once each.
  5. Write ahead. The run record (objects, new recipient items, stat deltas,
-    quarantined lines, checkpoint, statistics) is put to S3 [write], then
+    quarantined lines, listing position, statistics) is put to S3 [write], then
     registered as the state's pending run under the next run number, on
     condition that this run still holds the lease [write: register].
  6. Recipients: one PutItem per touched recipient, the whole new item,
     on condition `last_run < run` [writes].
  7. Stats: one UpdateItem per touched counter item (a delivery's
-    indicators, each URL, each 5-minute bucket, each user-agent family),
-    ADDing the deltas, on condition `last_run < run` [writes].
+    indicators, each URL, each 5-minute bucket, each user-agent family,
+    each recipient domain), ADDing the deltas, on condition `last_run < run`
+    [writes]; then the run's new hits as log pages per kind and window
+    (log_pages.py, for the delivery's Tracking tab), same guard [writes].
  8. Quarantine copies of rejected lines [S3 writes]; processed-object
     markers [BatchWriteItem].
- 9. Finish: clear the pending run, advance the checkpoint (last) and
+ 9. Finish: clear the pending run, advance the listing position (last) and
     release the lease [write].
 
 Why this is exactly once: every tracking-table write carries the run number
@@ -63,8 +70,10 @@ LinesProcessed, MalformedLines by reason).
 from __future__ import annotations
 
 import base64
+import calendar
 import contextlib
 import logging
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -82,16 +91,20 @@ from chalicelib.data.tracking import (
     ua_stat,
     url_stat,
 )
+from chalicelib.data.domain_stats import UNKNOWN_DOMAIN, domain_stat
 from chalicelib.hits.records import minimise_ip
 from chalicelib.settings import Settings, get_settings
 from chalicelib.tracking import classify as classification
-from chalicelib.tracking import core
+from chalicelib.tracking import core, log_pages
 from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_verdicts, encode_recipient
 from chalicelib.tracking.useragents import DIMENSIONS, classify
 
 logger = logging.getLogger("sendtrail.tracking.workflow")
+_CURSOR_HOUR = re.compile(r"^" + re.escape(LOG_PREFIX) + r"(\d{4}/\d{2}/\d{2}/\d{2})")
 HOUR_MS = 3_600_000
 READ_SHARE_OF_BUDGET = 0.6
+LIST_PAGE_SIZE = 1000  # S3's page: a listing settles (queries processed markers) one page at a time
+BACKLOG_COUNT_PAGES = 4  # pages the head lists past the run's objects to count what waits
 MAX_LISTED_DELIVERIES = 100  # the statistics name at most this many (they are kept in the state item)
 
 
@@ -113,6 +126,7 @@ class Limits:
     write_concurrency: int = 16
     max_hits_per_recipient: int = core.MAX_HITS_PER_RECIPIENT
     max_list_pages: int = 50
+    sweep_pages: int = 5
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Limits":
@@ -120,17 +134,62 @@ class Limits:
                    max_seconds=settings.workflow_max_seconds, lease_seconds=settings.workflow_lease_seconds,
                    lookback_hours=settings.workflow_lookback_hours,
                    write_concurrency=settings.workflow_write_concurrency,
-                   max_hits_per_recipient=settings.workflow_max_hits_per_recipient)
+                   max_hits_per_recipient=settings.workflow_max_hits_per_recipient,
+                   max_list_pages=settings.workflow_max_list_pages, sweep_pages=settings.workflow_sweep_pages)
+
+
+@dataclass
+class _Listing:
+    """One pass over the log objects in key order, from `start_after`: what it takes, leaves, and where it ends."""
+
+    start_after: str | None
+    taken: list[tuple[str, str]] = field(default_factory=list)  # (hour, key) to read in this run, key order
+    modified: dict[str, int] = field(default_factory=dict)  # last modified (ms) of every pending object seen
+    resume: dict[str, str | None] = field(default_factory=dict)  # pending key -> the StartAfter that lists it again
+    left: list[str] = field(default_factory=list)  # pending keys seen and not taken (counted, left to later runs)
+    end: str | None = None  # the StartAfter past everything listed (the last layout key, up to the current hour)
+    complete: bool = False  # the listing reached the end of its range (not stopped by its page budget)
+    ignored: int = 0
+
+    def next_start(self, unread: set[str]) -> str | None:
+        """Where the next run's listing starts: just before the first object this run leaves pending."""
+        for _, key in self.taken:
+            if key in unread:
+                return self.resume[key]
+        return self.resume[self.left[0]] if self.left else self.end
+
+    def waiting(self, unread: set[str]) -> list[str]:
+        return [key for _, key in self.taken if key in unread] + self.left
 
 
 @dataclass
 class _Plan:
-    objects: list[tuple[str, str]]  # (hour, key), key order
-    more: bool  # pending objects beyond `objects`
-    truncated_at: str | None  # hour where listing stopped before the end
-    ignored: int
-    modified: dict[str, int] = field(default_factory=dict)  # last modified (ms) of each object in `objects`
-    first_left_modified: int | None = None  # last modified (ms) of the first pending object beyond `objects`
+    """A run's listings: the sweep of the lookback window (late objects), then the head (new objects)."""
+
+    sweep: _Listing
+    head: _Listing
+
+    @property
+    def objects(self) -> list[tuple[str, str]]:
+        return self.sweep.taken + self.head.taken
+
+    @property
+    def ignored(self) -> int:
+        return self.sweep.ignored + self.head.ignored
+
+    def position(self, unread: set[str]) -> dict[str, str]:
+        """The state's new listing position: the head's cursor, the sweep's ('' = start the window over)."""
+        cursor = self.head.next_start(unread) or ""
+        sweep_done = self.sweep.complete and not self.sweep.waiting(unread)
+        sweep = "" if sweep_done else (self.sweep.next_start(unread) or "")
+        return {"cursor": cursor, "sweep_cursor": sweep, "checkpoint": _hour_of(cursor)}
+
+    def backlog(self, unread: set[str], now_ms: int) -> tuple[int, bool, int | None]:
+        """(objects left waiting, whether that count is exact, last modified of the oldest), as this run saw them."""
+        waiting = self.sweep.waiting(unread) + self.head.waiting(unread)
+        modified = {**self.sweep.modified, **self.head.modified}
+        oldest = min((modified[key] for key in waiting), default=None)
+        return len(waiting), self.head.complete, oldest
 
 
 class TrackingWorkflow:
@@ -164,7 +223,7 @@ class TrackingWorkflow:
                 record = self._read_pending(state)
                 self._apply(record, owner, release=False)
                 resumed = int(record["run"])
-                state = {**state, "run_seq": resumed, "checkpoint": record.get("checkpoint") or state.get("checkpoint")}
+                state = {**state, "run_seq": resumed, **_record_position(record, state)}
             statistics = self._run_new(state, owner, started)
         except BaseException as error:
             metrics.emit(metrics.WORKFLOW_RUNS)
@@ -188,20 +247,23 @@ class TrackingWorkflow:
 
     def _run_new(self, state: Mapping[str, Any], owner: str, started: float) -> dict[str, Any]:
         now_ms = self._now_ms()
-        checkpoint = state.get("checkpoint")
-        plan = self._plan(checkpoint)
+        plan = self._plan(state)
         if not plan.objects:
-            new_checkpoint = self._checkpoint(checkpoint, now_ms, None, plan)
-            self.state.release(owner, new_checkpoint, outcome=_succeeded("idle", self._now_ms(), 0))
-            return {**_empty_statistics("idle"), "ignored_objects": plan.ignored, "checkpoint": new_checkpoint,
-                    "lag_seconds": 0}
+            position = plan.position(set())
+            backlog = self._backlog(plan, set(), now_ms)
+            self.state.release(owner, position, outcome=_succeeded("idle", self._now_ms(), backlog))
+            return {**_empty_statistics("idle"), "ignored_objects": plan.ignored, "checkpoint": position["checkpoint"],
+                    **backlog}
         parsed, unread = self._read(plan.objects, started)
         run = int(state.get("run_seq") or 0) + 1
-        first_unread = unread[0][0] if unread else None
-        new_checkpoint = self._checkpoint(checkpoint, now_ms, first_unread, plan)
-        record = self._compute(run, owner, now_ms, parsed, new_checkpoint, backlog=bool(unread) or plan.more)
+        unread_keys = {key for _, key in unread}
+        position = plan.position(unread_keys)
+        backlog = self._backlog(plan, unread_keys, now_ms)
+        record = self._compute(run, owner, now_ms, parsed, position["checkpoint"],
+                               backlog=backlog["backlog_objects"] > 0)
+        record["position"] = position
         record["statistics"]["ignored_objects"] = plan.ignored
-        record["statistics"]["lag_seconds"] = self._lag_seconds(plan, unread)
+        record["statistics"].update(backlog)
         record_key = self.logs.put_run_record(f"{run:012d}-{owner}", record)
         if not self.state.register_run(owner, run, record_key):
             raise LeaseLost(f"run {run} could not be registered: the lease was lost or another run registered")
@@ -210,38 +272,122 @@ class TrackingWorkflow:
 
     # --- listing and reading --------------------------------------------------
 
-    def _plan(self, checkpoint: str | None) -> _Plan:
-        start_after = f"{LOG_PREFIX}{checkpoint}" if checkpoint else None
-        pending: list[tuple[str, str]] = []
-        modified: dict[str, int] = {}
-        processed: dict[str, set[str]] = {}
-        ignored = 0
-        last_hour = None
-        listed = 0
-        for key, modified_ms in self.logs.list_log_objects(start_after, self.limits.max_list_pages):
-            listed += 1
-            hour = object_hour(key)
-            if hour is None:
-                ignored += 1
-                continue
-            last_hour = hour
-            if hour not in processed:
-                processed[hour] = self.state.processed_objects(hour)
-            if key in processed[hour]:
-                continue
-            if len(pending) >= self.limits.max_objects:
-                return _Plan(pending, True, None, ignored, modified, modified_ms)
-            pending.append((hour, key))
-            modified[key] = modified_ms
-        truncated = last_hour if listed >= self.limits.max_list_pages * 1000 else None
-        return _Plan(pending, False, truncated, ignored, modified)
+    def _plan(self, state: Mapping[str, Any]) -> _Plan:
+        """What this run reads: late objects the sweep finds behind the cursor, then new ones after it.
 
-    def _lag_seconds(self, plan: _Plan, unread: list[tuple[str, str]]) -> int:
-        """Age of the oldest log object this run saw and leaves unprocessed (0 when it leaves none)."""
-        waiting = [plan.modified[key] for _, key in unread if key in plan.modified]
-        if plan.first_left_modified is not None:
-            waiting.append(plan.first_left_modified)
-        return max(0, (self._now_ms() - min(waiting)) // 1000) if waiting else 0
+        The head lists from the cursor (StartAfter the last key a run
+        finished with), so it never lists what earlier runs went past,
+        however many objects that is. Objects can still appear behind the
+        cursor: Firehose names an object by its oldest record and retries
+        for up to 24 h, and the fallback paths write other names into the
+        same hour. The sweep walks the lookback window behind the cursor a
+        few pages a run, from where it stopped, and starts over once it
+        reaches the cursor: every late object is found within one sweep.
+        The sweep may take half of a run's objects, the head the rest.
+        """
+        now_ms = self._now_ms()
+        floor = f"{LOG_PREFIX}{hour_partition(now_ms - self.limits.lookback_hours * HOUR_MS)}"
+        newest_hour = hour_partition(now_ms + HOUR_MS)
+        cursor, sweep_from = state.get("cursor"), state.get("sweep_cursor") or floor
+        if cursor is None and state.get("checkpoint"):  # a state from before cursors: an hour partition
+            cursor, sweep_from = self._cursor_from_markers(str(state["checkpoint"]), newest_hour), min(
+                sweep_from, f"{LOG_PREFIX}{state['checkpoint']}")
+        if cursor and sweep_from < cursor:
+            sweep = self._list(sweep_from, cursor, self.limits.sweep_pages, max(1, self.limits.max_objects // 2),
+                               newest_hour, count_left=False)
+        else:
+            sweep = _Listing(sweep_from, end=sweep_from, complete=True)
+        head = self._list(cursor, None, self.limits.max_list_pages, self.limits.max_objects - len(sweep.taken),
+                          newest_hour, count_left=True)
+        return _Plan(sweep, head)
+
+    def _cursor_from_markers(self, checkpoint: str, newest_hour: str) -> str:
+        """The newest processed object from `checkpoint` on, as the first cursor of a state that had only an hour.
+
+        Whatever is unprocessed behind it, the sweep (starting at
+        `checkpoint`) finds; the head need not list it first.
+        """
+        cursor = f"{LOG_PREFIX}{checkpoint}"
+        at_ms = _hour_ms(checkpoint)
+        while hour_partition(at_ms) <= newest_hour:
+            newest = self.state.newest_processed_object(hour_partition(at_ms))
+            cursor = newest or cursor
+            at_ms += HOUR_MS
+        return cursor
+
+    def _list(self, start_after: str | None, stop_after: str | None, max_pages: int, quota: int, newest_hour: str,
+              count_left: bool) -> _Listing:
+        """List from `start_after` (to `stop_after`), taking up to `quota` objects not processed yet.
+
+        With `count_left`, the rest of the page where the quota filled and
+        BACKLOG_COUNT_PAGES more are listed to count what waits.
+        """
+        listing = _Listing(start_after, end=start_after)
+        previous = start_after
+        page: list[tuple[str, int]] = []
+        listed = 0
+        counting_pages = None
+
+        def settle() -> bool:
+            """Classify one page of listed objects; False once the listing should stop."""
+            nonlocal previous, counting_pages
+            processed = self._processed(page)
+            for key, modified_ms in page:
+                hour = object_hour(key)
+                if hour is None:
+                    listing.ignored += 1
+                elif key not in processed:
+                    listing.resume[key], listing.modified[key] = previous, modified_ms
+                    if len(listing.taken) < quota:
+                        listing.taken.append((hour, key))
+                    elif count_left:
+                        listing.left.append(key)
+                    else:
+                        listing.left.append(key)
+                        return False
+                if hour is not None and hour <= newest_hour and not listing.left:
+                    listing.end = key
+                previous = key
+            page.clear()
+            if len(listing.taken) >= quota and listing.left:
+                counting_pages = (counting_pages or 0) + 1
+                return count_left and counting_pages <= BACKLOG_COUNT_PAGES
+            return True
+
+        for key, modified_ms in self.logs.list_log_objects(start_after, max_pages):
+            if stop_after is not None and key > stop_after:
+                break
+            listed += 1
+            page.append((key, modified_ms))
+            if len(page) == LIST_PAGE_SIZE and not settle():
+                return listing
+        else:
+            if listed >= max_pages * LIST_PAGE_SIZE:
+                settle()
+                return listing
+        settle()
+        listing.complete = True
+        return listing
+
+    def _processed(self, page: list[tuple[str, int]]) -> set[str]:
+        """The keys of a page of listed objects that a run already processed (a key-range Query per hour)."""
+        ranges: dict[str, tuple[str, str]] = {}
+        for key, _ in page:
+            hour = object_hour(key)
+            if hour is not None:
+                low, high = ranges.get(hour, (key, key))
+                ranges[hour] = (min(low, key), max(high, key))
+        processed: set[str] = set()
+        for hour, (low, high) in ranges.items():
+            processed |= self.state.processed_objects(hour, low, high)
+        return processed
+
+    def _backlog(self, plan: _Plan, unread: set[str], now_ms: int) -> dict[str, Any]:
+        """What a run leaves waiting: how many objects (exact, or at least), and the oldest one's age (lag)."""
+        count, exact, oldest_ms = plan.backlog(unread, now_ms)
+        lag = max(0, (now_ms - oldest_ms) // 1000) if oldest_ms is not None else 0
+        return {"backlog_objects": count, "backlog_exact": exact, "oldest_waiting_at": oldest_ms,
+                "lag_seconds": lag}
 
     def _read(self, objects: list[tuple[str, str]], started: float
               ) -> tuple[list[tuple[str, str, core.ParsedLog]], list[tuple[str, str]]]:
@@ -256,24 +402,13 @@ class TrackingWorkflow:
             if parsed and (self._clock() > deadline or hits >= self.limits.max_hits):
                 break
             chunk = objects[position:position + chunk_size]
-            for (hour, key), data in zip(chunk, self._parallel(lambda item: self.logs.read(item[1]), chunk)):
+            read = self._parallel(lambda item: self.logs.read(item[1]), chunk)
+            for (hour, key), data in zip(chunk, read, strict=True):
                 result = native.backend().parse_log(data, keys)
                 parsed.append((hour, key, result))
                 hits += len(result.hits)
             position += len(chunk)
         return parsed, objects[position:]
-
-    def _checkpoint(self, old: str | None, now_ms: int, first_unread_hour: str | None, plan: _Plan) -> str:
-        """The oldest hour partition the next run must list again (never moves backwards)."""
-        candidates = [hour_partition(now_ms - self.limits.lookback_hours * HOUR_MS)]
-        if first_unread_hour:
-            candidates.append(first_unread_hour)
-        if plan.more and plan.objects:
-            candidates.append(plan.objects[-1][0])
-        if plan.truncated_at:
-            candidates.append(plan.truncated_at)
-        new = min(candidates)
-        return max(old, new) if old else new
 
     # --- computing a run -------------------------------------------------------
 
@@ -289,13 +424,23 @@ class TrackingWorkflow:
 
         retention = self.settings.tracking_retention_days
         recipients = []
+        domains: dict[tuple[str, int], str] = {}
+        logged: dict[str, list[tuple[core.Hit, str]]] = {}  # each delivery's new hits, for its log pages
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
-            recipient_id = stored.get(key, {}).get("recipient_id") or facts.get(key, {}).get("recipient_id")
-            recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits, recipient_id, now_ms,
-                                               retention, update.verdicts, context.sent_at.get(key)))
+            details = {**facts.get(key, {}), **{name: value for name, value in stored.get(key, {}).items() if value}}
+            domains[key] = details.get("domain") or UNKNOWN_DOMAIN
+            recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits,
+                                               details.get("recipient_id"), now_ms, retention, update.verdicts,
+                                               context.sent_at.get(key), domains[key]))
+            known = {hit.hit_id for hit in prior.get(key, ())}
+            logged.setdefault(update.delivery_id, []).extend(
+                (hit, str(details.get("recipient_id") or "")) for hit in update.hits if hit.hit_id not in known)
         stats = [{"delivery_id": delivery_id, "stat": stat, "add": deltas}
-                 for delivery_id, stat, deltas in stat_updates(aggregates.deliveries)]
+                 for delivery_id, stat, deltas in stat_updates(aggregates.deliveries)
+                 + domain_updates(aggregates.recipients, prior, domains)]
+        pages = [page for delivery_id in sorted(logged)
+                 for page in log_pages.encode_pages(delivery_id, logged[delivery_id], run)]
         quarantine = [_quarantine_entry(key, result) for _, key, result in parsed if result.rejections]
 
         rejected: dict[str, int] = {}
@@ -314,6 +459,7 @@ class TrackingWorkflow:
             "over_limit": aggregates.over_limit,
             "recipients_updated": len(recipients),
             "stat_items_updated": len(stats),
+            "log_pages_written": len(pages),
             "deliveries": sorted({delta.delivery_id for delta in aggregates.deliveries})[:MAX_LISTED_DELIVERIES],
             "deliveries_touched": len(aggregates.deliveries),
             "backlog": backlog,
@@ -323,13 +469,16 @@ class TrackingWorkflow:
             "run": run, "owner": owner, "created_at": now_ms, "checkpoint": checkpoint,
             "objects": [[hour, key] for hour, key, _ in parsed],
             "recipients": recipients, "stats": stats, "quarantine": quarantine, "statistics": statistics,
+            "log_pages": pages,
         }
 
     def _delivery_log_facts(self, touched: set[tuple[str, int]], stored: Mapping[tuple[str, int], Mapping[str, Any]]
                             ) -> dict[tuple[str, int], dict[str, Any]]:
-        """Recipient id and send time of the touched recipients whose tracking item does not hold them yet."""
+        """Recipient id, send time and address domain of the touched recipients whose tracking item does not
+        hold them yet."""
         unknown = [key for key in touched
-                   if not stored.get(key, {}).get("recipient_id") or stored.get(key, {}).get("sent_at") is None]
+                   if not stored.get(key, {}).get("recipient_id") or stored.get(key, {}).get("sent_at") is None
+                   or not stored.get(key, {}).get("domain")]
         return delivery_log_facts(self.settings.delivery_logs_table, unknown) if unknown else {}
 
     def _classification(self, hits: Sequence[core.Hit], prior: Mapping[tuple[str, int], Sequence[core.Hit]],
@@ -357,6 +506,7 @@ class TrackingWorkflow:
         self._parallel(lambda item: self.tracking.put_recipient(item, run), record["recipients"])
         self._parallel(lambda stat: self.tracking.apply_stat(stat["delivery_id"], stat["stat"], stat["add"], run,
                                                              at_ms, expires), record["stats"])
+        self._parallel(lambda page: self.tracking.put_log_page(page, run, expires), record.get("log_pages", []))
         for entry in record["quarantine"]:
             if entry["whole_object"]:
                 self.logs.copy_to_quarantine(entry["source"])
@@ -364,9 +514,8 @@ class TrackingWorkflow:
                 self.logs.put_quarantine(entry["source"], entry["lines"])
         self.state.mark_processed(((hour, key) for hour, key in record["objects"]), run, expires)
         now_ms = self._now_ms()
-        lag_seconds = int(record["statistics"].get("lag_seconds") or 0)
-        outcome = _succeeded("completed", now_ms, lag_seconds) if release else None
-        if not self.state.finish_run(owner, run, record.get("checkpoint"), record["statistics"], now_ms,
+        outcome = _succeeded("completed", now_ms, record["statistics"]) if release else None
+        if not self.state.finish_run(owner, run, _record_position(record, {}), record["statistics"], now_ms,
                                      release, outcome):
             raise LeaseLost(f"run {run} could not be finished: the lease was lost")
 
@@ -413,6 +562,27 @@ def stat_updates(deliveries: Iterable[core.DeliveryDelta]) -> list[tuple[str, st
     return updates
 
 
+def domain_updates(recipients: Iterable[core.RecipientUpdate], prior: Mapping[tuple[str, int], Sequence[core.Hit]],
+                   domains: Mapping[tuple[str, int], str]) -> list[tuple[str, str, dict[str, int]]]:
+    """(delivery id, domain#<domain>, deltas) of the recipients who opened or clicked for the first time.
+
+    People, not hits, as the indicators count them: a recipient opened when
+    they have any hit (a click implies an open) and clicked with any click.
+    """
+    def reached(hits: Sequence[core.Hit]) -> tuple[int, int]:
+        return int(bool(hits)), int(any(hit.kind == "click" for hit in hits))
+
+    totals: dict[tuple[str, str], dict[str, int]] = {}
+    for update in recipients:
+        key = (update.delivery_id, update.log_id)
+        (opened, clicked), (had_opened, had_clicked) = reached(update.hits), reached(prior.get(key, ()))
+        target = totals.setdefault((update.delivery_id, domain_stat(domains[key])), {"opens": 0, "clicks": 0})
+        target["opens"] += opened - had_opened
+        target["clicks"] += clicked - had_clicked
+    return [(delivery_id, stat, {name: value for name, value in deltas.items() if value})
+            for (delivery_id, stat), deltas in sorted(totals.items()) if any(deltas.values())]
+
+
 def _quarantine_entry(key: str, result: core.ParsedLog) -> dict[str, Any]:
     whole = any(rejection.line == 0 for rejection in result.rejections)
     lines = [] if whole else [_quarantined_line(rejection) for rejection in result.rejections]
@@ -432,7 +602,8 @@ def _quarantined_line(rejection: core.Rejection) -> dict[str, Any]:
 def _empty_statistics(status: str) -> dict[str, Any]:
     return {"status": status, "run": None, "objects": 0, "lines": 0, "hits_accepted": 0, "rejected": {},
             "rejected_total": 0, "duplicates": 0, "over_limit": 0, "recipients_updated": 0,
-            "stat_items_updated": 0, "deliveries": [], "deliveries_touched": 0, "backlog": False}
+            "stat_items_updated": 0, "log_pages_written": 0, "deliveries": [], "deliveries_touched": 0,
+            "backlog": False, "backlog_objects": 0, "backlog_exact": True, "oldest_waiting_at": None, "lag_seconds": 0}
 
 
 def _with_minimised_ip(hit: core.Hit, mode: str) -> core.Hit:
@@ -446,9 +617,36 @@ def _with_minimised_ip(hit: core.Hit, mode: str) -> core.Hit:
     return hit if ip == hit.ip else replace(hit, ip=ip)
 
 
-def _succeeded(status: str, at_ms: int, lag_seconds: int) -> dict[str, Any]:
-    """The state item's record of a run that did its work (completed, or idle: nothing to do)."""
-    return {"last_run_at": at_ms, "last_run_status": status, "last_success_at": at_ms, "lag_seconds": lag_seconds}
+def _succeeded(status: str, at_ms: int, statistics: Mapping[str, Any]) -> dict[str, Any]:
+    """The state item's record of a run that did its work (completed, or idle: nothing new to read).
+
+    With what it left waiting, so the status check can tell the backlog's
+    age at any time after the run, not only at the run.
+    """
+    return {"last_run_at": at_ms, "last_run_status": status, "last_success_at": at_ms,
+            "lag_seconds": int(statistics.get("lag_seconds") or 0),
+            "backlog_objects": int(statistics.get("backlog_objects") or 0),
+            "backlog_exact": bool(statistics.get("backlog_exact", True)),
+            "oldest_waiting_at": statistics.get("oldest_waiting_at")}
+
+
+def _hour_ms(hour: str) -> int:
+    """The start (ms) of an hour partition 'YYYY/MM/DD/HH'."""
+    return int(calendar.timegm(time.strptime(hour, "%Y/%m/%d/%H"))) * 1000
+
+
+def _hour_of(cursor: str) -> str:
+    """The hour partition a listing position lies in ('' before the first one)."""
+    match = _CURSOR_HOUR.match(cursor)
+    return match.group(1) if match else ""
+
+
+def _record_position(record: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, str]:
+    """The listing position a run record moves the state to (records from before cursors carry an hour)."""
+    if record.get("position"):
+        return dict(record["position"])
+    checkpoint = record.get("checkpoint") or state.get("checkpoint")
+    return {"checkpoint": checkpoint} if checkpoint else {}
 
 
 def _failed(error: BaseException, at_ms: int) -> dict[str, Any]:
@@ -464,6 +662,7 @@ def _count(statistics: Mapping[str, Any]) -> None:
         return
     metrics.emit(metrics.WORKFLOW_SUCCESSES)
     metrics.emit(metrics.WORKFLOW_LAG, statistics.get("lag_seconds") or 0, metrics.SECONDS)
+    metrics.emit(metrics.WORKFLOW_BACKLOG, statistics.get("backlog_objects") or 0)
     metrics.emit(metrics.LINES_PROCESSED, statistics.get("lines") or 0)
     for reason, count in (statistics.get("rejected") or {}).items():
         metrics.emit(metrics.MALFORMED_LINES, count, reason=reason)

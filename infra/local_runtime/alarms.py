@@ -10,6 +10,9 @@ each period, setting its state and notifying its actions. Here:
   moto's CloudWatch with put_metric_data, one data point per value, metric
   and dimension set, with the document's own timestamp, as CloudWatch Logs
   does;
+- LambdaMetrics (infra/local_runtime/lambda_metrics.py) puts what
+  AWS/Lambda publishes for the functions the local runtime invokes
+  (Invocations, Errors, Throttles, Duration);
 - QueueMetrics puts what AWS/SQS publishes every minute for each of the
   stack's queues (ApproximateNumberOfMessagesVisible, ...NotVisible,
   ...Delayed, dimension QueueName), read from moto's queues at the
@@ -48,6 +51,8 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import boto3
 
 from chalicelib import metrics
+
+from infra.local_runtime.lambda_metrics import LambdaMetrics
 
 if TYPE_CHECKING:
     from infra.local_runtime.provision import ProvisionedStack
@@ -295,6 +300,7 @@ class LocalAlarms:
     clock: Callable[[], float] = time.time
     capture: EmfCapture | None = None
     queues: QueueMetrics | None = None
+    lambdas: LambdaMetrics | None = None
     started: float = 0.0
     definitions: list[AlarmDefinition] = field(default_factory=list)
 
@@ -312,6 +318,8 @@ class LocalAlarms:
             self.capture.publish()
         if self.queues is not None:
             self.queues.publish(self.clock())
+        if self.lambdas is not None:
+            self.lambdas.publish()
         changes = []
         for definition in self.definitions:
             change = self.evaluate(definition)
@@ -350,7 +358,7 @@ class LocalAlarms:
             EndTime=datetime.fromtimestamp(end, tz=timezone.utc))["MetricDataResults"]
         found: dict[str, dict[int, float]] = {result["Id"]: {} for result in results}
         for result in results:
-            for at, value in zip(result["Timestamps"], result["Values"]):
+            for at, value in zip(result["Timestamps"], result["Values"], strict=True):
                 stamp = int(at.timestamp())
                 if start <= stamp < end:
                     found[result["Id"]][stamp] = value
@@ -484,7 +492,8 @@ def workers(stack: "LocalStack") -> "list[Worker]":
     from infra.local_runtime.stack import Worker
 
     alarms = LocalAlarms(stack.resources, capture=EmfCapture().install(),  # type: ignore[arg-type]
-                         queues=QueueMetrics(stack.resources))  # type: ignore[arg-type]
+                         queues=QueueMetrics(stack.resources),  # type: ignore[arg-type]
+                         lambdas=LambdaMetrics.for_stack(stack.resources).install())  # type: ignore[arg-type]
     return [Worker("cloudwatch:alarms", alarms.step, EVALUATION_INTERVAL_SECONDS)]
 
 

@@ -28,12 +28,28 @@ from chalice.local import (
 )
 from chalice.test import HTTPResponse
 
+from infra.local_runtime import lambda_metrics
+
 logger = logging.getLogger("sendtrail.local.gateway")
+
+
+class _ApiHandler:
+    """The app as API Gateway invokes it: one invocation of the api_handler function (infra/local_runtime/lambda_metrics.py)."""
+
+    def __init__(self, app_object: Any) -> None:
+        self._app = app_object
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        return lambda_metrics.invoke("api_handler", self._app, event, context)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._app, name)
 
 
 class ApiGatewayEmulator(LocalGateway):
     def __init__(self, app_object: Any, config: Config, source_ip: str = "127.0.0.1") -> None:
         super().__init__(app_object, config)
+        self._app_object = _ApiHandler(app_object)
         self.source_ip = source_ip
 
     def _generate_lambda_event(self, method: str, path: str, headers: Any, body: bytes | None) -> dict[str, Any]:

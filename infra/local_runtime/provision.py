@@ -303,6 +303,8 @@ def _firehose_delivery_stream(session: boto3.session.Session, logical_id: str,
         request["KinesisStreamSourceConfiguration"] = properties["KinesisStreamSourceConfiguration"]
     destination = dict(properties["ExtendedS3DestinationConfiguration"])
     destination["Prefix"] = firehose_local_prefix(destination.get("Prefix", ""))
+    if "BufferingHints" in destination:  # numbers from parameters resolve as text; the API takes integers
+        destination["BufferingHints"] = {hint: int(value) for hint, value in destination["BufferingHints"].items()}
     request["ExtendedS3DestinationConfiguration"] = destination
     firehose.create_delivery_stream(**request)
     arn = firehose.describe_delivery_stream(DeliveryStreamName=name)["DeliveryStreamDescription"]["DeliveryStreamARN"]

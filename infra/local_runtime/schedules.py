@@ -34,9 +34,9 @@ def local_intervals() -> dict[str, float]:
 
 
 def workers(stack: "LocalStack") -> "list[Worker]":
-    import app as app_module
     from chalice.app import ScheduledEventConfig
 
+    import app as app_module
     from infra.local_runtime.stack import Worker
 
     overrides = local_intervals()

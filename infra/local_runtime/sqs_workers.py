@@ -41,8 +41,9 @@ def _timeout(function_name: str) -> int:
 
 def triggers_for(resources: Any) -> list[SqsTrigger]:
     """One SqsTrigger per on_sqs_message function, on the queue the template gives its event."""
-    import app as app_module
     from chalice.app import SQSEventConfig
+
+    import app as app_module
 
     resolver = resources.resolver()
     sqs = boto3.client("sqs")

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import boto3
 from chalice.local import LambdaContext
 
+from infra.local_runtime import lambda_metrics
 from infra.local_runtime.provision import ACCOUNT_ID
 
 logger = logging.getLogger("sendtrail.local.triggers")
@@ -48,7 +49,7 @@ class ScheduledTrigger:
     handler: Handler
 
     def step(self) -> Any:
-        return self.handler(scheduled_event(self.name), lambda_context(self.name))
+        return lambda_metrics.invoke(self.name, self.handler, scheduled_event(self.name), lambda_context(self.name))
 
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str = "us-east-1") -> dict[str, Any]:
@@ -62,7 +63,8 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str, region: str = "us-
             name: {"stringValue": value.get("StringValue"), "dataType": value.get("DataType", "String")}
             for name, value in message.get("MessageAttributes", {}).items()
         },
-        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324
+        "md5OfBody": message.get("MD5OfBody") or hashlib.md5(message["Body"].encode(),
+                                                             usedforsecurity=False).hexdigest(),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": region,
@@ -92,8 +94,8 @@ class SqsTrigger:
         if not messages:
             return 0
         try:
-            result = self.handler(sqs_event(messages, self._queue_arn()),
-                                  lambda_context(self.name, self.timeout_seconds))
+            result = lambda_metrics.invoke(self.name, self.handler, sqs_event(messages, self._queue_arn()),
+                                           lambda_context(self.name, self.timeout_seconds))
         except Exception:  # noqa: BLE001 - a failed invocation leaves the whole batch for a retry, as in AWS
             logger.exception("%s failed; the batch returns to the queue", self.name)
             return len(messages)

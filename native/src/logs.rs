@@ -459,6 +459,8 @@ impl<'k> Judge<'k> {
         }
     }
 
+    // Allowed: one hit's parsed fields, stored where they land on the hot path (a struct would be
+    // built and taken apart again for every line).
     #[allow(clippy::too_many_arguments)]
     fn store(
         &mut self,

@@ -478,6 +478,7 @@ fn parse_log<'py>(
 #[pyo3(signature = (data, keys, hit_type, recipient_type, *,
                     max_hits_per_recipient = aggregate::MAX_HITS_PER_RECIPIENT,
                     max_object_bytes = logs::MAX_OBJECT_BYTES, max_int_digits = json::DEFAULT_MAX_INT_DIGITS))]
+// Allowed: the Python signature (chalicelib/native.py) is the interface, keyword arguments rather than a struct.
 #[allow(clippy::too_many_arguments)]
 fn process_log<'py>(
     py: Python<'py>,

@@ -61,6 +61,7 @@ def log_in(browser: WatchedPage, live_server: str, path: str = "/dashboard") -> 
     page = browser.page
     page.goto(f"{live_server}{path}")
     assert "/dashboard/login" in page.url
+    browser.screenshot("dashboard-login", full_page=False)
     page.fill("#token", API_TOKEN)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_server}{path}")
@@ -112,7 +113,20 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     for status, value in counts.items():
         assert number(page.locator(f"[data-count={status}]").inner_text()) == value, status
     browser_page.screenshot("dashboard-delivery")
+    browser_page.screenshot("readme-delivery", full_page=False)
     record_page_timing(page, "delivery")
+
+    assert page.locator("tr.total td").first.inner_text() == "All domains"
+    assert number(page.locator("tr.total td").nth(1).inner_text()) == 30  # every message SES accepted
+
+    page.click("nav.tabs >> text=Tracking")
+    page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}/tracking")
+    rows = page.locator("section.card tbody tr")
+    assert len(hits) <= 50  # one page
+    assert sorted(rows.locator("td:nth-child(2)").all_inner_texts()) == sorted(hit.kind for hit in hits)
+    page.click("nav.filters >> text=click")
+    assert page.locator("section.card tbody tr").count() == sum(1 for hit in hits if hit.kind == "click")
+    browser_page.screenshot("dashboard-delivery-tracking")
 
     page.click("nav.tabs >> text=Hot clicks")
     page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}/hot-clicks")
@@ -128,6 +142,7 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     sandbox = page.locator("iframe.message").get_attribute("sandbox")
     assert sandbox == "", sandbox  # every restriction: no scripts, no same origin
     browser_page.screenshot("dashboard-hot-clicks")
+    browser_page.screenshot("readme-hot-clicks", full_page=False)
 
     recipient_id, tracking = next(
         (candidate, body) for candidate, body in (
@@ -140,6 +155,12 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     assert page.locator("section.card tbody tr").count() == len(tracking["items"])
     assert page.locator("section.card tbody tr").first.locator("td").nth(1).inner_text() == tracking["items"][0]["kind"]
     browser_page.screenshot("dashboard-recipient")
+
+    page.click("header.top nav >> text=Status")
+    page.wait_for_url("**/dashboard/status")
+    components = api.get("/api/status").json_body["components"]
+    assert page.locator("section.card tbody tr").count() == len(components)
+    browser_page.screenshot("dashboard-status")
 
     page.click("header.top button:has-text('Log out')")
     page.wait_for_url("**/dashboard/login")
@@ -169,9 +190,10 @@ def test_markup_in_stored_strings_renders_inert_everywhere(browser_page: Watched
                    if api.get(f"/api/recipients/demo-{index:03d}/tracking").json_body["items"])
     page = browser_page.page
     log_in(browser_page, live_server)
-    for path, shows in (("/dashboard", ["subject"]), (f"/dashboard/deliveries/{delivery_id}", ["subject", "label", "url"]),
-                        (f"/dashboard/deliveries/{delivery_id}/hot-clicks", ["subject", "label", "url"]),
-                        (f"/dashboard/recipients/{tracked}", ["user_agent"])):
+    pages = (("/dashboard", ["subject"]), (f"/dashboard/deliveries/{delivery_id}", ["subject", "label", "url"]),
+             (f"/dashboard/deliveries/{delivery_id}/hot-clicks", ["subject", "label", "url"]),
+             (f"/dashboard/recipients/{tracked}", ["user_agent"]))
+    for path, shows in pages:
         page.goto(f"{live_server}{path}")
         assert page.locator("[id^=injected]").count() == 0, path
         assert page.locator("script").count() == 0, path

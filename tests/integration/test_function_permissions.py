@@ -69,7 +69,7 @@ def api_handler_scenario(api: Any, client: Any, resources: Any, mta: Any) -> Cal
         assert client.post(optout, body="List-Unsubscribe=One-Click", headers=FORM).status_code == 200
         with recorded.paused():  # Firehose's part, and a test-side object
             pumps_for(resources)[0].step()
-            malformed = f"redirection-logs/2026/01/01/00/malformed"
+            malformed = "redirection-logs/2026/01/01/00/malformed"
             boto3.client("s3").put_object(Bucket=get_settings().redirection_log_bucket, Key=malformed,
                                           Body=b"oops\n")
         assert api.post("/api/workflow/run").json_body["hits_accepted"] >= 4

@@ -83,8 +83,8 @@ def test_options_says_what_each_route_allows_and_other_methods_get_405(client: A
 
 
 def test_forwarded_parameters_are_added_only_when_the_delivery_asks(client: Any) -> None:
-    from chalicelib.settings import get_settings
     from chalicelib.data.deliveries import DeliveryStore
+    from chalicelib.settings import get_settings
 
     make_delivery()
     click = token(tokens.KIND_CLICK, 4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -16,6 +17,8 @@ import pytest
 
 import app as app_module
 from chalicelib import metrics, tokens
+from chalicelib.data.redirection_logs import hour_partition
+from chalicelib.data.tracking import TrackingStore, WorkflowStateStore
 from chalicelib.settings import get_settings
 from infra.local_runtime import ses_account
 from infra.local_runtime.alarms import (
@@ -27,12 +30,14 @@ from infra.local_runtime.alarms import (
     emf_datums,
     evaluate_expression,
 )
+from infra.local_runtime.lambda_metrics import LambdaMetrics, Throttled
 from infra.local_runtime.ses_events import simulated_events
 from infra.local_runtime.ses_outbox import OUTBOX
 from infra.local_runtime.triggers import ScheduledTrigger
 from tests.integration.test_hit_endpoints import make_delivery, token
 from tests.integration.test_send_jobs import act, create, emails
-from tests.tracking_harness import FakeClock
+from tests.tracking_harness import FakeClock, put_log, put_processed_objects
+from tests.tracking_logs import record
 
 MINUTE = 60
 
@@ -78,6 +83,14 @@ def alerts(resources: Any) -> Any:
         return found
 
     return received
+
+
+@pytest.fixture
+def lambdas(resources: Any, clock: FakeClock) -> Iterator[LambdaMetrics]:
+    """AWS/Lambda's metrics of the functions invoked locally, on the fake clock."""
+    recorder = LambdaMetrics.for_stack(resources, clock=clock).install()
+    yield recorder
+    recorder.uninstall()
 
 
 def state(alarm_name: str) -> str:
@@ -129,6 +142,53 @@ def test_a_stopped_workflow_goes_to_alarm_and_an_alert_arrives(
     [(_, back)] = alerts(stalled)
     assert back["NewStateValue"] == "OK" and back["NewStateReason"].startswith(
         "Threshold Crossed: 1 out of the last 1 datapoint [1 (")
+
+
+def test_new_objects_behind_60000_processed_ones_are_tracked_and_a_stopped_workflow_alarms(
+        resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any) -> None:
+    """Issue 13: with 50,000 processed objects between the checkpoint and new objects, every run said idle.
+
+    A day of Kinesis throttling at one hit a second leaves 3,600 fallback
+    objects an hour; here 16 hours of them (60,000), all processed, lie
+    after the checkpoint, then new objects: the next runs track them. Then
+    the workflow stops while objects wait: the stalled alarm fires.
+    """
+    settings = get_settings()
+    stalled = resources.refs["TrackingWorkflowStalledAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, capture=capture,
+                         definitions=only(resources, "TrackingWorkflowStalledAlarm", "TrackingBacklogAlarm"))
+    now_ms = int(time.time() * 1000)
+    hours = [hour_partition(now_ms - (16 - index) * 3_600_000) for index in range(16)]
+    for hour in hours:
+        put_processed_objects(hour, 3_750)
+    boto3.client("dynamodb").put_item(TableName=settings.workflow_table, Item={  # as main's last run left it
+        "pk": {"S": "state"}, "sk": {"S": "tracking-workflow"}, "checkpoint": {"S": hours[0]}, "run_seq": {"N": "7"}})
+    delivery_id = "00112233445566ff"
+    for log_id, at_ms in ((1, now_ms - 3_600_000), (2, now_ms)):  # Firehose's names sort after fallback-...
+        put_log(f"sendtrail-local-redirection-logs-1-{log_id}",
+                [record(kind="click", delivery_id=delivery_id, log_id=log_id, url_id=4, ts=at_ms)], at_ms)
+    workflow = ScheduledTrigger("tracking_workflow", app_module.tracking_workflow)
+    for _ in range(4):
+        workflow.step()
+        clock.advance(MINUTE)
+        alarms.step()
+    tracked = TrackingStore(settings.tracking_table, settings.tracking_stats_table).get_stat(delivery_id, "indicators")
+    assert tracked is not None and (tracked["clicks_total"], tracked["clicks_unique"]) == (2, 2)
+    assert state(stalled) == "OK"
+    position = WorkflowStateStore(settings.workflow_table).get_state()
+    assert position["cursor"].endswith("/sendtrail-local-redirection-logs-1-2")
+    assert (position["backlog_objects"], position["lag_seconds"]) == (0, 0)
+
+    put_log("sendtrail-local-redirection-logs-1-3",  # the workflow stops; a new object waits
+            [record(kind="click", delivery_id=delivery_id, log_id=3, url_id=4, ts=now_ms)], now_ms)
+    minutes_without = 0
+    while state(stalled) == "OK":
+        clock.advance(MINUTE)
+        alarms.step()
+        minutes_without += 1
+        assert minutes_without <= 3, "3 periods without a successful run while an object waits, and still OK"
+    [(_, alert)] = [item for item in alerts(stalled) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["NewStateReason"].startswith("Threshold Crossed: no datapoints were received for 3 periods")
 
 
 def test_failing_stream_puts_raise_the_hit_errors_alarm(
@@ -394,3 +454,83 @@ def test_a_message_in_a_dead_letter_queue_raises_its_alarm(resources: Any, clock
     [(_, alert)] = [item for item in alerts(letters) if item[1]["NewStateValue"] == "ALARM"]
     assert alert["Trigger"]["Namespace"] == "AWS/SQS" and alert["Trigger"]["Dimensions"] == [
         {"value": "sendtrail-local-ses-events-dlq", "name": "QueueName"}]
+
+
+# --- below the app: AWS/Lambda's errors and throttles ------------------------------------
+
+def test_a_crash_or_a_throttle_below_the_app_raises_the_functions_lambda_failures_alarm(
+        client: Any, resources: Any, clock: FakeClock, capture: EmfCapture, lambdas: LambdaMetrics, alerts: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An out-of-memory never reaches the app's own counts; AWS/Lambda's Errors and Throttles do."""
+    from chalicelib.tracking import workflow as workflow_module
+
+    failures = resources.refs["TrackingWorkflowLambdaFailuresAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, capture=capture, lambdas=lambdas, definitions=only(
+        resources, "TrackingWorkflowLambdaFailuresAlarm", "ApiHandlerLambdaFailuresAlarm"))
+    workflow = ScheduledTrigger("tracking_workflow", app_module.tracking_workflow)
+    workflow.step()
+    assert client.get("/r/test").status_code == 200  # one invocation of the API handler
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(failures) == state(resources.refs["ApiHandlerLambdaFailuresAlarm"]) == "OK"
+    published = {(metric["MetricName"], metric["Dimensions"][0]["Value"])
+                 for metric in boto3.client("cloudwatch").list_metrics(Namespace="AWS/Lambda")["Metrics"]}
+    assert {("Invocations", "sendtrail-local-tracking-workflow"), ("Errors", "sendtrail-local-tracking-workflow"),
+            ("Invocations", "sendtrail-local-api-handler"), ("Errors", "sendtrail-local-api-handler")} <= published
+
+    def out_of_memory(event: Any, context: Any) -> Any:
+        raise MemoryError("the run's hits did not fit in 1024 MB")
+
+    monkeypatch.setattr(workflow_module, "scheduled_run", out_of_memory)
+    with pytest.raises(MemoryError):
+        workflow.step()
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(failures) == "ALARM"
+    [(_, alert)] = [item for item in alerts(failures) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["NewStateReason"].startswith("Threshold Crossed: 1 out of the last 1 datapoint [1 (")
+    assert [query["Id"] for query in alert["Trigger"]["Metrics"]] == ["failures", "errors", "throttles"]
+    monkeypatch.undo()
+
+    workflow.step()
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(failures) == "OK"
+    lambdas.enter("tracking_workflow")  # a run still in progress: the reserved concurrency (1) is in use
+    with pytest.raises(Throttled):
+        workflow.step()
+    lambdas.leave("tracking_workflow", failed=False, duration_ms=1.0)
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(failures) == "ALARM"
+    throttles = boto3.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/Lambda", MetricName="Throttles", Statistics=["Sum"], Period=300,
+        Dimensions=[{"Name": "FunctionName", "Value": "sendtrail-local-tracking-workflow"}],
+        StartTime=datetime.fromtimestamp(clock.now - 3600, tz=timezone.utc),
+        EndTime=datetime.fromtimestamp(clock.now, tz=timezone.utc))["Datapoints"]
+    assert sum(point["Sum"] for point in throttles) == 1
+
+
+def test_deliveries_stalled_for_5_minutes_raise_their_alarm(resources: Any, clock: FakeClock, alerts: Any) -> None:
+    """The delivery monitor's DeliveriesStalled gauge, which only the dashboard showed."""
+    stalled = resources.refs["DeliveriesStalledAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, started=clock.now - 10 * MINUTE,
+                         definitions=only(resources, "DeliveriesStalledAlarm"))
+
+    def gauge(value: float) -> None:
+        boto3.client("cloudwatch").put_metric_data(Namespace=metrics.NAMESPACE, MetricData=[{
+            "MetricName": metrics.DELIVERIES_STALLED, "Value": value,
+            "Dimensions": [{"Name": "stage", "Value": "local"}],
+            "Timestamp": datetime.fromtimestamp(clock.now, tz=timezone.utc)}])
+
+    for value in (0, 1, 1, 1, 1):
+        gauge(value)
+        clock.advance(MINUTE)
+    alarms.step()
+    assert state(stalled) == "OK"  # stalled for 4 of the last 5 minutes
+    gauge(1)
+    clock.advance(MINUTE)
+    alarms.step()
+    assert state(stalled) == "ALARM"
+    [(_, alert)] = [item for item in alerts(stalled) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["NewStateReason"].startswith("Threshold Crossed: 5 out of the last 5 datapoints [1 (")

@@ -100,7 +100,7 @@ def test_every_operation_answers_as_its_schema_says(client: Any, known: dict[str
         def check(case: Any, authorization: dict[str, str]) -> None:
             response = case.call(app=app, headers=authorization)
             case.validate_response(response, checks=CHECKS, headers=authorization)
-            calls.append(response.status_code)
+            calls.append(response.status_code)  # noqa: B023 - check() runs in this iteration, with its calls
 
         check()
         checked[f"{key[0]} {key[1]}"] = len(calls)

@@ -264,6 +264,19 @@ EXPECTED_ALARMS: dict[str, dict[str, Any]] = {
        for alarm, queue, name in (
            ("SendWorkDeadLettersAlarm", "SendWorkDeadLetterQueue", "send-work-dead-letters"),
            ("SesEventsDeadLettersAlarm", "SesEventsDeadLetterQueue", "ses-events-dead-letters"))},
+    "DeliveriesStalledAlarm": {  # stalled throughout 5 minutes (the monitor's minute gauge)
+        "name": "deliveries-stalled", "metric": ("sendtrail", "DeliveriesStalled", "Minimum", STAGE),
+        "period": 60, "evaluation": (5, 5), "threshold": 0, "comparison": "GreaterThanThreshold",
+        "missing": "notBreaching"},
+    **{f"{logical}LambdaFailuresAlarm": {  # what ends an invocation before the app can count it
+        "name": f"{function}-lambda-failures", "namespace": "AWS/Lambda",
+        "dimensions": [{"Name": "FunctionName", "Value": {"Fn::Sub": f"sendtrail-${{Stage}}-{function}"}}],
+        "math": ("FILL(errors, 0) + FILL(throttles, 0)", {"errors": "Errors", "throttles": "Throttles"}, "Sum"),
+        "period": 300, "evaluation": (1, 1), "threshold": 1, "comparison": "GreaterThanOrEqualToThreshold",
+        "missing": "notBreaching"}
+       for logical, function in (("ApiHandler", "api-handler"), ("ApiAuthorizer", "api-authorizer"),
+                                 ("TrackingWorkflow", "tracking-workflow"), ("SendWorker", "send-worker"),
+                                 ("SesEvents", "ses-events"), ("DeliveryMonitor", "delivery-monitor"))},
 }
 
 
@@ -302,9 +315,13 @@ def test_every_alarm_watches_its_intended_metric_with_its_threshold_and_missing_
         stats = {query["Id"]: query["MetricStat"] for query in properties["Metrics"] if "MetricStat" in query}
         assert {query_id: (stat["Metric"]["MetricName"], stat["Stat"]) for query_id, stat in stats.items()} == (
             math_metrics(expected)), logical
+        namespace = expected.get("namespace", "sendtrail")
         for stat in stats.values():
-            assert (stat["Metric"]["Namespace"], stat["Period"]) == ("sendtrail", expected["period"]), logical
-            assert stat["Metric"]["Dimensions"][0] == STAGE[0] and stat["Metric"]["MetricName"] in emitted, logical
+            assert (stat["Metric"]["Namespace"], stat["Period"]) == (namespace, expected["period"]), logical
+            if namespace == "sendtrail":
+                assert stat["Metric"]["Dimensions"][0] == STAGE[0] and stat["Metric"]["MetricName"] in emitted, logical
+            else:
+                assert stat["Metric"]["Dimensions"] == expected["dimensions"], logical
     bounces = next(query for query in alarms["HardBounceRateAlarm"]["Properties"]["Metrics"] if query["Id"] == "hard")
     assert bounces["MetricStat"]["Metric"]["Dimensions"] == STAGE + [{"Name": "type", "Value": "hard"}]
 
@@ -341,3 +358,71 @@ def test_the_dashboard_shows_every_alarm_and_every_signal_they_watch(template: d
         assert breakdown in body, breakdown
     for queue in ("SendWorkQueue", "SesEventsQueue", "SendWorkDeadLetterQueue", "SesEventsDeadLetterQueue"):
         assert f'"QueueName", "${{{queue}.QueueName}}"' in body, queue
+
+
+def test_every_function_has_a_lambda_failures_alarm_on_its_own_name(template: dict[str, Any]) -> None:
+    """Errors and Throttles of AWS/Lambda, by the FunctionName each override gives (one source: the template)."""
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    functions = resources_of_type(template, "AWS::Serverless::Function")
+    watched = {}
+    for logical, alarm in alarms.items():
+        if logical.endswith("LambdaFailuresAlarm"):
+            [name] = {query["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Fn::Sub"]
+                      for query in alarm["Properties"]["Metrics"] if "MetricStat" in query}
+            watched[name] = logical
+    assert set(watched) == {function["Properties"]["FunctionName"]["Fn::Sub"] for function in functions.values()}
+
+
+# --- capacity and limits of the public routes ----------------------------------------
+
+def test_the_hit_stream_is_on_demand_unless_provisioned_shards_are_asked_for(template: dict[str, Any]) -> None:
+    stream = template["Resources"]["HitStream"]["Properties"]
+    assert stream["StreamModeDetails"] == {"StreamMode": {"Ref": "HitStreamMode"}}
+    assert stream["ShardCount"] == {"Fn::If": ["HitStreamProvisioned", {"Ref": "HitStreamShards"},
+                                               {"Ref": "AWS::NoValue"}]}
+    parameters = template["Parameters"]
+    assert (parameters["HitStreamMode"]["Default"], parameters["HitStreamMode"]["AllowedValues"]) == (
+        "ON_DEMAND", ["ON_DEMAND", "PROVISIONED"])
+    assert template["Conditions"]["HitStreamProvisioned"] == {"Fn::Equals": [{"Ref": "HitStreamMode"}, "PROVISIONED"]}
+    firehose = template["Resources"]["RedirectionLogDeliveryStream"]["Properties"]
+    assert firehose["ExtendedS3DestinationConfiguration"]["BufferingHints"] == {
+        "IntervalInSeconds": {"Ref": "RedirectionLogBufferSeconds"}, "SizeInMBs": {"Ref": "RedirectionLogBufferMB"}}
+    assert (parameters["RedirectionLogBufferSeconds"]["Default"], parameters["RedirectionLogBufferMB"]["Default"]) == (
+        60, 64)
+
+
+def test_every_public_hit_route_is_throttled_and_the_api_function_reserves_its_concurrency(
+        template: dict[str, Any]) -> None:
+    from app import app
+
+    api = template["Resources"]["RestAPI"]["Properties"]
+    limits = {(setting["ResourcePath"], setting["HttpMethod"]): (setting["ThrottlingRateLimit"],
+                                                                 setting["ThrottlingBurstLimit"])
+              for setting in api["MethodSettings"]}
+    assert limits.pop(("/*", "*")) == ({"Ref": "ApiRateLimit"}, {"Ref": "ApiBurstLimit"})  # the stage: every route
+    hit_routes = {("/" + path.replace("/", "~1"), method) for path, methods in app.routes.items()
+                  if not path.startswith("/api") and "{token}" in path for method in methods}  # API Gateway's escape
+    assert len(hit_routes) >= 5 and set(limits) == hit_routes
+    assert set(limits.values()) == {({"Ref": "HitRateLimit"}, {"Ref": "HitBurstLimit"})}
+    parameters = template["Parameters"]
+    assert {name: parameters[name]["Default"] for name in ("HitRateLimit", "HitBurstLimit", "ApiRateLimit",
+                                                           "ApiBurstLimit", "ApiConcurrency")} == {
+        "HitRateLimit": 5000, "HitBurstLimit": 2500, "ApiRateLimit": 50, "ApiBurstLimit": 100, "ApiConcurrency": 200}
+    function = template["Resources"]["APIHandler"]["Properties"]
+    assert function["ReservedConcurrentExecutions"] == {"Fn::If": ["HasApiConcurrency", {"Ref": "ApiConcurrency"},
+                                                                   {"Ref": "AWS::NoValue"}]}
+
+
+def test_a_waf_rate_rule_is_there_only_when_asked_for(template: dict[str, Any]) -> None:
+    acl = template["Resources"]["PublicRoutesWebAcl"]
+    association = template["Resources"]["PublicRoutesWebAclAssociation"]
+    assert acl["Condition"] == association["Condition"] == "HasWafRateLimit"
+    assert template["Conditions"]["HasWafRateLimit"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WafRequestsPerFiveMinutes"}, 0]}]}
+    assert template["Parameters"]["WafRequestsPerFiveMinutes"]["Default"] == 0
+    [rule] = acl["Properties"]["Rules"]
+    assert rule["Action"] == {"Block": {}} and rule["Statement"] == {"RateBasedStatement": {
+        "Limit": {"Ref": "WafRequestsPerFiveMinutes"}, "AggregateKeyType": "IP"}}
+    assert acl["Properties"]["Scope"] == "REGIONAL"
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["PublicRoutesWebAcl", "Arn"]}
+    assert "/restapis/${RestAPI}/stages/api" in association["Properties"]["ResourceArn"]["Fn::Sub"]

@@ -111,9 +111,19 @@ def test_logout_needs_the_form_token_and_clears_the_cookie(client: Any, signed_i
     assert "Max-Age=0" in done.headers["Set-Cookie"]
 
 
+@pytest.mark.parametrize("tab", ["", "/hot-clicks", "/tracking"])
 @pytest.mark.parametrize("delivery_id", ["0123456789abcdef", "not-an-id", "%3Cscript%3E"])
-def test_an_unknown_delivery_is_a_friendly_404_page(client: Any, signed_in: dict[str, str], delivery_id: str) -> None:
-    response = client.get(f"/dashboard/deliveries/{delivery_id}", headers=signed_in)
+def test_an_unknown_delivery_is_a_friendly_404_page(client: Any, signed_in: dict[str, str], delivery_id: str,
+                                                    tab: str) -> None:
+    response = client.get(f"/dashboard/deliveries/{delivery_id}{tab}", headers=signed_in)
     assert response.status_code == 404
     assert response.headers["Content-Type"].startswith("text/html")
     assert b"Not found" in response.body and b"<script>" not in response.body
+
+
+@pytest.mark.parametrize("path", ["/dashboard/deliveries/0123456789abcdef/tracking?kind=%3Cb%3E",
+                                  "/dashboard/recipients/ann?next=bm90LWEtY3Vyc29y", "/dashboard/recipients?id="])
+def test_bad_parameters_are_a_friendly_400_page(client: Any, signed_in: dict[str, str], path: str) -> None:
+    response = client.get(path, headers=signed_in)
+    assert response.status_code in (400, 404), response.body
+    assert response.headers["Content-Type"].startswith("text/html") and b"<b>" not in response.body

@@ -197,12 +197,15 @@ def test_hot_clicks_shows_the_message_with_each_links_share(clicked: str) -> Non
 def test_hot_clicks_of_a_message_without_clicks_or_text(api: Any, mta: Any) -> None:
     from chalicelib.reports import hot_clicks
 
-    html = "<a href='https://x.example.com/a'>A</a><a href=https://x.example.com/b>B</a>"
-    report = hot_clicks.hot_clicks(send(api, mta, EMAILS[:1], html=html))
+    html = ("<a href='https://x.example.com/a'>A</a><a href=https://x.example.com/b>B</a>"
+            '<a href="https://x.example.com/prefs?a=1&amp;b=2">Preferences</a>')
+    prefs = {"match": "Preferences", "type": "optout"}  # a tracked link of type opt-out: counted, never shown
+    report = hot_clicks.hot_clicks(send(api, mta, EMAILS[:1], html=html, tracking={"urls": [prefs]}))
     assert report.text is None and report.clicks_total == 0 and report.hidden_percent == 0.0
     assert report.html == ("<a href='https://x.example.com/a' data-sendtrail-link=\"4\">A</a>"
-                           '<a href="https://x.example.com/b" data-sendtrail-link="5">B</a>')
-    assert [link.percent for link in report.links] == [0.0, 0.0]
+                           '<a href="https://x.example.com/b" data-sendtrail-link="5">B</a>'
+                           '<a href="https://x.example.com/prefs?a=1&amp;b=2">Preferences</a>')
+    assert [(link.url_id, link.percent) for link in report.links] == [(4, 0.0), (5, 0.0)]
 
 
 def test_breakdown_by_os_device_browser_and_client(api: Any, mta: Any) -> None:
@@ -232,6 +235,169 @@ def test_breakdown_by_os_device_browser_and_client(api: Any, mta: Any) -> None:
     assert breakdown.breakdown(delivery_id, "browser").clicks_total == 4
     with pytest.raises(InvalidField):
         breakdown.breakdown(delivery_id, "mail_client")  # type: ignore[arg-type]
+
+
+# --- statistics by domain ----------------------------------------------------------
+
+DOMAIN_EMAILS = ["a@gmail.com", "b@gmail.com", "c@Gmail.com", "d@outlook.com", "e@outlook.com",
+                 "bounce@simulator.amazonses.com", "complaint@simulator.amazonses.com",
+                 "success@simulator.amazonses.com", "f@example.org"]
+
+
+def test_statistics_by_domain_kept_by_the_worker_the_events_and_the_workflow(api: Any, mta: Any) -> None:
+    from chalicelib.reports import domains
+    from infra.local_runtime import ses_events as build
+    from infra.local_runtime.ses_outbox import OUTBOX
+
+    delivery_id = send(api, mta, DOMAIN_EMAILS)
+    mta.events()  # the simulator: delivered, except bounce@ (hard) and complaint@ (delivered, then complaint)
+    [message] = [m for m in OUTBOX.messages() if m.to == ["e@outlook.com"]]
+    mail = build.mail_object(message)
+    soft = build.bounce_event(mail, message.accepted_at + 5, "Transient", "MailboxFull", "4.2.2")
+    assert mta.publisher.publish(message, [soft]) == 1
+    mta.triggers["ses_events"].drain()
+    # Opens and clicks (people): log 1 opens, clicks, opens again; log 2 opens; log 4 clicks (an open too).
+    play([record(kind="open", delivery_id=delivery_id, log_id=1, ts=T0),
+          record(kind="click", delivery_id=delivery_id, log_id=1, url_id=4, ts=T0 + MINUTE),
+          record(kind="open", delivery_id=delivery_id, log_id=1, ts=T0 + 9 * MINUTE),
+          record(kind="open", delivery_id=delivery_id, log_id=2, ts=T0 + 2 * MINUTE),
+          record(kind="click", delivery_id=delivery_id, log_id=4, url_id=5, ts=T0 + 3 * MINUTE)])
+
+    with reads() as calls:
+        report = domains.domains(delivery_id, top=2)
+    assert calls == {"dynamodb.GetItem": 1, "dynamodb.Query": 1}
+
+    def row(entry: Any) -> tuple[Any, ...]:
+        return (entry.domain, entry.domains, entry.sent, entry.delivered, entry.bounces_hard, entry.bounces_soft,
+                entry.complaints, entry.opens, entry.clicks)
+
+    # gmail.com: 3 sent and delivered, 2 opened (logs 1, 2), 1 clicked.
+    # simulator: 3 sent; success@ delivered, bounce@ hard, complaint@ delivered then complained.
+    # other = outlook.com (2 sent: d delivered and clicked, e delivered then soft-bounced) + example.org (1).
+    assert [row(entry) for entry in report.rows] == [
+        ("gmail.com", 1, 3, 3, 0, 0, 0, 2, 1),
+        ("simulator.amazonses.com", 1, 3, 1, 1, 0, 1, 0, 0),
+        ("other", 2, 3, 2, 0, 1, 0, 1, 1),
+    ]
+    # Rates of sent: 2/3 = 66.67%, 1/3 = 33.33%.
+    gmail, simulator, other = report.rows
+    assert (gmail.delivered_rate, gmail.opens_rate, gmail.clicks_rate) == (100.0, 66.67, 33.33)
+    assert (simulator.bounces_hard_rate, simulator.complaints_rate) == (33.33, 33.33)
+    assert (other.delivered_rate, other.bounces_soft_rate) == (66.67, 33.33)
+    # All 9: delivered 3+1+1+1 = 6 (66.67%), 1 hard, 1 soft, 1 complaint (11.11% each), 3 opened, 2 clicked.
+    assert row(report.total) == ("all", 4, 9, 6, 1, 1, 1, 3, 2)
+    assert (report.total.delivered_rate, report.total.bounces_soft_rate, report.total.clicks_rate) == (
+        66.67, 11.11, 22.22)
+    # The same numbers as the delivery's own counters.
+    body = api.get(f"/api/deliveries/{delivery_id}").json_body
+    assert body["counts"]["delivered"] == report.total.delivered
+
+    # SES publishes again (at least once): nothing counts twice.
+    assert mta.publisher.publish(message, [soft, build.send_event(mail)]) == 2
+    [complained] = [m for m in OUTBOX.messages() if m.to == ["complaint@simulator.amazonses.com"]]
+    assert mta.publisher.publish(complained, build.simulated_events(complained)) == 3
+    mta.triggers["ses_events"].drain()
+    assert domains.domains(delivery_id, top=2) == report
+
+
+# --- throughput across deliveries ----------------------------------------------------
+
+def test_throughput_per_hour_against_hand_computed_figures(resources: Any) -> None:
+    import boto3
+
+    from chalicelib.data.throughput import hour_update
+    from chalicelib.reports import throughput
+    from chalicelib.settings import get_settings
+
+    table = get_settings().tracking_stats_table
+    hour = 3_600_000
+    written = [  # (shard, when, messages, bytes): what send workers' transactions would add
+        (0, T0 + 5 * MINUTE, 100, 3_600_000), (5, T0 + 50 * MINUTE, 50, 900_000),  # hour 0, two shards
+        (3, T0 + hour, 30, 450_000),  # hour 1
+        (7, T0 + 3 * hour + MINUTE, 20, 90_000),  # hour 3
+        (2, T0 - MINUTE, 999, 999),  # the hour before: outside the range
+    ]
+    for shard, when, messages, size in written:
+        boto3.client("dynamodb").transact_write_items(TransactItems=[
+            hour_update(table, when, messages, size, 2_000_000_000, pick=lambda _, shard=shard: shard)])
+    with reads() as calls:
+        report = throughput.throughput(T0 + 10 * MINUTE, T0 + 3 * hour + 5 * MINUTE)
+    assert calls == {"dynamodb.Query": 8}  # one per counter shard
+    # hour 0: 150 messages, 4,500,000 bytes: 4.5e6 x 8 / 3600 s = 10,000 bit/s
+    # hour 1: 30 messages, 450,000 bytes: 1,000 bit/s;  hour 3: 20 messages, 90,000 bytes: 200 bit/s
+    assert [((row.start - T0) // hour, row.messages, row.bytes, row.messages_per_hour, row.bits_per_second)
+            for row in report.rows] == [(0, 150, 4_500_000, 150.0, 10_000.0), (1, 30, 450_000, 30.0, 1_000.0),
+                                        (3, 20, 90_000, 20.0, 200.0)]
+    assert (report.messages, report.bytes, report.peak_messages_per_hour) == (200, 5_040_000, 150.0)
+    assert (report.start, report.end) == (T0, T0 + 4 * hour - 1)
+    # By day, the hour before T0 counts too (same UTC day): 1,199 messages, 1,199 / 24 = 49.96 -> 50.0 an hour;
+    # 5,040,999 bytes x 8 / 86,400 s = 466.759 -> 466.76 bit/s.
+    [day] = throughput.throughput(T0, T0, "1d").rows
+    assert (day.messages, day.bytes, day.messages_per_hour, day.bits_per_second) == (
+        1199, 5_040_999, 50.0, 466.76)
+    for bad in ({"from_ms": T0, "to_ms": T0 - 1}, {"from_ms": T0, "to_ms": T0 + 93 * 24 * hour},
+                {"from_ms": T0, "to_ms": T0, "bucket": "5m"}):
+        with pytest.raises(InvalidField):
+            throughput.throughput(**bad)  # type: ignore[arg-type]
+
+
+def test_the_send_worker_counts_throughput_with_the_delivery(api: Any, mta: Any) -> None:
+    from chalicelib.clock import now_ms
+    from chalicelib.reports import throughput
+
+    delivery_id = send(api, mta, EMAILS[:7])
+    summary = api.get(f"/api/deliveries/{delivery_id}").json_body
+    report = throughput.throughput(now_ms() - 3_600_000, now_ms())
+    assert report.messages == 7 == summary["throughput"]["messages"]
+    assert report.bytes == summary["throughput"]["bytes"] > 0
+
+
+# --- the delivery's Tracking tab ------------------------------------------------------
+
+def test_the_tracking_tab_pages_newest_first_at_a_bounded_cost(api: Any, mta: Any) -> None:
+    from chalicelib.reports import tracking_log
+    from tests.tracking_logs import IPHONE_MAIL
+
+    delivery_id = send(api, mta, EMAILS[:5])
+    # Run 1: 120 hits, one a minute, opens and clicks in turn, recipients 1..5 in turn.
+    first = [record(kind=("open", "click")[index % 2], delivery_id=delivery_id, log_id=index % 5 + 1,
+                    url_id=None if index % 2 == 0 else 4, ts=T0 + index * MINUTE) for index in range(120)]
+    # Run 2: 10 more in the same windows (half a minute later), an opt-out and a mirror view among them.
+    second = [record(kind=kind, delivery_id=delivery_id, log_id=3, ua=IPHONE_MAIL, ts=T0 + index * 7 * MINUTE + 30_000)
+              for index, kind in enumerate(["click"] * 8 + ["optout", "mirror"])]
+    play(first, "first")
+    play(second, "second")
+    everything = sorted(first + second, key=lambda hit: (hit["ts"], hit["hit_id"]), reverse=True)
+
+    seen: list[Any] = []
+    cursor, costs = None, []
+    while True:
+        with reads() as calls:
+            page = tracking_log.delivery_tracking(delivery_id, limit=25, before=cursor)
+        costs.append(calls)
+        seen += page.items
+        cursor = page.next
+        if cursor is None:
+            break
+    assert [(item.at, item.hit_id) for item in seen] == [(hit["ts"], hit["hit_id"]) for hit in everything]
+    assert len(costs) == 6  # 130 hits, 25 a page
+    # Every page, the first as the deepest: the summary, the links, one Query per kind.
+    assert all(calls == {"dynamodb.GetItem": 2, "dynamodb.Query": 4} for calls in costs), costs
+    newest = seen[0]
+    assert (newest.kind, newest.recipient_id, newest.log_id, newest.url, newest.label) == (
+        "click", "r5", 5, "https://shop.example.com/sale?u={{id}}", "Sale")
+    assert seen[1].kind == "open" and seen[1].url == "" and seen[1].label == "Open"
+
+    # One kind: the 68 clicks (60 + 8) newest first, 50 then 18; opt-outs: recipient 3's one, with its agent.
+    clicks = tracking_log.delivery_tracking(delivery_id, kind="click", limit=50)
+    rest = tracking_log.delivery_tracking(delivery_id, kind="click", limit=50, before=clicks.next)
+    assert [item.hit_id for item in clicks.items + rest.items] == [
+        hit["hit_id"] for hit in everything if hit["kind"] == "click"] and rest.next is None
+    [optout] = tracking_log.delivery_tracking(delivery_id, kind="optout").items
+    assert (optout.recipient_id, optout.user_agent, optout.label) == ("r3", IPHONE_MAIL, "Unsubscribe")
+    for bad in ({"kind": "bounce"}, {"limit": 0}, {"limit": 201}):
+        with pytest.raises(InvalidField):
+            tracking_log.delivery_tracking(delivery_id, **bad)  # type: ignore[arg-type]
 
 
 def test_the_reports_split_people_from_machines(api: Any, mta: Any) -> None:

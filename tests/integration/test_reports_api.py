@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib.reports import activity, breakdown, hot_clicks, urls
+from chalicelib.reports import activity, breakdown, domains, hot_clicks, throughput, tracking_log, urls
 from tests.reports_harness import MINUTE, T0, play, send
 from tests.tracking_logs import record
 
-REPORTS = ["hot-clicks", "urls", "timeline", "time-to-react", "breakdown", "user-agents", "indicators"]
+REPORTS = ["hot-clicks", "urls", "timeline", "time-to-react", "breakdown", "user-agents", "indicators", "domains",
+           "tracking"]
 HOSTILE_LABEL = '=HYPERLINK("https://evil.example/","open")'
 
 
@@ -67,6 +68,7 @@ def test_each_report_answers_what_its_service_computes(api: Any, delivered: str)
     for by in ("os", "device", "browser", "client"):
         assert body("breakdown", by=by) == breakdown.breakdown(delivered, by).model_dump(mode="json")
     assert body("breakdown") == body("breakdown", by="os")
+    assert body("domains") == domains.domains(delivered).model_dump(mode="json")
 
 
 @pytest.mark.parametrize(("path", "query", "field"), [
@@ -79,6 +81,9 @@ def test_each_report_answers_what_its_service_computes(api: Any, delivered: str)
     ("logs", {"limit": "500"}, "limit"),  # more than a JSON page; a CSV page may
     ("logs", {"status": "lost"}, "status"),
     ("logs", {"next": "not-a-cursor"}, "next"),
+    ("tracking", {"kind": "view"}, "kind"),
+    ("tracking", {"limit": "201"}, "limit"),
+    ("tracking", {"next": "eyJ4IjoxfQ"}, "next"),  # a cursor, but not one of this route's
 ])
 def test_a_bad_query_parameter_is_a_400_naming_it(api: Any, delivered: str, path: str, query: dict[str, str],
                                                   field: str) -> None:
@@ -166,3 +171,33 @@ def test_the_reference_page_and_its_assets_are_served_without_the_token(client: 
     assert client.get("/docs/../app.py").status_code in (403, 404)
     assert client.get("/docs/swagger-ui-bundle.js.map").status_code == 404
     assert client.get("/api/openapi.json").status_code == 401
+
+
+def test_the_delivery_tracking_tab_pages_newest_first_by_kind(api: Any, delivered: str) -> None:
+    service = tracking_log.delivery_tracking(delivered, None, 200)
+    seen, query = [], {"limit": "2"}
+    while True:
+        body = api.get(f"/api/deliveries/{delivered}/tracking", query=query).json_body
+        seen += body["items"]
+        if not body["next"]:
+            break
+        query = {"limit": "2", "next": body["next"]}
+    assert seen == [item.model_dump(mode="json") for item in service.items]
+    assert [(item["kind"], item["recipient_id"]) for item in seen] == [
+        ("click", "r2"), ("click", "r2"), ("click", "r1"), ("open", "r1")]
+    clicks = api.get(f"/api/deliveries/{delivered}/tracking", query={"kind": "click"}).json_body
+    assert clicks["kind"] == "click" and [item["kind"] for item in clicks["items"]] == ["click"] * 3
+
+
+def test_throughput_across_deliveries(api: Any, delivered: str) -> None:
+    recent = api.get("/api/throughput").json_body  # the last 24 hours, per hour: the delivery was just sent
+    assert recent["bucket"] == "1h" and recent["messages"] == 5
+    window = {"from": str(recent["start"]), "to": str(recent["end"])}
+    for bucket in ("1h", "1d"):
+        answer = api.get("/api/throughput", query={**window, "bucket": bucket}).json_body
+        expected = throughput.throughput(recent["start"], recent["end"], bucket).model_dump(mode="json")
+        assert answer == expected
+    for query, field in (({"bucket": "5m"}, "bucket"), ({"from": "yesterday"}, "from"), ({"to": "-1"}, "to"),
+                         ({"from": "2000", "to": "1000"}, "from")):
+        response = api.get("/api/throughput", query=query)
+        assert response.status_code == 400 and response.json_body["fields"][0]["field"] == field, query

@@ -23,7 +23,7 @@ from tests.tracking_harness import (
     tap,
     workflow,
 )
-from tests.tracking_logs import CHROME, GMAIL_PROXY, IPHONE_MAIL, line, record
+from tests.tracking_logs import GMAIL_PROXY, IPHONE_MAIL, line, record
 
 T0 = 1_740_823_200_000  # 2025-03-01 10:00:00 UTC
 NOW = T0 / 1000 + 20 * 60  # the workflow runs 20 minutes later
@@ -385,3 +385,34 @@ def test_ips_are_kept_as_the_privacy_setting_allows_when_the_workflow_runs(
     assert workflow(FakeClock(NOW)).run()["hits_accepted"] == 3
     [tracking] = TrackingStore(get_settings().tracking_table, "").recipient_items("r1")
     assert [hit.ip for hit in decode_hits(tracking)] == expected
+
+
+
+def test_objects_written_behind_the_cursor_in_the_same_hour_are_found_by_the_sweep(api: Any, mta: Any) -> None:
+    """Keys sort by writer first (fallback-<hit id> before Firehose's stream names): a late writer lands behind."""
+    delivery_id = make_delivery(api, mta)
+    put_log("sendtrail-local-redirection-logs-1-2025-03-01-10-00-05-aaaa",
+            [record(kind="click", delivery_id=delivery_id, log_id=1, url_id=4, ts=T0 + 5_000)], T0 + 5_000)
+    clock = FakeClock(NOW)
+    assert workflow(clock).run()["objects"] == 1
+    late = record(kind="click", delivery_id=delivery_id, log_id=2, url_id=4, ts=T0 + 1_000)
+    put_log(f"fallback-{late['hit_id']}", [late], T0 + 1_000)  # the hit path's fallback, behind the cursor
+    clock.advance(60)
+    result = workflow(clock).run()
+    assert (result["status"], result["objects"], result["backlog_objects"]) == ("completed", 1, 0)
+    clock.advance(60)
+    assert workflow(clock).run()["status"] == "idle"
+    assert api.get(f"/api/deliveries/{delivery_id}/indicators").json_body["clicks_unique"] == 2
+
+
+def test_a_backlog_is_counted_and_its_oldest_object_gives_the_lag(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
+    for index in range(5):
+        put_log(f"part-{index}", [record(kind="click", delivery_id=delivery_id, log_id=1, url_id=4,
+                                         ts=T0 + index)], T0 + index)
+    clock = FakeClock(time.time() + 600)
+    result = workflow(clock, max_objects=2).run()
+    assert (result["objects"], result["backlog_objects"], result["backlog_exact"]) == (2, 3, True)
+    assert 590 <= result["lag_seconds"] <= 660
+    state = workflow().state.get_state()
+    assert (state["backlog_objects"], state["oldest_waiting_at"]) == (3, result["oldest_waiting_at"])

@@ -24,10 +24,12 @@ def test_writes_for_10000_hits_over_1000_recipients_are_bounded_by_distinct_keys
     put_load(load_records(DELIVERY, RECIPIENTS, 10), objects=10)
     statistics, writes = _run(10)
     assert statistics["hits_accepted"] == 10_000 and statistics["recipients_updated"] == RECIPIENTS
-    # one PutItem per recipient, one UpdateItem per stats item, markers 25 a request, 3 state writes
-    distinct_stat_items = 1 + 3 + 6 + 4 * 5  # indicators, links, 5-minute buckets, 4 user-agent dimensions x 5 at most
-    assert statistics["stat_items_updated"] <= distinct_stat_items
-    bound = RECIPIENTS + statistics["stat_items_updated"] + math.ceil(10 / 25) + 3
+    # one PutItem per recipient, one UpdateItem per stats item, one PutItem per log page (a kind's hits in a
+    # 5-minute window, in parts of at most 256 KB), markers 25 a request, 3 state writes
+    distinct_stat_items = 1 + 3 + 6 + 4 * 5 + 1  # indicators, links, 5-minute buckets, 4 user-agent dimensions
+    assert statistics["stat_items_updated"] <= distinct_stat_items  # x 5 at most, 1 recipient domain
+    assert statistics["log_pages_written"] == 2 * 6  # opens and clicks in 6 windows: one part each
+    bound = RECIPIENTS + statistics["stat_items_updated"] + statistics["log_pages_written"] + math.ceil(10 / 25) + 3
     assert writes <= bound
     print(f"\n10,000 hits, 1,000 recipients: {writes} DynamoDB write requests "
           f"= {writes / 10:.1f} per 1,000 hits")

@@ -52,7 +52,7 @@ def faults() -> Iterator[WriteFaults]:
     """Installed on every client created from now on (the hit path's clients are created afresh)."""
     injector = WriteFaults()
     hooks = [(f"before-parameter-build.{operation}", injector._hook)
-             for operation in ("dynamodb.UpdateItem", "kinesis.PutRecord", "s3.PutObject")]
+             for operation in ("dynamodb.UpdateItem", "kinesis.PutRecord", "firehose.PutRecord", "s3.PutObject")]
     botocore_handlers.BUILTIN_HANDLERS.extend(hooks)
     aws.reset_clients()
     yield injector
@@ -70,12 +70,13 @@ def _log_write(expression: str) -> Predicate:
                            and expression in params.get("UpdateExpression", ""))
 
 
-# Each write of the unsubscribe, failed on its own (the hit is lost only when both its writes fail).
+# Each write of the unsubscribe, failed on its own (the hit is lost only when all three of its writes fail).
 FAILURES: dict[str, list[tuple[str, Predicate]]] = {
     "address": [("dynamodb.UpdateItem", _table(lambda: get_settings().addresses_table))],
     "log": [("dynamodb.UpdateItem", _log_write("optout_pending = "))],
     "stream": [("kinesis.PutRecord", lambda params: True)],
-    "stream_and_fallback": [("kinesis.PutRecord", lambda params: True), ("s3.PutObject", lambda params: True)],
+    "every_hit_write": [("kinesis.PutRecord", lambda params: True), ("firehose.PutRecord", lambda params: True),
+                        ("s3.PutObject", lambda params: True)],
     "confirmation": [("dynamodb.UpdateItem", _log_write("REMOVE optout_pending"))],
 }
 
@@ -100,8 +101,13 @@ def _optout_hits() -> list[dict[str, Any]]:
 
 
 def _fallback_optouts() -> int:
+    """Opt-out hits the fallbacks (Firehose, per-hit objects) wrote to the redirection log bucket."""
     s3, bucket = boto3.client("s3"), get_settings().redirection_log_bucket
-    return len(s3.list_objects_v2(Bucket=bucket, Prefix="redirection-logs/").get("Contents", []))
+    found = 0
+    for entry in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+        body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+        found += sum(1 for line in body.splitlines() if b'"kind":"optout"' in line.replace(b" ", b""))
+    return found
 
 
 @pytest.mark.parametrize("failing", list(FAILURES))

@@ -187,7 +187,7 @@ def fold(batches: list[list[Hit]], context: Context, limit: int = 500
         result = aggregate(batch, stored, limit, replace(context, stored=dict(verdicts)))
         for update in result.recipients:
             stored[(update.delivery_id, update.log_id)] = update.hits
-            verdicts.update({h.hit_id: v for h, v in zip(update.hits, update.verdicts)})
+            verdicts.update({h.hit_id: v for h, v in zip(update.hits, update.verdicts, strict=True)})
         for delta in result.deliveries:
             for name, value in delta.indicators.items():
                 totals[(delta.delivery_id, name)] = totals.get((delta.delivery_id, name), 0) + value
@@ -218,7 +218,7 @@ def test_any_split_into_runs_gives_the_same_indicators_and_classes(hits: list[Hi
     whole = fold([hits], context, limit)
     shuffled = data.draw(st.permutations(hits))
     points = sorted({min(cut, len(shuffled)) for cut in cuts})
-    batches = [shuffled[start:end] for start, end in zip([0] + points, points + [len(shuffled)])]
+    batches = [shuffled[start:end] for start, end in zip([0] + points, points + [len(shuffled, strict=True)], strict=True)]
     assert fold(batches, context, limit) == whole
 
 
@@ -240,7 +240,7 @@ def test_stored_verdicts_are_subtracted_as_counted_even_after_a_rule_changes() -
     run1 = aggregate(first, context=loose)
     assert run1.deliveries[0].indicators["clicks_total_human"] == 2
     stored = {(DELIVERY, 1): run1.recipients[0].hits}
-    verdicts = {h.hit_id: v for h, v in zip(run1.recipients[0].hits, run1.recipients[0].verdicts)}
+    verdicts = {h.hit_id: v for h, v in zip(run1.recipients[0].hits, run1.recipients[0].verdicts, strict=True)}
     strict = Context(Rules(burst_window_ms=5_000), stored=verdicts)
     run2 = aggregate([hit("open", T0 + 200_000)], stored, context=strict)
     indicators = run2.deliveries[0].indicators

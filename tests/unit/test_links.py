@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from chalicelib.deliveries import links
 from chalicelib.deliveries.links import (
-    FIRST_LINK_URL_ID,
     OPEN_PIXEL,
     URL_ID_MIRROR,
     URL_ID_OPEN,

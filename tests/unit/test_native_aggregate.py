@@ -35,10 +35,10 @@ DELIVERIES = ("00112233445566ff", "0a0b0c0d0e0f1011", "ffffffffffffffff")
 def assert_same(actual: core.Aggregates, expected: core.Aggregates) -> None:
     assert (actual.duplicates, actual.over_limit) == (expected.duplicates, expected.over_limit)
     assert actual.recipients == expected.recipients
-    for mine, theirs in zip(actual.recipients, expected.recipients):
-        assert all(a is b for a, b in zip(mine.hits, theirs.hits))  # the objects given, not copies
+    for mine, theirs in zip(actual.recipients, expected.recipients, strict=True):
+        assert all(a is b for a, b in zip(mine.hits, theirs.hits, strict=True))  # the objects given, not copies
     assert actual.deliveries == expected.deliveries
-    for mine, theirs in zip(actual.deliveries, expected.deliveries):
+    for mine, theirs in zip(actual.deliveries, expected.deliveries, strict=True):
         for group in ("indicators", "urls", "buckets", "user_agents"):
             assert list(getattr(mine, group).items()) == list(getattr(theirs, group).items())
 
@@ -171,7 +171,7 @@ def test_classification_matches_batch_after_batch(batches: list[list[Hit]], limi
         assert [update.verdicts for update in actual.recipients] == [update.verdicts for update in expected.recipients]
         for update in expected.recipients:
             stored[(update.delivery_id, update.log_id)] = update.hits
-            verdicts.update({hit.hit_id: verdict for hit, verdict in zip(update.hits, update.verdicts)})
+            verdicts.update({hit.hit_id: verdict for hit, verdict in zip(update.hits, update.verdicts, strict=True)})
 
 
 def test_the_corpus_is_classified_the_same_natively() -> None:

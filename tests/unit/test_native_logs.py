@@ -62,7 +62,7 @@ def assert_same_aggregates(actual: core.Aggregates, expected: core.Aggregates) -
     assert (actual.duplicates, actual.over_limit) == (expected.duplicates, expected.over_limit)
     assert tuple(actual.recipients) == expected.recipients
     assert actual.deliveries == expected.deliveries
-    for mine, theirs in zip(actual.deliveries, expected.deliveries):  # the same key order too
+    for mine, theirs in zip(actual.deliveries, expected.deliveries, strict=True):  # the same key order too
         for group in ("indicators", "urls", "buckets", "user_agents"):
             assert list(getattr(mine, group).items()) == list(getattr(theirs, group).items())
 
@@ -233,7 +233,7 @@ def gzip_member(text: bytes, rng: random.Random) -> bytes:
 
 def gzip_object(text: bytes, rng: random.Random) -> bytes:
     cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.choice([0, 0, 1, 2]))))
-    parts = [text[start:end] for start, end in zip([0, *cuts], [*cuts, len(text)])]
+    parts = [text[start:end] for start, end in zip([0, *cuts], [*cuts, len(text)], strict=True)]
     return b"".join(gzip_member(part, rng) + b"\x00" * rng.choice([0, 0, 1, 3]) for part in parts)
 
 

@@ -54,7 +54,7 @@ def test_every_api_route_is_in_the_document_with_its_declared_models(document: d
         names = {(parameter["in"], parameter["name"]) for parameter in described.get("parameters", [])}
         assert {("path", name) for name in app.routes[path][method].view_args} <= names
         if declared.query is not None:
-            assert {("query", name) for name in declared.query.model_fields} <= names
+            assert {("query", field.alias or name) for name, field in declared.query.model_fields.items()} <= names
             assert "400" in described["responses"]
     assert set(document["paths"]) == {path for _, path in routes}, "only /api routes are described"
 

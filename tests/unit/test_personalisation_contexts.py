@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 from html.parser import HTMLParser
+
 import pytest
 
 from chalicelib.deliveries.links import ContentError, prepare_content, render

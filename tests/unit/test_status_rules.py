@@ -50,3 +50,20 @@ def test_the_delivery_monitor_measures_once_in_every_period_of_the_alarms_on_its
     [sending] = [query["MetricStat"] for query in resources["SendingThroughputLowAlarm"]["Properties"]["Metrics"]
                  if query["Id"] == "sending"]
     assert sending["Stat"] == "Minimum" and sending["Period"] == 5 * every
+
+
+def test_the_backlog_is_judged_by_its_age_now_not_at_the_last_run() -> None:
+    """A run left 1,200 objects, the oldest 2 min old; 9 minutes later nothing ran: 11 min old, and stalled."""
+    now = 10_000_000
+    run = {"last_success_at": now - 60_000, "last_run_at": now - 60_000, "last_run_status": "completed",
+           "lag_seconds": 120, "backlog_objects": 1200, "backlog_exact": False, "oldest_waiting_at": now - 180_000}
+    recent = status.assess_workflow(run, now)
+    assert (recent.status, recent.reason) == (
+        "OK", "last success 1 min 0 s ago, lag 3 min 0 s; at least 1200 redirection log(s) waiting, the oldest "
+              "3 min 0 s old")
+    later = status.assess_workflow(run, now + 480_000)
+    assert later.status == "FAIL" and later.reason.endswith(
+        "; at least 1200 redirection log(s) waiting, the oldest 11 min 0 s old")
+    assert later.details["lag_seconds"] == 660
+    caught_up = status.assess_workflow({**run, "backlog_objects": 0, "lag_seconds": 0}, now)
+    assert (caught_up.status, caught_up.reason) == ("OK", "last success 1 min 0 s ago, lag 0 s")

@@ -330,7 +330,7 @@ def test_batching_and_order_never_change_the_result(hits: list[Hit], cuts: list[
     whole = _fold([hits], limit)
     shuffled = data.draw(st.permutations(hits))
     points = sorted({min(cut, len(shuffled)) for cut in cuts})
-    batches = [shuffled[start:end] for start, end in zip([0] + points, points + [len(shuffled)])]
+    batches = [shuffled[start:end] for start, end in zip([0] + points, points + [len(shuffled)], strict=True)]
     replayed = batches + [batches[data.draw(st.integers(0, len(batches) - 1))]]
     assert _fold(batches, limit) == whole
     assert _fold(replayed, limit) == whole

@@ -1,0 +1,74 @@
+"""The delivery's Tracking tab: its tracking logs newest first, a page at a time, optionally of one kind.
+
+Reads the log pages the workflow writes per kind and 5-minute window
+(chalicelib/tracking/log_pages.py): one Query per kind asked, from the
+cursor's window down, items read only as the page needs them, merged by
+window. What a page costs depends on the page size, not on the delivery's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional
+
+from chalicelib.errors import InvalidField
+from chalicelib.reports.common import stores
+from chalicelib.reports.models import DeliveryTracking, HitKind, TrackingCursor, TrackingLogEntry
+from chalicelib.settings import Settings
+from chalicelib.tracking.core import KINDS
+from chalicelib.tracking.log_pages import LoggedHit, decode_page, kind_prefix, window_in, window_of
+
+MAX_LIMIT = 200
+
+
+class _Pages:
+    """A kind's pages, newest window first, with a look at the next one."""
+
+    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+        self._items = items
+        self.head: Optional[dict[str, Any]] = next(items, None)
+
+    def window(self) -> Optional[int]:
+        return None if self.head is None else window_in(self.head["stat"])
+
+    def take(self) -> dict[str, Any]:
+        item, self.head = self.head, next(self._items, None)
+        assert item is not None
+        return item
+
+
+def delivery_tracking(delivery_id: str, kind: Optional[HitKind] = None, limit: int = 50,
+                      before: Optional[TrackingCursor] = None, settings: Optional[Settings] = None
+                      ) -> DeliveryTracking:
+    """The delivery's hits older than `before` (all of them without it), newest first, `limit` at most."""
+    if kind is not None and kind not in KINDS:
+        raise InvalidField("kind", f"kind must be one of {', '.join(KINDS)}")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidField("limit", f"limit must be between 1 and {MAX_LIMIT}")
+    context = stores(settings)
+    context.summary(delivery_id)
+    cursor = (before.at, before.hit_id) if before else None
+    top = f"{window_of(cursor[0]):015d}#~" if cursor else "~"
+    streams = [_Pages(context.tracking.log_pages_down(delivery_id, kind_prefix(name), kind_prefix(name) + top,
+                                                      page_size=min(limit + 1, 50)))
+               for name in ((kind,) if kind else KINDS)]
+    found: list[LoggedHit] = []
+    while len(found) <= limit:
+        windows = [window for stream in streams if (window := stream.window()) is not None]
+        if not windows:
+            break
+        newest = max(windows)
+        batch = []
+        for stream in streams:
+            while stream.window() == newest:
+                batch.extend(hit for hit in decode_page(stream.take()) if cursor is None or hit.order < cursor)
+        found.extend(sorted(batch, key=lambda hit: hit.order, reverse=True))
+    page = found[:limit]
+    links = (context.deliveries.get_links(delivery_id) or {}).get("urls") or {} if page else {}
+    items = [TrackingLogEntry(at=hit.at, kind=hit.kind, recipient_id=hit.recipient_id, log_id=hit.log_id,  # type: ignore[arg-type]
+                              url_id=hit.url_id, url=str((links.get(str(hit.url_id)) or {}).get("url", "")),
+                              label=str((links.get(str(hit.url_id)) or {}).get("label", "")),
+                              user_agent=hit.user_agent, hit_id=hit.hit_id)
+             for hit in page]
+    more = len(found) > limit
+    return DeliveryTracking(delivery_id=delivery_id, kind=kind, items=items,
+                            next=TrackingCursor(at=page[-1].at, hit_id=page[-1].hit_id) if more and page else None)
