@@ -55,7 +55,8 @@ def urls(delivery_id: str, group: UrlGroup = "url", settings: Settings | None = 
                             ("types", entry.get("type", "click"))):
             if value not in row[name]:
                 row[name].append(value)
-        for name, value in zip(("total", "unique", "total_human", "unique_human"), counters.get(url_id, (0, 0, 0, 0))):
+        for name, value in zip(("total", "unique", "total_human", "unique_human"), counters.get(url_id, (0, 0, 0, 0)),
+                               strict=True):
             row[name] += value
     clicks = sum(row["total"] for row in rows.values())
     shaped = [UrlRow(key=key, url_ids=row["url_ids"], urls=row["urls"], labels=row["labels"], types=row["types"],
