@@ -218,7 +218,7 @@ def test_any_split_into_runs_gives_the_same_indicators_and_classes(hits: list[Hi
     whole = fold([hits], context, limit)
     shuffled = data.draw(st.permutations(hits))
     points = sorted({min(cut, len(shuffled)) for cut in cuts})
-    batches = [shuffled[start:end] for start, end in zip([0] + points, points + [len(shuffled, strict=True)], strict=True)]
+    batches = [shuffled[start:end] for start, end in zip([0] + points, points + [len(shuffled)], strict=True)]
     assert fold(batches, context, limit) == whole
 
 
