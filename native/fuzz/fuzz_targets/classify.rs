@@ -250,50 +250,18 @@ fuzz_target!(|data: &[u8]| {
     }
     let split = usize::from(bytes.next()) * rows.len() / 256;
 
-    let whole = run(
-        &table,
-        &rows,
-        &HashMap::new(),
-        &HashMap::new(),
-        rules,
-        agents,
-        addresses,
-        &sent,
-        cap,
-    );
-    let mut whole_totals = Totals::new();
-    add(&mut whole_totals, &whole);
-    let (mut whole_kept, mut whole_verdicts) = (HashMap::new(), HashMap::new());
-    kept_after(&table, &whole, &mut whole_kept, &mut whole_verdicts);
-
-    let first = run(
-        &table,
-        &rows[..split],
-        &HashMap::new(),
-        &HashMap::new(),
-        rules,
-        agents,
-        addresses,
-        &sent,
-        cap,
-    );
-    let mut totals = Totals::new();
-    add(&mut totals, &first);
-    let (mut kept, mut verdicts) = (HashMap::new(), HashMap::new());
-    kept_after(&table, &first, &mut kept, &mut verdicts);
-    let second = run(
-        &table,
-        &rows[split..],
-        &kept,
-        &verdicts,
-        rules,
-        agents,
-        addresses,
-        &sent,
-        cap,
-    );
-    add(&mut totals, &second);
-    kept_after(&table, &second, &mut kept, &mut verdicts);
+    // The workflow's way: each run's kept hits and verdicts are the next run's prior and stored verdicts.
+    let runs = |batches: &[&[u32]]| {
+        let (mut totals, mut kept, mut verdicts) = (Totals::new(), HashMap::new(), HashMap::new());
+        for batch in batches {
+            let done = run(&table, batch, &kept, &verdicts, rules, agents, addresses, &sent, cap);
+            add(&mut totals, &done);
+            kept_after(&table, &done, &mut kept, &mut verdicts);
+        }
+        (totals, kept, verdicts)
+    };
+    let (whole_totals, whole_kept, whole_verdicts) = runs(&[&rows]);
+    let (totals, kept, verdicts) = runs(&[&rows[..split], &rows[split..]]);
 
     assert_eq!(totals, whole_totals);
     assert_eq!(kept, whole_kept);
