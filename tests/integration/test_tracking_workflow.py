@@ -92,9 +92,17 @@ EXPECTED_INDICATORS = {
     "opens_unique": 5, "opens_total": 4, "opens_estimated": 5,
     "clicks_unique": 2, "clicks_total": 4, "persons_clicking": 3, "forwards_estimated": 1,
     "reactivity": 40.0, "reactivity_estimated": 40.0, "optouts": 1, "mirror_views": 2,
+    # People: these hits are dated T0, before the messages were sent (now), so every click is faster than
+    # anyone can read (too_fast; r2's also came with no open before it): no person's click. The opens are
+    # people's (iPhone Mail, Gmail's image proxy), and the opt-out and mirror view imply theirs: r1, r3, r4, r5.
+    "opens_unique_human": 4, "opens_total_human": 4, "clicks_unique_human": 0, "clicks_total_human": 0,
+    "reactivity_human": 0.0,
+    "machine": {"hits": 4, "by_reason": {"apple_proxy": 0, "scanner_agent": 0, "scanner_address": 0, "crawler": 0,
+                                         "prefetch": 0, "honeypot": 0, "burst": 0, "too_fast": 4, "no_open": 1}},
     "rates": {"opens_unique": 83.33, "opens_total": 66.67, "opens_estimated": 83.33, "clicks_unique": 33.33,
               "clicks_total": 66.67, "persons_clicking": 50.0, "forwards_estimated": 16.67, "optouts": 16.67,
-              "mirror_views": 33.33},
+              "mirror_views": 33.33, "opens_unique_human": 66.67, "opens_total_human": 66.67,
+              "clicks_unique_human": 0.0, "clicks_total_human": 0.0},
 }
 
 
@@ -137,7 +145,8 @@ def test_a_log_with_known_truth_gives_exactly_the_expected_tables(api: Any, mta:
 
     start = T0 - T0 % 300_000
     timeline = api.get(f"/api/deliveries/{delivery_id}/timeline").json_body["buckets"]
-    assert timeline == [{"start": start, "opens": 4, "clicks": 3}, {"start": start + 300_000, "opens": 0, "clicks": 1}]
+    assert timeline == [{"start": start, "opens": 4, "clicks": 3, "opens_human": 4, "clicks_human": 0},
+                        {"start": start + 300_000, "opens": 0, "clicks": 1, "opens_human": 0, "clicks_human": 0}]
     agents = api.get(f"/api/deliveries/{delivery_id}/user-agents").json_body
     assert {row["family"]: (row["opens"], row["clicks"]) for row in agents["mail_client"]} == {
         "Apple Mail": (2, 1), "Gmail (image proxy)": (2, 0), "Web browser": (0, 3)}
