@@ -171,6 +171,9 @@ def delivery(page: Page, delivery_id: str) -> Response:
         **{f"breakdown:{by}": partial(breakdown.breakdown, delivery_id, by) for by in BREAKDOWNS},
     })
     breakdowns = {by: data[f"breakdown:{by}"] for by in BREAKDOWNS}
+    # People first (issue: privacy proxies and link scanners are not readers); ?counting=all puts Campaign's
+    # every-hit indicators first. Anything else is the default.
+    counting = "all" if query_params(page.request).get("counting") == "all" else "people"
     counts = [(name, value) for name, value in data["view"]["counts"].items() if name != "processed" and value]
     return page.render(
         "delivery.html", title=summary.get("name") or delivery_id, delivery_id=delivery_id, view=data["view"],
@@ -180,7 +183,7 @@ def delivery(page: Page, delivery_id: str) -> Response:
         url_report=data["urls"], breakdowns=breakdowns,
         breakdown_charts={by: _breakdown_chart(page, report) for by, report in breakdowns.items()},
         breakdown_titles=BREAKDOWNS, domain_report=data["domains"], sending=_with_chart(page, data["sending"]),
-        tab="overview")
+        counting=counting, tab="overview")
 
 
 def _sending_throughput(summary: dict[str, Any]) -> Any:

@@ -105,8 +105,17 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}")
     indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
     for name in ("success", "opens_unique", "opens_total", "opens_estimated", "clicks_unique", "clicks_total",
-                 "persons_clicking", "optouts", "mirror_views"):
+                 "persons_clicking", "optouts", "mirror_views", "opens_unique_human", "opens_total_human",
+                 "clicks_unique_human", "clicks_total_human"):
         assert number(page.locator(f"[data-kpi={name}]").inner_text()) == indicators[name], name
+    assert number(page.locator("[data-kpi=machine_hits]").inner_text()) == indicators["machine"]["hits"]
+    # People first; the switch puts every hit (Campaign's indicators) first.
+    assert page.locator("h2.tiles-title").first.inner_text().startswith("People")
+    page.click("nav.switch a")
+    page.wait_for_url("**counting=all")
+    assert page.locator("h2.tiles-title").first.inner_text().startswith("All hits")
+    page.click("nav.switch a")
+    page.wait_for_url("**counting=people")
     assert indicators["clicks_total"] == sum(1 for hit in hits if hit.kind == "click")
     assert indicators["optouts"] == sum(1 for hit in hits if hit.kind == "optout") > 0
     counts = api.get(f"/api/deliveries/{delivery_id}").json_body["counts"]
