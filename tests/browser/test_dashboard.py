@@ -163,6 +163,9 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     assert page.locator("[data-recipient]").inner_text() == recipient_id
     assert page.locator("section.card tbody tr").count() == len(tracking["items"])
     assert page.locator("section.card tbody tr").first.locator("td").nth(1).inner_text() == tracking["items"][0]["kind"]
+    classes = page.locator("section.card tbody td[data-class]")
+    assert [classes.nth(row).get_attribute("data-class") for row in range(classes.count())] == [
+        item["class"] for item in tracking["items"]]
     browser_page.screenshot("dashboard-recipient")
 
     page.click("header.top nav >> text=Status")
