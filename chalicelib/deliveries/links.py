@@ -509,7 +509,6 @@ class _LinkScanner(HTMLParser):
         self._open_link: _LinkTag | None = None
         self._in_raw_text = False
         self._raw_text_tag = ""
-        self._previous_data = ""  # the text just before, when nothing came between
 
     def scan(self) -> _LinkScanner:
         try:
@@ -521,7 +520,6 @@ class _LinkScanner(HTMLParser):
         return self
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self._previous_data = ""
         self._check_tag_placeholders(tag)
         if tag in self._RAW_TEXT_TAGS:
             self._in_raw_text = True
@@ -543,7 +541,6 @@ class _LinkScanner(HTMLParser):
             super().handle_startendtag(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
-        self._previous_data = ""
         if tag in self._RAW_TEXT_TAGS:
             self._in_raw_text = False
         elif tag == "a":
@@ -556,17 +553,15 @@ class _LinkScanner(HTMLParser):
             self._refuse_placeholders(data, f"inside <{self._raw_text_tag}> (script or CSS, where no escaping helps)")
             return
         # "<{{v}}": the parser hands a "<" that starts no tag over as text of its own, but a browser
-        # reads the value "img src=x onerror=..." written after it as a tag. (A "<" inside one piece
-        # of text was written "&lt;": harmless.)
-        previous, self._previous_data = self._previous_data, data
+        # reads the value "img src=x onerror=..." written after it as a tag. Judged on the source as
+        # written: a "<" decoded from "&lt;" (before a comment or declaration, say) is harmless.
+        start = self._offset()
+        after_bare_angle = start > 0 and self._document[start - 1] == "<"
         for match in _recipient_placeholders(data):
-            if match.start() == 0 and previous.endswith("<"):
+            if match.start() == 0 and after_bare_angle:
                 self._refuse_placeholders(match.group(0), "right after '<', where a value would name a tag")
         if self._open_link is not None:
             self._open_link.text_parts.append(data)
-
-    def handle_comment(self, data: str) -> None:
-        self._previous_data = ""
 
     def handle_decl(self, decl: str) -> None:
         self._refuse_placeholders(decl, "inside a <!DOCTYPE> declaration")

@@ -143,7 +143,11 @@ def test_values_render_escaped_for_both_quote_styles() -> None:
     assert rendered == f"<p title='{escaped}' lang=\"{escaped}\">{escaped}</p>"
 
 
-def test_an_escaped_angle_bracket_before_a_placeholder_is_text() -> None:
-    rendered, _ = render(prepare_content("<p>&lt;{{name}}&gt;</p>", None, track_opens=False),
+@pytest.mark.parametrize("document", ["<p>&lt;{{name}}&gt;</p>",
+                                      # found by test_links' property test: the "<" decoded from "&lt;" was
+                                      # taken for a bare one when a declaration or comment stood between
+                                      "<p>&lt;<!DOCTYPE html>{{name}}</p>", "<p>&lt;<!-- x -->{{name}}</p>"])
+def test_an_escaped_angle_bracket_before_a_placeholder_is_text(document: str) -> None:
+    rendered, _ = render(prepare_content(document, None, track_opens=False),
                          {"name": "img src=x onerror=alert(1)"}, Links())
-    assert tokens(rendered).tags == [("p", [])]
+    assert [tag for tag in tokens(rendered).tags if tag[0] != "!doctype"] == [("p", [])]
