@@ -26,7 +26,8 @@ def test_firehose_writes_gzip_hour_partitions_under_the_prefix_the_workflow_list
     assert destination["Prefix"] == LOG_PREFIX + "!{timestamp:yyyy/MM/dd/HH}/"
     assert destination["ErrorOutputPrefix"].startswith("redirection-errors/")
     assert destination["CompressionFormat"] == "GZIP"
-    assert destination["BufferingHints"]["IntervalInSeconds"] <= 60
+    defaults = IntrinsicResolver(parameter_values(load_template(), {"Stage": "prod"}))
+    assert int(defaults.resolve(destination["BufferingHints"]["IntervalInSeconds"])) <= 60
     assert firehose_local_prefix(destination["Prefix"]) == LOG_PREFIX  # moto appends YYYY/MM/DD/HH/ itself
 
 
