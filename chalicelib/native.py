@@ -43,7 +43,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 from chalicelib import metrics, tokens
 from chalicelib.tracking import classify, core
@@ -168,8 +168,11 @@ def _parsed_log(parsed: tuple[Any, ...]) -> core.ParsedLog:
 
 def _aggregates(recipients: Sequence[core.RecipientUpdate], deliveries: list[tuple[Any, ...]], duplicates: int,
                 over_limit: int) -> core.Aggregates:
-    return core.Aggregates(tuple(recipients), tuple(core.DeliveryDelta(*delivery) for delivery in deliveries),
-                           duplicates, over_limit)
+    # process_log's updates are a LazyTuple (a read-only sequence equal to the tuple of them): kept as it is,
+    # since making every update and its hits as Python objects is what the native path exists to avoid.
+    kept = tuple(recipients) if isinstance(recipients, list) else cast("tuple[core.RecipientUpdate, ...]", recipients)
+    return core.Aggregates(kept, tuple(core.DeliveryDelta(*delivery) for delivery in deliveries), duplicates,
+                           over_limit)
 
 
 def select(mode: str, import_module: Callable[[str], ModuleType] = importlib.import_module) -> Backend:
