@@ -104,7 +104,8 @@ def _per_1000(run: dict, name: str) -> float:
 
 
 def _by_table(run: dict) -> str:
-    return ",".join(f"{table.rsplit('-', 1)[-1]}:{units}" for table, units in sorted(run["write_units_by_table"].items()))
+    return ",".join(f"{table.rsplit('-', 1)[-1]}:{units}"
+                    for table, units in sorted(run["write_units_by_table"].items()))
 
 
 if __name__ == "__main__":
