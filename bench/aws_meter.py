@@ -27,7 +27,8 @@ from botocore import handlers as botocore_handlers
 
 from bench.cost_model import Index, item_size, read_units, table_write_units
 
-S3_PUT_CLASS = {"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2", "CreateMultipartUpload",
+S3_PUT_CLASS = {"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2", "CreateBucket",
+                "CreateMultipartUpload",
                 "UploadPart", "CompleteMultipartUpload", "DeleteObjects"}  # billed at the PUT/LIST price
 S3_FREE = {"DeleteObject", "AbortMultipartUpload"}  # DELETE requests are free
 DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
