@@ -227,7 +227,8 @@ def price(hit_path: dict[str, Any], records: dict[str, Any], workflow: dict[str,
     per_hit = HITS / workflow["hits"]
     workflow_cpu_s = max(0.0, workflow["cpu_s"] - runs * idle["cpu_s"])
     workflow_ms = cost_model.lambda_duration_ms(workflow_cpu_s * 1000, settings["workflow_memory_mb"], prices)
-    workflow_lambda = cost_model.lambda_usd(0, workflow_ms * per_hit, settings["workflow_memory_mb"], architecture,
+    # Requests are the schedule's (fixed); the extra milliseconds of busy runs, summed over a million hits:
+    workflow_lambda = cost_model.lambda_usd(1, workflow_ms * per_hit, settings["workflow_memory_mb"], architecture,
                                             prices)
     dynamodb = cost_model.dynamodb_usd((workflow["write_units"] - runs * idle["write_units"]) * per_hit,
                                        (workflow["read_units"] - runs * idle["read_units"]) * per_hit, prices)
