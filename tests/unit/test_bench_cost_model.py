@@ -133,3 +133,59 @@ def test_lambda_duration_and_billing() -> None:
 def test_dynamodb_and_s3_prices() -> None:
     assert cost_model.dynamodb_usd(2e6, 4e6, PRICES) == pytest.approx({"writes": 1.25, "reads": 0.5})
     assert cost_model.s3_usd(1000, 10_000, PRICES) == pytest.approx(0.005 + 0.004)
+
+
+def test_front_door_read_from_the_template_resources() -> None:
+    from bench.cost import front_door
+
+    assert front_door(["AWS::Serverless::Function", "AWS::Kinesis::Stream"]) == "rest"  # Chalice's REST API
+    assert front_door(["AWS::ApiGatewayV2::Api"]) == "http"
+    assert front_door(["AWS::Serverless::HttpApi"]) == "http"
+    assert front_door(["AWS::ApiGatewayV2::Api", "AWS::Lambda::Url"]) == "function_url"
+
+
+def test_a_bill_priced_by_hand() -> None:
+    """Every line of the bill from simple measurements, each worked out by hand."""
+    from bench.cost import price
+
+    hit_path = {"open_cpu_us": 256.0, "click_cpu_us": 256.0, "open_log_bytes": 0.0, "click_log_bytes": 0.0}
+    records = {"sizes": [345] * 10, "kinds": {"open": 1.0}}
+    workflow = {"hits": 1000, "runs": 1, "write_units": 201, "read_units": 41, "s3_put": 2, "s3_get": 1,
+                "cpu_s": 1.0, "hits_per_recipient": 10.0,
+                "idle": {"write_units": 1, "read_units": 1, "s3_put": 1, "s3_get": 0, "cpu_s": 0.0}}
+    settings = {"front_door": "rest", "architecture": "x86_64", "stream_mode": "ON_DEMAND", "stream_shards": 1,
+                "hit_memory_mb": 128, "workflow_memory_mb": 1024, "firehose_buffer_bytes": 64 * 2**20,
+                "alarm_metrics": 10, "dashboards": 1, "web_acls": 0, "waf_rules": 0}
+    schedules = {"tracking_workflow": 43_800.0, "delivery_monitor": 43_800.0}
+    bill = price(hit_path, records, workflow, settings, schedules, PRICES)
+    gb_s = 0.0000166667
+    expected = {
+        "api": 3.50,
+        "waf": 0.0,
+        "lambda_requests": 0.20,
+        # 0.256 ms of CPU at 128/1769 of a core: 3.54 ms, billed 4 ms at 0.125 GB, a million times
+        "lambda_duration": 1e6 * 0.004 * 0.125 * gb_s,
+        "logs": 0.0,
+        "kinesis": 1e6 * 1024 / 2**30 * (0.08 + 0.04),  # 345 bytes rounded up to 1 KB, in and out
+        "firehose": 1e6 * 5120 / 2**30 * 0.029,  # 5 KB each
+        # Firehose: 345 MB in 64 MiB objects = 6 PUTs; the workflow: 1 PUT and 1 GET a 1,000 hits beyond idle
+        "s3": (6 + 1000) * 0.005 / 1000 + 1000 * 0.0004 / 1000,
+        "dynamodb_writes": 200 * 1000 * 0.625 / 1e6,  # 200 units a 1,000 hits beyond idle
+        "dynamodb_reads": 40 * 1000 * 0.125 / 1e6,
+        # 1 s of CPU a 1,000 hits at 1024/1769 of a core: 1.7275 s at 1 GB, a thousand times
+        "workflow_lambda": 1000 * 1.0 * 1769 / 1024 * 1.0 * gb_s,
+    }
+    assert bill["breakdown"] == pytest.approx(expected)
+    assert bill["usd_per_million_hits"] == pytest.approx(sum(expected.values()))
+    assert bill["floor"] == pytest.approx({"api": 3.50, "lambda_requests": 0.20, "kinesis": expected["kinesis"],
+                                           "firehose": expected["firehose"]})
+    assert bill["write_units_per_1000_hits"] == 200
+    assert bill["monthly"] == pytest.approx({
+        "stream": 730 * 0.04,
+        "alarms": 10 * 0.10,
+        "dashboard": 3.00,
+        "waf": 0.0,
+        # every minute: an invocation billed its 1 ms minimum at 1 GB, 1 write and 1 read unit, 1 LIST
+        "workflow_idle_runs": 43_800 * (0.20 / 1e6 + 0.001 * gb_s + 0.625 / 1e6 + 0.125 / 1e6 + 0.005 / 1000),
+        "other_schedules": 43_800 * 0.20 / 1e6,
+    })
