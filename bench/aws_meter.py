@@ -212,19 +212,14 @@ def metered() -> Iterator[AwsMeter]:
     """Meter every AWS call of the clients created inside the block (sendtrail's shared clients are reset)."""
     from moto.core.models import botocore_stubber
 
-    from chalicelib.data import aws
+    from tests.tracking_harness import hooked
 
     meter = AwsMeter()
-    hooks = [("before-parameter-build", meter._before), ("after-call", meter._after)]
     moto_entry = ("before-send", botocore_stubber)
     position = botocore_handlers.BUILTIN_HANDLERS.index(moto_entry)
     botocore_handlers.BUILTIN_HANDLERS[position] = ("before-send", meter._timed_moto(botocore_stubber))
-    botocore_handlers.BUILTIN_HANDLERS.extend(hooks)
-    aws.reset_clients()
     try:
-        yield meter
+        with hooked([("before-parameter-build", meter._before), ("after-call", meter._after)]):
+            yield meter
     finally:
-        for hook in hooks:
-            botocore_handlers.BUILTIN_HANDLERS.remove(hook)
         botocore_handlers.BUILTIN_HANDLERS[position] = moto_entry
-        aws.reset_clients()
