@@ -5,6 +5,9 @@
     hitpath overhead=...x
     coldstart import_ms=... floor_ms=... ratio=...x
     coldstart_detail first_hit_ms=... first_hit_ratio=...x   (import app + serving the first click)
+    workflow native_hits_per_s=... python_hits_per_s=... native_vs_python=...x write_units_per_1000_hits=...
+             write_units_per_1000_hits_10_runs=...   (bench/workflow_compute.py, bench/tracking_workflow.py)
+    cost usd_per_million_hits=... api=... lambda_requests=... ... (the breakdown; bench/cost.py)
 
 then the tracking workflow's own figures: its compute step's hits/s with
 classification on (native parse, agents and addresses classified, native
@@ -24,13 +27,13 @@ import argparse
 import os
 import sys
 
-from bench import coldstart, hitpath, ingest, inputs, tracking_core, tracking_workflow, workflow_compute
+from bench import coldstart, cost, hitpath, ingest, inputs, tracking_core, tracking_workflow, workflow_compute
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="sendtrail benchmarks")
     parser.add_argument("--hits", type=int, default=1_000_000)
-    everything = ["ingest", "hitpath", "coldstart", "compute", "core", "workflow"]
+    everything = ["ingest", "hitpath", "coldstart", "compute", "core", "workflow", "cost"]
     parser.add_argument("--only", choices=everything, action="append")
     arguments = parser.parse_args(argv)
     only = set(arguments.only or everything)
@@ -73,9 +76,36 @@ def main(argv: list[str] | None = None) -> int:
         workflow_compute.main()
     if "core" in only:
         tracking_core.main()
+    units = None
     if "workflow" in only:
         tracking_workflow.main()
+        compute = workflow_compute.measure_whole_run()
+        units = tracking_workflow.measure_units((1, 10))
+        print(f"workflow native_hits_per_s={compute['native_hits_per_s']} "
+              f"python_hits_per_s={compute['python_hits_per_s']} native_vs_python={compute['native_vs_python']:.2f}x "
+              f"write_units_per_1000_hits={_per_1000(units[1], 'write_units'):.0f} "
+              f"write_units_per_1000_hits_10_runs={_per_1000(units[10], 'write_units'):.0f} "
+              f"read_units_per_1000_hits={_per_1000(units[1], 'read_units'):.0f} "
+              f"read_units_per_1000_hits_10_runs={_per_1000(units[10], 'read_units'):.0f}", flush=True)
+        print(f"workflow_detail hits={compute['hits']} native_cpu_s={compute['native_cpu_s']} "
+              f"python_cpu_s={compute['python_cpu_s']} units_hits={units[1]['hits']} "
+              f"hits_per_recipient={units[1]['hits_per_recipient']:.1f} "
+              f"write_units_by_table={_by_table(units[1])} write_units_by_table_10_runs={_by_table(units[10])} "
+              f"load={os.getloadavg()[0]:.1f}", flush=True)
+    if "cost" in only:
+        for line in cost.lines(cost.measure(units[10] if units else None)):
+            print(line, flush=True)
     return 0
+
+
+def _per_1000(run: dict, name: str) -> float:
+    """Units per 1,000 hits of a metered run (its hits accepted), as the workflow was billed them."""
+    return run[name] * 1000 / run["hits"]
+
+
+def _by_table(run: dict) -> str:
+    return ",".join(f"{table.rsplit('-', 1)[-1]}:{units}"
+                    for table, units in sorted(run["write_units_by_table"].items()))
 
 
 if __name__ == "__main__":

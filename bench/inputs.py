@@ -87,10 +87,16 @@ def _record(hit_id: str, ts: int, kind: str, delivery_id: str, log_id: int, url_
     return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def generate_lines(hits: int, seed: int = 5):
-    """Yield the object's lines (bytes), duplicates included."""
+def generate_lines(hits: int, seed: int = 5, audience: float = 1.0):
+    """Yield the object's lines (bytes), duplicates included.
+
+    `audience` scales every delivery's recipients (the same draws otherwise):
+    fewer recipients for the same hits means more hits per recipient (the
+    cost model's workflow run takes 10 a recipient).
+    """
     rng = random.Random(seed)
-    deliveries = [(f"{rng.getrandbits(64):016x}", rng.randint(2_000, 40_000)) for _ in range(24)]
+    deliveries = [(f"{rng.getrandbits(64):016x}", max(1, round(rng.randint(2_000, 40_000) * audience)))
+                  for _ in range(24)]
     minted: dict[tuple[int, str, int, int, str], str] = {}
     start_ms = 1_764_000_000_000
     pending_duplicates: list[tuple[int, bytes]] = []
@@ -132,10 +138,11 @@ def generate_lines(hits: int, seed: int = 5):
         yield line
 
 
-def standard_input(hits: int = 1_000_000, seed: int = 5) -> Input:
+def standard_input(hits: int = 1_000_000, seed: int = 5, audience: float = 1.0) -> Input:
     """The cached gzip object (built on first use: about a minute for a million hits)."""
     CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"hits-{hits}-seed{seed}-v{GENERATOR_VERSION}.jsonl.gz"
+    scaled = "" if audience == 1.0 else f"-audience{audience:g}"
+    path = CACHE / f"hits-{hits}-seed{seed}{scaled}-v{GENERATOR_VERSION}.jsonl.gz"
     meta = path.with_suffix(".json")
     if path.exists() and meta.exists():
         return Input(path=path, **json.loads(meta.read_text()))
@@ -143,7 +150,7 @@ def standard_input(hits: int = 1_000_000, seed: int = 5) -> Input:
     partial = path.with_suffix(".partial")
     with gzip.open(partial, "wb", compresslevel=6) as out:
         batch: list[bytes] = []
-        for line in generate_lines(hits, seed):
+        for line in generate_lines(hits, seed, audience):
             batch.append(line)
             lines += 1
             decompressed += len(line)

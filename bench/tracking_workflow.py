@@ -8,6 +8,8 @@ objects / 25), so the figure per 1,000 hits falls as hits per recipient rise.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import time
 
@@ -49,3 +51,100 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- Billed units of runs on the standard input (the `workflow` and `cost` lines) -------------------------
+
+WORKFLOW_HITS = 10_000  # the standard input's first hits...
+WORKFLOW_AUDIENCE = 0.004  # ...with every delivery's audience scaled to give about 10 hits a recipient
+MAX_OBJECT_BYTES = 64 * 2**20  # Firehose's buffer (RedirectionLogBufferMB's default): the largest object
+
+
+def _metered_workflow(lines: list[bytes], runs: int) -> dict:
+    """The standard input's `lines` through the workflow on moto in `runs` runs (time-ordered slices, one
+    object each, as Firehose writes them), then one idle run; what each was billed (bench/aws_meter.py)."""
+    from moto import mock_aws
+
+    from bench.aws_meter import metered
+    from bench.inputs import KEYRING_JSON
+    from chalicelib.data.deliveries import DeliveryStore
+    from chalicelib.data.redirection_logs import LOG_PREFIX, hour_partition
+    from chalicelib.settings import get_settings
+    from infra.local_runtime import environment
+    from infra.local_runtime.provision import provision
+    from tests.tracking_harness import FakeClock, workflow
+
+    records = [json.loads(line) for line in lines]
+    saved = dict(os.environ)
+    environment.apply(environment.fake_aws(), remove=("AWS_ENDPOINT_URL",))
+    try:
+        with mock_aws():
+            provisioned = provision(boto3.session.Session(), stage="local")
+            environment.apply({**provisioned.environment, "SENDTRAIL_SIGNING_KEYS": KEYRING_JSON})
+            settings = get_settings()
+            # The deliveries and their logs, as the send workers leave them (the workflow reads each touched
+            # recipient's id, send time and address once).
+            store = DeliveryStore(settings.deliveries_table, settings.delivery_logs_table)
+            audiences: dict[str, set[int]] = {}
+            for record in records:
+                audiences.setdefault(record["delivery_id"], set()).add(record["log_id"])
+            for delivery_id, log_ids in audiences.items():
+                store.create(delivery_id, {"name": "bench", "state": "finished", "created_at": 1,
+                                           "counts": {"sent": len(log_ids)}}, {"subject": "s"},
+                             {"urls": {str(url_id): {"url": f"https://example.com/{url_id}", "type": "click",
+                                                     "label": f"link {url_id}", "placeholders": []}
+                                       for url_id in range(1, 15)}})
+                store.put_logs(delivery_id, ({"log_id": log_id, "recipient_id": f"r-{delivery_id[:6]}-{log_id}",
+                                              "email": f"person{log_id}@mail{log_id % 7}.example", "status": "sent",
+                                              "sent_at": records[0]["ts"] - 3_600_000} for log_id in sorted(log_ids)))
+            s3 = boto3.client("s3")
+            clock = FakeClock(records[0]["ts"] / 1000 + 60)
+            size = -(-len(lines) // runs)
+            with metered() as meter:
+                cpu_started = time.process_time()
+                accepted = 0
+                for run in range(runs):
+                    chunk = lines[run * size:(run + 1) * size]
+                    at_ms = json.loads(chunk[0])["ts"]
+                    assert sum(map(len, chunk)) <= MAX_OBJECT_BYTES
+                    s3.put_object(Bucket=settings.redirection_log_bucket,
+                                  Key=f"{LOG_PREFIX}{hour_partition(at_ms)}/bench-{run:04d}",
+                                  Body=gzip.compress(b"".join(chunk)))
+                    clock.now = max(clock.now, at_ms / 1000) + 120
+                    accepted += workflow(clock).run()["hits_accepted"]
+                cpu = time.process_time() - cpu_started - meter.excluded_cpu_s
+                # (The objects put above stand for Firehose's: their client predates the meter, unmetered.)
+                busy = {"hits": accepted, "write_units": meter.total_write_units(),
+                        "read_units": meter.total_read_units(), "s3_put": meter.s3_requests()["put"],
+                        "s3_get": meter.s3_requests()["get"], "cpu_s": cpu, "runs": runs,
+                        "write_units_by_table": dict(meter.write_units), "requests": dict(meter.requests)}
+                meter.reset()
+                cpu_started = time.process_time()
+                clock.advance(60)
+                status = workflow(clock).run()["status"]
+                assert status == "idle", status
+                idle = {"write_units": meter.total_write_units(), "read_units": meter.total_read_units(),
+                        "s3_put": meter.s3_requests()["put"], "s3_get": meter.s3_requests()["get"],
+                        "cpu_s": time.process_time() - cpu_started - meter.excluded_cpu_s}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        environment.forget_cached_configuration()
+    return {**busy, "idle": idle}
+
+
+def measure_units(spreads: tuple[int, ...] = (1, 10)) -> dict[int, dict]:
+    """Billed units of the standard workflow input (WORKFLOW_HITS hits, ~10 a recipient) applied in one run
+    and spread over more runs (a recipient's hits arrive over hours: items are rewritten)."""
+    from bench.inputs import standard_input
+
+    sample = standard_input(WORKFLOW_HITS, audience=WORKFLOW_AUDIENCE)
+    with gzip.open(sample.path, "rb") as stream:
+        lines = stream.readlines()
+    recipients = len({(record["delivery_id"], record["log_id"]) for record in map(json.loads, lines)})
+    results = {}
+    for runs in spreads:
+        result = _metered_workflow(lines, runs)
+        result["hits_per_recipient"] = result["hits"] / recipients
+        results[runs] = result
+    return results

@@ -14,10 +14,12 @@ timed; the figure is hits over the whole, the best of `repeats` runs.
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import time
 from typing import Any
 
-from bench.inputs import KEYRING, standard_input
+from bench.inputs import KEYRING, KEYRING_JSON, standard_input
 from chalicelib import native
 from chalicelib.tracking import classify, core
 
@@ -59,3 +61,97 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- A whole run's compute, native and Python (the `workflow` line) --------------------------------------
+
+class _MemoryLogs:
+    """The log objects' bytes as S3 returns them (gzip), from memory: the run's reads without the network."""
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def read(self, key: str) -> bytes:
+        return self.objects[key]
+
+
+class _NewRecipients:
+    """No stored tracking item yet (the run's recipients are new): the read of prior state, without the network."""
+
+    def get_recipients(self, keys: Any) -> dict:
+        return {}
+
+
+def _objects(hits: int) -> dict[str, bytes]:
+    """The standard input's first `hits` lines, gzip, in objects of at most Firehose's buffer size."""
+    from bench.tracking_workflow import MAX_OBJECT_BYTES
+    from chalicelib.data.redirection_logs import LOG_PREFIX, hour_partition
+
+    standard = standard_input(1_000_000)
+    with gzip.open(standard.path, "rb") as stream:
+        lines = [stream.readline() for _ in range(hits)]
+    objects, chunk, size = {}, [], 0
+    for line in lines + [b""]:
+        if (not line or size + len(line) > MAX_OBJECT_BYTES) and chunk:
+            at_ms = json.loads(chunk[0])["ts"]
+            objects[f"{LOG_PREFIX}{hour_partition(at_ms)}/bench-{len(objects):04d}"] = gzip.compress(b"".join(chunk))
+            chunk, size = [], 0
+        chunk.append(line)
+        size += len(line)
+    return objects
+
+
+def measure_whole_run(hits: int = 100_000, native_repeats: int = 3) -> dict[str, Any]:
+    """CPU seconds of a run's compute from the objects' bytes to the items it writes, native and Python.
+
+    The workflow's own code (TrackingWorkflow._read and _compute: decompress,
+    parse and verify, IPs minimised, agents and addresses classified,
+    aggregate, recipient items encoded, counter deltas and log pages built)
+    with the reads of stored state answered from memory: recipients new,
+    delivery logs already known. CPU time (process_time), so a loaded
+    machine slows it less than the wall clock.
+    """
+    from chalicelib.settings import get_settings
+    from chalicelib.tracking.workflow import Limits, TrackingWorkflow
+    from infra.local_runtime import environment
+
+    class NoNetworkWorkflow(TrackingWorkflow):
+        def _delivery_log_facts(self, touched: Any, stored: Any) -> dict:
+            return {}
+
+    objects = _objects(hits)
+    names = ("hit_stream", "deliveries_table", "delivery_logs_table", "addresses_table", "redirection_log_bucket",
+             "tracking_table", "tracking_stats_table", "workflow_table", "send_queue_url")
+    saved = dict(os.environ)
+    figures: dict[str, Any] = {}
+    try:
+        for mode, repeats in (("on", native_repeats), ("off", 1)):
+            environment.apply({**environment.fake_aws(), "SENDTRAIL_SIGNING_KEYS": KEYRING_JSON,
+                               "SENDTRAIL_NATIVE": mode, **{f"SENDTRAIL_{name.upper()}": f"bench-{name}"
+                                                            for name in names}})
+            settings = get_settings()
+            limits = Limits(max_objects=len(objects), max_hits=10 * hits, max_seconds=10_000.0, write_concurrency=1)
+            taken = [(key.split("/", 1)[1].rsplit("/", 1)[0], key) for key in objects]
+            best = None
+            for _ in range(repeats):
+                classify.agent_flags.cache_clear()  # every repeat classifies its agents afresh
+                run = NoNetworkWorkflow(settings, limits, logs=_MemoryLogs(objects), tracking=_NewRecipients())
+                started = time.process_time()
+                parsed, unread = run._read(taken, time.time())  # noqa: SLF001 - the run's steps, timed alone
+                record = run._compute(1, "bench", parsed[0][2].hits[0].ts + 60_000, parsed, "",  # noqa: SLF001
+                                      backlog=False)
+                seconds = time.process_time() - started
+                assert not unread and record["statistics"]["lines"] == hits, record["statistics"]
+                best = seconds if best is None else min(best, seconds)
+            accepted = record["statistics"]["lines"]
+            figures[mode] = {"cpu_s": best, "lines_per_s": int(accepted / best),
+                             "items": len(record["recipients"]) + len(record["stats"]) + len(record["log_pages"])}
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        environment.forget_cached_configuration()
+    return {"hits": hits, "native_hits_per_s": int(hits / figures["on"]["cpu_s"]),
+            "python_hits_per_s": int(hits / figures["off"]["cpu_s"]),
+            "native_vs_python": figures["off"]["cpu_s"] / figures["on"]["cpu_s"],
+            "native_cpu_s": round(figures["on"]["cpu_s"], 3), "python_cpu_s": round(figures["off"]["cpu_s"], 3),
+            "items": figures["on"]["items"]}

@@ -107,11 +107,17 @@ def tap(crash_after_writes: int | None = None) -> Iterator[AwsTap]:
     a test that crashes many runs keeps one tap and `arm`s it again.
     """
     observer = AwsTap(crash_after_writes)
-    hooks = [("before-call", observer._before), ("after-call", observer._after)]
+    with hooked([("before-call", observer._before), ("after-call", observer._after)]):
+        yield observer
+
+
+@contextmanager
+def hooked(hooks: list[tuple[str, Any]]) -> Iterator[None]:
+    """botocore event handlers on every client created inside the block (sendtrail's shared ones are reset)."""
     botocore_handlers.BUILTIN_HANDLERS.extend(hooks)
     aws.reset_clients()
     try:
-        yield observer
+        yield
     finally:
         for hook in hooks:
             botocore_handlers.BUILTIN_HANDLERS.remove(hook)
