@@ -11,10 +11,14 @@ from typing import Any
 
 
 def stage_prefix(request: Any) -> str:
-    """'/api' when called through API Gateway's default endpoint, '' on a custom domain or locally."""
+    """'/api' when called through the REST API's default endpoint, '' on a custom domain or locally.
+
+    An HTTP API's `$default` stage (the hit routes' front door) has no path
+    of its own on its default endpoint either.
+    """
     stage = request.context.get("stage") or ""
     domain = request.context.get("domainName") or ""
-    return f"/{stage}" if stage and ".execute-api." in domain else ""
+    return f"/{stage}" if stage and stage != "$default" and ".execute-api." in domain else ""
 
 
 def public_base_url(request: Any, configured: str | None) -> str:

@@ -10,15 +10,16 @@ call on the request path.
 invocation's buffer (a list append: the hit path calls it on every hit).
 `flush`, called once at the end of every invocation by the Chalice
 middleware in chalicelib/observability.py, prints one EMF document per set
-of dimensions, serialized by Powertools' EMF provider. Powertools is
-imported on the first flush, never when this module is imported, so the hit
-path imports this module for free.
+of dimensions, written here as CloudWatch's EMF specification documents it
+(`_serialized`): the standard library only, so the hit path imports this
+module and flushes its metrics for free. (Powertools' public Metrics API was
+measured against it and costs more: README, "Benchmarks".)
 
 Dimensions are exactly what alarms must name, so they are fixed here rather
-than left to Powertools' defaults: every data point carries `stage` (dev and
+than left to a library's defaults: every data point carries `stage` (dev and
 prod stacks in one account never mix), and no `service` dimension is added
-(Powertools adds one whenever POWERTOOLS_SERVICE_NAME is set, which the
-template sets for the logger). A metric emitted with dimensions is published
+(Powertools' Metrics adds one whenever POWERTOOLS_SERVICE_NAME is set, which
+the template sets for the logger). A metric emitted with dimensions is published
 twice, as CloudWatch does for EMF dimension sets: per stage alone (the total
 an alarm watches) and per stage and those dimensions (the breakdown a
 dashboard shows), e.g. HitsRejected{stage} and HitsRejected{stage, reason}.
@@ -33,7 +34,7 @@ import sys
 import threading
 import time
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Callable
 
 NAMESPACE = "sendtrail"
 STAGE_DIMENSION = "stage"
@@ -76,7 +77,6 @@ COMPLAINTS = "Complaints"
 # EMF allows 100 values per metric and 100 metrics per document: a buffer of
 # 100 data points is flushed at once, so neither is ever reached.
 MAX_VALUES = 100
-STANDARD_RESOLUTION = 60
 
 logger = logging.getLogger("sendtrail.metrics")
 
@@ -84,7 +84,6 @@ _Dimensions = tuple[tuple[str, str], ...]
 _Point = tuple[_Dimensions, str, str, float]  # dimensions, name, unit, value
 _pending: list[_Point] = []  # this invocation's data points, in the order emitted
 _lock = threading.Lock()
-_serialize_lock = threading.Lock()
 
 
 def _print_line(line: str) -> None:
@@ -163,17 +162,6 @@ def set_output(writer: Callable[[str], None] | None) -> Callable[[str], None]:
     return previous
 
 
-@lru_cache(maxsize=1)
-def _provider() -> Any:
-    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
-
-    provider = AmazonCloudWatchEMFProvider(namespace=NAMESPACE)
-    # No `service` dimension: alarms name exactly stage and emit()'s dimensions. Powertools types the
-    # attribute str, yet None is how it leaves the dimension out.
-    provider.service = None  # type: ignore[assignment]
-    return provider
-
-
 _TIMESTAMP_MARK = 918273645546372  # a placeholder the serialized document is split at
 _encoder = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
@@ -194,17 +182,25 @@ def _documents(stage: str, points: tuple[_Point, ...]) -> tuple[tuple[str, str],
 
 
 def _serialized(stage: str, dimensions: _Dimensions, metrics: dict[str, tuple[str, list[float]]]) -> tuple[str, str]:
-    """One EMF document (Powertools builds it): these metrics, per stage, and per stage and `dimensions` if any."""
-    provider = _provider()
-    metric_set = {name: {"Unit": unit, "StorageResolution": STANDARD_RESOLUTION, "Value": values}
-                  for name, (unit, values) in metrics.items()}
-    with _serialize_lock:
-        provider.timestamp = _TIMESTAMP_MARK
-        provider.dimension_sets = [{STAGE_DIMENSION: stage, **dict(dimensions)}] if dimensions else []
-        try:
-            document = provider.serialize_metric_set(metrics=metric_set, dimensions={STAGE_DIMENSION: stage},
-                                                     metadata={})
-        finally:
-            provider.dimension_sets = []
+    """One EMF document: these metrics, per stage, and per stage and `dimensions` if any.
+
+    The document is CloudWatch's embedded metric format as specified
+    (docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html):
+    an `_aws` member with the timestamp and one metric directive (namespace,
+    dimension sets, each metric's name and unit; standard resolution, the
+    default, is left out), then each dimension's value and each metric's
+    values at the top level.
+    """
+    dimension_values = {STAGE_DIMENSION: stage, **dict(dimensions)}
+    dimension_sets = [[STAGE_DIMENSION]]
+    if dimensions:
+        dimension_sets.append(list(dimension_values))
+    document = {
+        "_aws": {"Timestamp": _TIMESTAMP_MARK, "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE, "Dimensions": dimension_sets,
+            "Metrics": [{"Name": name, "Unit": unit} for name, (unit, _) in metrics.items()]}]},
+        **dimension_values,
+        **{name: values for name, (_, values) in metrics.items()},
+    }
     head, tail = _encoder.encode(document).split(str(_TIMESTAMP_MARK), 1)
     return head, tail

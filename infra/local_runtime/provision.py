@@ -476,3 +476,26 @@ def _iam_role(session: boto3.session.Session, logical_id: str, properties: dict[
         iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
                             PolicyDocument=json.dumps(policy["PolicyDocument"]))
     return CreatedResource(ref=name, attributes={"Arn": role["Role"]["Arn"]})
+
+
+@handles("AWS::ApiGatewayV2::Api")
+def _http_api(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
+    """The hit routes' HTTP API (its routes are served by infra/local_runtime/gateway.py, from the template)."""
+    request = {name: properties[name] for name in ("Name", "ProtocolType", "Description") if name in properties}
+    api = client(session, "apigatewayv2").create_api(**request)
+    return CreatedResource(ref=api["ApiId"], attributes={"ApiEndpoint": api["ApiEndpoint"]})
+
+
+@handles("AWS::ApiGatewayV2::Stage")
+def _http_api_stage(session: boto3.session.Session, logical_id: str, properties: dict[str, Any]) -> CreatedResource:
+    """Its stage with the route throttling the template declares (kept by moto, applied by nothing locally)."""
+
+    def throttling(settings: Mapping[str, Any]) -> dict[str, Any]:
+        return {"ThrottlingRateLimit": float(settings["ThrottlingRateLimit"]),
+                "ThrottlingBurstLimit": int(settings["ThrottlingBurstLimit"])}
+
+    client(session, "apigatewayv2").create_stage(
+        ApiId=properties["ApiId"], StageName=properties["StageName"], AutoDeploy=bool(properties.get("AutoDeploy")),
+        DefaultRouteSettings=throttling(properties["DefaultRouteSettings"]),
+        RouteSettings={key: throttling(settings) for key, settings in properties.get("RouteSettings", {}).items()})
+    return CreatedResource(ref=properties["StageName"])

@@ -413,16 +413,65 @@ def test_every_public_hit_route_is_throttled_and_the_api_function_reserves_its_c
                                                                    {"Ref": "AWS::NoValue"}]}
 
 
-def test_a_waf_rate_rule_is_there_only_when_asked_for(template: dict[str, Any]) -> None:
+def test_a_waf_rate_rule_is_there_only_when_asked_for_on_the_rest_front_door(template: dict[str, Any]) -> None:
     acl = template["Resources"]["PublicRoutesWebAcl"]
     association = template["Resources"]["PublicRoutesWebAclAssociation"]
     assert acl["Condition"] == association["Condition"] == "HasWafRateLimit"
-    assert template["Conditions"]["HasWafRateLimit"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "WafRequestsPerFiveMinutes"}, 0]}]}
+    assert template["Conditions"]["HasWafRateLimit"] == {"Fn::And": [
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "WafRequestsPerFiveMinutes"}, 0]}]},
+        {"Fn::Equals": [{"Ref": "HitFrontDoor"}, "RestApi"]}]}
     assert template["Parameters"]["WafRequestsPerFiveMinutes"]["Default"] == 0
+    # asking for WAF on the HTTP API (which WAF cannot attach to) fails the deployment instead of doing nothing
+    rule = template["Rules"]["WafNeedsTheRestFrontDoor"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "WafRequestsPerFiveMinutes"}, "0"]}]}
+    assert rule["Assertions"][0]["Assert"] == {"Fn::Equals": [{"Ref": "HitFrontDoor"}, "RestApi"]}
+    # SAM names the REST API's stage <api><StageName>Stage; the association waits for it (cfn-lint, which
+    # runs the SAM transform, finds no dangling DependsOn: test_the_packaged_template_is_cfn_lint_clean)
+    rest_api = template["Resources"]["RestAPI"]
+    assert (rest_api["Type"], rest_api["Properties"]["StageName"]) == ("AWS::Serverless::Api", "api")
+    assert association["DependsOn"] == template["Resources"]["TrackingDomainMapping"]["DependsOn"] == "RestAPIapiStage"
     [rule] = acl["Properties"]["Rules"]
     assert rule["Action"] == {"Block": {}} and rule["Statement"] == {"RateBasedStatement": {
         "Limit": {"Ref": "WafRequestsPerFiveMinutes"}, "AggregateKeyType": "IP"}}
     assert acl["Properties"]["Scope"] == "REGIONAL"
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["PublicRoutesWebAcl", "Arn"]}
     assert "/restapis/${RestAPI}/stages/api" in association["Properties"]["ResourceArn"]["Fn::Sub"]
+
+
+def test_the_hit_routes_front_door_is_an_http_api_with_payload_1_0_and_route_throttling(
+        template: dict[str, Any]) -> None:
+    from chalicelib.hits.endpoints import ROUTE_METHODS
+
+    resources = template["Resources"]
+    assert template["Parameters"]["HitFrontDoor"]["Default"] == "HttpApi"
+    assert template["Conditions"]["HitsOnHttpApi"] == {"Fn::Equals": [{"Ref": "HitFrontDoor"}, "HttpApi"]}
+    http = {logical: spec for logical, spec in resources.items() if spec["Type"].startswith("AWS::ApiGatewayV2::")
+            and not logical.startswith("TrackingDomain")}
+    assert all(spec["Condition"] == "HitsOnHttpApi" for spec in http.values())
+    [api] = resources_of_type(template, "AWS::ApiGatewayV2::Api").values()
+    assert api["Properties"]["ProtocolType"] == "HTTP"
+    [integration] = resources_of_type(template, "AWS::ApiGatewayV2::Integration").values()
+    assert integration["Properties"]["IntegrationType"] == "AWS_PROXY"
+    assert integration["Properties"]["PayloadFormatVersion"] == "1.0"  # the REST proxy event: Chalice's handlers
+    assert integration["Properties"]["IntegrationUri"] == {"Fn::GetAtt": ["APIHandler", "Arn"]}
+    routes = resources_of_type(template, "AWS::ApiGatewayV2::Route")
+    assert sorted(spec["Properties"]["RouteKey"] for spec in routes.values()) == sorted(
+        f"ANY {path}" for path in ROUTE_METHODS)  # every public route, every method (the app answers 405s)
+    assert not any(path.startswith(("/api", "/dashboard", "/docs")) for path in ROUTE_METHODS)
+    [stage] = resources_of_type(template, "AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["StageName"] == "$default" and stage["Properties"]["AutoDeploy"] is True
+    assert sorted(stage["DependsOn"]) == sorted(routes)  # route settings name routes that must exist
+    hit_limits = {"ThrottlingRateLimit": {"Ref": "HitRateLimit"}, "ThrottlingBurstLimit": {"Ref": "HitBurstLimit"}}
+    assert stage["Properties"]["RouteSettings"] == {f"ANY {path}": hit_limits for path in ROUTE_METHODS
+                                                    if "{token}" in path}
+    assert stage["Properties"]["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ApiRateLimit"}, "ThrottlingBurstLimit": {"Ref": "ApiBurstLimit"}}
+    [permission] = [spec for spec in resources_of_type(template, "AWS::Lambda::Permission").values()
+                    if spec.get("Condition") == "HitsOnHttpApi"]
+    assert permission["Properties"]["FunctionName"] == {"Ref": "APIHandler"}
+    assert "${HitsHttpApi}/*" in permission["Properties"]["SourceArn"]["Fn::Sub"]
+    # the custom domain maps to whichever front door serves the hits
+    mapping = resources["TrackingDomainMapping"]
+    assert mapping["Condition"] == resources["TrackingDomain"]["Condition"] == "HasTrackingDomain"
+    assert mapping["Properties"]["ApiId"] == {"Fn::If": ["HitsOnHttpApi", {"Ref": "HitsHttpApi"}, {"Ref": "RestAPI"}]}
+    assert template["Outputs"]["HitsUrl"]["Value"]["Fn::If"][0] == "HitsOnHttpApi"
