@@ -259,6 +259,33 @@ def test_a_later_hit_turns_an_earlier_one_machine() -> None:
     assert totals[str((DELIVERY, "clicks_total"))] == 2
 
 
+def test_the_domains_people_end_the_same_however_hits_are_split_into_runs() -> None:
+    """Statistics by domain: a recipient is a person clicking until the scanner's second click comes."""
+    from chalicelib.tracking.workflow import domain_updates
+
+    def domain_totals(batches: list[list[Hit]]) -> dict[str, int]:
+        stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
+        verdicts: dict[str, int] = {}
+        totals: dict[str, int] = {}
+        for batch in batches:
+            result = aggregate(batch, stored, context=Context(stored=dict(verdicts)))
+            for _, _, deltas in domain_updates(result.recipients, stored, {(DELIVERY, 1): "example.net"}, verdicts):
+                for name, value in deltas.items():
+                    totals[name] = totals.get(name, 0) + value
+            for update in result.recipients:
+                stored[(update.delivery_id, update.log_id)] = update.hits
+                verdicts.update({h.hit_id: v for h, v in zip(update.hits, update.verdicts, strict=True)})
+        return {name: value for name, value in totals.items() if value}
+
+    first = [hit("open", T0), hit("click", T0 + 60_000, 4)]
+    second = [hit("click", T0 + 60_200, 5)]
+    assert domain_totals([first]) == {"opens": 1, "clicks": 1, "opens_human": 1, "clicks_human": 1}
+    assert domain_totals([first, second]) == domain_totals([first + second]) == {
+        "opens": 1, "clicks": 1, "opens_human": 1}
+    prefetched = [Hit("f" * 32, T0 + 90_000, "open", DELIVERY, 1, 1, CHROME, PERSON_IP, "prefetch")]
+    assert domain_totals([prefetched]) == {"opens": 1}
+
+
 def test_stored_verdicts_are_subtracted_as_counted_even_after_a_rule_changes() -> None:
     """A stricter setting applies to a recipient's hits when it changes; its old counts leave exactly."""
     first = [hit("open", T0), hit("click", T0 + 60_000, 4), hit("click", T0 + 63_000, 5)]
