@@ -470,3 +470,9 @@ def test_the_reports_split_people_from_machines(api: Any, mta: Any) -> None:
     assert (newest.kind, newest.hit_class, newest.reasons) == ("click", "machine", ["prefetch"])
     assert api.get(f"/api/deliveries/{delivery_id}/tracking?limit=1").json_body["items"][0]["class"] == "machine"
     assert urls.urls(delivery_id, "url").clicks_total_human == 1
+    # The next run classifies the recipient's stored hits again: the prefetch is still one (its purpose is stored).
+    play([record(kind="open", delivery_id=delivery_id, ua=IPHONE_MAIL, ts=sent + 90 * MINUTE)], "later")
+    log = tracking_log.delivery_tracking(delivery_id, limit=2)
+    assert [(item.hit_class, item.reasons) for item in log.items] == [("human", []), ("machine", ["prefetch"])]
+    assert urls.urls(delivery_id, "url").clicks_total_human == 1
+    assert api.get(f"/api/deliveries/{delivery_id}/indicators").json_body["machine"]["by_reason"]["prefetch"] == 1
