@@ -110,8 +110,9 @@ def _tracking_cursor(raw: str | None) -> TrackingCursor | None:
            response=DeliveryTrackingPage, tag="reports",
            summary="The delivery's Tracking tab: its tracking logs, newest first")
 def delivery_tracking(request: Request, delivery_id: str, query: DeliveryTrackingQuery) -> DeliveryTrackingPage:
-    """Each hit with its recipient, kind, URL and label, time and user agent; ?kind= for one kind. What a page
-    costs depends on its size, not on the delivery's."""
+    """Each hit with its recipient, kind, URL and label, time and user agent, and who made it (class: a person
+    or a machine, with the reasons, as it counts now); ?kind= for one kind. What a page costs depends on its
+    size, not on the delivery's."""
     page = tracking_log.delivery_tracking(delivery_id, query.kind, query.limit, _tracking_cursor(query.next))
     return DeliveryTrackingPage(delivery_id=page.delivery_id, kind=page.kind, items=page.items,
                                 next=encode_cursor(page.next.model_dump() if page.next else None))

@@ -9,6 +9,8 @@ once:
     bounces_soft, complaints   moves the log: the same deltas as the delivery's own counters
     opens, clicks              the tracking workflow, with the run guard of every stats item:
                                recipients who opened (any hit) / clicked, not hits
+    opens_human, clicks_human  the same, of recipients a person was seen opening (any hit
+                               classified human) / clicking (a human click): classify.py
 
 So each counter is exactly as exact as the counter it shadows: a redelivered
 SES event or a retried workflow run changes nothing twice. Reading a
@@ -26,7 +28,7 @@ from chalicelib.mta.reasons import DENYLISTED, HARD, SOFT
 DOMAIN_PREFIX = "domain#"
 UNKNOWN_DOMAIN = "(unknown)"
 OUTCOMES = ("delivered", "bounces_hard", "bounces_soft", "complaints")
-COUNTERS = ("sent",) + OUTCOMES + ("opens", "clicks")
+COUNTERS = ("sent",) + OUTCOMES + ("opens", "clicks", "opens_human", "clicks_human")
 
 
 def domain_of(email: Optional[str]) -> str:

@@ -67,6 +67,13 @@ class TrackingStore:
         items = batch_get(self._dynamodb, self.tracking_table, requested, consistent=True)
         return {(item["delivery_id"], int(item["log_id"])): item for item in items}
 
+    def recipient_hits(self, keys: Iterable[tuple[str, int]]) -> list[dict[str, Any]]:
+        """Just the stored hits (with their verdicts) of (delivery id, log id) pairs: BatchGetItem, projected."""
+        requested = [{"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}}
+                     for delivery_id, log_id in sorted(set(keys))]
+        return batch_get(self._dynamodb, self.tracking_table, requested, consistent=False,
+                         projection="delivery_id, log_id, hits")
+
     def put_recipient(self, item: Mapping[str, Any], run: int) -> bool:
         """Write a recipient's tracking item for run `run`; False if a run >= `run` already wrote it."""
         try:

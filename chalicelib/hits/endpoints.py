@@ -38,7 +38,7 @@ from chalicelib.data.redirection_logs import put_fallback, put_fallback_stream
 from chalicelib.hits import pages
 from chalicelib.hits.config import get_hit_config
 from chalicelib.hits.link_cache import LinkTableCache
-from chalicelib.hits.records import build_record, minimise_ip, new_hit_id, now_ms
+from chalicelib.hits.records import build_record, declared_purpose, minimise_ip, new_hit_id, now_ms
 from chalicelib.keyring import KeyRing, KeyRingError, load_keyring
 from chalicelib.urltemplate import append_query, fill_url
 from chalicelib.version import VERSION
@@ -179,7 +179,9 @@ def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, requ
     the current hour's redirection-logs/ prefix is the last resort. The
     record (its time and hit id) is the same on every path, and the tracking
     workflow drops a hit id it has seen, should a failed put have landed
-    after all. A HEAD records nothing. False (logged) when no write succeeded.
+    after all. A HEAD records nothing; a prefetch or preview the request
+    declares (records.declared_purpose) is recorded with its purpose, and
+    the workflow counts it as a machine's (reason `prefetch`). False (logged) when no write succeeded.
     """
     if request.method == "HEAD":
         return True
@@ -192,7 +194,7 @@ def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, requ
         user_agent=request.headers.get("user-agent", ""),
         ip=minimise_ip(identity.get("sourceIp") or "", config.ip_address_mode),
         request_id=request.context.get("requestId", ""),
-        at_ms=at_ms, hit_id=hit_id,
+        at_ms=at_ms, hit_id=hit_id, purpose=declared_purpose(request.headers),
     )
     context = {"kind": kind, "hit_id": hit_id}
     try:

@@ -22,7 +22,8 @@ TOP = 10
 def _row(domain: str, domains: int, counts: Mapping[str, int]) -> DomainRow:
     sent = counts["sent"]
     rates = {f"{name}_rate": percentage(counts[name], sent)
-             for name in ("delivered", "bounces_hard", "bounces_soft", "complaints", "opens", "clicks")}
+             for name in ("delivered", "bounces_hard", "bounces_soft", "complaints", "opens", "clicks", "opens_human",
+                          "clicks_human")}
     return DomainRow(domain=domain, domains=domains, **{name: counts[name] for name in COUNTERS}, **rates)
 
 

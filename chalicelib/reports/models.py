@@ -178,14 +178,19 @@ class DomainRow(_Report):
     bounces_hard: int = Field(description="messages failed with a hard bounce (complaints apart)")
     bounces_soft: int = Field(description="messages failed with a soft bounce")
     complaints: int = Field(description="messages whose recipient complained")
-    opens: int = Field(description="recipients who opened (any tracked hit): people, not hits")
-    clicks: int = Field(description="recipients who clicked: people, not hits")
+    opens: int = Field(description="recipients who opened (any tracked hit, a machine's too): recipients, not hits")
+    clicks: int = Field(description="recipients who clicked (any click, a machine's too): recipients, not hits")
+    opens_human: int = Field(description="recipients a person was seen opening (a hit not made by a privacy proxy, "
+                                         "link scanner, crawler or prefetch)")
+    clicks_human: int = Field(description="recipients a person was seen clicking")
     delivered_rate: float = Field(description="delivered as a % of sent")
     bounces_hard_rate: float = Field(description="as a % of sent")
     bounces_soft_rate: float = Field(description="as a % of sent")
     complaints_rate: float = Field(description="as a % of sent")
     opens_rate: float = Field(description="as a % of sent")
     clicks_rate: float = Field(description="as a % of sent")
+    opens_human_rate: float = Field(description="as a % of sent")
+    clicks_human_rate: float = Field(description="as a % of sent")
 
 
 class DomainsReport(_Report):
@@ -237,6 +242,12 @@ class TrackingLogEntry(_Report):
     label: str
     user_agent: str
     hit_id: str
+    hit_class: Literal["human", "machine", "unclassified"] = Field(
+        alias="class", description="who made the hit as it counts now: a person, or a machine (privacy proxy, link "
+                                   "scanner, crawler, prefetch); unclassified when stored before classification")
+    reasons: list[str] = Field(description="the signals behind the class (README: people or machines)")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 class DeliveryTracking(_Report):

@@ -4,6 +4,9 @@ Reads the log pages the workflow writes per kind and 5-minute window
 (chalicelib/tracking/log_pages.py): one Query per kind asked, from the
 cursor's window down, items read only as the page needs them, merged by
 window. What a page costs depends on the page size, not on the delivery's.
+Each hit's class and reasons are read from its recipient's tracking item
+(one BatchGetItem for the page's recipients), so they are the ones it
+counts with now: a later hit may have turned an earlier one machine.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from chalicelib.errors import InvalidField
 from chalicelib.reports.common import stores
 from chalicelib.reports.models import DeliveryTracking, HitKind, TrackingCursor, TrackingLogEntry
 from chalicelib.settings import Settings
+from chalicelib.tracking.classify import UNCLASSIFIED, hit_class, reason_names
 from chalicelib.tracking.core import KINDS
+from chalicelib.tracking.items import decode_verdicts
 from chalicelib.tracking.log_pages import LoggedHit, decode_page, kind_prefix, window_in, window_of
 
 MAX_LIMIT = 200
@@ -66,10 +71,15 @@ def delivery_tracking(delivery_id: str, kind: Optional[HitKind] = None, limit: i
         found.extend(sorted(batch, key=lambda hit: hit.order, reverse=True))
     page = found[:limit]
     links = (context.deliveries.get_links(delivery_id) or {}).get("urls") or {} if page else {}
+    verdicts: dict[str, int] = {}
+    for item in context.tracking.recipient_hits((delivery_id, hit.log_id) for hit in page) if page else ():
+        verdicts.update(decode_verdicts(item))
     items = [TrackingLogEntry(at=hit.at, kind=hit.kind, recipient_id=hit.recipient_id, log_id=hit.log_id,
                               url_id=hit.url_id, url=str((links.get(str(hit.url_id)) or {}).get("url", "")),
                               label=str((links.get(str(hit.url_id)) or {}).get("label", "")),
-                              user_agent=hit.user_agent, hit_id=hit.hit_id)
+                              user_agent=hit.user_agent, hit_id=hit.hit_id,
+                              hit_class=hit_class(verdict := verdicts.get(hit.hit_id, UNCLASSIFIED)),
+                              reasons=reason_names(verdict))
              for hit in page]
     more = len(found) > limit
     return DeliveryTracking(delivery_id=delivery_id, kind=kind, items=items,

@@ -17,8 +17,11 @@ A hit's verdict is a bit mask of REASONS (0: nothing against it):
     scanner_address  an address in a link-scanning service's published ranges
     crawler          a generic crawler or script (crawlerdetect); mail clients
                      and providers' image proxies are never crawlers
-    prefetch         a click by a link preflight or preview (Office's existence
-                     discovery, chat unfurlers): the person's own click follows
+    prefetch         a hit the request itself declared a prefetch, prerender or
+                     preview (Sec-Purpose: prefetch, Purpose: prefetch, X-Purpose:
+                     preview, X-Moz: prefetch; the hit record's `purpose`), of any
+                     kind; or a click by a link preflight or preview agent (Office's
+                     existence discovery, chat unfurlers): the person's own click follows
   how it behaved (over one recipient's hits of one message: `verdicts`)
     honeypot         a click on the hidden link no person can see (url id 0)
     burst            a click in a window of `burst_window_ms` holding clicks on
@@ -97,6 +100,8 @@ class HitLike(Protocol):
     def ua(self) -> str: ...
     @property
     def ip(self) -> str: ...
+    @property
+    def purpose(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,8 @@ def verdicts(ordered: Sequence[HitLike], context: Context = DEFAULT_CONTEXT, sen
             mask |= BIT["scanner_address"]
         if agent & AGENT_CRAWLER:
             mask |= BIT["crawler"]
+        if hit.purpose:
+            mask |= BIT["prefetch"]  # the client said it fetched ahead, not for a person
         if hit.kind == "open":
             if agent & AGENT_APPLE_PROXY or address & ADDRESS_APPLE:
                 mask |= BIT["apple_proxy"]

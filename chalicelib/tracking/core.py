@@ -54,6 +54,11 @@ parse_log: one redirection-log object
                               p           string
                               ua          string
                               ip          string of at most 64 UTF-8 bytes
+                              purpose     optional (absent in records from before it, and in
+                                          every hit the client did not declare a prefetch):
+                                          when present, one of "prefetch", "prerender",
+                                          "preview" (what the request's Sec-Purpose, Purpose,
+                                          X-Purpose or X-Moz header declared; PURPOSES)
                             "integer" means a JSON number written without fraction or
                             exponent (1.0 and 1e3 are not integers; true is not 1).
                             Other fields (request_id, ...) are ignored.
@@ -67,7 +72,7 @@ parse_log: one redirection-log object
                               mirror token (/m) -> mirror
      token_claims_mismatch  the token's delivery_id, log_id or url_id differs from the record's
 4. Hit. A verified record becomes a Hit(hit_id, ts, kind, delivery_id,
-   log_id, url_id, ua, ip) where `ua` is cut to at most MAX_UA_BYTES (512)
+   log_id, url_id, ua, ip, purpose) (purpose "" when absent) where `ua` is cut to at most MAX_UA_BYTES (512)
    UTF-8 bytes at a character boundary (a partial trailing character is
    dropped). A hit whose hit_id equals an earlier hit's in the same object is
    a duplicate: counted in `duplicates`, not kept, not a rejection.
@@ -154,6 +159,8 @@ MAX_HITS_PER_RECIPIENT = 500
 FORMAT_VERSION = 1
 
 KINDS = ("click", "open", "optout", "mirror")
+# What a request may declare it is (chalicelib/hits/records.py, declared_purpose): never a person's own hit.
+PURPOSES = ("prefetch", "prerender", "preview")
 RECORD_KINDS_BY_TOKEN_KIND: dict[int, frozenset[str]] = {
     tokens.KIND_CLICK: frozenset({"click", "optout", "mirror"}),
     tokens.KIND_OPEN: frozenset({"open"}),
@@ -182,6 +189,7 @@ class Hit:
     url_id: int
     ua: str
     ip: str
+    purpose: str = ""  # "" or one of PURPOSES: the client declared it fetched ahead, not for a person
 
     @property
     def recipient(self) -> tuple[str, int]:
@@ -362,6 +370,8 @@ def _check_fields(record: dict[str, Any]) -> None:
     for name, check in checks:
         if name not in record or not check(record[name]):
             raise _Rejected("bad_field", name)
+    if "purpose" in record and not (isinstance(record["purpose"], str) and record["purpose"] in PURPOSES):
+        raise _Rejected("bad_field", "purpose")  # optional: absent is valid, anything else is not
 
 
 def cut_user_agent(ua: str) -> str:
@@ -401,7 +411,7 @@ def _verified_hit(line: bytes, keys: Mapping[int, bytes]) -> Hit:
                                                               record["url_id"]):
         raise _Rejected("token_claims_mismatch")
     return Hit(record["hit_id"], record["ts"], record["kind"], record["delivery_id"], record["log_id"],
-               record["url_id"], cut_user_agent(record["ua"]), record["ip"])
+               record["url_id"], cut_user_agent(record["ua"]), record["ip"], record.get("purpose", ""))
 
 
 # --------------------------------------------------------------------------- aggregating

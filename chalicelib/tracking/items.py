@@ -13,6 +13,8 @@ The verdict is the hit's human/machine classification as counted
 (chalicelib/tracking/classify.py): the next run subtracts the hit with it.
 Items written before classification have six fields: their hits are
 UNCLASSIFIED (counted in no human or machine counter until reclassified).
+A hit whose request declared a prefetch or preview has an eighth field, its
+`purpose` (core.PURPOSES), after the verdict (-1 when none is known).
 
 With at most 500 hits and 512-byte user agents an item stays well under
 DynamoDB's 400 KB.
@@ -43,7 +45,9 @@ def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipie
         ua_index = uas.setdefault(hit.ua, len(uas))
         ip_index = ips.setdefault(hit.ip, len(ips))
         line = f"{hit.hit_id}\t{hit.ts}\t{hit.kind}\t{hit.url_id}\t{ua_index}\t{ip_index}"
-        lines.append(f"{line}\t{marks[hit.hit_id]}" if hit.hit_id in marks else line)
+        if hit.hit_id in marks or hit.purpose:
+            line = f"{line}\t{marks.get(hit.hit_id, UNCLASSIFIED)}"
+        lines.append(f"{line}\t{hit.purpose}" if hit.purpose else line)
     last_hit_at = ordered[-1].ts if ordered else 0
     item: dict[str, Any] = {
         "delivery_id": delivery_id,
@@ -74,9 +78,10 @@ def decode_hits(item: Mapping[str, Any]) -> tuple[Hit, ...]:
     log_id = int(item["log_id"])
     hits = []
     for line in item.get("hits") or []:
-        hit_id, ts, kind, url_id, ua_index, ip_index = str(line).split("\t")[:6]
+        fields = str(line).split("\t")
+        hit_id, ts, kind, url_id, ua_index, ip_index = fields[:6]
         hits.append(Hit(hit_id, int(ts), kind, delivery_id, log_id, int(url_id), uas[int(ua_index)],
-                        ips[int(ip_index)]))
+                        ips[int(ip_index)], fields[7] if len(fields) > 7 else ""))
     return tuple(hits)
 
 

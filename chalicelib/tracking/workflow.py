@@ -438,7 +438,7 @@ class TrackingWorkflow:
                 (hit, str(details.get("recipient_id") or "")) for hit in update.hits if hit.hit_id not in known)
         stats = [{"delivery_id": delivery_id, "stat": stat, "add": deltas}
                  for delivery_id, stat, deltas in stat_updates(aggregates.deliveries)
-                 + domain_updates(aggregates.recipients, prior, domains)]
+                 + domain_updates(aggregates.recipients, prior, domains, context.stored)]
         pages = [page for delivery_id in sorted(logged)
                  for page in log_pages.encode_pages(delivery_id, logged[delivery_id], run)]
         quarantine = [_quarantine_entry(key, result) for _, key, result in parsed if result.rejections]
@@ -563,22 +563,35 @@ def stat_updates(deliveries: Iterable[core.DeliveryDelta]) -> list[tuple[str, st
 
 
 def domain_updates(recipients: Iterable[core.RecipientUpdate], prior: Mapping[tuple[str, int], Sequence[core.Hit]],
-                   domains: Mapping[tuple[str, int], str]) -> list[tuple[str, str, dict[str, int]]]:
-    """(delivery id, domain#<domain>, deltas) of the recipients who opened or clicked for the first time.
+                   domains: Mapping[tuple[str, int], str], stored: Mapping[str, int] | None = None
+                   ) -> list[tuple[str, str, dict[str, int]]]:
+    """(delivery id, domain#<domain>, deltas) of the recipients whose opened / clicked state changed.
 
-    People, not hits, as the indicators count them: a recipient opened when
-    they have any hit (a click implies an open) and clicked with any click.
+    Recipients, not hits, as the indicators count them: a recipient opened when
+    they have any hit (a click implies an open) and clicked with any click;
+    opens_human / clicks_human the same over hits classified human (the
+    update's verdicts; the stored hits' verdicts as they were counted,
+    `stored`, UNCLASSIFIED when missing), so a later hit that turns a
+    recipient's only "person" into a machine takes them back out.
     """
-    def reached(hits: Sequence[core.Hit]) -> tuple[int, int]:
-        return int(bool(hits)), int(any(hit.kind == "click" for hit in hits))
+    stored = stored or {}
+
+    def reached(hits: Sequence[core.Hit], verdicts: Sequence[int]) -> tuple[int, int, int, int]:
+        people = [hit for hit, verdict in zip(hits, verdicts, strict=True)
+                  if verdict >= 0 and not classification.is_machine(verdict)]
+        return (int(bool(hits)), int(any(hit.kind == "click" for hit in hits)),
+                int(bool(people)), int(any(hit.kind == "click" for hit in people)))
 
     totals: dict[tuple[str, str], dict[str, int]] = {}
     for update in recipients:
         key = (update.delivery_id, update.log_id)
-        (opened, clicked), (had_opened, had_clicked) = reached(update.hits), reached(prior.get(key, ()))
-        target = totals.setdefault((update.delivery_id, domain_stat(domains[key])), {"opens": 0, "clicks": 0})
-        target["opens"] += opened - had_opened
-        target["clicks"] += clicked - had_clicked
+        before = prior.get(key, ())
+        now = reached(update.hits, update.verdicts or [classification.UNCLASSIFIED] * len(update.hits))
+        then = reached(before, [stored.get(hit.hit_id, classification.UNCLASSIFIED) for hit in before])
+        target = totals.setdefault((update.delivery_id, domain_stat(domains[key])),
+                                   dict.fromkeys(("opens", "clicks", "opens_human", "clicks_human"), 0))
+        for name, value, was in zip(target, now, then, strict=True):
+            target[name] += value - was
     return [(delivery_id, stat, {name: value for name, value in deltas.items() if value})
             for (delivery_id, stat), deltas in sorted(totals.items()) if any(deltas.values())]
 

@@ -20,7 +20,7 @@ use std::ops::Range;
 use foldhash::fast::RandomState;
 
 use crate::classify::{self, Context, DefaultContext};
-use crate::logs::{Hit, Kind, ParsedLog};
+use crate::logs::{Hit, Kind, ParsedLog, Purpose};
 
 pub const OPEN_DEDUP_MS: i64 = 60_000;
 pub const BUCKET_MS: i128 = 300_000;
@@ -90,6 +90,8 @@ pub trait HitSet {
     fn ua(&self, hit: u32) -> u32;
     fn ua_text(&self, ua: u32) -> &str;
     fn ip(&self, hit: u32) -> &[u8];
+    /// The request declared a purpose (a prefetch or preview): the reference's truthy `Hit.purpose`.
+    fn purpose_declared(&self, hit: u32) -> bool;
     /// Equal hit ids, equal numbers, below `id_count()`.
     fn id(&self, hit: u32) -> u32;
     fn id_count(&self) -> usize;
@@ -631,6 +633,7 @@ pub fn aggregate_parsed(parsed: &ParsedLog, max_hits_per_recipient: usize) -> (A
                     ua: hit.ua,
                     ip: ParsedLog::ip_span(hit),
                     kind: hit.kind,
+                    purpose: hit.purpose,
                     index,
                 }
             })
@@ -664,6 +667,7 @@ struct GatheredHit {
     ua: u32,
     ip: (u32, u8),
     kind: Kind,
+    purpose: Purpose,
     /// The hit's position in the parsed hits (its hit id, for ties in ts, is read there).
     index: u32,
 }
@@ -687,6 +691,9 @@ impl HitSet for Gathered<'_> {
     }
     fn ip(&self, hit: u32) -> &[u8] {
         self.parsed.ip_at(self.hits[hit as usize].ip)
+    }
+    fn purpose_declared(&self, hit: u32) -> bool {
+        self.hits[hit as usize].purpose != Purpose::Undeclared
     }
     /// An object's hits have distinct hit ids: the position is the id.
     fn id(&self, hit: u32) -> u32 {
@@ -732,6 +739,7 @@ struct Row {
     url_id: i64,
     log_id: i64,
     kind: Option<Kind>,
+    purpose_declared: bool,
     id: u32,
     ua: u32,
     ip: u32,
@@ -759,6 +767,8 @@ pub struct HitFields<'a> {
     pub url_id: i64,
     pub ua: &'a str,
     pub ip: &'a str,
+    /// "" when undeclared (any other text counts as declared, as in the reference).
+    pub purpose: &'a str,
 }
 
 /// New hits grouped by recipient: see [`HitTable::group`].
@@ -776,6 +786,7 @@ impl HitTable {
             url_id: hit.url_id,
             log_id: hit.log_id,
             kind: Kind::parse(hit.kind),
+            purpose_declared: !hit.purpose.is_empty(),
             id: self.ids.intern(hit.hit_id),
             ua: self.uas.intern(hit.ua),
             ip: self.ips.intern(hit.ip),
@@ -883,6 +894,9 @@ impl HitSet for HitTable {
     fn ip(&self, hit: u32) -> &[u8] {
         self.ips.text(self.rows[hit as usize].ip).as_bytes()
     }
+    fn purpose_declared(&self, hit: u32) -> bool {
+        self.rows[hit as usize].purpose_declared
+    }
     fn id(&self, hit: u32) -> u32 {
         self.rows[hit as usize].id
     }
@@ -921,6 +935,7 @@ mod tests {
             url_id,
             ua: "ua",
             ip: "ip",
+            purpose: "",
         }
     }
 

@@ -139,6 +139,9 @@ pub fn verdicts<H: HitSet, C: Context + ?Sized>(
         if agent & AGENT_CRAWLER != 0 {
             mask |= CRAWLER;
         }
+        if hits.purpose_declared(hit) {
+            mask |= PREFETCH; // the client said it fetched ahead (Sec-Purpose, Purpose, X-Purpose, X-Moz)
+        }
         match hits.kind(hit) {
             Some(Kind::Open) => {
                 if agent & AGENT_APPLE_PROXY != 0 || address & ADDRESS_APPLE != 0 {

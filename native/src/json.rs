@@ -32,8 +32,8 @@ pub const DEFAULT_MAX_INT_DIGITS: usize = 4300;
 
 /// The members a record check reads, in the order the reference checks them
 /// (after `v`). `request_id` is never read but almost always there: naming it
-/// keeps the duplicate-key check on the fast path.
-pub const FIELDS: [&str; 12] = [
+/// keeps the duplicate-key check on the fast path. `purpose` is optional.
+pub const FIELDS: [&str; 13] = [
     "v",
     "hit_id",
     "ts",
@@ -46,8 +46,11 @@ pub const FIELDS: [&str; 12] = [
     "ua",
     "ip",
     "request_id",
+    "purpose",
 ];
 pub const V: usize = 0;
+/// The index of the optional `purpose` member.
+pub const PURPOSE: usize = 12;
 
 /// The index of `name` in [`FIELDS`] (a match compiles to length-then-bytes
 /// comparisons: much faster than searching the list).
@@ -67,6 +70,7 @@ fn field_index(name: &str) -> Option<usize> {
         (2, b'u') => 9,
         (2, b'i') => 10,
         (10, b'r') => 11,
+        (7, b'p') => 12,
         _ => return None,
     };
     (FIELDS[index].as_bytes() == bytes).then_some(index)

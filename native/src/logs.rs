@@ -130,6 +130,36 @@ impl Kind {
     }
 }
 
+/// What a request declared it was fetched for (the record's optional
+/// `purpose`): the reference's PURPOSES, or nothing declared.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    #[default]
+    Undeclared,
+    Prefetch,
+    Prerender,
+    Preview,
+}
+
+impl Purpose {
+    pub const DECLARED: [Purpose; 3] = [Purpose::Prefetch, Purpose::Prerender, Purpose::Preview];
+
+    /// The record's value ("" when undeclared: the reference's `Hit.purpose`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Undeclared => "",
+            Purpose::Prefetch => "prefetch",
+            Purpose::Prerender => "prerender",
+            Purpose::Preview => "preview",
+        }
+    }
+
+    /// A record's `purpose` value: one of the declared ones, or None (a bad field).
+    pub fn parse(name: &str) -> Option<Purpose> {
+        Purpose::DECLARED.into_iter().find(|purpose| purpose.as_str() == name)
+    }
+}
+
 /// A verified hit, compactly: hex ids as numbers (they are validated lower-case
 /// hex of fixed length, so this is lossless and keeps their order), the user
 /// agent interned, the IP in an arena.
@@ -144,6 +174,7 @@ pub struct Hit {
     ip_start: u32,
     ip_len: u8,
     pub kind: Kind,
+    pub purpose: Purpose,
 }
 
 /// A rejected line: its number, reason, bad field (bad_field only) and bytes (CR removed).
@@ -472,6 +503,7 @@ impl<'k> Judge<'k> {
         url_id: u64,
         ua: &str,
         ip: &str,
+        purpose: Purpose,
     ) -> Hit {
         let ua = cut_user_agent(ua);
         let ua_id = match self.ua_ids.get(ua) {
@@ -495,6 +527,7 @@ impl<'k> Judge<'k> {
             ip_start,
             ip_len: ip.len() as u8, // at most MAX_IP_BYTES
             kind,
+            purpose,
         }
     }
 
@@ -532,6 +565,11 @@ impl<'k> Judge<'k> {
         let ip = string(&fields[10])
             .filter(|value| value.len() <= MAX_IP_BYTES)
             .ok_or(bad("ip"))?;
+        let purpose = match &fields[json::PURPOSE] {
+            None => Purpose::Undeclared, // optional: records from before it, and undeclared hits
+            Some(Value::Str(text)) => Purpose::parse(text).ok_or(bad("purpose"))?,
+            Some(_) => return Err(bad("purpose")),
+        };
         let claims = self
             .verify(token, params)
             .map_err(|reason| (Reason::of_token(reason), None))?;
@@ -543,7 +581,7 @@ impl<'k> Judge<'k> {
             return Err((Reason::TokenClaimsMismatch, None));
         }
         let hit_id = hex_value(hit_id);
-        Ok(self.store(hit_id, ts, kind, delivery, log_id, url_id, ua, ip))
+        Ok(self.store(hit_id, ts, kind, delivery, log_id, url_id, ua, ip, purpose))
     }
 
     fn verify(&self, token: &str, params: &str) -> Result<Claims, tokens::Reason> {
@@ -661,6 +699,34 @@ mod tests {
         assert_eq!((parsed.lines, parsed.hits.len(), parsed.duplicates), (5, 3, 2));
         assert_eq!(parsed.hits.iter().map(|hit| hit.ts).collect::<Vec<_>>(), [5, 1, 9]);
         assert_eq!(parsed.ua(&parsed.hits[1]), "Mozilla/5.0 é");
+    }
+
+    #[test]
+    fn a_declared_purpose_is_kept_and_is_optional() {
+        let with = |serial: u64, value: &str| {
+            open(1, serial).replace(r#""request_id":"r""#, &format!(r#""request_id":"r","purpose":{value}"#))
+        };
+        let text = [
+            open(1, 1),
+            with(2, r#""prefetch""#),
+            with(3, r#""preview""#),
+            with(4, r#""""#),
+            with(5, "null"),
+            with(6, r#""Prefetch""#),
+        ]
+        .join("\n");
+        let parsed = parse_log(text.as_bytes(), &keys(), Limits::default());
+        assert_eq!(
+            parsed.hits.iter().map(|hit| hit.purpose).collect::<Vec<_>>(),
+            [Purpose::Undeclared, Purpose::Prefetch, Purpose::Preview]
+        );
+        let bad = (Reason::BadField.as_str(), Some("purpose"));
+        assert_eq!(
+            reasons(&parsed),
+            [(4, bad.0, bad.1), (5, bad.0, bad.1), (6, bad.0, bad.1)]
+        );
+        assert_eq!(Purpose::parse("prerender").map(Purpose::as_str), Some("prerender"));
+        assert_eq!(Purpose::parse(""), None);
     }
 
     #[test]

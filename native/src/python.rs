@@ -39,7 +39,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyList, PySlice, PyString
 use crate::aggregate::{self, Aggregates, DeliveryDelta, Group, HitFields, HitSet, HitTable};
 use crate::classify::{self, Rules};
 use crate::json;
-use crate::logs::{self, Kind, ParsedLog};
+use crate::logs::{self, Kind, ParsedLog, Purpose};
 use crate::tokens::{self, Reason};
 
 create_exception!(
@@ -192,6 +192,15 @@ fn kind_name<'py>(py: Python<'py>, kind: Kind) -> &'py Bound<'py, PyString> {
     }
 }
 
+fn purpose_name<'py>(py: Python<'py>, purpose: Purpose) -> &'py Bound<'py, PyString> {
+    match purpose {
+        Purpose::Undeclared => intern!(py, ""),
+        Purpose::Prefetch => intern!(py, "prefetch"),
+        Purpose::Prerender => intern!(py, "prerender"),
+        Purpose::Preview => intern!(py, "preview"),
+    }
+}
+
 /// `core.Hit` for a parsed hit.
 fn hit_object<'py>(py: Python<'py>, shared: &Shared, index: u32) -> PyResult<Bound<'py, PyAny>> {
     let log = &shared.log;
@@ -205,6 +214,7 @@ fn hit_object<'py>(py: Python<'py>, shared: &Shared, index: u32) -> PyResult<Bou
         hit.url_id,
         log.ua(hit),
         log.ip(hit),
+        purpose_name(py, hit.purpose),
     ))
 }
 
@@ -550,6 +560,7 @@ fn push_hit(table: &mut HitTable, hit: &Bound<'_, PyAny>, hit_type: &Bound<'_, P
     let url_id = exact_int(hit, intern!(py, "url_id"))?;
     let ua = exact_str(hit, intern!(py, "ua"))?;
     let ip = exact_str(hit, intern!(py, "ip"))?;
+    let purpose = exact_str(hit, intern!(py, "purpose"))?;
     let text = |value: &Bound<'_, PyString>| -> PyResult<String> {
         value
             .to_str()
@@ -565,6 +576,7 @@ fn push_hit(table: &mut HitTable, hit: &Bound<'_, PyAny>, hit_type: &Bound<'_, P
         url_id,
         ua: &text(&ua)?,
         ip: &text(&ip)?,
+        purpose: &text(&purpose)?,
     }))
 }
 

@@ -19,7 +19,7 @@ from infra.local_runtime import engagement
 from infra.local_runtime.demo import demo_delivery
 from infra.local_runtime.firehose_pump import pumps_for
 from infra.local_runtime.ses_outbox import OUTBOX
-from tests.browser.conftest import WatchedPage
+from tests.browser.conftest import SCREENSHOTS, WatchedPage
 from tests.conftest import API_TOKEN
 
 pytestmark = pytest.mark.browser
@@ -127,12 +127,29 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
 
     assert page.locator("tr.total td").first.inner_text() == "All domains"
     assert number(page.locator("tr.total td").nth(1).inner_text()) == 30  # every message SES accepted
+    # By domain too, people first: recipients a person was seen opening / clicking, beside all of them.
+    total = api.get(f"/api/deliveries/{delivery_id}/domains").json_body["total"]
+    cells = page.locator("tr.total td[data-domain-count]")
+    assert [cells.nth(index).get_attribute("data-domain-count") for index in range(4)] == [
+        "opens_human", "opens", "clicks_human", "clicks"]
+    for index in range(4):
+        name = cells.nth(index).get_attribute("data-domain-count")
+        assert number(cells.nth(index).inner_text().split("\n")[0]) == total[name], name
+    assert total["opens"] >= total["opens_human"] and total["clicks"] >= total["clicks_human"]
+    page.locator("section.card:has(tr.total)").screenshot(path=str(SCREENSHOTS / "dashboard-delivery-domains.png"))
 
     page.click("nav.tabs >> text=Tracking")
     page.wait_for_url(f"**/dashboard/deliveries/{delivery_id}/tracking")
     rows = page.locator("section.card tbody tr")
     assert len(hits) <= 50  # one page
     assert sorted(rows.locator("td:nth-child(2)").all_inner_texts()) == sorted(hit.kind for hit in hits)
+    # Who made each hit, as the API says (a class and its reasons, newest first like the API's page).
+    logged = api.get(f"/api/deliveries/{delivery_id}/tracking?limit=50").json_body["items"]
+    who = page.locator("section.card tbody td[data-class]")
+    assert [who.nth(row).get_attribute("data-class") for row in range(who.count())] == [
+        item["class"] for item in logged]
+    assert {item["class"] for item in logged} >= {"human", "machine"}
+    browser_page.screenshot("dashboard-delivery-tracking-all")
     page.click("nav.filters >> text=click")
     assert page.locator("section.card tbody tr").count() == sum(1 for hit in hits if hit.kind == "click")
     browser_page.screenshot("dashboard-delivery-tracking")

@@ -96,6 +96,39 @@ def test_link_typed_optout_is_recorded_as_an_optout(client: Any) -> None:
     assert_exact_record(record, "optout", 6, preferences)
 
 
+@pytest.mark.parametrize(("headers", "purpose"), [
+    ({"Sec-Purpose": "prefetch"}, "prefetch"),
+    ({"Sec-Purpose": "prefetch;prerender"}, "prerender"),
+    ({"Purpose": "prefetch"}, "prefetch"),
+    ({"X-Purpose": "preview"}, "preview"),
+    ({"X-Moz": "prefetch"}, "prefetch"),
+])
+def test_a_declared_prefetch_is_answered_and_recorded_with_its_purpose(client: Any, headers: dict[str, str],
+                                                                        purpose: str) -> None:
+    """The prefetch still gets its redirect and GIF (the person's browser may use it), and is kept, marked."""
+    from chalicelib.tracking.core import parse_log
+
+    make_delivery()
+    click, opened = token(tokens.KIND_CLICK, 4), token(tokens.KIND_OPEN, 1)
+    assert client.get(f"/r/{click}", headers={"User-Agent": CHROME_UA, **headers}).status_code == 302
+    assert client.get(f"/o/{opened}", headers={"User-Agent": CHROME_UA, **headers}).body == PIXEL_GIF
+    records = hits()
+    assert [record.pop("purpose") for record in records] == [purpose, purpose]
+    assert_exact_record(records[0], "click", 4, click, ua=CHROME_UA)
+    assert_exact_record(records[1], "open", 1, opened, ua=CHROME_UA)
+    lines = b"".join(json.dumps({**record, "purpose": purpose}).encode() + b"\n" for record in records)
+    parsed = parse_log(lines, get_settings().keyring().keys)
+    assert [hit.purpose for hit in parsed.hits] == [purpose, purpose] and parsed.rejected == {}
+
+
+def test_a_purpose_header_that_declares_nothing_known_records_a_plain_hit(client: Any) -> None:
+    make_delivery()
+    click = token(tokens.KIND_CLICK, 4)
+    client.get(f"/r/{click}", headers={"Sec-Purpose": "", "X-Purpose": "instant", "Purpose": "navigate"})
+    [record] = hits()
+    assert "purpose" not in record
+
+
 def _forged_requests() -> list[tuple[str, dict[str, str] | None]]:
     click = token(tokens.KIND_CLICK, 4)
     params = tokens.encode_params({"member_id": "m-1"})

@@ -271,12 +271,15 @@ def test_statistics_by_domain_kept_by_the_worker_the_events_and_the_workflow(api
     soft = build.bounce_event(mail, message.accepted_at + 5, "Transient", "MailboxFull", "4.2.2")
     assert mta.publisher.publish(message, [soft]) == 1
     mta.triggers["ses_events"].drain()
-    # Opens and clicks (people): log 1 opens, clicks, opens again; log 2 opens; log 4 clicks (an open too).
+    # Opens and clicks (recipients): log 1 opens, clicks, opens again; log 2 opens; log 4 clicks (an open too);
+    # log 8's open is a browser's declared prefetch. The clicks are dated before the send: faster than anyone
+    # reads (too_fast), so no person clicked; the opens of logs 1 and 2 are people's, log 8's a machine's.
     play([record(kind="open", delivery_id=delivery_id, log_id=1, ts=T0),
           record(kind="click", delivery_id=delivery_id, log_id=1, url_id=4, ts=T0 + MINUTE),
           record(kind="open", delivery_id=delivery_id, log_id=1, ts=T0 + 9 * MINUTE),
           record(kind="open", delivery_id=delivery_id, log_id=2, ts=T0 + 2 * MINUTE),
-          record(kind="click", delivery_id=delivery_id, log_id=4, url_id=5, ts=T0 + 3 * MINUTE)])
+          record(kind="click", delivery_id=delivery_id, log_id=4, url_id=5, ts=T0 + 3 * MINUTE),
+          record(kind="open", delivery_id=delivery_id, log_id=8, ts=T0 + 4 * MINUTE, purpose="prefetch")])
 
     with reads() as calls:
         report = domains.domains(delivery_id, top=2)
@@ -284,23 +287,27 @@ def test_statistics_by_domain_kept_by_the_worker_the_events_and_the_workflow(api
 
     def row(entry: Any) -> tuple[Any, ...]:
         return (entry.domain, entry.domains, entry.sent, entry.delivered, entry.bounces_hard, entry.bounces_soft,
-                entry.complaints, entry.opens, entry.clicks)
+                entry.complaints, entry.opens, entry.clicks, entry.opens_human, entry.clicks_human)
 
-    # gmail.com: 3 sent and delivered, 2 opened (logs 1, 2), 1 clicked.
-    # simulator: 3 sent; success@ delivered, bounce@ hard, complaint@ delivered then complained.
+    # gmail.com: 3 sent and delivered, 2 opened (logs 1, 2; people), 1 clicked (not a person).
+    # simulator: 3 sent; success@ delivered (its open: a prefetch), bounce@ hard, complaint@ delivered then
+    # complained.
     # other = outlook.com (2 sent: d delivered and clicked, e delivered then soft-bounced) + example.org (1).
     assert [row(entry) for entry in report.rows] == [
-        ("gmail.com", 1, 3, 3, 0, 0, 0, 2, 1),
-        ("simulator.amazonses.com", 1, 3, 1, 1, 0, 1, 0, 0),
-        ("other", 2, 3, 2, 0, 1, 0, 1, 1),
+        ("gmail.com", 1, 3, 3, 0, 0, 0, 2, 1, 2, 0),
+        ("simulator.amazonses.com", 1, 3, 1, 1, 0, 1, 1, 0, 0, 0),
+        ("other", 2, 3, 2, 0, 1, 0, 1, 1, 0, 0),
     ]
     # Rates of sent: 2/3 = 66.67%, 1/3 = 33.33%.
     gmail, simulator, other = report.rows
     assert (gmail.delivered_rate, gmail.opens_rate, gmail.clicks_rate) == (100.0, 66.67, 33.33)
+    assert (gmail.opens_human_rate, gmail.clicks_human_rate, simulator.opens_rate, simulator.opens_human_rate) == (
+        66.67, 0.0, 33.33, 0.0)
     assert (simulator.bounces_hard_rate, simulator.complaints_rate) == (33.33, 33.33)
     assert (other.delivered_rate, other.bounces_soft_rate) == (66.67, 33.33)
-    # All 9: delivered 3+1+1+1 = 6 (66.67%), 1 hard, 1 soft, 1 complaint (11.11% each), 3 opened, 2 clicked.
-    assert row(report.total) == ("all", 4, 9, 6, 1, 1, 1, 3, 2)
+    # All 9: delivered 3+1+1+1 = 6 (66.67%), 1 hard, 1 soft, 1 complaint (11.11% each), 4 opened (2 people),
+    # 2 clicked (no person).
+    assert row(report.total) == ("all", 4, 9, 6, 1, 1, 1, 4, 2, 2, 0)
     assert (report.total.delivered_rate, report.total.bounces_soft_rate, report.total.clicks_rate) == (
         66.67, 11.11, 22.22)
     # The same numbers as the delivery's own counters.
@@ -396,8 +403,10 @@ def test_the_tracking_tab_pages_newest_first_at_a_bounded_cost(api: Any, mta: An
             break
     assert [(item.at, item.hit_id) for item in seen] == [(hit["ts"], hit["hit_id"]) for hit in everything]
     assert len(costs) == 6  # 130 hits, 25 a page
-    # Every page, the first as the deepest: the summary, the links, one Query per kind.
-    assert all(calls == {"dynamodb.GetItem": 2, "dynamodb.Query": 4} for calls in costs), costs
+    # Every page, the first as the deepest: the summary, the links, one Query per kind, and the classes of
+    # the page's hits from their recipients' tracking items (one BatchGetItem: at most 100 recipients).
+    assert all(calls == {"dynamodb.GetItem": 2, "dynamodb.Query": 4, "dynamodb.BatchGetItem": 1}
+               for calls in costs), costs
     newest = seen[0]
     assert (newest.kind, newest.recipient_id, newest.log_id, newest.url, newest.label) == (
         "click", "r5", 5, "https://shop.example.com/sale?u={{id}}", "Sale")
@@ -420,7 +429,7 @@ def test_the_reports_split_people_from_machines(api: Any, mta: Any) -> None:
     later. Every report keeps all the hits and says how many were people's."""
     import boto3
 
-    from chalicelib.reports import breakdown, urls
+    from chalicelib.reports import breakdown, domains, tracking_log, urls
     from chalicelib.settings import get_settings
     from tests.tracking_logs import CHROME, IPHONE_MAIL
 
@@ -446,3 +455,24 @@ def test_the_reports_split_people_from_machines(api: Any, mta: Any) -> None:
     assert (clients.opens_total_human, clients.clicks_total_human) == (1, 1)
     assert {row.value: (row.opens, row.opens_human, row.clicks, row.clicks_human) for row in clients.rows} == {
         "Apple Mail": (1, 1, 1, 1), "Web browser": (0, 0, 3, 0), "Other": (1, 0, 0, 0)}
+    # The Tracking tab says who made each hit, and why.
+    log = tracking_log.delivery_tracking(delivery_id)
+    assert [(item.kind, item.hit_class, item.reasons) for item in log.items] == [
+        ("click", "human", []), ("open", "human", []),
+        *[("click", "machine", ["burst", "too_fast"])] * 3, ("open", "machine", ["apple_proxy"])]
+    [domain] = domains.domains(delivery_id).rows
+    assert (domain.opens, domain.clicks, domain.opens_human, domain.clicks_human) == (1, 1, 1, 1)
+
+    # A later prefetch of the person's link (Chrome's, declared): a machine's click, beside the person's.
+    play([record(kind="click", delivery_id=delivery_id, url_id=B, ua=CHROME, ts=sent + 50 * MINUTE,
+                 purpose="prefetch")], "prefetch")
+    [newest] = tracking_log.delivery_tracking(delivery_id, limit=1).items
+    assert (newest.kind, newest.hit_class, newest.reasons) == ("click", "machine", ["prefetch"])
+    assert api.get(f"/api/deliveries/{delivery_id}/tracking?limit=1").json_body["items"][0]["class"] == "machine"
+    assert urls.urls(delivery_id, "url").clicks_total_human == 1
+    # The next run classifies the recipient's stored hits again: the prefetch is still one (its purpose is stored).
+    play([record(kind="open", delivery_id=delivery_id, ua=IPHONE_MAIL, ts=sent + 90 * MINUTE)], "later")
+    log = tracking_log.delivery_tracking(delivery_id, limit=2)
+    assert [(item.hit_class, item.reasons) for item in log.items] == [("human", []), ("machine", ["prefetch"])]
+    assert urls.urls(delivery_id, "url").clicks_total_human == 1
+    assert api.get(f"/api/deliveries/{delivery_id}/indicators").json_body["machine"]["by_reason"]["prefetch"] == 1

@@ -182,7 +182,8 @@ def test_the_delivery_tracking_tab_pages_newest_first_by_kind(api: Any, delivere
         if not body["next"]:
             break
         query = {"limit": "2", "next": body["next"]}
-    assert seen == [item.model_dump(mode="json") for item in service.items]
+    assert seen == [item.model_dump(mode="json", by_alias=True) for item in service.items]
+    assert all(item["class"] in ("human", "machine") and isinstance(item["reasons"], list) for item in seen)
     assert [(item["kind"], item["recipient_id"]) for item in seen] == [
         ("click", "r2"), ("click", "r2"), ("click", "r1"), ("open", "r1")]
     clicks = api.get(f"/api/deliveries/{delivered}/tracking", query={"kind": "click"}).json_body

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from chalicelib.hits.records import declared_purpose
 from chalicelib.tracking import classify, core
 from chalicelib.tracking.classify import BIT, Context, Rules
 from chalicelib.tracking.core import Hit, aggregate
@@ -30,18 +31,23 @@ AGENT_REASONS = BIT["scanner_agent"] | BIT["crawler"] | BIT["prefetch"]
 
 
 def corpus() -> list[dict[str, Any]]:
+    """One hit per (agent, address, kind, request headers); `purpose` as the hit path records the headers."""
     hits = []
     for group in json.loads(CORPUS.read_text(encoding="utf-8"))["groups"]:
         assert group["source"], group["name"]
         for ua in group["uas"]:
             for ip in group["ips"]:
                 for kind in group["kinds"]:
-                    hits.append({"group": group["name"], "label": group["label"], "ua": ua, "ip": ip, "kind": kind})
+                    for headers in group.get("headers", [{}]):
+                        purpose = declared_purpose({name.lower(): value for name, value in headers.items()})
+                        assert purpose or not headers, (group["name"], headers)
+                        hits.append({"group": group["name"], "label": group["label"], "ua": ua, "ip": ip,
+                                     "kind": kind, "purpose": purpose})
     return hits
 
 
-def one_hit_verdict(kind: str, ua: str, ip: str, context: Context | None = None) -> int:
-    hit = Hit("0" * 32, T0, kind, DELIVERY, 1, 1 if kind == "open" else 4, ua, ip)
+def one_hit_verdict(kind: str, ua: str, ip: str, context: Context | None = None, purpose: str = "") -> int:
+    hit = Hit("0" * 32, T0, kind, DELIVERY, 1, 1 if kind == "open" else 4, ua, ip, purpose)
     context = context or classify.context_for([hit], Rules(), {}, {})
     return classify.verdicts([hit], context)[0]
 
@@ -51,13 +57,13 @@ def test_the_labelled_corpus_is_classified_at_least_97_percent_right() -> None:
     assert len(hits) >= 300
     misses = []
     for hit in hits:
-        verdict = one_hit_verdict(hit["kind"], hit["ua"], hit["ip"])
+        verdict = one_hit_verdict(hit["kind"], hit["ua"], hit["ip"], purpose=hit["purpose"])
         if classify.hit_class(verdict) != hit["label"]:
             misses.append((hit, classify.reason_names(verdict)))
     for hit, reasons in misses:
         print(f"MISS {hit['label']} hit called {'human' if hit['label'] == 'machine' else 'machine'} {reasons}: "
               f"{hit['group']}: "
-              f"{hit['kind']} {hit['ua']!r} from {hit['ip']}")
+              f"{hit['kind']} {hit['ua']!r} from {hit['ip']}{' (' + hit['purpose'] + ')' if hit['purpose'] else ''}")
     right = 1 - len(misses) / len(hits)
     print(f"corpus: {len(hits)} hits, {len(misses)} misses, {right:.1%} right")
     assert right >= 0.97
@@ -88,6 +94,25 @@ def test_apple_proxy_is_about_opens_only() -> None:
     assert classify.hit_class(one_hit_verdict("click", CHROME, "17.58.97.0")) == "human"
     # No browser sends the bare agent: a click with it is a scanner that does not name itself.
     assert one_hit_verdict("click", "Mozilla/5.0", PERSON_IP) == BIT["scanner_agent"] | BIT["no_open"]
+
+
+@pytest.mark.parametrize("kind", ["open", "click", "mirror"])
+@pytest.mark.parametrize("purpose", core.PURPOSES)
+def test_a_prefetch_the_request_declared_is_a_machine_whatever_its_kind(kind: str, purpose: str) -> None:
+    verdict = one_hit_verdict(kind, CHROME, PERSON_IP, purpose=purpose)
+    assert verdict & BIT["prefetch"] and classify.hit_class(verdict) == "machine"
+    assert classify.hit_class(one_hit_verdict(kind, CHROME, PERSON_IP)) == "human"
+    rule_off = Context(Rules(enabled=classify.ALL_RULES & ~BIT["prefetch"]))
+    assert classify.hit_class(one_hit_verdict(kind, CHROME, PERSON_IP, rule_off, purpose)) == "human"
+
+
+def test_a_prefetched_link_then_the_persons_click_counts_the_person_once() -> None:
+    """Chrome prefetches the link the person hovers, then the person clicks it: one human click, one machine."""
+    hits = [hit("open", T0), Hit(f"{T0 + 60_000:016x}{1:016x}", T0 + 60_000, "click", DELIVERY, 1, 4, CHROME,
+                                 PERSON_IP, "prefetch"), hit("click", T0 + 60_400, 4, serial=2)]
+    [delta] = aggregate(hits).deliveries
+    assert delta.indicators["clicks_total"] == 2 and delta.indicators["clicks_total_human"] == 1
+    assert delta.indicators["machine_prefetch"] == 1 and delta.indicators["clicks_unique_human"] == 1
 
 
 def test_address_ranges_overlap_and_truncated_addresses(tmp_path: Path) -> None:
@@ -203,10 +228,11 @@ def fold(batches: list[list[Hit]], context: Context, limit: int = 500
 _UAS = [CHROME, "Mozilla/5.0", "curl/8.5.0"]
 _IPS = [PERSON_IP, "40.107.22.0", "17.58.97.0"]
 _behaviour_hits = st.builds(
-    lambda serial, offset, kind, log_id, url_id, ua, ip: Hit(f"{serial:032x}", T0 + offset, kind, DELIVERY, log_id,
-                                                             url_id, ua, ip),
+    lambda serial, offset, kind, log_id, url_id, ua, ip, purpose: Hit(f"{serial:032x}", T0 + offset, kind, DELIVERY,
+                                                                      log_id, url_id, ua, ip, purpose),
     serial=st.integers(0, 10_000), offset=st.integers(0, 130_000), kind=st.sampled_from(["open", "click", "click"]),
-    log_id=st.integers(0, 2), url_id=st.integers(0, 6), ua=st.sampled_from(_UAS), ip=st.sampled_from(_IPS))
+    log_id=st.integers(0, 2), url_id=st.integers(0, 6), ua=st.sampled_from(_UAS), ip=st.sampled_from(_IPS),
+    purpose=st.sampled_from(["", "", "", "prefetch", "preview"]))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -231,6 +257,33 @@ def test_a_later_hit_turns_an_earlier_one_machine() -> None:
     assert sorted(classes_by_hit[(DELIVERY, 1)].values()) == ["human", "machine", "machine"]
     assert str((DELIVERY, "clicks_total_human")) not in totals  # counted after run 1, taken back by run 2
     assert totals[str((DELIVERY, "clicks_total"))] == 2
+
+
+def test_the_domains_people_end_the_same_however_hits_are_split_into_runs() -> None:
+    """Statistics by domain: a recipient is a person clicking until the scanner's second click comes."""
+    from chalicelib.tracking.workflow import domain_updates
+
+    def domain_totals(batches: list[list[Hit]]) -> dict[str, int]:
+        stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
+        verdicts: dict[str, int] = {}
+        totals: dict[str, int] = {}
+        for batch in batches:
+            result = aggregate(batch, stored, context=Context(stored=dict(verdicts)))
+            for _, _, deltas in domain_updates(result.recipients, stored, {(DELIVERY, 1): "example.net"}, verdicts):
+                for name, value in deltas.items():
+                    totals[name] = totals.get(name, 0) + value
+            for update in result.recipients:
+                stored[(update.delivery_id, update.log_id)] = update.hits
+                verdicts.update({h.hit_id: v for h, v in zip(update.hits, update.verdicts, strict=True)})
+        return {name: value for name, value in totals.items() if value}
+
+    first = [hit("open", T0), hit("click", T0 + 60_000, 4)]
+    second = [hit("click", T0 + 60_200, 5)]
+    assert domain_totals([first]) == {"opens": 1, "clicks": 1, "opens_human": 1, "clicks_human": 1}
+    assert domain_totals([first, second]) == domain_totals([first + second]) == {
+        "opens": 1, "clicks": 1, "opens_human": 1}
+    prefetched = [Hit("f" * 32, T0 + 90_000, "open", DELIVERY, 1, 1, CHROME, PERSON_IP, "prefetch")]
+    assert domain_totals([prefetched]) == {"opens": 1}
 
 
 def test_stored_verdicts_are_subtracted_as_counted_even_after_a_rule_changes() -> None:

@@ -54,6 +54,7 @@ hits = st.builds(
     url_id=st.integers(-1, 6),
     ua=st.sampled_from(["", "a", "b", "Mozilla/5.0", "Ünïcödé 😀", "z"]),
     ip=st.sampled_from(["203.0.113.0", "198.51.100.0", ""]),
+    purpose=st.sampled_from(["", "", "", "prefetch", "preview", "x"]),  # any text but "" is declared
 )
 
 
@@ -179,13 +180,14 @@ def test_the_corpus_is_classified_the_same_natively() -> None:
     from tests.unit.test_classify import corpus
 
     hits = [Hit(f"{index:032x}", T0 + index, entry["kind"], DELIVERIES[0], index, 1 if entry["kind"] == "open" else 4,
-                entry["ua"], entry["ip"]) for index, entry in enumerate(corpus())]
+                entry["ua"], entry["ip"], entry["purpose"]) for index, entry in enumerate(corpus())]
     context = classify.context_for(hits, classify.Rules(), {}, {})
     expected = core.aggregate(hits, context=context)
     actual = NATIVE.aggregate(hits, context=context)
     assert_same(actual, expected)
     assert [u.verdicts for u in actual.recipients] == [u.verdicts for u in expected.recipients]
     assert any(classify.is_machine(u.verdicts[0]) for u in expected.recipients)
+    assert any(u.verdicts[0] & classify.BIT["prefetch"] and u.hits[0].purpose for u in expected.recipients)
 
 
 def test_context_values_the_native_side_does_not_represent_fall_back() -> None:

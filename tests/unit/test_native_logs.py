@@ -5,7 +5,7 @@ native backend (chalicelib.native) on the same bytes and compares everything:
 lines, hits (in order, every field), duplicates, rejected counts (in REASONS
 order), each rejection's line, reason, field and bytes, and process_log's
 aggregates. Objects come from hypothesis: genuine records spelled many ways,
-repeated hit ids, lines broken for every rejection reason, unicode and
+repeated hit ids, declared purposes (and bad ones), lines broken for every rejection reason, unicode and
 over-long user agents, very long lines, CRLF, blank lines, no final newline;
 plain or gzip (several members, NUL padding, header fields), intact or
 truncated, corrupted, with trailing bytes. The line builders are checked to
@@ -101,6 +101,8 @@ def good_record(rng: random.Random, hit_ids: list[str]) -> dict[str, Any]:
                    url_id=rng.choice([None, 4, 9, 2**20]) if (token_kind or kind) == "click" else None,
                    ts=ts, ua=rng.choice(USER_AGENTS), ip=rng.choice(["203.0.113.0", "2a00:1450::", "", "é" * 32]),
                    params=rng.choice(["", "", tokens.encode_params({"member_id": "m-42"})]), the_hit_id=the_hit_id)
+    if rng.random() < 0.2:
+        value["purpose"] = rng.choice(core.PURPOSES)  # a declared prefetch or preview
     if rng.random() < 0.3:
         value["extra"] = rng.choice([[1, 2.5, None, True], {"nested": {"a": [{}]}}, "x", -0.0, 1e308])
     if rng.random() < 0.3:
@@ -131,6 +133,7 @@ BAD_FIELDS: dict[str, list[Any]] = {
     "p": [_MISSING, 0, None],
     "ua": [_MISSING, None, 1],
     "ip": [_MISSING, "1" * 65, "é" * 33, None, 5],
+    "purpose": ["", "Prefetch", "prefetch ", "prefetch;prerender", "other", "é", 1, None, True, ["prefetch"], {}],
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from chalicelib.hits.records import build_record, minimise_ip, new_hit_id, reference_record
+from chalicelib.hits.records import build_record, declared_purpose, minimise_ip, new_hit_id, reference_record
 from chalicelib.tokens import TokenClaims
 
 
@@ -36,6 +36,31 @@ def test_record_is_one_json_line_with_every_field() -> None:
                       "ip": "203.0.113.0", "request_id": "req-1"}
 
 
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({}, ""),
+    ({"sec-purpose": "prefetch"}, "prefetch"),
+    ({"sec-purpose": "prefetch;prerender"}, "prerender"),
+    ({"sec-purpose": "Prefetch ; anonymous-client-ip-when-cross-origin"}, "prefetch"),
+    ({"sec-purpose": "prefetch; prerender, x"}, "prerender"),
+    ({"purpose": "prefetch"}, "prefetch"),
+    ({"x-purpose": "preview"}, "preview"),
+    ({"x-moz": "prefetch"}, "prefetch"),
+    ({"x-purpose": "instant"}, ""),  # not a value we know: declares nothing
+    ({"sec-purpose": "", "x-moz": "prefetch"}, "prefetch"),
+    ({"purpose": "navigate"}, ""),
+])
+def test_the_purpose_a_request_declares(headers: dict[str, str], expected: str) -> None:
+    assert declared_purpose(headers) == expected
+
+
+def test_a_declared_purpose_is_the_records_last_field_and_absent_otherwise() -> None:
+    claims = TokenClaims(1, 1, "0123456789abcdef", 7, 4)
+    plain = build_record("click", claims, "T", "", "ua", "", "r", 5, "h")
+    prefetch = build_record("click", claims, "T", "", "ua", "", "r", 5, "h", purpose="prefetch")
+    assert "purpose" not in json.loads(plain)
+    assert prefetch == plain[:-2] + b',"purpose":"prefetch"}\n'
+
+
 def test_hit_ids_are_unique_and_time_ordered() -> None:
     ids = [new_hit_id(1000 + index // 10) for index in range(1000)]
     assert len(set(ids)) == 1000
@@ -43,15 +68,17 @@ def test_hit_ids_are_unique_and_time_ordered() -> None:
     assert all(len(hit_id) == 32 for hit_id in ids)
 
 
-@given(strings=st.lists(st.text(), min_size=7, max_size=7), ids=st.lists(st.integers(0, 2**40), min_size=3, max_size=3))
+@given(strings=st.lists(st.text(), min_size=7, max_size=7), ids=st.lists(st.integers(0, 2**40), min_size=3, max_size=3),
+       purpose=st.one_of(st.sampled_from(["", "prefetch", "prerender", "preview"]), st.text()))
 @example(strings=['Evil "agent"\\ \u2028 \U0001F600 {"kind":"click"}', "\x00\x1f\x7f", "é", "", "<\u2029>", "\t", "/"],
-         ids=[0, 1, 2])
-@example(strings=["click", "T", "", "lone \ud800 surrogate", "", "r", "h"], ids=[0, 1, 2])
-def test_the_record_is_exactly_its_reference_json_line(strings: list[str], ids: list[int]) -> None:
+         ids=[0, 1, 2], purpose="")
+@example(strings=["click", "T", "", "lone \ud800 surrogate", "", "r", "h"], ids=[0, 1, 2], purpose="")
+def test_the_record_is_exactly_its_reference_json_line(strings: list[str], ids: list[int], purpose: str) -> None:
     kind, token, params, user_agent, ip, request_id, hit_id = strings
     claims = TokenClaims(2, 1, "0123456789abcdef", ids[0], ids[1])
-    expected = reference_record(kind, claims, token, params, user_agent, ip, request_id, ids[2], hit_id or "h")
-    assert build_record(kind, claims, token, params, user_agent, ip, request_id, ids[2], hit_id or "h") == expected
+    expected = reference_record(kind, claims, token, params, user_agent, ip, request_id, ids[2], hit_id or "h", purpose)
+    assert build_record(kind, claims, token, params, user_agent, ip, request_id, ids[2], hit_id or "h",
+                        purpose) == expected
 
 
 def test_values_of_other_types_are_written_as_json_writes_them() -> None:

@@ -119,6 +119,13 @@ REJECTED_LINES: list[tuple[str, bytes, str | None]] = [
     ("bad_field", _raw({**GOOD, "ua": None}), "ua"),
     ("bad_field", _raw({**GOOD, "ip": "1" * 65}), "ip"),
     ("bad_field", _raw({**GOOD, "ts": -1, "kind": "view"}), "ts"),  # the first wrong field in the fixed order
+    ("bad_field", _raw({**GOOD, "purpose": ""}), "purpose"),  # optional, but never empty when present
+    ("bad_field", _raw({**GOOD, "purpose": "Prefetch"}), "purpose"),
+    ("bad_field", _raw({**GOOD, "purpose": "prefetch;prerender"}), "purpose"),  # the header's, not the record's
+    ("bad_field", _raw({**GOOD, "purpose": None}), "purpose"),
+    ("bad_field", _raw({**GOOD, "purpose": ["prefetch"]}), "purpose"),
+    ("bad_field", _raw({**GOOD, "ip": 5, "purpose": 1}), "ip"),  # checked last
+    ("token_malformed", _raw({**GOOD, "token": "x", "purpose": "prefetch"}), None),
     ("token_malformed", _raw({**GOOD, "token": "not-a-token"}), None),
     ("token_unknown_key", _raw(record(ts=T0, key_id=9)), None),
     ("token_bad_signature", _raw(record(ts=T0, secret=b"x" * 32)), None),
@@ -150,6 +157,13 @@ def test_every_kind_a_token_can_produce_is_accepted(kind: str, token_kind: str) 
     url_id = 7 if token_kind == "click" else None
     parsed = parse_log(line(record(kind=kind, token_kind=token_kind, url_id=url_id)), KEYS)
     assert [hit.kind for hit in parsed.hits] == [kind]
+
+
+@pytest.mark.parametrize("purpose", core.PURPOSES)
+def test_a_declared_purpose_is_kept_in_the_hit_and_records_without_one_stay_valid(purpose: str) -> None:
+    parsed = parse_log(line(record(ts=T0, purpose=purpose)) + line(record(ts=T0 + 1)), KEYS)
+    assert [hit.purpose for hit in parsed.hits] == [purpose, ""]
+    assert parsed.rejected == {}
 
 
 def test_extra_fields_are_ignored_and_personalised_links_verify_with_p() -> None:

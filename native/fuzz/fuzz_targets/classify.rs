@@ -3,8 +3,8 @@
 //! The input chooses the rules (which reasons apply, the burst and too-fast
 //! thresholds), the flags of four user agents and three addresses, the send
 //! times of the recipients, the per-recipient cap, up to 48 hits over two
-//! deliveries and three log ids (any kind, times, links, the honeypot link),
-//! and where the hits are split into two runs.
+//! deliveries and three log ids (any kind, times, links, the honeypot link,
+//! a declared purpose: a prefetch), and where the hits are split into two runs.
 //!
 //! Whatever the input: every verdict holds only the reasons the rules enable;
 //! human counters never exceed their all-hits counters within a run; and two
@@ -25,6 +25,8 @@ const DELIVERIES: [&str; 2] = ["00112233445566ff", "0a0b0c0d0e0f1011"];
 const UAS: [&str; 4] = ["ua0", "ua1", "ua2", "ua3"];
 const IPS: [&str; 3] = ["ip0", "ip1", "ip2"];
 const KINDS: [&str; 5] = ["open", "click", "click", "optout", "other"];
+/// Mostly undeclared, as requests are; any non-empty text is declared.
+const PURPOSES: [&str; 8] = ["", "", "", "", "", "prefetch", "preview", "x"];
 const T0: i64 = 1_700_000_000_000;
 
 struct FuzzContext<'a> {
@@ -236,6 +238,7 @@ fuzz_target!(|data: &[u8]| {
             url_id: i64::from(bytes.next() % 6),
             ua: UAS[usize::from(shape >> 5 & 3)],
             ip: IPS[usize::from(bytes.next() % 3)],
+            purpose: PURPOSES[usize::from(bytes.next() % 8)],
         }));
     }
     let mut sent = HashMap::new();
