@@ -216,6 +216,27 @@ def test_failing_stream_puts_raise_the_hit_errors_alarm(
                                                                        "server_errors"]
 
 
+def test_failing_fallback_stream_puts_raise_the_fallback_alarm(
+        client: Any, resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any) -> None:
+    """Kinesis down takes the fallback (hit errors); the fallback stream failing too is its own alarm, at once."""
+    fallback = resources.refs["HitFallbackFailuresAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, capture=capture)
+    make_delivery()
+    click = token(tokens.KIND_CLICK, 4)
+    boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
+    assert client.get(f"/r/{click}").status_code == 302  # into the fallback stream: no fallback failure
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(fallback) == "OK"
+    boto3.client("firehose").delete_delivery_stream(DeliveryStreamName=get_settings().redirection_log_fallback_stream)
+    assert client.get(f"/r/{click}").status_code == 302  # its own redirection-log object: kept, but the batching
+    clock.advance(5 * MINUTE)                             # path is broken
+    alarms.step()
+    assert state(fallback) == "ALARM"
+    [(_, alert)] = [item for item in alerts(fallback) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["Trigger"]["MetricName"] == metrics.FALLBACK_STREAM_PUT_FAILURES
+
+
 def test_emf_lines_become_one_datum_per_value_metric_and_dimension_set() -> None:
     line = json.dumps({"_aws": {"Timestamp": 1_796_000_000_000, "CloudWatchMetrics": [{
         "Namespace": "sendtrail", "Dimensions": [["stage"], ["stage", "reason"]],
