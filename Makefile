@@ -19,7 +19,7 @@ LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(ar
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv native browser screenshots run test test-unit test-e2e lint cargo-test fuzz fuzz-brief layer bench soak package deploy clean
+.PHONY: venv native browser screenshots run test test-unit test-e2e lint cargo-test fuzz fuzz-brief layer bench soak load-tests package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -107,6 +107,14 @@ layer: $(LAYERS)
 ## bench: ingestion throughput and memory, hit path overhead, cold start (figures, not assertions)
 bench: native
 	$(BIN)/python -m bench
+
+## load-tests: the issue's acceptance sizes of two tests that make test runs smaller (CI time): the fault
+##   injection at 10,000 hits (make test: 2,000) and 60,000 processed objects before new ones (make test: 6,000)
+HIT_FAULT_HITS ?= 10000
+WORKFLOW_STALL_OBJECTS ?= 60000
+load-tests: venv native
+	HIT_FAULT_HITS=$(HIT_FAULT_HITS) WORKFLOW_STALL_OBJECTS=$(WORKFLOW_STALL_OBJECTS) $(BIN)/python -m pytest -q -s \
+	    tests/integration/test_hit_faults.py "tests/integration/test_local_alarms.py::test_new_objects_behind_60000_processed_ones_are_tracked_and_a_stopped_workflow_alarms"
 
 ## soak: 100,000 hits through the local stack (HTTP, Kinesis, Firehose, workflow), counted exactly; not in make test
 SOAK_HITS ?= 100000

@@ -92,14 +92,15 @@ def get(request: Request, delivery_id: str) -> DeliveryView:
            summary="Deliveries, newest first")
 def list_all(request: Request, query: DeliveryListQuery) -> DeliveryList:
     """Newest first; with ?state=, the deliveries in that state, latest to enter it first (an index Query)."""
-    start = cursor_value(query.next)
+    scope = f"deliveries?state={query.state or ''}"  # an index of its own per state
+    start = cursor_value(query.next, scope)
     store = service.delivery_store(get_settings())
     if query.state:
         items, last = store.list_by_state(query.state, query.limit, start)
     else:
         items, last = store.list_summaries(query.limit, start)
     return DeliveryList(items=[DeliverySummary.model_validate(monitoring.summary_view(item["delivery_id"], item))
-                               for item in items], next=encode_cursor(last))
+                               for item in items], next=encode_cursor(last, scope))
 
 
 @operation("GET", "/api/deliveries/{delivery_id}/logs", query=DeliveryLogsQuery, response=DeliveryLogs, csv=True,
@@ -113,10 +114,11 @@ def logs(request: Request, delivery_id: str, query: DeliveryLogsQuery) -> Delive
     _known(delivery_id)
     as_csv = wants_csv(request, query)
     limit = query.page_size(as_csv)
+    scope = f"logs/{delivery_id}?status={query.status or ''}&reason={query.reason or ''}"
     page = service.logs_page(service.delivery_store(get_settings()), delivery_id, limit=limit, status=query.status,
-                             reason=query.reason, cursor=cursor_value(query.next))
+                             reason=query.reason, cursor=cursor_value(query.next, scope))
     answer = DeliveryLogs(delivery_id=delivery_id, items=[_log_view(log) for log in page.items],
-                          next=encode_cursor(page.next))
+                          next=encode_cursor(page.next, scope))
     if as_csv:
         return csv_page(request, DeliveryLog, answer.items, answer.next, first=query.next is None,
                         filename=f"delivery-{delivery_id}-logs.csv")

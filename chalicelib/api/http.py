@@ -8,7 +8,10 @@ AWS could not be reached. No stack trace ever reaches a client.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
+import hashlib
+import hmac
 import json
 import logging
 from typing import Any, Callable, Mapping, TypeVar
@@ -104,28 +107,63 @@ def query_int(request: Request, name: str, default: int, low: int, high: int) ->
     return value
 
 
-def decode_cursor(request: Request) -> dict[str, Any] | None:
+def decode_cursor(request: Request, scope: str = "") -> dict[str, Any] | None:
     """The `next` query parameter: a cursor an earlier page returned (a table key), or None."""
-    return cursor_value(query_params(request).get("next"))
+    return cursor_value(query_params(request).get("next"), scope)
 
 
-def cursor_value(raw: str | None) -> dict[str, Any] | None:
-    """A `next` cursor an earlier page returned, decoded; None for none; a 400 for anything else."""
+# Cursors are signed so that a client can only hand back what the API returned: a table key a client made up
+# (an ExclusiveStartKey of another shape, or of another delivery's partition) would reach DynamoDB otherwise.
+# The MAC key derives from the link-signing ring (every key verifies, the active one signs: a rotation keeps
+# open listings working) and covers the scope, the listing the cursor belongs to.
+_CURSOR_PURPOSE = b"sendtrail api cursor v1"
+_CURSOR_MAC_BYTES = 16
+
+
+def _cursor_mac(secret: bytes, scope: str, body: str) -> bytes:
+    key = hmac.new(secret, _CURSOR_PURPOSE, hashlib.sha256).digest()
+    return hmac.new(key, f"{scope}\n{body}".encode(), hashlib.sha256).digest()[:_CURSOR_MAC_BYTES]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def cursor_value(raw: str | None, scope: str = "") -> dict[str, Any] | None:
+    """A `next` cursor this listing (`scope`) returned, verified and decoded; None for none; a 400 for anything
+    else: garbled, tampered with, made up, or returned by another listing."""
     if not raw:
         return None
+    from chalicelib.settings import get_settings
+
+    refused = BadRequest("next is not a cursor this listing returned (start again without it)",
+                         [{"field": "next", "message": "invalid"}])
+    body, _, signature = raw.partition(".")
     try:
-        cursor = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if not isinstance(cursor, dict):
-            raise ValueError
-        return cursor
-    except ValueError:
-        raise BadRequest("next is not a cursor this API returned", [{"field": "next", "message": "invalid"}]) from None
+        mac = _unb64(signature)
+        if not body or not any(hmac.compare_digest(mac, _cursor_mac(secret, scope, body))
+                               for secret in get_settings().keyring().keys.values()):
+            raise refused
+        cursor = json.loads(_unb64(body))
+    except (ValueError, binascii.Error):
+        raise refused from None
+    if not isinstance(cursor, dict) or not cursor:
+        raise refused
+    return cursor
 
 
-def encode_cursor(key: dict[str, Any] | None) -> str | None:
+def encode_cursor(key: dict[str, Any] | None, scope: str = "") -> str | None:
+    """The cursor of the page after this one, for the listing `scope` (see cursor_value); None on the last page."""
     if not key:
         return None
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    from chalicelib.settings import get_settings
+
+    body = _b64(json.dumps(key, separators=(",", ":")).encode())
+    return f"{body}.{_b64(_cursor_mac(get_settings().keyring().active_secret, scope, body))}"
 
 
 def query_choice(request: Request, name: str, choices: tuple[str, ...] | frozenset[str]) -> str | None:

@@ -96,8 +96,8 @@ def domains(request: Request, delivery_id: str) -> DomainsReport:
     return domain_reports.domains(delivery_id)
 
 
-def _tracking_cursor(raw: str | None) -> TrackingCursor | None:
-    cursor = cursor_value(raw)
+def _tracking_cursor(raw: str | None, scope: str) -> TrackingCursor | None:
+    cursor = cursor_value(raw, scope)
     if cursor is None:
         return None
     try:
@@ -113,9 +113,10 @@ def delivery_tracking(request: Request, delivery_id: str, query: DeliveryTrackin
     """Each hit with its recipient, kind, URL and label, time and user agent, and who made it (class: a person
     or a machine, with the reasons, as it counts now); ?kind= for one kind. What a page costs depends on its
     size, not on the delivery's."""
-    page = tracking_log.delivery_tracking(delivery_id, query.kind, query.limit, _tracking_cursor(query.next))
+    scope = f"tracking/{delivery_id}?kind={query.kind or ''}"
+    page = tracking_log.delivery_tracking(delivery_id, query.kind, query.limit, _tracking_cursor(query.next, scope))
     return DeliveryTrackingPage(delivery_id=page.delivery_id, kind=page.kind, items=page.items,
-                                next=encode_cursor(page.next.model_dump() if page.next else None))
+                                next=encode_cursor(page.next.model_dump() if page.next else None, scope))
 
 
 @operation("GET", "/api/throughput", query=ThroughputQuery, response=Throughput, errors=(), tag="reports",

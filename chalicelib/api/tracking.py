@@ -46,9 +46,9 @@ def user_agents(request: Request, delivery_id: str) -> UserAgentBreakdown:
     return _reports().user_agents(delivery_id)
 
 
-def _before(raw: str | None) -> tuple[int, str] | None:
+def _before(raw: str | None, scope: str) -> tuple[int, str] | None:
     """The page's starting point: (time, hit id) of the previous page's oldest hit."""
-    cursor = cursor_value(raw)
+    cursor = cursor_value(raw, scope)
     if cursor is None:
         return None
     try:
@@ -67,8 +67,9 @@ def recipient_tracking(request: Request, recipient_id: str, query: RecipientTrac
     names only on the first page, so that pages appended in order make one CSV file."""
     as_csv = wants_csv(request, query)
     limit = query.page_size(as_csv)
-    items, following = _reports().recipient_tracking(recipient_id, limit, _before(query.next))
-    next_cursor = encode_cursor({"at": following[0], "hit_id": following[1]} if following else None)
+    scope = f"recipients/{recipient_id}/tracking"
+    items, following = _reports().recipient_tracking(recipient_id, limit, _before(query.next, scope))
+    next_cursor = encode_cursor({"at": following[0], "hit_id": following[1]} if following else None, scope)
     if as_csv:
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", recipient_id)[:64]
         return csv_page(request, TrackingHit, items, next_cursor, first=query.next is None,

@@ -160,6 +160,57 @@ def test_listing_is_newest_first_and_paginated(api: Any) -> None:
     assert api.get("/api/deliveries", query={"next": "garbage!"}).status_code == 400
 
 
+def _forged(fields: dict[str, Any]) -> str:
+    """A cursor as a client could craft one: base64 of a JSON table key."""
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(fields).encode()).rstrip(b"=").decode()
+
+
+def test_a_forged_or_garbled_cursor_is_a_400_with_a_reason(api: Any) -> None:
+    """Cursors are signed: a client cannot hand DynamoDB an ExclusiveStartKey the API did not return."""
+    for index in range(3):
+        create(api, name=f"d{index}")
+    genuine = api.get("/api/deliveries", query={"limit": "1"}).json_body["next"]
+    forged = [
+        _forged({"x": {"S": "1"}}),  # not a key of the index (DynamoDB's ValidationException: a 503 before)
+        _forged({"delivery_id": {"S": "0011223344556677"}, "list_pk": {"S": "deliveries"},
+                 "created_at": {"N": "1"}}),  # a key's shape, made up
+        genuine[:-2] + ("AA" if not genuine.endswith("AA") else "BB"),  # tampered with
+        genuine + "x", "%%%", "", "e30",  # garbled; "e30" is {}
+    ]
+    for cursor in forged:
+        for query in ({"next": cursor}, {"next": cursor, "state": "draft"}):
+            response = api.get("/api/deliveries", query=query)
+            if cursor == "":
+                assert response.status_code == 200, (cursor, response.body)  # no cursor: the first page
+                continue
+            assert response.status_code == 400, (cursor, query, response.body)
+            body = response.json_body
+            assert body["error"] == "invalid_request" and "next" in body["message"], body
+            assert [item["field"] for item in body["fields"]] == ["next"]
+    assert api.get("/api/deliveries", query={"limit": "1", "next": genuine}).status_code == 200
+
+
+def test_a_cursor_is_good_only_where_it_was_returned(api: Any, mta: Any) -> None:
+    """A genuine cursor of one listing (or one delivery's logs) is a 400 on another, not a 503."""
+    first, second = create(api, name="a"), create(api, name="b")
+    for delivery_id in (first, second):
+        assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 202
+    mta.send()
+    logs_cursor = api.get(f"/api/deliveries/{first}/logs", query={"limit": "1"}).json_body["next"]
+    assert logs_cursor
+    assert api.get(f"/api/deliveries/{first}/logs", query={"limit": "1", "next": logs_cursor}).status_code == 200
+    list_cursor = api.get("/api/deliveries", query={"limit": "1"}).json_body["next"]
+    misplaced = [(f"/api/deliveries/{second}/logs", logs_cursor), ("/api/deliveries", logs_cursor),
+                 ("/api/quarantine", list_cursor), (f"/api/deliveries/{first}/logs", list_cursor)]
+    for path, cursor in misplaced:
+        response = api.get(path, query={"next": cursor})
+        assert response.status_code == 400, (path, response.body)
+        assert response.json_body["fields"] == [{"field": "next", "message": "invalid"}], response.json_body
+
+
 def test_an_unreachable_table_is_a_503_with_a_reason_not_a_500(api: Any) -> None:
     import boto3
 

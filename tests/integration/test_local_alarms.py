@@ -7,6 +7,7 @@ share: minutes pass in milliseconds.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from datetime import datetime, timezone
@@ -40,6 +41,8 @@ from tests.tracking_harness import FakeClock, put_log, put_processed_objects
 from tests.tracking_logs import record
 
 MINUTE = 60
+
+STALL_OBJECTS = int(os.environ.get("WORKFLOW_STALL_OBJECTS", "6000"))  # the issue's 60,000 in make load-tests
 
 
 @pytest.fixture
@@ -152,7 +155,13 @@ def test_new_objects_behind_60000_processed_ones_are_tracked_and_a_stopped_workf
     objects an hour; here 16 hours of them (60,000), all processed, lie
     after the checkpoint, then new objects: the next runs track them. Then
     the workflow stops while objects wait: the stalled alarm fires.
+    `make test` keeps the proportion at a tenth of the size (WORKFLOW_STALL_OBJECTS=6,000 past a run's listing
+    limit of 5 pages instead of 50); `make load-tests` runs the 60,000.
     """
+    from infra.local_runtime import environment
+
+    environment.apply({"SENDTRAIL_WORKFLOW_MAX_LIST_PAGES": str(max(1, STALL_OBJECTS * 50 // 60_000))})
+    environment.forget_cached_configuration()
     settings = get_settings()
     stalled = resources.refs["TrackingWorkflowStalledAlarm"]
     alarms = LocalAlarms(resources, clock=clock, capture=capture,
@@ -160,7 +169,7 @@ def test_new_objects_behind_60000_processed_ones_are_tracked_and_a_stopped_workf
     now_ms = int(time.time() * 1000)
     hours = [hour_partition(now_ms - (16 - index) * 3_600_000) for index in range(16)]
     for hour in hours:
-        put_processed_objects(hour, 3_750)
+        put_processed_objects(hour, STALL_OBJECTS // 16)
     boto3.client("dynamodb").put_item(TableName=settings.workflow_table, Item={  # as main's last run left it
         "pk": {"S": "state"}, "sk": {"S": "tracking-workflow"}, "checkpoint": {"S": hours[0]}, "run_seq": {"N": "7"}})
     delivery_id = "00112233445566ff"
@@ -214,6 +223,27 @@ def test_failing_stream_puts_raise_the_hit_errors_alarm(
     assert "greater than or equal to the threshold (5)" in alert["NewStateReason"]
     assert [query["Id"] for query in alert["Trigger"]["Metrics"]] == ["errors", "put_failures", "unrecorded",
                                                                        "server_errors"]
+
+
+def test_failing_fallback_stream_puts_raise_the_fallback_alarm(
+        client: Any, resources: Any, clock: FakeClock, capture: EmfCapture, alerts: Any) -> None:
+    """Kinesis down takes the fallback (hit errors); the fallback stream failing too is its own alarm, at once."""
+    fallback = resources.refs["HitFallbackFailuresAlarm"]
+    alarms = LocalAlarms(resources, clock=clock, capture=capture)
+    make_delivery()
+    click = token(tokens.KIND_CLICK, 4)
+    boto3.client("kinesis").delete_stream(StreamName=get_settings().hit_stream)
+    assert client.get(f"/r/{click}").status_code == 302  # into the fallback stream: no fallback failure
+    clock.advance(5 * MINUTE)
+    alarms.step()
+    assert state(fallback) == "OK"
+    boto3.client("firehose").delete_delivery_stream(DeliveryStreamName=get_settings().redirection_log_fallback_stream)
+    assert client.get(f"/r/{click}").status_code == 302  # its own redirection-log object: kept, but the batching
+    clock.advance(5 * MINUTE)                             # path is broken
+    alarms.step()
+    assert state(fallback) == "ALARM"
+    [(_, alert)] = [item for item in alerts(fallback) if item[1]["NewStateValue"] == "ALARM"]
+    assert alert["Trigger"]["MetricName"] == metrics.FALLBACK_STREAM_PUT_FAILURES
 
 
 def test_emf_lines_become_one_datum_per_value_metric_and_dimension_set() -> None:

@@ -213,6 +213,10 @@ EXPECTED_ALARMS: dict[str, dict[str, Any]] = {
                   "server_errors": "HttpServerErrors"}, "Sum"),
         "period": 300, "evaluation": (1, 1), "threshold": 5, "comparison": "GreaterThanOrEqualToThreshold",
         "missing": "notBreaching"},
+    "HitFallbackFailuresAlarm": {  # the fallback's batching path failed: each hit became its own object
+        "name": "hit-fallback-failures", "metric": ("sendtrail", "FallbackStreamPutFailures", "Sum", STAGE),
+        "period": 300, "evaluation": (1, 1), "threshold": 1, "comparison": "GreaterThanOrEqualToThreshold",
+        "missing": "notBreaching"},
     "HitStreamIteratorAgeAlarm": {
         "name": "hit-stream-iterator-age",
         "metric": ("AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "Maximum",
