@@ -1,131 +1,13 @@
 """The pure core of the tracking workflow: log bytes in, verified hits and aggregates out.
 
-No AWS, no clock, no randomness, no settings: the same inputs always give the
-same outputs. The tracking workflow (workflow.py) feeds it and stores what it
-returns; the native layer reimplements exactly this contract in Rust, and
-this module stays the reference. Everything below is normative.
-
-Two functions, and `process_log` (both, for one log with no prior state)
-=========================================================================
-
-    parse_log(data: bytes, keys: Mapping[int, bytes]) -> ParsedLog
-    aggregate(new_hits: Sequence[Hit], prior: Mapping[(delivery_id, log_id), Sequence[Hit]],
-              max_hits_per_recipient: int = 500) -> Aggregates
-    process_log(data, keys) -> (ParsedLog, Aggregates)   == aggregate(parse_log(data, keys).hits, {})
-
-`keys` is the link-signing key ring: key id -> secret (chalicelib.keyring).
-
-parse_log: one redirection-log object
--------------------------------------
-1. Object. If `data` starts with the gzip magic bytes 1F 8B it is gzip: one
-   or more members decoded one after the other; NUL bytes between or after
-   members are skipped; any other trailing bytes, a bad header, a CRC or
-   length mismatch, or a truncated member make the whole object one
-   rejection `bad_gzip` (no lines are read from it). Otherwise the bytes are
-   the text itself. A text (decoded) longer than MAX_OBJECT_BYTES (256 MiB)
-   is one rejection `object_too_large`. In both cases `lines` is 0 and the
-   rejection's line number is 0 with the object's bytes as its data.
-2. Lines. The text is split on LF (0x0A). A final piece without LF is a line
-   too (a missing final newline); nothing is read across lines, and records
-   concatenated without a newline are not separated (they fail as
-   `not_json`). One CR (0x0D) at the end of a line is removed (CRLF). A line
-   made only of spaces, tabs and CRs (or empty) is blank: skipped, neither
-   counted nor rejected. Line numbers count every LF-separated piece, from 1.
-   `lines` is the number of non-blank lines.
-3. Records. Each non-blank line is either one verified hit or one rejection
-   with the FIRST reason that applies, in this order:
-     line_too_long          more than MAX_LINE_BYTES (16 KiB) bytes (after the CR is removed)
-     not_utf8               not valid UTF-8 (strict: no surrogates, no overlong forms)
-     not_json               not one RFC 8259 JSON text; also: a duplicate key in any object,
-                            NaN/Infinity, a number that overflows a double, a string holding
-                            an unpaired surrogate escape (\\ud800), nesting deeper than
-                            MAX_JSON_DEPTH (32) arrays/objects (the top level is depth 1)
-     not_object             the JSON text is not an object
-     bad_version            "v" is missing or is not the integer 1
-     bad_field              a field is missing or wrong; checked in this order, the first
-                            wrong one is the rejection's `field`:
-                              hit_id      string of exactly 32 characters [0-9a-f]
-                              ts          integer, 0 <= ts <= 2**53-1 (ms since the epoch)
-                              kind        one of "click", "open", "optout", "mirror"
-                              delivery_id string of exactly 16 characters [0-9a-f]
-                              log_id      integer, 0 <= log_id <= 2**53-1
-                              url_id      integer, 0 <= url_id <= 2**53-1
-                              token       string
-                              p           string
-                              ua          string
-                              ip          string of at most 64 UTF-8 bytes
-                            "integer" means a JSON number written without fraction or
-                            exponent (1.0 and 1e3 are not integers; true is not 1).
-                            Other fields (request_id, ...) are ignored.
-     token_malformed        chalicelib.tokens.verify(token, keys, p) raises InvalidToken
-     token_unknown_key        with reason "malformed" / "unknown_key" / "bad_signature"
-     token_bad_signature      (the signature covers `p`, so altered parameters land here)
-     token_kind_mismatch    the token's kind cannot produce the record's kind:
-                              click token (/r)  -> click, optout or mirror (a link's URL type)
-                              open token (/o)   -> open
-                              optout token (/u) -> optout
-                              mirror token (/m) -> mirror
-     token_claims_mismatch  the token's delivery_id, log_id or url_id differs from the record's
-4. Hit. A verified record becomes a Hit(hit_id, ts, kind, delivery_id,
-   log_id, url_id, ua, ip) where `ua` is cut to at most MAX_UA_BYTES (512)
-   UTF-8 bytes at a character boundary (a partial trailing character is
-   dropped). A hit whose hit_id equals an earlier hit's in the same object is
-   a duplicate: counted in `duplicates`, not kept, not a rejection.
-5. ParsedLog(lines, hits, rejected, duplicates, rejections):
-   hits in line order; rejected = {reason: count} for reasons with a count,
-   in the order of REASONS; rejections = one Rejection(line, reason, field,
-   data) per rejected line in line order (field is None except for
-   bad_field; data is the line's bytes, CR removed). Invariant:
-   lines == len(hits) + duplicates + sum(rejected.values()) (object-level
-   rejections aside, where lines == 0).
-
-aggregate: hits of a run merged with what was stored before
------------------------------------------------------------
-A recipient is (delivery_id, log_id). `prior[recipient]` is that recipient's
-stored hits (unique hit ids, any order). The result depends only on the set
-of hits, never on how they were split into objects or runs: feeding hits in
-several batches, each with the previous batch's stored hits as prior, gives
-the same final hits and the same summed deltas as one batch (tested with
-hypothesis). That is what makes retries and backlogs safe to count.
-1. `new_hits` are deduplicated by hit_id, first occurrence wins (duplicates
-   counted), then grouped by recipient.
-2. For each recipient (ascending (delivery_id, log_id)): new hits whose
-   hit_id is already in prior are duplicates. merged = prior + the rest,
-   sorted by (ts, hit_id); kept = the first `max_hits_per_recipient` of
-   merged (a recipient's stored history is bounded; what falls off is
-   counted in `over_limit` = max(0, len(merged) - max) - max(0, len(prior) - max)).
-   If kept equals the sorted prior, the recipient is unchanged and omitted.
-3. A recipient's contribution, over its hits sorted by (ts, hit_id):
-     the 1-minute rule: an open hit is counted when it comes at least
-       OPEN_DEDUP_MS (60,000 ms) after the previous COUNTED open of that
-       recipient (the first open is counted); other opens are dropped from
-       counts (they stay in the stored hits);
-     indicators (each an integer):
-       hits              number of stored hits
-       opens_unique      1 if the recipient has any hit (a click implies an open)
-       opens_total       counted opens
-       clicks_unique     1 if any hit of kind click
-       clicks_total      hits of kind click
-       persons_clicking  distinct (ua, ip) pairs among click hits (our requester id)
-       optouts           1 if any hit of kind optout (once per recipient)
-       mirror_views      hits of kind mirror
-     urls[url_id]:   total = counted opens (kind open) or hits (other kinds) on the URL,
-                     unique = 1 if total > 0
-     buckets[start]: start = ts - ts % BUCKET_MS (300,000 ms, Campaign's consolidation
-                     period); opens = counted opens, clicks = click hits in the window
-     user_agents[ua]: opens = counted opens, clicks = click hits with that user agent
-4. delta = contribution(kept) - contribution(sorted prior), summed per
-   delivery. Zero entries are dropped; a delivery with no non-zero entry is
-   omitted.
-5. Aggregates(recipients, deliveries, duplicates, over_limit):
-   recipients: one RecipientUpdate(delivery_id, log_id, hits=kept sorted by
-   (ts, hit_id), added=new hits in kept, over_limit) per changed recipient,
-   ascending (delivery_id, log_id); deliveries: one DeliveryDelta per
-   delivery, ascending delivery_id, whose mappings are sorted by key.
-
-User agents are counted by their raw string here; classifying them (OS,
-device, browser, mail client) is the workflow's job (useragents.py), once
-per distinct string.
+The contract (input rules, rejection reasons and their precedence, the
+aggregation's bound and summaries, the outputs, what stays exact) is
+docs/spec/tracking-core.md, with shared test vectors in tests/vectors/
+that this reference and the native layer (native/src/) both pass. No AWS,
+no clock, no randomness, no settings: the same inputs always give the same
+outputs. The tracking workflow (workflow.py) feeds it and stores what it
+returns; the native layer reimplements it in Rust, and this module stays
+the reference.
 """
 
 from __future__ import annotations

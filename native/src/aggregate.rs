@@ -1,6 +1,8 @@
-//! A run's hits merged with each recipient's stored hits: the twin of
-//! `aggregate` in `chalicelib/tracking/core.py` (its docstring is the
-//! contract).
+//! A run's hits merged with each recipient's stored hits and the summary of
+//! their evicted hits: the twin of `aggregate` in
+//! `chalicelib/tracking/core.py`; the contract is `docs/spec/tracking-core.md`
+//! (bound, summaries, what stays exact), with the shared test vectors of
+//! `tests/vectors/` (run by `src/vectors.rs`).
 //!
 //! The core ([`aggregate`]) works on hit handles (`u32`) through [`HitSet`],
 //! so it runs on the parser's compact hits (copied into recipient order, for
