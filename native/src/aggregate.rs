@@ -260,7 +260,8 @@ pub struct RecipientUpdate {
     pub added: u64,
     pub over_limit: i64,
     /// The evicted hits' summary, when there are any.
-    pub summary: Option<Summary>,
+    /// Boxed: most recipients have none, and the updates stay small.
+    pub summary: Option<Box<Summary>>,
 }
 
 /// One delivery's non-zero counter deltas, each list sorted by key.
@@ -431,7 +432,7 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(hits: &H, input: &Input<'_>, bo
                 &out.kept[start..],
                 &mut work,
             );
-            (tail_start - head_end, Some(folded))
+            (tail_start - head_end, Some(Box::new(folded)))
         };
         // The stored hits leave with the verdicts they were counted with; classified again when any is unknown.
         let before_split = summary.map_or(0, |summary| block_position(hits, &work.before, summary));
@@ -535,15 +536,15 @@ fn evict<H: HitSet>(
         .filter(|&&hit| hits.kind(hit) == Some(Kind::Click))
         .map(|&hit| requester_hash(hits, hit))
         .collect();
-    let old = summary.cloned().unwrap_or_default();
+    let (old_last_open, old_last_open_human) = summary.map_or((None, None), |s| (s.last_open, s.last_open_human));
     let mut passed_block = false;
     for position in evicted.clone() {
         let hit = merged[position];
         let person = human(position);
         if position >= split && !passed_block {
             passed_block = true;
-            last_open = old.last_open.or(last_open);
-            last_open_human = old.last_open_human.or(last_open_human);
+            last_open = old_last_open.or(last_open);
+            last_open_human = old_last_open_human.or(last_open_human);
         }
         let kind = hits.kind(hit);
         let counted = work.counted[position];
@@ -589,8 +590,8 @@ fn evict<H: HitSet>(
         new.machine += i64::from(verdicts[position] >= 0 && !person);
     }
     if !passed_block {
-        last_open = old.last_open.or(last_open);
-        last_open_human = old.last_open_human.or(last_open_human);
+        last_open = old_last_open.or(last_open);
+        last_open_human = old_last_open_human.or(last_open_human);
     }
     (new.last_open, new.last_open_human) = (last_open, last_open_human);
     new.count += evicted.len() as i64;
@@ -1242,7 +1243,7 @@ impl HitSet for HitTable {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const D1: &str = "00112233445566ff";
@@ -1266,22 +1267,60 @@ mod tests {
         }
     }
 
+    /// A recipient's stored hits and summary.
+    pub(crate) struct Prior<'a> {
+        pub delivery_id: &'a str,
+        pub log_id: i64,
+        pub hits: Vec<HitFields<'a>>,
+        pub summary: Option<Summary>,
+    }
+
     /// Aggregate `new` over `prior` (hits pushed in the table first), as the Python face does.
     fn run(new: &[HitFields<'_>], prior: &[HitFields<'_>], max: usize) -> (Aggregates, HitTable, Vec<Group>) {
+        let mut recipients: Vec<Prior<'_>> = Vec::new();
+        for hit in prior {
+            match recipients
+                .iter_mut()
+                .find(|entry| (entry.delivery_id, entry.log_id) == (hit.delivery_id, hit.log_id))
+            {
+                Some(entry) => entry.hits.push(*hit),
+                None => recipients.push(Prior {
+                    delivery_id: hit.delivery_id,
+                    log_id: hit.log_id,
+                    hits: vec![*hit],
+                    summary: None,
+                }),
+            }
+        }
+        let (aggregates, table, groups, _) = run_with(new, &recipients, Bound::new(max, None));
+        (aggregates, table, groups)
+    }
+
+    /// `run` with summaries and a bound; also the table's delivery number of each delivery number of the groups.
+    pub(crate) fn run_with(
+        new: &[HitFields<'_>],
+        prior: &[Prior<'_>],
+        bound: Bound,
+    ) -> (Aggregates, HitTable, Vec<Group>, Vec<u32>) {
         let mut table = HitTable::default();
         let new_rows: Vec<u32> = new.iter().map(|hit| table.push(*hit)).collect();
-        let prior_rows: Vec<u32> = prior.iter().map(|hit| table.push(*hit)).collect();
+        let prior_rows: Vec<Vec<u32>> = prior
+            .iter()
+            .map(|entry| entry.hits.iter().map(|hit| table.push(*hit)).collect())
+            .collect();
         let grouped = table.group(&new_rows);
         let mut stored = Vec::new();
         let mut groups = Vec::new();
+        let mut summaries = Vec::new();
         let mut numbers: Vec<u32> = Vec::new();
         for (delivery, log_id, range) in &grouped.recipients {
             let start = stored.len();
-            stored.extend(
-                prior_rows
-                    .iter()
-                    .filter(|&&row| table.recipient(row) == (*delivery, *log_id)),
-            );
+            let key = (table.delivery_id(*delivery), *log_id);
+            let entry = prior.iter().position(|entry| (entry.delivery_id, entry.log_id) == key);
+            if let Some(at) = entry {
+                stored.extend_from_slice(&prior_rows[at]);
+            }
+            summaries.push(entry.and_then(|at| prior[at].summary.clone()));
             if numbers.last() != Some(delivery) {
                 numbers.push(*delivery);
             }
@@ -1294,15 +1333,16 @@ mod tests {
         }
         let input = Input {
             groups: &groups,
-            summaries: &[],
+            summaries: &summaries,
             new: &grouped.new,
             prior: &stored,
             duplicates: grouped.duplicates,
         };
         (
-            aggregate(&table, &input, Bound::new(max, None), &DefaultContext),
+            aggregate(&table, &input, bound, &DefaultContext),
             table,
             groups,
+            numbers,
         )
     }
 

@@ -231,7 +231,7 @@ fn recipient_object<'py>(py: Python<'py>, shared: &Shared, index: usize) -> PyRe
         update.added,
         update.over_limit,
         PyTuple::new(py, &recipients.aggregates.verdicts[update.kept.clone()])?,
-        summary_object(py, recipients.summary_type.bind(py), update.summary.as_ref())?,
+        summary_object(py, recipients.summary_type.bind(py), update.summary.as_deref())?,
     ))
 }
 
@@ -894,7 +894,7 @@ fn aggregate_hits<'py>(
             update.added,
             update.over_limit,
             PyTuple::new(py, &aggregates.verdicts[update.kept.clone()])?,
-            summary_object(py, summary_type, update.summary.as_ref())?,
+            summary_object(py, summary_type, update.summary.as_deref())?,
         ))?)?;
     }
     let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;

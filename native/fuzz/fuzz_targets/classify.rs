@@ -211,7 +211,7 @@ fn kept_after(
         let kept = run.aggregates.kept[update.kept.clone()].to_vec();
         let recipient = table.recipient(kept[0]); // caps of 1 or more: never empty
         if let Some(summary) = &update.summary {
-            summaries.insert(recipient, summary.clone());
+            summaries.insert(recipient, (**summary).clone());
         }
         for (&hit, &verdict) in kept.iter().zip(&run.aggregates.verdicts[update.kept.clone()]) {
             verdicts.insert(hit, verdict);

@@ -13,12 +13,12 @@
 //!
 //! Whatever the input, nothing panics (debug assertions and overflow checks
 //! are on) and the results keep the contract's invariants: an object-level
-//! rejection has no lines, hits or line rejections; otherwise lines == hits
-//! + duplicates + rejected lines; rejections are in line order with numbers
-//! from 1; hit ids are distinct; user agents are at most 512 bytes and IPs
-//! at most 64; and the aggregation accounts for every hit (kept + over the
-//! cap == hits, for any cap), its `hits` indicators sum to the kept hits,
-//! and no delivery delta holds a zero.
+//! rejection has no lines, hits or line rejections; otherwise lines equal
+//! hits + duplicates + rejected lines; rejections are in line order with
+//! numbers from 1; hit ids are distinct; user agents are at most 512 bytes
+//! and IPs at most 64; and the aggregation accounts for every hit (stored +
+//! evicted into the summary == hits, for any bound), its `hits` indicators
+//! sum to every hit, and no delivery delta holds a zero.
 
 #![no_main]
 
