@@ -10,12 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import pytest
 
 from chalicelib.settings import get_settings
 from chalicelib.tracking.items import decode_summary
 from tests.integration.test_pages import login, session_cookie
 from tests.integration.test_tracking_api import create_and_send
-from tests.tracking_harness import FakeClock, put_log, workflow
+from tests.tracking_harness import FakeClock, SimulatedCrash, put_log, reset_workflow_tables, snapshot, tap, workflow
 from tests.tracking_logs import record
 
 TWO_LINKS = ('<p><a href="https://shop.example.com/x">Shop</a> <a href="https://shop.example.com/y">Sale</a> '
@@ -24,6 +25,7 @@ SCRIPT = "python-requests/2.32.3"
 PERSON = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/18.1 Mobile/15E148 Safari/604.1")
 FLOOD = 5_000
+T_FLOOD = 1_740_823_200_000  # 2025-03-01 10:00:00 UTC
 
 
 def test_a_flood_on_one_link_keeps_the_later_real_click_and_exact_totals(api: Any, mta: Any, client: Any) -> None:
@@ -79,3 +81,43 @@ def test_a_flood_on_one_link_keeps_the_later_real_click_and_exact_totals(api: An
     response = login(client)
     page = client.get("/dashboard/recipients/ann", headers={"cookie": session_cookie(response)})
     assert page.status_code == 200 and b"https://shop.example.com/y" in page.body
+
+
+def test_a_crash_after_any_write_of_a_run_past_the_bound_then_a_normal_run_gives_the_clean_tables(
+        api: Any, mta: Any) -> None:
+    """Exactly once with summaries: the second run evicts more of a flood into the stored summary, takes a
+    replay as duplicates and stores the real click; a crash after any of its writes, then a normal run,
+    leaves exactly the tables of a clean second run."""
+    delivery_id = create_and_send(api, mta, ["ann"], "flood-crash", TWO_LINKS)
+    urls = {row["key"]: row["url_ids"][0] for row in api.get(f"/api/deliveries/{delivery_id}/urls").json_body["rows"]}
+    flood = [record(kind="click", delivery_id=delivery_id, url_id=urls["https://shop.example.com/x"],
+                    ts=T_FLOOD + 50 * index, ua=SCRIPT, ip="198.51.100.0") for index in range(30)]
+    real = record(kind="click", delivery_id=delivery_id, url_id=urls["https://shop.example.com/y"],
+                  ts=T_FLOOD + 3_600_000, ua=PERSON, ip="73.162.84.0")
+    put_log("a-flood", flood[:20], T_FLOOD)
+    put_log("b-more", flood[20:] + [real] + flood[5:8], T_FLOOD)
+    limits = {"write_concurrency": 1, "max_objects": 1, "first_hits_per_recipient": 2, "last_hits_per_recipient": 3}
+    now = T_FLOOD / 1000 + 4_000
+    with tap() as observer:
+        workflow(FakeClock(now), **limits).run()
+        observer.arm(None)
+        second = workflow(FakeClock(now + 60), **limits).run()
+        assert (second["duplicates"], second["hits_accepted"], second["over_limit"]) == (3, 11, 11)
+        clean, total = snapshot(), observer.writes
+        assert total >= 10
+        for crash_after in range(1, total + 1):
+            reset_workflow_tables()
+            clock = FakeClock(now)
+            workflow(clock, **limits).run()
+            observer.arm(crash_after)
+            clock.advance(60)
+            with pytest.raises(SimulatedCrash):
+                workflow(clock, **limits).run()
+            observer.arm(None)
+            clock.advance(get_settings().workflow_lease_seconds + 1)
+            result = workflow(clock, **limits).run()
+            assert result["status"] in ("completed", "idle"), (crash_after, result)
+            assert snapshot() == clean, f"crash after write {crash_after} of {total}"
+    indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
+    # (Every click is machine here: dated before the message was sent, too fast for anyone.)
+    assert (indicators["clicks_total"], indicators["persons_clicking"], indicators["machine"]["hits"]) == (31, 2, 31)
