@@ -300,20 +300,8 @@ _hits = st.builds(
 
 def _fold(batches: list[list[Hit]], limit: int) -> tuple[dict[tuple[str, int], tuple[Hit, ...]], dict[str, Any]]:
     """Batch after batch, each over the previous ones' stored hits and summaries: (stored, summed deltas)."""
-    stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
-    summaries: dict[tuple[str, int], core.Summary] = {}
-    totals: dict[str, Any] = {}
-    for batch in batches:
-        result = aggregate(batch, stored, max_hits_per_recipient=limit, summaries=summaries)
-        for update in result.recipients:
-            stored[(update.delivery_id, update.log_id)] = update.hits
-            if update.summary is not None:
-                summaries[(update.delivery_id, update.log_id)] = update.summary
-        for delta in result.deliveries:
-            for group in ("indicators", "urls", "buckets", "user_agents"):
-                target = totals.setdefault((delta.delivery_id, group), {})
-                _add(target, getattr(delta, group))
-    return stored, {key: _nonzero(value) for key, value in totals.items() if _nonzero(value)}
+    stored, _, totals = _fold_bounded(batches, limit, None)
+    return stored, totals
 
 
 def _add(target: dict[Any, Any], source: dict[Any, Any]) -> None:
@@ -411,7 +399,7 @@ def test_past_the_bound_every_hit_still_counts_once(hits: list[Hit], cuts: list[
                 assert summaries[key].count == len(mine) - limit
 
 
-def _fold_bounded(batches: list[list[Hit]], limit: int, first: int) -> tuple[Any, Any, dict[Any, Any]]:
+def _fold_bounded(batches: list[list[Hit]], limit: int, first: int | None) -> tuple[Any, Any, dict[Any, Any]]:
     stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
     summaries: dict[tuple[str, int], core.Summary] = {}
     totals: dict[Any, Any] = {}
