@@ -111,22 +111,29 @@ class Backend:
             return core.process_log(data, keys)
         module, blob, ring = native
         parsed, (recipients, deliveries, duplicates, over_limit) = module.process_log(
-            blob, ring, core.Hit, core.RecipientUpdate, max_hits_per_recipient=core.MAX_HITS_PER_RECIPIENT,
-            **_limits())
+            blob, ring, core.Hit, core.RecipientUpdate, core.Summary,
+            max_hits_per_recipient=core.MAX_HITS_PER_RECIPIENT,
+            first_hits_per_recipient=core.FIRST_HITS_PER_RECIPIENT, **_limits())
         return _parsed_log(parsed), _aggregates(recipients, deliveries, duplicates, over_limit)
 
     def aggregate(self, new_hits: Sequence[core.Hit], prior: Mapping[tuple[str, int], Sequence[core.Hit]] | None = None,
                   max_hits_per_recipient: int = core.MAX_HITS_PER_RECIPIENT,
-                  context: classify.Context | None = None) -> core.Aggregates:
+                  context: classify.Context | None = None,
+                  summaries: Mapping[tuple[str, int], core.Summary] | None = None,
+                  first_hits_per_recipient: int | None = None) -> core.Aggregates:
         """core.aggregate, by this backend (the updates hold the very hit objects given)."""
         module = self.module
-        if module is None or type(max_hits_per_recipient) is not int or max_hits_per_recipient < 0:
-            return core.aggregate(new_hits, prior, max_hits_per_recipient, context)
+        arguments = (new_hits, prior, max_hits_per_recipient, context, summaries, first_hits_per_recipient)
+        if (module is None or type(max_hits_per_recipient) is not int or max_hits_per_recipient < 0
+                or not (first_hits_per_recipient is None or type(first_hits_per_recipient) is int)):
+            return core.aggregate(*arguments)
+        bound = min(max_hits_per_recipient, sys.maxsize)
+        first = None if first_hits_per_recipient is None else min(max(0, first_hits_per_recipient), bound)
         try:
             recipients, deliveries, duplicates, over_limit = module.aggregate(
-                new_hits, prior, core.Hit, core.RecipientUpdate, min(max_hits_per_recipient, sys.maxsize), context)
+                new_hits, prior, core.Hit, core.RecipientUpdate, core.Summary, bound, first, context, summaries)
         except module.Unsupported:
-            return core.aggregate(new_hits, prior, max_hits_per_recipient, context)
+            return core.aggregate(*arguments)
         return _aggregates(recipients, deliveries, duplicates, over_limit)
 
     def _native_arguments(self, data: Any, keys: Any) -> tuple[ModuleType, bytes, dict[int, bytes]] | None:

@@ -95,8 +95,12 @@ class Settings(BaseSettings):
         default=5, ge=1, description="pages of the lookback window a run sweeps for late objects; the sweep "
                                       "resumes where it stopped and starts over once it reaches the cursor")
     workflow_write_concurrency: int = Field(default=16, ge=1, le=64, description="parallel DynamoDB writes in a run")
-    workflow_max_hits_per_recipient: int = Field(
-        default=500, ge=1, le=500, description="hits kept per recipient and delivery (500 keeps an item < 400 KB)")
+    workflow_first_hits_per_recipient: int = Field(
+        default=100, ge=0, le=250, description="a recipient's first hits stored per delivery (by time); the hits "
+                                                "between the first and the last are counted, not stored")
+    workflow_last_hits_per_recipient: int = Field(
+        default=100, ge=1, le=250, description="a recipient's latest hits stored per delivery (500 in all keeps an "
+                                                "item < 400 KB; fewer cost fewer write units per rewrite)")
     workflow_interval_seconds: float = Field(
         default=5.0, gt=0, description="local stack only: how often it runs the workflow (AWS: every minute)")
 

@@ -50,14 +50,18 @@ def parse_log(data: bytes | bytearray, keys: dict[int, bytes], hit_type: Callabl
     """core.parse_log: `keys` maps key ids 0-255 to secrets; hits are made with `hit_type`."""
 
 def process_log(data: bytes | bytearray, keys: dict[int, bytes], hit_type: Callable[..., Any],
-                recipient_type: Callable[..., Any], *, max_hits_per_recipient: int = 500, max_object_bytes: int = ...,
+                recipient_type: Callable[..., Any], summary_type: Callable[..., Any], *,
+                max_hits_per_recipient: int = 200, first_hits_per_recipient: int = 100, max_object_bytes: int = ...,
                 max_int_digits: int = 4300
                 ) -> tuple[ParsedTuple, tuple[LazyTuple[Any], list[DeliveryTuple], int, int]]:
     """core.process_log: the parse, and (recipient updates, deliveries, duplicates, over_limit)."""
 
 def aggregate(new_hits: Sequence[Any], prior: Mapping[tuple[str, int], Sequence[Any]] | None,
-              hit_type: type, recipient_type: Callable[..., Any], max_hits_per_recipient: int,
-              context: Any = None) -> tuple[list[Any], list[DeliveryTuple], int, int]:
-    """core.aggregate on hit_type objects, classifying with `context` (a classify.Context; None: the default):
-    (recipient updates holding the given hits and their verdicts, deliveries, duplicates, over_limit).
-    Unsupported for hits or context values it does not represent."""
+              hit_type: type, recipient_type: Callable[..., Any], summary_type: Callable[..., Any],
+              max_hits_per_recipient: int, first_hits_per_recipient: int | None = None, context: Any = None,
+              summaries: Mapping[tuple[str, int], Any] | None = None
+              ) -> tuple[list[Any], list[DeliveryTuple], int, int]:
+    """core.aggregate on hit_type objects, classifying with `context` (a classify.Context; None: the default),
+    over the recipients' stored hits (`prior`) and summaries of evicted hits (core.Summary):
+    (recipient updates holding the given hits, their verdicts and summary, deliveries, duplicates, over_limit).
+    Unsupported for hits, context or summary values it does not represent."""

@@ -153,14 +153,21 @@ def hit_class(verdict: int) -> str:
     return "machine" if is_machine(verdict) else "human"
 
 
-def verdicts(ordered: Sequence[HitLike], context: Context = DEFAULT_CONTEXT, sent_at: int | None = None) -> list[int]:
-    """Each hit's verdict, for one recipient's hits sorted by (ts, hit_id)."""
+def verdicts(ordered: Sequence[HitLike], context: Context = DEFAULT_CONTEXT, sent_at: int | None = None,
+             opened_after: tuple[int, str] | None = None) -> list[int]:
+    """Each hit's verdict, for one recipient's hits sorted by (ts, hit_id).
+
+    `opened_after`: the recipient opened at this (ts, hit_id) in a hit no
+    longer stored (core.Summary), so later clicks are not no_open.
+    """
     rules = context.rules
     masks: list[int] = []
     opened = False
     clicks: list[int] = []
     too_fast = rules.min_click_after_send_ms > 0 and sent_at is not None
     for position, hit in enumerate(ordered):
+        if opened_after is not None and not opened and (hit.ts, hit.hit_id) > opened_after:
+            opened = True
         agent = context.agents.get(hit.ua, 0)
         address = context.addresses.get(hit.ip, 0)
         mask = 0

@@ -1,136 +1,13 @@
 """The pure core of the tracking workflow: log bytes in, verified hits and aggregates out.
 
-No AWS, no clock, no randomness, no settings: the same inputs always give the
-same outputs. The tracking workflow (workflow.py) feeds it and stores what it
-returns; the native layer reimplements exactly this contract in Rust, and
-this module stays the reference. Everything below is normative.
-
-Two functions, and `process_log` (both, for one log with no prior state)
-=========================================================================
-
-    parse_log(data: bytes, keys: Mapping[int, bytes]) -> ParsedLog
-    aggregate(new_hits: Sequence[Hit], prior: Mapping[(delivery_id, log_id), Sequence[Hit]],
-              max_hits_per_recipient: int = 500) -> Aggregates
-    process_log(data, keys) -> (ParsedLog, Aggregates)   == aggregate(parse_log(data, keys).hits, {})
-
-`keys` is the link-signing key ring: key id -> secret (chalicelib.keyring).
-
-parse_log: one redirection-log object
--------------------------------------
-1. Object. If `data` starts with the gzip magic bytes 1F 8B it is gzip: one
-   or more members decoded one after the other; NUL bytes between or after
-   members are skipped; any other trailing bytes, a bad header, a CRC or
-   length mismatch, or a truncated member make the whole object one
-   rejection `bad_gzip` (no lines are read from it). Otherwise the bytes are
-   the text itself. A text (decoded) longer than MAX_OBJECT_BYTES (256 MiB)
-   is one rejection `object_too_large`. In both cases `lines` is 0 and the
-   rejection's line number is 0 with the object's bytes as its data.
-2. Lines. The text is split on LF (0x0A). A final piece without LF is a line
-   too (a missing final newline); nothing is read across lines, and records
-   concatenated without a newline are not separated (they fail as
-   `not_json`). One CR (0x0D) at the end of a line is removed (CRLF). A line
-   made only of spaces, tabs and CRs (or empty) is blank: skipped, neither
-   counted nor rejected. Line numbers count every LF-separated piece, from 1.
-   `lines` is the number of non-blank lines.
-3. Records. Each non-blank line is either one verified hit or one rejection
-   with the FIRST reason that applies, in this order:
-     line_too_long          more than MAX_LINE_BYTES (16 KiB) bytes (after the CR is removed)
-     not_utf8               not valid UTF-8 (strict: no surrogates, no overlong forms)
-     not_json               not one RFC 8259 JSON text; also: a duplicate key in any object,
-                            NaN/Infinity, a number that overflows a double, a string holding
-                            an unpaired surrogate escape (\\ud800), nesting deeper than
-                            MAX_JSON_DEPTH (32) arrays/objects (the top level is depth 1)
-     not_object             the JSON text is not an object
-     bad_version            "v" is missing or is not the integer 1
-     bad_field              a field is missing or wrong; checked in this order, the first
-                            wrong one is the rejection's `field`:
-                              hit_id      string of exactly 32 characters [0-9a-f]
-                              ts          integer, 0 <= ts <= 2**53-1 (ms since the epoch)
-                              kind        one of "click", "open", "optout", "mirror"
-                              delivery_id string of exactly 16 characters [0-9a-f]
-                              log_id      integer, 0 <= log_id <= 2**53-1
-                              url_id      integer, 0 <= url_id <= 2**53-1
-                              token       string
-                              p           string
-                              ua          string
-                              ip          string of at most 64 UTF-8 bytes
-                              purpose     optional (absent in records from before it, and in
-                                          every hit the client did not declare a prefetch):
-                                          when present, one of "prefetch", "prerender",
-                                          "preview" (what the request's Sec-Purpose, Purpose,
-                                          X-Purpose or X-Moz header declared; PURPOSES)
-                            "integer" means a JSON number written without fraction or
-                            exponent (1.0 and 1e3 are not integers; true is not 1).
-                            Other fields (request_id, ...) are ignored.
-     token_malformed        chalicelib.tokens.verify(token, keys, p) raises InvalidToken
-     token_unknown_key        with reason "malformed" / "unknown_key" / "bad_signature"
-     token_bad_signature      (the signature covers `p`, so altered parameters land here)
-     token_kind_mismatch    the token's kind cannot produce the record's kind:
-                              click token (/r)  -> click, optout or mirror (a link's URL type)
-                              open token (/o)   -> open
-                              optout token (/u) -> optout
-                              mirror token (/m) -> mirror
-     token_claims_mismatch  the token's delivery_id, log_id or url_id differs from the record's
-4. Hit. A verified record becomes a Hit(hit_id, ts, kind, delivery_id,
-   log_id, url_id, ua, ip, purpose) (purpose "" when absent) where `ua` is cut to at most MAX_UA_BYTES (512)
-   UTF-8 bytes at a character boundary (a partial trailing character is
-   dropped). A hit whose hit_id equals an earlier hit's in the same object is
-   a duplicate: counted in `duplicates`, not kept, not a rejection.
-5. ParsedLog(lines, hits, rejected, duplicates, rejections):
-   hits in line order; rejected = {reason: count} for reasons with a count,
-   in the order of REASONS; rejections = one Rejection(line, reason, field,
-   data) per rejected line in line order (field is None except for
-   bad_field; data is the line's bytes, CR removed). Invariant:
-   lines == len(hits) + duplicates + sum(rejected.values()) (object-level
-   rejections aside, where lines == 0).
-
-aggregate: hits of a run merged with what was stored before
------------------------------------------------------------
-A recipient is (delivery_id, log_id). `prior[recipient]` is that recipient's
-stored hits (unique hit ids, any order). The result depends only on the set
-of hits, never on how they were split into objects or runs: feeding hits in
-several batches, each with the previous batch's stored hits as prior, gives
-the same final hits and the same summed deltas as one batch (tested with
-hypothesis). That is what makes retries and backlogs safe to count.
-1. `new_hits` are deduplicated by hit_id, first occurrence wins (duplicates
-   counted), then grouped by recipient.
-2. For each recipient (ascending (delivery_id, log_id)): new hits whose
-   hit_id is already in prior are duplicates. merged = prior + the rest,
-   sorted by (ts, hit_id); kept = the first `max_hits_per_recipient` of
-   merged (a recipient's stored history is bounded; what falls off is
-   counted in `over_limit` = max(0, len(merged) - max) - max(0, len(prior) - max)).
-   If kept equals the sorted prior, the recipient is unchanged and omitted.
-3. A recipient's contribution, over its hits sorted by (ts, hit_id):
-     the 1-minute rule: an open hit is counted when it comes at least
-       OPEN_DEDUP_MS (60,000 ms) after the previous COUNTED open of that
-       recipient (the first open is counted); other opens are dropped from
-       counts (they stay in the stored hits);
-     indicators (each an integer):
-       hits              number of stored hits
-       opens_unique      1 if the recipient has any hit (a click implies an open)
-       opens_total       counted opens
-       clicks_unique     1 if any hit of kind click
-       clicks_total      hits of kind click
-       persons_clicking  distinct (ua, ip) pairs among click hits (our requester id)
-       optouts           1 if any hit of kind optout (once per recipient)
-       mirror_views      hits of kind mirror
-     urls[url_id]:   total = counted opens (kind open) or hits (other kinds) on the URL,
-                     unique = 1 if total > 0
-     buckets[start]: start = ts - ts % BUCKET_MS (300,000 ms, Campaign's consolidation
-                     period); opens = counted opens, clicks = click hits in the window
-     user_agents[ua]: opens = counted opens, clicks = click hits with that user agent
-4. delta = contribution(kept) - contribution(sorted prior), summed per
-   delivery. Zero entries are dropped; a delivery with no non-zero entry is
-   omitted.
-5. Aggregates(recipients, deliveries, duplicates, over_limit):
-   recipients: one RecipientUpdate(delivery_id, log_id, hits=kept sorted by
-   (ts, hit_id), added=new hits in kept, over_limit) per changed recipient,
-   ascending (delivery_id, log_id); deliveries: one DeliveryDelta per
-   delivery, ascending delivery_id, whose mappings are sorted by key.
-
-User agents are counted by their raw string here; classifying them (OS,
-device, browser, mail client) is the workflow's job (useragents.py), once
-per distinct string.
+The contract (input rules, rejection reasons and their precedence, the
+aggregation's bound and summaries, the outputs, what stays exact) is
+docs/spec/tracking-core.md, with shared test vectors in tests/vectors/
+that this reference and the native layer (native/src/) both pass. No AWS,
+no clock, no randomness, no settings: the same inputs always give the same
+outputs. The tracking workflow (workflow.py) feeds it and stores what it
+returns; the native layer reimplements it in Rust, and this module stays
+the reference.
 """
 
 from __future__ import annotations
@@ -155,7 +32,13 @@ MAX_IP_BYTES = 64
 MAX_SAFE_INTEGER = 2**53 - 1
 OPEN_DEDUP_MS = 60_000
 BUCKET_MS = 300_000
-MAX_HITS_PER_RECIPIENT = 500
+FIRST_HITS_PER_RECIPIENT = 100  # stored per recipient: the first ones by (ts, hit_id) ...
+LAST_HITS_PER_RECIPIENT = 100  # ... and the latest ones; the hits between live on in the Summary
+MAX_HITS_PER_RECIPIENT = FIRST_HITS_PER_RECIPIENT + LAST_HITS_PER_RECIPIENT
+SUMMARY_MAX_REQUESTERS = 256  # (ua, ip) pairs of evicted clicks remembered, for persons_clicking
+SUMMARY_FILTER_BITS = 32_768  # the evicted hit ids' Bloom filter (4 KiB), 3 bits per id
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
 FORMAT_VERSION = 1
 
 KINDS = ("click", "open", "optout", "mirror")
@@ -213,6 +96,60 @@ class ParsedLog:
     rejections: tuple[Rejection, ...]
 
 
+def fnv1a64(data: bytes) -> int:
+    """FNV-1a, 64 bits: the hash the summary's filter and requesters use (the native layer's too)."""
+    value = FNV_OFFSET
+    for byte in data:
+        value = ((value ^ byte) * FNV_PRIME) & 0xFFFF_FFFF_FFFF_FFFF
+    return value
+
+
+def requester_hash(ua: str, ip: str) -> int:
+    return fnv1a64(ua.encode("utf-8", "surrogatepass") + b"\0" + ip.encode("utf-8", "surrogatepass"))
+
+
+def _filter_bits(hit_id: str) -> tuple[int, int, int]:
+    value = fnv1a64(hit_id.encode("utf-8", "surrogatepass"))
+    mask = SUMMARY_FILTER_BITS - 1
+    return (value & mask, (value >> 21) & mask, (value >> 42) & mask)
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a recipient's evicted hits (no longer stored: between the first and the last ones) still
+    contribute to the counters that are not plain sums; see the contract, aggregate step 2.
+
+    The sums themselves (hits, clicks_total, per URL, per bucket, per user agent) need no memory: they
+    were added when the hits were counted and no later delta subtracts them. `kinds` and `machine` are
+    kept for display only.
+    """
+
+    count: int = 0
+    first: tuple[int, str] = (0, "")  # (ts, hit_id) of the earliest evicted hit
+    last: tuple[int, str] = (0, "")  # ... and the latest: every evicted hit lies in [first, last]
+    last_open: int | None = None  # ts of the last counted open among them (the 1-minute rule goes on from it)
+    last_open_human: int | None = None  # the same among human opens
+    opened: bool = False  # any open (later clicks are not no_open)
+    clicked: bool = False
+    optout: bool = False
+    human: bool = False  # any human hit
+    clicked_human: bool = False
+    urls: frozenset[int] = frozenset()  # URLs with a counted hit (unique)
+    urls_human: frozenset[int] = frozenset()
+    requesters: frozenset[int] = frozenset()  # requester_hash of each click's (ua, ip), at most SUMMARY_MAX_REQUESTERS
+    requesters_over: int = 0  # further distinct requesters, counted without being remembered
+    filter: bytes = bytes(SUMMARY_FILTER_BITS // 8)  # Bloom filter of the evicted hit ids
+    kinds: tuple[int, ...] = (0, 0, 0, 0)  # evicted hits of each kind of KINDS
+    machine: int = 0  # evicted hits whose verdict was machine
+
+    def may_hold(self, hit: Hit) -> bool:
+        """Whether `hit` may be one of the evicted hits (never False for one of them)."""
+        if not self.first <= hit_order(hit) <= self.last:
+            return False
+        size = len(self.filter)
+        return all(bit >> 3 < size and self.filter[bit >> 3] >> (bit & 7) & 1 for bit in _filter_bits(hit.hit_id))
+
+
 @dataclass(frozen=True)
 class RecipientUpdate:
     delivery_id: str
@@ -221,6 +158,7 @@ class RecipientUpdate:
     added: int
     over_limit: int
     verdicts: tuple[int, ...] = ()  # classify's verdict of each hit of `hits`
+    summary: Summary | None = None  # the evicted hits', when there are any
 
 
 @dataclass(frozen=True)
@@ -420,11 +358,21 @@ def hit_order(hit: Hit) -> tuple[int, str]:
     return (hit.ts, hit.hit_id)
 
 
-def counted_open_ids(hits: Sequence[Hit]) -> frozenset[str]:
-    """The hit ids of the opens the 1-minute rule counts, for one recipient's hits."""
+def counted_open_ids(hits: Sequence[Hit], summary: Summary | None = None, human: bool = False) -> frozenset[str]:
+    """The hit ids of the opens the 1-minute rule counts, for one recipient's hits.
+
+    With a summary, the rule goes on past the evicted hits from their last
+    counted open (`human`: the human one), as if they were still there.
+    """
     counted: set[str] = set()
     last: int | None = None
+    resume = summary is not None
     for hit in sorted(hits, key=hit_order):
+        if resume and hit_order(hit) > summary.last:  # type: ignore[union-attr]
+            resume = False
+            evicted_last = summary.last_open_human if human else summary.last_open  # type: ignore[union-attr]
+            if evicted_last is not None:
+                last = evicted_last
         if hit.kind != "open":
             continue
         if last is None or hit.ts - last >= OPEN_DEDUP_MS:
@@ -436,7 +384,13 @@ def counted_open_ids(hits: Sequence[Hit]) -> frozenset[str]:
 Counters = dict[tuple[Any, ...], int]
 
 
-def contribution(hits: Sequence[Hit], verdicts: Sequence[int] | None = None) -> Counters:
+def _opened_before(summary: Summary | None) -> tuple[int, str] | None:
+    """Where an evicted open makes later clicks not no_open (classify.verdicts' opened_after)."""
+    return summary.last if summary is not None and summary.opened else None
+
+
+def contribution(hits: Sequence[Hit], verdicts: Sequence[int] | None = None,
+                 summary: Summary | None = None) -> Counters:
     """One recipient's share of every counter, keyed ("ind", name) / ("url", id, total|unique[_human]) /
     ("bucket", start, opens|clicks[_human]) / ("ua", ua, opens|clicks[_human]).
 
@@ -444,19 +398,22 @@ def contribution(hits: Sequence[Hit], verdicts: Sequence[int] | None = None) -> 
     the default context). Human counters count hits whose verdict is human,
     the 1-minute rule applied among human opens alone; each machine hit counts
     in hits_machine and under each of its reasons; an UNCLASSIFIED hit in neither.
+    With a summary, the evicted hits sit after every hit up to summary.last:
+    they add their flags, URLs and requesters (not their sums, see Summary).
     """
     counters: Counters = defaultdict(int)
-    if not hits:
+    if not hits and summary is None:
         return counters
     if verdicts is None:
         ordered = sorted(hits, key=hit_order)
-        marks = classify.verdicts(ordered)
+        marks = classify.verdicts(ordered, opened_after=_opened_before(summary))
     else:
         pairs = sorted(zip(hits, verdicts, strict=True), key=lambda pair: hit_order(pair[0]))
         ordered, marks = [hit for hit, _ in pairs], [verdict for _, verdict in pairs]
-    counted = counted_open_ids(ordered)
+    counted = counted_open_ids(ordered, summary)
     human = [verdict >= 0 and not classify.is_machine(verdict) for verdict in marks]
-    counted_human = counted_open_ids([hit for hit, person in zip(ordered, human, strict=True) if person])
+    counted_human = counted_open_ids([hit for hit, person in zip(ordered, human, strict=True) if person], summary,
+                                     human=True)
     counters[("ind", "hits")] = len(ordered)
     counters[("ind", "opens_unique")] = 1
     requesters: set[tuple[str, str]] = set()
@@ -503,27 +460,48 @@ def contribution(hits: Sequence[Hit], verdicts: Sequence[int] | None = None) -> 
                 human_urls.add(hit.url_id)
         counters[("url", hit.url_id, "total")] += 1
         urls.add(hit.url_id)
+    persons = len(requesters)
+    if summary is not None:
+        for flag, name in ((summary.clicked, "clicks_unique"), (summary.optout, "optouts"),
+                           (summary.human, "opens_unique_human"), (summary.clicked_human, "clicks_unique_human")):
+            if flag:
+                counters[("ind", name)] = 1
+        urls |= summary.urls
+        human_urls |= summary.urls_human
+        if summary.requesters:
+            stored = {requester_hash(ua, ip) for ua, ip in requesters}
+            persons += len(summary.requesters - stored)
+        persons += summary.requesters_over
     for url_id in urls:
         counters[("url", url_id, "unique")] = 1
     for url_id in human_urls:
         counters[("url", url_id, "unique_human")] = 1
-    if requesters:
-        counters[("ind", "persons_clicking")] = len(requesters)
+    if persons:
+        counters[("ind", "persons_clicking")] = persons
     return counters
 
 
 def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[Hit]] | None = None,
               max_hits_per_recipient: int = MAX_HITS_PER_RECIPIENT,
-              context: classify.Context | None = None) -> Aggregates:
-    """Merge a run's hits into the recipients' stored hits; the counters' deltas per delivery.
+              context: classify.Context | None = None,
+              summaries: Mapping[tuple[str, int], Summary] | None = None,
+              first_hits_per_recipient: int | None = None) -> Aggregates:
+    """Merge a run's hits into the recipients' stored hits and summaries; the counters' deltas per delivery.
 
-    Each recipient's kept hits are classified (classify.verdicts, with
-    `context`) and its stored hits subtracted with the verdicts they were
-    stored with (context.stored; classified again when any is missing), so a
-    later hit that turns an earlier one machine moves it between counters.
+    At most `max_hits_per_recipient` hits are stored per recipient: the first
+    `first_hits_per_recipient` (default: half) and the latest ones; the hits
+    between are evicted into the recipient's Summary, still counted.
+    Each recipient's hits are classified (classify.verdicts, with `context`)
+    and its stored hits subtracted with the verdicts they were stored with
+    (context.stored; classified again when any is missing), so a later hit
+    that turns an earlier one machine moves it between counters.
     """
     prior = prior or {}
+    summaries = summaries or {}
     context = context or classify.DEFAULT_CONTEXT
+    bound = max(0, max_hits_per_recipient)
+    first_n = bound // 2 if first_hits_per_recipient is None else min(max(0, first_hits_per_recipient), bound)
+    last_m = bound - first_n
     seen: set[str] = set()
     groups: dict[tuple[str, int], list[Hit]] = {}
     duplicates = 0
@@ -539,26 +517,35 @@ def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[
     over_limit = 0
     for key in sorted(groups):
         before = sorted(prior.get(key, ()), key=hit_order)
+        summary = summaries.get(key)
         known = {hit.hit_id for hit in before}
-        fresh = [hit for hit in groups[key] if hit.hit_id not in known]
+        fresh = [hit for hit in groups[key]
+                 if hit.hit_id not in known and not (summary is not None and summary.may_hold(hit))]
         duplicates += len(groups[key]) - len(fresh)
         if not fresh:
             continue
         merged = sorted(before + fresh, key=hit_order)
-        kept = merged[:max_hits_per_recipient]
-        dropped = max(0, len(merged) - max_hits_per_recipient) - max(0, len(before) - max_hits_per_recipient)
-        over_limit += dropped
-        if kept == before:
-            continue
-        fresh_ids = {hit.hit_id for hit in fresh}
-        added = sum(1 for hit in kept if hit.hit_id in fresh_ids)
         sent_at = context.sent_at.get(key)
-        kept_verdicts = classify.verdicts(kept, context, sent_at)
-        recipients.append(RecipientUpdate(key[0], key[1], tuple(kept), added, dropped, tuple(kept_verdicts)))
+        merged_verdicts = classify.verdicts(merged, context, sent_at, _opened_before(summary))
+        if summary is None and len(merged) <= bound:
+            kept, kept_verdicts, evicted, new_summary = merged, merged_verdicts, [], None
+        else:
+            # Before the evicted block (every hit up to summary.last) the first ones are kept, after it the last.
+            split = first_n if summary is None else sum(1 for hit in merged if hit_order(hit) <= summary.last)
+            head_end = min(split, first_n)
+            tail_start = max(split, len(merged) - last_m)
+            positions = list(range(head_end)) + list(range(tail_start, len(merged)))
+            kept = [merged[at] for at in positions]
+            kept_verdicts = [merged_verdicts[at] for at in positions]
+            evicted = list(range(head_end, split)) + list(range(split, tail_start))
+            new_summary = _evict(merged, merged_verdicts, evicted, split, summary, kept)
+        recipients.append(RecipientUpdate(key[0], key[1], tuple(kept), len(fresh), len(evicted),
+                                          tuple(kept_verdicts), new_summary))
+        over_limit += len(evicted)
         delivery = totals.setdefault(key[0], defaultdict(int))
-        for name, value in contribution(kept, kept_verdicts).items():
+        for name, value in contribution(merged, merged_verdicts, summary).items():
             delivery[name] += value
-        for name, value in contribution(before, _stored_verdicts(before, context, sent_at)).items():
+        for name, value in contribution(before, _stored_verdicts(before, context, sent_at, summary), summary).items():
             delivery[name] -= value
 
     deliveries = []
@@ -569,12 +556,83 @@ def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[
     return Aggregates(tuple(recipients), tuple(deliveries), duplicates, over_limit)
 
 
-def _stored_verdicts(before: Sequence[Hit], context: classify.Context, sent_at: int | None) -> list[int]:
+def _evict(merged: Sequence[Hit], verdicts: Sequence[int], evicted: Sequence[int], split: int,
+           summary: Summary | None, kept: Sequence[Hit]) -> Summary:
+    """`summary` with the hits at positions `evicted` of `merged` folded in, as they are counted now.
+
+    The evicted hits before `split` come before the old summary's, the others after it.
+    """
+    old = summary or Summary()
+    if not evicted:
+        return old
+    human = [verdict >= 0 and not classify.is_machine(verdict) for verdict in verdicts]
+    counted = counted_open_ids(merged, summary)
+    counted_human = counted_open_ids([hit for hit, person in zip(merged, human, strict=True) if person], summary,
+                                     human=True)
+    last_open, last_open_human = None, None
+    opened, clicked, optout = old.opened, old.clicked, old.optout
+    any_human, clicked_human = old.human, old.clicked_human
+    urls, urls_human = set(old.urls), set(old.urls_human)
+    requesters, requesters_over = set(old.requesters), old.requesters_over
+    in_kept = {requester_hash(hit.ua, hit.ip) for hit in kept if hit.kind == "click"}
+    bits = bytearray(old.filter[:SUMMARY_FILTER_BITS // 8].ljust(SUMMARY_FILTER_BITS // 8, b"\0"))
+    kinds = list(old.kinds)
+    machine = old.machine
+    passed_block = False
+    for at in evicted:
+        hit, person = merged[at], human[at]
+        if at >= split and not passed_block:
+            passed_block = True
+            last_open = old.last_open if old.last_open is not None else last_open
+            last_open_human = old.last_open_human if old.last_open_human is not None else last_open_human
+        counts = hit.kind != "open" or hit.hit_id in counted
+        if hit.kind == "open":
+            opened = True
+            if hit.hit_id in counted:
+                last_open = hit.ts
+            if person and hit.hit_id in counted_human:
+                last_open_human = hit.ts
+        elif hit.kind == "click":
+            clicked = True
+            clicked_human |= person
+            pair = requester_hash(hit.ua, hit.ip)
+            if pair not in requesters:
+                if len(requesters) < SUMMARY_MAX_REQUESTERS:
+                    requesters.add(pair)
+                elif pair not in in_kept:
+                    requesters_over += 1
+                    in_kept.add(pair)  # once per fold
+        elif hit.kind == "optout":
+            optout = True
+        any_human |= person
+        if counts:
+            urls.add(hit.url_id)
+        if person and (hit.kind != "open" or hit.hit_id in counted_human):
+            urls_human.add(hit.url_id)
+        for bit in _filter_bits(hit.hit_id):
+            bits[bit >> 3] |= 1 << (bit & 7)
+        if hit.kind in KINDS:
+            kinds[KINDS.index(hit.kind)] += 1
+        machine += int(verdicts[at] >= 0 and not person)
+    if not passed_block:
+        last_open = old.last_open if old.last_open is not None else last_open
+        last_open_human = old.last_open_human if old.last_open_human is not None else last_open_human
+    first = hit_order(merged[evicted[0]])
+    last = hit_order(merged[evicted[-1]])
+    if summary is not None:
+        first, last = min(first, summary.first), max(last, summary.last)
+    return Summary(old.count + len(evicted), first, last, last_open, last_open_human, opened, clicked, optout,
+                   any_human, clicked_human, frozenset(urls), frozenset(urls_human), frozenset(requesters),
+                   requesters_over, bytes(bits), tuple(kinds), machine)
+
+
+def _stored_verdicts(before: Sequence[Hit], context: classify.Context, sent_at: int | None,
+                     summary: Summary | None = None) -> list[int]:
     """The verdicts stored hits were counted with; all classified again when any is not known."""
     stored = context.stored
     if all(hit.hit_id in stored for hit in before):
         return [stored[hit.hit_id] for hit in before]
-    return classify.verdicts(before, context, sent_at)
+    return classify.verdicts(before, context, sent_at, _opened_before(summary))
 
 
 def _delivery_delta(delivery_id: str, counters: Counters) -> DeliveryDelta | None:

@@ -16,23 +16,40 @@ UNCLASSIFIED (counted in no human or machine counter until reclassified).
 A hit whose request declared a prefetch or preview has an eighth field, its
 `purpose` (core.PURPOSES), after the verdict (-1 when none is known).
 
-With at most 500 hits and 512-byte user agents an item stays well under
-DynamoDB's 400 KB.
+A recipient's stored hits are bounded (core.aggregate): the first ones and
+the latest ones by (ts, hit_id), 100 + 100 by default
+(SENDTRAIL_WORKFLOW_FIRST_HITS_PER_RECIPIENT / _LAST_HITS_PER_RECIPIENT).
+The hits between are evicted, still counted, into `evicted` (core.Summary):
+
+    evicted = {"count": n, "first": [ts, hit_id], "last": [ts, hit_id],
+               "last_open": ts, "last_open_human": ts (each only when there is one),
+               "flags": "opened,clicked,...", "urls": [url_id, ...], "urls_human": [...],
+               "requesters": "<16 hex digits per requester hash>", "requesters_over": n,
+               "filter": "<base64 of the 4 KiB Bloom filter of their hit ids>",
+               "kinds": [clicks, opens, optouts, mirrors], "machine": n}
+
+Items written before the bound have no `evicted` (and up to 500 hits): they
+read as hits with no summary, and the next run that touches them evicts
+what is past the bound. 200 hit lines (about 60 bytes each), user agents of
+at most 512 bytes and a summary of at most 12 KB keep an item far under
+DynamoDB's 400 KB; a rewrite costs about 13 write units at the bound, about
+1 for a recipient with a few hits.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Mapping, Sequence
 
 from chalicelib.tracking.classify import UNCLASSIFIED
-from chalicelib.tracking.core import Hit, hit_order
+from chalicelib.tracking.core import Hit, Summary, hit_order
 
 DAY_SECONDS = 86_400
 
 
 def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipient_id: str | None, now_ms: int,
                      retention_days: int, verdicts: Sequence[int] = (), sent_at: int | None = None,
-                     domain: str | None = None) -> dict[str, Any]:
+                     domain: str | None = None, summary: Summary | None = None) -> dict[str, Any]:
     """The tracking item of one recipient (without `last_run`, which the data layer adds).
 
     `verdicts`, when given, are those of `hits` in the order given."""
@@ -67,7 +84,58 @@ def encode_recipient(delivery_id: str, log_id: int, hits: Sequence[Hit], recipie
         item["sent_at"] = sent_at
     if domain:
         item["domain"] = domain  # the address's, for the statistics by domain
+    if summary is not None:
+        item["evicted"] = encode_summary(summary)
     return item
+
+
+_FLAGS = ("opened", "clicked", "optout", "human", "clicked_human")
+
+
+def encode_summary(summary: Summary) -> dict[str, Any]:
+    """The `evicted` map of a tracking item."""
+    encoded: dict[str, Any] = {
+        "count": summary.count, "first": list(summary.first), "last": list(summary.last),
+        "flags": ",".join(name for name in _FLAGS if getattr(summary, name)),
+        "urls": sorted(summary.urls), "urls_human": sorted(summary.urls_human),
+        "requesters": "".join(f"{value:016x}" for value in sorted(summary.requesters)),
+        "requesters_over": summary.requesters_over,
+        "filter": base64.b64encode(summary.filter).decode("ascii"),
+        "kinds": list(summary.kinds), "machine": summary.machine,
+    }
+    for name in ("last_open", "last_open_human"):
+        if getattr(summary, name) is not None:
+            encoded[name] = getattr(summary, name)
+    return encoded
+
+
+def decode_summary(item: Mapping[str, Any]) -> Summary | None:
+    """The summary of a tracking item's evicted hits; None for an item with none (all items before the bound)."""
+    encoded = item.get("evicted")
+    if not encoded:
+        return None
+    flags = set(str(encoded.get("flags") or "").split(","))
+    requesters = str(encoded.get("requesters") or "")
+
+    def key(name: str) -> tuple[int, str]:
+        ts, hit_id = encoded[name]
+        return (int(ts), str(hit_id))
+
+    def optional(name: str) -> int | None:
+        return int(encoded[name]) if encoded.get(name) is not None else None
+
+    return Summary(
+        count=int(encoded["count"]), first=key("first"), last=key("last"),
+        last_open=optional("last_open"), last_open_human=optional("last_open_human"),
+        **{name: name in flags for name in _FLAGS},
+        urls=frozenset(int(url) for url in encoded.get("urls") or ()),
+        urls_human=frozenset(int(url) for url in encoded.get("urls_human") or ()),
+        requesters=frozenset(int(requesters[at:at + 16], 16) for at in range(0, len(requesters), 16)),
+        requesters_over=int(encoded.get("requesters_over") or 0),
+        filter=base64.b64decode(str(encoded.get("filter") or "")),
+        kinds=tuple(int(count) for count in encoded.get("kinds") or (0, 0, 0, 0)),
+        machine=int(encoded.get("machine") or 0),
+    )
 
 
 def decode_hits(item: Mapping[str, Any]) -> tuple[Hit, ...]:

@@ -18,7 +18,7 @@ from chalicelib.settings import Settings
 from chalicelib.tracking import indicators as formulas
 from chalicelib.tracking.classify import UNCLASSIFIED, hit_class, reason_names
 from chalicelib.tracking.core import counted_open_ids
-from chalicelib.tracking.items import decode_hits, decode_verdicts
+from chalicelib.tracking.items import decode_hits, decode_summary, decode_verdicts
 from chalicelib.tracking.models import (
     FamilyCount,
     Indicators,
@@ -74,7 +74,7 @@ class TrackingReports:
             if len(newest) > limit and int(item["last_hit_at"]) < newest[0][0][0]:
                 break
             hits = decode_hits(item)
-            counted = counted_open_ids(hits)
+            counted = counted_open_ids(hits, decode_summary(item))  # the rule goes on past evicted hits
             verdicts = decode_verdicts(item)
             for hit in hits:
                 order = (hit.ts, hit.hit_id)

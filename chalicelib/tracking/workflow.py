@@ -96,7 +96,7 @@ from chalicelib.hits.records import minimise_ip
 from chalicelib.settings import Settings, get_settings
 from chalicelib.tracking import classify as classification
 from chalicelib.tracking import core, log_pages
-from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_verdicts, encode_recipient
+from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_summary, decode_verdicts, encode_recipient
 from chalicelib.tracking.useragents import DIMENSIONS, classify
 
 logger = logging.getLogger("sendtrail.tracking.workflow")
@@ -124,7 +124,8 @@ class Limits:
     lease_seconds: int = 360
     lookback_hours: int = 26
     write_concurrency: int = 16
-    max_hits_per_recipient: int = core.MAX_HITS_PER_RECIPIENT
+    first_hits_per_recipient: int = core.FIRST_HITS_PER_RECIPIENT
+    last_hits_per_recipient: int = core.LAST_HITS_PER_RECIPIENT
     max_list_pages: int = 50
     sweep_pages: int = 5
 
@@ -134,7 +135,8 @@ class Limits:
                    max_seconds=settings.workflow_max_seconds, lease_seconds=settings.workflow_lease_seconds,
                    lookback_hours=settings.workflow_lookback_hours,
                    write_concurrency=settings.workflow_write_concurrency,
-                   max_hits_per_recipient=settings.workflow_max_hits_per_recipient,
+                   first_hits_per_recipient=settings.workflow_first_hits_per_recipient,
+                   last_hits_per_recipient=settings.workflow_last_hits_per_recipient,
                    max_list_pages=settings.workflow_max_list_pages, sweep_pages=settings.workflow_sweep_pages)
 
 
@@ -418,9 +420,13 @@ class TrackingWorkflow:
         hits = [_with_minimised_ip(hit, mode) for _, _, result in parsed for hit in result.hits]
         stored = self.tracking.get_recipients({hit.recipient for hit in hits}) if hits else {}
         prior = {key: decode_hits(item) for key, item in stored.items()}
+        summaries = {key: summary for key, item in stored.items() if (summary := decode_summary(item)) is not None}
         facts = self._delivery_log_facts({hit.recipient for hit in hits}, stored)
         context = self._classification(hits, prior, stored, facts)
-        aggregates = native.backend().aggregate(hits, prior, self.limits.max_hits_per_recipient, context)
+        limits = self.limits
+        aggregates = native.backend().aggregate(
+            hits, prior, limits.first_hits_per_recipient + limits.last_hits_per_recipient, context, summaries,
+            limits.first_hits_per_recipient)
 
         retention = self.settings.tracking_retention_days
         recipients = []
@@ -432,13 +438,13 @@ class TrackingWorkflow:
             domains[key] = details.get("domain") or UNKNOWN_DOMAIN
             recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits,
                                                details.get("recipient_id"), now_ms, retention, update.verdicts,
-                                               context.sent_at.get(key), domains[key]))
+                                               context.sent_at.get(key), domains[key], update.summary))
             known = {hit.hit_id for hit in prior.get(key, ())}
             logged.setdefault(update.delivery_id, []).extend(
                 (hit, str(details.get("recipient_id") or "")) for hit in update.hits if hit.hit_id not in known)
         stats = [{"delivery_id": delivery_id, "stat": stat, "add": deltas}
                  for delivery_id, stat, deltas in stat_updates(aggregates.deliveries)
-                 + domain_updates(aggregates.recipients, prior, domains, context.stored)]
+                 + domain_updates(aggregates.recipients, prior, domains, context.stored, summaries)]
         pages = [page for delivery_id in sorted(logged)
                  for page in log_pages.encode_pages(delivery_id, logged[delivery_id], run)]
         quarantine = [_quarantine_entry(key, result) for _, key, result in parsed if result.rejections]
@@ -563,31 +569,40 @@ def stat_updates(deliveries: Iterable[core.DeliveryDelta]) -> list[tuple[str, st
 
 
 def domain_updates(recipients: Iterable[core.RecipientUpdate], prior: Mapping[tuple[str, int], Sequence[core.Hit]],
-                   domains: Mapping[tuple[str, int], str], stored: Mapping[str, int] | None = None
+                   domains: Mapping[tuple[str, int], str], stored: Mapping[str, int] | None = None,
+                   summaries: Mapping[tuple[str, int], core.Summary] | None = None
                    ) -> list[tuple[str, str, dict[str, int]]]:
     """(delivery id, domain#<domain>, deltas) of the recipients whose opened / clicked state changed.
 
     Recipients, not hits, as the indicators count them: a recipient opened when
-    they have any hit (a click implies an open) and clicked with any click;
+    they have any hit (a click implies an open) and clicked with any click,
+    stored or evicted (`summaries`: the stored ones before the run);
     opens_human / clicks_human the same over hits classified human (the
     update's verdicts; the stored hits' verdicts as they were counted,
-    `stored`, UNCLASSIFIED when missing), so a later hit that turns a
-    recipient's only "person" into a machine takes them back out.
+    `stored`, UNCLASSIFIED when missing; the evicted hits' flags), so a later
+    hit that turns a recipient's only "person" into a machine takes them back out.
     """
     stored = stored or {}
 
-    def reached(hits: Sequence[core.Hit], verdicts: Sequence[int]) -> tuple[int, int, int, int]:
+    def reached(hits: Sequence[core.Hit], verdicts: Sequence[int],
+                summary: core.Summary | None) -> tuple[int, int, int, int]:
         people = [hit for hit, verdict in zip(hits, verdicts, strict=True)
                   if verdict >= 0 and not classification.is_machine(verdict)]
-        return (int(bool(hits)), int(any(hit.kind == "click" for hit in hits)),
-                int(bool(people)), int(any(hit.kind == "click" for hit in people)))
+        evicted = summary if summary is not None else core.Summary()
+        return (int(bool(hits) or summary is not None),
+                int(any(hit.kind == "click" for hit in hits) or evicted.clicked),
+                int(bool(people) or evicted.human),
+                int(any(hit.kind == "click" for hit in people) or evicted.clicked_human))
 
+    summaries = summaries or {}
     totals: dict[tuple[str, str], dict[str, int]] = {}
     for update in recipients:
         key = (update.delivery_id, update.log_id)
         before = prior.get(key, ())
-        now = reached(update.hits, update.verdicts or [classification.UNCLASSIFIED] * len(update.hits))
-        then = reached(before, [stored.get(hit.hit_id, classification.UNCLASSIFIED) for hit in before])
+        now = reached(update.hits, update.verdicts or [classification.UNCLASSIFIED] * len(update.hits),
+                      update.summary)
+        then = reached(before, [stored.get(hit.hit_id, classification.UNCLASSIFIED) for hit in before],
+                       summaries.get(key))
         target = totals.setdefault((update.delivery_id, domain_stat(domains[key])),
                                    dict.fromkeys(("opens", "clicks", "opens_human", "clicks_human"), 0))
         for name, value, was in zip(target, now, then, strict=True):

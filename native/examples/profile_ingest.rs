@@ -32,7 +32,7 @@ fn main() {
     let parsed = logs::parse_log(&data, &keys, limits);
     println!("parse_log: {:?} for {} hits", started.elapsed(), parsed.hits.len());
     let started = Instant::now();
-    let (aggregates, _, _) = aggregate::aggregate_parsed(&parsed, aggregate::MAX_HITS_PER_RECIPIENT);
+    let (aggregates, _, _) = aggregate::aggregate_parsed(&parsed, aggregate::Bound::default());
     println!(
         "aggregate: {:?} for {} recipients",
         started.elapsed(),

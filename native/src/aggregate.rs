@@ -1,6 +1,8 @@
-//! A run's hits merged with each recipient's stored hits: the twin of
-//! `aggregate` in `chalicelib/tracking/core.py` (its docstring is the
-//! contract).
+//! A run's hits merged with each recipient's stored hits and the summary of
+//! their evicted hits: the twin of `aggregate` in
+//! `chalicelib/tracking/core.py`; the contract is `docs/spec/tracking-core.md`
+//! (bound, summaries, what stays exact), with the shared test vectors of
+//! `tests/vectors/` (run by `src/vectors.rs`).
 //!
 //! The core ([`aggregate`]) works on hit handles (`u32`) through [`HitSet`],
 //! so it runs on the parser's compact hits (copied into recipient order, for
@@ -12,9 +14,10 @@
 //! to the reference for hits outside i64); bucket starts are computed in
 //! i128 so no i64 time can overflow them.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use foldhash::fast::RandomState;
@@ -24,7 +27,13 @@ use crate::logs::{Hit, Kind, ParsedLog, Purpose};
 
 pub const OPEN_DEDUP_MS: i64 = 60_000;
 pub const BUCKET_MS: i128 = 300_000;
-pub const MAX_HITS_PER_RECIPIENT: usize = 500;
+pub const FIRST_HITS_PER_RECIPIENT: usize = 100;
+pub const LAST_HITS_PER_RECIPIENT: usize = 100;
+pub const MAX_HITS_PER_RECIPIENT: usize = FIRST_HITS_PER_RECIPIENT + LAST_HITS_PER_RECIPIENT;
+pub const SUMMARY_MAX_REQUESTERS: usize = 256;
+pub const SUMMARY_FILTER_BITS: usize = 32_768;
+const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01B3;
 /// The reference's INDICATORS, in its order.
 pub const INDICATORS: [&str; 22] = [
     "hits",
@@ -97,6 +106,130 @@ pub trait HitSet {
     fn id_count(&self) -> usize;
     /// The order of the hit ids as strings.
     fn id_cmp(&self, a: u32, b: u32) -> Ordering;
+    /// The hit id as a string (the summary's filter and range read it).
+    fn id_text(&self, hit: u32) -> Cow<'_, str>;
+}
+
+/// How many hits a recipient keeps stored: the first ones and the last ones
+/// by (ts, hit id); the hits between are evicted into its [`Summary`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bound {
+    pub first: usize,
+    pub last: usize,
+}
+
+impl Bound {
+    /// The reference's: `first` (default: half) of at most `max` hits, the rest last.
+    pub fn new(max: usize, first: Option<usize>) -> Self {
+        let first = first.map_or(max / 2, |first| first.min(max));
+        Bound {
+            first,
+            last: max - first,
+        }
+    }
+
+    pub fn total(self) -> usize {
+        self.first + self.last
+    }
+}
+
+impl Default for Bound {
+    fn default() -> Self {
+        Bound::new(MAX_HITS_PER_RECIPIENT, Some(FIRST_HITS_PER_RECIPIENT))
+    }
+}
+
+/// FNV-1a, 64 bits (the reference's `fnv1a64`).
+pub fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    let mut value = FNV_OFFSET;
+    for part in parts {
+        for &byte in *part {
+            value = (value ^ u64::from(byte)).wrapping_mul(FNV_PRIME);
+        }
+    }
+    value
+}
+
+fn requester_hash<H: HitSet>(hits: &H, hit: u32) -> u64 {
+    fnv1a64(&[hits.ua_text(hits.ua(hit)).as_bytes(), b"\0", hits.ip(hit)])
+}
+
+fn filter_bits(hit_id: &str) -> [usize; 3] {
+    let value = fnv1a64(&[hit_id.as_bytes()]);
+    let mask = (SUMMARY_FILTER_BITS - 1) as u64;
+    [value & mask, (value >> 21) & mask, (value >> 42) & mask].map(|bit| bit as usize)
+}
+
+/// What a recipient's evicted hits still contribute: the reference's `Summary` (core.py).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub count: i64,
+    pub first: (i64, String),
+    pub last: (i64, String),
+    pub last_open: Option<i64>,
+    pub last_open_human: Option<i64>,
+    pub opened: bool,
+    pub clicked: bool,
+    pub optout: bool,
+    pub human: bool,
+    pub clicked_human: bool,
+    /// Sorted, distinct.
+    pub urls: Vec<i64>,
+    pub urls_human: Vec<i64>,
+    pub requesters: Vec<u64>,
+    pub requesters_over: i64,
+    pub filter: Vec<u8>,
+    /// Evicted hits of each kind: click, open, optout, mirror (the reference's KINDS).
+    pub kinds: [i64; 4],
+    pub machine: i64,
+}
+
+impl Default for Summary {
+    fn default() -> Self {
+        Summary {
+            count: 0,
+            first: (0, String::new()),
+            last: (0, String::new()),
+            last_open: None,
+            last_open_human: None,
+            opened: false,
+            clicked: false,
+            optout: false,
+            human: false,
+            clicked_human: false,
+            urls: Vec::new(),
+            urls_human: Vec::new(),
+            requesters: Vec::new(),
+            requesters_over: 0,
+            filter: vec![0; SUMMARY_FILTER_BITS / 8],
+            kinds: [0; 4],
+            machine: 0,
+        }
+    }
+}
+
+impl Summary {
+    /// Whether `hit` may be one of the evicted hits (never false for one of them).
+    fn may_hold<H: HitSet>(&self, hits: &H, hit: u32) -> bool {
+        if key_cmp(hits, hit, &self.first) == Ordering::Less || key_cmp(hits, hit, &self.last) == Ordering::Greater {
+            return false;
+        }
+        filter_bits(&hits.id_text(hit))
+            .iter()
+            .all(|&bit| self.filter.get(bit >> 3).is_some_and(|byte| byte >> (bit & 7) & 1 == 1))
+    }
+}
+
+/// The order of a hit's (ts, hit id) against a key.
+fn key_cmp<H: HitSet>(hits: &H, hit: u32, key: &(i64, String)) -> Ordering {
+    hits.ts(hit)
+        .cmp(&key.0)
+        .then_with(|| hits.id_text(hit).as_ref().cmp(key.1.as_str()))
+}
+
+/// How many of `ordered` come before the evicted block (up to summary.last).
+fn block_position<H: HitSet>(hits: &H, ordered: &[u32], summary: &Summary) -> usize {
+    ordered.partition_point(|&hit| key_cmp(hits, hit, &summary.last) != Ordering::Greater)
 }
 
 /// One recipient's new hits (first occurrences of their hit ids, in input
@@ -113,6 +246,8 @@ pub struct Group {
 pub struct Input<'a> {
     /// Ascending (delivery, log id).
     pub groups: &'a [Group],
+    /// By group: the recipient's summary of evicted hits, if any (may be shorter than `groups`).
+    pub summaries: &'a [Option<Summary>],
     pub new: &'a [u32],
     pub prior: &'a [u32],
     /// Repeated hit ids already dropped from `new`.
@@ -126,6 +261,9 @@ pub struct RecipientUpdate {
     pub kept: Range<usize>,
     pub added: u64,
     pub over_limit: i64,
+    /// The evicted hits' summary, when there are any.
+    /// Boxed: most recipients have none, and the updates stay small.
+    pub summary: Option<Box<Summary>>,
 }
 
 /// One delivery's non-zero counter deltas, each list sorted by key.
@@ -202,12 +340,7 @@ fn hit_order<H: HitSet>(hits: &H, a: u32, b: u32) -> Ordering {
 }
 
 /// The reference's `aggregate`, on grouped input, classifying with `context`.
-pub fn aggregate<H: HitSet, C: Context + ?Sized>(
-    hits: &H,
-    input: &Input<'_>,
-    max_hits_per_recipient: usize,
-    context: &C,
-) -> Aggregates {
+pub fn aggregate<H: HitSet, C: Context + ?Sized>(hits: &H, input: &Input<'_>, bound: Bound, context: &C) -> Aggregates {
     let mut work = Work {
         mark: vec![0; hits.id_count()],
         stamp: 0,
@@ -227,8 +360,8 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(
         ..Aggregates::default()
     };
     let mut totals: Vec<Totals> = Vec::new();
-    let max = max_hits_per_recipient;
     for (index, group) in input.groups.iter().enumerate() {
+        let summary = input.summaries.get(index).and_then(Option::as_ref);
         work.before.clear();
         work.before.extend_from_slice(&input.prior[group.prior.clone()]);
         work.before.sort_by(|&a, &b| hit_order(hits, a, b)); // stable, like sorted()
@@ -240,12 +373,12 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(
         work.merged.extend_from_slice(&work.before);
         let mut fresh = 0usize;
         let new = &input.new[group.new.clone()];
-        if work.before.is_empty() {
+        if work.before.is_empty() && summary.is_none() {
             work.merged.extend_from_slice(new); // nothing stored: every new hit is fresh
             fresh = new.len();
         } else {
             for &hit in new {
-                if work.mark[hits.id(hit) as usize] == known {
+                if work.mark[hits.id(hit) as usize] == known || summary.is_some_and(|s| s.may_hold(hits, hit)) {
                     out.duplicates += 1;
                 } else {
                     work.merged.push(hit);
@@ -262,33 +395,49 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(
         {
             work.merged.sort_by(|&a, &b| hit_order(hits, a, b)); // stable, like sorted()
         }
-        let kept_len = work.merged.len().min(max);
-        let dropped = excess(work.merged.len(), max) - excess(work.before.len(), max);
-        out.over_limit += dropped;
-        let added = if work.before.is_empty() {
-            kept_len
-        } else {
-            work.merged[..kept_len]
-                .iter()
-                .filter(|&&hit| work.mark[hits.id(hit) as usize] != known)
-                .count()
-        };
-        if added == 0 && kept_len == work.before.len() {
-            continue; // kept == before: unchanged
-        }
         let sent_at = context.sent_at(index);
-        let start = out.kept.len();
-        out.kept.extend_from_slice(&work.merged[..kept_len]);
+        // Where the evicted block sits: after every hit up to summary.last (the first ones when none yet).
+        let split = match summary {
+            Some(summary) => block_position(hits, &work.merged, summary),
+            None => bound.first.min(work.merged.len()),
+        };
+        let opened_from = |split: usize| match summary {
+            Some(summary) if summary.opened => split,
+            _ => usize::MAX,
+        };
         classify::verdicts(
             hits,
-            &work.merged[..kept_len],
+            &work.merged,
             context,
             sent_at,
+            opened_from(split),
             &mut work.verdicts,
             &mut work.clicks,
         );
-        out.verdicts.extend_from_slice(&work.verdicts);
+        let start = out.kept.len();
+        let (evicted, new_summary) = if summary.is_none() && work.merged.len() <= bound.total() {
+            out.kept.extend_from_slice(&work.merged);
+            out.verdicts.extend_from_slice(&work.verdicts);
+            (0, None)
+        } else {
+            let head_end = split.min(bound.first);
+            let tail_start = split.max(work.merged.len().saturating_sub(bound.last));
+            for range in [0..head_end, tail_start..work.merged.len()] {
+                out.kept.extend_from_slice(&work.merged[range.clone()]);
+                out.verdicts.extend_from_slice(&work.verdicts[range]);
+            }
+            let folded = evict(
+                hits,
+                head_end..tail_start,
+                split,
+                summary,
+                &out.kept[start..],
+                &mut work,
+            );
+            (tail_start - head_end, Some(Box::new(folded)))
+        };
         // The stored hits leave with the verdicts they were counted with; classified again when any is unknown.
+        let before_split = summary.map_or(0, |summary| block_position(hits, &work.before, summary));
         work.before_verdicts.clear();
         for &hit in &work.before {
             match context.stored(hit) {
@@ -302,28 +451,47 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(
                 &work.before,
                 context,
                 sent_at,
+                opened_from(before_split),
                 &mut work.before_verdicts,
                 &mut work.clicks,
             );
         }
+        out.over_limit += evicted as i64;
         out.recipients.push(RecipientUpdate {
             group: index,
             kept: start..out.kept.len(),
-            added: added as u64,
-            over_limit: dropped,
+            added: fresh as u64,
+            over_limit: evicted as i64,
+            summary: new_summary,
         });
         if totals.last().map(|last| last.delivery) != Some(group.delivery) {
             totals.push(Totals::new(group.delivery));
         }
         let delivery = totals.last_mut().expect("just pushed");
-        let (kept, verdicts) = (std::mem::take(&mut work.merged), std::mem::take(&mut work.verdicts));
-        contribute(hits, &kept[..kept_len], &verdicts, 1, delivery, &mut work);
-        (work.merged, work.verdicts) = (kept, verdicts);
+        let (merged, verdicts) = (std::mem::take(&mut work.merged), std::mem::take(&mut work.verdicts));
+        contribute(
+            hits,
+            &merged,
+            &verdicts,
+            summary.map(|s| (s, split)),
+            1,
+            delivery,
+            &mut work,
+        );
+        (work.merged, work.verdicts) = (merged, verdicts);
         let (before, verdicts) = (
             std::mem::take(&mut work.before),
             std::mem::take(&mut work.before_verdicts),
         );
-        contribute(hits, &before, &verdicts, -1, delivery, &mut work);
+        contribute(
+            hits,
+            &before,
+            &verdicts,
+            summary.map(|s| (s, before_split)),
+            -1,
+            delivery,
+            &mut work,
+        );
         (work.before, work.before_verdicts) = (before, verdicts);
     }
     out.deliveries = totals
@@ -333,18 +501,140 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(
     out
 }
 
-fn excess(length: usize, max: usize) -> i64 {
-    length.saturating_sub(max) as i64
+/// `summary` with the hits at `evicted` of `work.merged` folded in, as they are counted now (the
+/// reference's `_evict`): those before `split` come before the old summary's hits, the others after.
+fn evict<H: HitSet>(
+    hits: &H,
+    evicted: Range<usize>,
+    split: usize,
+    summary: Option<&Summary>,
+    kept: &[u32],
+    work: &mut Work,
+) -> Summary {
+    let mut new = summary.cloned().unwrap_or_default();
+    if evicted.is_empty() {
+        return new;
+    }
+    let (stamp, stamp_human) = (work.next_stamp(), work.next_stamp());
+    let merged = &work.merged;
+    let verdicts = &work.verdicts;
+    let block = summary.map(|summary| (split, summary.last_open));
+    one_minute_rule(hits, merged, |_| true, block, &mut work.counted, &mut work.mark, stamp);
+    let block_human = summary.map(|summary| (split, summary.last_open_human));
+    let stamp = stamp_human;
+    let human = |position: usize| classify::is_human(verdicts[position]);
+    one_minute_rule(
+        hits,
+        merged,
+        human,
+        block_human,
+        &mut work.counted_human,
+        &mut work.mark,
+        stamp,
+    );
+    let (mut last_open, mut last_open_human) = (None, None);
+    let mut in_kept: HashSet<u64, RandomState> = kept
+        .iter()
+        .filter(|&&hit| hits.kind(hit) == Some(Kind::Click))
+        .map(|&hit| requester_hash(hits, hit))
+        .collect();
+    let (old_last_open, old_last_open_human) = summary.map_or((None, None), |s| (s.last_open, s.last_open_human));
+    let mut passed_block = false;
+    for position in evicted.clone() {
+        let hit = merged[position];
+        let person = human(position);
+        if position >= split && !passed_block {
+            passed_block = true;
+            last_open = old_last_open.or(last_open);
+            last_open_human = old_last_open_human.or(last_open_human);
+        }
+        let kind = hits.kind(hit);
+        let counted = work.counted[position];
+        match kind {
+            Some(Kind::Open) => {
+                new.opened = true;
+                if counted {
+                    last_open = Some(hits.ts(hit));
+                }
+                if person && work.counted_human[position] {
+                    last_open_human = Some(hits.ts(hit));
+                }
+            }
+            Some(Kind::Click) => {
+                new.clicked = true;
+                new.clicked_human |= person;
+                let pair = requester_hash(hits, hit);
+                if let Err(at) = new.requesters.binary_search(&pair) {
+                    if new.requesters.len() < SUMMARY_MAX_REQUESTERS {
+                        new.requesters.insert(at, pair);
+                    } else if in_kept.insert(pair) {
+                        new.requesters_over += 1; // once per fold
+                    }
+                }
+            }
+            Some(Kind::Optout) => new.optout = true,
+            Some(Kind::Mirror) | None => {}
+        }
+        new.human |= person;
+        let url_id = hits.url_id(hit);
+        if kind != Some(Kind::Open) || counted {
+            insert_sorted(&mut new.urls, url_id);
+        }
+        if person && (kind != Some(Kind::Open) || work.counted_human[position]) {
+            insert_sorted(&mut new.urls_human, url_id);
+        }
+        for bit in filter_bits(&hits.id_text(hit)) {
+            new.filter[bit >> 3] |= 1 << (bit & 7);
+        }
+        if let Some(kind) = kind {
+            new.kinds[kind_index(kind)] += 1;
+        }
+        new.machine += i64::from(verdicts[position] >= 0 && !person);
+    }
+    if !passed_block {
+        last_open = old_last_open.or(last_open);
+        last_open_human = old_last_open_human.or(last_open_human);
+    }
+    (new.last_open, new.last_open_human) = (last_open, last_open_human);
+    new.count += evicted.len() as i64;
+    let key = |hit: u32| (hits.ts(hit), hits.id_text(hit).into_owned());
+    let (first, last) = (key(merged[evicted.start]), key(merged[evicted.end - 1]));
+    if summary.is_some() {
+        new.first = new.first.min(first);
+        new.last = new.last.max(last);
+    } else {
+        (new.first, new.last) = (first, last);
+    }
+    new
+}
+
+fn insert_sorted(values: &mut Vec<i64>, value: i64) {
+    if let Err(at) = values.binary_search(&value) {
+        values.insert(at, value);
+    }
+}
+
+/// The kind's place in the reference's KINDS (click, open, optout, mirror).
+fn kind_index(kind: Kind) -> usize {
+    match kind {
+        Kind::Click => 0,
+        Kind::Open => 1,
+        Kind::Optout => 2,
+        Kind::Mirror => 3,
+    }
 }
 
 /// The 1-minute rule over the opens at the positions `include` accepts,
-/// into `counted` (one flag per position). The reference counts by hit id:
-/// where ids can repeat within a recipient (stored hits given from Python),
-/// an open is counted when any counted open has its id.
+/// into `counted` (one flag per position). At `block` (position, the evicted
+/// hits' last counted open) the rule goes on from that open, if any. The
+/// reference counts by hit id: where ids can repeat within a recipient
+/// (stored hits given from Python), an open is counted when any counted open
+/// has its id.
 fn one_minute_rule<H: HitSet>(
     hits: &H,
     ordered: &[u32],
     include: impl Fn(usize) -> bool,
+    block: Option<(usize, Option<i64>)>,
     counted: &mut Vec<bool>,
     mark: &mut [u32],
     stamp: u32,
@@ -352,6 +642,11 @@ fn one_minute_rule<H: HitSet>(
     counted.clear();
     let mut last: Option<i64> = None;
     for (position, &hit) in ordered.iter().enumerate() {
+        if let Some((at, Some(evicted_last))) = block {
+            if position == at {
+                last = Some(evicted_last);
+            }
+        }
         let mut counts = false;
         if include(position) && hits.kind(hit) == Some(Kind::Open) {
             let ts = hits.ts(hit);
@@ -374,16 +669,35 @@ fn one_minute_rule<H: HitSet>(
     }
 }
 
-/// Add `sign` times one recipient's contribution (hits sorted by (ts, hit id), with their verdicts).
-fn contribute<H: HitSet>(hits: &H, ordered: &[u32], verdicts: &[i64], sign: i64, totals: &mut Totals, work: &mut Work) {
-    if ordered.is_empty() {
+/// Add `sign` times one recipient's contribution (hits sorted by (ts, hit id), with their verdicts;
+/// with the summary of its evicted hits and where they sit among them).
+fn contribute<H: HitSet>(
+    hits: &H,
+    ordered: &[u32],
+    verdicts: &[i64],
+    block: Option<(&Summary, usize)>,
+    sign: i64,
+    totals: &mut Totals,
+    work: &mut Work,
+) {
+    if ordered.is_empty() && block.is_none() {
         return;
     }
     let stamp = work.next_stamp();
-    one_minute_rule(hits, ordered, |_| true, &mut work.counted, &mut work.mark, stamp);
+    let chain = block.map(|(summary, at)| (at, summary.last_open));
+    one_minute_rule(hits, ordered, |_| true, chain, &mut work.counted, &mut work.mark, stamp);
     let stamp = work.next_stamp();
     let human = |position: usize| classify::is_human(verdicts[position]);
-    one_minute_rule(hits, ordered, human, &mut work.counted_human, &mut work.mark, stamp);
+    let chain = block.map(|(summary, at)| (at, summary.last_open_human));
+    one_minute_rule(
+        hits,
+        ordered,
+        human,
+        chain,
+        &mut work.counted_human,
+        &mut work.mark,
+        stamp,
+    );
     let indicators = &mut totals.indicators;
     indicators[HITS] += sign * ordered.len() as i64;
     indicators[OPENS_UNIQUE] += sign;
@@ -450,6 +764,14 @@ fn contribute<H: HitSet>(hits: &H, ordered: &[u32], verdicts: &[i64], sign: i64,
         totals.urls.entry(url_id).or_default()[TOTAL] += sign;
         work.urls.push(url_id);
     }
+    if let Some((summary, _)) = block {
+        clicked |= summary.clicked;
+        opted_out |= summary.optout;
+        any_human |= summary.human;
+        clicked_human |= summary.clicked_human;
+        work.urls.extend_from_slice(&summary.urls);
+        work.human_urls.extend_from_slice(&summary.urls_human);
+    }
     for (urls, counter) in [(&mut work.urls, UNIQUE), (&mut work.human_urls, UNIQUE_HUMAN)] {
         urls.sort_unstable();
         urls.dedup();
@@ -469,18 +791,30 @@ fn contribute<H: HitSet>(hits: &H, ordered: &[u32], verdicts: &[i64], sign: i64,
     if opted_out {
         indicators[OPTOUTS] += sign;
     }
+    let mut persons = 0;
     if !work.requesters.is_empty() {
         // Distinct (ua, ip) pairs among the clicks.
         work.requesters
             .sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| hits.ip(a.1).cmp(hits.ip(b.1))));
-        let mut persons = 1;
+        persons = 1;
         for pair in work.requesters.windows(2) {
             if pair[0].0 != pair[1].0 || hits.ip(pair[0].1) != hits.ip(pair[1].1) {
                 persons += 1;
             }
         }
-        indicators[PERSONS_CLICKING] += sign * persons;
     }
+    if let Some((summary, _)) = block {
+        if !summary.requesters.is_empty() {
+            let stored: HashSet<u64, RandomState> = work
+                .requesters
+                .iter()
+                .map(|&(_, hit)| requester_hash(hits, hit))
+                .collect();
+            persons += summary.requesters.iter().filter(|pair| !stored.contains(pair)).count() as i64;
+        }
+        persons += summary.requesters_over;
+    }
+    indicators[PERSONS_CLICKING] += sign * persons;
 }
 
 fn pairs(names: [&'static str; 4], values: [i64; 4]) -> Vec<(&'static str, i64)> {
@@ -616,7 +950,7 @@ impl Layout {
 
 /// The reference's `process_log` aggregation step: `aggregate(parsed.hits, {})`.
 /// Also returns the delivery ids, by the numbers the groups use.
-pub fn aggregate_parsed(parsed: &ParsedLog, max_hits_per_recipient: usize) -> (Aggregates, Vec<Group>, Vec<u64>) {
+pub fn aggregate_parsed(parsed: &ParsedLog, bound: Bound) -> (Aggregates, Vec<Group>, Vec<u64>) {
     let (groups, new, deliveries) = group_parsed(parsed);
     // What the aggregation reads of the hits, copied into recipient order in
     // one tight loop (the CPU overlaps its scattered reads), so it then reads
@@ -642,11 +976,12 @@ pub fn aggregate_parsed(parsed: &ParsedLog, max_hits_per_recipient: usize) -> (A
     let in_order: Vec<u32> = (0..new.len() as u32).collect();
     let input = Input {
         groups: &groups,
+        summaries: &[],
         new: &in_order,
         prior: &[],
         duplicates: 0,
     };
-    let mut aggregates = aggregate(&gathered, &input, max_hits_per_recipient, &DefaultContext);
+    let mut aggregates = aggregate(&gathered, &input, bound, &DefaultContext);
     for hit in &mut aggregates.kept {
         *hit = new[*hit as usize]; // back to positions in the parsed hits
     }
@@ -706,6 +1041,11 @@ impl HitSet for Gathered<'_> {
         // Fixed-length lower-case hex: numeric order is string order.
         let id = |hit: u32| self.parsed.hits[self.hits[hit as usize].index as usize].hit_id;
         id(a).cmp(&id(b))
+    }
+    fn id_text(&self, hit: u32) -> Cow<'_, str> {
+        Cow::Owned(crate::logs::hex32(
+            self.parsed.hits[self.hits[hit as usize].index as usize].hit_id,
+        ))
     }
 }
 
@@ -911,10 +1251,13 @@ impl HitSet for HitTable {
             self.ids.text(a).cmp(self.ids.text(b)) // UTF-8 order is code point order
         }
     }
+    fn id_text(&self, hit: u32) -> Cow<'_, str> {
+        Cow::Borrowed(self.ids.text(self.rows[hit as usize].id))
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const D1: &str = "00112233445566ff";
@@ -939,22 +1282,60 @@ mod tests {
         }
     }
 
+    /// A recipient's stored hits and summary.
+    pub(crate) struct Prior<'a> {
+        pub delivery_id: &'a str,
+        pub log_id: i64,
+        pub hits: Vec<HitFields<'a>>,
+        pub summary: Option<Summary>,
+    }
+
     /// Aggregate `new` over `prior` (hits pushed in the table first), as the Python face does.
     fn run(new: &[HitFields<'_>], prior: &[HitFields<'_>], max: usize) -> (Aggregates, HitTable, Vec<Group>) {
+        let mut recipients: Vec<Prior<'_>> = Vec::new();
+        for hit in prior {
+            match recipients
+                .iter_mut()
+                .find(|entry| (entry.delivery_id, entry.log_id) == (hit.delivery_id, hit.log_id))
+            {
+                Some(entry) => entry.hits.push(*hit),
+                None => recipients.push(Prior {
+                    delivery_id: hit.delivery_id,
+                    log_id: hit.log_id,
+                    hits: vec![*hit],
+                    summary: None,
+                }),
+            }
+        }
+        let (aggregates, table, groups, _) = run_with(new, &recipients, Bound::new(max, None));
+        (aggregates, table, groups)
+    }
+
+    /// `run` with summaries and a bound; also the table's delivery number of each delivery number of the groups.
+    pub(crate) fn run_with(
+        new: &[HitFields<'_>],
+        prior: &[Prior<'_>],
+        bound: Bound,
+    ) -> (Aggregates, HitTable, Vec<Group>, Vec<u32>) {
         let mut table = HitTable::default();
         let new_rows: Vec<u32> = new.iter().map(|hit| table.push(*hit)).collect();
-        let prior_rows: Vec<u32> = prior.iter().map(|hit| table.push(*hit)).collect();
+        let prior_rows: Vec<Vec<u32>> = prior
+            .iter()
+            .map(|entry| entry.hits.iter().map(|hit| table.push(*hit)).collect())
+            .collect();
         let grouped = table.group(&new_rows);
         let mut stored = Vec::new();
         let mut groups = Vec::new();
+        let mut summaries = Vec::new();
         let mut numbers: Vec<u32> = Vec::new();
         for (delivery, log_id, range) in &grouped.recipients {
             let start = stored.len();
-            stored.extend(
-                prior_rows
-                    .iter()
-                    .filter(|&&row| table.recipient(row) == (*delivery, *log_id)),
-            );
+            let key = (table.delivery_id(*delivery), *log_id);
+            let entry = prior.iter().position(|entry| (entry.delivery_id, entry.log_id) == key);
+            if let Some(at) = entry {
+                stored.extend_from_slice(&prior_rows[at]);
+            }
+            summaries.push(entry.and_then(|at| prior[at].summary.clone()));
             if numbers.last() != Some(delivery) {
                 numbers.push(*delivery);
             }
@@ -967,11 +1348,17 @@ mod tests {
         }
         let input = Input {
             groups: &groups,
+            summaries: &summaries,
             new: &grouped.new,
             prior: &stored,
             duplicates: grouped.duplicates,
         };
-        (aggregate(&table, &input, max, &DefaultContext), table, groups)
+        (
+            aggregate(&table, &input, bound, &DefaultContext),
+            table,
+            groups,
+            numbers,
+        )
     }
 
     fn indicators(aggregates: &Aggregates, delivery: usize) -> Vec<(&'static str, i64)> {
@@ -1031,9 +1418,10 @@ mod tests {
             .collect();
         assert_eq!(order, [(D1, 1), (D1, 2), (D2, 1)]);
         assert_eq!(aggregates.duplicates, 1);
-        // D1/2: stored z(0), new a(1) and d(5), cap 2: z and a are kept, d falls off.
+        // D1/2: stored z(0), new a(1) and d(5), cap 2: the first (z) and the last (d) are kept, a is evicted.
         let kept = &aggregates.recipients[1];
-        assert_eq!((kept.added, kept.over_limit, kept.kept.len()), (1, 1, 2));
+        assert_eq!((kept.added, kept.over_limit, kept.kept.len()), (2, 1, 2));
+        assert_eq!(kept.summary.as_ref().map(|summary| summary.count), Some(1));
         assert_eq!(aggregates.over_limit, 1);
         assert_eq!(aggregates.deliveries.len(), 2);
     }
@@ -1049,6 +1437,44 @@ mod tests {
                 aggregates.deliveries.len()
             ),
             (2, 0, 0)
+        );
+    }
+
+    #[test]
+    fn the_hashes_are_the_references() {
+        // chalicelib/tracking/core.py: fnv1a64(b""), fnv1a64(b"a"), requester_hash("ua", "ip"), _filter_bits("0" * 32)
+        assert_eq!(fnv1a64(&[]), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(&[b"ua", b"\0", b"ip"]), 0xa864_5ae4_33d3_7880);
+        assert_eq!(filter_bits(&"0".repeat(32)), [13733, 27877, 176]);
+    }
+
+    #[test]
+    fn a_flood_keeps_the_first_and_the_last_hits_and_counts_every_one() {
+        let ids: Vec<String> = (0..1_000).map(|index| format!("{index:032x}")).collect();
+        let flood: Vec<HitFields<'_>> = ids
+            .iter()
+            .enumerate()
+            .map(|(index, id)| hit(id, index as i64 * 10, "click", D1, 1))
+            .collect();
+        let (aggregates, _, _) = run(&flood, &[], 10);
+        let update = &aggregates.recipients[0];
+        assert_eq!((update.kept.len(), update.added, update.over_limit), (10, 1_000, 990));
+        let summary = update.summary.as_ref().expect("evicted hits");
+        assert_eq!(
+            (summary.count, summary.clicked, summary.kinds),
+            (990, true, [990, 0, 0, 0])
+        );
+        assert_eq!(summary.first, (50, ids[5].clone()));
+        assert_eq!(summary.last, (9_940, ids[994].clone()));
+        assert_eq!(
+            &indicators(&aggregates, 0)[..4],
+            [
+                ("hits", 1_000),
+                ("opens_unique", 1),
+                ("clicks_unique", 1),
+                ("clicks_total", 1_000)
+            ]
         );
     }
 }

@@ -108,12 +108,17 @@ impl Context for DefaultContext {
 }
 
 /// Each hit's verdict, for one recipient's hits in (ts, hit id) order, into
-/// `out` (cleared first); `clicks` is scratch space.
+/// `out` (cleared first); `clicks` is scratch space. From position
+/// `opened_from` on, the recipient had opened in a hit no longer stored (the
+/// reference's `opened_after`; usize::MAX: no such open).
+// Allowed: the reference's parameters, plus two scratch buffers the caller reuses.
+#[allow(clippy::too_many_arguments)]
 pub fn verdicts<H: HitSet, C: Context + ?Sized>(
     hits: &H,
     ordered: &[u32],
     context: &C,
     sent_at: Option<i64>,
+    opened_from: usize,
     out: &mut Vec<i64>,
     clicks: &mut Vec<usize>,
 ) {
@@ -127,6 +132,7 @@ pub fn verdicts<H: HitSet, C: Context + ?Sized>(
     };
     let mut opened = false;
     for (position, &hit) in ordered.iter().enumerate() {
+        opened |= position >= opened_from;
         let agent = context.agent(hit);
         let address = context.address(hit);
         let mut mask = 0;

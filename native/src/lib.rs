@@ -28,6 +28,8 @@ pub mod gzip;
 pub mod json;
 pub mod logs;
 pub mod tokens;
+#[cfg(test)]
+mod vectors;
 
 #[cfg(feature = "python")]
 #[allow(unsafe_code)] // PyO3's generated glue

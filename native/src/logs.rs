@@ -1,6 +1,7 @@
 //! One redirection-log object: verified, deduplicated hits and rejections by
-//! reason. The twin of `parse_log` in `chalicelib/tracking/core.py`, whose
-//! module docstring is the contract; this module follows it step by step.
+//! reason. The twin of `parse_log` in `chalicelib/tracking/core.py`; the
+//! contract is `docs/spec/tracking-core.md` (with the shared test vectors of
+//! `tests/vectors/`), and this module follows it step by step.
 //!
 //! The object is streamed: gzip output ([`crate::gzip`]) is cut into lines as
 //! it comes and each line is judged at once, so the text is never held whole.

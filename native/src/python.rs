@@ -34,9 +34,12 @@ use pyo3::exceptions::{PyException, PyIndexError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyInt, PyList, PySlice, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PySlice, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
 
-use crate::aggregate::{self, Aggregates, DeliveryDelta, Group, HitFields, HitSet, HitTable};
+use crate::aggregate::{
+    self, Aggregates, Bound as HitBound, DeliveryDelta, Group, HitFields, HitSet, HitTable, Summary,
+};
 use crate::classify::{self, Rules};
 use crate::json;
 use crate::logs::{self, Kind, ParsedLog, Purpose};
@@ -178,6 +181,7 @@ struct Shared {
 
 struct Recipients {
     recipient_type: Py<PyAny>,
+    summary_type: Py<PyAny>,
     aggregates: Aggregates,
     groups: Vec<Group>,
     deliveries: Vec<u64>,
@@ -237,7 +241,112 @@ fn recipient_object<'py>(py: Python<'py>, shared: &Shared, index: usize) -> PyRe
         update.added,
         update.over_limit,
         PyTuple::new(py, &recipients.aggregates.verdicts[update.kept.clone()])?,
+        summary_object(py, recipients.summary_type.bind(py), update.summary.as_deref())?,
     ))
+}
+
+/// `core.Summary` for a native summary (None for none).
+fn summary_object<'py>(
+    py: Python<'py>,
+    summary_type: &Bound<'py, PyAny>,
+    summary: Option<&Summary>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(summary) = summary else {
+        return Ok(py.None().into_bound(py));
+    };
+    let fields = vec![
+        summary.count.into_bound_py_any(py)?,
+        (summary.first.0, summary.first.1.as_str()).into_bound_py_any(py)?,
+        (summary.last.0, summary.last.1.as_str()).into_bound_py_any(py)?,
+        summary.last_open.into_bound_py_any(py)?,
+        summary.last_open_human.into_bound_py_any(py)?,
+        summary.opened.into_bound_py_any(py)?,
+        summary.clicked.into_bound_py_any(py)?,
+        summary.optout.into_bound_py_any(py)?,
+        summary.human.into_bound_py_any(py)?,
+        summary.clicked_human.into_bound_py_any(py)?,
+        PyFrozenSet::new(py, &summary.urls)?.into_any(),
+        PyFrozenSet::new(py, &summary.urls_human)?.into_any(),
+        PyFrozenSet::new(py, &summary.requesters)?.into_any(),
+        summary.requesters_over.into_bound_py_any(py)?,
+        PyBytes::new(py, &summary.filter).into_any(),
+        PyTuple::new(py, summary.kinds)?.into_any(),
+        summary.machine.into_bound_py_any(py)?,
+    ];
+    summary_type.call1(PyTuple::new(py, fields)?)
+}
+
+/// A `core.Summary` read from Python; Unsupported for values the native side does not represent.
+fn summary_from(value: &Bound<'_, PyAny>) -> PyResult<Summary> {
+    let py = value.py();
+    let int = |name: &Bound<'_, PyString>| context_int(&value.getattr(name)?);
+    let optional = |name: &Bound<'_, PyString>| -> PyResult<Option<i64>> {
+        let found = value.getattr(name)?;
+        if found.is_none() {
+            Ok(None)
+        } else {
+            context_int(&found).map(Some)
+        }
+    };
+    let flag = |name: &Bound<'_, PyString>| value.getattr(name)?.is_truthy();
+    let key = |name: &Bound<'_, PyString>| -> PyResult<(i64, String)> {
+        let found = value.getattr(name)?;
+        let ts = context_int(&found.get_item(0)?)?;
+        let hit_id = found.get_item(1)?;
+        let hit_id = hit_id
+            .cast::<PyString>()
+            .map_err(|_| unsupported("a summary key that is not str"))?;
+        let text = text_of(hit_id).ok_or_else(|| unsupported("a summary key that is not Unicode"))?;
+        Ok((ts, text.into_owned()))
+    };
+    let ints = |name: &Bound<'_, PyString>| -> PyResult<Vec<i64>> {
+        let mut values = value
+            .getattr(name)?
+            .try_iter()?
+            .map(|item| context_int(&item?))
+            .collect::<PyResult<Vec<i64>>>()?;
+        values.sort_unstable();
+        values.dedup();
+        Ok(values)
+    };
+    let mut requesters = value
+        .getattr(intern!(py, "requesters"))?
+        .try_iter()?
+        .map(|item| {
+            item?
+                .extract::<u64>()
+                .map_err(|_| unsupported("a requester hash past 64 bits"))
+        })
+        .collect::<PyResult<Vec<u64>>>()?;
+    requesters.sort_unstable();
+    requesters.dedup();
+    let filter = bytes_of(&value.getattr(intern!(py, "filter"))?)
+        .filter(|filter| filter.len() == aggregate::SUMMARY_FILTER_BITS / 8)
+        .ok_or_else(|| unsupported("a summary filter of another size"))?;
+    let kinds_value = value.getattr(intern!(py, "kinds"))?;
+    let mut kinds = [0i64; 4];
+    for (index, slot) in kinds.iter_mut().enumerate() {
+        *slot = context_int(&kinds_value.get_item(index)?)?;
+    }
+    Ok(Summary {
+        count: int(intern!(py, "count"))?,
+        first: key(intern!(py, "first"))?,
+        last: key(intern!(py, "last"))?,
+        last_open: optional(intern!(py, "last_open"))?,
+        last_open_human: optional(intern!(py, "last_open_human"))?,
+        opened: flag(intern!(py, "opened"))?,
+        clicked: flag(intern!(py, "clicked"))?,
+        optout: flag(intern!(py, "optout"))?,
+        human: flag(intern!(py, "human"))?,
+        clicked_human: flag(intern!(py, "clicked_human"))?,
+        urls: ints(intern!(py, "urls"))?,
+        urls_human: ints(intern!(py, "urls_human"))?,
+        requesters,
+        requesters_over: int(intern!(py, "requesters_over"))?,
+        filter,
+        kinds,
+        machine: int(intern!(py, "machine"))?,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -485,8 +594,9 @@ fn parse_log<'py>(
 /// reference's `process_log`): (parsed tuple as `parse_log`, (recipients,
 /// deliveries, duplicates, over_limit)). Hits and recipient updates are lazy.
 #[pyfunction]
-#[pyo3(signature = (data, keys, hit_type, recipient_type, *,
+#[pyo3(signature = (data, keys, hit_type, recipient_type, summary_type, *,
                     max_hits_per_recipient = aggregate::MAX_HITS_PER_RECIPIENT,
+                    first_hits_per_recipient = aggregate::FIRST_HITS_PER_RECIPIENT,
                     max_object_bytes = logs::MAX_OBJECT_BYTES, max_int_digits = json::DEFAULT_MAX_INT_DIGITS))]
 // Allowed: the Python signature (chalicelib/native.py) is the interface, keyword arguments rather than a struct.
 #[allow(clippy::too_many_arguments)]
@@ -496,14 +606,17 @@ fn process_log<'py>(
     keys: &Bound<'py, PyDict>,
     hit_type: &Bound<'py, PyAny>,
     recipient_type: &Bound<'py, PyAny>,
+    summary_type: &Bound<'py, PyAny>,
     max_hits_per_recipient: usize,
+    first_hits_per_recipient: usize,
     max_object_bytes: usize,
     max_int_digits: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let (bytes, ring, limits) = parse_arguments(data, keys, max_object_bytes, max_int_digits)?;
     let (log, (aggregates, groups, deliveries)) = py.detach(|| {
         let log = logs::parse_log(&bytes, &ring, limits);
-        let aggregated = aggregate::aggregate_parsed(&log, max_hits_per_recipient);
+        let bound = HitBound::new(max_hits_per_recipient, Some(first_hits_per_recipient));
+        let aggregated = aggregate::aggregate_parsed(&log, bound);
         (log, aggregated)
     });
     let delivery_ids: Vec<String> = deliveries.iter().map(|&id| logs::hex16(id)).collect();
@@ -517,6 +630,7 @@ fn process_log<'py>(
         hit_type: hit_type.clone().unbind(),
         recipients: Some(Recipients {
             recipient_type: recipient_type.clone().unbind(),
+            summary_type: summary_type.clone().unbind(),
             aggregates,
             groups,
             deliveries,
@@ -698,17 +812,29 @@ fn table_context(
 /// `classify.Context` (None: the default one). Raises Unsupported for hits or
 /// context values it does not represent.
 #[pyfunction]
-#[pyo3(name = "aggregate", signature = (new_hits, prior, hit_type, recipient_type, max_hits_per_recipient, context = None))]
+#[pyo3(name = "aggregate", signature = (new_hits, prior, hit_type, recipient_type, summary_type,
+                                        max_hits_per_recipient, first_hits_per_recipient = None,
+                                        context = None, summaries = None))]
+// Allowed: the Python signature (chalicelib/native.py) is the interface.
+#[allow(clippy::too_many_arguments)]
 fn aggregate_hits<'py>(
     py: Python<'py>,
     new_hits: &Bound<'py, PyAny>,
     prior: &Bound<'py, PyAny>,
     hit_type: &Bound<'py, PyAny>,
     recipient_type: &Bound<'py, PyAny>,
+    summary_type: &Bound<'py, PyAny>,
     max_hits_per_recipient: usize,
+    first_hits_per_recipient: Option<usize>,
     context: Option<&Bound<'py, PyAny>>,
+    summaries: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let prior = if prior.is_truthy()? { Some(prior) } else { None };
+    let summaries = match summaries {
+        Some(summaries) if summaries.is_truthy()? => Some(summaries),
+        _ => None,
+    };
+    let mut recipient_summaries: Vec<Option<Summary>> = Vec::new();
     let mut table = HitTable::default();
     let mut objects: Vec<Bound<'py, PyAny>> = Vec::new();
     let mut new_rows: Vec<u32> = Vec::new();
@@ -734,6 +860,15 @@ fn aggregate_hits<'py>(
                 objects.push(hit);
             }
         }
+        if let Some(summaries) = summaries {
+            let key = group_keys.last().expect("just pushed").clone();
+            let found = summaries.call_method1(intern!(py, "get"), (key,))?;
+            recipient_summaries.push(if found.is_none() {
+                None
+            } else {
+                Some(summary_from(&found)?)
+            });
+        }
         if delivery_numbers.last() != Some(delivery) {
             delivery_numbers.push(*delivery);
         }
@@ -746,12 +881,14 @@ fn aggregate_hits<'py>(
     }
     let input = aggregate::Input {
         groups: &groups,
+        summaries: &recipient_summaries,
         new: &grouped.new,
         prior: &prior_rows,
         duplicates: grouped.duplicates,
     };
     let classifying = table_context(py, context, &table, &groups, &group_keys, &prior_rows)?;
-    let aggregates = aggregate::aggregate(&table, &input, max_hits_per_recipient, &classifying);
+    let bound = HitBound::new(max_hits_per_recipient, first_hits_per_recipient);
+    let aggregates = aggregate::aggregate(&table, &input, bound, &classifying);
     let delivery_id = |number: u32| table.delivery_id(delivery_numbers[number as usize]).to_owned();
     let updates = PyList::empty(py);
     for update in &aggregates.recipients {
@@ -769,6 +906,7 @@ fn aggregate_hits<'py>(
             update.added,
             update.over_limit,
             PyTuple::new(py, &aggregates.verdicts[update.kept.clone()])?,
+            summary_object(py, summary_type, update.summary.as_deref())?,
         ))?)?;
     }
     let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;

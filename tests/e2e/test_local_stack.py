@@ -300,3 +300,35 @@ def test_a_scanner_and_apples_proxy_beside_a_person_over_http(local_stack: Any) 
     tracked = [item for item in api.get("/api/recipients/e2e-person/tracking")["items"]
                if item["delivery_id"] == delivery_id]
     assert sorted(item["class"] for item in tracked) == ["human", "human", "machine", "machine", "machine", "machine"]
+
+
+def test_a_flood_on_one_link_does_not_hide_the_persons_later_click_over_http(local_stack: Any) -> None:
+    """Issue 13 over the local stack: 300 clicks by a script on one link (past the 200 hits a recipient's item
+    stores), then the person's click on another link: it is stored and shown, and every click is counted."""
+    api = ApiClient(local_stack.api_url, local_stack.api_token)
+    html = '<html><body><p><a href="https://shop.example.com/a">A</a> <a href="https://shop.example.com/b">B</a></p>'
+    delivery_id = api.post("/api/deliveries", {
+        "name": "flood", "subject": "Flooded", "from_address": "news@example.com", "html": html + "</body></html>",
+        "recipients": [{"id": "e2e-flooded", "email": "success@simulator.amazonses.com"}],
+    })["id"]
+    api.post(f"/api/deliveries/{delivery_id}/send")
+    wait_for(api, delivery_id, lambda delivery: delivery["state"] == "finished")
+    delivered_at = time.monotonic()
+    [message] = [entry for entry in api.get("/local/outbox") if entry["subject"] == "Flooded"]
+    links = re.findall(r'href="(' + re.escape(local_stack.api_url) + r'/r/[^"]+)"', message["html"])
+    for _ in range(300):
+        assert _get(links[0], {"User-Agent": "python-requests/2.32.3"})[0] == 302
+    time.sleep(max(3.0, delivered_at + 6 - time.monotonic()))  # past the burst window and a too-fast click
+    person = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+              "Version/18.1 Mobile/15E148 Safari/604.1")
+    assert _get(links[1], {"User-Agent": person})[0] == 302
+    deadline = time.monotonic() + 90
+    while True:
+        indicators = api.get(f"/api/deliveries/{delivery_id}/indicators")
+        if indicators["clicks_total"] == 301 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert (indicators["clicks_total"], indicators["clicks_unique"], indicators["persons_clicking"]) == (301, 1, 2)
+    assert indicators["machine"]["by_reason"]["crawler"] == 300 and indicators["clicks_total_human"] == 1
+    [newest] = api.get("/api/recipients/e2e-flooded/tracking?limit=1")["items"]
+    assert (newest["url"], newest["class"]) == ("https://shop.example.com/b", "human")

@@ -206,3 +206,66 @@ def test_the_default_rules_and_reasons_are_the_references() -> None:
 
     assert sendtrail_native.DEFAULT_RULES == classify.Rules().as_tuple()
     assert sendtrail_native.CLASSIFY_REASONS == list(classify.REASONS)
+
+
+# --------------------------------------------------------------------------- past the bound: summaries
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches=st.lists(st.lists(hits, max_size=25), min_size=1, max_size=5), limit=st.sampled_from([0, 1, 3, 6]),
+       first=st.sampled_from([None, 0, 1, 2, 5, -1]), context=contexts, flood=st.integers(0, 40))
+def test_summaries_batch_after_batch(batches: list[list[Hit]], limit: int, first: int | None, context: Any,
+                                     flood: int) -> None:
+    """Past the bound: kept hits, summaries (read back from the reference's), verdicts and deltas are the same,
+    with a flood of clicks on one link in the middle of the batches."""
+    from dataclasses import replace
+
+    delivery = DELIVERIES[0]
+    flooded = [Hit(f"f{index:031x}", T0 + 1_000 + index, "click", delivery, 1, 3, "flood", "203.0.113.9")
+               for index in range(flood)]
+    batches = batches[:1] + [flooded] + batches[1:]
+    stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
+    summaries: dict[tuple[str, int], core.Summary] = {}
+    verdicts: dict[str, int] = {}
+    for batch in batches:
+        classifying = replace(context, stored=dict(verdicts))
+        expected = core.aggregate(batch, stored, limit, classifying, summaries, first)
+        actual = NATIVE.aggregate(batch, stored, limit, classifying, summaries, first)
+        assert_same(actual, expected)
+        assert [update.verdicts for update in actual.recipients] == [update.verdicts for update in expected.recipients]
+        for update in expected.recipients:
+            key = (update.delivery_id, update.log_id)
+            stored[key] = update.hits
+            if update.summary is not None:
+                summaries[key] = update.summary
+            verdicts.update({hit.hit_id: verdict for hit, verdict in zip(update.hits, update.verdicts, strict=True)})
+
+
+def test_a_flood_then_a_real_click_natively() -> None:
+    delivery = DELIVERIES[0]
+    flood = [Hit(f"{index:032x}", T0 + index * 10, "click", delivery, 1, 3, "bot", "203.0.113.9")
+             for index in range(5_000)]
+    real = Hit("f" * 32, T0 + 3_600_000, "click", delivery, 1, 4, "Mozilla/5.0 (person)", "198.51.100.7")
+    first = NATIVE.aggregate(flood)
+    assert_same(first, core.aggregate(flood))
+    [update] = first.recipients
+    stored, summaries = {(delivery, 1): update.hits}, {(delivery, 1): update.summary}
+    expected = core.aggregate([real] + flood[2_000:2_100], stored, summaries=summaries)  # replays: duplicates
+    actual = NATIVE.aggregate([real] + flood[2_000:2_100], stored, summaries=summaries)
+    assert_same(actual, expected)
+    assert actual.duplicates == 100 and actual.recipients[0].hits[-1] is real
+    assert actual.deliveries[0].indicators["clicks_total"] == 1
+
+
+@pytest.mark.parametrize("odd", [{"first": (2**64, "a")}, {"filter": b"\x00"}, {"urls": frozenset({2**70})},
+                                 {"requesters": frozenset({-1})}])
+def test_summaries_the_native_side_does_not_represent_fall_back(odd: dict[str, Any]) -> None:
+    from dataclasses import replace
+
+    delivery = DELIVERIES[0]
+    hits_in = [Hit(f"{index:032x}", T0 + index, "click", delivery, 1, 4, "ua", "ip") for index in range(8)]
+    [update] = core.aggregate(hits_in, None, 4).recipients
+    assert update.summary is not None
+    summaries = {(delivery, 1): replace(update.summary, **odd)}
+    later = [Hit("e" * 32, T0 + 100, "click", delivery, 1, 4, "ua", "ip2")]
+    args = ({(delivery, 1): update.hits}, 4, None, summaries)
+    assert_same(NATIVE.aggregate(later, *args), core.aggregate(later, *args))

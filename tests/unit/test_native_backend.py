@@ -130,10 +130,11 @@ class _Recording(native.Backend):
         self.calls.append("parse_log")  # type: ignore[attr-defined]
         return super().parse_log(data, keys)
 
-    def aggregate(self, new_hits: Any, prior: Any = None, max_hits_per_recipient: int = 500,
-                  context: Any = None) -> Any:
+    def aggregate(self, new_hits: Any, prior: Any = None, max_hits_per_recipient: int = 200, context: Any = None,
+                  summaries: Any = None, first_hits_per_recipient: int | None = None) -> Any:
         self.calls.append("aggregate")  # type: ignore[attr-defined]
-        return super().aggregate(new_hits, prior, max_hits_per_recipient, context)
+        return super().aggregate(new_hits, prior, max_hits_per_recipient, context, summaries,
+                                 first_hits_per_recipient)
 
 
 def test_the_workflow_parses_and_aggregates_through_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -277,15 +277,23 @@ def test_a_late_earlier_open_moves_which_opens_count() -> None:
     assert delta.indicators == {"hits": 1, "opens_total": 1, "opens_total_human": 1}
 
 
-def test_a_recipients_stored_hits_are_bounded() -> None:
+def test_a_recipients_stored_hits_are_the_first_and_the_last_and_every_hit_counts() -> None:
     hits = [hit("click", T0 + index) for index in range(10)]
     result = aggregate(hits, max_hits_per_recipient=4)
-    assert len(result.recipients[0].hits) == 4 and result.over_limit == 6
-    earlier = aggregate([hit("click", T0 - 5)], {(DELIVERY, 1): result.recipients[0].hits}, max_hits_per_recipient=4)
+    [update] = result.recipients
+    assert [h.ts for h in update.hits] == [T0, T0 + 1, T0 + 8, T0 + 9] and result.over_limit == 6
+    assert update.summary is not None and update.summary.count == 6 and update.summary.clicked
+    assert result.deliveries[0].indicators["clicks_total"] == 10
+    stored, summaries = {(DELIVERY, 1): update.hits}, {(DELIVERY, 1): update.summary}
+    earlier = aggregate([hit("click", T0 - 5)], stored, 4, summaries=summaries)
     assert earlier.over_limit == 1 and earlier.recipients[0].hits[0].ts == T0 - 5
-    assert earlier.deliveries == ()  # one click in, one click out: no counter moves
-    later = aggregate([hit("click", T0 + 100)], {(DELIVERY, 1): result.recipients[0].hits}, max_hits_per_recipient=4)
-    assert later.recipients == () and later.over_limit == 1 and later.deliveries == ()
+    assert earlier.recipients[0].summary.count == 7  # type: ignore[union-attr]
+    assert earlier.deliveries[0].indicators == {"hits": 1, "clicks_total": 1, "clicks_total_human": 1}
+    later = aggregate([hit("click", T0 + 100)], stored, 4, summaries=summaries)
+    assert [h.ts for h in later.recipients[0].hits] == [T0, T0 + 1, T0 + 9, T0 + 100]
+    assert later.deliveries[0].indicators == {"hits": 1, "clicks_total": 1, "clicks_total_human": 1}
+    again = aggregate(hits, stored, 4, summaries=summaries)  # every one stored or evicted: all duplicates
+    assert again.recipients == () and again.deliveries == () and again.duplicates == 10
 
 
 def test_process_log_is_parse_then_aggregate() -> None:
@@ -305,17 +313,9 @@ _hits = st.builds(
 
 
 def _fold(batches: list[list[Hit]], limit: int) -> tuple[dict[tuple[str, int], tuple[Hit, ...]], dict[str, Any]]:
-    stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
-    totals: dict[str, Any] = {}
-    for batch in batches:
-        result = aggregate(batch, stored, max_hits_per_recipient=limit)
-        for update in result.recipients:
-            stored[(update.delivery_id, update.log_id)] = update.hits
-        for delta in result.deliveries:
-            for group in ("indicators", "urls", "buckets", "user_agents"):
-                target = totals.setdefault((delta.delivery_id, group), {})
-                _add(target, getattr(delta, group))
-    return stored, {key: _nonzero(value) for key, value in totals.items() if _nonzero(value)}
+    """Batch after batch, each over the previous ones' stored hits and summaries: (stored, summed deltas)."""
+    stored, _, totals = _fold_bounded(batches, limit, None)
+    return stored, totals
 
 
 def _add(target: dict[Any, Any], source: dict[Any, Any]) -> None:
@@ -337,17 +337,96 @@ def _nonzero(value: dict[Any, Any]) -> dict[Any, Any]:
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(hits=st.lists(_hits, max_size=40, unique_by=lambda h: h.hit_id), cuts=st.lists(st.integers(0, 40), max_size=4),
-       limit=st.sampled_from([3, 500]), data=st.data())
-def test_batching_and_order_never_change_the_result(hits: list[Hit], cuts: list[int], limit: int,
-                                                    data: st.DataObject) -> None:
-    """Exactly once for data: any split into runs, any order, any replayed batch gives one answer."""
-    whole = _fold([hits], limit)
-    shuffled = data.draw(st.permutations(hits))
-    points = sorted({min(cut, len(shuffled)) for cut in cuts})
-    batches = [shuffled[start:end] for start, end in zip([0] + points, points + [len(shuffled)], strict=True)]
+       data=st.data())
+def test_batching_and_order_never_change_the_result(hits: list[Hit], cuts: list[int], data: st.DataObject) -> None:
+    """Exactly once for data below the bound: any split into runs, any order, any replayed batch gives one answer."""
+    whole = _fold([hits], 500)
+    batches = _split(data.draw(st.permutations(hits)), cuts)
     replayed = batches + [batches[data.draw(st.integers(0, len(batches) - 1))]]
-    assert _fold(batches, limit) == whole
-    assert _fold(replayed, limit) == whole
+    assert _fold(batches, 500) == whole
+    assert _fold(replayed, 500) == whole
+
+
+def _split(hits: list[Hit], cuts: list[int]) -> list[list[Hit]]:
+    points = sorted({min(cut, len(hits)) for cut in cuts})
+    return [hits[start:end] for start, end in zip([0] + points, points + [len(hits)], strict=True)]
+
+
+def _hand_count(hits: list[Hit], in_order: bool) -> dict[tuple[str, str], Any]:
+    """Per delivery, what every split must count past the bound: the sums and flags of every distinct hit
+    (with hits arriving in time order, the 1-minute rule's opens too)."""
+    expected: dict[tuple[str, str], Any] = {}
+    by_recipient: dict[tuple[str, int], list[Hit]] = {}
+    for item in hits:
+        by_recipient.setdefault(item.recipient, []).append(item)
+    for (delivery, _), mine in by_recipient.items():
+        indicators = expected.setdefault((delivery, "indicators"), {})
+        clicks = [h for h in mine if h.kind == "click"]
+        for name, value in (("hits", len(mine)), ("opens_unique", 1), ("clicks_total", len(clicks)),
+                            ("clicks_unique", int(bool(clicks))), ("optouts", int(any(h.kind == "optout" for h in mine))),
+                            ("mirror_views", sum(h.kind == "mirror" for h in mine)),
+                            ("persons_clicking", len({(h.ua, h.ip) for h in clicks})),
+                            *((("opens_total", len(core.counted_open_ids(mine))),) if in_order else ())):
+            indicators[name] = indicators.get(name, 0) + value
+        for h in clicks:
+            bucket = expected.setdefault((delivery, "bucket_clicks"), {})
+            bucket[h.ts - h.ts % core.BUCKET_MS] = bucket.get(h.ts - h.ts % core.BUCKET_MS, 0) + 1
+            agents = expected.setdefault((delivery, "ua_clicks"), {})
+            agents[h.ua] = agents.get(h.ua, 0) + 1
+    return {key: {name: value for name, value in counts.items() if value} for key, counts in expected.items()}
+
+
+def _counted(totals: dict[Any, Any], in_order: bool) -> dict[tuple[str, str], Any]:
+    names = ("hits", "opens_unique", "clicks_total", "clicks_unique", "optouts", "mirror_views", "persons_clicking",
+             *(("opens_total",) if in_order else ()))
+    found: dict[tuple[str, str], Any] = {}
+    for (delivery, group), values in totals.items():
+        if group == "indicators":
+            found[(delivery, group)] = {name: values[name] for name in names if values.get(name)}
+        elif group in ("buckets", "user_agents"):
+            target = "bucket_clicks" if group == "buckets" else "ua_clicks"
+            clicks = {key: counts["clicks"] for key, counts in values.items() if counts.get("clicks")}
+            if clicks:
+                found[(delivery, target)] = clicks
+    return found
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hits=st.lists(_hits, max_size=40, unique_by=lambda h: h.hit_id), cuts=st.lists(st.integers(0, 40), max_size=5),
+       limit=st.sampled_from([0, 1, 3, 6]), first=st.integers(0, 6), in_order=st.booleans(), data=st.data())
+def test_past_the_bound_every_hit_still_counts_once(hits: list[Hit], cuts: list[int], limit: int, first: int,
+                                                    in_order: bool, data: st.DataObject) -> None:
+    """Past the bound, however the hits are split into runs (and replayed), the per-hit counts and the flags
+    equal a hand count of every distinct hit; arriving in time order, the 1-minute rule's opens too."""
+    ordered = sorted(hits, key=core.hit_order) if in_order else data.draw(st.permutations(hits))
+    batches = _split(ordered, cuts)
+    replayed = batches + [batches[data.draw(st.integers(0, len(batches) - 1))]]
+    expected = _hand_count(hits, in_order)
+    for runs in (batches, replayed):
+        stored, summaries, totals = _fold_bounded(runs, limit, first)
+        assert _counted(totals, in_order) == expected
+        for key, kept in stored.items():
+            assert len(kept) <= limit
+            mine = sorted((h for h in hits if h.recipient == key), key=core.hit_order)
+            if len(mine) > limit:  # the first and the last ones are what is stored
+                assert list(kept) == mine[:min(first, limit)] + mine[len(mine) - (limit - min(first, limit)):]
+                assert summaries[key].count == len(mine) - limit
+
+
+def _fold_bounded(batches: list[list[Hit]], limit: int, first: int | None) -> tuple[Any, Any, dict[Any, Any]]:
+    stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
+    summaries: dict[tuple[str, int], core.Summary] = {}
+    totals: dict[Any, Any] = {}
+    for batch in batches:
+        result = aggregate(batch, stored, limit, summaries=summaries, first_hits_per_recipient=first)
+        for update in result.recipients:
+            stored[(update.delivery_id, update.log_id)] = update.hits
+            if update.summary is not None:
+                summaries[(update.delivery_id, update.log_id)] = update.summary
+        for delta in result.deliveries:
+            for group in ("indicators", "urls", "buckets", "user_agents"):
+                _add(totals.setdefault((delta.delivery_id, group), {}), getattr(delta, group))
+    return stored, summaries, {key: _nonzero(value) for key, value in totals.items() if _nonzero(value)}
 
 
 @settings(max_examples=100)

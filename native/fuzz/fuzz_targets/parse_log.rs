@@ -13,12 +13,12 @@
 //!
 //! Whatever the input, nothing panics (debug assertions and overflow checks
 //! are on) and the results keep the contract's invariants: an object-level
-//! rejection has no lines, hits or line rejections; otherwise lines == hits
-//! + duplicates + rejected lines; rejections are in line order with numbers
-//! from 1; hit ids are distinct; user agents are at most 512 bytes and IPs
-//! at most 64; and the aggregation accounts for every hit (kept + over the
-//! cap == hits, for any cap), its `hits` indicators sum to the kept hits,
-//! and no delivery delta holds a zero.
+//! rejection has no lines, hits or line rejections; otherwise lines equal
+//! hits + duplicates + rejected lines; rejections are in line order with
+//! numbers from 1; hit ids are distinct; user agents are at most 512 bytes
+//! and IPs at most 64; and the aggregation accounts for every hit (stored +
+//! evicted into the summary == hits, for any bound), its `hits` indicators
+//! sum to every hit, and no delivery delta holds a zero.
 
 #![no_main]
 
@@ -122,12 +122,18 @@ fn check(parsed: &ParsedLog) {
         assert!(hit.ts <= logs::MAX_SAFE_INTEGER && hit.log_id <= logs::MAX_SAFE_INTEGER);
     }
     for cap in [0, 1, 3, aggregate::MAX_HITS_PER_RECIPIENT] {
-        let (aggregates, groups, _) = aggregate::aggregate_parsed(parsed, cap);
+        let (aggregates, groups, _) = aggregate::aggregate_parsed(parsed, aggregate::Bound::new(cap, None));
         let kept: usize = aggregates.recipients.iter().map(|update| update.kept.len()).sum();
+        // Every hit is stored or evicted into its recipient's summary, and counted either way.
         assert_eq!(kept as i64 + aggregates.over_limit, parsed.hits.len() as i64);
         assert_eq!(aggregates.duplicates, 0);
         let added: u64 = aggregates.recipients.iter().map(|update| update.added).sum();
-        assert_eq!(added as usize, kept);
+        assert_eq!(added as usize, parsed.hits.len());
+        for update in &aggregates.recipients {
+            let evicted = update.summary.as_ref().map_or(0, |summary| summary.count);
+            assert_eq!(evicted, update.over_limit);
+            assert!(update.kept.len() <= cap);
+        }
         assert!(aggregates.recipients.len() <= groups.len());
         let indicated: i64 = aggregates
             .deliveries
@@ -136,7 +142,7 @@ fn check(parsed: &ParsedLog) {
             .filter(|(name, _)| *name == "hits")
             .map(|(_, value)| value)
             .sum();
-        assert_eq!(indicated as usize, kept);
+        assert_eq!(indicated as usize, parsed.hits.len());
         for delta in &aggregates.deliveries {
             assert!(delta.indicators.iter().all(|(_, value)| *value != 0));
             assert!(delta
