@@ -17,7 +17,7 @@ import boto3
 from botocore import handlers as botocore_handlers
 
 from chalicelib.data import aws
-from chalicelib.data.domain_stats import DOMAIN_PREFIX
+from chalicelib.data.domain_stats import DOMAIN_PREFIX, TRACKED
 from chalicelib.data.dynamo import to_value
 from chalicelib.data.redirection_logs import LOG_PREFIX, hour_partition
 from chalicelib.data.throughput import PARTITION_PREFIX
@@ -30,7 +30,7 @@ WRITE_OPERATIONS = {
     "s3": {"PutObject", "CopyObject", "DeleteObject", "DeleteObjects"},
 }
 VOLATILE = {"updated_at", "last_updated", "expires_at_epoch"}
-WORKFLOW_PART = ("opens", "clicks", "last_run", "last_updated")  # of a domain#<domain> stats item
+WORKFLOW_PART = (*TRACKED, "last_run", "last_updated")  # of a domain#<domain> stats item
 
 
 class SimulatedCrash(BaseException):

@@ -28,7 +28,8 @@ from chalicelib.mta.reasons import DENYLISTED, HARD, SOFT
 DOMAIN_PREFIX = "domain#"
 UNKNOWN_DOMAIN = "(unknown)"
 OUTCOMES = ("delivered", "bounces_hard", "bounces_soft", "complaints")
-COUNTERS = ("sent",) + OUTCOMES + ("opens", "clicks", "opens_human", "clicks_human")
+TRACKED = ("opens", "clicks", "opens_human", "clicks_human")  # the tracking workflow's counters
+COUNTERS = ("sent",) + OUTCOMES + TRACKED
 
 
 def domain_of(email: Optional[str]) -> str:

@@ -81,7 +81,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from chalicelib import metrics, native
-from chalicelib.data.domain_stats import UNKNOWN_DOMAIN, domain_stat
+from chalicelib.data.domain_stats import TRACKED, UNKNOWN_DOMAIN, domain_stat
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
     INDICATORS,
@@ -604,7 +604,7 @@ def domain_updates(recipients: Iterable[core.RecipientUpdate], prior: Mapping[tu
         then = reached(before, [stored.get(hit.hit_id, classification.UNCLASSIFIED) for hit in before],
                        summaries.get(key))
         target = totals.setdefault((update.delivery_id, domain_stat(domains[key])),
-                                   dict.fromkeys(("opens", "clicks", "opens_human", "clicks_human"), 0))
+                                   dict.fromkeys(TRACKED, 0))
         for name, value, was in zip(target, now, then, strict=True):
             target[name] += value - was
     return [(delivery_id, stat, {name: value for name, value in deltas.items() if value})
