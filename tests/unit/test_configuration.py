@@ -52,7 +52,8 @@ def test_the_affinities_come_from_the_template_with_or_without_a_dedicated_pool(
         values = parameter_values(template, {"Stage": "prod", **parameters})
         physical = {logical: f"physical-{logical}" for logical in template["Resources"]}
         resolver = IntrinsicResolver({**values, **physical, "DefaultConfigurationSet": "sendtrail-prod-default",
-                                      "DedicatedIpPool": "marketing"}, conditions=evaluate_conditions(template, values))
+                                      "DedicatedIpPool": "marketing"}, {("HitsHttpApi", "ApiEndpoint"): "https://hits"},
+                                     conditions=evaluate_conditions(template, values))
         environment = function_environment(template, resolver)
         for name, value in environment.items():
             monkeypatch.setenv(name, value)
@@ -129,3 +130,26 @@ def test_one_native_layer_per_architecture_matching_make_layer() -> None:
         assert spec["Properties"]["ContentUri"] == f"./{layer.layer_path(architecture).name}"
         condition = template["Conditions"][spec["Condition"]]
         assert condition == {"Fn::Equals": [{"Ref": "Architecture"}, architecture]}
+
+
+def test_links_go_through_the_hit_front_door_unless_a_base_url_is_set() -> None:
+    """Tracked links are made on SENDTRAIL_PUBLIC_BASE_URL: left empty, a link made through the dashboard API
+    would point at the REST API (3.5 times an HTTP API's request fee), so the default is the front door's."""
+    from infra.template import evaluate_conditions, function_environment
+
+    template = load_template()
+    endpoint = "https://abc123.execute-api.us-east-1.amazonaws.com"
+
+    def base_url(**parameters: str) -> str:
+        values = parameter_values(template, {"Stage": "prod", **parameters})
+        physical = {logical: f"physical-{logical}" for logical in template["Resources"]}
+        resolver = IntrinsicResolver({**values, **physical, "DefaultConfigurationSet": "set", "DedicatedIpPool": "pool"},
+                                     {("HitsHttpApi", "ApiEndpoint"): endpoint},
+                                     conditions=evaluate_conditions(template, values))
+        return function_environment(template, resolver)["SENDTRAIL_PUBLIC_BASE_URL"]
+
+    assert base_url() == endpoint
+    assert base_url(TrackingDomainName="t.example.com") == "https://t.example.com"
+    assert base_url(TrackingBaseUrl="https://links.example.com", TrackingDomainName="t.example.com") == (
+        "https://links.example.com")
+    assert base_url(HitFrontDoor="RestApi") == ""  # the address the API was called on: the REST API's own
