@@ -255,28 +255,50 @@ def test_the_handlers_metrics_reach_cloudwatch_and_the_alarms_are_there(local_st
     assert cloudwatch.list_dashboards()["DashboardEntries"][0]["DashboardName"] == "sendtrail-local"
 
 
+PERSON_AGENT = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+                "Version/18.1 Mobile/15E148 Safari/604.1")
+
+
+def _send_to_one(local_stack: Any, api: ApiClient, subject: str, links_html: str, recipient_id: str
+                 ) -> tuple[str, float, list[str], list[str]]:
+    """Send a one-recipient delivery through the stack: (its id, when it was delivered, its tracked links,
+    its pixels), read from the local outbox."""
+    delivery_id = api.post("/api/deliveries", {
+        "name": subject.lower(), "subject": subject, "from_address": "news@example.com",
+        "html": f"<html><body><p>{links_html}</p></body></html>",
+        "recipients": [{"id": recipient_id, "email": "success@simulator.amazonses.com"}],
+    })["id"]
+    api.post(f"/api/deliveries/{delivery_id}/send")
+    wait_for(api, delivery_id, lambda delivery: delivery["state"] == "finished")
+    delivered_at = time.monotonic()
+    [message] = [entry for entry in api.get("/local/outbox") if entry["subject"] == subject]
+    links = re.findall(r'href="(' + re.escape(local_stack.api_url) + r'/r/[^"]+)"', message["html"])
+    pixels = re.findall(r'src="(' + re.escape(local_stack.api_url) + r'/o/[^"]+)"', message["html"])
+    return delivery_id, delivered_at, links, pixels
+
+
+def _indicators_once(api: ApiClient, delivery_id: str, clicks_total: int, timeout: float) -> dict[str, Any]:
+    """The delivery's indicators once they count `clicks_total` clicks (or after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        indicators: dict[str, Any] = api.get(f"/api/deliveries/{delivery_id}/indicators")
+        if indicators["clicks_total"] == clicks_total or time.monotonic() > deadline:
+            return indicators
+        time.sleep(0.5)
+
+
 def test_a_scanner_and_apples_proxy_beside_a_person_over_http(local_stack: Any) -> None:
     """People first over the local stack: Apple's proxy fetches the pixel and a scanner clicks every link at
     delivery; the person opens half a minute later and clicks one link. Every hit counts in the all-hits
     indicators; only the person's in the human ones."""
     api = ApiClient(local_stack.api_url, local_stack.api_token)
-    html = ('<html><body><p><a href="https://shop.example.com/a">A</a> <a href="https://shop.example.com/b">B</a> '
-            '<a href="https://shop.example.com/c">C</a></p></body></html>')
-    delivery_id = api.post("/api/deliveries", {
-        "name": "people first", "subject": "People first", "from_address": "news@example.com", "html": html,
-        "recipients": [{"id": "e2e-person", "email": "success@simulator.amazonses.com"}],
-    })["id"]
-    api.post(f"/api/deliveries/{delivery_id}/send")
-    wait_for(api, delivery_id, lambda delivery: delivery["state"] == "finished")
-    delivered_at = time.monotonic()
-    [message] = [entry for entry in api.get("/local/outbox") if entry["subject"] == "People first"]
-    links = re.findall(r'href="(' + re.escape(local_stack.api_url) + r'/r/[^"]+)"', message["html"])
-    [pixel] = re.findall(r'src="(' + re.escape(local_stack.api_url) + r'/o/[^"]+)"', message["html"])
+    delivery_id, delivered_at, links, [pixel] = _send_to_one(
+        local_stack, api, "People first", '<a href="https://shop.example.com/a">A</a> '
+        '<a href="https://shop.example.com/b">B</a> <a href="https://shop.example.com/c">C</a>', "e2e-person")
     assert len(links) == 3
     scanner = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
                "Safari/537.36 Edg/131.0.0.0")
-    person = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-              "Version/18.1 Mobile/15E148 Safari/604.1")
+    person = PERSON_AGENT
     assert _get(pixel, {"User-Agent": "Mozilla/5.0"})[0] == 200  # Apple's proxy, at delivery
     for link in links:  # the scanner: every link within a second
         assert _get(link, {"User-Agent": scanner})[0] == 302
@@ -285,12 +307,7 @@ def test_a_scanner_and_apples_proxy_beside_a_person_over_http(local_stack: Any) 
     time.sleep(1.5)
     assert _get(links[1], {"User-Agent": person})[0] == 302
 
-    deadline = time.monotonic() + 60
-    while True:
-        indicators = api.get(f"/api/deliveries/{delivery_id}/indicators")
-        if indicators["clicks_total"] == 4 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    indicators = _indicators_once(api, delivery_id, 4, timeout=60)
     assert indicators["clicks_total"] == 4 and indicators["opens_unique"] == 1
     assert indicators["clicks_unique_human"] == 1 and indicators["clicks_total_human"] == 1
     assert indicators["opens_unique_human"] == 1 and indicators["opens_total_human"] == 1
@@ -306,28 +323,14 @@ def test_a_flood_on_one_link_does_not_hide_the_persons_later_click_over_http(loc
     """Issue 13 over the local stack: 300 clicks by a script on one link (past the 200 hits a recipient's item
     stores), then the person's click on another link: it is stored and shown, and every click is counted."""
     api = ApiClient(local_stack.api_url, local_stack.api_token)
-    html = '<html><body><p><a href="https://shop.example.com/a">A</a> <a href="https://shop.example.com/b">B</a></p>'
-    delivery_id = api.post("/api/deliveries", {
-        "name": "flood", "subject": "Flooded", "from_address": "news@example.com", "html": html + "</body></html>",
-        "recipients": [{"id": "e2e-flooded", "email": "success@simulator.amazonses.com"}],
-    })["id"]
-    api.post(f"/api/deliveries/{delivery_id}/send")
-    wait_for(api, delivery_id, lambda delivery: delivery["state"] == "finished")
-    delivered_at = time.monotonic()
-    [message] = [entry for entry in api.get("/local/outbox") if entry["subject"] == "Flooded"]
-    links = re.findall(r'href="(' + re.escape(local_stack.api_url) + r'/r/[^"]+)"', message["html"])
+    delivery_id, delivered_at, links, _ = _send_to_one(
+        local_stack, api, "Flooded", '<a href="https://shop.example.com/a">A</a> '
+        '<a href="https://shop.example.com/b">B</a>', "e2e-flooded")
     for _ in range(300):
         assert _get(links[0], {"User-Agent": "python-requests/2.32.3"})[0] == 302
     time.sleep(max(3.0, delivered_at + 6 - time.monotonic()))  # past the burst window and a too-fast click
-    person = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-              "Version/18.1 Mobile/15E148 Safari/604.1")
-    assert _get(links[1], {"User-Agent": person})[0] == 302
-    deadline = time.monotonic() + 90
-    while True:
-        indicators = api.get(f"/api/deliveries/{delivery_id}/indicators")
-        if indicators["clicks_total"] == 301 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    assert _get(links[1], {"User-Agent": PERSON_AGENT})[0] == 302
+    indicators = _indicators_once(api, delivery_id, 301, timeout=90)
     assert (indicators["clicks_total"], indicators["clicks_unique"], indicators["persons_clicking"]) == (301, 1, 2)
     assert indicators["machine"]["by_reason"]["crawler"] == 300 and indicators["clicks_total_human"] == 1
     [newest] = api.get("/api/recipients/e2e-flooded/tracking?limit=1")["items"]
