@@ -11,6 +11,11 @@ are being lost or delayed) and the reason in words:
     signing_keys       every key that signed links still valid is in the ring,
                        and none is announced for removal before they expire
     hit_stream         the Kinesis hit stream: status, open shards, accepts writes
+    hit_fallback       where hits went when Kinesis failed (the last FALLBACK_WINDOW_MINUTES
+                       of the hit path's metrics): WARN while hits take the fallback
+                       delivery stream, FAIL when its puts fail too (each such hit
+                       became an S3 object of its own) or a hit was recorded nowhere;
+                       WARN when the fallback stream is missing or not ACTIVE
     redirection_logs   the Firehose delivery stream (trackinglogd): status,
                        reading the hit stream, writing the log bucket
     tracking_workflow  last run, last success, lag (its state item): FAIL when no
@@ -58,6 +63,7 @@ STALLED_AFTER_PERIODS = 3
 BACKLOG_WARN_SECONDS = 600
 SES_QUOTA_WARN_PERCENT = 80
 CHECK_TIMEOUT_SECONDS = 10.0
+FALLBACK_WINDOW_MINUTES = 15
 PROBE_DELIVERY_ID = "status-probe"  # a links item that never exists: reading it proves the table answers
 
 
@@ -206,6 +212,51 @@ def hit_stream(context: StatusContext) -> ComponentStatus:
     if shards < 1:
         return ComponentStatus(name, FAIL, f"the hit stream {stream} has no open shard", details)
     return ComponentStatus(name, OK, f"{stream} {status}, {shards} open shard(s), accepts writes", details)
+
+
+def hit_fallback(context: StatusContext) -> ComponentStatus:
+    """Are hits taking the fallback (Kinesis puts failing), and does the fallback itself hold?"""
+    from chalicelib import metrics
+
+    name, settings, window = "hit_fallback", context.settings, FALLBACK_WINDOW_MINUTES
+    names = [metrics.HIT_STREAM_PUT_FAILURES, metrics.FALLBACK_STREAM_WRITES, metrics.FALLBACK_STREAM_PUT_FAILURES,
+             metrics.FALLBACK_WRITES, metrics.HITS_UNRECORDED]
+    sums = health.metric_sums(metrics.NAMESPACE, names, {metrics.STAGE_DIMENSION: settings.stage}, window)
+    stream = settings.redirection_log_fallback_stream
+    details: dict[str, Any] = {"window_minutes": window, "sums": sums, "fallback_stream": stream}
+    problems, stream_state = [], ""
+    if not stream:
+        problems.append("no fallback stream configured (SENDTRAIL_REDIRECTION_LOG_FALLBACK_STREAM): a hit Kinesis "
+                        "refuses becomes an S3 object of its own")
+    else:
+        try:
+            stream_state = str(health.delivery_stream(stream).get("DeliveryStreamStatus"))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
+                raise
+            problems.append(f"the fallback stream {stream} does not exist: a hit Kinesis refuses becomes an S3 "
+                            "object of its own")
+        else:
+            details["fallback_stream_status"] = stream_state
+            if stream_state != "ACTIVE":
+                problems.append(f"the fallback stream {stream} is {stream_state}")
+    taken, refused = sums[metrics.HIT_STREAM_PUT_FAILURES], sums[metrics.FALLBACK_STREAM_PUT_FAILURES]
+    unrecorded = sums[metrics.HITS_UNRECORDED]
+    said = []
+    if taken:
+        said.append(f"{taken} hit(s) took the fallback in the last {window} min (Kinesis puts failed): the fallback "
+                    f"stream took {sums[metrics.FALLBACK_STREAM_WRITES]}")
+    if refused:
+        said.append(f"the fallback stream refused {refused}: written as {sums[metrics.FALLBACK_WRITES]} object(s) "
+                    "of their own (check the fallback stream and the API role)")
+    if unrecorded:
+        said.append(f"{unrecorded} hit(s) recorded nowhere (stream, fallback stream and bucket all failed)")
+    if refused or unrecorded:
+        return ComponentStatus(name, FAIL, "; ".join(said + problems), details)
+    if taken or problems:
+        return ComponentStatus(name, WARN, "; ".join(said + problems), details)
+    return ComponentStatus(name, OK, f"no hit took the fallback in the last {window} min; fallback stream {stream} "
+                                     f"{stream_state}", details)
 
 
 def redirection_logs(context: StatusContext) -> ComponentStatus:
@@ -401,6 +452,7 @@ CHECKS: list[Check] = [
     Check("hit_endpoints", hit_endpoints),
     Check("signing_keys", signing_keys),
     Check("hit_stream", hit_stream),
+    Check("hit_fallback", hit_fallback),
     Check("redirection_logs", redirection_logs),
     Check("tracking_workflow", tracking_workflow),
     Check("ses", ses),

@@ -7,6 +7,7 @@ check turns them into the component's reason.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from chalicelib.data import aws, mailer
@@ -25,6 +26,19 @@ def delivery_stream(delivery_stream_name: str) -> dict[str, Any]:
     """The Firehose delivery stream's status, source and destination."""
     response = aws.client("firehose", aws.PROBE).describe_delivery_stream(DeliveryStreamName=delivery_stream_name)
     return response["DeliveryStreamDescription"]
+
+
+def metric_sums(namespace: str, names: list[str], dimensions: dict[str, str], minutes: int) -> dict[str, int]:
+    """Each metric's Sum over the last `minutes` (0 when it has no data point): one GetMetricData call."""
+    end = datetime.now(timezone.utc) + timedelta(minutes=1)  # a point put this second is inside (CloudWatch allows)
+    queries = [{"Id": f"m{index}", "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": namespace, "MetricName": name,
+                   "Dimensions": [{"Name": key, "Value": value} for key, value in dimensions.items()]},
+        "Period": (minutes + 1) * 60, "Stat": "Sum"}} for index, name in enumerate(names)]
+    response = aws.client("cloudwatch", aws.PROBE).get_metric_data(
+        MetricDataQueries=queries, StartTime=end - timedelta(minutes=minutes + 1), EndTime=end)
+    found = {result["Id"]: sum(result.get("Values") or [0]) for result in response.get("MetricDataResults", [])}
+    return {name: int(found.get(f"m{index}", 0)) for index, name in enumerate(names)}
 
 
 def ses_account() -> dict[str, Any]:

@@ -36,6 +36,7 @@ class KinesisToFirehose:
     delivery_stream_name: str
     _iterators: dict[str, str] = field(default_factory=dict)
     _positions: dict[str, str] = field(default_factory=dict)  # shard -> last sequence number delivered
+    _clients: tuple[Any, Any] | None = None  # Kinesis and Firehose, made once (a client costs more than a step)
 
     def _iterator(self, kinesis: Any, shard_id: str) -> str:
         if shard_id in self._iterators:
@@ -50,7 +51,9 @@ class KinesisToFirehose:
 
     def step(self) -> int:
         """Deliver what the stream has now; returns how many records were delivered."""
-        kinesis, firehose = boto3.client("kinesis"), boto3.client("firehose")
+        if self._clients is None:
+            self._clients = (boto3.client("kinesis"), boto3.client("firehose"))
+        kinesis, firehose = self._clients
         delivered = 0
         for shard in kinesis.list_shards(StreamName=self.stream_name)["Shards"]:
             shard_id = shard["ShardId"]

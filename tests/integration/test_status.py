@@ -15,7 +15,7 @@ from chalicelib.settings import get_settings
 from infra.local_runtime import environment
 from tests.conftest import KEYRING_V1
 
-COMPONENTS = ["hit_endpoints", "signing_keys", "hit_stream", "redirection_logs", "tracking_workflow", "ses",
+COMPONENTS = ["hit_endpoints", "signing_keys", "hit_stream", "hit_fallback", "redirection_logs", "tracking_workflow", "ses",
               "send_work_queue", "send_work_dlq", "ses_events_queue", "ses_events_dlq"]
 
 
@@ -77,6 +77,44 @@ def test_a_deleted_firehose_delivery_stream_fails(api: Any) -> None:
     assert found["redirection_logs"]["status"] == "FAIL"
     assert "does not exist: hits stay in Kinesis" in found["redirection_logs"]["reason"]
     assert found["hit_stream"]["status"] == "OK"
+
+
+def put_hit_metrics(**sums: int) -> None:
+    """The hit path's counts of the last minutes, as CloudWatch holds them (the handlers' EMF)."""
+    boto3.client("cloudwatch").put_metric_data(Namespace="sendtrail", MetricData=[
+        {"MetricName": name, "Dimensions": [{"Name": "stage", "Value": "local"}], "Value": value, "Unit": "Count"}
+        for name, value in sums.items()])
+
+
+def test_the_fallback_is_ok_when_no_hit_takes_it(api: Any) -> None:
+    found = components(api)["hit_fallback"]
+    assert found["status"] == "OK", found
+    assert found["reason"].startswith("no hit took the fallback in the last 15 min; fallback stream "
+                                      "sendtrail-local-redirection-fallback ACTIVE"), found
+    assert found["details"]["window_minutes"] == 15
+
+
+def test_hits_taking_the_fallback_warn_and_a_failing_fallback_fails(api: Any) -> None:
+    put_hit_metrics(HitStreamPutFailures=12, FallbackStreamWrites=12)
+    found = components(api)["hit_fallback"]
+    assert found["status"] == "WARN", found
+    assert found["reason"].startswith("12 hit(s) took the fallback in the last 15 min (Kinesis puts failed): "
+                                      "the fallback stream took 12"), found
+    put_hit_metrics(HitStreamPutFailures=3, FallbackStreamPutFailures=3, FallbackWrites=3)
+    found = components(api)["hit_fallback"]
+    assert found["status"] == "FAIL", found
+    assert "the fallback stream refused 3: written as 3 object(s) of their own" in found["reason"], found
+    assert found["details"]["sums"] == {"HitStreamPutFailures": 15, "FallbackStreamWrites": 12,
+                                        "FallbackStreamPutFailures": 3, "FallbackWrites": 3, "HitsUnrecorded": 0}
+    put_hit_metrics(HitsUnrecorded=1)
+    assert "1 hit(s) recorded nowhere" in components(api)["hit_fallback"]["reason"]
+
+
+def test_a_deleted_fallback_stream_warns_while_kinesis_takes_every_hit(api: Any) -> None:
+    boto3.client("firehose").delete_delivery_stream(DeliveryStreamName=get_settings().redirection_log_fallback_stream)
+    found = components(api)["hit_fallback"]
+    assert found["status"] == "WARN", found
+    assert "does not exist: a hit Kinesis refuses becomes an S3 object of its own" in found["reason"], found
 
 
 def test_paused_ses_sending_fails(api: Any) -> None:
