@@ -224,8 +224,8 @@ def test_sendtrail_status_reports_every_component_ok(local_stack: Any) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     rows = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines()[1:] if line.strip() and
             not line.startswith("sendtrail:")}
-    assert rows == {"hit_endpoints": "OK", "signing_keys": "OK", "hit_stream": "OK", "redirection_logs": "OK", "tracking_workflow": "OK",
-                    "ses": "OK", "send_work_queue": "OK", "send_work_dlq": "OK", "ses_events_queue": "OK",
+    assert rows == {"hit_endpoints": "OK", "signing_keys": "OK", "hit_stream": "OK", "hit_fallback": "OK",
+                    "redirection_logs": "OK", "tracking_workflow": "OK", "ses": "OK", "send_work_queue": "OK", "send_work_dlq": "OK", "ses_events_queue": "OK",
                     "ses_events_dlq": "OK", "hit_endpoints_http": "OK"}, result.stdout
     assert f"{local_stack.api_url}/r/test answers <redir status='OK'" in result.stdout
     assert result.stdout.rstrip().endswith("sendtrail: OK")
