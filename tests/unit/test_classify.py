@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from chalicelib.hits.records import declared_purpose
 from chalicelib.tracking import classify, core
 from chalicelib.tracking.classify import BIT, Context, Rules
-from chalicelib.tracking.core import Hit, aggregate
+from chalicelib.tracking.core import Hit, Summary, aggregate
 
 CORPUS = Path(__file__).parents[1] / "data" / "machine_corpus.json"
 T0 = 1_700_000_000_000
@@ -206,12 +206,15 @@ def fold(batches: list[list[Hit]], context: Context, limit: int = 500
          ) -> tuple[dict[str, int], dict[tuple[str, int], dict[str, Any]]]:
     """Batches as the workflow runs them: stored hits and their stored verdicts feed the next run."""
     stored: dict[tuple[str, int], tuple[Hit, ...]] = {}
+    summaries: dict[tuple[str, int], Summary] = {}
     verdicts: dict[str, int] = {}
     totals: dict[tuple[str, Any], int] = {}
     for batch in batches:
-        result = aggregate(batch, stored, limit, replace(context, stored=dict(verdicts)))
+        result = aggregate(batch, stored, limit, replace(context, stored=dict(verdicts)), summaries)
         for update in result.recipients:
             stored[(update.delivery_id, update.log_id)] = update.hits
+            if update.summary is not None:
+                summaries[(update.delivery_id, update.log_id)] = update.summary
             verdicts.update({h.hit_id: v for h, v in zip(update.hits, update.verdicts, strict=True)})
         for delta in result.deliveries:
             for name, value in delta.indicators.items():
@@ -245,7 +248,13 @@ def test_any_split_into_runs_gives_the_same_indicators_and_classes(hits: list[Hi
     shuffled = data.draw(st.permutations(hits))
     points = sorted({min(cut, len(shuffled)) for cut in cuts})
     batches = [shuffled[start:end] for start, end in zip([0] + points, points + [len(shuffled)], strict=True)]
-    assert fold(batches, context, limit) == whole
+    split = fold(batches, context, limit)
+    if all(len([h for h in hits if h.log_id == log_id]) <= limit for log_id in {h.log_id for h in hits}):
+        assert split == whole  # below the bound: every count and every class, however the hits are split
+    else:  # past it, what docs/spec/tracking-core.md keeps exact: the sums of hits, whatever their verdicts
+        per_hit = ("hits", "clicks_total", "mirror_views")
+        assert {key: value for key, value in split[0].items() if any(f"'{name}')" in key for name in per_hit)} == {
+            key: value for key, value in whole[0].items() if any(f"'{name}')" in key for name in per_hit)}
 
 
 def test_a_later_hit_turns_an_earlier_one_machine() -> None:
