@@ -143,6 +143,11 @@ def is_machine(verdict: int) -> bool:
     return bool(verdict & STRONG) or (verdict & WEAK).bit_count() >= 2
 
 
+def is_human(verdict: int) -> bool:
+    """Classified, and not a machine's (UNCLASSIFIED is neither)."""
+    return verdict >= 0 and not is_machine(verdict)
+
+
 def reason_names(verdict: int) -> list[str]:
     return [reason for reason in REASONS if verdict >= 0 and verdict & BIT[reason]]
 

@@ -411,7 +411,7 @@ def contribution(hits: Sequence[Hit], verdicts: Sequence[int] | None = None,
         pairs = sorted(zip(hits, verdicts, strict=True), key=lambda pair: hit_order(pair[0]))
         ordered, marks = [hit for hit, _ in pairs], [verdict for _, verdict in pairs]
     counted = counted_open_ids(ordered, summary)
-    human = [verdict >= 0 and not classify.is_machine(verdict) for verdict in marks]
+    human = [classify.is_human(verdict) for verdict in marks]
     counted_human = counted_open_ids([hit for hit, person in zip(ordered, human, strict=True) if person], summary,
                                      human=True)
     counters[("ind", "hits")] = len(ordered)
@@ -565,7 +565,7 @@ def _evict(merged: Sequence[Hit], verdicts: Sequence[int], evicted: Sequence[int
     old = summary or Summary()
     if not evicted:
         return old
-    human = [verdict >= 0 and not classify.is_machine(verdict) for verdict in verdicts]
+    human = [classify.is_human(verdict) for verdict in verdicts]
     counted = counted_open_ids(merged, summary)
     counted_human = counted_open_ids([hit for hit, person in zip(merged, human, strict=True) if person], summary,
                                      human=True)

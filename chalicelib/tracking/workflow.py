@@ -100,6 +100,7 @@ from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_summary, 
 from chalicelib.tracking.useragents import DIMENSIONS, classify
 
 logger = logging.getLogger("sendtrail.tracking.workflow")
+NOTHING_EVICTED = core.Summary()  # a recipient with no evicted hits (made once: it holds a 4 KiB filter)
 _CURSOR_HOUR = re.compile(r"^" + re.escape(LOG_PREFIX) + r"(\d{4}/\d{2}/\d{2}/\d{2})")
 HOUR_MS = 3_600_000
 READ_SHARE_OF_BUDGET = 0.6
@@ -586,9 +587,8 @@ def domain_updates(recipients: Iterable[core.RecipientUpdate], prior: Mapping[tu
 
     def reached(hits: Sequence[core.Hit], verdicts: Sequence[int],
                 summary: core.Summary | None) -> tuple[int, int, int, int]:
-        people = [hit for hit, verdict in zip(hits, verdicts, strict=True)
-                  if verdict >= 0 and not classification.is_machine(verdict)]
-        evicted = summary if summary is not None else core.Summary()
+        people = [hit for hit, verdict in zip(hits, verdicts, strict=True) if classification.is_human(verdict)]
+        evicted = summary if summary is not None else NOTHING_EVICTED
         return (int(bool(hits) or summary is not None),
                 int(any(hit.kind == "click" for hit in hits) or evicted.clicked),
                 int(bool(people) or evicted.human),
