@@ -99,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
               f"python_cpu_s={compute['python_cpu_s']} units_hits={units[1]['hits']} "
               f"hits_per_recipient={units[1]['hits_per_recipient']:.1f} "
               f"write_units_by_table={_by_table(units[1])} write_units_by_table_10_runs={_by_table(units[10])} "
+              f"write_units_by_kind={_by_kind(units[1])} write_units_by_kind_10_runs={_by_kind(units[10])} "
               f"load={os.getloadavg()[0]:.1f}", flush=True)
     if "cost" in only:
         for line in cost.lines(cost.measure(units[10] if units else None)):
@@ -114,6 +115,14 @@ def _per_1000(run: dict, name: str) -> float:
 def _by_table(run: dict) -> str:
     return ",".join(f"{table.rsplit('-', 1)[-1]}:{units}"
                     for table, units in sorted(run["write_units_by_table"].items()))
+
+
+def _by_kind(run: dict) -> str:
+    """Write units by table and item kind (bench/aws_meter.py item_kind; an index's writes apart), largest first."""
+    named = {f"{table.rsplit('-', 1)[-1]}/{kind.replace('index ', 'gsi.')}": units
+             for (table, kind), units in ((entry.split(":", 1), units)
+                                          for entry, units in run["write_units_by_kind"].items())}
+    return ",".join(f"{name}:{units}" for name, units in sorted(named.items(), key=lambda entry: (-entry[1], entry[0])))
 
 
 if __name__ == "__main__":

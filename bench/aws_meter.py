@@ -25,7 +25,7 @@ from typing import Any, Iterator, Mapping
 
 from botocore import handlers as botocore_handlers
 
-from bench.cost_model import Index, item_size, read_units, table_write_units
+from bench.cost_model import Index, index_write_units, item_size, read_units, table_write_units
 
 S3_PUT_CLASS = {"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2", "CreateBucket",
                 "CreateMultipartUpload",
@@ -38,6 +38,7 @@ DYNAMODB_WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "Tra
 class AwsMeter:
     requests: Counter = field(default_factory=Counter)  # (service, operation) -> calls
     write_units: Counter = field(default_factory=Counter)  # table -> write request units
+    write_units_by_kind: Counter = field(default_factory=Counter)  # "table:kind" -> write units (item_kind)
     read_units: Counter = field(default_factory=Counter)  # table -> read request units
     excluded_cpu_s: float = 0.0  # moto's handler and the meter's own hooks, every thread
     backend: Any = None  # moto's DynamoDB backend (the account and region the clients use)
@@ -68,6 +69,7 @@ class AwsMeter:
         with self._lock:
             self.requests.clear()
             self.write_units.clear()
+            self.write_units_by_kind.clear()
             self.read_units.clear()
             self.excluded_cpu_s = 0.0
 
@@ -137,16 +139,25 @@ class AwsMeter:
         started = time.thread_time()
         service = event_name.split(".")[1]
         writes: Counter = Counter()
+        kinds: Counter = Counter()
         reads: Counter = Counter()
         if service == "dynamodb":
             params = context.get("metered_params", {})
             for table, key, transactional, before in context.get("metered_writes", ()):
                 after = self._stored(table, key)
-                writes[table] += table_write_units(before, after, self._indexes(table), transactional)
+                indexes = self._indexes(table)
+                units = table_write_units(before, after, indexes, transactional)
+                writes[table] += units
+                on_indexes = {index.name: index_write_units(before, after, index) for index in indexes}
+                kinds[f"{table}:{item_kind(key)}"] += units - sum(on_indexes.values())
+                for name, index_units in on_indexes.items():
+                    if index_units:
+                        kinds[f"{table}:index {name}"] += index_units
             self._count_reads(model.name, params, parsed, reads)
         with self._lock:
             self.requests[(service, model.name)] += 1
             self.write_units.update(writes)
+            self.write_units_by_kind.update(kinds)
             self.read_units.update(reads)
         self._exclude(started)
 
@@ -193,6 +204,16 @@ class AwsMeter:
                 self._exclude(started)
 
         return timed
+
+
+def item_kind(key: Mapping[str, Any]) -> str:
+    """What kind of item a key names, for the breakdown of write units: a stats item's or workflow item's
+    name up to its first '#' (indicators, url, bucket, ua, domain, log, objects, state), "item" otherwise."""
+    for name in ("stat", "pk"):
+        if name in key:
+            (value,) = key[name].values()
+            return str(value).split("#", 1)[0]
+    return "item"
 
 
 def _key_condition_values(params: Mapping[str, Any]) -> dict[str, Any]:

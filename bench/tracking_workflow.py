@@ -117,7 +117,8 @@ def _metered_workflow(lines: list[bytes], runs: int) -> dict:
                 busy = {"hits": accepted, "write_units": meter.total_write_units(),
                         "read_units": meter.total_read_units(), "s3_put": meter.s3_requests()["put"],
                         "s3_get": meter.s3_requests()["get"], "cpu_s": cpu, "runs": runs,
-                        "write_units_by_table": dict(meter.write_units), "requests": dict(meter.requests)}
+                        "write_units_by_table": dict(meter.write_units),
+                        "write_units_by_kind": dict(meter.write_units_by_kind), "requests": dict(meter.requests)}
                 meter.reset()
                 cpu_started = time.process_time()
                 clock.advance(60)

@@ -27,7 +27,9 @@ from chalicelib.data.dynamo import (
     to_value,
 )
 
-BY_RECIPIENT_INDEX = "by-recipient"  # declared on TrackingTable in infra/template.yaml
+# Declared on TrackingTable in infra/template.yaml: (recipient_id, first_hit_at), keys only. An item's first
+# hit stays when runs add hits, so a rewrite does not write the index (see recipient_items).
+BY_RECIPIENT_INDEX = "by-recipient-first-hit"
 INDICATORS = "indicators"
 URL_PREFIX = "url#"
 BUCKET_PREFIX = "bucket#"
@@ -88,13 +90,27 @@ class TrackingStore:
                                            Key={"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}})
         return from_item(response.get("Item"))
 
-    def recipient_items(self, recipient_id: str) -> Iterator[dict[str, Any]]:
-        """A recipient's tracking items across deliveries, most recent last hit first (a Query)."""
-        return query_all(
-            self._dynamodb, TableName=self.tracking_table, IndexName=BY_RECIPIENT_INDEX,
-            KeyConditionExpression="recipient_id = :r", ExpressionAttributeValues={":r": {"S": recipient_id}},
-            ScanIndexForward=False, Limit=50,
-        )
+    def recipient_items(self, recipient_id: str, first_hit_before: int | None = None) -> list[dict[str, Any]]:
+        """A recipient's tracking items across deliveries, most recent last hit first (with `first_hit_before`,
+        only those whose first hit is older: the others hold no hit before it).
+
+        The index holds keys only, sorted by first hit: the items are read
+        by key (BatchGetItem) and ordered here. Reading every item of the
+        recipient costs reads on a person's report, which is rare; an index
+        that held the items (or sorted by the last hit) would be written on
+        every run that adds a hit, which is every hit.
+        """
+        condition = "recipient_id = :r"
+        values = {":r": {"S": recipient_id}}
+        if first_hit_before is not None:
+            condition += " AND first_hit_at < :before"
+            values[":before"] = {"N": str(first_hit_before)}
+        keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.tracking_table,
+                          IndexName=BY_RECIPIENT_INDEX, KeyConditionExpression=condition,
+                          ExpressionAttributeValues=values)
+        items = batch_get(self._dynamodb, self.tracking_table, [to_item(key) for key in keys], consistent=False)
+        return sorted(items, key=lambda item: (-int(item.get("last_hit_at") or 0), str(item["delivery_id"]),
+                                               int(item["log_id"])))
 
     def delete_recipient(self, recipient_id: str) -> int:
         """Delete a recipient's tracking items across deliveries (their keys from the by-recipient index)."""

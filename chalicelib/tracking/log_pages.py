@@ -9,6 +9,9 @@ tracking stats table:
     hits = ["<ts>\\t<hit_id>\\t<log_id>\\t<url_id>\\t<ua index>\\t<recipient index>", ...]
     uas, recipients = the strings the lines index (each stored once per page)
 
+    A hit path id at its own time is stored packed (items.pack_hit: 22
+    base64url characters), then an empty field, in place of <ts>\\t<hit_id>.
+
 A page holds one run's hits of one kind in one window (split in parts to
 stay far below DynamoDB's 400 KB). Reading newest first is a Query per kind
 from the window of the cursor down: what it reads is bounded by the page
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.tracking.core import BUCKET_MS, Hit
+from chalicelib.tracking.items import pack_hit, unpack_hit
 
 LOG_PREFIX = "log#"
 MAX_PAGE_BYTES = 256 * 1024
@@ -79,7 +83,9 @@ def encode_pages(delivery_id: str, hits: Iterable[tuple[Hit, str]], run: int) ->
                 cost = 64 + len(hit.hit_id) + len(hit.ua.encode()) + len(recipient_id.encode())
             ua_index = uas.setdefault(hit.ua, len(uas))
             recipient_index = recipients.setdefault(recipient_id, len(recipients))
-            lines.append(f"{hit.ts}\t{hit.hit_id}\t{hit.log_id}\t{hit.url_id}\t{ua_index}\t{recipient_index}")
+            packed = pack_hit(hit.hit_id, hit.ts)
+            stamp = packed if packed.endswith("\t") else f"{hit.ts}\t{hit.hit_id}"
+            lines.append(f"{stamp}\t{hit.log_id}\t{hit.url_id}\t{ua_index}\t{recipient_index}")
             size += cost
         pages.append(_page(delivery_id, page_stat(kind, window, run, part), lines, uas, recipients))
     return pages
@@ -96,6 +102,7 @@ def decode_page(item: Mapping[str, Any]) -> Iterator[LoggedHit]:
     uas = list(item.get("uas") or [])
     recipients = list(item.get("recipients") or [])
     for line in item.get("hits") or []:
-        ts, hit_id, log_id, url_id, ua_index, recipient_index = str(line).split("\t")
-        yield LoggedHit(int(ts), hit_id, kind, int(log_id), int(url_id), uas[int(ua_index)],
+        first, second, log_id, url_id, ua_index, recipient_index = str(line).split("\t")
+        hit_id, ts = unpack_hit(first, second) if not second else (second, int(first))
+        yield LoggedHit(ts, hit_id, kind, int(log_id), int(url_id), uas[int(ua_index)],
                         recipients[int(recipient_index)])

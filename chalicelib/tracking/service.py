@@ -1,8 +1,8 @@
 """The tracking routes' queries: indicators, user agents, a recipient's hits (the other reports: chalicelib/reports/).
 
-Every read is a GetItem or a Query on a key (the stats items of one
-delivery, one recipient's items through the by-recipient index); nothing
-scans. Answers are the models of chalicelib/tracking/models.py.
+Every read is a GetItem, BatchGetItem or Query on a key (the stats items of
+one delivery, one recipient's item keys through the by-recipient-first-hit
+index, then the items); nothing scans. Answers are the models of chalicelib/tracking/models.py.
 """
 
 from __future__ import annotations
@@ -64,13 +64,15 @@ class TrackingReports:
                            ) -> tuple[list[TrackingHit], tuple[int, str] | None]:
         """A recipient's hits across deliveries, newest first, and where the next page starts (or None).
 
-        The recipient's tracking items come from the by-recipient index, most
-        recent last hit first; reading stops as soon as no further item can hold
-        a hit newer than the page's oldest (its last hit is older). `before` is
-        the (time, hit id) of the previous page's oldest hit.
+        The recipient's tracking items come from the by-recipient index (those
+        whose first hit is not after `before`), most recent last hit first;
+        decoding stops as soon as no further item can hold a hit newer than
+        the page's oldest (its last hit is older). `before` is the (time, hit
+        id) of the previous page's oldest hit.
         """
         newest: list[tuple[tuple[int, str], Any]] = []  # min-heap of the limit+1 newest candidates
-        for item in self.tracking.recipient_items(recipient_id):
+        first_hit_before = before[0] + 1 if before is not None else None
+        for item in self.tracking.recipient_items(recipient_id, first_hit_before):
             if len(newest) > limit and int(item["last_hit_at"]) < newest[0][0][0]:
                 break
             hits = decode_hits(item)

@@ -40,3 +40,34 @@ def test_writes_for_10000_hits_over_1000_recipients_are_bounded_by_distinct_keys
     statistics_twice, writes_twice = _run(20)
     assert statistics_twice["hits_accepted"] == 20_000
     assert writes_twice <= writes + 1  # one more marker batch at most: 20 objects instead of 10
+
+
+def test_a_run_that_adds_hits_to_stored_recipients_writes_no_recipient_index_entry(resources: Any) -> None:
+    """The by-recipient index is keyed by the first hit and projects keys: written when a recipient's item is
+    created, not each time a run adds hits to it (it used to be moved at the item's size on every rewrite)."""
+    from bench.aws_meter import metered
+    from chalicelib.data.tracking import BY_RECIPIENT_INDEX, TrackingStore
+    from chalicelib.settings import get_settings
+
+    recipients = 40
+    create_recipients(DELIVERY, recipients)
+    records = sorted(load_records(DELIVERY, recipients, 6), key=lambda record: record["ts"])
+    middle = len(records) // 2
+    index_units = f"{get_settings().tracking_table}:index {BY_RECIPIENT_INDEX}"
+    with metered() as meter:
+        put_load(records[:middle], objects=2, prefix="earlier")
+        first = workflow(FakeClock(NOW), max_objects=1000).run()
+        created = meter.write_units_by_kind[index_units]
+        meter.reset()
+        put_load(records[middle:], objects=2, prefix="later")
+        second = workflow(FakeClock(NOW + 120), max_objects=1000).run()
+    new_recipients = {record["log_id"] for record in records[middle:]} - {record["log_id"] for record in records[:middle]}
+    assert first["recipients_updated"] + len(new_recipients) == recipients
+    assert second["recipients_updated"] > len(new_recipients)  # most recipients are rewritten...
+    assert created == first["recipients_updated"]  # ...one small entry each when created...
+    assert meter.write_units_by_kind[index_units] == len(new_recipients)  # ...and none when rewritten
+    # The index still finds every recipient's item, with all its hits.
+    tracking = TrackingStore(get_settings().tracking_table, "")
+    for log_id in (1, recipients):
+        [item] = tracking.recipient_items(f"load-{log_id}")
+        assert item["hit_count"] == 6

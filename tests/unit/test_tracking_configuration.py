@@ -9,7 +9,7 @@ from chalicelib.data.redirection_logs import LOG_PREFIX, QUARANTINE_PREFIX, RUN_
 from chalicelib.data.tracking import BY_RECIPIENT_INDEX
 from chalicelib.settings import Settings
 from infra.local_runtime.provision import firehose_local_prefix
-from infra.template import IntrinsicResolver, load_template, parameter_values
+from infra.template import IntrinsicResolver, evaluate_conditions, load_template, parameter_values
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,9 +45,24 @@ def test_the_log_bucket_is_private_encrypted_distinctly_named_and_expires_what_i
     assert load_template()["Parameters"]["TrackingRetentionDays"]["Default"] == 365
 
 
-def test_the_recipient_index_the_api_queries_is_declared() -> None:
-    table = _resources()["TrackingTable"]["Properties"]
-    assert BY_RECIPIENT_INDEX in [index["IndexName"] for index in table["GlobalSecondaryIndexes"]]
+def _tracking_indexes(parameters: dict[str, str]) -> dict[str, dict]:
+    template = load_template()
+    values = parameter_values(template, {"Stage": "prod", **parameters})
+    resolver = IntrinsicResolver(values, conditions=evaluate_conditions(template, values))
+    table = resolver.resolve(_resources()["TrackingTable"]["Properties"])
+    return {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+
+
+def test_the_recipient_index_the_api_queries_is_declared_keys_only_on_the_first_hit() -> None:
+    """Keys only, sorted by what a rewrite keeps (items.encode_recipient: the first stored hit stays first): a
+    run that adds hits to a recipient writes the table, not the index."""
+    indexes = _tracking_indexes({})
+    assert list(indexes) == [BY_RECIPIENT_INDEX]
+    assert indexes[BY_RECIPIENT_INDEX]["KeySchema"] == [{"AttributeName": "recipient_id", "KeyType": "HASH"},
+                                                        {"AttributeName": "first_hit_at", "KeyType": "RANGE"}]
+    assert indexes[BY_RECIPIENT_INDEX]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    # Upgrading a stack made with the old index: one index added per update, the old one removed the next.
+    assert list(_tracking_indexes({"KeepRecipientIndexV1": "true"})) == [BY_RECIPIENT_INDEX, "by-recipient"]
 
 
 def test_the_workflow_lease_outlives_the_workflow_lambda() -> None:
