@@ -20,8 +20,8 @@ import down by module when the ratio needs explaining.
 
 `first_hit_ms` is the rest of a cold start a click waits for: importing app
 and serving one /r click in-process (Kinesis and the URL table stubbed, the
-key ring inline), with Powertools (imported by the first invocation's
-logging, and in AWS by the SSM key-ring read) as the package holds it.
+key ring inline), with Powertools (its Logger, imported by the first
+invocation) as the package holds it.
 The two harness modules (the event and the network stub) get bytecode
 too: building the event is the runtime's work, not the function's.
 
