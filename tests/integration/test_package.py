@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from infra.deploy import upload_artifacts
-from infra.package import PackageError, lint, package
+from infra.package import PackageError, _check_runtime, bytecode, lint, package
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +132,19 @@ def test_every_module_ships_unchecked_hash_bytecode_for_the_runtimes_python(
             assert pyc[8:16] == importlib.util.source_hash(source), module
             assert marshal.loads(pyc[16:]).co_filename == module
         assert all(name.rsplit("/", 2)[-2] == "__pycache__" for name in names if name.endswith(".pyc"))
+
+
+def test_bytecode_is_only_for_modules_and_for_the_runtime_that_reads_it() -> None:
+    this_python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    other = "python3.12" if this_python != "python3.12" else "python3.13"
+    function = {"Type": "AWS::Serverless::Function", "Properties": {"Runtime": other}}
+    with pytest.raises(PackageError, match=f"runs {other}"):
+        _check_runtime({"Resources": {"APIHandler": function}})
+    _check_runtime({"Resources": {"APIHandler": {**function, "Properties": {"Runtime": this_python}}}})
+    assert bytecode("pygal-3.1.3.data/scripts/x.py", b"x = 1") is None  # no importable path
+    assert bytecode("pkg/broken.py", b"def (") is None  # no import could load it either
+    name, pyc = bytecode("pkg/module.py", b"x = 1") or ("", b"")
+    assert name == f"pkg/__pycache__/module.{sys.implementation.cache_tag}.pyc" and len(pyc) > 16
 
 
 def test_the_runtime_imports_the_shipped_bytecode_not_the_source(packaged: Path, tmp_path: Path) -> None:
