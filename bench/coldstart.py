@@ -6,10 +6,11 @@ busy machine slows it less than the wall clock; the files are in the OS
 cache after the warm-up run; interpreter start-up, the same for both, is
 left out), laid out as Lambda runs it:
 
-- a task directory like the deployment package Chalice builds, holding
-  app.py, chalicelib/ and chalice/ as source WITHOUT bytecode (the package
-  has no .pyc and /var/task is read-only, so Lambda compiles them on every
-  cold start), with bytecode writing disabled;
+- a task directory unpacked from the deployment package `make package`
+  builds (infra/package.py, the one source of truth: app.py, chalicelib/,
+  Chalice's runtime and the vendored requirements, each with the bytecode
+  the package ships), with bytecode writing disabled (/var/task is
+  read-only);
 - boto3/botocore from site-packages with their bytecode, as the Lambda
   runtime provides them.
 
@@ -19,9 +20,10 @@ import down by module when the ratio needs explaining.
 
 `first_hit_ms` is the rest of a cold start a click waits for: importing app
 and serving one /r click in-process (Kinesis and the URL table stubbed, the
-key ring inline), with Powertools (imported by the first invocation's
-logging and metrics, and in AWS by the SSM key-ring read) copied into the
-task directory without bytecode, as the deployment package holds it.
+key ring inline), with Powertools (its Logger, imported by the first
+invocation) as the package holds it.
+The two harness modules (the event and the network stub) get bytecode
+too: building the event is the runtime's work, not the function's.
 
 `first_hit_put_ms` is the same first click with the hit path's real Kinesis
 client (created by the click, as in a new container) and only the network
@@ -32,11 +34,12 @@ making the same put, stubbed the same way (`first_hit_vs_put_floor`).
 
 from __future__ import annotations
 
-import shutil
+import platform
 import statistics
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,27 +109,23 @@ FIRST_HIT_ENVIRONMENT = {"SENDTRAIL_SIGNING_KEYS": '{"active": 1, "keys": {"1": 
                          "SENDTRAIL_HIT_STREAM": "hits", "SENDTRAIL_DELIVERIES_TABLE": "deliveries",
                          "POWERTOOLS_SERVICE_NAME": "sendtrail",
                          "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-DEPLOYED_WITH_THE_APP = ("aws_lambda_powertools", "jmespath", "typing_extensions")  # requirements.txt, as imported
 
 
 def _task_directory(into: Path) -> Path:
-    import importlib
+    """/var/task as Lambda unpacks infra/package's deployment.zip, with the harness modules added."""
+    from infra.package import OUT, bytecode, package
 
-    import chalice
-
+    architecture = "arm64" if platform.machine() in ("aarch64", "arm64") else "x86_64"
+    template = package("dev", architecture, out=OUT / "coldstart", require_layers=False)
     task = into / "task"
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "chalicelib", task / "chalicelib", ignore=ignore)
-    shutil.copytree(Path(chalice.__file__).parent, task / "chalice", ignore=ignore)
-    shutil.copy2(ROOT / "app.py", task / "app.py")
-    for name in DEPLOYED_WITH_THE_APP:
-        source = Path(importlib.import_module(name).__file__)
-        if source.name == "__init__.py":
-            shutil.copytree(source.parent, task / name, ignore=ignore)
-        else:
-            shutil.copy2(source, task / source.name)
-    (task / "bench_first_hit.py").write_text(FIRST_HIT)
-    (task / "bench_network.py").write_text(NETWORK_STUB)
+    with zipfile.ZipFile(template.parent / "deployment.zip") as deployment:
+        deployment.extractall(task)
+    for name, text in (("bench_first_hit.py", FIRST_HIT), ("bench_network.py", NETWORK_STUB)):
+        (task / name).write_text(text)
+        compiled = bytecode(name, text.encode())
+        assert compiled is not None, name
+        (task / compiled[0]).parent.mkdir(exist_ok=True)
+        (task / compiled[0]).write_bytes(compiled[1])
     return task
 
 
@@ -141,6 +140,7 @@ def _sample(task: Path, statement: str) -> float:
 def measure(runs: int = 15) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="sendtrail-coldstart-") as scratch:
         task = _task_directory(Path(scratch))
+        shipped = sorted(task.rglob("*.pyc"))
         for statement in ("import app", "import boto3, chalice"):  # warm the OS file cache
             _sample(task, statement)
         app_ms, floor_ms, first_hit_ms, first_hit_put_ms, put_floor_ms = [], [], [], [], []
@@ -150,7 +150,7 @@ def measure(runs: int = 15) -> dict[str, float]:
             first_hit_ms.append(_sample(task, "import bench_first_hit; bench_first_hit.run()"))
             first_hit_put_ms.append(_sample(task, "import bench_first_hit; bench_first_hit.run(real_client=True)"))
             put_floor_ms.append(_sample(task, PUT_FLOOR))
-        assert not list(task.rglob("*.pyc")), "bytecode was written: the measurement would not be a cold start"
+        assert sorted(task.rglob("*.pyc")) == shipped, "bytecode was written: the measurement would not be a cold start"
     import_ms, floor = statistics.median(app_ms), statistics.median(floor_ms)
     return {"import_ms": import_ms, "floor_ms": floor, "ratio": import_ms / floor,
             "first_hit_ms": statistics.median(first_hit_ms), "first_hit_put_ms": statistics.median(first_hit_put_ms),

@@ -4,9 +4,12 @@ Keys rotate: a new key is added and made active, and the old one keeps
 verifying links already sent until it is removed from the ring. The ring is
 one JSON document, {"active": 2, "keys": {"1": "<base64>", "2": "<base64>"},
 "remove_after": {"1": "2027-06-03T00:00:00Z"}}: locally in
-SENDTRAIL_SIGNING_KEYS, in AWS in an SSM SecureString read through Powertools
-Parameters (cached for `max_age` seconds, so a rotation reaches warm
-containers without a deploy). `remove_after` is the date `sendtrail keys
+SENDTRAIL_SIGNING_KEYS, in AWS in an SSM SecureString read with the shared
+boto3 client of the hit path (chalicelib/data/aws.py: its short timeouts,
+its session) and kept for `max_age` seconds, so a rotation reaches warm
+containers without a deploy. (Powertools Parameters did the same with a
+boto3 session of its own, reading botocore's endpoint data a second time,
+and imported its providers, on the first click of every container.) `remove_after` is the date `sendtrail keys
 rotate` announced for a retired key: the latest expiry of the links it
 signed (`links_valid_until`, recorded per key as messages are sent), plus
 the time their hits may still be on their way (`removable_from`). Standard
@@ -19,9 +22,11 @@ import base64
 import binascii
 import json
 import secrets
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
+from time import monotonic
 from typing import Mapping
 
 MIN_KEY_BYTES = 16
@@ -142,7 +147,31 @@ def load_keyring(inline: str | None, parameter_name: str | None, max_age_seconds
     if inline:
         return _parse(inline)
     if parameter_name:
-        from aws_lambda_powertools.utilities import parameters  # only where SSM is used
-
-        return _parse(parameters.get_parameter(parameter_name, decrypt=True, max_age=max_age_seconds))
+        return _parse(_parameter_text(parameter_name, max_age_seconds))
     raise KeyRingError("no signing keys: set SENDTRAIL_SIGNING_KEYS or SENDTRAIL_SIGNING_KEYS_PARAMETER")
+
+
+_read: dict[str, tuple[float, str]] = {}  # parameter name -> (monotonic() when read, decrypted value)
+_read_lock = threading.Lock()
+
+
+def _parameter_text(name: str, max_age_seconds: int) -> str:
+    """The SecureString's decrypted value, read again once `max_age_seconds` have passed."""
+    read_at, text = _read.get(name, (float("-inf"), ""))
+    if monotonic() - read_at < max_age_seconds:
+        return text
+    from chalicelib.data import aws  # boto3: only where SSM is used (the CLI reads rings without it)
+
+    with _read_lock:  # one read when many threads find it stale
+        read_at, text = _read.get(name, (float("-inf"), ""))
+        if monotonic() - read_at >= max_age_seconds:
+            answer = aws.client("ssm", aws.HIT_PATH).get_parameter(Name=name, WithDecryption=True)
+            read_at, text = monotonic(), answer["Parameter"]["Value"]
+            _read[name] = (read_at, text)
+    return text
+
+
+def forget_read() -> None:
+    """Read the ring from SSM again on next use (after it changed, e.g. in tests and the local stack)."""
+    with _read_lock:
+        _read.clear()

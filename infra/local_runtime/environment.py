@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import sys
 from typing import Mapping
 
 # moto's fake credentials, so nothing can reach a real account.
@@ -57,8 +56,7 @@ def forget_cached_configuration() -> None:
     native.backend.cache_clear()
     config.get_hit_config.cache_clear()
     keyring._parse.cache_clear()  # noqa: SLF001 - the parse cache is keyed by text; cleared for isolation
+    keyring.forget_read()  # the key ring read from SSM
     aws.reset_clients()
     signing_keys.forget_recorded()
     endpoints.link_tables.clear()
-    if "aws_lambda_powertools.utilities.parameters" in sys.modules:  # the key ring read from SSM
-        sys.modules["aws_lambda_powertools.utilities.parameters"].clear_caches()

@@ -13,6 +13,7 @@ import pytest
 from chalicelib import tokens
 from chalicelib.data.deliveries import DeliveryStore
 from chalicelib.hits.endpoints import PIXEL_GIF
+from chalicelib.keyring import KeyRing
 from chalicelib.settings import get_settings
 from tests.conftest import read_stream
 
@@ -346,7 +347,7 @@ def test_records_are_valid_json_lines_for_hostile_user_agents(client: Any) -> No
 
 
 def test_signing_keys_from_ssm_when_not_in_the_environment(client: Any) -> None:
-    """In AWS the key ring is an SSM SecureString read through Powertools Parameters."""
+    """In AWS the key ring is an SSM SecureString, read with the hit path's shared boto3 client."""
     from infra.local_runtime import environment
     from tests.conftest import KEYRING_V1
 
@@ -359,6 +360,28 @@ def test_signing_keys_from_ssm_when_not_in_the_environment(client: Any) -> None:
     assert (response.status_code, response.headers["Location"]) == (302, URLS["4"]["url"])
     [record] = hits()
     assert_exact_record(record, "click", 4, click)
+
+
+def test_the_ring_read_from_ssm_is_kept_max_age_then_read_again(
+        resources: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rotation reaches a warm container within max_age, without one SSM read per click."""
+    from chalicelib import keyring
+    from chalicelib.data import aws
+
+    ssm = boto3.client("ssm")
+    ssm.put_parameter(Name="/sendtrail/test/ring", Value=KeyRing(1, {1: b"1" * 32}).to_json(), Type="SecureString")
+    keyring.forget_read()
+    clock = [1000.0]
+    monkeypatch.setattr(keyring, "monotonic", lambda: clock[0])
+    assert keyring.load_keyring(None, "/sendtrail/test/ring", 300).active_key_id == 1
+    ssm.put_parameter(Name="/sendtrail/test/ring", Value=KeyRing(2, {1: b"1" * 32, 2: b"2" * 32}).to_json(),
+                      Type="SecureString", Overwrite=True)
+    clock[0] += 299
+    assert keyring.load_keyring(None, "/sendtrail/test/ring", 300).active_key_id == 1  # kept
+    clock[0] += 1
+    assert keyring.load_keyring(None, "/sendtrail/test/ring", 300).active_key_id == 2  # read again
+    assert ("ssm", id(aws.HIT_PATH)) in aws._clients  # noqa: SLF001 - the hit path's client, not a session of its own
+    keyring.forget_read()
 
 
 def test_missing_signing_keys_is_a_friendly_503_not_a_crash(client: Any) -> None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import marshal
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -12,7 +16,7 @@ import pytest
 import yaml
 
 from infra.deploy import upload_artifacts
-from infra.package import PackageError, lint, package
+from infra.package import PackageError, _check_runtime, bytecode, lint, package
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +111,57 @@ def test_the_deployment_zip_has_the_app_and_its_runtime_requirements_only(packag
     swagger_ui = sorted(name.rsplit("/", 1)[1] for name in names if name.startswith("swagger_ui_bundle/vendor/"))
     assert swagger_ui == ["swagger-ui-bundle.js", "swagger-ui.css"], swagger_ui  # what /docs serves, no more
     assert "chalicelib/api/docs_page/docs.js" in names
+
+
+def test_every_module_ships_unchecked_hash_bytecode_for_the_runtimes_python(
+        packaged: Path, template: dict[str, Any]) -> None:
+    """A cold start compiles nothing: each module's .pyc is where the importer looks, for the runtime's version."""
+    runtimes = {spec["Properties"]["Runtime"] for spec in resources_of_type(template, "AWS::Serverless::Function").values()}
+    assert runtimes == {f"python{sys.version_info.major}.{sys.version_info.minor}"}  # MAGIC_NUMBER is this version's
+    with zipfile.ZipFile(packaged.parent / "deployment.zip") as deployment:
+        names = set(deployment.namelist())
+        modules = sorted(name for name in names if name.endswith(".py") and name.split("/")[0] in (
+            "app.py", "chalicelib", "chalice", "aws_lambda_powertools", "pydantic", "jmespath", "typing_extensions.py"))
+        assert {"app.py", "chalicelib/hits/endpoints.py", "chalice/app.py", "aws_lambda_powertools/logging/logger.py",
+                "typing_extensions.py"} <= set(modules)
+        for module in modules:
+            pyc = deployment.read(importlib.util.cache_from_source(module, optimization=""))
+            source = deployment.read(module)
+            assert pyc[:4] == importlib.util.MAGIC_NUMBER, module
+            assert int.from_bytes(pyc[4:8], "little") == 0b01, module  # hash-based, source not checked
+            assert pyc[8:16] == importlib.util.source_hash(source), module
+            assert marshal.loads(pyc[16:]).co_filename == module
+        assert all(name.rsplit("/", 2)[-2] == "__pycache__" for name in names if name.endswith(".pyc"))
+
+
+def test_bytecode_is_only_for_modules_and_for_the_runtime_that_reads_it() -> None:
+    this_python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    other = "python3.12" if this_python != "python3.12" else "python3.13"
+    function = {"Type": "AWS::Serverless::Function", "Properties": {"Runtime": other}}
+    with pytest.raises(PackageError, match=f"runs {other}"):
+        _check_runtime({"Resources": {"APIHandler": function}})
+    _check_runtime({"Resources": {"APIHandler": {**function, "Properties": {"Runtime": this_python}}}})
+    assert bytecode("pygal-3.1.3.data/scripts/x.py", b"x = 1") is None  # no importable path
+    assert bytecode("pkg/broken.py", b"def (") is None  # no import could load it either
+    name, pyc = bytecode("pkg/module.py", b"x = 1") or ("", b"")
+    assert name == f"pkg/__pycache__/module.{sys.implementation.cache_tag}.pyc" and len(pyc) > 16
+
+
+def test_the_runtime_imports_the_shipped_bytecode_not_the_source(packaged: Path, tmp_path: Path) -> None:
+    """Every source of the hit path and of Powertools replaced by a raise: importing still works, from bytecode."""
+    task = tmp_path / "task"
+    with zipfile.ZipFile(packaged.parent / "deployment.zip") as deployment:
+        deployment.extractall(task)
+    for top in ("app.py", "chalicelib", "chalice", "aws_lambda_powertools"):
+        for source in [task / top] if top.endswith(".py") else (task / top).rglob("*.py"):
+            source.write_text('raise ImportError("compiled from source")\n')
+    probe = "import app, aws_lambda_powertools.logging, chalicelib.hits.endpoints; print(app.app.app_name)"
+    environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(task), "PYTHONDONTWRITEBYTECODE": "1",
+                   "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=task, env=environment, capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "sendtrail"
 
 
 def test_unknown_stage_or_architecture_is_refused() -> None:
