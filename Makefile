@@ -30,10 +30,12 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 
 venv: $(STAMP)
 
-## native: the Rust module sendtrail_native, built (release) into the virtualenv; only when its sources changed
-$(NATIVE_STAMP): $(STAMP) $(NATIVE_SOURCES)
-	@command -v cargo >/dev/null || { echo "make: cargo not found; install Rust (rustup, stable) to build native/" >&2; exit 1; }
-	cd native && VIRTUAL_ENV=$(abspath $(VENV)) $(abspath $(BIN))/maturin develop --release --locked --quiet
+## native: the Rust module sendtrail_native in the virtualenv: the very wheel of this machine's layer zip
+##   (release, abi3, manylinux2014), so make test builds the crate in release once; redone when its sources change
+NATIVE_ARCH := $(if $(filter aarch64 arm64,$(shell uname -m)),arm64,x86_64)
+$(NATIVE_STAMP): $(STAMP) out/layers/sendtrail-native-$(NATIVE_ARCH).zip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
+	    out/wheels/$(NATIVE_ARCH)/sendtrail_native-*.whl
 	touch $@
 
 native: $(NATIVE_STAMP)
@@ -60,9 +62,12 @@ run: venv native
 	$(BIN)/sendtrail local up --port $(PORT)
 
 ## test: static analysis, then every test (crate, brief fuzzing, unit, integration, end to end); native parity
-##   tests may not skip; the x86_64 layer zip (under a minute of CPU, once) for the layer's import test
+##   tests may not skip; the x86_64 layer zip (under a minute of CPU, once) for the layer's import test.
+##   pytest runs on PYTEST_WORKERS processes (pytest-xdist), whole files to a worker, so a module's fixtures
+##   (the local stack, the package) start once
+PYTEST_WORKERS ?= 2
 test: lint native browser cargo-test fuzz-brief out/layers/sendtrail-native-x86_64.zip
-	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q
+	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 ## lint: ruff (lint), mypy (chalicelib/), bandit (the Python that ships and runs locally), clippy (the crate);
 ##   configured in pyproject.toml, the tools pinned in requirements-dev.txt
@@ -78,10 +83,10 @@ test-unit: native
 test-e2e: venv browser
 	$(BIN)/python -m pytest -q tests/e2e
 
-## cargo-test: the crate's own tests (pure Rust, no Python) and a warning-free build of its Python face
+## cargo-test: the crate's own tests (pure Rust, no Python); its Python face is checked warning-free by
+##   lint's clippy (--all-targets --features python -D warnings)
 cargo-test:
 	cd native && cargo test --locked --quiet
-	cd native && cargo check --locked --quiet --features python
 
 ## fuzz-brief / fuzz: the fuzz targets (libFuzzer on stable Rust, native/fuzz/run.sh), briefly or at length;
 ##   fuzz adds 100,000 hostile requests to the public routes (make test runs 2,000 of them)
@@ -99,6 +104,7 @@ fuzz: venv
 
 ## layer: Lambda layer zips of the native module for x86_64 and arm64 (manylinux2014, abi3), checked
 out/layers/sendtrail-native-%.zip: $(STAMP) $(NATIVE_SOURCES) native/layer.py
+	@command -v cargo >/dev/null || { echo "make: cargo not found; install Rust (rustup, stable) to build native/" >&2; exit 1; }
 	$(BIN)/python native/layer.py build --arch $*
 
 layer: $(LAYERS)

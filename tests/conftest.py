@@ -7,6 +7,8 @@ of infra/template.yaml provisioned by the same code as the local stack.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import os
 from typing import Any, Iterator
@@ -35,6 +37,14 @@ def aws() -> Iterator[None]:
         yield
 
 
+@functools.lru_cache(maxsize=1)
+def _parsed_template() -> dict[str, Any]:
+    """infra/template.yaml parsed once per process (a fifth of a provisioning's CPU); each test gets a copy."""
+    from infra.template import load_template
+
+    return load_template()
+
+
 @pytest.fixture
 def resources(aws: None) -> Any:
     """The template's resources on moto, and the Lambda environment pointing at them."""
@@ -46,7 +56,7 @@ def resources(aws: None) -> Any:
     ses_outbox.install()
     ses_account.reset()
     ses_account.install()
-    provisioned = provision(boto3.session.Session(), stage="local")
+    provisioned = provision(boto3.session.Session(), stage="local", template=copy.deepcopy(_parsed_template()))
     saved = dict(os.environ)
     environment.apply({
         **provisioned.environment,
