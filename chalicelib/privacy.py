@@ -32,6 +32,7 @@ from chalicelib.data.tracking import TrackingStore
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.mta import states, statuses
 from chalicelib.settings import Settings
+from chalicelib.tracking.items import decode_hits
 
 # What a delivery log says about the person (the rest, its status and times, names nobody).
 PERSONAL_LOG_FIELDS = ("email", "recipient_id", "attributes", "message_id", "failure_detail", "smtp_response",
@@ -53,6 +54,16 @@ def _shown(item: dict[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in item.items() if name not in INTERNAL_FIELDS}
 
 
+def _shown_tracking(item: dict[str, Any]) -> dict[str, Any]:
+    """A tracking item as a person reads it: each hit with its time, user agent and address spelled out
+    (stored, hit ids are packed and agents and addresses are indexes into the item: chalicelib/tracking/items.py)."""
+    shown = {name: value for name, value in _shown(item).items() if name not in ("hits", "uas", "ips")}
+    shown["hits"] = [{"hit_id": hit.hit_id, "at": hit.ts, "kind": hit.kind, "url_id": hit.url_id,
+                      "user_agent": hit.ua, "ip": hit.ip, **({"purpose": hit.purpose} if hit.purpose else {})}
+                     for hit in decode_hits(item)]
+    return shown
+
+
 def export_recipient(settings: Settings, recipient_id: str) -> dict[str, Any]:
     """Everything kept about a recipient: delivery logs, tracking items, their addresses' state."""
     logs_store, tracking, addresses = _stores(settings)
@@ -64,7 +75,7 @@ def export_recipient(settings: Settings, recipient_id: str) -> dict[str, Any]:
         raise NotFound(f"nothing is kept about recipient {recipient_id}")
     return {"recipient_id": recipient_id, "exported_at": now_ms(),
             "delivery_logs": sorted((_shown(log) for log in logs), key=lambda log: (log["delivery_id"], log["log_id"])),
-            "tracking": [_shown(item) for item in hits],
+            "tracking": [_shown_tracking(item) for item in hits],
             "addresses": [_shown(item) for item in address_items]}
 
 

@@ -61,6 +61,12 @@ def test_export_returns_everything_kept_about_a_person(api: Any, tracked: str) -
     assert log["optout_at"] and log["message_id"]
     [hits] = body["tracking"]
     assert hits["recipient_id"] == "ann" and len(hits["hits"]) >= 3
+    # Each hit as a person reads it, not as stored (packed ids, indexes into the item's agents and addresses).
+    assert {hit["kind"] for hit in hits["hits"]} >= {"click", "optout"}
+    for hit in hits["hits"]:
+        assert set(hit) >= {"hit_id", "at", "kind", "url_id", "user_agent", "ip"}
+        assert len(hit["hit_id"]) == 32 and int(hit["hit_id"][:12], 16) == hit["at"]
+    assert "uas" not in hits and "ips" not in hits
     [address] = body["addresses"]
     assert address["address"] == "ann@example.net" and address["unsubscribed_at"]
     assert api.get("/api/recipients/nobody/export").status_code == 404
