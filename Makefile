@@ -65,9 +65,10 @@ run: venv native
 ##   tests may not skip; the x86_64 layer zip (under a minute of CPU, once) for the layer's import test.
 ##   pytest runs on PYTEST_WORKERS processes (pytest-xdist), whole files to a worker, so a module's fixtures
 ##   (the local stack, the package) start once
+##   --durations lists the slowest tests in every run, where CI time goes.
 PYTEST_WORKERS ?= 2
 test: lint native browser cargo-test fuzz-brief out/layers/sendtrail-native-x86_64.zip
-	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
 
 ## lint: ruff (lint), mypy (chalicelib/), bandit (the Python that ships and runs locally), clippy (the crate);
 ##   configured in pyproject.toml, the tools pinned in requirements-dev.txt

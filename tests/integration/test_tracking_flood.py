@@ -12,8 +12,9 @@ from typing import Any
 import boto3
 import pytest
 
+from chalicelib.data.dynamo import from_item
 from chalicelib.settings import get_settings
-from chalicelib.tracking.items import decode_summary
+from chalicelib.tracking.items import decode_hits, decode_summary
 from tests.integration.test_pages import login, session_cookie
 from tests.integration.test_tracking_api import create_and_send
 from tests.tracking_harness import FakeClock, SimulatedCrash, put_log, reset_workflow_tables, snapshot, tap, workflow
@@ -53,11 +54,9 @@ def test_a_flood_on_one_link_keeps_the_later_real_click_and_exact_totals(api: An
 
     item = boto3.client("dynamodb").get_item(TableName=settings.tracking_table, Key={
         "delivery_id": {"S": delivery_id}, "log_id": {"N": "1"}})["Item"]
-    stored = [line["S"].split("\t")[0] for line in item["hits"]["L"]]
+    stored = [hit.hit_id for hit in decode_hits(from_item(item) or {})]
     assert len(stored) == settings.workflow_first_hits_per_recipient + settings.workflow_last_hits_per_recipient
     assert stored[-1] == real["hit_id"] and stored[0] == flood[0]["hit_id"]  # the first hits and the latest
-    from chalicelib.data.dynamo import from_item
-
     summary = decode_summary(from_item(item) or {})
     assert summary is not None and summary.count == FLOOD + 1 - len(stored)
 
