@@ -152,28 +152,37 @@ class IntrinsicResolver:
         self.conditions = dict(conditions or {})
 
     def resolve(self, value: Any) -> Any:
+        return self._walk(value, everything=True)
+
+    def choose_branches(self, value: Any) -> Any:
+        """`value` with each Fn::If replaced by the branch its condition takes and `Ref AWS::NoValue` dropped
+        (from lists too); every other intrinsic left as it is, for moto's CloudFormation to resolve (it keeps a
+        None in a list for AWS::NoValue, e.g. for an index a condition leaves out)."""
+        return self._walk(value, everything=False)
+
+    def _walk(self, value: Any, everything: bool) -> Any:
         if isinstance(value, list):
-            return [item for item in (self.resolve(item) for item in value) if item is not NO_VALUE]
+            return [item for item in (self._walk(item, everything) for item in value) if item is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, argument), = value.items()
-            if key == "Ref":
-                return self._ref(argument)
-            if key == "Fn::Sub":
-                return self._sub(argument)
-            if key == "Fn::GetAtt":
-                return self._get_att(argument)
-            if key == "Fn::Join":
-                separator, items = argument
-                return separator.join(str(self.resolve(item)) for item in self.resolve(items))
             if key == "Fn::If":
                 name, when_true, when_false = argument
                 if name not in self.conditions:
                     raise KeyError(f"cannot resolve Fn::If on unknown condition {name}")
-                return self.resolve(when_true if self.conditions[name] else when_false)
-        resolved = {key: self.resolve(item) for key, item in value.items()}
-        return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+                return self._walk(when_true if self.conditions[name] else when_false, everything)
+            if key == "Ref" and (everything or argument == "AWS::NoValue"):
+                return self._ref(argument)
+            if everything and key == "Fn::Sub":
+                return self._sub(argument)
+            if everything and key == "Fn::GetAtt":
+                return self._get_att(argument)
+            if everything and key == "Fn::Join":
+                separator, items = argument
+                return separator.join(str(self.resolve(item)) for item in self.resolve(items))
+        walked = {key: self._walk(item, everything) for key, item in value.items()}
+        return {key: item for key, item in walked.items() if item is not NO_VALUE}
 
     def _ref(self, name: str) -> Any:
         if name not in self.refs:

@@ -134,7 +134,8 @@ def provision(
     if missing:
         raise NotImplementedError(f"no local provisioner for resource types {missing}")
 
-    chosen = {logical: _chosen_branches(spec, conditions) for logical, spec in in_stack.items()}
+    branches = IntrinsicResolver(values, conditions=conditions)
+    chosen = {logical: branches.choose_branches(spec) for logical, spec in in_stack.items()}
     refs, attributes = _create_stack(session, stage, template, values, chosen)
     resolver = IntrinsicResolver({**values, **refs}, attributes, region=region, account_id=ACCOUNT_ID,
                                  conditions=conditions)
@@ -157,22 +158,6 @@ def provision(
         template=template,
         conditions=conditions,
     )
-
-
-def _chosen_branches(value: Any, conditions: Mapping[str, bool]) -> Any:
-    """`value` with every Fn::If replaced by the branch its condition takes and `Ref AWS::NoValue` dropped (from
-    lists too: moto's CloudFormation keeps a None in a list, e.g. an index a condition leaves out); other
-    intrinsics are left to moto."""
-    if isinstance(value, list):
-        chosen = (_chosen_branches(item, conditions) for item in value)
-        return [item for item in chosen if item != {"Ref": "AWS::NoValue"}]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"Fn::If"} and value["Fn::If"][0] in conditions:
-        name, when_true, when_false = value["Fn::If"]
-        return _chosen_branches(when_true if conditions[name] else when_false, conditions)
-    chosen_items = {key: _chosen_branches(item, conditions) for key, item in value.items()}
-    return {key: item for key, item in chosen_items.items() if item != {"Ref": "AWS::NoValue"}}
 
 
 def _split_by_creator(resources: Mapping[str, Any], supported: set[str]
