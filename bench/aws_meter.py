@@ -145,11 +145,10 @@ class AwsMeter:
             params = context.get("metered_params", {})
             for table, key, transactional, before in context.get("metered_writes", ()):
                 after = self._stored(table, key)
-                indexes = self._indexes(table)
-                units = table_write_units(before, after, indexes, transactional)
-                writes[table] += units
-                on_indexes = {index.name: index_write_units(before, after, index) for index in indexes}
-                kinds[f"{table}:{item_kind(key)}"] += units - sum(on_indexes.values())
+                on_item = table_write_units(before, after, (), transactional)
+                on_indexes = {index.name: index_write_units(before, after, index) for index in self._indexes(table)}
+                writes[table] += on_item + sum(on_indexes.values())
+                kinds[f"{table}:{item_kind(key)}"] += on_item
                 for name, index_units in on_indexes.items():
                     if index_units:
                         kinds[f"{table}:index {name}"] += index_units
