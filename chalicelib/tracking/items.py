@@ -55,12 +55,18 @@ DAY_SECONDS = 86_400
 _TIMED_HIT_ID = re.compile(r"[0-9a-f]{32}")  # chalicelib/hits/records.py new_hit_id: 12 hex digits of ms, 20 random
 
 
-def pack_hit(hit_id: str, ts: int) -> str:
-    """"<hit id>\\t<ts>" as a stored line starts: a hit path id at its own time as 22 base64url characters and
-    no time (the time is the id's first 12 hex digits); any other id and time as they are."""
+def packed_id(hit_id: str, ts: int) -> str | None:
+    """A hit path id at its own time as 22 base64url characters (the time is the id's first 12 hex digits),
+    or None for any other id and time (stored as they are)."""
     if _TIMED_HIT_ID.fullmatch(hit_id) and int(hit_id[:12], 16) == ts:
-        return base64.urlsafe_b64encode(bytes.fromhex(hit_id)).decode("ascii")[:22] + "\t"
-    return f"{hit_id}\t{ts}"
+        return base64.urlsafe_b64encode(bytes.fromhex(hit_id)).decode("ascii")[:22]
+    return None
+
+
+def pack_hit(hit_id: str, ts: int) -> str:
+    """"<hit id>\\t<ts>" as a stored line starts: the packed id and no time when there is one (packed_id)."""
+    packed = packed_id(hit_id, ts)
+    return f"{packed}\t" if packed else f"{hit_id}\t{ts}"
 
 
 def unpack_hit(hit_field: str, ts_field: str) -> tuple[str, int]:

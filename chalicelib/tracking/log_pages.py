@@ -9,7 +9,7 @@ tracking stats table:
     hits = ["<ts>\\t<hit_id>\\t<log_id>\\t<url_id>\\t<ua index>\\t<recipient index>", ...]
     uas, recipients = the strings the lines index (each stored once per page)
 
-    A hit path id at its own time is stored packed (items.pack_hit: 22
+    A hit path id at its own time is stored packed (items.packed_id: 22
     base64url characters), then an empty field, in place of <ts>\\t<hit_id>.
 
 A page holds one run's hits of one kind in one window (split in parts to
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.tracking.core import BUCKET_MS, Hit
-from chalicelib.tracking.items import pack_hit, unpack_hit
+from chalicelib.tracking.items import packed_id, unpack_hit
 
 LOG_PREFIX = "log#"
 MAX_PAGE_BYTES = 256 * 1024
@@ -83,8 +83,8 @@ def encode_pages(delivery_id: str, hits: Iterable[tuple[Hit, str]], run: int) ->
                 cost = 64 + len(hit.hit_id) + len(hit.ua.encode()) + len(recipient_id.encode())
             ua_index = uas.setdefault(hit.ua, len(uas))
             recipient_index = recipients.setdefault(recipient_id, len(recipients))
-            packed = pack_hit(hit.hit_id, hit.ts)
-            stamp = packed if packed.endswith("\t") else f"{hit.ts}\t{hit.hit_id}"
+            packed = packed_id(hit.hit_id, hit.ts)
+            stamp = f"{packed}\t" if packed else f"{hit.ts}\t{hit.hit_id}"
             lines.append(f"{stamp}\t{hit.log_id}\t{hit.url_id}\t{ua_index}\t{recipient_index}")
             size += cost
         pages.append(_page(delivery_id, page_stat(kind, window, run, part), lines, uas, recipients))
