@@ -46,7 +46,6 @@ SECONDS = "Seconds"
 MILLISECONDS = "Milliseconds"
 
 # The hit path.
-HITS_ACCEPTED = "HitsAccepted"  # dimension kind: a valid hit recorded (stream or fallback object)
 HITS_REJECTED = "HitsRejected"  # dimension reason: a link that does not verify, or names nothing
 HIT_STREAM_PUT_FAILURES = "HitStreamPutFailures"  # a Kinesis put that failed (the hit went to the fallback)
 FALLBACK_STREAM_WRITES = "FallbackStreamWrites"  # a hit put into the fallback delivery stream (Firehose batches it)
@@ -61,6 +60,7 @@ WORKFLOW_SUCCESSES = "WorkflowSuccesses"  # a run that completed (or found nothi
 WORKFLOW_LAG = "WorkflowLagSeconds"  # age of the oldest unprocessed redirection-log object, 0 when none
 WORKFLOW_BACKLOG = "WorkflowBacklogObjects"  # redirection-log objects a run saw and left waiting
 LINES_PROCESSED = "LinesProcessed"
+HITS_TRACKED = "HitsTracked"  # a run's new hits in the tracking tables (duplicates and rejected lines not counted)
 MALFORMED_LINES = "MalformedLines"  # dimension reason
 NATIVE_FALLBACK = "NativeFallback"  # dimension mode
 

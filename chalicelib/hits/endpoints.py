@@ -7,8 +7,11 @@ redirection logs). Invalid, unknown or tampered tokens are
 answered with a friendly page (or, for the pixel, the same GIF) and recorded
 nowhere: a link that does not verify redirects nowhere.
 
-Metrics (chalicelib/metrics.py, buffered and flushed once per request):
-HitsAccepted{kind}, HitsRejected{reason} (the token's InvalidToken reason,
+Metrics (chalicelib/metrics.py, buffered and flushed once per request): a
+hit that reaches the stream prints none, since a log line on every hit would
+cost about a tenth of what the rest of the hit costs (README, "Cost"); the
+stream's own IncomingRecords and the workflow's HitsTracked count those.
+The rest is counted as it happens: HitsRejected{reason} (the token's InvalidToken reason,
 wrong_kind, repeated_params, unknown_link, expired, bad_params),
 HitStreamPutFailures, FallbackStreamWrites, FallbackStreamPutFailures,
 FallbackWrites and HitsUnrecorded{kind}; answers with
@@ -199,7 +202,6 @@ def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, requ
     context = {"kind": kind, "hit_id": hit_id}
     try:
         put_hit(config.hit_stream, record, f"{claims.delivery_id}:{claims.log_id}")
-        metrics.emit(metrics.HITS_ACCEPTED, kind=kind)
         return True
     except Exception:  # noqa: BLE001 - any failure to record must not fail the person's request
         logger.exception("could not put hit into the stream; putting it into the fallback stream", extra=context)
@@ -208,7 +210,6 @@ def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, requ
         try:
             put_fallback_stream(config.redirection_log_fallback_stream, record)
             metrics.emit(metrics.FALLBACK_STREAM_WRITES)
-            metrics.emit(metrics.HITS_ACCEPTED, kind=kind)
             return True
         except Exception:  # noqa: BLE001
             logger.exception("could not put hit into the fallback stream; writing it as its own log object",
@@ -217,7 +218,6 @@ def _record(kind: str, claims: tokens.TokenClaims, token: str, params: str, requ
     try:
         put_fallback(config.redirection_log_bucket, record, hit_id, at_ms)
         metrics.emit(metrics.FALLBACK_WRITES)
-        metrics.emit(metrics.HITS_ACCEPTED, kind=kind)
         return True
     except Exception:  # noqa: BLE001
         logger.exception("could not record a hit: stream, fallback stream and redirection logs all failed",

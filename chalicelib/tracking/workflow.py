@@ -64,7 +64,8 @@ that releases the lease records the outcome on the state item (last run,
 last success, lag, last error), and the invocation's metrics count it
 (WorkflowRuns, WorkflowSuccesses, WorkflowLagSeconds: the age of the oldest
 log object the run saw and left unprocessed, 0 when it left none;
-LinesProcessed, MalformedLines by reason).
+LinesProcessed; HitsTracked, the run's new hits, which the hit path does not
+count itself; MalformedLines by reason).
 """
 
 from __future__ import annotations
@@ -692,6 +693,7 @@ def _count(statistics: Mapping[str, Any]) -> None:
     metrics.emit(metrics.WORKFLOW_LAG, statistics.get("lag_seconds") or 0, metrics.SECONDS)
     metrics.emit(metrics.WORKFLOW_BACKLOG, statistics.get("backlog_objects") or 0)
     metrics.emit(metrics.LINES_PROCESSED, statistics.get("lines") or 0)
+    metrics.emit(metrics.HITS_TRACKED, statistics.get("hits_accepted") or 0)
     for reason, count in (statistics.get("rejected") or {}).items():
         metrics.emit(metrics.MALFORMED_LINES, count, reason=reason)
 

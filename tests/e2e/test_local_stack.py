@@ -237,15 +237,18 @@ def test_the_handlers_metrics_reach_cloudwatch_and_the_alarms_are_there(local_st
     text = "\n".join(local_stack.output)
     link = re.search(r"^\s+(http://\S+/r/\S+)$", text, re.MULTILINE).group(1)
     assert _get(link)[0] == 302
+    tampered = link[:-1] + ("A" if link[-1] != "A" else "B")
+    assert _get(tampered)[0] == 404  # a friendly page, counted as rejected (a hit the stream took is not)
     cloudwatch = _moto(local_stack, "cloudwatch")
     deadline = time.monotonic() + 3 * EVALUATION_INTERVAL_SECONDS
-    while True:  # the click's and the workflow's metrics, captured and put by the alarm emulation
+    while True:  # the hit path's and the workflow's metrics, captured and put by the alarm emulation
         found = {metric["MetricName"]: metric["Dimensions"] for metric in
                  cloudwatch.list_metrics(Namespace="sendtrail")["Metrics"] if len(metric["Dimensions"]) == 1}
-        if {"HitsAccepted", "WorkflowSuccesses"} <= set(found) or time.monotonic() > deadline:
+        if {"HitsRejected", "HitsTracked", "WorkflowSuccesses"} <= set(found) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert found["HitsAccepted"] == found["WorkflowSuccesses"] == [{"Name": "stage", "Value": "local"}], found
+    assert found["HitsRejected"] == found["HitsTracked"] == found["WorkflowSuccesses"] == [
+        {"Name": "stage", "Value": "local"}], found
     from infra.template import load_template
 
     declared = [name for name, resource in load_template()["Resources"].items()

@@ -411,7 +411,7 @@ def test_the_dashboard_shows_every_alarm_and_every_signal_they_watch(template: d
                  else [name for name, _ in math_metrics(expected).values()])
         for name in names:
             assert f'"{name}"' in body, (logical, name)
-    for breakdown in ("HitsAccepted", "HitsRejected", "MalformedLines", "Bounces", "FallbackWrites",
+    for breakdown in ("HitsTracked", "HitsRejected", "MalformedLines", "Bounces", "FallbackWrites",
                       "LinesProcessed", "WorkflowRuns", "NativeFallback", "DeliveryStartPendingSeconds",
                       "SendThrottles", "DeliveriesStalled"):
         assert breakdown in body, breakdown

@@ -78,7 +78,7 @@ def test_dimensions_add_a_second_dimension_set_and_values_of_one_invocation_stay
 
 
 def test_nothing_is_printed_until_flush_and_nothing_twice(printed: list[dict[str, Any]]) -> None:
-    metrics.emit(metrics.HITS_ACCEPTED, kind="click")
+    metrics.emit(metrics.BOUNCES, type="hard")
     assert printed == []
     assert len(flushed(printed)) == 1
     assert metrics.flush() == 0
@@ -88,21 +88,21 @@ def test_a_full_buffer_is_flushed_at_once(printed: list[dict[str, Any]]) -> None
     lines: list[str] = []
     previous = metrics.set_output(lines.append)
     for _ in range(metrics.MAX_VALUES):
-        metrics.emit(metrics.HITS_ACCEPTED, kind="open")
+        metrics.emit(metrics.BOUNCES, type="soft")
     metrics.set_output(previous)
     [document] = [json.loads(line) for line in lines]
-    assert len(document["HitsAccepted"]) == metrics.MAX_VALUES
+    assert len(document["Bounces"]) == metrics.MAX_VALUES
 
 
 def test_a_buffer_of_mixed_metrics_is_flushed_at_once_in_emission_order(printed: list[dict[str, Any]]) -> None:
     lines: list[str] = []
     previous = metrics.set_output(lines.append)
     for index in range(metrics.MAX_VALUES):
-        metrics.emit(metrics.HITS_ACCEPTED if index % 3 else metrics.HITS_REJECTED, index,
-                     **({"kind": "open"} if index % 3 else {"reason": "expired"}))
+        metrics.emit(metrics.BOUNCES if index % 3 else metrics.HITS_REJECTED, index,
+                     **({"type": "soft"} if index % 3 else {"reason": "expired"}))
     metrics.set_output(previous)
-    rejected, accepted = [json.loads(line) for line in lines]  # as first emitted
-    assert accepted["HitsAccepted"] == [float(index) for index in range(metrics.MAX_VALUES) if index % 3]
+    rejected, bounces = [json.loads(line) for line in lines]  # as first emitted
+    assert bounces["Bounces"] == [float(index) for index in range(metrics.MAX_VALUES) if index % 3]
     assert rejected["HitsRejected"] == [float(index) for index in range(0, metrics.MAX_VALUES, 3)]
     assert metrics.flush() == 0
 
@@ -125,8 +125,8 @@ def test_emitting_and_flushing_never_raise(printed: list[dict[str, Any]], caplog
 
     previous = metrics.set_output(broken)
     try:
-        metrics.emit(metrics.HITS_ACCEPTED, kind="click")
-        metrics.emit(metrics.HITS_ACCEPTED, "not a number")  # type: ignore[arg-type]
+        metrics.emit(metrics.BOUNCES, type="hard")
+        metrics.emit(metrics.BOUNCES, "not a number")  # type: ignore[arg-type]
         with caplog.at_level(logging.ERROR, logger="sendtrail.metrics"):
             assert metrics.flush() == 0
     finally:
@@ -135,7 +135,7 @@ def test_emitting_and_flushing_never_raise(printed: list[dict[str, Any]], caplog
 
 
 def test_importing_the_facade_does_not_import_powertools() -> None:
-    probe = ("import sys; from chalicelib import metrics, observability; metrics.emit(metrics.HITS_ACCEPTED, kind='x');"
+    probe = ("import sys; from chalicelib import metrics, observability; metrics.emit(metrics.BOUNCES, type='x');"
              "print(any(name.startswith('aws_lambda_powertools') for name in sys.modules))")
     output = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert output.stdout.strip() == "False"
