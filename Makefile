@@ -19,7 +19,7 @@ LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(ar
 
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: venv native browser screenshots run test test-unit test-e2e lint cargo-test fuzz fuzz-brief layer bench soak load-tests package deploy clean
+.PHONY: venv native browser screenshots run test test-setup test-unit test-e2e lint cargo-test fuzz fuzz-brief layer bench soak load-tests package deploy clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,9 +66,16 @@ run: venv native
 ##   pytest runs on PYTEST_WORKERS processes (pytest-xdist), whole files to a worker, so a module's fixtures
 ##   (the local stack, the package) start once
 ##   --durations lists the slowest tests in every run, where CI time goes.
+##   The steps before pytest (test-setup) run TEST_SETUP_JOBS at a time, each one's output kept together: the
+##   release build's fat-LTO link, the fuzz targets' build and fuzzing, mypy and the pip install each keep one
+##   core busy, and on a 2-core CI machine the other core has the rest to do.
 PYTEST_WORKERS ?= 2
-test: lint native browser cargo-test fuzz-brief out/layers/sendtrail-native-x86_64.zip
+TEST_SETUP_JOBS ?= 2
+test:
+	$(MAKE) --no-print-directory -j$(TEST_SETUP_JOBS) --output-sync=target test-setup
 	REQUIRE_NATIVE_MODULE=1 $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=25
+
+test-setup: lint native browser cargo-test fuzz-brief out/layers/sendtrail-native-x86_64.zip
 
 ## lint: ruff (lint), mypy (chalicelib/), bandit (the Python that ships and runs locally), clippy (the crate);
 ##   configured in pyproject.toml, the tools pinned in requirements-dev.txt

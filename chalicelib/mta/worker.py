@@ -21,7 +21,7 @@ A chunk is a range of log ids (jobs.py). Processing it:
    transaction (pending -> sent with SES's message id and the raw size,
    failed when SES refused it or it could not be rendered or encoded
    (invalid_content: that message alone), prepared again when it was not
-   sent).
+   sent), or two when its counters take it over DynamoDB's 100 items.
    Before each group the state is read again, so a pause or a stop takes
    effect within one group.
 
@@ -49,7 +49,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -441,7 +441,7 @@ class SendWorker:
                 return _Sent(log, lost=True)
 
     def _record(self, delivery_id: str, result: _GroupResult) -> None:
-        """The group's outcome in one transaction; where an SES event got to a log first, log by log."""
+        """The group's outcome in as few transactions as fit it; where an SES event got to a log first, log by log."""
         now = self.runtime.now_ms()
         changes: list[tuple[LogTransition, int, str]] = []  # and the bytes SES accepted, to this address
         for item in result.sent:
@@ -462,18 +462,43 @@ class SendWorker:
         for log in result.unsent:
             changes.append((LogTransition(int(log["log_id"]), statuses.PENDING, statuses.PREPARED,
                                           remove=("pending_since",)), 0, ""))
+        recorded = sum(self._record_group(delivery_id, group, now)
+                       for group in self._transaction_groups(delivery_id, changes, now))
+        self._count_sent(recorded)
+
+    def _transaction_groups(self, delivery_id: str, changes: list[tuple[LogTransition, int, str]],
+                            now: int) -> Iterator[list[tuple[LogTransition, int, str]]]:
+        """The changes in consecutive groups that each fit one transaction with their counters.
+
+        A group's transaction holds its logs, the summary and the acceptance
+        counters (one per recipient domain, and the hour's): a claim batch of
+        98 with one domain is 101 items, over DynamoDB's 100, so it is
+        recorded in two transactions instead of 98 one-log ones.
+        """
+        group: list[tuple[LogTransition, int, str]] = []
+        for change in changes:
+            candidate = [*group, change]
+            accepted = [(size, email) for step, size, email in candidate if step.to_status == statuses.SENT]
+            if group and len(candidate) + 1 + len(self._acceptance_items(delivery_id, accepted, now)) \
+                    > MAX_TRANSACTION_ITEMS:
+                yield group
+                candidate = [change]
+            group = candidate
+        if group:
+            yield group
+
+    def _record_group(self, delivery_id: str, changes: list[tuple[LogTransition, int, str]], now: int) -> int:
+        """One transaction for the group; where an SES event got to a log first, log by log. Returns the
+        messages recorded as accepted by SES."""
         accepted = [(size, email) for change, size, email in changes if change.to_status == statuses.SENT]
-        if not changes:
-            return
         progress = {"last_progress_at": now, "last_sent_at": now, "blocked": None} if accepted else {
             "last_progress_at": now}
-        extra = self._acceptance_items(delivery_id, accepted, now)
-        if len(changes) + 1 + len(extra) <= MAX_TRANSACTION_ITEMS and self.store.transition(
+        if self.store.transition(
                 delivery_id, [change for change, _, _ in changes], now, summary_values=progress,
                 summary_add=self._accepted(size for size, _ in accepted),
-                summary_set_once={"first_sent_at": now} if accepted else None, extra_items=extra):
-            self._count_sent(len(accepted))
-            return
+                summary_set_once={"first_sent_at": now} if accepted else None,
+                extra_items=self._acceptance_items(delivery_id, accepted, now)):
+            return len(accepted)
         recorded = 0
         for change, size, email in changes:
             accepted_here = change.to_status == statuses.SENT
@@ -485,7 +510,7 @@ class SendWorker:
                 recorded += accepted_here
             elif accepted_here:
                 recorded += self._record_accept_only(delivery_id, change, size, email, now)
-        self._count_sent(recorded)
+        return recorded
 
     def _acceptance_items(self, delivery_id: str, accepted: list[tuple[int, str]], now: int) -> list[dict[str, Any]]:
         """The counters SES's acceptance moves besides the delivery's, written in the same transaction:

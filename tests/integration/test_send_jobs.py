@@ -23,6 +23,7 @@ from infra.local_runtime import environment, ses_account
 from infra.local_runtime.ses_events import mail_object, send_event, sns_notification
 from infra.local_runtime.ses_outbox import OUTBOX
 from tests.mta_harness import FakeRuntime, SesFaults, worker_trigger
+from tests.tracking_harness import tap
 
 HTML = '<p>Hi {{name}} <a href="https://shop.example.com/x">shop</a> <a href="{{unsubscribe_url}}">stop</a></p>'
 
@@ -358,6 +359,18 @@ def test_the_delivery_monitor_measures_what_waits_sends_and_stalled_every_minute
 
 
 # --- excluded recipients, exact counts at scale ------------------------------------------
+
+def test_a_full_claim_batch_is_recorded_in_two_transactions_not_log_by_log(api: Any, mta: Any,
+                                                                            resources: Any) -> None:
+    """98 sent logs, the summary and 2 counters are 101 items, over DynamoDB's 100: split in two, not 98 writes."""
+    environment.apply({"SENDTRAIL_SEND_CLAIM_BATCH": "98"})
+    delivery_id = create(api, emails(98))
+    act(api, delivery_id, "send", 202)
+    with tap() as observed:
+        assert mta.send() == 1
+    assert counts(api, delivery_id) == {"processed": 98, "sent": 98}
+    assert observed.calls[("dynamodb", "TransactWriteItems")] == 3  # the claim, then the results in two
+
 
 def test_five_thousand_recipients_in_chunks_with_exact_counts(api: Any, mta: Any, resources: Any) -> None:
     environment.apply({"SENDTRAIL_SEND_CLAIM_BATCH": "98"})

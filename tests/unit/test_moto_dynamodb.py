@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Iterator
+from typing import Any, Iterator
 
 import boto3
 import pytest
@@ -60,3 +60,44 @@ def test_concurrent_adds_and_transactions_lose_no_update(eager_thread_switches: 
     assert errors == []
     item = dynamodb.get_item(TableName="counters-under-load", Key=key, ConsistentRead=True)["Item"]
     assert int(item["clicks"]["N"]) == WRITERS * UPDATES
+
+
+def _shape(node: Any) -> Any:
+    """A parse tree as plain data: each node's type and children, leaves as they print."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    if isinstance(node, Node):
+        return node.type, [_shape(child) for child in node.children or []]
+    return repr(node)
+
+
+@mock_aws
+def test_update_expressions_are_parsed_once_and_moto_never_changes_the_tree() -> None:
+    """The parse cache is sound only while moto reads its parse trees and validates copies of them."""
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
+
+    moto_dynamodb.install()
+    expression = "SET #n = if_not_exists(#n, :zero) + :one, #s = :s REMOVE #gone ADD #c :one"
+    tree = UpdateExpressionParser.make(expression)
+    assert UpdateExpressionParser.make(expression) is tree
+    parsed = _shape(tree)
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(TableName="parsed-once", BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    update = {"TableName": "parsed-once", "Key": {"pk": {"S": "k"}}, "UpdateExpression": expression,
+              "ExpressionAttributeNames": {"#n": "n", "#s": "s", "#gone": "gone", "#c": "c"},
+              "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}, ":s": {"S": "x"}}}
+    for _ in range(3):
+        dynamodb.put_item(TableName="parsed-once", Item={"pk": {"S": "k"}, "gone": {"S": "g"},
+                                                         **dynamodb.get_item(TableName="parsed-once", Key={
+                                                             "pk": {"S": "k"}}).get("Item", {})})
+        dynamodb.update_item(**update)
+        dynamodb.transact_write_items(TransactItems=[{"Update": update}])
+    item = dynamodb.get_item(TableName="parsed-once", Key={"pk": {"S": "k"}}, ConsistentRead=True)["Item"]
+    assert item == {"pk": {"S": "k"}, "n": {"N": "6"}, "c": {"N": "6"}, "s": {"S": "x"}}
+    assert _shape(tree) == parsed  # moto's validation, normalisation and update worked on copies
+    with pytest.raises(dynamodb.exceptions.ClientError, match="Syntax error"):
+        dynamodb.update_item(**{**update, "UpdateExpression": "SET = oops"})
+    with pytest.raises(dynamodb.exceptions.ClientError, match="Syntax error"):  # an error is never kept
+        dynamodb.update_item(**{**update, "UpdateExpression": "SET = oops"})
