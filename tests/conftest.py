@@ -14,9 +14,15 @@ import os
 from typing import Any, Iterator
 
 import boto3
+import hypothesis
 import pytest
 
 from infra.local_runtime import environment, moto_dynamodb, moto_kinesis
+
+# Properties check results, never speed (speed lives in `make bench`): Hypothesis's default 200 ms deadline
+# per example failed a property test on a loaded CI machine.
+hypothesis.settings.register_profile("sendtrail", deadline=None)
+hypothesis.settings.load_profile("sendtrail")
 
 environment.apply(environment.fake_aws(), remove=("AWS_ENDPOINT_URL",))
 moto_dynamodb.install()  # transactions that copy their items, not whole tables (see the module)
