@@ -49,7 +49,7 @@ def windows(delivery_id: str, settings: Settings | None = None) -> tuple[dict[st
     context = stores(settings)
     summary = context.summary(delivery_id)
     found = []
-    for item in context.tracking.query_stats(delivery_id, BUCKET_PREFIX):
+    for item in context.tracking.counter_items(delivery_id, BUCKET_PREFIX):
         opens, clicks = int(item.get("opens") or 0), int(item.get("clicks") or 0)
         if opens or clicks:
             found.append((int(item["stat"][len(BUCKET_PREFIX):]), opens, clicks, int(item.get("opens_human") or 0),

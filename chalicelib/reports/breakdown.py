@@ -25,7 +25,7 @@ def breakdown(delivery_id: str, by: BreakdownBy = "os", settings: Settings | Non
     context.summary(delivery_id)
     prefix = ua_stat(DIMENSIONS[by], "")
     counts = [(item["stat"][len(prefix):], *(int(item.get(name) or 0) for name in COUNTERS))
-              for item in context.tracking.query_stats(delivery_id, prefix)]
+              for item in context.tracking.counter_items(delivery_id, prefix)]
     counts = [entry for entry in counts if entry[1] or entry[2]]
     opens, clicks = sum(entry[1] for entry in counts), sum(entry[2] for entry in counts)
     rows = [BreakdownRow(value=value, opens=value_opens, clicks=value_clicks,

@@ -31,7 +31,7 @@ def url_counters(delivery_id: str, context: Any) -> dict[int, tuple[int, int, in
     """(total, unique, total_human, unique_human) per URL id from the delivery's url# stats items (one Query)."""
     return {int(item["stat"][len(URL_PREFIX):]): (int(item.get("total") or 0), int(item.get("unique") or 0),
                                                   int(item.get("total_human") or 0), int(item.get("unique_human") or 0))
-            for item in context.tracking.query_stats(delivery_id, URL_PREFIX)}
+            for item in context.tracking.counter_items(delivery_id, URL_PREFIX)}
 
 
 def urls(delivery_id: str, group: UrlGroup = "url", settings: Settings | None = None) -> UrlsReport:

@@ -81,6 +81,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from chalicelib import metrics, native
+from chalicelib.data import counters
 from chalicelib.data.domain_stats import TRACKED, UNKNOWN_DOMAIN, domain_stat
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
@@ -265,6 +266,8 @@ class TrackingWorkflow:
         record = self._compute(run, owner, now_ms, parsed, position["checkpoint"],
                                backlog=backlog["backlog_objects"] > 0)
         record["position"] = position
+        record["counter_layout"] = counters.LAYOUT
+        record["statistics"]["stat_items_updated"] = len(_stat_writes(record))
         record["statistics"]["ignored_objects"] = plan.ignored
         record["statistics"].update(backlog)
         record_key = self.logs.put_run_record(f"{run:012d}-{owner}", record)
@@ -511,8 +514,7 @@ class TrackingWorkflow:
         at_ms = int(record["created_at"])
         expires = at_ms // 1000 + self.settings.tracking_retention_days * DAY_SECONDS
         self._parallel(lambda item: self.tracking.put_recipient(item, run), record["recipients"])
-        self._parallel(lambda stat: self.tracking.apply_stat(stat["delivery_id"], stat["stat"], stat["add"], run,
-                                                             at_ms, expires), record["stats"])
+        self._parallel(lambda write: self.tracking.apply_stat(*write, run, at_ms, expires), _stat_writes(record))
         self._parallel(lambda page: self.tracking.put_log_page(page, run, expires), record.get("log_pages", []))
         for entry in record["quarantine"]:
             if entry["whole_object"]:
@@ -531,6 +533,14 @@ class TrackingWorkflow:
             return [function(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.limits.write_concurrency, len(items))) as pool:
             return list(pool.map(function, items))
+
+
+def _stat_writes(record: Mapping[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
+    """(delivery id, stats item, deltas) of a run record's counters: grouped (data/counters.py), or one item
+    per counter for a record an older version wrote (it may have applied part of it that way already)."""
+    if record.get("counter_layout") == counters.LAYOUT:
+        return counters.group(record["stats"])
+    return [(str(stat["delivery_id"]), str(stat["stat"]), dict(stat["add"])) for stat in record["stats"]]
 
 
 def classification_rules(settings: Settings) -> classification.Rules:
