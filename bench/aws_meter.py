@@ -25,9 +25,8 @@ from typing import Any, Iterator, Mapping
 
 from botocore import handlers as botocore_handlers
 
-from chalicelib.data.counters import HOUR_PREFIX, TALLY
-
 from bench.cost_model import Index, index_write_units, item_size, read_units, table_write_units
+from chalicelib.data.counters import HOUR_PREFIX, TALLY
 
 S3_PUT_CLASS = {"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2", "CreateBucket",
                 "CreateMultipartUpload",

@@ -514,7 +514,8 @@ class TrackingWorkflow:
         at_ms = int(record["created_at"])
         expires = at_ms // 1000 + self.settings.tracking_retention_days * DAY_SECONDS
         self._parallel(lambda item: self.tracking.put_recipient(item, run), record["recipients"])
-        self._parallel(lambda write: self.tracking.apply_stat(*write, run, at_ms, expires), _stat_writes(record))
+        self._parallel(lambda write: self.tracking.apply_stat(write[0], write[1], write[2], run, at_ms, expires),
+                       _stat_writes(record))
         self._parallel(lambda page: self.tracking.put_log_page(page, run, expires), record.get("log_pages", []))
         for entry in record["quarantine"]:
             if entry["whole_object"]:
