@@ -1,7 +1,8 @@
 """Opens and clicks over time: Campaign's tracking statistics (time to react) and the timeline.
 
-Both read the delivery's 5-minute windows (stats items bucket#<start>, kept
-by the tracking workflow: one Query however many recipients) and count
+Both read the delivery's 5-minute windows (kept by the tracking workflow an
+hour an item, bucket#h<hour>, or one a window by older versions,
+bucket#<start>: one Query however many recipients) and count
 hits: opens after the 1-minute rule, and clicks.
 
 Time to react. Within a window the hits are taken as evenly spread, the

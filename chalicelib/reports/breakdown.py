@@ -1,8 +1,9 @@
 """The breakdown of opens and clicks by operating system, device, browser or mail client.
 
 The workflow classifies each user agent once and keeps counters per family
-(stats items ua#<dimension>#<family>); this reads one dimension's with one
-Query and gives each value's share of the opens and of the clicks.
+(grouped in the tally items, data/counters.py, or one item per family from
+older versions); this reads one dimension's (two Queries) and gives each
+value's share of the opens and of the clicks.
 """
 
 from __future__ import annotations

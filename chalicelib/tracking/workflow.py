@@ -34,11 +34,15 @@ number them):
     condition that this run still holds the lease [write: register].
  6. Recipients: one PutItem per touched recipient, the whole new item,
     on condition `last_run < run` [writes].
- 7. Stats: one UpdateItem per touched counter item (a delivery's
-    indicators, each URL, each 5-minute bucket, each user-agent family,
-    each recipient domain), ADDing the deltas, on condition `last_run < run`
-    [writes]; then the run's new hits as log pages per kind and window
-    (log_pages.py, for the delivery's Tracking tab), same guard [writes].
+ 7. Stats: the deltas (per counter: indicators, each URL, 5-minute
+    bucket and user-agent family) ADDed to a few grouped items a delivery
+    (data/counters.py: the tally, its URL and family shards, one item per
+    hour of buckets) and to each recipient domain's item, one UpdateItem
+    per item, on condition `last_run < run` [writes]. The record names its
+    counter layout; a record an older version wrote is applied one item per
+    counter, as that version may have begun it. Then the run's new hits as
+    log pages per kind and window (log_pages.py, for the delivery's
+    Tracking tab), same guard [writes].
  8. Quarantine copies of rejected lines [S3 writes]; processed-object
     markers [BatchWriteItem].
  9. Finish: clear the pending run, advance the listing position (last) and
@@ -56,8 +60,9 @@ against that recipient's stored hits. Duplicated records (Kinesis and
 Firehose deliver at least once; a hit can reach both Kinesis and the
 fallback object) are dropped by hit id, in the core, across objects and runs.
 
-Writes grow with the distinct keys a run touches (recipients, URLs,
-buckets, user-agent families, objects / 25), not with the number of hits.
+Writes grow with the distinct keys a run touches (recipients, a few
+counter items a delivery, recipient domains, objects / 25), not with the
+number of hits.
 
 Every run says how it went, for the alarms and the status check: the write
 that releases the lease records the outcome on the state item (last run,
@@ -554,7 +559,7 @@ def classification_rules(settings: Settings) -> classification.Rules:
 
 
 def stat_updates(deliveries: Iterable[core.DeliveryDelta]) -> list[tuple[str, str, dict[str, int]]]:
-    """(delivery id, stats item, deltas) for every counter item a run changes.
+    """(delivery id, per-counter item, deltas) for every counter a run changes (written grouped: _stat_writes).
 
     The indicators item is always touched (its last_updated is the delivery's).
     User agents are classified here, once per distinct string, and summed per family.
