@@ -157,7 +157,7 @@ def expand(item: Mapping[str, Any]) -> Iterator[tuple[str, str, int]]:
     name = str(item["stat"]).split(SPILL, 1)[0]
     hour = int(name[len(HOUR_PREFIX):]) if name.startswith(HOUR_PREFIX) else None
     for attribute, value in item.items():
-        if attribute in META:
+        if attribute in META or not _is_count(value):
             continue
         key, dot, code = attribute.rpartition(".")
         counter = _COUNTERS.get(code, code)
@@ -176,8 +176,12 @@ def expand(item: Mapping[str, Any]) -> Iterator[tuple[str, str, int]]:
 def _counters(item: Mapping[str, Any]) -> Iterator[tuple[str, int]]:
     """The counters of a per-counter item: its numeric attributes but the run guard and timestamps."""
     for name, value in item.items():
-        if name not in META and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if name not in META and _is_count(value):
             yield name, int(value)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def merge(items: Iterable[Mapping[str, Any]], prefix: str) -> list[dict[str, Any]]:
