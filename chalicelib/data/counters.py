@@ -9,15 +9,16 @@ counters are attributes of a few grouped items instead, ADDed in one
 UpdateItem per item under the same run guard:
 
     tally               the indicators (their own names), the URLs with id < URLS_PER_ITEM
-                        (u<id>.<counter>) and the user-agent families of COMMON_FAMILIES
-                        (a<dimension>:<family>.<counter>): most deliveries' every counter
+                        (u<id>.<counter>), the user-agent families of COMMON_FAMILIES
+                        (a<dimension>:<family>.<counter>) and the tracking counters of the
+                        MAILBOX_PROVIDERS domains (d<domain>.<counter>): most deliveries' most counters
     tally#u<n>          URL ids n x URLS_PER_ITEM and up (a delivery with many links)
     tally#a<nn>         the other families, by a hash of dimension and family (UA_SHARDS)
     bucket#h<hour>      the hour's 5-minute windows (<minute>.<counter>), hour start in ms
 
 Counter names are shortened (COUNTER_CODES). Sizes, by design: tally holds
-at most 22 indicators, URLS_PER_ITEM URLs and the listed families, 4 counters
-each: under 16 KB whatever the delivery; tally#u<n> under 4 KB; bucket#h under
+at most 22 indicators, URLS_PER_ITEM URLs, the listed families and domains,
+4 counters each: under 20 KB whatever the delivery; tally#u<n> under 4 KB; bucket#h under
 1 KB; a tally#a<nn> shard grows with the unlisted families only (about 100
 bytes each: ~1,000 of them in one shard, 16,000 in the delivery, before a
 shard passes 100 KB). A run writes an item's attributes in one request of
@@ -27,17 +28,19 @@ they always stay in tally.
 
 Readers sum the grouped items and the per-counter items an older version
 wrote (`expand` gives the grouped counters under the old names), so an
-upgrade keeps every count and needs no migration. domain#<domain> items
-stay per domain: the MTA writes them too (sent, delivered, bounces in its
-own transactions), and a delivery's domains grow with its audience, so a
-grouped item would make each run's rewrite cost grow with every domain
-already stored.
+upgrade keeps every count and needs no migration. The other domains'
+counters stay in their domain#<domain> items: the MTA writes those too
+(sent, delivered, bounces, in its own transactions), and a delivery's
+domains grow with its audience, so a grouped item would make each run's
+rewrite cost grow with every domain already stored.
 """
 
 from __future__ import annotations
 
 import zlib
 from typing import Any, Iterable, Iterator, Mapping
+
+from chalicelib.data.domain_stats import DOMAIN_PREFIX, domain_stat
 
 INDICATORS = "indicators"  # the per-counter items' names (each counter's item before grouping)
 URL_PREFIX = "url#"
@@ -73,6 +76,15 @@ COMMON_FAMILIES: dict[str, frozenset[str]] = {
         "HeadlessChrome", "Brave", "Vivaldi", "DuckDuckGo Mobile", "Silk", "Android", "Chromium", "Electron"}),
 }
 _CLOSED_DIMENSIONS = frozenset({"device", "mail_client"})
+# Recipient domains whose tracking counters (opens, clicks, *_human) go to the tally: the large mailbox
+# providers, which hold most recipients of most deliveries. Other domains keep theirs in domain#<domain>,
+# next to the MTA's counters: a delivery's domains grow with its audience.
+MAILBOX_PROVIDERS = frozenset({
+    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.fr", "yahoo.co.uk", "ymail.com", "hotmail.com",
+    "hotmail.fr", "hotmail.co.uk", "outlook.com", "outlook.fr", "live.com", "live.fr", "msn.com", "aol.com",
+    "icloud.com", "me.com", "mac.com", "gmx.de", "gmx.net", "gmx.com", "web.de", "t-online.de", "orange.fr",
+    "wanadoo.fr", "free.fr", "sfr.fr", "laposte.net", "libero.it", "virgilio.it", "mail.ru", "yandex.ru",
+    "comcast.net", "att.net", "verizon.net", "proton.me", "protonmail.com", "qq.com", "163.com", "naver.com"})
 
 
 def url_stat(url_id: int) -> str:
@@ -102,6 +114,8 @@ def place(stat: str, counter: str) -> tuple[str, str] | None:
         if dimension in _CLOSED_DIMENSIONS or family in COMMON_FAMILIES.get(dimension, ()):
             return TALLY, attribute
         return f"{TALLY}#a{zlib.crc32(f'{dimension}#{family}'.encode()) % UA_SHARDS:02d}", attribute
+    if stat.startswith(DOMAIN_PREFIX) and stat[len(DOMAIN_PREFIX):] in MAILBOX_PROVIDERS:
+        return TALLY, f"d{stat[len(DOMAIN_PREFIX):]}.{code}"
     if stat.startswith(BUCKET_PREFIX):
         start = int(stat[len(BUCKET_PREFIX):])
         if start % MINUTE_MS:
@@ -171,6 +185,8 @@ def expand(item: Mapping[str, Any]) -> Iterator[tuple[str, str, int]]:
         elif key.startswith("a") and ":" in key:
             dimension, _, family = key[1:].partition(":")
             yield ua_stat(_DIMENSIONS.get(dimension, dimension), family), counter, int(value)
+        elif key.startswith("d"):
+            yield domain_stat(key[1:]), counter, int(value)
 
 
 def _counters(item: Mapping[str, Any]) -> Iterator[tuple[str, int]]:

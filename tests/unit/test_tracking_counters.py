@@ -88,3 +88,14 @@ def test_a_large_run_spills_past_the_write_limit_and_keeps_the_indicators_in_the
 
 def test_an_empty_indicators_delta_still_touches_the_tally() -> None:
     assert counters.group([{"delivery_id": "d", "stat": INDICATORS, "add": {}}]) == [("d", "tally", {})]
+
+
+def test_the_large_mailbox_providers_tracking_counters_go_to_the_tally() -> None:
+    assert counters.place("domain#gmail.com", "opens_human") == ("tally", "dgmail.com.oh")
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    _apply(counters.group([{"delivery_id": "d", "stat": "domain#gmail.com", "add": {"opens": 2, "clicks": 1}},
+                           {"delivery_id": "d", "stat": "domain#example.org", "add": {"opens": 1}}]), table)
+    assert set(table) == {("d", "tally"), ("d", "domain#example.org")}
+    sent = {"delivery_id": "d", "stat": "domain#gmail.com", "sent": 5, "opens": 1, "expires_at_epoch": 9}  # MTA
+    assert counters.merge([sent, *table.values()], "domain#") == [
+        {"stat": "domain#example.org", "opens": 1}, {"stat": "domain#gmail.com", "sent": 5, "opens": 3, "clicks": 1}]
