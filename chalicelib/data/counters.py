@@ -18,10 +18,10 @@ UpdateItem per item under the same run guard:
 
 Counter names are shortened (COUNTER_CODES). Sizes, by design: tally holds
 at most 22 indicators, URLS_PER_ITEM URLs, the listed families and domains,
-4 counters each: under 20 KB whatever the delivery; tally#u<n> under 4 KB; bucket#h under
-1 KB; a tally#a<nn> shard grows with the unlisted families only (about 100
-bytes each: ~1,000 of them in one shard, 16,000 in the delivery, before a
-shard passes 100 KB). A run writes an item's attributes in one request of
+4 counters each: under 20 KB whatever the delivery; tally#u<n> under 4 KB;
+bucket#h under 1 KB; a tally#a<nn> shard grows with the unlisted families
+only (about 100 bytes each: ~1,000 of them in one shard, 16,000 in the
+delivery, before a shard passes 100 KB). A run writes an item's attributes in one request of
 at most MAX_ATTRIBUTES_PER_WRITE; the rest of a very large run goes to
 <item>~<n> items (the same kind, summed alike), the indicators first, so
 they always stay in tally.
