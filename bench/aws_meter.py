@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping
 from botocore import handlers as botocore_handlers
 
 from bench.cost_model import Index, index_write_units, item_size, read_units, table_write_units
+from chalicelib.data.counters import HOUR_PREFIX, TALLY
 
 S3_PUT_CLASS = {"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2", "CreateBucket",
                 "CreateMultipartUpload",
@@ -205,13 +206,20 @@ class AwsMeter:
         return timed
 
 
+# The grouped counter items (chalicelib/data/counters.py), most specific first: (name prefix, kind).
+GROUPED_KINDS = ((HOUR_PREFIX, "bucket-hour"), (f"{TALLY}#u", "tally-urls"), (f"{TALLY}#a", "tally-ua"),
+                 (TALLY, "tally"))
+
+
 def item_kind(key: Mapping[str, Any]) -> str:
-    """What kind of item a key names, for the breakdown of write units: a stats item's or workflow item's
-    name up to its first '#' (indicators, url, bucket, ua, domain, log, objects, state), "item" otherwise."""
+    """What kind of item a key names, for the breakdown of write units: a grouped counter item's kind
+    (GROUPED_KINDS), else a stats item's or workflow item's name up to its first '#' (indicators, url, bucket,
+    ua, domain, log, objects, state), "item" otherwise."""
     for name in ("stat", "pk"):
         if name in key:
             (value,) = key[name].values()
-            return str(value).split("#", 1)[0]
+            grouped = next((kind for prefix, kind in GROUPED_KINDS if str(value).startswith(prefix)), None)
+            return grouped if name == "stat" and grouped else str(value).split("#", 1)[0]
     return "item"
 
 

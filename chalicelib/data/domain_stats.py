@@ -13,8 +13,11 @@ once:
                                classified human) / clicking (a human click): classify.py
 
 So each counter is exactly as exact as the counter it shadows: a redelivered
-SES event or a retried workflow run changes nothing twice. Reading a
-delivery's domains is one Query (begins_with domain#).
+SES event or a retried workflow run changes nothing twice. The workflow's
+counters of the large mailbox providers go to the delivery's tally item
+instead (data/counters.py: written once a run with the delivery's other
+counters). Reading a delivery's domains is two Queries (begins_with domain#,
+the tally items), summed.
 """
 
 from __future__ import annotations

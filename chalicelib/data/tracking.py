@@ -14,7 +14,16 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator, Mapping
 
-from chalicelib.data import aws
+from chalicelib.data import aws, counters
+
+# Re-exported: the per-counter names the workflow and the readers use (data/counters.py groups them).
+from chalicelib.data.counters import BUCKET_PREFIX as BUCKET_PREFIX
+from chalicelib.data.counters import INDICATORS as INDICATORS
+from chalicelib.data.counters import UA_PREFIX as UA_PREFIX
+from chalicelib.data.counters import URL_PREFIX as URL_PREFIX
+from chalicelib.data.counters import bucket_stat as bucket_stat
+from chalicelib.data.counters import ua_stat as ua_stat
+from chalicelib.data.counters import url_stat as url_stat
 from chalicelib.data.domain_stats import domain_of
 from chalicelib.data.dynamo import (
     batch_delete,
@@ -30,24 +39,8 @@ from chalicelib.data.dynamo import (
 # Declared on TrackingTable in infra/template.yaml: (recipient_id, first_hit_at), keys only. An item's first
 # hit stays when runs add hits, so a rewrite does not write the index (see recipient_items).
 BY_RECIPIENT_INDEX = "by-recipient-first-hit"
-INDICATORS = "indicators"
-URL_PREFIX = "url#"
-BUCKET_PREFIX = "bucket#"
-UA_PREFIX = "ua#"
 STATE_KEY = {"pk": {"S": "state"}, "sk": {"S": "tracking-workflow"}}
 _GUARD = "attribute_not_exists(last_run) OR last_run < :run"
-
-
-def url_stat(url_id: int) -> str:
-    return f"{URL_PREFIX}{url_id:06d}"
-
-
-def bucket_stat(start_ms: int) -> str:
-    return f"{BUCKET_PREFIX}{start_ms:015d}"
-
-
-def ua_stat(dimension: str, family: str) -> str:
-    return f"{UA_PREFIX}{dimension}#{family}"
 
 
 class TrackingStore:
@@ -175,6 +168,25 @@ class TrackingStore:
             ExpressionAttributeValues={":d": {"S": delivery_id}, ":low": {"S": prefix}, ":high": {"S": highest}},
             ScanIndexForward=False, Limit=page_size,
         )
+
+    def indicators(self, delivery_id: str) -> dict[str, Any] | None:
+        """The delivery's indicators: the tally item's and an older version's indicators item, summed (one
+        BatchGetItem); None before any hit."""
+        items = {item["stat"]: item for item in batch_get(
+            self._dynamodb, self.stats_table, [{"delivery_id": {"S": delivery_id}, "stat": {"S": stat}}
+                                               for stat in (INDICATORS, counters.TALLY)], consistent=False)}
+        return counters.merge_indicators(items.get(INDICATORS), items.get(counters.TALLY))
+
+    def counter_items(self, delivery_id: str, prefix: str) -> list[dict[str, Any]]:
+        """A delivery's counters named from `prefix` (url#, ua#..., bucket#) as one item per URL, family or
+        window ({stat, counters}, name order): the grouped items' and the per-counter items' (written by an
+        older version) summed. One Query for the windows (their grouped items share the prefix), two for the
+        others."""
+        items = self.query_stats(delivery_id, prefix)
+        grouped = counters.group_prefix(prefix)
+        if not grouped.startswith(prefix):
+            items += self.query_stats(delivery_id, grouped)
+        return counters.merge(items, prefix)
 
     def get_stat(self, delivery_id: str, stat: str) -> dict[str, Any] | None:
         response = self._dynamodb.get_item(TableName=self.stats_table,

@@ -19,7 +19,6 @@ from chalice import Response
 from chalicelib import auth
 from chalicelib.api.http import decode_cursor, encode_cursor, query_params
 from chalicelib.clock import now_ms
-from chalicelib.data.tracking import INDICATORS
 from chalicelib.errors import InvalidField
 from chalicelib.mta import monitoring, states
 from chalicelib.pages import charts, sessions
@@ -97,8 +96,8 @@ def logout(page: Page) -> Response:
 # --- deliveries ---------------------------------------------------------------------------------
 
 def _indicators(delivery_id: str, summary: dict[str, Any]) -> dict[str, Any]:
-    """Campaign's indicators of one delivery (chalicelib/tracking/indicators.py, one GetItem)."""
-    return formulas.compute(summary, stores().tracking.get_stat(delivery_id, INDICATORS))
+    """Campaign's indicators of one delivery (chalicelib/tracking/indicators.py, one BatchGetItem)."""
+    return formulas.compute(summary, stores().tracking.indicators(delivery_id))
 
 
 @page_handler()

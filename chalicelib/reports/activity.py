@@ -1,7 +1,8 @@
 """Opens and clicks over time: Campaign's tracking statistics (time to react) and the timeline.
 
-Both read the delivery's 5-minute windows (stats items bucket#<start>, kept
-by the tracking workflow: one Query however many recipients) and count
+Both read the delivery's 5-minute windows (kept by the tracking workflow an
+hour an item, bucket#h<hour>, or one a window by older versions,
+bucket#<start>: one Query however many recipients) and count
 hits: opens after the 1-minute rule, and clicks.
 
 Time to react. Within a window the hits are taken as evenly spread, the
@@ -49,7 +50,7 @@ def windows(delivery_id: str, settings: Settings | None = None) -> tuple[dict[st
     context = stores(settings)
     summary = context.summary(delivery_id)
     found = []
-    for item in context.tracking.query_stats(delivery_id, BUCKET_PREFIX):
+    for item in context.tracking.counter_items(delivery_id, BUCKET_PREFIX):
         opens, clicks = int(item.get("opens") or 0), int(item.get("clicks") or 0)
         if opens or clicks:
             found.append((int(item["stat"][len(BUCKET_PREFIX):]), opens, clicks, int(item.get("opens_human") or 0),

@@ -1,8 +1,9 @@
 """The breakdown of opens and clicks by operating system, device, browser or mail client.
 
 The workflow classifies each user agent once and keeps counters per family
-(stats items ua#<dimension>#<family>); this reads one dimension's with one
-Query and gives each value's share of the opens and of the clicks.
+(grouped in the tally items, data/counters.py, or one item per family from
+older versions); this reads one dimension's (two Queries) and gives each
+value's share of the opens and of the clicks.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def breakdown(delivery_id: str, by: BreakdownBy = "os", settings: Settings | Non
     context.summary(delivery_id)
     prefix = ua_stat(DIMENSIONS[by], "")
     counts = [(item["stat"][len(prefix):], *(int(item.get(name) or 0) for name in COUNTERS))
-              for item in context.tracking.query_stats(delivery_id, prefix)]
+              for item in context.tracking.counter_items(delivery_id, prefix)]
     counts = [entry for entry in counts if entry[1] or entry[2]]
     opens, clicks = sum(entry[1] for entry in counts), sum(entry[2] for entry in counts)
     rows = [BreakdownRow(value=value, opens=value_opens, clicks=value_clicks,

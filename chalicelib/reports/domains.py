@@ -1,8 +1,10 @@
 """Campaign's statistics by recipient domain: where a mailbox provider refuses or ignores the sender.
 
 The counters per (delivery, domain) are kept where each event is counted
-once (chalicelib/data/domain_stats.py); this reads them with one Query and
-keeps the top domains by messages sent, summing the rest as "other".
+once (chalicelib/data/domain_stats.py; the large mailbox providers' opens
+and clicks in the delivery's tally, data/counters.py); this reads them with
+two Queries and keeps the top domains by messages sent, summing the rest as
+"other".
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def domains(delivery_id: str, top: int = TOP, settings: Settings | None = None) 
     context = stores(settings)
     context.summary(delivery_id)
     counted = sorted(((item["stat"][len(DOMAIN_PREFIX):], {name: max(0, int(item.get(name) or 0)) for name in COUNTERS})
-                      for item in context.tracking.query_stats(delivery_id, DOMAIN_PREFIX)),
+                      for item in context.tracking.counter_items(delivery_id, DOMAIN_PREFIX)),
                      key=lambda entry: (-entry[1]["sent"], -sum(entry[1].values()), entry[0]))
     rows = [_row(domain, 1, counts) for domain, counts in counted[:top]]
     rest = [counts for _, counts in counted[top:]]

@@ -1,11 +1,12 @@
 """URLs and click streams: clicks per URL, label or category, summed as Campaign sums
 "URLs or labels with the same name".
 
-Per URL the workflow keeps total hits and distinct recipients (stats items
-url#<id>). Grouping sums both: a distinct count summed over URLs is
+Per URL the workflow keeps total hits and distinct recipients (in the
+delivery's tally items, data/counters.py; url#<id> items from older
+versions). Grouping sums both: a distinct count summed over URLs is
 Campaign's figure, not a count of people, and the row says so. The open
-pixel (URL id 1) is not a link and is left out. Three reads: the summary,
-the links item and one Query of the URL counters.
+pixel (URL id 1) is not a link and is left out. Four reads: the summary,
+the links item and two Queries of the URL counters.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ GROUPS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def url_counters(delivery_id: str, context: Any) -> dict[int, tuple[int, int, int, int]]:
-    """(total, unique, total_human, unique_human) per URL id from the delivery's url# stats items (one Query)."""
+    """(total, unique, total_human, unique_human) per URL id from the delivery's URL counters (two Queries:
+    the grouped items, and the url# items of older versions)."""
     return {int(item["stat"][len(URL_PREFIX):]): (int(item.get("total") or 0), int(item.get("unique") or 0),
                                                   int(item.get("total_human") or 0), int(item.get("unique_human") or 0))
-            for item in context.tracking.query_stats(delivery_id, URL_PREFIX)}
+            for item in context.tracking.counter_items(delivery_id, URL_PREFIX)}
 
 
 def urls(delivery_id: str, group: UrlGroup = "url", settings: Settings | None = None) -> UrlsReport:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from chalicelib.data.deliveries import DeliveryStore
-from chalicelib.data.tracking import INDICATORS, UA_PREFIX, TrackingStore
+from chalicelib.data.tracking import UA_PREFIX, TrackingStore
 from chalicelib.errors import NotFound
 from chalicelib.settings import Settings
 from chalicelib.tracking import indicators as formulas
@@ -44,13 +44,13 @@ class TrackingReports:
 
     def indicators(self, delivery_id: str) -> Indicators:
         summary = self.summary(delivery_id)
-        stats = self.tracking.get_stat(delivery_id, INDICATORS)
+        stats = self.tracking.indicators(delivery_id)
         return Indicators.model_validate({"delivery_id": delivery_id, **formulas.compute(summary, stats)})
 
     def user_agents(self, delivery_id: str) -> UserAgentBreakdown:
         self.summary(delivery_id)
         breakdown: dict[str, list[FamilyCount]] = {dimension: [] for dimension in DIMENSIONS}
-        for item in self.tracking.query_stats(delivery_id, UA_PREFIX):
+        for item in self.tracking.counter_items(delivery_id, UA_PREFIX):
             dimension, _, family = item["stat"][len(UA_PREFIX):].partition("#")
             opens, clicks = int(item.get("opens") or 0), int(item.get("clicks") or 0)
             if dimension in breakdown and (opens or clicks):

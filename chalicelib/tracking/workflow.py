@@ -34,11 +34,15 @@ number them):
     condition that this run still holds the lease [write: register].
  6. Recipients: one PutItem per touched recipient, the whole new item,
     on condition `last_run < run` [writes].
- 7. Stats: one UpdateItem per touched counter item (a delivery's
-    indicators, each URL, each 5-minute bucket, each user-agent family,
-    each recipient domain), ADDing the deltas, on condition `last_run < run`
-    [writes]; then the run's new hits as log pages per kind and window
-    (log_pages.py, for the delivery's Tracking tab), same guard [writes].
+ 7. Stats: the deltas (per counter: indicators, each URL, 5-minute
+    bucket and user-agent family) ADDed to a few grouped items a delivery
+    (data/counters.py: the tally, its URL and family shards, one item per
+    hour of buckets) and to each recipient domain's item, one UpdateItem
+    per item, on condition `last_run < run` [writes]. The record names its
+    counter layout; a record an older version wrote is applied one item per
+    counter, as that version may have begun it. Then the run's new hits as
+    log pages per kind and window (log_pages.py, for the delivery's
+    Tracking tab), same guard [writes].
  8. Quarantine copies of rejected lines [S3 writes]; processed-object
     markers [BatchWriteItem].
  9. Finish: clear the pending run, advance the listing position (last) and
@@ -56,8 +60,9 @@ against that recipient's stored hits. Duplicated records (Kinesis and
 Firehose deliver at least once; a hit can reach both Kinesis and the
 fallback object) are dropped by hit id, in the core, across objects and runs.
 
-Writes grow with the distinct keys a run touches (recipients, URLs,
-buckets, user-agent families, objects / 25), not with the number of hits.
+Writes grow with the distinct keys a run touches (recipients, a few
+counter items a delivery, recipient domains, objects / 25), not with the
+number of hits.
 
 Every run says how it went, for the alarms and the status check: the write
 that releases the lease records the outcome on the state item (last run,
@@ -82,6 +87,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from chalicelib import metrics, native
+from chalicelib.data import counters
 from chalicelib.data.domain_stats import TRACKED, UNKNOWN_DOMAIN, domain_stat
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
@@ -266,6 +272,8 @@ class TrackingWorkflow:
         record = self._compute(run, owner, now_ms, parsed, position["checkpoint"],
                                backlog=backlog["backlog_objects"] > 0)
         record["position"] = position
+        record["counter_layout"] = counters.LAYOUT
+        record["statistics"]["stat_items_updated"] = len(_stat_writes(record))
         record["statistics"]["ignored_objects"] = plan.ignored
         record["statistics"].update(backlog)
         record_key = self.logs.put_run_record(f"{run:012d}-{owner}", record)
@@ -512,8 +520,8 @@ class TrackingWorkflow:
         at_ms = int(record["created_at"])
         expires = at_ms // 1000 + self.settings.tracking_retention_days * DAY_SECONDS
         self._parallel(lambda item: self.tracking.put_recipient(item, run), record["recipients"])
-        self._parallel(lambda stat: self.tracking.apply_stat(stat["delivery_id"], stat["stat"], stat["add"], run,
-                                                             at_ms, expires), record["stats"])
+        self._parallel(lambda write: self.tracking.apply_stat(write[0], write[1], write[2], run, at_ms, expires),
+                       _stat_writes(record))
         self._parallel(lambda page: self.tracking.put_log_page(page, run, expires), record.get("log_pages", []))
         for entry in record["quarantine"]:
             if entry["whole_object"]:
@@ -534,6 +542,14 @@ class TrackingWorkflow:
             return list(pool.map(function, items))
 
 
+def _stat_writes(record: Mapping[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
+    """(delivery id, stats item, deltas) of a run record's counters: grouped (data/counters.py), or one item
+    per counter for a record an older version wrote (it may have applied part of it that way already)."""
+    if record.get("counter_layout") == counters.LAYOUT:
+        return counters.group(record["stats"])
+    return [(str(stat["delivery_id"]), str(stat["stat"]), dict(stat["add"])) for stat in record["stats"]]
+
+
 def classification_rules(settings: Settings) -> classification.Rules:
     """The human/machine rules as the settings have them (classify_*)."""
     enabled = classification.ALL_RULES
@@ -544,7 +560,7 @@ def classification_rules(settings: Settings) -> classification.Rules:
 
 
 def stat_updates(deliveries: Iterable[core.DeliveryDelta]) -> list[tuple[str, str, dict[str, int]]]:
-    """(delivery id, stats item, deltas) for every counter item a run changes.
+    """(delivery id, per-counter item, deltas) for every counter a run changes (written grouped: _stat_writes).
 
     The indicators item is always touched (its last_updated is the delivery's).
     User agents are classified here, once per distinct string, and summed per family.

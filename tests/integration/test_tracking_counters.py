@@ -1,0 +1,97 @@
+"""A delivery's counters in grouped items, across an upgrade from one item per counter.
+
+A deployment upgraded from the per-counter layout holds url#, ua#, bucket#
+and indicators items, and may hold a pending run written (and partly
+applied) by the older version: that run completes in its own layout, later
+runs write grouped items, and every report sums both.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.data import counters
+from chalicelib.reports import activity, breakdown, domains, urls
+from chalicelib.settings import get_settings
+from chalicelib.tracking.service import TrackingReports
+from tests.integration.test_tracking_workflow import NOW, T0, known_truth_logs, make_delivery
+from tests.tracking_harness import FakeClock, SimulatedCrash, put_log, reset_workflow_tables, tap, workflow
+from tests.tracking_logs import GMAIL_PROXY, record
+
+
+def _later_logs(delivery_id: str) -> None:
+    """A fifth object, 10 minutes on: more clicks, a new window, another recipient's open."""
+    at = T0 + 10 * 60_000
+    put_log("later", [record(kind="click", delivery_id=delivery_id, log_id=2, url_id=5, ts=at),
+                      record(kind="open", delivery_id=delivery_id, log_id=6, ts=at + 1_000, ua=GMAIL_PROXY),
+                      record(kind="click", delivery_id=delivery_id, log_id=6, url_id=4, ts=at + 90_000)], at)
+
+
+def _answers(delivery_id: str) -> dict[str, Any]:
+    """What every reader of the counters says about the delivery."""
+    tracking = TrackingReports(get_settings())
+    indicators = tracking.indicators(delivery_id).model_dump()
+    indicators.pop("last_updated")
+    return {
+        "indicators": indicators,
+        "user_agents": tracking.user_agents(delivery_id).model_dump(),
+        "urls": urls.urls(delivery_id).model_dump(),
+        "breakdown": {by: breakdown.breakdown(delivery_id, by).model_dump() for by in breakdown.DIMENSIONS},
+        "timeline": activity.timeline(delivery_id).model_dump(),
+        "time_to_react": activity.time_to_react(delivery_id).model_dump(),
+        "domains": domains.domains(delivery_id).model_dump(),
+    }
+
+
+def _stat_names(delivery_id: str) -> set[str]:
+    items = boto3.client("dynamodb").query(
+        TableName=get_settings().tracking_stats_table, KeyConditionExpression="delivery_id = :d",
+        ExpressionAttributeValues={":d": {"S": delivery_id}})["Items"]
+    return {item["stat"]["S"] for item in items}
+
+
+def _record_name(key: str) -> str:
+    from chalicelib.data.redirection_logs import RUN_RECORD_PREFIX
+
+    return key[len(RUN_RECORD_PREFIX):-len(".json.gz")]
+
+
+def test_an_upgrade_keeps_every_count_whatever_layout_wrote_it(api: Any, mta: Any) -> None:
+    delivery_id = make_delivery(api, mta)
+    known_truth_logs(delivery_id)
+    _later_logs(delivery_id)
+    clock = FakeClock(NOW)
+    assert workflow(clock, max_objects=4).run()["objects"] == 4
+    clock.advance(60)
+    assert workflow(clock).run()["objects"] == 1
+    expected = _answers(delivery_id)
+    grouped = _stat_names(delivery_id)
+    assert counters.TALLY in grouped and not any(name.startswith(("url#", "ua#", "indicators")) for name in grouped)
+
+    reset_workflow_tables()
+    clock = FakeClock(NOW)
+    with tap(crash_after_writes=3), pytest.raises(SimulatedCrash):  # acquire, run record, register
+        workflow(clock, max_objects=4).run()
+    _rewrite_pending_as_the_previous_version(clock, applied_before_the_upgrade=2)
+    resumed = workflow(clock, max_objects=4).run()  # the upgraded version completes run 1 per counter...
+    assert (resumed["resumed_run"], resumed["run"], resumed["objects"]) == (1, 2, 1)  # ...then run 2, grouped
+    names = _stat_names(delivery_id)
+    assert {"indicators", counters.TALLY} <= names and any(name.startswith("url#") for name in names)
+    assert any(name.startswith("ua#") for name in names) and any(name.startswith("bucket#0") for name in names)
+    assert _answers(delivery_id) == expected
+
+
+def _rewrite_pending_as_the_previous_version(clock: FakeClock, applied_before_the_upgrade: int) -> None:
+    old = workflow(clock)
+    state = old.state.get_state()
+    pending = old.logs.get_run_record(state["pending_record"])
+    del pending["counter_layout"]  # the previous version's record: no layout, applied one item per counter
+    assert old.logs.put_run_record(_record_name(state["pending_record"]), pending) == state["pending_record"]
+    expires = int(pending["created_at"]) // 1000 + 86_400
+    for stat in pending["stats"][:applied_before_the_upgrade]:  # what it wrote before the upgrade stopped it
+        assert old.tracking.apply_stat(stat["delivery_id"], stat["stat"], stat["add"], 1, pending["created_at"],
+                                       expires)
+    clock.advance(get_settings().workflow_lease_seconds + 1)

@@ -1,0 +1,101 @@
+"""The grouped counter layout (chalicelib/data/counters.py): where each counter goes, and back."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from chalicelib.data import counters
+from chalicelib.data.counters import INDICATORS, bucket_stat, ua_stat, url_stat
+
+HOUR = 1_740_823_200_000  # an hour's start
+
+
+def test_each_counter_has_one_place() -> None:
+    assert counters.place(INDICATORS, "clicks_total") == ("tally", "clicks_total")
+    assert counters.place(url_stat(3), "unique_human") == ("tally", "u3.uh")
+    assert counters.place(url_stat(64), "total") == ("tally#u1", "u64.t")
+    assert counters.place(ua_stat("device", "Mobile"), "opens") == ("tally", "ad:Mobile.o")
+    assert counters.place(ua_stat("browser", "Chrome"), "clicks_human") == ("tally", "ab:Chrome.ch")
+    item, attribute = counters.place(ua_stat("browser", "Some Crawler/9 x.y"), "opens")  # type: ignore[misc]
+    assert item.startswith("tally#a") and attribute == "ab:Some Crawler/9 x.y.o"
+    assert counters.place(bucket_stat(HOUR + 35 * 60_000), "opens_human") == (f"bucket#h{HOUR:015d}", "35.oh")
+    assert counters.place("domain#example.net", "opens") is None  # shared with the MTA: its own item
+
+
+def _apply(writes: list[tuple[str, str, dict[str, int]]], table: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """What the UpdateItems' ADDs leave in a table."""
+    for delivery_id, stat, deltas in writes:
+        item = table.setdefault((delivery_id, stat), {"delivery_id": delivery_id, "stat": stat, "last_run": 1})
+        for name, value in deltas.items():
+            item[name] = item.get(name, 0) + value
+
+
+def test_grouped_items_read_back_as_the_per_counter_items_they_replace() -> None:
+    chooser = random.Random(7)
+    families = ["Chrome", "Other", "Weird Bot 1.0", "Mobile Safari UI/WKWebView", "x.y:z#w"]
+    stats = []
+    expected: dict[str, dict[str, int]] = {}
+    for _ in range(400):
+        stat = chooser.choice([INDICATORS, url_stat(chooser.randrange(200)),
+                               ua_stat(chooser.choice(["os", "browser", "device"]), chooser.choice(families)),
+                               bucket_stat(HOUR + chooser.randrange(36) * 300_000)])
+        counter = chooser.choice(["opens", "clicks_human", "total", "unique_human"]) if stat != INDICATORS \
+            else chooser.choice(["hits", "machine_burst", "opens_unique"])
+        value = chooser.randrange(-2, 5)
+        stats.append({"delivery_id": "d", "stat": stat, "add": {counter: value}})
+        expected.setdefault(stat, {})
+        expected[stat][counter] = expected[stat].get(counter, 0) + value
+    writes = counters.group(stats)
+    assert writes == counters.group(stats)  # a record applied again writes the same
+    assert all(len(deltas) <= counters.MAX_ATTRIBUTES_PER_WRITE for _, _, deltas in writes)
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    _apply(writes, table)
+    assert len(table) < len({entry["stat"] for entry in stats}) / 4
+    for prefix in ("url#", "ua#", "ua#browser#", "bucket#"):
+        read = counters.merge(table.values(), prefix)
+        want = {stat: {name: value for name, value in found.items() if value}
+                for stat, found in expected.items() if stat.startswith(prefix)}
+        assert {item["stat"]: {name: value for name, value in item.items() if name != "stat" and value}
+                for item in read} == {stat: found for stat, found in want.items() if found}
+    merged = counters.merge_indicators(None, table[("d", counters.TALLY)])
+    assert merged is not None
+    assert {name: value for name, value in merged.items() if value} == \
+        {name: value for name, value in expected[INDICATORS].items() if value}
+
+
+def test_readers_sum_per_counter_items_and_grouped_items() -> None:
+    old = [{"delivery_id": "d", "stat": url_stat(4), "total": 3, "unique": 2, "last_run": 7, "last_updated": 1}]
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    _apply(counters.group([{"delivery_id": "d", "stat": url_stat(4), "add": {"total": 2, "unique": 1}},
+                           {"delivery_id": "d", "stat": url_stat(5), "add": {"total": 1}}]), table)
+    assert counters.merge([*old, *table.values()], "url#") == [
+        {"stat": url_stat(4), "total": 5, "unique": 3}, {"stat": url_stat(5), "total": 1}]
+    indicators = counters.merge_indicators({"stat": INDICATORS, "hits": 4, "last_updated": 10},
+                                           {"stat": "tally", "hits": 1, "u4.t": 2, "last_updated": 20})
+    assert indicators == {"hits": 5, "last_updated": 20}
+    assert counters.merge_indicators(None, None) is None
+
+
+def test_a_large_run_spills_past_the_write_limit_and_keeps_the_indicators_in_the_tally() -> None:
+    stats = [{"delivery_id": "d", "stat": url_stat(url_id), "add": {"total": 1, "unique": 1}}
+             for url_id in range(64)]
+    stats.append({"delivery_id": "d", "stat": INDICATORS, "add": {"hits": 128}})
+    writes = counters.group(stats)
+    assert [stat for _, stat, _ in writes] == ["tally", "tally~1"]
+    assert writes[0][2]["hits"] == 128 and sum(len(deltas) for _, _, deltas in writes) == 129
+
+
+def test_an_empty_indicators_delta_still_touches_the_tally() -> None:
+    assert counters.group([{"delivery_id": "d", "stat": INDICATORS, "add": {}}]) == [("d", "tally", {})]
+
+
+def test_the_large_mailbox_providers_tracking_counters_go_to_the_tally() -> None:
+    assert counters.place("domain#gmail.com", "opens_human") == ("tally", "dgmail.com.oh")
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    _apply(counters.group([{"delivery_id": "d", "stat": "domain#gmail.com", "add": {"opens": 2, "clicks": 1}},
+                           {"delivery_id": "d", "stat": "domain#example.org", "add": {"opens": 1}}]), table)
+    assert set(table) == {("d", "tally"), ("d", "domain#example.org")}
+    sent = {"delivery_id": "d", "stat": "domain#gmail.com", "sent": 5, "opens": 1, "expires_at_epoch": 9}  # MTA
+    assert counters.merge([sent, *table.values()], "domain#") == [
+        {"stat": "domain#example.org", "opens": 1}, {"stat": "domain#gmail.com", "sent": 5, "opens": 3, "clicks": 1}]
