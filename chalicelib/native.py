@@ -46,13 +46,14 @@ from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence, cast
 
 from chalicelib import metrics, tokens
+from chalicelib.hits.records import minimise_ip
 from chalicelib.tracking import classify, core
 
 MODES = ("auto", "on", "off")
 MODULE_NAME = "sendtrail_native"
 # What this code calls on the module: a layer older than the code is not used.
 REQUIRED_ATTRIBUTES = ("verify_token", "InvalidToken", "parse_log", "process_log", "aggregate", "LazyTuple",
-                       "Unsupported", "CLASSIFY_REASONS")
+                       "Unsupported", "CLASSIFY_REASONS", "run_hits")
 KEY_IDS = range(256)  # a token's key id is one byte: the only ids verify ever looks up
 METRIC_NAMESPACE = metrics.NAMESPACE
 FALLBACK_METRIC = metrics.NATIVE_FALLBACK
@@ -135,6 +136,29 @@ class Backend:
         except module.Unsupported:
             return core.aggregate(*arguments)
         return _aggregates(recipients, deliveries, duplicates, over_limit)
+
+    def run_hits(self, parsed: Sequence[core.ParsedLog], ip_mode: str) -> Any | None:
+        """A run's new hits held natively (`sendtrail_native.RunHits`, IPs minimised as records.minimise_ip)
+        for `compute_run`; None when the workflow computes in Python (this backend is the reference, or an
+        object's hits were parsed by it)."""
+        module = self.module
+        if module is None:
+            return None
+        try:
+            return module.run_hits([result.hits for result in parsed], ip_mode, minimise_ip)
+        except module.Unsupported:
+            return None
+
+    def compute_run(self, hits: Any, *arguments: Any) -> tuple[Any, ...] | None:
+        """`hits.compute(*arguments)` (sendtrail_native.RunHits.compute: what a run writes); None when the
+        native module does not represent the stored state (the workflow then computes in Python)."""
+        module = self.module
+        assert module is not None, "run_hits gave hits: the backend is native"
+        try:
+            computed: tuple[Any, ...] = hits.compute(*arguments)
+        except module.Unsupported:
+            return None
+        return computed
 
     def _native_arguments(self, data: Any, keys: Any) -> tuple[ModuleType, bytes, dict[int, bytes]] | None:
         """(module, data as bytes, key ring as a dict) when the native module can take them; None otherwise."""

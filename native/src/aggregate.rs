@@ -1084,6 +1084,7 @@ struct Row {
     ua: u32,
     ip: u32,
     delivery: u32,
+    purpose: u32,
 }
 
 /// Hits given field by field (from Python objects), with their strings interned.
@@ -1094,6 +1095,7 @@ pub struct HitTable {
     uas: Interner,
     ips: Interner,
     deliveries: Interner,
+    purposes: Interner,
 }
 
 /// One hit's fields, as the reference's `Hit` has them.
@@ -1131,6 +1133,7 @@ impl HitTable {
             ua: self.uas.intern(hit.ua),
             ip: self.ips.intern(hit.ip),
             delivery: self.deliveries.intern(hit.delivery_id),
+            purpose: self.purposes.intern(hit.purpose),
         };
         self.rows.push(row);
         (self.rows.len() - 1) as u32
@@ -1159,6 +1162,15 @@ impl HitTable {
 
     pub fn hit_id_of(&self, hit: u32) -> &str {
         self.ids.text(self.rows[hit as usize].id)
+    }
+
+    pub fn ip_text(&self, hit: u32) -> &str {
+        self.ips.text(self.rows[hit as usize].ip)
+    }
+
+    /// The hit's declared purpose as given ("" when undeclared).
+    pub fn purpose_text(&self, hit: u32) -> &str {
+        self.purposes.text(self.rows[hit as usize].purpose)
     }
 
     /// The distinct user agents and addresses, by interned number.

@@ -84,13 +84,30 @@ pub fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
 
 /// The unpadded base64url spelling of `data`.
 pub fn encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity((data.len() * 4).div_ceil(3));
+    encode_with(data, ALPHABET, false)
+}
+
+/// Standard base64 with padding, as Python's `base64.b64encode` writes it
+/// (a tracking item's summary filter, `chalicelib/tracking/items.py`).
+pub fn encode_standard(data: &[u8]) -> String {
+    encode_with(
+        data,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        true,
+    )
+}
+
+fn encode_with(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let group = chunk.iter().enumerate().fold(0u32, |group, (index, &byte)| {
             group | (u32::from(byte) << (16 - 8 * index))
         });
         for index in 0..=chunk.len() {
-            out.push(ALPHABET[(group >> (18 - 6 * index)) as usize & 0x3F] as char);
+            out.push(alphabet[(group >> (18 - 6 * index)) as usize & 0x3F] as char);
+        }
+        if pad {
+            out.extend(std::iter::repeat_n('=', 3 - chunk.len()));
         }
     }
     out
@@ -131,6 +148,16 @@ mod tests {
             assert_eq!(decode(encoded).as_deref(), Some(plain.as_bytes()));
         }
         assert_eq!(encode(&[0xFB, 0xFF]), "-_8");
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
+            assert_eq!(encode_standard(plain.as_bytes()), encoded);
+        }
+        assert_eq!(encode_standard(&[0xFB, 0xFF]), "+/8=");
     }
 
     #[test]

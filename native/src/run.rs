@@ -1,0 +1,368 @@
+//! What a workflow run writes, from its aggregation: the twin of the
+//! encoding in `chalicelib/tracking/items.py` (`packed_id`,
+//! `encode_recipient`'s hit lines, `encode_summary`'s strings),
+//! `chalicelib/tracking/log_pages.py` (`encode_pages`),
+//! `chalicelib/tracking/workflow.py` (`domain_updates`' `reached`) and
+//! `chalicelib/hits/records.py` (`minimise_ip`, IPv4 and the modes that
+//! need no address parsing). `python.rs` puts these parts into the items
+//! the run record holds; the record is the same whichever backend made it
+//! (tests/unit/test_native_run.py).
+
+use std::borrow::Cow;
+use std::fmt::Write;
+
+use crate::aggregate::{Summary, BUCKET_MS};
+use crate::base64url;
+use crate::classify::is_human;
+use crate::logs::Kind;
+
+/// The privacy setting `ip_address_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpMode {
+    Full,
+    Truncated,
+    Nothing,
+}
+
+impl IpMode {
+    pub fn parse(name: &str) -> Option<IpMode> {
+        match name {
+            "full" => Some(IpMode::Full),
+            "truncated" => Some(IpMode::Truncated),
+            "none" => Some(IpMode::Nothing),
+            _ => None,
+        }
+    }
+}
+
+/// `records.minimise_ip(ip, mode)`, or None for an IPv6 address to truncate
+/// (its /48 is Python's `ipaddress` spelling: the caller asks the reference,
+/// once per distinct address).
+pub fn minimise_ip(ip: &str, mode: IpMode) -> Option<Cow<'_, str>> {
+    if mode == IpMode::Full || ip.is_empty() {
+        return Some(Cow::Borrowed(ip));
+    }
+    if mode == IpMode::Nothing {
+        return Some(Cow::Borrowed(""));
+    }
+    if ip.contains(':') {
+        return None;
+    }
+    if ip.bytes().filter(|&byte| byte == b'.').count() != 3 {
+        return Some(Cow::Borrowed(""));
+    }
+    let network = &ip[..ip.rfind('.').expect("three dots")];
+    if ip.len() == network.len() + 2 && ip.ends_with(".0") {
+        Some(Cow::Borrowed(ip)) // already truncated (records carry the IP as the setting allowed)
+    } else {
+        Some(Cow::Owned(format!("{network}.0")))
+    }
+}
+
+/// `items.packed_id`: a hit path id at its own time (32 lower-case hex
+/// digits, the first 12 the time in ms) as 22 base64url characters.
+pub fn packed_id(hit_id: &str, ts: i64) -> Option<String> {
+    let bytes = hit_id.as_bytes();
+    if bytes.len() != 32 || !bytes.iter().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    if i64::from_str_radix(&hit_id[..12], 16).ok()? != ts {
+        return None;
+    }
+    let raw = u128::from_str_radix(hit_id, 16).ok()?.to_be_bytes();
+    let mut packed = base64url::encode(&raw);
+    packed.truncate(22);
+    Some(packed)
+}
+
+/// One hit of a recipient's tracking item, as `encode_recipient` reads it.
+pub struct ItemHit<'a> {
+    pub hit_id: &'a str,
+    pub ts: i64,
+    pub kind: &'a str,
+    pub url_id: i64,
+    pub ua: &'a str,
+    pub ip: &'a str,
+    pub purpose: &'a str,
+    /// The verdict it is stored with (None: no verdicts given).
+    pub verdict: Option<i64>,
+}
+
+/// A tracking item's `hits`, `uas` and `ips` (hits given in (ts, hit_id) order).
+pub struct ItemHits<'a> {
+    pub lines: Vec<String>,
+    pub uas: Vec<&'a str>,
+    pub ips: Vec<&'a str>,
+}
+
+fn index_of<'a>(values: &mut Vec<&'a str>, value: &'a str) -> usize {
+    match values.iter().position(|known| *known == value) {
+        Some(index) => index,
+        None => {
+            values.push(value);
+            values.len() - 1
+        }
+    }
+}
+
+/// `encode_recipient`'s lines: `<pack_hit>\t<kind>\t<url_id>\t<ua index>\t<ip index>[\t<verdict>][\t<purpose>]`.
+pub fn item_hits<'a>(hits: impl Iterator<Item = ItemHit<'a>>) -> ItemHits<'a> {
+    let mut encoded = ItemHits {
+        lines: Vec::new(),
+        uas: Vec::new(),
+        ips: Vec::new(),
+    };
+    for hit in hits {
+        let ua_index = index_of(&mut encoded.uas, hit.ua);
+        let ip_index = index_of(&mut encoded.ips, hit.ip);
+        let mut line = String::with_capacity(48 + hit.purpose.len());
+        match packed_id(hit.hit_id, hit.ts) {
+            Some(packed) => {
+                line.push_str(&packed);
+                line.push('\t');
+            }
+            None => {
+                let _ = write!(line, "{}\t{}", hit.hit_id, hit.ts);
+            }
+        }
+        let _ = write!(line, "\t{}\t{}\t{ua_index}\t{ip_index}", hit.kind, hit.url_id);
+        if hit.verdict.is_some() || !hit.purpose.is_empty() {
+            let _ = write!(line, "\t{}", hit.verdict.unwrap_or(crate::classify::UNCLASSIFIED));
+        }
+        if !hit.purpose.is_empty() {
+            line.push('\t');
+            line.push_str(hit.purpose);
+        }
+        encoded.lines.push(line);
+    }
+    encoded
+}
+
+/// `encode_summary`'s `flags`: the summary's flags by name, comma-separated.
+pub fn summary_flags(summary: &Summary) -> String {
+    [
+        ("opened", summary.opened),
+        ("clicked", summary.clicked),
+        ("optout", summary.optout),
+        ("human", summary.human),
+        ("clicked_human", summary.clicked_human),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(name, _)| *name)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// `encode_summary`'s `requesters`: 16 hex digits per hash, ascending.
+pub fn summary_requesters(requesters: &[u64]) -> String {
+    let mut sorted = requesters.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .iter()
+        .fold(String::with_capacity(16 * sorted.len()), |mut out, value| {
+            let _ = write!(out, "{value:016x}");
+            out
+        })
+}
+
+/// `domain_updates`' `reached`: (opened, clicked, opened by a person,
+/// clicked by a person) of a recipient's hits (kind, verdict) and summary.
+pub fn reached(hits: impl Iterator<Item = (Option<Kind>, i64)>, summary: Option<&Summary>) -> [i64; 4] {
+    let mut any = false;
+    let mut clicked = summary.is_some_and(|summary| summary.clicked);
+    let mut human = summary.is_some_and(|summary| summary.human);
+    let mut clicked_human = summary.is_some_and(|summary| summary.clicked_human);
+    for (kind, verdict) in hits {
+        any = true;
+        let click = kind == Some(Kind::Click);
+        clicked |= click;
+        if is_human(verdict) {
+            human = true;
+            clicked_human |= click;
+        }
+    }
+    [
+        i64::from(any || summary.is_some()),
+        i64::from(clicked),
+        i64::from(human),
+        i64::from(clicked_human),
+    ]
+}
+
+/// A new hit of a delivery's log pages (log_pages.encode_pages' input).
+#[derive(Clone, Copy)]
+pub struct PageHit<'a> {
+    pub ts: i64,
+    pub hit_id: &'a str,
+    pub kind: &'a str,
+    pub log_id: i64,
+    pub url_id: i64,
+    pub ua: &'a str,
+    pub recipient: &'a str,
+}
+
+/// One log page item (without `delivery_id` and `last_run`).
+pub struct Page<'a> {
+    pub stat: String,
+    pub lines: Vec<String>,
+    pub uas: Vec<&'a str>,
+    pub recipients: Vec<&'a str>,
+}
+
+pub const MAX_PAGE_BYTES: usize = 256 * 1024;
+
+/// `log_pages.encode_pages`: one run's new hits of one delivery as pages per
+/// kind and 5-minute window, hits by (ts, hit_id), parts of at most
+/// MAX_PAGE_BYTES as the reference counts them.
+pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64) -> Vec<Page<'a>> {
+    let window = |ts: i64| ts - ts.rem_euclid(BUCKET_MS as i64);
+    hits.sort_by(|a, b| (a.kind, window(a.ts), a.ts, a.hit_id).cmp(&(b.kind, window(b.ts), b.ts, b.hit_id)));
+    let mut pages = Vec::new();
+    let mut start = 0;
+    while start < hits.len() {
+        let (kind, at) = (hits[start].kind, window(hits[start].ts));
+        let mut end = start;
+        while end < hits.len() && hits[end].kind == kind && window(hits[end].ts) == at {
+            end += 1;
+        }
+        let stat = |part: usize| format!("log#{kind}#{at:015}#{run:012}#{part:04}");
+        let mut page = Page {
+            stat: stat(0),
+            lines: Vec::new(),
+            uas: Vec::new(),
+            recipients: Vec::new(),
+        };
+        let (mut part, mut size) = (0, 0);
+        for hit in &hits[start..end] {
+            let new_ua = !page.uas.contains(&hit.ua);
+            let new_recipient = !page.recipients.contains(&hit.recipient);
+            let mut cost = 64
+                + hit.hit_id.chars().count()
+                + if new_ua { hit.ua.len() } else { 0 }
+                + if new_recipient { hit.recipient.len() } else { 0 };
+            if !page.lines.is_empty() && size + cost > MAX_PAGE_BYTES {
+                part += 1;
+                pages.push(std::mem::replace(
+                    &mut page,
+                    Page {
+                        stat: stat(part),
+                        lines: Vec::new(),
+                        uas: Vec::new(),
+                        recipients: Vec::new(),
+                    },
+                ));
+                size = 0;
+                cost = 64 + hit.hit_id.chars().count() + hit.ua.len() + hit.recipient.len();
+            }
+            let ua_index = index_of(&mut page.uas, hit.ua);
+            let recipient_index = index_of(&mut page.recipients, hit.recipient);
+            let mut line = match packed_id(hit.hit_id, hit.ts) {
+                Some(packed) => format!("{packed}\t"),
+                None => format!("{}\t{}", hit.ts, hit.hit_id),
+            };
+            let _ = write!(line, "\t{}\t{}\t{ua_index}\t{recipient_index}", hit.log_id, hit.url_id);
+            page.lines.push(line);
+            size += cost;
+        }
+        pages.push(page);
+        start = end;
+    }
+    pages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimises_as_the_reference() {
+        let truncated = |ip| minimise_ip(ip, IpMode::Truncated).map(Cow::into_owned);
+        assert_eq!(truncated("203.0.113.77").as_deref(), Some("203.0.113.0"));
+        assert_eq!(truncated("203.0.113.0").as_deref(), Some("203.0.113.0"));
+        assert_eq!(truncated("10.1.2").as_deref(), Some(""));
+        assert_eq!(truncated("a.b.c.d").as_deref(), Some("a.b.c.0")); // the reference does not parse IPv4 either
+        assert_eq!(truncated("").as_deref(), Some(""));
+        assert_eq!(truncated("2001:db8::1"), None);
+        assert_eq!(minimise_ip("2001:db8::1", IpMode::Full).as_deref(), Some("2001:db8::1"));
+        assert_eq!(minimise_ip("203.0.113.7", IpMode::Nothing).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn packs_hit_path_ids_at_their_own_time() {
+        let ts = 0x0190_0000_0001_i64;
+        let hit_id = format!("{ts:012x}{}", "ab".repeat(10));
+        let packed = packed_id(&hit_id, ts).expect("a hit path id");
+        assert_eq!(packed.len(), 22);
+        assert_eq!(packed_id(&hit_id, ts + 1), None);
+        assert_eq!(packed_id(&hit_id.to_uppercase(), ts), None);
+        assert_eq!(packed_id("h1", 1), None);
+    }
+
+    #[test]
+    fn item_lines_carry_verdicts_and_purposes() {
+        let hit = |hit_id, purpose, verdict| ItemHit {
+            hit_id,
+            ts: 5,
+            kind: "open",
+            url_id: 1,
+            ua: "ua",
+            ip: "ip",
+            purpose,
+            verdict,
+        };
+        let encoded = item_hits(
+            [
+                hit("h1", "", None),
+                hit("h2", "prefetch", None),
+                hit("h3", "", Some(16)),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(
+            encoded.lines,
+            [
+                "h1\t5\topen\t1\t0\t0",
+                "h2\t5\topen\t1\t0\t0\t-1\tprefetch",
+                "h3\t5\topen\t1\t0\t0\t16"
+            ]
+        );
+        assert_eq!((encoded.uas, encoded.ips), (vec!["ua"], vec!["ip"]));
+    }
+
+    #[test]
+    fn pages_split_by_kind_window_and_size() {
+        let ua = "u".repeat(100_000);
+        let hit = |ts, hit_id, kind, ua| PageHit {
+            ts,
+            hit_id,
+            kind,
+            log_id: 1,
+            url_id: 2,
+            ua,
+            recipient: "r",
+        };
+        let pages = encode_pages(
+            vec![
+                hit(300_001, "b", "open", "x"),
+                hit(1, "a", "open", &ua[..]),
+                hit(2, "c", "click", "x"),
+                hit(3, "d", "open", &ua[..99_999]),
+                hit(4, "e", "open", &ua[..99_998]),
+            ],
+            7,
+        );
+        let stats: Vec<&str> = pages.iter().map(|page| page.stat.as_str()).collect();
+        assert_eq!(
+            stats,
+            [
+                "log#click#000000000000000#000000000007#0000",
+                "log#open#000000000000000#000000000007#0000",
+                "log#open#000000000000000#000000000007#0001",
+                "log#open#000000000300000#000000000007#0000",
+            ]
+        );
+        assert_eq!(pages[1].lines, ["1\ta\t1\t2\t0\t0", "3\td\t1\t2\t1\t0"]);
+        assert_eq!(pages[2].lines, ["4\te\t1\t2\t0\t0"]);
+    }
+}
