@@ -37,13 +37,15 @@ token per request in Python and must import without the layer).
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import gc
 import importlib
 import logging
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
-from typing import Any, Callable, Mapping, Sequence, cast
+from typing import Any, Callable, Iterator, Mapping, Sequence, cast
 
 from chalicelib import metrics, tokens
 from chalicelib.hits.records import minimise_ip
@@ -155,7 +157,8 @@ class Backend:
         module = self.module
         assert module is not None, "run_hits gave hits: the backend is native"
         try:
-            computed: tuple[Any, ...] = hits.compute(*arguments)
+            with _collector_paused():
+                computed: tuple[Any, ...] = hits.compute(*arguments)
         except module.Unsupported:
             return None
         return computed
@@ -171,6 +174,21 @@ class Backend:
             return None  # the reference's bytes(data) decides what it means
         ring = native_key_ring(keys)
         return None if ring is None else (module, data, ring)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while the native module makes a run's items (a hundred thousand
+    dicts and lists, none in a cycle): otherwise each few hundred of them start a collection that walks
+    the growing heap again (a quarter of the run's compute). Reference counting frees them as usual."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def native_key_ring(keys: Any) -> dict[int, bytes] | None:

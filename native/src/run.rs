@@ -35,9 +35,10 @@ impl IpMode {
     }
 }
 
-/// `records.minimise_ip(ip, mode)`, or None for an IPv6 address to truncate
-/// (its /48 is Python's `ipaddress` spelling: the caller asks the reference,
-/// once per distinct address).
+/// `records.minimise_ip(ip, mode)`, or None for an IPv6 address written
+/// other than with hex digits and colons only (an embedded IPv4 part, a
+/// scope, anything Python's `ipaddress` may read its own way): the caller
+/// asks the reference, once per distinct address.
 pub fn minimise_ip(ip: &str, mode: IpMode) -> Option<Cow<'_, str>> {
     if mode == IpMode::Full || ip.is_empty() {
         return Some(Cow::Borrowed(ip));
@@ -46,7 +47,7 @@ pub fn minimise_ip(ip: &str, mode: IpMode) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(""));
     }
     if ip.contains(':') {
-        return None;
+        return ipv6_network_48(ip).map(Cow::Owned);
     }
     if ip.bytes().filter(|&byte| byte == b'.').count() != 3 {
         return Some(Cow::Borrowed(""));
@@ -56,6 +57,116 @@ pub fn minimise_ip(ip: &str, mode: IpMode) -> Option<Cow<'_, str>> {
         Some(Cow::Borrowed(ip)) // already truncated (records carry the IP as the setting allowed)
     } else {
         Some(Cow::Owned(format!("{network}.0")))
+    }
+}
+
+/// `str(ipaddress.IPv6Network(f"{ip}/48", strict=False).network_address)`,
+/// or "" where that raises, for an address of hex digits and colons only;
+/// None for any other text (the reference decides).
+fn ipv6_network_48(ip: &str) -> Option<String> {
+    if ip.len() > 39 || !ip.bytes().all(|byte| byte == b':' || byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(match ipv6_value(ip) {
+        Some(value) => ipv6_text(value & !((1u128 << 80) - 1)),
+        None => String::new(),
+    })
+}
+
+/// `ipaddress.IPv6Address._ip_int_from_string` for hex digits and colons:
+/// None where it raises.
+fn ipv6_value(ip: &str) -> Option<u128> {
+    const HEXTETS: usize = 8;
+    let parts: Vec<&str> = ip.split(':').collect();
+    if parts.len() < 3 || parts.len() > HEXTETS + 1 {
+        return None;
+    }
+    let mut skip = None;
+    for (index, part) in parts.iter().enumerate().take(parts.len() - 1).skip(1) {
+        if part.is_empty() {
+            if skip.is_some() {
+                return None; // at most one '::'
+            }
+            skip = Some(index);
+        }
+    }
+    let (high, low, skipped) = match skip {
+        Some(index) => {
+            let (mut high, mut low) = (index, parts.len() - index - 1);
+            if parts[0].is_empty() {
+                high -= 1;
+                if high != 0 {
+                    return None; // a leading ':' only as '::'
+                }
+            }
+            if parts[parts.len() - 1].is_empty() {
+                low -= 1;
+                if low != 0 {
+                    return None; // a trailing ':' only as '::'
+                }
+            }
+            if high + low >= HEXTETS {
+                return None; // '::' stands for at least one hextet
+            }
+            (high, low, HEXTETS - high - low)
+        }
+        None => {
+            if parts.len() != HEXTETS || parts[0].is_empty() || parts[HEXTETS - 1].is_empty() {
+                return None;
+            }
+            (HEXTETS, 0, 0)
+        }
+    };
+    let hextet = |part: &str| -> Option<u128> {
+        if part.is_empty() || part.len() > 4 {
+            return None;
+        }
+        u128::from_str_radix(part, 16).ok()
+    };
+    let mut value = 0u128;
+    for part in &parts[..high] {
+        value = value << 16 | hextet(part)?;
+    }
+    value = value.checked_shl(16 * skipped as u32).unwrap_or(0); // all eight skipped ('::'): nothing before
+    for part in &parts[parts.len() - low..] {
+        value = value << 16 | hextet(part)?;
+    }
+    Some(value)
+}
+
+/// `str(ipaddress.IPv6Address(value))` for an address that is not IPv4-mapped:
+/// hextets in lower-case hex, the longest run of two or more zero hextets
+/// (the first of equal runs) written '::'.
+fn ipv6_text(value: u128) -> String {
+    let hextets: Vec<u16> = (0..8).map(|index| (value >> (112 - 16 * index)) as u16).collect();
+    let (mut best_start, mut best_len, mut start, mut len) = (0, 0, 0, 0);
+    for (index, &hextet) in hextets.iter().enumerate() {
+        if hextet == 0 {
+            if len == 0 {
+                start = index;
+            }
+            len += 1;
+            if len > best_len {
+                (best_start, best_len) = (start, len);
+            }
+        } else {
+            len = 0;
+        }
+    }
+    let join = |part: &[u16]| {
+        part.iter()
+            .map(|hextet| format!("{hextet:x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    if best_len > 1 {
+        format!(
+            "{}::{}",
+            join(&hextets[..best_start]),
+            join(&hextets[best_start + best_len..])
+        )
+    } else {
+        join(&hextets)
     }
 }
 
@@ -283,7 +394,32 @@ mod tests {
         assert_eq!(truncated("10.1.2").as_deref(), Some(""));
         assert_eq!(truncated("a.b.c.d").as_deref(), Some("a.b.c.0")); // the reference does not parse IPv4 either
         assert_eq!(truncated("").as_deref(), Some(""));
-        assert_eq!(truncated("2001:db8::1"), None);
+        assert_eq!(truncated("2001:db8::1").as_deref(), Some("2001:db8::"));
+        assert_eq!(
+            truncated("2001:DB8:85A3:08D3:1319:8a2e:0370:7348").as_deref(),
+            Some("2001:db8:85a3::")
+        );
+        assert_eq!(truncated("0:0:1::").as_deref(), Some("0:0:1::"));
+        assert_eq!(truncated("::").as_deref(), Some("::"));
+        assert_eq!(truncated("1:2:3:4:5:6:7::").as_deref(), Some("1:2:3::"));
+        assert_eq!(truncated("0:1::").as_deref(), Some("0:1::"));
+        for invalid in [
+            "1::2::3",
+            "12345::",
+            ":1::",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7:8::",
+            "1:2",
+            "::g",
+        ] {
+            assert_eq!(
+                truncated(invalid).as_deref(),
+                if invalid == "::g" { None } else { Some("") },
+                "{invalid}"
+            );
+        }
+        assert_eq!(truncated("::ffff:203.0.113.9"), None);
+        assert_eq!(truncated("fe80::1%eth0"), None);
         assert_eq!(minimise_ip("2001:db8::1", IpMode::Full).as_deref(), Some("2001:db8::1"));
         assert_eq!(minimise_ip("203.0.113.7", IpMode::Nothing).as_deref(), Some(""));
     }

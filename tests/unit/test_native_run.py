@@ -13,9 +13,11 @@ declared purposes, non-hit-path ids and known recipients.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -191,3 +193,27 @@ def test_ipv6_purposes_odd_ids_and_known_recipients_give_the_same_record(
         result = both(monkeypatch, configure(ip_mode), [b"".join(line(value) for value in records)], KEYS,
                       facts=facts)
         assert len(result["recipients"]) == 4
+
+
+def _ipv6_spellings(count: int) -> list[str]:
+    """IPv6 addresses as clients and proxies write them: compressed or not, any case, zero-padded, with
+    runs of zero hextets; and text that is not one address (the reference gives "")."""
+    rng = random.Random(48)
+    spellings = ["::", "::1", "1::", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8", "0:0:1::", "1::2::3", "12345::", ":1::",
+                 "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7:8::", "1:2", ":::", "::ffff:203.0.113.9", "fe80::1%eth0",
+                 "2001:db8::/64", "0000:0000:0000:0000:0000:0000:0000:0001"]
+    while len(spellings) < count:
+        hextets = [rng.choice([0, 0, rng.randrange(1 << 16), rng.randrange(16)]) for _ in range(8)]
+        address = ipaddress.IPv6Address(b"".join(value.to_bytes(2, "big") for value in hextets))
+        text = rng.choice([address.compressed, address.exploded, ":".join(f"{value:x}" for value in hextets)])
+        spellings.append(text.upper() if rng.random() < 0.3 else text)
+    return spellings
+
+
+def test_ipv6_addresses_are_truncated_as_the_reference_does(monkeypatch: pytest.MonkeyPatch, configure: Any) -> None:
+    ts = 1_740_826_800_000
+    records = [record("open", "00112233445566ff", index, ts=ts + index, ip=ip)
+               for index, ip in enumerate(_ipv6_spellings(400))]
+    result = both(monkeypatch, configure("truncated"), [b"".join(line(value) for value in records)], KEYS)
+    ips = {ip for item in result["recipients"] for ip in item["ips"]}
+    assert "" in ips and "::" in ips and len(ips) > 100
