@@ -157,7 +157,7 @@ class Backend:
         module = self.module
         assert module is not None, "run_hits gave hits: the backend is native"
         try:
-            with _collector_paused():
+            with collector_paused():
                 computed: tuple[Any, ...] = hits.compute(*arguments)
         except module.Unsupported:
             return None
@@ -177,10 +177,11 @@ class Backend:
 
 
 @contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off while the native module makes a run's items (a hundred thousand
-    dicts and lists, none in a cycle): otherwise each few hundred of them start a collection that walks
-    the growing heap again (a quarter of the run's compute). Reference counting frees them as usual."""
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a run's items are made (a hundred thousand dicts, lists and
+    tuples, none in a cycle): otherwise each few hundred of them start a collection, and every few of
+    those walks the whole growing heap again (a quarter of the native run's compute). Reference counting
+    frees them as usual; a cycle made meanwhile waits for the next collection."""
     if not gc.isenabled():
         yield
         return

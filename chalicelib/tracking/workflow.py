@@ -449,6 +449,11 @@ class TrackingWorkflow:
 
     def _compute(self, run: int, owner: str, now_ms: int, parsed: list[tuple[str, str, core.ParsedLog]],
                  checkpoint: str, backlog: bool) -> dict[str, Any]:
+        with native.collector_paused():
+            return self._computed(run, owner, now_ms, parsed, checkpoint, backlog)
+
+    def _computed(self, run: int, owner: str, now_ms: int, parsed: list[tuple[str, str, core.ParsedLog]],
+                  checkpoint: str, backlog: bool) -> dict[str, Any]:
         mode = self.settings.ip_address_mode
         results = [result for _, _, result in parsed]
         native_hits = native.backend().run_hits(results, mode)
@@ -565,9 +570,10 @@ class TrackingWorkflow:
         for item in state.stored.values():
             verdicts.update(decode_verdicts(item))
         stored_hits = [hit for kept in state.prior.values() for hit in kept]
-        return classification.context_of({*agents, *(hit.ua for hit in stored_hits)},
-                                         {*addresses, *(hit.ip for hit in stored_hits)},
-                                         classification_rules(self.settings), sent_at, verdicts)
+        if stored_hits:
+            agents = {*agents, *(hit.ua for hit in stored_hits)}
+            addresses = {*addresses, *(hit.ip for hit in stored_hits)}
+        return classification.context_of(agents, addresses, classification_rules(self.settings), sent_at, verdicts)
 
     # --- applying a run record -----------------------------------------------
 

@@ -84,33 +84,41 @@ pub fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
 
 /// The unpadded base64url spelling of `data`.
 pub fn encode(data: &[u8]) -> String {
-    encode_with(data, ALPHABET, false)
+    let mut out = String::with_capacity((data.len() * 4).div_ceil(3));
+    encode_onto(&mut out, data, ALPHABET, false);
+    out
+}
+
+/// The unpadded base64url spelling of `data`, written at the end of `out`.
+pub fn encode_to(out: &mut String, data: &[u8]) {
+    encode_onto(out, data, ALPHABET, false);
 }
 
 /// Standard base64 with padding, as Python's `base64.b64encode` writes it
 /// (a tracking item's summary filter, `chalicelib/tracking/items.py`).
 pub fn encode_standard(data: &[u8]) -> String {
-    encode_with(
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    encode_onto(
+        &mut out,
         data,
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
         true,
-    )
+    );
+    out
 }
 
-fn encode_with(data: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+fn encode_onto(out: &mut String, data: &[u8], alphabet: &[u8; 64], pad: bool) {
     for chunk in data.chunks(3) {
         let group = chunk.iter().enumerate().fold(0u32, |group, (index, &byte)| {
             group | (u32::from(byte) << (16 - 8 * index))
         });
-        for index in 0..=chunk.len() {
-            out.push(alphabet[(group >> (18 - 6 * index)) as usize & 0x3F] as char);
+        let mut quad = [b'='; 4];
+        for (index, slot) in quad.iter_mut().enumerate().take(chunk.len() + 1) {
+            *slot = alphabet[(group >> (18 - 6 * index)) as usize & 0x3F];
         }
-        if pad {
-            out.extend(std::iter::repeat_n('=', 3 - chunk.len()));
-        }
+        let written = if pad { 4 } else { chunk.len() + 1 };
+        out.push_str(std::str::from_utf8(&quad[..written]).expect("the alphabets are ASCII"));
     }
-    out
 }
 
 #[cfg(test)]

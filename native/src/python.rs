@@ -835,7 +835,9 @@ impl Gathered {
 
 /// `aggregate`'s input from the table's `new_rows` and the Python `prior`
 /// (recipient -> core.Hit objects, appended to `objects` when given) and
-/// `summaries` (recipient -> core.Summary).
+/// `summaries` (recipient -> core.Summary); `grouped`: the new rows already grouped.
+// Allowed: one gathering for the two Python faces (aggregate, RunHits.compute), each passing its own parts.
+#[allow(clippy::too_many_arguments)]
 fn gather<'py>(
     py: Python<'py>,
     table: &mut HitTable,
@@ -844,13 +846,14 @@ fn gather<'py>(
     summaries: Option<&Bound<'py, PyAny>>,
     hit_type: &Bound<'py, PyAny>,
     mut objects: Option<&mut Vec<Bound<'py, PyAny>>>,
+    grouped: Option<aggregate::Grouped>,
 ) -> PyResult<Gathered> {
     let prior = if prior.is_truthy()? { Some(prior) } else { None };
     let summaries = match summaries {
         Some(summaries) if summaries.is_truthy()? => Some(summaries),
         _ => None,
     };
-    let grouped = table.group(new_rows);
+    let grouped = grouped.unwrap_or_else(|| table.group(new_rows));
     let mut gathered = Gathered {
         groups: Vec::with_capacity(grouped.recipients.len()),
         group_keys: Vec::with_capacity(grouped.recipients.len()),
@@ -942,6 +945,7 @@ fn aggregate_hits<'py>(
         summaries,
         hit_type,
         Some(&mut objects),
+        None,
     )?;
     let Gathered {
         groups,
@@ -990,6 +994,8 @@ fn aggregate_hits<'py>(
 struct RunHits {
     table: HitTable,
     new_rows: Vec<u32>,
+    /// The new hits grouped by recipient, once `recipients` asked (compute reuses it).
+    grouped: Option<aggregate::Grouped>,
     computed: bool,
 }
 
@@ -1039,11 +1045,16 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
     Ok(RunHits {
         table,
         new_rows,
+        grouped: None,
         computed: false,
     })
 }
 
-fn string_list<'py, 'a>(py: Python<'py>, texts: impl IntoIterator<Item = &'a str>) -> PyResult<Bound<'py, PyList>> {
+fn string_list<'py, 'a, T>(py: Python<'py>, texts: T) -> PyResult<Bound<'py, PyList>>
+where
+    T: IntoIterator<Item = &'a str>,
+    T::IntoIter: ExactSizeIterator,
+{
     PyList::new(py, texts)
 }
 
@@ -1110,8 +1121,11 @@ impl RunHits {
     }
 
     /// The distinct recipients (delivery id, log id) of the hits.
-    fn recipients<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let grouped = self.table.group(&self.new_rows);
+    fn recipients<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        if self.computed {
+            return Err(PyValueError::new_err("a RunHits is computed once"));
+        }
+        let grouped = self.grouped.get_or_insert_with(|| self.table.group(&self.new_rows));
         let keys = grouped
             .recipients
             .iter()
@@ -1160,7 +1174,17 @@ impl RunHits {
             return Err(PyValueError::new_err("a RunHits is computed once"));
         }
         let mut table = std::mem::take(&mut self.table);
-        let gathered = gather(py, &mut table, &self.new_rows, prior, Some(summaries), hit_type, None)?;
+        let grouped = self.grouped.take();
+        let gathered = gather(
+            py,
+            &mut table,
+            &self.new_rows,
+            prior,
+            Some(summaries),
+            hit_type,
+            None,
+            grouped,
+        )?;
         if gathered.prior_rows.iter().any(|&row| table.kind(row).is_none()) {
             return Err(unsupported("a stored hit of a kind it does not know"));
         }
@@ -1186,6 +1210,7 @@ impl RunHits {
         let mut logged: Vec<(u32, u32, usize)> = Vec::new(); // (delivery, row, recipient text)
         let mut domains: std::collections::BTreeMap<(&str, String), [i64; 4]> = std::collections::BTreeMap::new();
         let mut accepted = 0u64;
+        let mut encoded = run::ItemHits::default();
         for update in &aggregates.recipients {
             accepted += update.added;
             let group = &gathered.groups[update.group];
@@ -1199,24 +1224,27 @@ impl RunHits {
             let known = found.as_ref().unwrap_or(&default);
             let kept = &aggregates.kept[update.kept.clone()];
             let verdicts = &aggregates.verdicts[update.kept.clone()];
-            let encoded = run::item_hits(kept.iter().zip(verdicts).map(|(&row, &verdict)| run::ItemHit {
-                hit_id: table.hit_id_of(row),
-                ts: table.ts(row),
-                kind: table.kind(row).map_or("", Kind::as_str),
-                url_id: table.url_id(row),
-                ua: table.ua_text(table.ua(row)),
-                ip: table.ip_text(row),
-                purpose: table.purpose_text(row),
-                verdict: Some(verdict),
-            }));
+            run::item_hits(
+                &mut encoded,
+                kept.iter().zip(verdicts).map(|(&row, &verdict)| run::ItemHit {
+                    hit_id: table.hit_id_of(row),
+                    ts: table.ts(row),
+                    kind: table.kind(row).map_or("", Kind::as_str),
+                    url_id: table.url_id(row),
+                    ua: table.ua_text(table.ua(row)),
+                    ip: table.ip_text(row),
+                    purpose: table.purpose_text(row),
+                    verdict: Some(verdict),
+                }),
+            );
             let first_hit_at = kept.first().map_or(0, |&row| table.ts(row));
             let last_hit_at = kept.last().map_or(0, |&row| table.ts(row));
             let item = PyDict::new(py);
             item.set_item(intern!(py, "delivery_id"), &delivery_ids[group.delivery as usize])?;
             item.set_item(intern!(py, "log_id"), *log_id)?;
-            item.set_item(intern!(py, "hits"), PyList::new(py, encoded.lines)?)?;
-            item.set_item(intern!(py, "uas"), string_list(py, encoded.uas)?)?;
-            item.set_item(intern!(py, "ips"), string_list(py, encoded.ips)?)?;
+            item.set_item(intern!(py, "hits"), string_list(py, encoded.lines.iter())?)?;
+            item.set_item(intern!(py, "uas"), string_list(py, encoded.uas.iter().copied())?)?;
+            item.set_item(intern!(py, "ips"), string_list(py, encoded.ips.iter().copied())?)?;
             item.set_item(intern!(py, "hit_count"), kept.len())?;
             item.set_item(intern!(py, "first_hit_at"), first_hit_at)?;
             item.set_item(intern!(py, "last_hit_at"), last_hit_at)?;
@@ -1309,7 +1337,7 @@ impl RunHits {
                 let item = PyDict::new(py);
                 item.set_item(intern!(py, "delivery_id"), &delivery_ids[delivery as usize])?;
                 item.set_item(intern!(py, "stat"), page.stat)?;
-                item.set_item(intern!(py, "hits"), PyList::new(py, page.lines)?)?;
+                item.set_item(intern!(py, "hits"), string_list(py, page.lines.iter())?)?;
                 item.set_item(intern!(py, "uas"), string_list(py, page.uas)?)?;
                 item.set_item(intern!(py, "recipients"), string_list(py, page.recipients)?)?;
                 pages.append(item)?;

@@ -9,6 +9,7 @@
 //! (tests/unit/test_native_run.py).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::aggregate::{Summary, BUCKET_MS};
@@ -170,20 +171,81 @@ fn ipv6_text(value: u128) -> String {
     }
 }
 
-/// `items.packed_id`: a hit path id at its own time (32 lower-case hex
-/// digits, the first 12 the time in ms) as 22 base64url characters.
+/// The 16 bytes of a hit path id at its own time (32 lower-case hex digits,
+/// the first 12 the time in ms), or None for any other id and time.
+fn timed_id(hit_id: &str, ts: i64) -> Option<[u8; 16]> {
+    let digits = hit_id.as_bytes();
+    if digits.len() != 32 {
+        return None;
+    }
+    let nibble = |digit: u8| match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    };
+    let mut raw = [0u8; 16];
+    for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    let at = raw[..6].iter().fold(0i64, |at, &byte| at << 8 | i64::from(byte));
+    (at == ts).then_some(raw)
+}
+
+/// `items.packed_id`: a hit path id at its own time as 22 base64url characters.
 pub fn packed_id(hit_id: &str, ts: i64) -> Option<String> {
-    let bytes = hit_id.as_bytes();
-    if bytes.len() != 32 || !bytes.iter().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
+    let mut packed = String::with_capacity(22);
+    write_stamp(&mut packed, hit_id, ts, false).then_some(packed)
+}
+
+/// A stored line's first two fields, with no tab after them: the packed id
+/// and an empty field when the id packs (true), else `<hit_id>\t<ts>`
+/// (items) or `<ts>\t<hit_id>` (log pages, `ts_first`).
+fn write_stamp(out: &mut String, hit_id: &str, ts: i64, ts_first: bool) -> bool {
+    if let Some(raw) = timed_id(hit_id, ts) {
+        let start = out.len();
+        base64url::encode_to(out, &raw);
+        out.truncate(start + 22);
+        return true;
     }
-    if i64::from_str_radix(&hit_id[..12], 16).ok()? != ts {
-        return None;
+    let _ = if ts_first {
+        write!(out, "{ts}\t{hit_id}")
+    } else {
+        write!(out, "{hit_id}\t{ts}")
+    };
+    false
+}
+
+/// Lines written one after the other into one text (no allocation per line).
+#[derive(Default)]
+pub struct Lines {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
     }
-    let raw = u128::from_str_radix(hit_id, 16).ok()?.to_be_bytes();
-    let mut packed = base64url::encode(&raw);
-    packed.truncate(22);
-    Some(packed)
+
+    fn end_line(&mut self) {
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.ends
+            .iter()
+            .enumerate()
+            .map(|(index, &end)| &self.text[if index == 0 { 0 } else { self.ends[index - 1] }..end])
+    }
 }
 
 /// One hit of a recipient's tracking item, as `encode_recipient` reads it.
@@ -200,8 +262,9 @@ pub struct ItemHit<'a> {
 }
 
 /// A tracking item's `hits`, `uas` and `ips` (hits given in (ts, hit_id) order).
+#[derive(Default)]
 pub struct ItemHits<'a> {
-    pub lines: Vec<String>,
+    pub lines: Lines,
     pub uas: Vec<&'a str>,
     pub ips: Vec<&'a str>,
 }
@@ -216,25 +279,18 @@ fn index_of<'a>(values: &mut Vec<&'a str>, value: &'a str) -> usize {
     }
 }
 
-/// `encode_recipient`'s lines: `<pack_hit>\t<kind>\t<url_id>\t<ua index>\t<ip index>[\t<verdict>][\t<purpose>]`.
-pub fn item_hits<'a>(hits: impl Iterator<Item = ItemHit<'a>>) -> ItemHits<'a> {
-    let mut encoded = ItemHits {
-        lines: Vec::new(),
-        uas: Vec::new(),
-        ips: Vec::new(),
-    };
+/// `encode_recipient`'s lines: `<pack_hit>\t<kind>\t<url_id>\t<ua index>\t<ip index>[\t<verdict>][\t<purpose>]`,
+/// into `encoded` (cleared first: one is reused for every recipient).
+pub fn item_hits<'a>(encoded: &mut ItemHits<'a>, hits: impl Iterator<Item = ItemHit<'a>>) {
+    encoded.lines.clear();
+    encoded.uas.clear();
+    encoded.ips.clear();
     for hit in hits {
         let ua_index = index_of(&mut encoded.uas, hit.ua);
         let ip_index = index_of(&mut encoded.ips, hit.ip);
-        let mut line = String::with_capacity(48 + hit.purpose.len());
-        match packed_id(hit.hit_id, hit.ts) {
-            Some(packed) => {
-                line.push_str(&packed);
-                line.push('\t');
-            }
-            None => {
-                let _ = write!(line, "{}\t{}", hit.hit_id, hit.ts);
-            }
+        let line = &mut encoded.lines.text;
+        if write_stamp(line, hit.hit_id, hit.ts, false) {
+            line.push('\t');
         }
         let _ = write!(line, "\t{}\t{}\t{ua_index}\t{ip_index}", hit.kind, hit.url_id);
         if hit.verdict.is_some() || !hit.purpose.is_empty() {
@@ -244,9 +300,8 @@ pub fn item_hits<'a>(hits: impl Iterator<Item = ItemHit<'a>>) -> ItemHits<'a> {
             line.push('\t');
             line.push_str(hit.purpose);
         }
-        encoded.lines.push(line);
+        encoded.lines.end_line();
     }
-    encoded
 }
 
 /// `encode_summary`'s `flags`: the summary's flags by name, comma-separated.
@@ -316,7 +371,7 @@ pub struct PageHit<'a> {
 /// One log page item (without `delivery_id` and `last_run`).
 pub struct Page<'a> {
     pub stat: String,
-    pub lines: Vec<String>,
+    pub lines: Lines,
     pub uas: Vec<&'a str>,
     pub recipients: Vec<&'a str>,
 }
@@ -328,7 +383,7 @@ pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 /// MAX_PAGE_BYTES as the reference counts them.
 pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64) -> Vec<Page<'a>> {
     let window = |ts: i64| ts - ts.rem_euclid(BUCKET_MS as i64);
-    hits.sort_by(|a, b| (a.kind, window(a.ts), a.ts, a.hit_id).cmp(&(b.kind, window(b.ts), b.ts, b.hit_id)));
+    hits.sort_unstable_by(|a, b| (a.kind, window(a.ts), a.ts, a.hit_id).cmp(&(b.kind, window(b.ts), b.ts, b.hit_id)));
     let mut pages = Vec::new();
     let mut start = 0;
     while start < hits.len() {
@@ -337,46 +392,48 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64) -> Vec<Page<'a>> {
         while end < hits.len() && hits[end].kind == kind && window(hits[end].ts) == at {
             end += 1;
         }
-        let stat = |part: usize| format!("log#{kind}#{at:015}#{run:012}#{part:04}");
-        let mut page = Page {
-            stat: stat(0),
-            lines: Vec::new(),
+        let page = |part: usize| Page {
+            stat: format!("log#{kind}#{at:015}#{run:012}#{part:04}"),
+            lines: Lines::default(),
             uas: Vec::new(),
             recipients: Vec::new(),
         };
+        let mut current = page(0);
+        // Where each string sits in the page (the reference's dicts): a page holds thousands of hits.
+        let mut ua_index: HashMap<&str, usize> = HashMap::new();
+        let mut recipient_index: HashMap<&str, usize> = HashMap::new();
         let (mut part, mut size) = (0, 0);
         for hit in &hits[start..end] {
-            let new_ua = !page.uas.contains(&hit.ua);
-            let new_recipient = !page.recipients.contains(&hit.recipient);
+            let new_ua = !ua_index.contains_key(hit.ua);
+            let new_recipient = !recipient_index.contains_key(hit.recipient);
             let mut cost = 64
                 + hit.hit_id.chars().count()
                 + if new_ua { hit.ua.len() } else { 0 }
                 + if new_recipient { hit.recipient.len() } else { 0 };
-            if !page.lines.is_empty() && size + cost > MAX_PAGE_BYTES {
+            if !current.lines.is_empty() && size + cost > MAX_PAGE_BYTES {
                 part += 1;
-                pages.push(std::mem::replace(
-                    &mut page,
-                    Page {
-                        stat: stat(part),
-                        lines: Vec::new(),
-                        uas: Vec::new(),
-                        recipients: Vec::new(),
-                    },
-                ));
-                size = 0;
-                cost = 64 + hit.hit_id.chars().count() + hit.ua.len() + hit.recipient.len();
+                pages.push(std::mem::replace(&mut current, page(part)));
+                (size, cost) = (0, 64 + hit.hit_id.chars().count() + hit.ua.len() + hit.recipient.len());
+                ua_index.clear();
+                recipient_index.clear();
             }
-            let ua_index = index_of(&mut page.uas, hit.ua);
-            let recipient_index = index_of(&mut page.recipients, hit.recipient);
-            let mut line = match packed_id(hit.hit_id, hit.ts) {
-                Some(packed) => format!("{packed}\t"),
-                None => format!("{}\t{}", hit.ts, hit.hit_id),
-            };
-            let _ = write!(line, "\t{}\t{}\t{ua_index}\t{recipient_index}", hit.log_id, hit.url_id);
-            page.lines.push(line);
+            let ua = *ua_index.entry(hit.ua).or_insert_with(|| {
+                current.uas.push(hit.ua);
+                current.uas.len() - 1
+            });
+            let recipient = *recipient_index.entry(hit.recipient).or_insert_with(|| {
+                current.recipients.push(hit.recipient);
+                current.recipients.len() - 1
+            });
+            let line = &mut current.lines.text;
+            if write_stamp(line, hit.hit_id, hit.ts, true) {
+                line.push('\t');
+            }
+            let _ = write!(line, "\t{}\t{}\t{ua}\t{recipient}", hit.log_id, hit.url_id);
+            current.lines.end_line();
             size += cost;
         }
-        pages.push(page);
+        pages.push(current);
         start = end;
     }
     pages
@@ -447,20 +504,23 @@ mod tests {
             purpose,
             verdict,
         };
-        let encoded = item_hits(
-            [
-                hit("h1", "", None),
-                hit("h2", "prefetch", None),
-                hit("h3", "", Some(16)),
-            ]
-            .into_iter(),
-        );
+        let mut encoded = ItemHits::default();
+        item_hits(&mut encoded, [hit("h0", "", None)].into_iter()); // one is reused: cleared first
+        let packed = format!("{:012x}{}", 5, "0".repeat(20));
+        let hits = [
+            hit("h1", "", None),
+            hit("h2", "prefetch", None),
+            hit("h3", "", Some(16)),
+            hit(&packed, "", Some(0)),
+        ];
+        item_hits(&mut encoded, hits.into_iter());
         assert_eq!(
-            encoded.lines,
+            encoded.lines.iter().collect::<Vec<_>>(),
             [
                 "h1\t5\topen\t1\t0\t0",
                 "h2\t5\topen\t1\t0\t0\t-1\tprefetch",
-                "h3\t5\topen\t1\t0\t0\t16"
+                "h3\t5\topen\t1\t0\t0\t16",
+                "AAAAAAAFAAAAAAAAAAAAAA\t\topen\t1\t0\t0\t0",
             ]
         );
         assert_eq!((encoded.uas, encoded.ips), (vec!["ua"], vec!["ip"]));
@@ -498,7 +558,8 @@ mod tests {
                 "log#open#000000000300000#000000000007#0000",
             ]
         );
-        assert_eq!(pages[1].lines, ["1\ta\t1\t2\t0\t0", "3\td\t1\t2\t1\t0"]);
-        assert_eq!(pages[2].lines, ["4\te\t1\t2\t0\t0"]);
+        let lines = |page: &Page<'_>| page.lines.iter().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(lines(&pages[1]), ["1\ta\t1\t2\t0\t0", "3\td\t1\t2\t1\t0"]);
+        assert_eq!(lines(&pages[2]), ["4\te\t1\t2\t0\t0"]);
     }
 }
