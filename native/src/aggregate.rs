@@ -1071,6 +1071,10 @@ impl Interner {
     fn text(&self, id: u32) -> &str {
         &self.texts[id as usize]
     }
+
+    fn find(&self, text: &str) -> Option<u32> {
+        self.ids.get(text).copied()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -1180,6 +1184,15 @@ impl HitTable {
 
     pub fn ip_texts(&self) -> &[Box<str>] {
         &self.ips.texts
+    }
+
+    /// The interned number of a user agent / address text, if a hit has it.
+    pub fn find_user_agent(&self, text: &str) -> Option<u32> {
+        self.uas.find(text)
+    }
+
+    pub fn find_ip(&self, text: &str) -> Option<u32> {
+        self.ips.find(text)
     }
 
     pub fn recipient(&self, hit: u32) -> (u32, i64) {

@@ -26,6 +26,7 @@
 //! `process_log`'s recipient updates are [`LazyTuple`]s, made as Python
 //! objects only when read. Parsing runs without the GIL.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use pyo3::basic::CompareOp;
@@ -747,6 +748,61 @@ impl classify::Context for TableContext {
     }
 }
 
+/// A dict entry whose key is exactly str.
+type StrKeyed<'py> = (Bound<'py, PyString>, Bound<'py, PyAny>);
+/// Send times (None: given as None) by (delivery id, log id).
+type SentAt = HashMap<(String, i64), Option<i64>>;
+
+/// The (key, value) pairs of an exact dict whose keys are all exact str (Python's
+/// `get(text)` finds nothing else); None for any other mapping (looked up text by text).
+fn exact_str_keys<'py>(mapping: &Bound<'py, PyAny>) -> PyResult<Option<Vec<StrKeyed<'py>>>> {
+    let Ok(dict) = mapping.cast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    let mut pairs = Vec::with_capacity(dict.len());
+    for (key, value) in dict.iter() {
+        if !key.is_exact_instance_of::<PyString>() {
+            return Ok(None);
+        }
+        pairs.push((key.cast_into::<PyString>()?, value));
+    }
+    Ok(Some(pairs))
+}
+
+/// An exact dict of send times keyed by exact (str, int) tuples, by (delivery id, log id);
+/// None for any other mapping or key (looked up recipient by recipient).
+fn sent_by_recipient(mapping: &Bound<'_, PyAny>) -> PyResult<Option<SentAt>> {
+    let Ok(dict) = mapping.cast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    let mut known = HashMap::with_capacity(dict.len());
+    for (key, value) in dict.iter() {
+        let Ok(pair) = key.cast_exact::<PyTuple>() else {
+            return Ok(None);
+        };
+        if pair.len() != 2 {
+            continue; // never equal to a (delivery id, log id) key
+        }
+        let (delivery_id, log_id) = (pair.get_item(0)?, pair.get_item(1)?);
+        if !delivery_id.is_exact_instance_of::<PyString>() || !log_id.is_exact_instance_of::<PyInt>() {
+            return Ok(None);
+        }
+        let Ok(log_id) = log_id.extract::<i64>() else {
+            continue; // past i64: no recipient of the table has it
+        };
+        let sent = if value.is_none() {
+            None
+        } else {
+            Some(context_int(&value)?)
+        };
+        known.insert(
+            (delivery_id.cast_into::<PyString>()?.to_cow()?.into_owned(), log_id),
+            sent,
+        );
+    }
+    Ok(Some(known))
+}
+
 fn table_context(
     py: Python<'_>,
     context: Option<&Bound<'_, PyAny>>,
@@ -777,20 +833,36 @@ fn table_context(
         burst_window_ms: rule(intern!(py, "burst_window_ms"))?,
         min_click_after_send_ms: rule(intern!(py, "min_click_after_send_ms"))?,
     };
-    let flags = |name: &Bound<'_, PyString>, texts: &[Box<str>]| -> PyResult<Vec<i64>> {
+    let flags = |name: &Bound<'_, PyString>, texts: &[Box<str>], find: &dyn Fn(&str) -> Option<u32>| {
         let mapping = context.getattr(name)?;
+        if let Some(flagged) = exact_str_keys(&mapping)? {
+            // The flags name the few agents / addresses that have some: read them, not a lookup per text.
+            let mut flags = vec![0; texts.len()];
+            for (text, value) in flagged {
+                if let Some(number) = find(&text.to_cow()?) {
+                    flags[number as usize] = if value.is_none() { 0 } else { context_int(&value)? };
+                }
+            }
+            return Ok(flags);
+        }
         texts
             .iter()
             .map(|text| Ok(context_get(&mapping, &**text)?.unwrap_or(0)))
-            .collect()
+            .collect::<PyResult<Vec<i64>>>()
     };
-    let agents = flags(intern!(py, "agents"), table.user_agent_texts())?;
-    let addresses = flags(intern!(py, "addresses"), table.ip_texts())?;
+    let agents = flags(intern!(py, "agents"), table.user_agent_texts(), &|text| {
+        table.find_user_agent(text)
+    })?;
+    let addresses = flags(intern!(py, "addresses"), table.ip_texts(), &|text| table.find_ip(text))?;
     let sent_mapping = context.getattr(intern!(py, "sent_at"))?;
-    let sent_at = group_keys
-        .iter()
-        .map(|(delivery_id, log_id)| context_get(&sent_mapping, (delivery_id.as_str(), *log_id)))
-        .collect::<PyResult<Vec<_>>>()?;
+    let sent_at = match sent_by_recipient(&sent_mapping)? {
+        Some(known) if known.is_empty() => vec![None; group_keys.len()],
+        Some(known) => group_keys.iter().map(|key| known.get(key).copied().flatten()).collect(),
+        None => group_keys
+            .iter()
+            .map(|(delivery_id, log_id)| context_get(&sent_mapping, (delivery_id.as_str(), *log_id)))
+            .collect::<PyResult<Vec<_>>>()?,
+    };
     let stored_mapping = context.getattr(intern!(py, "stored"))?;
     let mut stored = vec![None; rows];
     for &row in prior_rows {
@@ -1006,7 +1078,8 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
     let mode = run::IpMode::parse(ip_mode).ok_or_else(|| unsupported("an IP address mode it does not know"))?;
     let mut table = HitTable::default();
     let mut new_rows = Vec::new();
-    let mut by_reference: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut by_reference: HashMap<String, String> = HashMap::new();
+    let (mut hit_id, mut delivery_id) = ([0u8; 32], [0u8; 32]);
     for hits in parsed.try_iter()? {
         let hits = hits?;
         let lazy = hits
@@ -1030,10 +1103,10 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
                 }
             };
             new_rows.push(table.push(HitFields {
-                hit_id: &logs::hex32(hit.hit_id),
+                hit_id: run::hex_into(hit.hit_id, 32, &mut hit_id),
                 ts: hit.ts as i64, // at most 2**53 - 1, as are the ids below
                 kind: hit.kind.as_str(),
-                delivery_id: &logs::hex16(hit.delivery_id),
+                delivery_id: run::hex_into(u128::from(hit.delivery_id), 16, &mut delivery_id),
                 log_id: hit.log_id as i64,
                 url_id: hit.url_id as i64,
                 ua: log.ua(hit),

@@ -171,6 +171,15 @@ fn ipv6_text(value: u128) -> String {
     }
 }
 
+/// `value` as `digits` lower-case hex digits (`logs::hex32` / `hex16`), written in `out`.
+pub fn hex_into(value: u128, digits: usize, out: &mut [u8; 32]) -> &str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (index, slot) in out[..digits].iter_mut().enumerate() {
+        *slot = HEX[(value >> (4 * (digits - 1 - index))) as usize & 0xF];
+    }
+    std::str::from_utf8(&out[..digits]).expect("hex digits are ASCII")
+}
+
 /// The 16 bytes of a hit path id at its own time (32 lower-case hex digits,
 /// the first 12 the time in ms), or None for any other id and time.
 fn timed_id(hit_id: &str, ts: i64) -> Option<[u8; 16]> {
@@ -479,6 +488,18 @@ mod tests {
         assert_eq!(truncated("fe80::1%eth0"), None);
         assert_eq!(minimise_ip("2001:db8::1", IpMode::Full).as_deref(), Some("2001:db8::1"));
         assert_eq!(minimise_ip("203.0.113.7", IpMode::Nothing).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn hex_is_the_parsers_spelling() {
+        let mut out = [0u8; 32];
+        for value in [0u128, 1, 0xabc, u128::from(u64::MAX), u128::MAX] {
+            assert_eq!(hex_into(value, 32, &mut out), crate::logs::hex32(value));
+            assert_eq!(
+                hex_into(value & u128::from(u64::MAX), 16, &mut out),
+                crate::logs::hex16(value as u64)
+            );
+        }
     }
 
     #[test]
