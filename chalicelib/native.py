@@ -24,6 +24,11 @@ updates) are a `sendtrail_native.LazyTuple`, a read-only sequence that makes
 each core.Hit when it is read (and compares equal to the tuple of them), so a
 million-hit object costs no million Python objects unless they are used.
 
+A workflow run also keeps its hits native from the parse to what it writes
+(`run_hits`, then `compute_run`: IPs minimised, recipient items, domain
+deltas and log pages, as chalicelib/tracking/workflow.py's Python path makes
+them), so a run makes Python objects for its writes, not for its hits.
+
 The native module is used where it represents the input exactly, and the
 reference runs otherwise: a key ring value that is not bytes, data that is
 not bytes-like, hits that are not exactly core.Hit or whose integers pass 64

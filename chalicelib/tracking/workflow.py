@@ -27,7 +27,13 @@ number them):
     are read (strongly consistent BatchGetItem); core.aggregate merges the
     run's hits into them (dropping repeated hit ids, applying the 1-minute
     rule over each recipient's whole history) and gives each delivery's
-    counter deltas; user agents are classified once each.
+    counter deltas; user agents are classified once each. With the native
+    layer, the run's hits stay native from the parse to the items written
+    (IPs minimised, recipient items, domain deltas and log pages encoded by
+    sendtrail_native.RunHits); Python reads the stored state, classifies
+    the distinct agents and addresses and sums the user-agent families.
+    The Python path (`_writes`) is the reference and writes the same record
+    (tests/unit/test_native_run.py).
  5. Write ahead. The run record (objects, new recipient items, stat deltas,
     quarantined lines, listing position, statistics) is put to S3 [write], then
     registered as the state's pending run under the next run number, on
