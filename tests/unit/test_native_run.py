@@ -217,3 +217,26 @@ def test_ipv6_addresses_are_truncated_as_the_reference_does(monkeypatch: pytest.
     result = both(monkeypatch, configure("truncated"), [b"".join(line(value) for value in records)], KEYS)
     ips = {ip for item in result["recipients"] for ip in item["ips"]}
     assert "" in ips and "::" in ips and len(ips) > 100
+
+
+def test_stored_hits_the_native_side_does_not_represent_are_computed_by_the_reference(
+        monkeypatch: pytest.MonkeyPatch, configure: Any) -> None:
+    delivery = "00112233445566ff"
+    ts = 1_740_826_800_000
+    odd = core.Hit("h" * 32, ts - 5_000, "bounce", delivery, 1, 1, "ua", "203.0.113.0")
+    stored = {(delivery, 1): encode_recipient(delivery, 1, [odd], "alice", NOW_MS, 30)}
+    objects = [line(record("open", delivery, 1, ts=ts))]
+    calls: list[Any] = []
+    original = native.Backend.compute_run
+
+    def counted(self: native.Backend, *given: Any) -> Any:
+        result = original(self, *given)
+        calls.append(result)
+        return result
+
+    with monkeypatch.context() as patch:
+        patch.setattr(native.Backend, "compute_run", counted)
+        by_native = run_record(monkeypatch, NATIVE, configure("truncated"), objects, KEYS, stored=stored)
+    by_python = run_record(monkeypatch, PYTHON, configure("truncated"), objects, KEYS, stored=stored)
+    assert calls == [None]  # the native module declined; the reference computed the record
+    assert by_native == by_python and by_native["statistics"]["hits_accepted"] == 1
