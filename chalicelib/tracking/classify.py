@@ -356,7 +356,8 @@ def context_for(hits: Iterable[HitLike], rules: Rules, sent_at: Mapping[tuple[st
 
 
 def context_of(agents: Iterable[str], addresses: Iterable[str], rules: Rules, sent_at: Mapping[tuple[str, int], int],
-               stored: Mapping[str, int]) -> Context:
-    """The context of a run whose distinct agents and addresses are known (the native run's are)."""
+               stored: Mapping[str, int], flagged_addresses: Mapping[str, int] | None = None) -> Context:
+    """The context of a run whose distinct agents and addresses are known (the native run's are);
+    `flagged_addresses`: the flags of other addresses, looked up already (the native run's IPv4 ones)."""
     flagged = {ua: flags for ua in agents if (flags := agent_flags(ua))}
-    return Context(rules, flagged, addresses_flags(addresses), sent_at, stored)
+    return Context(rules, flagged, {**(flagged_addresses or {}), **addresses_flags(addresses)}, sent_at, stored)

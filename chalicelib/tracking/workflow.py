@@ -550,7 +550,9 @@ class TrackingWorkflow:
     def _writes_natively(self, hits: Any, state: _StoredState, run: int, now_ms: int) -> _Writes | None:
         """What the run writes, from the native layer (no Python object per hit); None when it cannot
         represent the stored state (then `_writes` computes it)."""
-        context = self._classification(hits.user_agents(), hits.ips(), state)
+        ipv4 = classification.lists().v4  # dotted quads looked up natively, other addresses by the reference
+        flagged, others = hits.ipv4_flags(ipv4.starts, ipv4.ends, ipv4.flags)
+        context = self._classification(hits.user_agents(), others, state, flagged)
         limits = self.limits
         backend = native.backend()
         computed = backend.compute_run(
@@ -564,10 +566,11 @@ class TrackingWorkflow:
         return _Writes(recipients, tuple(core.DeliveryDelta(*delivery) for delivery in deliveries), domains, pages,
                        accepted, duplicates, over_limit)
 
-    def _classification(self, agents: Iterable[str], addresses: Iterable[str], state: _StoredState
-                        ) -> classification.Context:
+    def _classification(self, agents: Iterable[str], addresses: Iterable[str], state: _StoredState,
+                        flagged_addresses: Mapping[str, int] | None = None) -> classification.Context:
         """What classifying the run's recipients needs: rules, flags of their agents and addresses (the
-        run's and the stored hits'), send times, and the verdicts their stored hits were counted with."""
+        run's and the stored hits'; `flagged_addresses`: those already looked up), send times, and the
+        verdicts their stored hits were counted with."""
         sent_at = {key: int(item["sent_at"]) for key, item in state.stored.items() if item.get("sent_at") is not None}
         for key, found in state.facts.items():
             if found.get("sent_at") is not None and key not in sent_at:
@@ -579,7 +582,8 @@ class TrackingWorkflow:
         if stored_hits:
             agents = {*agents, *(hit.ua for hit in stored_hits)}
             addresses = {*addresses, *(hit.ip for hit in stored_hits)}
-        return classification.context_of(agents, addresses, classification_rules(self.settings), sent_at, verdicts)
+        return classification.context_of(agents, addresses, classification_rules(self.settings), sent_at, verdicts,
+                                         flagged_addresses)
 
     # --- applying a run record -----------------------------------------------
 

@@ -1211,6 +1211,29 @@ impl RunHits {
         string_list(py, self.table.user_agent_texts().iter().map(|text| &**text))
     }
 
+    /// ({address: flags} of the hits' dotted-quad IPv4 addresses that have some in `ranges` (classify's
+    /// IPv4 `_Ranges`: starts, ends, flags), [the other distinct addresses]): what classify's
+    /// `addresses_flags` says of the former, read natively; the latter are left to it.
+    fn ipv4_flags<'py>(
+        &self,
+        py: Python<'py>,
+        starts: Vec<u64>,
+        ends: Vec<u64>,
+        flags: Vec<i64>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+        let (found, others) = (PyDict::new(py), PyList::empty(py));
+        for ip in self.table.ip_texts() {
+            match run::dotted_quad(ip) {
+                Some(value) => match run::range_flags(u64::from(value), &starts, &ends, &flags) {
+                    0 => {}
+                    flagged => found.set_item(&**ip, flagged)?,
+                },
+                None => others.append(&**ip)?,
+            }
+        }
+        Ok((found, others))
+    }
+
     /// The distinct (minimised) addresses of the hits.
     fn ips<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         string_list(py, self.table.ip_texts().iter().map(|text| &**text))

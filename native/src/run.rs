@@ -171,6 +171,39 @@ fn ipv6_text(value: u128) -> String {
     }
 }
 
+/// A dotted-quad IPv4 address as `socket.inet_pton(AF_INET, ...)` reads it:
+/// four decimal parts of one to three digits, no leading zero, each at most
+/// 255; None for any other text (the reference decides).
+pub fn dotted_quad(ip: &str) -> Option<u32> {
+    let mut value = 0u32;
+    let mut parts = 0;
+    for part in ip.split('.') {
+        let digits = part.as_bytes();
+        if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        if digits.len() > 1 && digits[0] == b'0' {
+            return None;
+        }
+        let octet: u32 = part.parse().ok()?;
+        if octet > 255 {
+            return None;
+        }
+        value = value << 8 | octet;
+        parts += 1;
+    }
+    (parts == 4).then_some(value)
+}
+
+/// The flags of `value` in sorted, disjoint ranges (classify's `_Ranges.lookup`).
+pub fn range_flags(value: u64, starts: &[u64], ends: &[u64], flags: &[i64]) -> i64 {
+    match starts.partition_point(|&start| start <= value) {
+        0 => 0,
+        index if value <= ends[index - 1] => flags[index - 1],
+        _ => 0,
+    }
+}
+
 /// `value` as `digits` lower-case hex digits (`logs::hex32` / `hex16`), written in `out`.
 pub fn hex_into(value: u128, digits: usize, out: &mut [u8; 32]) -> &str {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -503,6 +536,34 @@ mod tests {
         assert_eq!(truncated("fe80::1%eth0"), None);
         assert_eq!(minimise_ip("2001:db8::1", IpMode::Full).as_deref(), Some("2001:db8::1"));
         assert_eq!(minimise_ip("203.0.113.7", IpMode::Nothing).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn reads_dotted_quads_as_inet_pton_and_looks_them_up() {
+        assert_eq!(dotted_quad("203.0.113.7"), Some(0xCB00_7107));
+        assert_eq!(dotted_quad("0.0.0.0"), Some(0));
+        assert_eq!(dotted_quad("255.255.255.255"), Some(u32::MAX));
+        for other in [
+            "",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.256",
+            "1.2.3.",
+            "1..3.4",
+            " 1.2.3.4",
+            "1.2.3.4a",
+            "1234.1.1.1",
+            "::1",
+            "+1.2.3.4",
+        ] {
+            assert_eq!(dotted_quad(other), None, "{other}");
+        }
+        let (starts, ends, flags) = ([10, 20], [15, 20], [1, 2]);
+        let found: Vec<i64> = [9, 10, 15, 16, 20, 21]
+            .map(|value| range_flags(value, &starts, &ends, &flags))
+            .to_vec();
+        assert_eq!(found, [0, 1, 1, 0, 2, 0]);
     }
 
     #[test]

@@ -186,13 +186,19 @@ def test_ipv6_purposes_odd_ids_and_known_recipients_give_the_same_record(
         record("mirror", delivery, 3, ts=ts + 3_000, ip="not an address"),
         record("click", "0a0b0c0d0e0f1011", 7, ts=ts + 4_000, ip="10.0.0", ua="Mozilla/5.0"),
         record("open", "0a0b0c0d0e0f1011", 7, ts=ts - 400_000, ip=""),
+        record("open", "0a0b0c0d0e0f1011", 8, ts=ts, ip="17.58.100.0"),  # Apple's range
+        record("click", "0a0b0c0d0e0f1011", 8, ts=ts + 90_000, ip="40.92.3.0"),  # a scanner's
+        record("click", "0a0b0c0d0e0f1011", 8, ts=ts + 95_000, ip="040.92.3.0"),  # not a dotted quad inet_pton reads
     ]
     facts = {(delivery, 1): {"recipient_id": "alice", "sent_at": ts - 1_000, "domain": "example.com"},
              (delivery, 2): {"recipient_id": "", "sent_at": ts - 500}}
     for ip_mode in ("truncated", "full", "none"):
         result = both(monkeypatch, configure(ip_mode), [b"".join(line(value) for value in records)], KEYS,
                       facts=facts)
-        assert len(result["recipients"]) == 4
+        assert len(result["recipients"]) == 5
+        machine = {stat["stat"]: stat["add"] for stat in result["stats"] if stat["delivery_id"] == "0a0b0c0d0e0f1011"}
+        if ip_mode != "none":
+            assert machine["indicators"].get("machine_apple_proxy") and machine["indicators"].get("machine_scanner_address")
 
 
 def _ipv6_spellings(count: int) -> list[str]:
