@@ -24,6 +24,11 @@ updates) are a `sendtrail_native.LazyTuple`, a read-only sequence that makes
 each core.Hit when it is read (and compares equal to the tuple of them), so a
 million-hit object costs no million Python objects unless they are used.
 
+A workflow run also keeps its hits native from the parse to what it writes
+(`run_hits`, then `compute_run`: IPs minimised, recipient items, domain
+deltas and log pages, as chalicelib/tracking/workflow.py's Python path makes
+them), so a run makes Python objects for its writes, not for its hits.
+
 The native module is used where it represents the input exactly, and the
 reference runs otherwise: a key ring value that is not bytes, data that is
 not bytes-like, hits that are not exactly core.Hit or whose integers pass 64
@@ -37,22 +42,25 @@ token per request in Python and must import without the layer).
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import gc
 import importlib
 import logging
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
-from typing import Any, Callable, Mapping, Sequence, cast
+from typing import Any, Callable, Iterator, Mapping, Sequence, cast
 
 from chalicelib import metrics, tokens
+from chalicelib.hits.records import minimise_ip
 from chalicelib.tracking import classify, core
 
 MODES = ("auto", "on", "off")
 MODULE_NAME = "sendtrail_native"
 # What this code calls on the module: a layer older than the code is not used.
 REQUIRED_ATTRIBUTES = ("verify_token", "InvalidToken", "parse_log", "process_log", "aggregate", "LazyTuple",
-                       "Unsupported", "CLASSIFY_REASONS")
+                       "Unsupported", "CLASSIFY_REASONS", "run_hits")
 KEY_IDS = range(256)  # a token's key id is one byte: the only ids verify ever looks up
 METRIC_NAMESPACE = metrics.NAMESPACE
 FALLBACK_METRIC = metrics.NATIVE_FALLBACK
@@ -136,6 +144,30 @@ class Backend:
             return core.aggregate(*arguments)
         return _aggregates(recipients, deliveries, duplicates, over_limit)
 
+    def run_hits(self, parsed: Sequence[core.ParsedLog], ip_mode: str) -> Any | None:
+        """A run's new hits held natively (`sendtrail_native.RunHits`, IPs minimised as records.minimise_ip)
+        for `compute_run`; None when the workflow computes in Python (this backend is the reference, or an
+        object's hits were parsed by it)."""
+        module = self.module
+        if module is None:
+            return None
+        try:
+            return module.run_hits([result.hits for result in parsed], ip_mode, minimise_ip)
+        except module.Unsupported:
+            return None
+
+    def compute_run(self, hits: Any, *arguments: Any) -> tuple[Any, ...] | None:
+        """`hits.compute(*arguments)` (sendtrail_native.RunHits.compute: what a run writes); None when the
+        native module does not represent the stored state (the workflow then computes in Python)."""
+        module = self.module
+        assert module is not None, "run_hits gave hits: the backend is native"
+        try:
+            with collector_paused():
+                computed: tuple[Any, ...] = hits.compute(*arguments)
+        except module.Unsupported:
+            return None
+        return computed
+
     def _native_arguments(self, data: Any, keys: Any) -> tuple[ModuleType, bytes, dict[int, bytes]] | None:
         """(module, data as bytes, key ring as a dict) when the native module can take them; None otherwise."""
         module = self.module
@@ -147,6 +179,22 @@ class Backend:
             return None  # the reference's bytes(data) decides what it means
         ring = native_key_ring(keys)
         return None if ring is None else (module, data, ring)
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a run's items are made (a hundred thousand dicts, lists and
+    tuples, none in a cycle): otherwise each few hundred of them start a collection, and every few of
+    those walks the whole growing heap again (a quarter of the native run's compute). Reference counting
+    frees them as usual; a cycle made meanwhile waits for the next collection."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def native_key_ring(keys: Any) -> dict[int, bytes] | None:

@@ -5,7 +5,7 @@ of chalicelib.tracking.core, passes the reference's limits, and runs the
 reference for inputs these functions do not take.
 """
 
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar, overload
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, overload
 
 __version__: str
 REASONS: list[str]  # ["malformed", "unknown_key", "bad_signature"]
@@ -65,3 +65,29 @@ def aggregate(new_hits: Sequence[Any], prior: Mapping[tuple[str, int], Sequence[
     over the recipients' stored hits (`prior`) and summaries of evicted hits (core.Summary):
     (recipient updates holding the given hits, their verdicts and summary, deliveries, duplicates, over_limit).
     Unsupported for hits, context or summary values it does not represent."""
+
+DetailsTuple = tuple[Any, str, str, str]
+"""(recipient id as stored or None, recipient id as log pages name it, domain, domain stat)."""
+
+class RunHits:
+    """A workflow run's new hits, read from parse_log's LazyTuples with their IPs minimised (no Python object
+    per hit): the recipients, agents and addresses the run reads state and classifies for, then `compute`."""
+
+    def __len__(self) -> int: ...
+    def recipients(self) -> list[tuple[str, int]]: ...
+    def user_agents(self) -> list[str]: ...
+    def ips(self) -> list[str]: ...
+    def ipv4_flags(self, starts: Sequence[int], ends: Sequence[int], flags: Sequence[int]
+                   ) -> tuple[dict[str, int], list[str]]:
+        """({dotted-quad address: flags} of those in the ranges, [every other distinct address])."""
+    def compute(self, prior: Mapping[tuple[str, int], Sequence[Any]], summaries: Mapping[tuple[str, int], Any],
+                hit_type: type, context: Any, max_hits_per_recipient: int, first_hits_per_recipient: int | None,
+                details: dict[tuple[str, int], DetailsTuple], default: DetailsTuple, now_ms: int,
+                retention_days: int, run: int
+                ) -> tuple[list[dict[str, Any]], list[DeliveryTuple], list[tuple[str, str, dict[str, int]]],
+                           list[dict[str, Any]], int, int, int]:
+        """(recipient items, deliveries, domain deltas, log pages, hits accepted, duplicates, over_limit):
+        what workflow._compute writes, once per RunHits. Unsupported for values it does not represent."""
+
+def run_hits(parsed: Iterable[LazyTuple[Any]], ip_mode: str, minimise: Callable[[str, str], str]) -> RunHits:
+    """The hits of parse_log results, IPs minimised as records.minimise_ip (`minimise`: IPv6 under truncated)."""

@@ -352,5 +352,12 @@ def context_for(hits: Iterable[HitLike], rules: Rules, sent_at: Mapping[tuple[st
                 stored: Mapping[str, int]) -> Context:
     """The context of a run: the flags of every distinct agent and address among `hits`."""
     every = list(hits)
-    agents = {ua: flags for ua in {hit.ua for hit in every} if (flags := agent_flags(ua))}
-    return Context(rules, agents, addresses_flags({hit.ip for hit in every}), sent_at, stored)
+    return context_of({hit.ua for hit in every}, {hit.ip for hit in every}, rules, sent_at, stored)
+
+
+def context_of(agents: Iterable[str], addresses: Iterable[str], rules: Rules, sent_at: Mapping[tuple[str, int], int],
+               stored: Mapping[str, int], flagged_addresses: Mapping[str, int] | None = None) -> Context:
+    """The context of a run whose distinct agents and addresses are known (the native run's are);
+    `flagged_addresses`: the flags of other addresses, looked up already (the native run's IPv4 ones)."""
+    flagged = {ua: flags for ua in agents if (flags := agent_flags(ua))}
+    return Context(rules, flagged, {**(flagged_addresses or {}), **addresses_flags(addresses)}, sent_at, stored)

@@ -27,7 +27,13 @@ number them):
     are read (strongly consistent BatchGetItem); core.aggregate merges the
     run's hits into them (dropping repeated hit ids, applying the 1-minute
     rule over each recipient's whole history) and gives each delivery's
-    counter deltas; user agents are classified once each.
+    counter deltas; user agents are classified once each. With the native
+    layer, the run's hits stay native from the parse to the items written
+    (IPs minimised, recipient items, domain deltas and log pages encoded by
+    sendtrail_native.RunHits); Python reads the stored state, classifies
+    the distinct agents and addresses and sums the user-agent families.
+    The Python path (`_writes`) is the reference and writes the same record
+    (tests/unit/test_native_run.py).
  5. Write ahead. The run record (objects, new recipient items, stat deltas,
     quarantined lines, listing position, statistics) is put to S3 [write], then
     registered as the state's pending run under the next run number, on
@@ -200,6 +206,38 @@ class _Plan:
         modified = {**self.sweep.modified, **self.head.modified}
         oldest = min((modified[key] for key in waiting), default=None)
         return len(waiting), self.head.complete, oldest
+
+
+@dataclass(frozen=True)
+class _StoredState:
+    """What a run reads before computing: the touched recipients' tracking items (their hits and summaries
+    decoded) and, for those whose item lacks them, their delivery log facts."""
+
+    stored: Mapping[tuple[str, int], Mapping[str, Any]]
+    prior: Mapping[tuple[str, int], Sequence[core.Hit]]
+    summaries: Mapping[tuple[str, int], core.Summary]
+    facts: Mapping[tuple[str, int], Mapping[str, Any]]
+
+    def details(self, key: tuple[str, int] | None) -> tuple[Any, str, str, str]:
+        """(recipient id or None, the recipient id as log pages name it, address domain, its stat) of a
+        recipient, the stored item's values over the delivery log's."""
+        found = {**self.facts.get(key, {}), **{name: value for name, value in self.stored.get(key, {}).items()
+                                                if value}} if key is not None else {}
+        domain = found.get("domain") or UNKNOWN_DOMAIN
+        return found.get("recipient_id"), str(found.get("recipient_id") or ""), domain, domain_stat(domain)
+
+
+@dataclass(frozen=True)
+class _Writes:
+    """What a run writes besides the counter items' stat_updates: computed natively or in Python, the same."""
+
+    recipients: list[dict[str, Any]]
+    deliveries: Sequence[core.DeliveryDelta]
+    domains: list[tuple[str, str, dict[str, int]]]
+    pages: list[dict[str, Any]]
+    hits_accepted: int
+    duplicates: int
+    over_limit: int
 
 
 class TrackingWorkflow:
@@ -426,37 +464,31 @@ class TrackingWorkflow:
 
     def _compute(self, run: int, owner: str, now_ms: int, parsed: list[tuple[str, str, core.ParsedLog]],
                  checkpoint: str, backlog: bool) -> dict[str, Any]:
-        mode = self.settings.ip_address_mode
-        hits = [_with_minimised_ip(hit, mode) for _, _, result in parsed for hit in result.hits]
-        stored = self.tracking.get_recipients({hit.recipient for hit in hits}) if hits else {}
-        prior = {key: decode_hits(item) for key, item in stored.items()}
-        summaries = {key: summary for key, item in stored.items() if (summary := decode_summary(item)) is not None}
-        facts = self._delivery_log_facts({hit.recipient for hit in hits}, stored)
-        context = self._classification(hits, prior, stored, facts)
-        limits = self.limits
-        aggregates = native.backend().aggregate(
-            hits, prior, limits.first_hits_per_recipient + limits.last_hits_per_recipient, context, summaries,
-            limits.first_hits_per_recipient)
+        with native.collector_paused():
+            return self._computed(run, owner, now_ms, parsed, checkpoint, backlog)
 
-        retention = self.settings.tracking_retention_days
-        recipients = []
-        domains: dict[tuple[str, int], str] = {}
-        logged: dict[str, list[tuple[core.Hit, str]]] = {}  # each delivery's new hits, for its log pages
-        for update in aggregates.recipients:
-            key = (update.delivery_id, update.log_id)
-            details = {**facts.get(key, {}), **{name: value for name, value in stored.get(key, {}).items() if value}}
-            domains[key] = details.get("domain") or UNKNOWN_DOMAIN
-            recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits,
-                                               details.get("recipient_id"), now_ms, retention, update.verdicts,
-                                               context.sent_at.get(key), domains[key], update.summary))
-            known = {hit.hit_id for hit in prior.get(key, ())}
-            logged.setdefault(update.delivery_id, []).extend(
-                (hit, str(details.get("recipient_id") or "")) for hit in update.hits if hit.hit_id not in known)
+    def _computed(self, run: int, owner: str, now_ms: int, parsed: list[tuple[str, str, core.ParsedLog]],
+                  checkpoint: str, backlog: bool) -> dict[str, Any]:
+        mode = self.settings.ip_address_mode
+        results = [result for _, _, result in parsed]
+        native_hits = native.backend().run_hits(results, mode)
+        hits: list[core.Hit] = []
+        if native_hits is not None:
+            touched = set(native_hits.recipients())
+        else:
+            hits = _minimised_hits(results, mode)
+            touched = {hit.recipient for hit in hits}
+        stored = self.tracking.get_recipients(touched) if touched else {}
+        state = _StoredState(stored, {key: decode_hits(item) for key, item in stored.items()},
+                             {key: summary for key, item in stored.items()
+                              if (summary := decode_summary(item)) is not None},
+                             self._delivery_log_facts(touched, stored))
+        writes = self._writes_natively(native_hits, state, run, now_ms) if native_hits is not None else None
+        if writes is None:
+            writes = self._writes(hits or _minimised_hits(results, mode), state, run, now_ms)
+        recipients, pages = writes.recipients, writes.pages
         stats = [{"delivery_id": delivery_id, "stat": stat, "add": deltas}
-                 for delivery_id, stat, deltas in stat_updates(aggregates.deliveries)
-                 + domain_updates(aggregates.recipients, prior, domains, context.stored, summaries)]
-        pages = [page for delivery_id in sorted(logged)
-                 for page in log_pages.encode_pages(delivery_id, logged[delivery_id], run)]
+                 for delivery_id, stat, deltas in stat_updates(writes.deliveries) + writes.domains]
         quarantine = [_quarantine_entry(key, result) for _, key, result in parsed if result.rejections]
 
         rejected: dict[str, int] = {}
@@ -468,16 +500,16 @@ class TrackingWorkflow:
             "run": run,
             "objects": len(parsed),
             "lines": sum(result.lines for _, _, result in parsed),
-            "hits_accepted": sum(update.added for update in aggregates.recipients),
+            "hits_accepted": writes.hits_accepted,
             "rejected": {reason: rejected[reason] for reason in core.REASONS if reason in rejected},
             "rejected_total": sum(rejected.values()),
-            "duplicates": sum(result.duplicates for _, _, result in parsed) + aggregates.duplicates,
-            "over_limit": aggregates.over_limit,
+            "duplicates": sum(result.duplicates for _, _, result in parsed) + writes.duplicates,
+            "over_limit": writes.over_limit,
             "recipients_updated": len(recipients),
             "stat_items_updated": len(stats),
             "log_pages_written": len(pages),
-            "deliveries": sorted({delta.delivery_id for delta in aggregates.deliveries})[:MAX_LISTED_DELIVERIES],
-            "deliveries_touched": len(aggregates.deliveries),
+            "deliveries": sorted({delta.delivery_id for delta in writes.deliveries})[:MAX_LISTED_DELIVERIES],
+            "deliveries_touched": len(writes.deliveries),
             "backlog": backlog,
             "checkpoint": checkpoint,
         }
@@ -497,20 +529,70 @@ class TrackingWorkflow:
                    or not stored.get(key, {}).get("domain")]
         return delivery_log_facts(self.settings.delivery_logs_table, unknown) if unknown else {}
 
-    def _classification(self, hits: Sequence[core.Hit], prior: Mapping[tuple[str, int], Sequence[core.Hit]],
-                        stored: Mapping[tuple[str, int], Mapping[str, Any]],
-                        facts: Mapping[tuple[str, int], Mapping[str, Any]]) -> classification.Context:
-        """What classifying the run's recipients needs: rules, flags of their agents and addresses, send
-        times, and the verdicts their stored hits were counted with."""
-        sent_at = {key: int(item["sent_at"]) for key, item in stored.items() if item.get("sent_at") is not None}
-        for key, found in facts.items():
+    def _writes(self, hits: Sequence[core.Hit], state: _StoredState, run: int, now_ms: int) -> _Writes:
+        """What the run writes, computed in Python (the reference; SENDTRAIL_NATIVE=off)."""
+        context = self._classification({hit.ua for hit in hits}, {hit.ip for hit in hits}, state)
+        limits = self.limits
+        aggregates = native.backend().aggregate(
+            hits, state.prior, limits.first_hits_per_recipient + limits.last_hits_per_recipient, context,
+            state.summaries, limits.first_hits_per_recipient)
+        retention = self.settings.tracking_retention_days
+        recipients = []
+        domains: dict[tuple[str, int], str] = {}
+        logged: dict[str, list[tuple[core.Hit, str]]] = {}  # each delivery's new hits, for its log pages
+        for update in aggregates.recipients:
+            key = (update.delivery_id, update.log_id)
+            recipient_id, recipient_text, domains[key], _ = state.details(key)
+            recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits, recipient_id,
+                                               now_ms, retention, update.verdicts, context.sent_at.get(key),
+                                               domains[key], update.summary))
+            known = {hit.hit_id for hit in state.prior.get(key, ())}
+            logged.setdefault(update.delivery_id, []).extend(
+                (hit, recipient_text) for hit in update.hits if hit.hit_id not in known)
+        return _Writes(recipients, aggregates.deliveries,
+                       domain_updates(aggregates.recipients, state.prior, domains, context.stored, state.summaries),
+                       [page for delivery_id in sorted(logged)
+                        for page in log_pages.encode_pages(delivery_id, logged[delivery_id], run)],
+                       sum(update.added for update in aggregates.recipients), aggregates.duplicates,
+                       aggregates.over_limit)
+
+    def _writes_natively(self, hits: Any, state: _StoredState, run: int, now_ms: int) -> _Writes | None:
+        """What the run writes, from the native layer (no Python object per hit); None when it cannot
+        represent the stored state (then `_writes` computes it)."""
+        ipv4 = classification.lists().v4  # dotted quads looked up natively, other addresses by the reference
+        flagged, others = hits.ipv4_flags(ipv4.starts, ipv4.ends, ipv4.flags)
+        context = self._classification(hits.user_agents(), others, state, flagged)
+        limits = self.limits
+        backend = native.backend()
+        computed = backend.compute_run(
+            hits, state.prior, state.summaries, core.Hit, context,
+            limits.first_hits_per_recipient + limits.last_hits_per_recipient, limits.first_hits_per_recipient,
+            {key: state.details(key) for key in state.stored.keys() | state.facts.keys()}, state.details(None),
+            now_ms, self.settings.tracking_retention_days, run)
+        if computed is None:
+            return None
+        recipients, deliveries, domains, pages, accepted, duplicates, over_limit = computed
+        return _Writes(recipients, tuple(core.DeliveryDelta(*delivery) for delivery in deliveries), domains, pages,
+                       accepted, duplicates, over_limit)
+
+    def _classification(self, agents: Iterable[str], addresses: Iterable[str], state: _StoredState,
+                        flagged_addresses: Mapping[str, int] | None = None) -> classification.Context:
+        """What classifying the run's recipients needs: rules, flags of their agents and addresses (the
+        run's and the stored hits'; `flagged_addresses`: those already looked up), send times, and the
+        verdicts their stored hits were counted with."""
+        sent_at = {key: int(item["sent_at"]) for key, item in state.stored.items() if item.get("sent_at") is not None}
+        for key, found in state.facts.items():
             if found.get("sent_at") is not None and key not in sent_at:
                 sent_at[key] = int(found["sent_at"])
         verdicts: dict[str, int] = {}
-        for item in stored.values():
+        for item in state.stored.values():
             verdicts.update(decode_verdicts(item))
-        every_hit = [*hits, *(hit for kept in prior.values() for hit in kept)]
-        return classification.context_for(every_hit, classification_rules(self.settings), sent_at, verdicts)
+        stored_hits = [hit for kept in state.prior.values() for hit in kept]
+        if stored_hits:
+            agents = {*agents, *(hit.ua for hit in stored_hits)}
+            addresses = {*addresses, *(hit.ip for hit in stored_hits)}
+        return classification.context_of(agents, addresses, classification_rules(self.settings), sent_at, verdicts,
+                                         flagged_addresses)
 
     # --- applying a run record -----------------------------------------------
 
@@ -651,15 +733,19 @@ def _empty_statistics(status: str) -> dict[str, Any]:
             "backlog": False, "backlog_objects": 0, "backlog_exact": True, "oldest_waiting_at": None, "lag_seconds": 0}
 
 
-def _with_minimised_ip(hit: core.Hit, mode: str) -> core.Hit:
-    """The hit with its IP as the privacy setting allows now.
+def _minimised_hits(results: Iterable[core.ParsedLog], mode: str) -> list[core.Hit]:
+    """The run's hits with their IPs as the privacy setting allows now.
 
     Records already carry the IP as the setting allowed when the hit came,
     so most hits comply as they are and are kept, not copied: a run
     handles up to max_hits of them.
     """
-    ip = minimise_ip(hit.ip, mode)
-    return hit if ip == hit.ip else replace(hit, ip=ip)
+    hits = []
+    for result in results:
+        for hit in result.hits:
+            ip = minimise_ip(hit.ip, mode)
+            hits.append(hit if ip == hit.ip else replace(hit, ip=ip))
+    return hits
 
 
 def _succeeded(status: str, at_ms: int, statistics: Mapping[str, Any]) -> dict[str, Any]:

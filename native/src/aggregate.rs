@@ -1071,6 +1071,10 @@ impl Interner {
     fn text(&self, id: u32) -> &str {
         &self.texts[id as usize]
     }
+
+    fn find(&self, text: &str) -> Option<u32> {
+        self.ids.get(text).copied()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -1084,6 +1088,7 @@ struct Row {
     ua: u32,
     ip: u32,
     delivery: u32,
+    purpose: u32,
 }
 
 /// Hits given field by field (from Python objects), with their strings interned.
@@ -1094,6 +1099,7 @@ pub struct HitTable {
     uas: Interner,
     ips: Interner,
     deliveries: Interner,
+    purposes: Interner,
 }
 
 /// One hit's fields, as the reference's `Hit` has them.
@@ -1131,6 +1137,7 @@ impl HitTable {
             ua: self.uas.intern(hit.ua),
             ip: self.ips.intern(hit.ip),
             delivery: self.deliveries.intern(hit.delivery_id),
+            purpose: self.purposes.intern(hit.purpose),
         };
         self.rows.push(row);
         (self.rows.len() - 1) as u32
@@ -1161,6 +1168,15 @@ impl HitTable {
         self.ids.text(self.rows[hit as usize].id)
     }
 
+    pub fn ip_text(&self, hit: u32) -> &str {
+        self.ips.text(self.rows[hit as usize].ip)
+    }
+
+    /// The hit's declared purpose as given ("" when undeclared).
+    pub fn purpose_text(&self, hit: u32) -> &str {
+        self.purposes.text(self.rows[hit as usize].purpose)
+    }
+
     /// The distinct user agents and addresses, by interned number.
     pub fn user_agent_texts(&self) -> &[Box<str>] {
         &self.uas.texts
@@ -1168,6 +1184,15 @@ impl HitTable {
 
     pub fn ip_texts(&self) -> &[Box<str>] {
         &self.ips.texts
+    }
+
+    /// The interned number of a user agent / address text, if a hit has it.
+    pub fn find_user_agent(&self, text: &str) -> Option<u32> {
+        self.uas.find(text)
+    }
+
+    pub fn find_ip(&self, text: &str) -> Option<u32> {
+        self.ips.find(text)
     }
 
     pub fn recipient(&self, hit: u32) -> (u32, i64) {

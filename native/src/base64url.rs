@@ -85,15 +85,40 @@ pub fn decode_canonical(text: &[u8], out: &mut [u8]) -> Option<usize> {
 /// The unpadded base64url spelling of `data`.
 pub fn encode(data: &[u8]) -> String {
     let mut out = String::with_capacity((data.len() * 4).div_ceil(3));
+    encode_onto(&mut out, data, ALPHABET, false);
+    out
+}
+
+/// The unpadded base64url spelling of `data`, written at the end of `out`.
+pub fn encode_to(out: &mut String, data: &[u8]) {
+    encode_onto(out, data, ALPHABET, false);
+}
+
+/// Standard base64 with padding, as Python's `base64.b64encode` writes it
+/// (a tracking item's summary filter, `chalicelib/tracking/items.py`).
+pub fn encode_standard(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    encode_onto(
+        &mut out,
+        data,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        true,
+    );
+    out
+}
+
+fn encode_onto(out: &mut String, data: &[u8], alphabet: &[u8; 64], pad: bool) {
     for chunk in data.chunks(3) {
         let group = chunk.iter().enumerate().fold(0u32, |group, (index, &byte)| {
             group | (u32::from(byte) << (16 - 8 * index))
         });
-        for index in 0..=chunk.len() {
-            out.push(ALPHABET[(group >> (18 - 6 * index)) as usize & 0x3F] as char);
+        let mut quad = [b'='; 4];
+        for (index, slot) in quad.iter_mut().enumerate().take(chunk.len() + 1) {
+            *slot = alphabet[(group >> (18 - 6 * index)) as usize & 0x3F];
         }
+        let written = if pad { 4 } else { chunk.len() + 1 };
+        out.push_str(std::str::from_utf8(&quad[..written]).expect("the alphabets are ASCII"));
     }
-    out
 }
 
 #[cfg(test)]
@@ -131,6 +156,16 @@ mod tests {
             assert_eq!(decode(encoded).as_deref(), Some(plain.as_bytes()));
         }
         assert_eq!(encode(&[0xFB, 0xFF]), "-_8");
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+        ] {
+            assert_eq!(encode_standard(plain.as_bytes()), encoded);
+        }
+        assert_eq!(encode_standard(&[0xFB, 0xFF]), "+/8=");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub const AGENT_PREFETCH: i64 = 8;
 pub const ADDRESS_APPLE: i64 = 1;
 pub const ADDRESS_SCANNER: i64 = 2;
 pub const HONEYPOT_URL_ID: i64 = 0;
+/// A stored hit from before classification: counted in no human or machine counter.
+pub const UNCLASSIFIED: i64 = -1;
 
 /// Which reasons apply, and the behaviour thresholds (the reference's `Rules`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,6 +14,9 @@
 //! - [`aggregate`]: the core's `aggregate`: hits merged with each recipient's
 //!   stored hits, counter deltas per delivery; with [`classify`], each
 //!   hit's human/machine verdict (`chalicelib/tracking/classify.py`).
+//! - [`run`]: what a workflow run writes from the aggregation (tracking
+//!   items' hit lines, log pages, domain deltas, minimised IPs:
+//!   `chalicelib/tracking/items.py`, `log_pages.py`, `workflow.py`).
 //!
 //! The Python face lives behind the `python` feature (what maturin builds),
 //! so `cargo test` and the fuzz targets build without Python. Everything
@@ -27,6 +30,7 @@ pub mod classify;
 pub mod gzip;
 pub mod json;
 pub mod logs;
+pub mod run;
 pub mod tokens;
 #[cfg(test)]
 mod vectors;

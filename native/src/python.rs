@@ -26,6 +26,7 @@
 //! `process_log`'s recipient updates are [`LazyTuple`]s, made as Python
 //! objects only when read. Parsing runs without the GIL.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use pyo3::basic::CompareOp;
@@ -40,9 +41,11 @@ use pyo3::IntoPyObjectExt;
 use crate::aggregate::{
     self, Aggregates, Bound as HitBound, DeliveryDelta, Group, HitFields, HitSet, HitTable, Summary,
 };
+use crate::base64url;
 use crate::classify::{self, Rules};
 use crate::json;
 use crate::logs::{self, Kind, ParsedLog, Purpose};
+use crate::run;
 use crate::tokens::{self, Reason};
 
 create_exception!(
@@ -745,6 +748,61 @@ impl classify::Context for TableContext {
     }
 }
 
+/// A dict entry whose key is exactly str.
+type StrKeyed<'py> = (Bound<'py, PyString>, Bound<'py, PyAny>);
+/// Send times (None: given as None) by (delivery id, log id).
+type SentAt = HashMap<(String, i64), Option<i64>>;
+
+/// The (key, value) pairs of an exact dict whose keys are all exact str (Python's
+/// `get(text)` finds nothing else); None for any other mapping (looked up text by text).
+fn exact_str_keys<'py>(mapping: &Bound<'py, PyAny>) -> PyResult<Option<Vec<StrKeyed<'py>>>> {
+    let Ok(dict) = mapping.cast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    let mut pairs = Vec::with_capacity(dict.len());
+    for (key, value) in dict.iter() {
+        if !key.is_exact_instance_of::<PyString>() {
+            return Ok(None);
+        }
+        pairs.push((key.cast_into::<PyString>()?, value));
+    }
+    Ok(Some(pairs))
+}
+
+/// An exact dict of send times keyed by exact (str, int) tuples, by (delivery id, log id);
+/// None for any other mapping or key (looked up recipient by recipient).
+fn sent_by_recipient(mapping: &Bound<'_, PyAny>) -> PyResult<Option<SentAt>> {
+    let Ok(dict) = mapping.cast_exact::<PyDict>() else {
+        return Ok(None);
+    };
+    let mut known = HashMap::with_capacity(dict.len());
+    for (key, value) in dict.iter() {
+        let Ok(pair) = key.cast_exact::<PyTuple>() else {
+            return Ok(None);
+        };
+        if pair.len() != 2 {
+            continue; // never equal to a (delivery id, log id) key
+        }
+        let (delivery_id, log_id) = (pair.get_item(0)?, pair.get_item(1)?);
+        if !delivery_id.is_exact_instance_of::<PyString>() || !log_id.is_exact_instance_of::<PyInt>() {
+            return Ok(None);
+        }
+        let Ok(log_id) = log_id.extract::<i64>() else {
+            continue; // past i64: no recipient of the table has it
+        };
+        let sent = if value.is_none() {
+            None
+        } else {
+            Some(context_int(&value)?)
+        };
+        known.insert(
+            (delivery_id.cast_into::<PyString>()?.to_cow()?.into_owned(), log_id),
+            sent,
+        );
+    }
+    Ok(Some(known))
+}
+
 fn table_context(
     py: Python<'_>,
     context: Option<&Bound<'_, PyAny>>,
@@ -775,20 +833,36 @@ fn table_context(
         burst_window_ms: rule(intern!(py, "burst_window_ms"))?,
         min_click_after_send_ms: rule(intern!(py, "min_click_after_send_ms"))?,
     };
-    let flags = |name: &Bound<'_, PyString>, texts: &[Box<str>]| -> PyResult<Vec<i64>> {
+    let flags = |name: &Bound<'_, PyString>, texts: &[Box<str>], find: &dyn Fn(&str) -> Option<u32>| {
         let mapping = context.getattr(name)?;
+        if let Some(flagged) = exact_str_keys(&mapping)? {
+            // The flags name the few agents / addresses that have some: read them, not a lookup per text.
+            let mut flags = vec![0; texts.len()];
+            for (text, value) in flagged {
+                if let Some(number) = find(&text.to_cow()?) {
+                    flags[number as usize] = if value.is_none() { 0 } else { context_int(&value)? };
+                }
+            }
+            return Ok(flags);
+        }
         texts
             .iter()
             .map(|text| Ok(context_get(&mapping, &**text)?.unwrap_or(0)))
-            .collect()
+            .collect::<PyResult<Vec<i64>>>()
     };
-    let agents = flags(intern!(py, "agents"), table.user_agent_texts())?;
-    let addresses = flags(intern!(py, "addresses"), table.ip_texts())?;
+    let agents = flags(intern!(py, "agents"), table.user_agent_texts(), &|text| {
+        table.find_user_agent(text)
+    })?;
+    let addresses = flags(intern!(py, "addresses"), table.ip_texts(), &|text| table.find_ip(text))?;
     let sent_mapping = context.getattr(intern!(py, "sent_at"))?;
-    let sent_at = group_keys
-        .iter()
-        .map(|(delivery_id, log_id)| context_get(&sent_mapping, (delivery_id.as_str(), *log_id)))
-        .collect::<PyResult<Vec<_>>>()?;
+    let sent_at = match sent_by_recipient(&sent_mapping)? {
+        Some(known) if known.is_empty() => vec![None; group_keys.len()],
+        Some(known) => group_keys.iter().map(|key| known.get(key).copied().flatten()).collect(),
+        None => group_keys
+            .iter()
+            .map(|(delivery_id, log_id)| context_get(&sent_mapping, (delivery_id.as_str(), *log_id)))
+            .collect::<PyResult<Vec<_>>>()?,
+    };
     let stored_mapping = context.getattr(intern!(py, "stored"))?;
     let mut stored = vec![None; rows];
     for &row in prior_rows {
@@ -803,6 +877,104 @@ fn table_context(
         ua_of,
         ip_of,
     })
+}
+
+/// The new hits of a table grouped by recipient, with each recipient's
+/// prior hits (pushed into the table after the new ones) and summary.
+struct Gathered {
+    grouped: aggregate::Grouped,
+    groups: Vec<Group>,
+    /// (delivery id, log id) of each group.
+    group_keys: Vec<(String, i64)>,
+    prior_rows: Vec<u32>,
+    /// By group: the summary given for the recipient (empty when none were given).
+    summaries: Vec<Option<Summary>>,
+    /// The table's delivery number of each group's `delivery`.
+    delivery_numbers: Vec<u32>,
+}
+
+impl Gathered {
+    fn input(&self) -> aggregate::Input<'_> {
+        aggregate::Input {
+            groups: &self.groups,
+            summaries: &self.summaries,
+            new: &self.grouped.new,
+            prior: &self.prior_rows,
+            duplicates: self.grouped.duplicates,
+        }
+    }
+}
+
+/// `aggregate`'s input from the table's `new_rows` and the Python `prior`
+/// (recipient -> core.Hit objects, appended to `objects` when given) and
+/// `summaries` (recipient -> core.Summary); `grouped`: the new rows already grouped.
+// Allowed: one gathering for the two Python faces (aggregate, RunHits.compute), each passing its own parts.
+#[allow(clippy::too_many_arguments)]
+fn gather<'py>(
+    py: Python<'py>,
+    table: &mut HitTable,
+    new_rows: &[u32],
+    prior: &Bound<'py, PyAny>,
+    summaries: Option<&Bound<'py, PyAny>>,
+    hit_type: &Bound<'py, PyAny>,
+    mut objects: Option<&mut Vec<Bound<'py, PyAny>>>,
+    grouped: Option<aggregate::Grouped>,
+) -> PyResult<Gathered> {
+    let prior = if prior.is_truthy()? { Some(prior) } else { None };
+    let summaries = match summaries {
+        Some(summaries) if summaries.is_truthy()? => Some(summaries),
+        _ => None,
+    };
+    let grouped = grouped.unwrap_or_else(|| table.group(new_rows));
+    let mut gathered = Gathered {
+        groups: Vec::with_capacity(grouped.recipients.len()),
+        group_keys: Vec::with_capacity(grouped.recipients.len()),
+        prior_rows: Vec::new(),
+        summaries: Vec::new(),
+        delivery_numbers: Vec::new(),
+        grouped: aggregate::Grouped {
+            recipients: Vec::new(),
+            new: Vec::new(),
+            duplicates: 0,
+        },
+    };
+    let empty = PyTuple::empty(py);
+    for (delivery, log_id, new) in &grouped.recipients {
+        let start = gathered.prior_rows.len();
+        let key = (table.delivery_id(*delivery).to_owned(), *log_id);
+        if let Some(prior) = prior {
+            for hit in prior
+                .call_method1(intern!(py, "get"), (key.clone(), &empty))?
+                .try_iter()?
+            {
+                let hit = hit?;
+                gathered.prior_rows.push(push_hit(table, &hit, hit_type)?);
+                if let Some(objects) = objects.as_deref_mut() {
+                    objects.push(hit);
+                }
+            }
+        }
+        if let Some(summaries) = summaries {
+            let found = summaries.call_method1(intern!(py, "get"), (key.clone(),))?;
+            gathered.summaries.push(if found.is_none() {
+                None
+            } else {
+                Some(summary_from(&found)?)
+            });
+        }
+        gathered.group_keys.push(key);
+        if gathered.delivery_numbers.last() != Some(delivery) {
+            gathered.delivery_numbers.push(*delivery);
+        }
+        gathered.groups.push(Group {
+            delivery: (gathered.delivery_numbers.len() - 1) as u32,
+            log_id: *log_id,
+            new: new.clone(),
+            prior: start..gathered.prior_rows.len(),
+        });
+    }
+    gathered.grouped = grouped;
+    Ok(gathered)
 }
 
 /// The reference's `aggregate(new_hits, prior, max_hits_per_recipient,
@@ -829,12 +1001,6 @@ fn aggregate_hits<'py>(
     context: Option<&Bound<'py, PyAny>>,
     summaries: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let prior = if prior.is_truthy()? { Some(prior) } else { None };
-    let summaries = match summaries {
-        Some(summaries) if summaries.is_truthy()? => Some(summaries),
-        _ => None,
-    };
-    let mut recipient_summaries: Vec<Option<Summary>> = Vec::new();
     let mut table = HitTable::default();
     let mut objects: Vec<Bound<'py, PyAny>> = Vec::new();
     let mut new_rows: Vec<u32> = Vec::new();
@@ -843,50 +1009,25 @@ fn aggregate_hits<'py>(
         new_rows.push(push_hit(&mut table, &hit, hit_type)?);
         objects.push(hit);
     }
-    let grouped = table.group(&new_rows);
-    let mut prior_rows: Vec<u32> = Vec::new();
-    let mut groups: Vec<Group> = Vec::with_capacity(grouped.recipients.len());
-    let mut delivery_numbers: Vec<u32> = Vec::new();
-    let empty = PyTuple::empty(py);
-    let mut group_keys: Vec<(String, i64)> = Vec::with_capacity(grouped.recipients.len());
-    for (delivery, log_id, new) in &grouped.recipients {
-        let start = prior_rows.len();
-        group_keys.push((table.delivery_id(*delivery).to_owned(), *log_id));
-        if let Some(prior) = prior {
-            let key = group_keys.last().expect("just pushed").clone();
-            for hit in prior.call_method1(intern!(py, "get"), (key, &empty))?.try_iter()? {
-                let hit = hit?;
-                prior_rows.push(push_hit(&mut table, &hit, hit_type)?);
-                objects.push(hit);
-            }
-        }
-        if let Some(summaries) = summaries {
-            let key = group_keys.last().expect("just pushed").clone();
-            let found = summaries.call_method1(intern!(py, "get"), (key,))?;
-            recipient_summaries.push(if found.is_none() {
-                None
-            } else {
-                Some(summary_from(&found)?)
-            });
-        }
-        if delivery_numbers.last() != Some(delivery) {
-            delivery_numbers.push(*delivery);
-        }
-        groups.push(Group {
-            delivery: (delivery_numbers.len() - 1) as u32,
-            log_id: *log_id,
-            new: new.clone(),
-            prior: start..prior_rows.len(),
-        });
-    }
-    let input = aggregate::Input {
-        groups: &groups,
-        summaries: &recipient_summaries,
-        new: &grouped.new,
-        prior: &prior_rows,
-        duplicates: grouped.duplicates,
-    };
-    let classifying = table_context(py, context, &table, &groups, &group_keys, &prior_rows)?;
+    let gathered = gather(
+        py,
+        &mut table,
+        &new_rows,
+        prior,
+        summaries,
+        hit_type,
+        Some(&mut objects),
+        None,
+    )?;
+    let Gathered {
+        groups,
+        group_keys,
+        prior_rows,
+        delivery_numbers,
+        ..
+    } = &gathered;
+    let input = gathered.input();
+    let classifying = table_context(py, context, &table, groups, group_keys, prior_rows)?;
     let bound = HitBound::new(max_hits_per_recipient, first_hits_per_recipient);
     let aggregates = aggregate::aggregate(&table, &input, bound, &classifying);
     let delivery_id = |number: u32| table.delivery_id(delivery_numbers[number as usize]).to_owned();
@@ -913,6 +1054,408 @@ fn aggregate_hits<'py>(
     (updates, deliveries, aggregates.duplicates, aggregates.over_limit).into_pyobject(py)
 }
 
+// --------------------------------------------------------------------------- a workflow run
+
+/// A run's new hits, read from its parsed objects' hits (the LazyTuples
+/// `parse_log` returned) without making a Python object per hit, their IPs
+/// minimised; `compute` gives what the run writes. The workflow
+/// (`chalicelib/tracking/workflow.py`, `_compute`) reads `recipients`,
+/// `user_agents` and `ips` for the stored state and the classification,
+/// then calls `compute` once.
+#[pyclass(module = "sendtrail_native")]
+struct RunHits {
+    table: HitTable,
+    new_rows: Vec<u32>,
+    /// The new hits grouped by recipient, once `recipients` asked (compute reuses it).
+    grouped: Option<aggregate::Grouped>,
+    computed: bool,
+}
+
+/// `records.minimise_ip` of every hit, natively but for IPv6 under
+/// `truncated` (the reference `minimise`, once per distinct address).
+#[pyfunction]
+fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny>) -> PyResult<RunHits> {
+    let mode = run::IpMode::parse(ip_mode).ok_or_else(|| unsupported("an IP address mode it does not know"))?;
+    let mut table = HitTable::default();
+    let mut new_rows = Vec::new();
+    let mut by_reference: HashMap<String, String> = HashMap::new();
+    let (mut hit_id, mut delivery_id) = ([0u8; 32], [0u8; 32]);
+    for hits in parsed.try_iter()? {
+        let hits = hits?;
+        let lazy = hits
+            .cast::<LazyTuple>()
+            .map_err(|_| unsupported("parsed hits that are not the native module's"))?
+            .get();
+        if lazy.items != Items::Hits {
+            return Err(unsupported("a LazyTuple of recipient updates"));
+        }
+        let log = &lazy.shared.log;
+        for hit in &log.hits {
+            let raw = log.ip(hit);
+            let ip = match run::minimise_ip(raw, mode) {
+                Some(ip) => ip,
+                None => {
+                    if !by_reference.contains_key(raw) {
+                        let minimised: String = minimise.call1((raw, ip_mode))?.extract()?;
+                        by_reference.insert(raw.to_owned(), minimised);
+                    }
+                    std::borrow::Cow::Borrowed(by_reference[raw].as_str())
+                }
+            };
+            new_rows.push(table.push(HitFields {
+                hit_id: run::hex_into(hit.hit_id, 32, &mut hit_id),
+                ts: hit.ts as i64, // at most 2**53 - 1, as are the ids below
+                kind: hit.kind.as_str(),
+                delivery_id: run::hex_into(u128::from(hit.delivery_id), 16, &mut delivery_id),
+                log_id: hit.log_id as i64,
+                url_id: hit.url_id as i64,
+                ua: log.ua(hit),
+                ip: &ip,
+                purpose: hit.purpose.as_str(),
+            }));
+        }
+    }
+    Ok(RunHits {
+        table,
+        new_rows,
+        grouped: None,
+        computed: false,
+    })
+}
+
+fn string_list<'py, 'a, T>(py: Python<'py>, texts: T) -> PyResult<Bound<'py, PyList>>
+where
+    T: IntoIterator<Item = &'a str>,
+    T::IntoIter: ExactSizeIterator,
+{
+    PyList::new(py, texts)
+}
+
+/// A tracking item's `evicted` map (`items.encode_summary`).
+fn summary_item<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, PyDict>> {
+    let sorted = |values: &[i64]| {
+        let mut values = values.to_vec();
+        values.sort_unstable();
+        values
+    };
+    let item = PyDict::new(py);
+    item.set_item(intern!(py, "count"), summary.count)?;
+    item.set_item(
+        intern!(py, "first"),
+        (summary.first.0, summary.first.1.as_str()).into_pyobject(py)?.to_list(),
+    )?;
+    item.set_item(
+        intern!(py, "last"),
+        (summary.last.0, summary.last.1.as_str()).into_pyobject(py)?.to_list(),
+    )?;
+    item.set_item(intern!(py, "flags"), run::summary_flags(summary))?;
+    item.set_item(intern!(py, "urls"), sorted(&summary.urls))?;
+    item.set_item(intern!(py, "urls_human"), sorted(&summary.urls_human))?;
+    item.set_item(intern!(py, "requesters"), run::summary_requesters(&summary.requesters))?;
+    item.set_item(intern!(py, "requesters_over"), summary.requesters_over)?;
+    item.set_item(intern!(py, "filter"), base64url::encode_standard(&summary.filter))?;
+    item.set_item(intern!(py, "kinds"), summary.kinds.to_vec())?;
+    item.set_item(intern!(py, "machine"), summary.machine)?;
+    if let Some(at) = summary.last_open {
+        item.set_item(intern!(py, "last_open"), at)?;
+    }
+    if let Some(at) = summary.last_open_human {
+        item.set_item(intern!(py, "last_open_human"), at)?;
+    }
+    Ok(item)
+}
+
+/// What the workflow knows of a recipient beyond its hits: (recipient id as
+/// stored or None, recipient id as the log pages name it, domain, domain stat).
+struct Details<'py> {
+    recipient_id: Bound<'py, PyAny>,
+    recipient_text: String,
+    domain: Bound<'py, PyAny>,
+    stat: String,
+}
+
+fn details_from<'py>(value: &Bound<'py, PyAny>) -> PyResult<Details<'py>> {
+    let (recipient_id, recipient_text, domain, stat): (Bound<'py, PyAny>, String, Bound<'py, PyAny>, String) =
+        value.extract()?;
+    Ok(Details {
+        recipient_id,
+        recipient_text,
+        domain,
+        stat,
+    })
+}
+
+const DAY_SECONDS: i64 = 86_400;
+
+#[pymethods]
+impl RunHits {
+    fn __len__(&self) -> usize {
+        self.new_rows.len()
+    }
+
+    /// The distinct recipients (delivery id, log id) of the hits.
+    fn recipients<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        if self.computed {
+            return Err(PyValueError::new_err("a RunHits is computed once"));
+        }
+        let grouped = self.grouped.get_or_insert_with(|| self.table.group(&self.new_rows));
+        let keys = grouped
+            .recipients
+            .iter()
+            .map(|(delivery, log_id, _)| (self.table.delivery_id(*delivery), *log_id));
+        PyList::new(py, keys)
+    }
+
+    /// The distinct user agents of the hits.
+    fn user_agents<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        string_list(py, self.table.user_agent_texts().iter().map(|text| &**text))
+    }
+
+    /// ({address: flags} of the hits' dotted-quad IPv4 addresses that have some in `ranges` (classify's
+    /// IPv4 `_Ranges`: starts, ends, flags), [the other distinct addresses]): what classify's
+    /// `addresses_flags` says of the former, read natively; the latter are left to it.
+    fn ipv4_flags<'py>(
+        &self,
+        py: Python<'py>,
+        starts: Vec<u64>,
+        ends: Vec<u64>,
+        flags: Vec<i64>,
+    ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
+        let (found, others) = (PyDict::new(py), PyList::empty(py));
+        for ip in self.table.ip_texts() {
+            match run::dotted_quad(ip) {
+                Some(value) => match run::range_flags(u64::from(value), &starts, &ends, &flags) {
+                    0 => {}
+                    flagged => found.set_item(&**ip, flagged)?,
+                },
+                None => others.append(&**ip)?,
+            }
+        }
+        Ok((found, others))
+    }
+
+    /// The distinct (minimised) addresses of the hits.
+    fn ips<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        string_list(py, self.table.ip_texts().iter().map(|text| &**text))
+    }
+
+    /// The run's writes: (recipient items (`items.encode_recipient`, without
+    /// last_run), deliveries as `aggregate` gives them, domain deltas
+    /// [(delivery id, stat, deltas)] (`workflow.domain_updates`), log pages
+    /// (`log_pages.encode_pages`, deliveries in order), hits accepted,
+    /// duplicates, over_limit). `prior`, `summaries`, `context` and the
+    /// bound as `aggregate` takes them; `details`: recipient -> (recipient id
+    /// or None, its text for the log pages, domain, domain stat), `default`
+    /// for the others. Once per RunHits.
+    #[pyo3(signature = (prior, summaries, hit_type, context, max_hits_per_recipient, first_hits_per_recipient,
+                        details, default, now_ms, retention_days, run))]
+    // Allowed: the Python signature (chalicelib/native.py) is the interface.
+    #[allow(clippy::too_many_arguments)]
+    fn compute<'py>(
+        &mut self,
+        py: Python<'py>,
+        prior: &Bound<'py, PyAny>,
+        summaries: &Bound<'py, PyAny>,
+        hit_type: &Bound<'py, PyAny>,
+        context: &Bound<'py, PyAny>,
+        max_hits_per_recipient: usize,
+        first_hits_per_recipient: Option<usize>,
+        details: &Bound<'py, PyDict>,
+        default: &Bound<'py, PyAny>,
+        now_ms: i64,
+        retention_days: i64,
+        run: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        if std::mem::replace(&mut self.computed, true) {
+            return Err(PyValueError::new_err("a RunHits is computed once"));
+        }
+        let mut table = std::mem::take(&mut self.table);
+        let grouped = self.grouped.take();
+        let gathered = gather(
+            py,
+            &mut table,
+            &self.new_rows,
+            prior,
+            Some(summaries),
+            hit_type,
+            None,
+            grouped,
+        )?;
+        if gathered.prior_rows.iter().any(|&row| table.kind(row).is_none()) {
+            return Err(unsupported("a stored hit of a kind it does not know"));
+        }
+        let classifying = table_context(
+            py,
+            Some(context),
+            &table,
+            &gathered.groups,
+            &gathered.group_keys,
+            &gathered.prior_rows,
+        )?;
+        let bound = HitBound::new(max_hits_per_recipient, first_hits_per_recipient);
+        let aggregates = aggregate::aggregate(&table, &gathered.input(), bound, &classifying);
+
+        let default = details_from(default)?;
+        let delivery_ids: Vec<Bound<'py, PyString>> = gathered
+            .delivery_numbers
+            .iter()
+            .map(|&number| PyString::new(py, table.delivery_id(number)))
+            .collect();
+        let items = PyList::empty(py);
+        let mut recipient_texts: Vec<String> = vec![default.recipient_text.clone()];
+        let mut logged: Vec<(u32, u32, usize)> = Vec::new(); // (delivery, row, recipient text)
+        let mut domains: std::collections::BTreeMap<(&str, String), [i64; 4]> = std::collections::BTreeMap::new();
+        let mut accepted = 0u64;
+        let mut encoded = run::ItemHits::default();
+        for update in &aggregates.recipients {
+            accepted += update.added;
+            let group = &gathered.groups[update.group];
+            let (delivery_id, log_id) = &gathered.group_keys[update.group];
+            let found = if details.is_empty() {
+                None
+            } else {
+                details.get_item((delivery_id.as_str(), *log_id))?
+            };
+            let found = found.map(|value| details_from(&value)).transpose()?;
+            let known = found.as_ref().unwrap_or(&default);
+            let kept = &aggregates.kept[update.kept.clone()];
+            let verdicts = &aggregates.verdicts[update.kept.clone()];
+            run::item_hits(
+                &mut encoded,
+                kept.iter().zip(verdicts).map(|(&row, &verdict)| run::ItemHit {
+                    hit_id: table.hit_id_of(row),
+                    ts: table.ts(row),
+                    kind: table.kind(row).map_or("", Kind::as_str),
+                    url_id: table.url_id(row),
+                    ua: table.ua_text(table.ua(row)),
+                    ip: table.ip_text(row),
+                    purpose: table.purpose_text(row),
+                    verdict: Some(verdict),
+                }),
+            );
+            let first_hit_at = kept.first().map_or(0, |&row| table.ts(row));
+            let last_hit_at = kept.last().map_or(0, |&row| table.ts(row));
+            let item = PyDict::new(py);
+            item.set_item(intern!(py, "delivery_id"), &delivery_ids[group.delivery as usize])?;
+            item.set_item(intern!(py, "log_id"), *log_id)?;
+            item.set_item(intern!(py, "hits"), string_list(py, encoded.lines.iter())?)?;
+            item.set_item(intern!(py, "uas"), string_list(py, encoded.uas.iter().copied())?)?;
+            item.set_item(intern!(py, "ips"), string_list(py, encoded.ips.iter().copied())?)?;
+            item.set_item(intern!(py, "hit_count"), kept.len())?;
+            item.set_item(intern!(py, "first_hit_at"), first_hit_at)?;
+            item.set_item(intern!(py, "last_hit_at"), last_hit_at)?;
+            item.set_item(intern!(py, "updated_at"), now_ms)?;
+            item.set_item(
+                intern!(py, "expires_at_epoch"),
+                last_hit_at.max(now_ms).div_euclid(1000) + retention_days * DAY_SECONDS,
+            )?;
+            if known.recipient_id.is_truthy()? {
+                item.set_item(intern!(py, "recipient_id"), &known.recipient_id)?;
+            }
+            if let Some(sent_at) = classifying.sent_at[update.group] {
+                item.set_item(intern!(py, "sent_at"), sent_at)?;
+            }
+            if known.domain.is_truthy()? {
+                item.set_item(intern!(py, "domain"), &known.domain)?;
+            }
+            if let Some(summary) = update.summary.as_deref() {
+                item.set_item(intern!(py, "evicted"), summary_item(py, summary)?)?;
+            }
+            items.append(item)?;
+
+            let before = &gathered.prior_rows[group.prior.clone()];
+            let now = run::reached(
+                kept.iter().map(|&row| table.kind(row)).zip(verdicts.iter().copied()),
+                update.summary.as_deref(),
+            );
+            let then = run::reached(
+                before.iter().map(|&row| {
+                    (
+                        table.kind(row),
+                        classifying.stored[row as usize].unwrap_or(classify::UNCLASSIFIED),
+                    )
+                }),
+                gathered.summaries.get(update.group).and_then(Option::as_ref),
+            );
+            let target = domains
+                .entry((delivery_id.as_str(), known.stat.clone()))
+                .or_insert([0; 4]);
+            for (slot, (value, was)) in target.iter_mut().zip(now.iter().zip(then)) {
+                *slot += value - was;
+            }
+
+            let recipient = match &found {
+                None => 0,
+                Some(found) => {
+                    recipient_texts.push(found.recipient_text.clone());
+                    recipient_texts.len() - 1
+                }
+            };
+            for &row in kept {
+                if !before.iter().any(|&stored| table.id(stored) == table.id(row)) {
+                    logged.push((group.delivery, row, recipient));
+                }
+            }
+        }
+
+        let domain_deltas = PyList::empty(py);
+        for ((delivery_id, stat), deltas) in &domains {
+            if deltas.iter().all(|&value| value == 0) {
+                continue;
+            }
+            let add = PyDict::new(py);
+            for (name, value) in ["opens", "clicks", "opens_human", "clicks_human"].iter().zip(deltas) {
+                if *value != 0 {
+                    add.set_item(*name, *value)?;
+                }
+            }
+            domain_deltas.append((*delivery_id, stat.as_str(), add))?;
+        }
+
+        let pages = PyList::empty(py);
+        let mut start = 0;
+        while start < logged.len() {
+            let delivery = logged[start].0;
+            let end = start + logged[start..].iter().take_while(|entry| entry.0 == delivery).count();
+            let hits = logged[start..end]
+                .iter()
+                .map(|&(_, row, recipient)| run::PageHit {
+                    ts: table.ts(row),
+                    hit_id: table.hit_id_of(row),
+                    kind: table.kind(row).map_or("", Kind::as_str),
+                    log_id: table.recipient(row).1,
+                    url_id: table.url_id(row),
+                    ua: table.ua_text(table.ua(row)),
+                    recipient: &recipient_texts[recipient],
+                })
+                .collect();
+            for page in run::encode_pages(hits, run) {
+                let item = PyDict::new(py);
+                item.set_item(intern!(py, "delivery_id"), &delivery_ids[delivery as usize])?;
+                item.set_item(intern!(py, "stat"), page.stat)?;
+                item.set_item(intern!(py, "hits"), string_list(py, page.lines.iter())?)?;
+                item.set_item(intern!(py, "uas"), string_list(py, page.uas)?)?;
+                item.set_item(intern!(py, "recipients"), string_list(py, page.recipients)?)?;
+                pages.append(item)?;
+            }
+            start = end;
+        }
+
+        let delivery_id = |number: u32| table.delivery_id(gathered.delivery_numbers[number as usize]).to_owned();
+        let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;
+        (
+            items,
+            deliveries,
+            domain_deltas,
+            pages,
+            accepted,
+            aggregates.duplicates,
+            aggregates.over_limit,
+        )
+            .into_pyobject(py)
+    }
+}
+
 #[pymodule]
 fn sendtrail_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
@@ -937,5 +1480,7 @@ fn sendtrail_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(parse_log, module)?)?;
     module.add_function(wrap_pyfunction!(process_log, module)?)?;
     module.add_function(wrap_pyfunction!(aggregate_hits, module)?)?;
+    module.add_class::<RunHits>()?;
+    module.add_function(wrap_pyfunction!(run_hits, module)?)?;
     Ok(())
 }

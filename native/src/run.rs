@@ -1,0 +1,662 @@
+//! What a workflow run writes, from its aggregation: the twin of the
+//! encoding in `chalicelib/tracking/items.py` (`packed_id`,
+//! `encode_recipient`'s hit lines, `encode_summary`'s strings),
+//! `chalicelib/tracking/log_pages.py` (`encode_pages`),
+//! `chalicelib/tracking/workflow.py` (`domain_updates`' `reached`) and
+//! `chalicelib/hits/records.py` (`minimise_ip`, IPv4 and the modes that
+//! need no address parsing). `python.rs` puts these parts into the items
+//! the run record holds; the record is the same whichever backend made it
+//! (tests/unit/test_native_run.py).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use crate::aggregate::{Summary, BUCKET_MS};
+use crate::base64url;
+use crate::classify::is_human;
+use crate::logs::Kind;
+
+/// The privacy setting `ip_address_mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpMode {
+    Full,
+    Truncated,
+    Nothing,
+}
+
+impl IpMode {
+    pub fn parse(name: &str) -> Option<IpMode> {
+        match name {
+            "full" => Some(IpMode::Full),
+            "truncated" => Some(IpMode::Truncated),
+            "none" => Some(IpMode::Nothing),
+            _ => None,
+        }
+    }
+}
+
+/// `records.minimise_ip(ip, mode)`, or None for an IPv6 address written
+/// other than with hex digits and colons only (an embedded IPv4 part, a
+/// scope, anything Python's `ipaddress` may read its own way): the caller
+/// asks the reference, once per distinct address.
+pub fn minimise_ip(ip: &str, mode: IpMode) -> Option<Cow<'_, str>> {
+    if mode == IpMode::Full || ip.is_empty() {
+        return Some(Cow::Borrowed(ip));
+    }
+    if mode == IpMode::Nothing {
+        return Some(Cow::Borrowed(""));
+    }
+    if ip.contains(':') {
+        return ipv6_network_48(ip).map(Cow::Owned);
+    }
+    if ip.bytes().filter(|&byte| byte == b'.').count() != 3 {
+        return Some(Cow::Borrowed(""));
+    }
+    let network = &ip[..ip.rfind('.').expect("three dots")];
+    if ip.len() == network.len() + 2 && ip.ends_with(".0") {
+        Some(Cow::Borrowed(ip)) // already truncated (records carry the IP as the setting allowed)
+    } else {
+        Some(Cow::Owned(format!("{network}.0")))
+    }
+}
+
+/// `str(ipaddress.IPv6Network(f"{ip}/48", strict=False).network_address)`,
+/// or "" where that raises, for an address of hex digits and colons only;
+/// None for any other text (the reference decides).
+fn ipv6_network_48(ip: &str) -> Option<String> {
+    if ip.len() > 39 || !ip.bytes().all(|byte| byte == b':' || byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(match ipv6_value(ip) {
+        Some(value) => ipv6_text(value & !((1u128 << 80) - 1)),
+        None => String::new(),
+    })
+}
+
+/// `ipaddress.IPv6Address._ip_int_from_string` for hex digits and colons:
+/// None where it raises.
+fn ipv6_value(ip: &str) -> Option<u128> {
+    const HEXTETS: usize = 8;
+    let parts: Vec<&str> = ip.split(':').collect();
+    if parts.len() < 3 || parts.len() > HEXTETS + 1 {
+        return None;
+    }
+    let mut skip = None;
+    for (index, part) in parts.iter().enumerate().take(parts.len() - 1).skip(1) {
+        if part.is_empty() {
+            if skip.is_some() {
+                return None; // at most one '::'
+            }
+            skip = Some(index);
+        }
+    }
+    let (high, low, skipped) = match skip {
+        Some(index) => {
+            let (mut high, mut low) = (index, parts.len() - index - 1);
+            if parts[0].is_empty() {
+                high -= 1;
+                if high != 0 {
+                    return None; // a leading ':' only as '::'
+                }
+            }
+            if parts[parts.len() - 1].is_empty() {
+                low -= 1;
+                if low != 0 {
+                    return None; // a trailing ':' only as '::'
+                }
+            }
+            if high + low >= HEXTETS {
+                return None; // '::' stands for at least one hextet
+            }
+            (high, low, HEXTETS - high - low)
+        }
+        None => {
+            if parts.len() != HEXTETS || parts[0].is_empty() || parts[HEXTETS - 1].is_empty() {
+                return None;
+            }
+            (HEXTETS, 0, 0)
+        }
+    };
+    let hextet = |part: &str| -> Option<u128> {
+        if part.is_empty() || part.len() > 4 {
+            return None;
+        }
+        u128::from_str_radix(part, 16).ok()
+    };
+    let mut value = 0u128;
+    for part in &parts[..high] {
+        value = value << 16 | hextet(part)?;
+    }
+    value = value.checked_shl(16 * skipped as u32).unwrap_or(0); // all eight skipped ('::'): nothing before
+    for part in &parts[parts.len() - low..] {
+        value = value << 16 | hextet(part)?;
+    }
+    Some(value)
+}
+
+/// `str(ipaddress.IPv6Address(value))` for an address that is not IPv4-mapped:
+/// hextets in lower-case hex, the longest run of two or more zero hextets
+/// (the first of equal runs) written '::'.
+fn ipv6_text(value: u128) -> String {
+    let hextets: Vec<u16> = (0..8).map(|index| (value >> (112 - 16 * index)) as u16).collect();
+    let (mut best_start, mut best_len, mut start, mut len) = (0, 0, 0, 0);
+    for (index, &hextet) in hextets.iter().enumerate() {
+        if hextet == 0 {
+            if len == 0 {
+                start = index;
+            }
+            len += 1;
+            if len > best_len {
+                (best_start, best_len) = (start, len);
+            }
+        } else {
+            len = 0;
+        }
+    }
+    let join = |part: &[u16]| {
+        part.iter()
+            .map(|hextet| format!("{hextet:x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    if best_len > 1 {
+        format!(
+            "{}::{}",
+            join(&hextets[..best_start]),
+            join(&hextets[best_start + best_len..])
+        )
+    } else {
+        join(&hextets)
+    }
+}
+
+/// A dotted-quad IPv4 address as `socket.inet_pton(AF_INET, ...)` reads it:
+/// four decimal parts of one to three digits, no leading zero, each at most
+/// 255; None for any other text (the reference decides).
+pub fn dotted_quad(ip: &str) -> Option<u32> {
+    let mut value = 0u32;
+    let mut parts = 0;
+    for part in ip.split('.') {
+        let digits = part.as_bytes();
+        if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        if digits.len() > 1 && digits[0] == b'0' {
+            return None;
+        }
+        let octet: u32 = part.parse().ok()?;
+        if octet > 255 {
+            return None;
+        }
+        value = value << 8 | octet;
+        parts += 1;
+    }
+    (parts == 4).then_some(value)
+}
+
+/// The flags of `value` in sorted, disjoint ranges (classify's `_Ranges.lookup`).
+pub fn range_flags(value: u64, starts: &[u64], ends: &[u64], flags: &[i64]) -> i64 {
+    match starts.partition_point(|&start| start <= value) {
+        0 => 0,
+        index if value <= ends[index - 1] => flags[index - 1],
+        _ => 0,
+    }
+}
+
+/// `value` as `digits` lower-case hex digits (`logs::hex32` / `hex16`), written in `out`.
+pub fn hex_into(value: u128, digits: usize, out: &mut [u8; 32]) -> &str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (index, slot) in out[..digits].iter_mut().enumerate() {
+        *slot = HEX[(value >> (4 * (digits - 1 - index))) as usize & 0xF];
+    }
+    std::str::from_utf8(&out[..digits]).expect("hex digits are ASCII")
+}
+
+/// The 16 bytes of a hit path id at its own time (32 lower-case hex digits,
+/// the first 12 the time in ms), or None for any other id and time.
+fn timed_id(hit_id: &str, ts: i64) -> Option<[u8; 16]> {
+    let digits = hit_id.as_bytes();
+    if digits.len() != 32 {
+        return None;
+    }
+    let nibble = |digit: u8| match digit {
+        b'0'..=b'9' => Some(digit - b'0'),
+        b'a'..=b'f' => Some(digit - b'a' + 10),
+        _ => None,
+    };
+    let mut raw = [0u8; 16];
+    for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    let at = raw[..6].iter().fold(0i64, |at, &byte| at << 8 | i64::from(byte));
+    (at == ts).then_some(raw)
+}
+
+/// `items.packed_id`: a hit path id at its own time as 22 base64url characters.
+pub fn packed_id(hit_id: &str, ts: i64) -> Option<String> {
+    let mut packed = String::with_capacity(22);
+    write_stamp(&mut packed, hit_id, ts, false).then_some(packed)
+}
+
+/// A stored line's first two fields, with no tab after them: the packed id
+/// and an empty field when the id packs (true), else `<hit_id>\t<ts>`
+/// (items) or `<ts>\t<hit_id>` (log pages, `ts_first`).
+fn write_stamp(out: &mut String, hit_id: &str, ts: i64, ts_first: bool) -> bool {
+    if let Some(raw) = timed_id(hit_id, ts) {
+        let start = out.len();
+        base64url::encode_to(out, &raw);
+        out.truncate(start + 22);
+        return true;
+    }
+    let _ = if ts_first {
+        write!(out, "{ts}\t{hit_id}")
+    } else {
+        write!(out, "{hit_id}\t{ts}")
+    };
+    false
+}
+
+/// Lines written one after the other into one text (no allocation per line).
+#[derive(Default)]
+pub struct Lines {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.ends.clear();
+    }
+
+    fn end_line(&mut self) {
+        self.ends.push(self.text.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.ends
+            .iter()
+            .enumerate()
+            .map(|(index, &end)| &self.text[if index == 0 { 0 } else { self.ends[index - 1] }..end])
+    }
+}
+
+/// One hit of a recipient's tracking item, as `encode_recipient` reads it.
+pub struct ItemHit<'a> {
+    pub hit_id: &'a str,
+    pub ts: i64,
+    pub kind: &'a str,
+    pub url_id: i64,
+    pub ua: &'a str,
+    pub ip: &'a str,
+    pub purpose: &'a str,
+    /// The verdict it is stored with (None: no verdicts given).
+    pub verdict: Option<i64>,
+}
+
+/// A tracking item's `hits`, `uas` and `ips` (hits given in (ts, hit_id) order).
+#[derive(Default)]
+pub struct ItemHits<'a> {
+    pub lines: Lines,
+    pub uas: Vec<&'a str>,
+    pub ips: Vec<&'a str>,
+}
+
+fn index_of<'a>(values: &mut Vec<&'a str>, value: &'a str) -> usize {
+    match values.iter().position(|known| *known == value) {
+        Some(index) => index,
+        None => {
+            values.push(value);
+            values.len() - 1
+        }
+    }
+}
+
+/// `encode_recipient`'s lines: `<pack_hit>\t<kind>\t<url_id>\t<ua index>\t<ip index>[\t<verdict>][\t<purpose>]`,
+/// into `encoded` (cleared first: one is reused for every recipient).
+pub fn item_hits<'a>(encoded: &mut ItemHits<'a>, hits: impl Iterator<Item = ItemHit<'a>>) {
+    encoded.lines.clear();
+    encoded.uas.clear();
+    encoded.ips.clear();
+    for hit in hits {
+        let ua_index = index_of(&mut encoded.uas, hit.ua);
+        let ip_index = index_of(&mut encoded.ips, hit.ip);
+        let line = &mut encoded.lines.text;
+        if write_stamp(line, hit.hit_id, hit.ts, false) {
+            line.push('\t');
+        }
+        let _ = write!(line, "\t{}\t{}\t{ua_index}\t{ip_index}", hit.kind, hit.url_id);
+        if hit.verdict.is_some() || !hit.purpose.is_empty() {
+            let _ = write!(line, "\t{}", hit.verdict.unwrap_or(crate::classify::UNCLASSIFIED));
+        }
+        if !hit.purpose.is_empty() {
+            line.push('\t');
+            line.push_str(hit.purpose);
+        }
+        encoded.lines.end_line();
+    }
+}
+
+/// `encode_summary`'s `flags`: the summary's flags by name, comma-separated.
+pub fn summary_flags(summary: &Summary) -> String {
+    [
+        ("opened", summary.opened),
+        ("clicked", summary.clicked),
+        ("optout", summary.optout),
+        ("human", summary.human),
+        ("clicked_human", summary.clicked_human),
+    ]
+    .iter()
+    .filter(|(_, set)| *set)
+    .map(|(name, _)| *name)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+/// `encode_summary`'s `requesters`: 16 hex digits per hash, ascending.
+pub fn summary_requesters(requesters: &[u64]) -> String {
+    let mut sorted = requesters.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .iter()
+        .fold(String::with_capacity(16 * sorted.len()), |mut out, value| {
+            let _ = write!(out, "{value:016x}");
+            out
+        })
+}
+
+/// `domain_updates`' `reached`: (opened, clicked, opened by a person,
+/// clicked by a person) of a recipient's hits (kind, verdict) and summary.
+pub fn reached(hits: impl Iterator<Item = (Option<Kind>, i64)>, summary: Option<&Summary>) -> [i64; 4] {
+    let mut any = false;
+    let mut clicked = summary.is_some_and(|summary| summary.clicked);
+    let mut human = summary.is_some_and(|summary| summary.human);
+    let mut clicked_human = summary.is_some_and(|summary| summary.clicked_human);
+    for (kind, verdict) in hits {
+        any = true;
+        let click = kind == Some(Kind::Click);
+        clicked |= click;
+        if is_human(verdict) {
+            human = true;
+            clicked_human |= click;
+        }
+    }
+    [
+        i64::from(any || summary.is_some()),
+        i64::from(clicked),
+        i64::from(human),
+        i64::from(clicked_human),
+    ]
+}
+
+/// A new hit of a delivery's log pages (log_pages.encode_pages' input).
+#[derive(Clone, Copy)]
+pub struct PageHit<'a> {
+    pub ts: i64,
+    pub hit_id: &'a str,
+    pub kind: &'a str,
+    pub log_id: i64,
+    pub url_id: i64,
+    pub ua: &'a str,
+    pub recipient: &'a str,
+}
+
+/// One log page item (without `delivery_id` and `last_run`).
+pub struct Page<'a> {
+    pub stat: String,
+    pub lines: Lines,
+    pub uas: Vec<&'a str>,
+    pub recipients: Vec<&'a str>,
+}
+
+pub const MAX_PAGE_BYTES: usize = 256 * 1024;
+
+/// `log_pages.encode_pages`: one run's new hits of one delivery as pages per
+/// kind and 5-minute window, hits by (ts, hit_id), parts of at most
+/// MAX_PAGE_BYTES as the reference counts them.
+pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64) -> Vec<Page<'a>> {
+    let window = |ts: i64| ts - ts.rem_euclid(BUCKET_MS as i64);
+    // By (kind, window, ts, hit_id), the reference's order: the window follows ts, and the few kinds are
+    // ranked once, so most comparisons are of two integers.
+    let mut kinds: Vec<&str> = hits.iter().map(|hit| hit.kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut order: Vec<(usize, i64, usize)> = hits
+        .iter()
+        .enumerate()
+        .map(|(index, hit)| (kinds.binary_search(&hit.kind).expect("ranked"), hit.ts, index))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| hits[a.2].hit_id.cmp(hits[b.2].hit_id))
+    });
+    hits = order.iter().map(|&(_, _, index)| hits[index]).collect();
+    let mut pages = Vec::new();
+    let mut start = 0;
+    while start < hits.len() {
+        let (kind, at) = (hits[start].kind, window(hits[start].ts));
+        let mut end = start;
+        while end < hits.len() && hits[end].kind == kind && window(hits[end].ts) == at {
+            end += 1;
+        }
+        let page = |part: usize| Page {
+            stat: format!("log#{kind}#{at:015}#{run:012}#{part:04}"),
+            lines: Lines::default(),
+            uas: Vec::new(),
+            recipients: Vec::new(),
+        };
+        let mut current = page(0);
+        // Where each string sits in the page (the reference's dicts): a page holds thousands of hits.
+        let mut ua_index: HashMap<&str, usize> = HashMap::new();
+        let mut recipient_index: HashMap<&str, usize> = HashMap::new();
+        let (mut part, mut size) = (0, 0);
+        for hit in &hits[start..end] {
+            let new_ua = !ua_index.contains_key(hit.ua);
+            let new_recipient = !recipient_index.contains_key(hit.recipient);
+            let mut cost = 64
+                + hit.hit_id.chars().count()
+                + if new_ua { hit.ua.len() } else { 0 }
+                + if new_recipient { hit.recipient.len() } else { 0 };
+            if !current.lines.is_empty() && size + cost > MAX_PAGE_BYTES {
+                part += 1;
+                pages.push(std::mem::replace(&mut current, page(part)));
+                (size, cost) = (0, 64 + hit.hit_id.chars().count() + hit.ua.len() + hit.recipient.len());
+                ua_index.clear();
+                recipient_index.clear();
+            }
+            let ua = *ua_index.entry(hit.ua).or_insert_with(|| {
+                current.uas.push(hit.ua);
+                current.uas.len() - 1
+            });
+            let recipient = *recipient_index.entry(hit.recipient).or_insert_with(|| {
+                current.recipients.push(hit.recipient);
+                current.recipients.len() - 1
+            });
+            let line = &mut current.lines.text;
+            if write_stamp(line, hit.hit_id, hit.ts, true) {
+                line.push('\t');
+            }
+            let _ = write!(line, "\t{}\t{}\t{ua}\t{recipient}", hit.log_id, hit.url_id);
+            current.lines.end_line();
+            size += cost;
+        }
+        pages.push(current);
+        start = end;
+    }
+    pages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimises_as_the_reference() {
+        let truncated = |ip| minimise_ip(ip, IpMode::Truncated).map(Cow::into_owned);
+        assert_eq!(truncated("203.0.113.77").as_deref(), Some("203.0.113.0"));
+        assert_eq!(truncated("203.0.113.0").as_deref(), Some("203.0.113.0"));
+        assert_eq!(truncated("10.1.2").as_deref(), Some(""));
+        assert_eq!(truncated("a.b.c.d").as_deref(), Some("a.b.c.0")); // the reference does not parse IPv4 either
+        assert_eq!(truncated("").as_deref(), Some(""));
+        assert_eq!(truncated("2001:db8::1").as_deref(), Some("2001:db8::"));
+        assert_eq!(
+            truncated("2001:DB8:85A3:08D3:1319:8a2e:0370:7348").as_deref(),
+            Some("2001:db8:85a3::")
+        );
+        assert_eq!(truncated("0:0:1::").as_deref(), Some("0:0:1::"));
+        assert_eq!(truncated("::").as_deref(), Some("::"));
+        assert_eq!(truncated("1:2:3:4:5:6:7::").as_deref(), Some("1:2:3::"));
+        assert_eq!(truncated("0:1::").as_deref(), Some("0:1::"));
+        for invalid in [
+            "1::2::3",
+            "12345::",
+            ":1::",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7:8::",
+            "1:2",
+            "::g",
+        ] {
+            assert_eq!(
+                truncated(invalid).as_deref(),
+                if invalid == "::g" { None } else { Some("") },
+                "{invalid}"
+            );
+        }
+        assert_eq!(truncated("::ffff:203.0.113.9"), None);
+        assert_eq!(truncated("fe80::1%eth0"), None);
+        assert_eq!(minimise_ip("2001:db8::1", IpMode::Full).as_deref(), Some("2001:db8::1"));
+        assert_eq!(minimise_ip("203.0.113.7", IpMode::Nothing).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn reads_dotted_quads_as_inet_pton_and_looks_them_up() {
+        assert_eq!(dotted_quad("203.0.113.7"), Some(0xCB00_7107));
+        assert_eq!(dotted_quad("0.0.0.0"), Some(0));
+        assert_eq!(dotted_quad("255.255.255.255"), Some(u32::MAX));
+        for other in [
+            "",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.256",
+            "1.2.3.",
+            "1..3.4",
+            " 1.2.3.4",
+            "1.2.3.4a",
+            "1234.1.1.1",
+            "::1",
+            "+1.2.3.4",
+        ] {
+            assert_eq!(dotted_quad(other), None, "{other}");
+        }
+        let (starts, ends, flags) = ([10, 20], [15, 20], [1, 2]);
+        let found: Vec<i64> = [9, 10, 15, 16, 20, 21]
+            .map(|value| range_flags(value, &starts, &ends, &flags))
+            .to_vec();
+        assert_eq!(found, [0, 1, 1, 0, 2, 0]);
+    }
+
+    #[test]
+    fn hex_is_the_parsers_spelling() {
+        let mut out = [0u8; 32];
+        for value in [0u128, 1, 0xabc, u128::from(u64::MAX), u128::MAX] {
+            assert_eq!(hex_into(value, 32, &mut out), crate::logs::hex32(value));
+            assert_eq!(
+                hex_into(value & u128::from(u64::MAX), 16, &mut out),
+                crate::logs::hex16(value as u64)
+            );
+        }
+    }
+
+    #[test]
+    fn packs_hit_path_ids_at_their_own_time() {
+        let ts = 0x0190_0000_0001_i64;
+        let hit_id = format!("{ts:012x}{}", "ab".repeat(10));
+        let packed = packed_id(&hit_id, ts).expect("a hit path id");
+        assert_eq!(packed.len(), 22);
+        assert_eq!(packed_id(&hit_id, ts + 1), None);
+        assert_eq!(packed_id(&hit_id.to_uppercase(), ts), None);
+        assert_eq!(packed_id("h1", 1), None);
+    }
+
+    #[test]
+    fn item_lines_carry_verdicts_and_purposes() {
+        let hit = |hit_id, purpose, verdict| ItemHit {
+            hit_id,
+            ts: 5,
+            kind: "open",
+            url_id: 1,
+            ua: "ua",
+            ip: "ip",
+            purpose,
+            verdict,
+        };
+        let mut encoded = ItemHits::default();
+        item_hits(&mut encoded, [hit("h0", "", None)].into_iter()); // one is reused: cleared first
+        let packed = format!("{:012x}{}", 5, "0".repeat(20));
+        let hits = [
+            hit("h1", "", None),
+            hit("h2", "prefetch", None),
+            hit("h3", "", Some(16)),
+            hit(&packed, "", Some(0)),
+        ];
+        item_hits(&mut encoded, hits.into_iter());
+        assert_eq!(
+            encoded.lines.iter().collect::<Vec<_>>(),
+            [
+                "h1\t5\topen\t1\t0\t0",
+                "h2\t5\topen\t1\t0\t0\t-1\tprefetch",
+                "h3\t5\topen\t1\t0\t0\t16",
+                "AAAAAAAFAAAAAAAAAAAAAA\t\topen\t1\t0\t0\t0",
+            ]
+        );
+        assert_eq!((encoded.uas, encoded.ips), (vec!["ua"], vec!["ip"]));
+    }
+
+    #[test]
+    fn pages_split_by_kind_window_and_size() {
+        let ua = "u".repeat(100_000);
+        let hit = |ts, hit_id, kind, ua| PageHit {
+            ts,
+            hit_id,
+            kind,
+            log_id: 1,
+            url_id: 2,
+            ua,
+            recipient: "r",
+        };
+        let pages = encode_pages(
+            vec![
+                hit(300_001, "b", "open", "x"),
+                hit(1, "a", "open", &ua[..]),
+                hit(2, "c", "click", "x"),
+                hit(3, "d", "open", &ua[..99_999]),
+                hit(4, "e", "open", &ua[..99_998]),
+            ],
+            7,
+        );
+        let stats: Vec<&str> = pages.iter().map(|page| page.stat.as_str()).collect();
+        assert_eq!(
+            stats,
+            [
+                "log#click#000000000000000#000000000007#0000",
+                "log#open#000000000000000#000000000007#0000",
+                "log#open#000000000000000#000000000007#0001",
+                "log#open#000000000300000#000000000007#0000",
+            ]
+        );
+        let lines = |page: &Page<'_>| page.lines.iter().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(lines(&pages[1]), ["1\ta\t1\t2\t0\t0", "3\td\t1\t2\t1\t0"]);
+        assert_eq!(lines(&pages[2]), ["4\te\t1\t2\t0\t0"]);
+    }
+}
