@@ -85,6 +85,8 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 def test_backend_follows_the_setting_and_is_chosen_logged_and_counted_once(
         settings_env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    metrics.flush()  # what an earlier test in this process left buffered is not this invocation's
+    capsys.readouterr()
     settings_env.setenv("SENDTRAIL_NATIVE", "off")
     with caplog.at_level(logging.INFO, logger="sendtrail.native"):
         first = native.backend()
