@@ -11,10 +11,12 @@ the pages show is compared with what the API answers for the same delivery.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
 
+from chalicelib.settings import get_settings
 from infra.local_runtime import engagement
 from infra.local_runtime.demo import demo_delivery
 from infra.local_runtime.firehose_pump import pumps_for
@@ -33,6 +35,9 @@ def send_and_react(api: Any, mta: Any, resources: Any, live_server: str, body: d
     delivery_id = response.json_body["id"]
     assert api.post(f"/api/deliveries/{delivery_id}/send").status_code == 202
     mta.drain()
+    # People do not click within seconds of the send, link scanners do (classify_min_click_after_send_ms):
+    # the plan plays once that window has passed, so the pages show people as a sender would see them.
+    time.sleep(get_settings().classify_min_click_after_send_ms / 1000)
     messages = [message.to_dict() for message in OUTBOX.messages() if message.tags.get("delivery_id") == delivery_id]
     rates = engagement.Rates(opens=0.7, clicks=0.6, optouts=0.1, mirror_views=0.1)
     hits = engagement.plan(messages, duration=0, seed=seed, rates=rates)
