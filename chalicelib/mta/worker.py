@@ -463,11 +463,11 @@ class SendWorker:
             changes.append((LogTransition(int(log["log_id"]), statuses.PENDING, statuses.PREPARED,
                                           remove=("pending_since",)), 0, ""))
         recorded = sum(self._record_group(delivery_id, group, now)
-                       for group in self._transaction_groups(delivery_id, changes, now))
+                       for group in self._transaction_groups(changes))
         self._count_sent(recorded)
 
-    def _transaction_groups(self, delivery_id: str, changes: list[tuple[LogTransition, int, str]],
-                            now: int) -> Iterator[list[tuple[LogTransition, int, str]]]:
+    def _transaction_groups(self, changes: list[tuple[LogTransition, int, str]]
+                            ) -> Iterator[list[tuple[LogTransition, int, str]]]:
         """The changes in consecutive groups that each fit one transaction with their counters.
 
         A group's transaction holds its logs, the summary and the acceptance
@@ -476,14 +476,15 @@ class SendWorker:
         recorded in two transactions instead of 98 one-log ones.
         """
         group: list[tuple[LogTransition, int, str]] = []
+        domains: set[str] = set()  # of the group's accepted messages
         for change in changes:
-            candidate = [*group, change]
-            accepted = [(size, email) for step, size, email in candidate if step.to_status == statuses.SENT]
-            if group and len(candidate) + 1 + len(self._acceptance_items(delivery_id, accepted, now)) \
-                    > MAX_TRANSACTION_ITEMS:
+            step, _, email = change
+            added = {domain_of(email)} if step.to_status == statuses.SENT else set()
+            if group and len(group) + 2 + acceptance_item_count(domains | added) > MAX_TRANSACTION_ITEMS:
                 yield group
-                candidate = [change]
-            group = candidate
+                group, domains = [], set()
+            group.append(change)
+            domains |= added
         if group:
             yield group
 
@@ -514,7 +515,8 @@ class SendWorker:
 
     def _acceptance_items(self, delivery_id: str, accepted: list[tuple[int, str]], now: int) -> list[dict[str, Any]]:
         """The counters SES's acceptance moves besides the delivery's, written in the same transaction:
-        sent per recipient domain (data/domain_stats.py) and the hour's messages and bytes (data/throughput.py)."""
+        sent per recipient domain (data/domain_stats.py) and the hour's messages and bytes (data/throughput.py);
+        acceptance_item_count says how many without making them."""
         if not accepted:
             return []
         table, expires = self.settings.tracking_stats_table, expiry(now, self.settings.tracking_retention_days)
@@ -554,6 +556,12 @@ class SendWorker:
     def _count_sent(count: int) -> None:
         if count:
             metrics.emit(metrics.MESSAGES_SENT, count)
+
+
+def acceptance_item_count(domains: set[str]) -> int:
+    """How many counter items SendWorker._acceptance_items writes for messages accepted to `domains`: one
+    per recipient domain and the hour's, none when no message was accepted."""
+    return len(domains) + 1 if domains else 0
 
 
 def _account_block(account: dict[str, Any]) -> Optional[tuple[str, str]]:
