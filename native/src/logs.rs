@@ -412,13 +412,13 @@ struct Judge<'k> {
     out: ParsedLog,
 }
 
-fn is_hex(value: &str, length: usize) -> bool {
+pub(crate) fn is_hex(value: &str, length: usize) -> bool {
     value.len() == length && value.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// The number a checked lower-case hex string spells ('0'-'9' are 0x30-0x39,
 /// 'a'-'f' 0x61-0x66: the low nibble, plus 9 for letters).
-fn hex_value(checked: &str) -> u128 {
+pub(crate) fn hex_value(checked: &str) -> u128 {
     checked.bytes().fold(0u128, |value, digit| {
         (value << 4) | u128::from((digit & 0x0F) + 9 * (digit >> 6))
     })

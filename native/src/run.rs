@@ -15,7 +15,7 @@ use std::fmt::Write;
 use crate::aggregate::{Summary, BUCKET_MS};
 use crate::base64url;
 use crate::classify::is_human;
-use crate::logs::Kind;
+use crate::logs::{self, Kind};
 
 /// The privacy setting `ip_address_mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,21 +216,11 @@ pub fn hex_into(value: u128, digits: usize, out: &mut [u8; 32]) -> &str {
 /// The 16 bytes of a hit path id at its own time (32 lower-case hex digits,
 /// the first 12 the time in ms), or None for any other id and time.
 fn timed_id(hit_id: &str, ts: i64) -> Option<[u8; 16]> {
-    let digits = hit_id.as_bytes();
-    if digits.len() != 32 {
+    if !logs::is_hex(hit_id, 32) {
         return None;
     }
-    let nibble = |digit: u8| match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        _ => None,
-    };
-    let mut raw = [0u8; 16];
-    for (byte, pair) in raw.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
-    }
-    let at = raw[..6].iter().fold(0i64, |at, &byte| at << 8 | i64::from(byte));
-    (at == ts).then_some(raw)
+    let value = logs::hex_value(hit_id);
+    (i64::try_from(value >> 80) == Ok(ts)).then_some(value.to_be_bytes())
 }
 
 /// `items.packed_id`: a hit path id at its own time as 22 base64url characters.
