@@ -310,8 +310,6 @@ class TrackingWorkflow:
         record = self._compute(run, owner, now_ms, parsed, position["checkpoint"],
                                backlog=backlog["backlog_objects"] > 0)
         record["position"] = position
-        record["counter_layout"] = counters.LAYOUT
-        record["statistics"]["stat_items_updated"] = len(_stat_writes(record))
         record["statistics"]["ignored_objects"] = plan.ignored
         record["statistics"].update(backlog)
         record_key = self.logs.put_run_record(f"{run:012d}-{owner}", record)
@@ -506,7 +504,7 @@ class TrackingWorkflow:
             "duplicates": sum(result.duplicates for _, _, result in parsed) + writes.duplicates,
             "over_limit": writes.over_limit,
             "recipients_updated": len(recipients),
-            "stat_items_updated": len(stats),
+            "stat_items_updated": len(counters.group(stats)),  # the items _apply writes (_stat_writes)
             "log_pages_written": len(pages),
             "deliveries": sorted({delta.delivery_id for delta in writes.deliveries})[:MAX_LISTED_DELIVERIES],
             "deliveries_touched": len(writes.deliveries),
@@ -516,8 +514,8 @@ class TrackingWorkflow:
         return {
             "run": run, "owner": owner, "created_at": now_ms, "checkpoint": checkpoint,
             "objects": [[hour, key] for hour, key, _ in parsed],
-            "recipients": recipients, "stats": stats, "quarantine": quarantine, "statistics": statistics,
-            "log_pages": pages,
+            "recipients": recipients, "stats": stats, "counter_layout": counters.LAYOUT, "quarantine": quarantine,
+            "statistics": statistics, "log_pages": pages,
         }
 
     def _delivery_log_facts(self, touched: set[tuple[str, int]], stored: Mapping[tuple[str, int], Mapping[str, Any]]
