@@ -11,7 +11,10 @@ Erasing keeps the numbers: the delivery's counts and the consolidated
 tracking are counters that name nobody, so they stay as they are. A delivery
 log stays as an anonymous row (status, failure reason, times), without the
 address, the recipient id, the attributes or SES's text; a log not yet sent
-is canceled, so the person is not mailed. The tracking items go. An address
+is canceled, so the person is not mailed. The tracking items go, and the
+delivery's tracking logs (the Tracking tab's pages, which name each hit's
+recipient) are rewritten without their id: their hits stay listed, as
+nobody's. An address
 that was opted out, quarantined or denylisted stays suppressed under a keyed
 one-way hash (chalicelib/data/addresses.py), which the send worker checks,
 so erasing a person never mails them again.
@@ -32,7 +35,9 @@ from chalicelib.data.tracking import TrackingStore
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.mta import states, statuses
 from chalicelib.settings import Settings
-from chalicelib.tracking.items import decode_hits
+from chalicelib.tracking.core import KINDS
+from chalicelib.tracking.items import decode_hits, decode_summary
+from chalicelib.tracking.log_pages import stat_range, window_of, without_recipient
 
 # What a delivery log says about the person (the rest, its status and times, names nobody).
 PERSONAL_LOG_FIELDS = ("email", "recipient_id", "attributes", "message_id", "failure_detail", "smtp_response",
@@ -83,8 +88,10 @@ def erase_recipient(settings: Settings, recipient_id: str) -> dict[str, Any]:
     """Erase what is kept about a recipient; the counts stay. What was done, by kind."""
     logs_store, tracking, addresses = _stores(settings)
     logs = logs_store.recipient_logs(recipient_id)
+    # The pages first: the tracking items say where their hits were logged, and go next.
+    pages_rewritten = _erase_from_log_pages(tracking, tracking.recipient_items(recipient_id), recipient_id)
     hits_deleted = tracking.delete_recipient(recipient_id)
-    if not (logs or hits_deleted):
+    if not (logs or hits_deleted or pages_rewritten):
         raise NotFound(f"nothing is kept about recipient {recipient_id}")
     emails = sorted({log["email"].strip().lower() for log in logs if log.get("email")})
     at = now_ms()
@@ -102,8 +109,50 @@ def erase_recipient(settings: Settings, recipient_id: str) -> dict[str, Any]:
     for log in logs:
         canceled += _erase_log(logs_store, log, at)
     return {"recipient_id": recipient_id, "delivery_logs_erased": len(logs), "unsent_logs_canceled": canceled,
-            "tracking_items_deleted": hits_deleted, "addresses_deleted": outcomes.get("deleted", 0),
+            "tracking_items_deleted": hits_deleted, "tracking_log_pages_rewritten": pages_rewritten,
+            "addresses_deleted": outcomes.get("deleted", 0),
             "addresses_kept_as_hash": outcomes.get("suppressed_as_hash", 0)}
+
+
+def _erase_from_log_pages(tracking: TrackingStore, items: list[dict[str, Any]], recipient_id: str,
+                          attempts: int = 5) -> int:
+    """Blank the recipient's id in the log pages that hold their hits; how many pages were rewritten.
+
+    Where to look comes from their tracking items: each stored hit's kind and
+    5-minute window, and the span of the hits evicted into the summary (of
+    the kinds it counts). Reads are bounded by the person's own hits, never
+    the whole delivery. A page changed meanwhile (another erasure) is read
+    again and rewritten.
+    """
+    spans: dict[tuple[str, str], set[tuple[int, int]]] = {}
+    for item in items:
+        delivery_id = str(item["delivery_id"])
+        for hit in decode_hits(item):
+            spans.setdefault((delivery_id, hit.kind), set()).add((window_of(hit.ts), window_of(hit.ts)))
+        summary = decode_summary(item)
+        if summary is not None:
+            for kind, count in zip(KINDS, summary.kinds, strict=False):
+                if count:
+                    spans.setdefault((delivery_id, kind), set()).add(
+                        (window_of(summary.first[0]), window_of(summary.last[0])))
+    rewritten = 0
+    for (delivery_id, kind), windows in sorted(spans.items()):
+        seen: set[str] = set()
+        for first, last in sorted(windows):
+            for page in tracking.stats_between(delivery_id, *stat_range(kind, first, last)):
+                if page["stat"] in seen:
+                    continue
+                seen.add(page["stat"])
+                for _ in range(attempts):
+                    changed = without_recipient(page, recipient_id) if page else None
+                    if changed is None or tracking.rewrite_log_page(changed):
+                        rewritten += changed is not None
+                        break
+                    page = tracking.get_stat(delivery_id, page["stat"]) or {}
+                else:
+                    raise Conflict(f"a tracking log page of delivery {delivery_id} kept changing while being "
+                                   "erased: try again")
+    return rewritten
 
 
 def _erase_log(store: DeliveryStore, log: dict[str, Any], at: int, attempts: int = 5) -> int:

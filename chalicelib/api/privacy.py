@@ -35,6 +35,9 @@ class RecipientErasure(BaseModel):
     delivery_logs_erased: int = Field(description="logs kept as anonymous rows (status, reason, times)")
     unsent_logs_canceled: int = Field(description="logs not yet sent, canceled so the person is not mailed")
     tracking_items_deleted: int
+    tracking_log_pages_rewritten: int = Field(description="pages of the deliveries' tracking logs that named "
+                                                          "them, rewritten without their id (their hits stay "
+                                                          "listed, as nobody's)")
     addresses_deleted: int
     addresses_kept_as_hash: int = Field(description="opted-out, quarantined or denylisted addresses kept "
                                                     "suppressed as a keyed one-way hash")

@@ -158,6 +158,17 @@ class TrackingStore:
             return False
         return True
 
+    def rewrite_log_page(self, page: Mapping[str, Any]) -> bool:
+        """Put back a log page read from the table, changed (erasure), on condition that it is still the one
+        read (its last_run; pages are otherwise written once); False if it changed or went meanwhile."""
+        try:
+            self._dynamodb.put_item(TableName=self.stats_table, Item=to_item(page),
+                                    ConditionExpression="last_run = :run",
+                                    ExpressionAttributeValues={":run": {"N": str(int(page["last_run"]))}})
+        except self._dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def log_pages_down(self, delivery_id: str, prefix: str, highest: str, page_size: int = 20
                        ) -> Iterator[dict[str, Any]]:
         """A delivery's stats items from `prefix` whose name is at most `highest`, in descending name order:
@@ -192,6 +203,14 @@ class TrackingStore:
         response = self._dynamodb.get_item(TableName=self.stats_table,
                                            Key={"delivery_id": {"S": delivery_id}, "stat": {"S": stat}})
         return from_item(response.get("Item"))
+
+    def stats_between(self, delivery_id: str, low: str, high: str) -> list[dict[str, Any]]:
+        """A delivery's stats items whose name is in [low, high], in name order (a Query)."""
+        return list(query_all(
+            self._dynamodb, TableName=self.stats_table,
+            KeyConditionExpression="delivery_id = :d AND stat BETWEEN :low AND :high",
+            ExpressionAttributeValues={":d": {"S": delivery_id}, ":low": {"S": low}, ":high": {"S": high}},
+        ))
 
     def query_stats(self, delivery_id: str, prefix: str) -> list[dict[str, Any]]:
         """A delivery's stats items whose name starts with `prefix`, in name order (a Query)."""

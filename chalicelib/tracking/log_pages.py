@@ -58,6 +58,20 @@ def page_stat(kind: str, window: int, run: int, part: int) -> str:
     return f"{kind_prefix(kind)}{window:015d}#{run:012d}#{part:04d}"
 
 
+def stat_range(kind: str, first_window: int, last_window: int) -> tuple[str, str]:
+    """The lowest and highest stat of a kind's pages whose window is in [first_window, last_window]."""
+    return f"{kind_prefix(kind)}{first_window:015d}#", f"{kind_prefix(kind)}{last_window:015d}#~"
+
+
+def without_recipient(page: Mapping[str, Any], recipient_id: str) -> dict[str, Any] | None:
+    """`page` with `recipient_id` blanked wherever its hits name it (their lines, counts and times stay:
+    they become nobody's), or None when it does not name them."""
+    names = [str(name) for name in page.get("recipients") or []]
+    if not recipient_id or recipient_id not in names:
+        return None
+    return {**page, "recipients": ["" if name == recipient_id else name for name in names]}
+
+
 def window_in(stat: str) -> int:
     """The window start a page's stat names."""
     return int(stat.split("#")[2])

@@ -78,7 +78,8 @@ def test_erasure_removes_the_person_keeps_the_counts_and_the_opt_out(api: Any, m
     response = api.delete("/api/recipients/ann")
     assert response.status_code == 200, response.body
     assert response.json_body == {"recipient_id": "ann", "delivery_logs_erased": 1, "unsent_logs_canceled": 0,
-                                  "tracking_items_deleted": 1, "addresses_deleted": 0, "addresses_kept_as_hash": 1}
+                                  "tracking_items_deleted": 1, "tracking_log_pages_rewritten": 2,
+                                  "addresses_deleted": 0, "addresses_kept_as_hash": 1}
 
     after = api.get(f"/api/deliveries/{tracked}").json_body
     assert after["counts"] == before["counts"] and after["failures"] == before["failures"]
@@ -102,6 +103,32 @@ def test_erasure_removes_the_person_keeps_the_counts_and_the_opt_out(api: Any, m
     [ann_log] = [log for log in api.get(f"/api/deliveries/{again}/logs").json_body["items"]
                  if log["recipient_id"] == "ann-again"]
     assert (ann_log["status"], ann_log["failure_reason"]) == ("ignored", "denylisted")
+
+
+def test_erasure_takes_the_person_out_of_the_deliverys_tracking_logs(api: Any, client: Any, mta: Any,
+                                                                      resources: Any, tracked: str) -> None:
+    """The Tracking tab's log pages name each hit's recipient: erasing Ann rewrites the pages that named
+    her (her hits stay, counted, as nobody's), and Bob's stay named."""
+    html = message_to("bob@example.net")["html"]
+    [open_path] = re.findall(r'"https://t\.example\.com(/o/[^"]+)"', html)
+    assert client.get(open_path.replace("&amp;", "&")).status_code == 200
+    pumps_for(resources)[0].step()
+    assert api.post("/api/workflow/run").json_body["hits_accepted"] == 1
+
+    def logged() -> list[tuple[str, str]]:
+        items = api.get(f"/api/deliveries/{tracked}/tracking?limit=200").json_body["items"]
+        return sorted((item["recipient_id"], item["kind"]) for item in items)
+
+    before = logged()
+    assert ("ann", "optout") in before and ("bob", "open") in before
+    response = api.delete("/api/recipients/ann")
+    assert response.status_code == 200, response.body
+    assert response.json_body["tracking_log_pages_rewritten"] >= 2  # her click or open, and her opt-out
+    after = logged()
+    assert len(after) == len(before) and ("bob", "open") in after
+    assert [entry for entry in after if entry[0] == "ann"] == []
+    assert "'ann'" not in repr(table_items(get_settings().tracking_stats_table))
+    assert api.delete("/api/recipients/ann").status_code == 404  # nothing is left to find
 
 
 def test_erasing_someone_not_yet_sent_to_cancels_their_message(api: Any, mta: Any, resources: Any) -> None:
