@@ -139,7 +139,7 @@ def _erase_from_log_pages(tracking: TrackingStore, items: list[dict[str, Any]], 
     for (delivery_id, kind), windows in sorted(spans.items()):
         seen: set[str] = set()
         for first, last in sorted(windows):
-            for page in tracking.stats_between(delivery_id, *stat_range(kind, first, last)):
+            for page in tracking.log_pages_down(delivery_id, *stat_range(kind, first, last)):
                 if page["stat"] in seen:
                     continue
                 seen.add(page["stat"])

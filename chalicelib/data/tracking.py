@@ -204,14 +204,6 @@ class TrackingStore:
                                            Key={"delivery_id": {"S": delivery_id}, "stat": {"S": stat}})
         return from_item(response.get("Item"))
 
-    def stats_between(self, delivery_id: str, low: str, high: str) -> list[dict[str, Any]]:
-        """A delivery's stats items whose name is in [low, high], in name order (a Query)."""
-        return list(query_all(
-            self._dynamodb, TableName=self.stats_table,
-            KeyConditionExpression="delivery_id = :d AND stat BETWEEN :low AND :high",
-            ExpressionAttributeValues={":d": {"S": delivery_id}, ":low": {"S": low}, ":high": {"S": high}},
-        ))
-
     def query_stats(self, delivery_id: str, prefix: str) -> list[dict[str, Any]]:
         """A delivery's stats items whose name starts with `prefix`, in name order (a Query)."""
         return list(query_all(
