@@ -834,7 +834,7 @@ fn table_context(
         burst_window_ms: rule(intern!(py, "burst_window_ms"))?,
         min_click_after_send_ms: rule(intern!(py, "min_click_after_send_ms"))?,
     };
-    let flags = |name: &Bound<'_, PyString>, texts: &[Box<str>], find: &dyn Fn(&str) -> Option<u32>| {
+    let flags = |name: &Bound<'_, PyString>, texts: &[&str], find: &dyn Fn(&str) -> Option<u32>| {
         let mapping = context.getattr(name)?;
         if let Some(flagged) = exact_str_keys(&mapping)? {
             // The flags name the few agents / addresses that have some: read them, not a lookup per text.
@@ -848,13 +848,13 @@ fn table_context(
         }
         texts
             .iter()
-            .map(|text| Ok(context_get(&mapping, &**text)?.unwrap_or(0)))
+            .map(|text| Ok(context_get(&mapping, *text)?.unwrap_or(0)))
             .collect::<PyResult<Vec<i64>>>()
     };
-    let agents = flags(intern!(py, "agents"), table.user_agent_texts(), &|text| {
+    let agents = flags(intern!(py, "agents"), &table.user_agent_texts(), &|text| {
         table.find_user_agent(text)
     })?;
-    let addresses = flags(intern!(py, "addresses"), table.ip_texts(), &|text| table.find_ip(text))?;
+    let addresses = flags(intern!(py, "addresses"), &table.ip_texts(), &|text| table.find_ip(text))?;
     let sent_mapping = context.getattr(intern!(py, "sent_at"))?;
     let sent_at = match sent_by_recipient(&sent_mapping)? {
         Some(known) if known.is_empty() => vec![None; group_keys.len()],
@@ -1228,7 +1228,7 @@ impl RunHits {
 
     /// The distinct user agents of the hits.
     fn user_agents<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        string_list(py, self.table.user_agent_texts().iter().map(|text| &**text))
+        string_list(py, self.table.user_agent_texts())
     }
 
     /// ({address: flags} of the hits' dotted-quad IPv4 addresses that have some in `ranges` (classify's
@@ -1246,9 +1246,9 @@ impl RunHits {
             match run::dotted_quad(ip) {
                 Some(value) => match run::range_flags(u64::from(value), &starts, &ends, &flags) {
                     0 => {}
-                    flagged => found.set_item(&**ip, flagged)?,
+                    flagged => found.set_item(ip, flagged)?,
                 },
-                None => others.append(&**ip)?,
+                None => others.append(ip)?,
             }
         }
         Ok((found, others))
@@ -1256,7 +1256,7 @@ impl RunHits {
 
     /// The distinct (minimised) addresses of the hits.
     fn ips<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        string_list(py, self.table.ip_texts().iter().map(|text| &**text))
+        string_list(py, self.table.ip_texts())
     }
 
     /// The run's writes: (recipient items (`items.encode_recipient`, without
