@@ -1341,7 +1341,11 @@ impl RunHits {
                 &mut encoded,
                 run::Spelling::Json,
                 kept.iter().zip(verdicts).map(|(&row, &verdict)| run::ItemHit {
-                    hit_id: table.hit_id_of(row),
+                    hit_id: if packed.get(row).is_some() {
+                        ""
+                    } else {
+                        table.hit_id_of(row)
+                    },
                     ts: table.ts(row),
                     packed: packed.get(row),
                     kind: table.kind(row).map_or("", Kind::as_str),
@@ -1444,7 +1448,11 @@ impl RunHits {
                 .iter()
                 .map(|&(_, row, recipient)| run::PageHit {
                     ts: table.ts(row),
-                    hit_id: table.hit_id_of(row),
+                    hit_id: if packed.get(row).is_some() {
+                        ""
+                    } else {
+                        table.hit_id_of(row)
+                    },
                     packed: packed.get(row),
                     kind: table.kind(row).map_or("", Kind::as_str),
                     log_id: table.recipient(row).1,

@@ -359,6 +359,7 @@ impl Lines {
 
 /// One hit of a recipient's tracking item, as `encode_recipient` reads it.
 pub struct ItemHit<'a> {
+    /// The hit id ("" when `packed` is given: it spells the id, and reading ids costs a run).
     pub hit_id: &'a str,
     pub ts: i64,
     /// `packed_id(hit_id, ts)`, made by the caller (PackedIds).
@@ -477,6 +478,7 @@ pub fn reached(hits: impl Iterator<Item = (Option<Kind>, i64)>, summary: Option<
 #[derive(Clone, Copy)]
 pub struct PageHit<'a> {
     pub ts: i64,
+    /// The hit id ("" when `packed` is given: it spells the id, and reading ids costs a run).
     pub hit_id: &'a str,
     /// `packed_id(hit_id, ts)`, made by the caller (PackedIds).
     pub packed: Option<&'a str>,
@@ -485,6 +487,28 @@ pub struct PageHit<'a> {
     pub url_id: i64,
     pub ua: &'a str,
     pub recipient: &'a str,
+}
+
+/// A page hit's id, spelled out from its packed form when it was given so (a hit path id: 32 hex digits).
+fn page_hit_id<'a>(hit: &PageHit<'a>) -> Cow<'a, str> {
+    match hit.packed {
+        Some(packed) if hit.hit_id.is_empty() => {
+            let mut raw = [0u8; 16];
+            let decoded = base64url::decode_canonical(packed.as_bytes(), &mut raw);
+            debug_assert_eq!(decoded, Some(16), "a packed id is 16 bytes");
+            Cow::Owned(logs::hex32(u128::from_be_bytes(raw)))
+        }
+        _ => Cow::Borrowed(hit.hit_id),
+    }
+}
+
+/// Python's `len` of a page hit's id (32 hex digits when it is given packed).
+fn page_hit_id_length(hit: &PageHit<'_>) -> usize {
+    if hit.packed.is_some() && hit.hit_id.is_empty() {
+        32
+    } else {
+        characters(hit.hit_id)
+    }
 }
 
 /// Python's `len` of a text (its characters): its bytes when it is ASCII, as hit ids are.
@@ -524,7 +548,7 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
     order.sort_unstable_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
-            .then_with(|| hits[a.2].hit_id.cmp(hits[b.2].hit_id))
+            .then_with(|| page_hit_id(&hits[a.2]).cmp(&page_hit_id(&hits[b.2])))
     });
     hits = order.iter().map(|&(_, _, index)| hits[index]).collect();
     let mut pages = Vec::new();
@@ -550,13 +574,13 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
             let new_ua = !ua_index.contains_key(hit.ua);
             let new_recipient = !recipient_index.contains_key(hit.recipient);
             let mut cost = 64
-                + characters(hit.hit_id)
+                + page_hit_id_length(hit)
                 + if new_ua { hit.ua.len() } else { 0 }
                 + if new_recipient { hit.recipient.len() } else { 0 };
             if !current.lines.is_empty() && size + cost > MAX_PAGE_BYTES {
                 part += 1;
                 pages.push(std::mem::replace(&mut current, page(part)));
-                (size, cost) = (0, 64 + characters(hit.hit_id) + hit.ua.len() + hit.recipient.len());
+                (size, cost) = (0, 64 + page_hit_id_length(hit) + hit.ua.len() + hit.recipient.len());
                 ua_index.clear();
                 recipient_index.clear();
             }
@@ -768,6 +792,28 @@ mod tests {
         );
         let lines = |page: &Page<'_>| page.lines.iter().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(lines(&pages[1]), ["1\ta\t1\t2\t0\t0", "3\td\t1\t2\t1\t0"]);
+
+        // Hit path ids given packed, without their text: the same order (ties of ts by id) and sizes.
+        let ids: Vec<String> = (0..6u128)
+            .map(|serial| logs::hex32((7 << 80) | (serial * 0x0123_4567_89ab)))
+            .collect();
+        let stamps: Vec<String> = ids.iter().map(|id| packed_id(id, 7).expect("packs")).collect();
+        let spelled = |with_ids: bool| {
+            let hits: Vec<PageHit<'_>> = [3, 0, 5, 1, 4, 2]
+                .iter()
+                .map(|&index: &usize| PageHit {
+                    packed: Some(stamps[index].as_str()),
+                    hit_id: if with_ids { &ids[index] } else { "" },
+                    ..hit(7, "", "open", &ua[..60_000 - index])
+                })
+                .collect();
+            encode_pages(hits, 7, Spelling::Text)
+                .iter()
+                .map(|page| (page.stat.clone(), lines(page)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(spelled(false), spelled(true));
+        assert_eq!(spelled(true).len(), 2);
         assert_eq!(lines(&pages[2]), ["4\te\t1\t2\t0\t0"]);
     }
 }
