@@ -28,6 +28,14 @@ impl Default for Items {
 }
 
 impl Items {
+    /// Room for about `bytes` of items reserved (not touched: it costs memory only as it is written),
+    /// so a run's tens of megabytes are not copied as they grow.
+    pub fn with_capacity(bytes: usize) -> Items {
+        let mut items = Items::default();
+        items.text.reserve(bytes);
+        items
+    }
+
     fn separate(&mut self) {
         if let Some(written) = self.written.last_mut() {
             if std::mem::replace(written, true) {

@@ -1318,7 +1318,8 @@ impl RunHits {
 
         let default = details_from(default)?;
         let packed = run::PackedIds::new((0..table.len() as u32).map(|row| (table.hit_id_of(row), table.ts(row))));
-        let mut items = dynamo::Items::default();
+        // About what the standard input's items take (hit lines, their agents and addresses), and pages.
+        let mut items = dynamo::Items::with_capacity(400 * aggregates.kept.len() + 500 * aggregates.recipients.len());
         let mut recipient_texts: Vec<String> = vec![default.recipient_text.clone()];
         let mut logged: Vec<(u32, u32, usize)> = Vec::new(); // (delivery, row, recipient text)
         let mut domains: std::collections::BTreeMap<(&str, String), [i64; 4]> = std::collections::BTreeMap::new();
@@ -1439,7 +1440,7 @@ impl RunHits {
             domain_deltas.append((*delivery_id, stat.as_str(), add))?;
         }
 
-        let mut pages = dynamo::Items::default();
+        let mut pages = dynamo::Items::with_capacity(100 * logged.len() + 4096);
         let mut start = 0;
         while start < logged.len() {
             let delivery = logged[start].0;
