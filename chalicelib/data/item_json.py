@@ -7,9 +7,10 @@ CPU than everything else in a run. So the compute encodes them once, as one
 JSON array of items in DynamoDB's attribute-value form (what PutItem's
 `Item` takes: `{"S": ...}`, `{"N": "..."}`, `{"L": [...]}`, `{"M": {...}}`),
 natively (sendtrail_native.RunHits.compute, native/src/dynamo.rs) or by
-`EncodedItems.encode` (the Python reference, the same bytes). The run record
-carries that text as it is (`dumps`), and applying it decodes each item with
-`json.loads`, ready for the client.
+`EncodedItems.encode` (the Python reference, the same bytes), with where each
+item ends in it. The run record carries that text as it is (`dumps`), and
+applying it decodes one item at a time with `json.loads` (`texts`), ready for
+the client: a run of half a million hits never holds all its items decoded.
 
 The text is `json.dumps([to_item(item), ...], separators=(",", ":"))`:
 ASCII, other characters as \\uXXXX escapes, as every run record was written.
@@ -29,18 +30,28 @@ _COMPACT = (",", ":")
 
 @dataclass(frozen=True)
 class EncodedItems:
-    """Items in DynamoDB's attribute-value form, as one JSON array (`text`) of `count` items."""
+    """Items in DynamoDB's attribute-value form, as one JSON array (`text`), and where each item ends in it."""
 
     text: bytes
-    count: int
+    ends: tuple[int, ...]
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.ends)
 
     @classmethod
     def encode(cls, items: Sequence[Mapping[str, Any]]) -> "EncodedItems":
         """The items (plain values, as the data layer's to_item takes them) encoded."""
-        return cls(json.dumps([to_item(item) for item in items], separators=_COMPACT).encode("ascii"), len(items))
+        texts = [json.dumps(to_item(item), separators=_COMPACT).encode("ascii") for item in items]
+        ends, at = [], 0
+        for text in texts:
+            at += len(text) + 1  # after "[" or ","
+            ends.append(at)
+        return cls(b"[" + b",".join(texts) + b"]", tuple(ends))
+
+    def texts(self) -> list[bytes]:
+        """Each item's JSON text (json.loads gives it in DynamoDB's form, ready for PutItem's `Item`)."""
+        starts = [1, *(end + 1 for end in self.ends)]  # past "[" or ","; one more than there are items
+        return [self.text[start:end] for start, end in zip(starts, self.ends, strict=False)]
 
     def items(self) -> list[dict[str, Any]]:
         """The items in DynamoDB's form, each ready for PutItem's `Item`."""

@@ -87,6 +87,7 @@ from __future__ import annotations
 import base64
 import calendar
 import contextlib
+import json
 import logging
 import re
 import time
@@ -574,9 +575,9 @@ class TrackingWorkflow:
             now_ms, self.settings.tracking_retention_days, run)
         if computed is None:
             return None
-        items, item_count, deliveries, domains, pages, page_count, accepted, duplicates, over_limit = computed
-        return _Writes(EncodedItems(items, item_count), tuple(core.DeliveryDelta(*delivery) for delivery in deliveries),
-                       domains, EncodedItems(pages, page_count), accepted, duplicates, over_limit)
+        items, item_ends, deliveries, domains, pages, page_ends, accepted, duplicates, over_limit = computed
+        return _Writes(EncodedItems(items, item_ends), tuple(core.DeliveryDelta(*delivery) for delivery in deliveries),
+                       domains, EncodedItems(pages, page_ends), accepted, duplicates, over_limit)
 
     def _classification(self, agents: Iterable[str], addresses: Iterable[str], state: _StoredState,
                         flagged_addresses: Mapping[str, int] | None = None) -> classification.Context:
@@ -604,10 +605,11 @@ class TrackingWorkflow:
         run = int(record["run"])
         at_ms = int(record["created_at"])
         expires = at_ms // 1000 + self.settings.tracking_retention_days * DAY_SECONDS
-        self._parallel(lambda item: self.tracking.put_recipient_item(item, run), _item_writes(record, "recipients"))
+        self._parallel(lambda item: self.tracking.put_recipient_item(_decoded(item), run),
+                       _item_writes(record, "recipients"))
         self._parallel(lambda write: self.tracking.apply_stat(write[0], write[1], write[2], run, at_ms, expires),
                        _stat_writes(record))
-        self._parallel(lambda page: self.tracking.put_log_page_item(page, run, expires),
+        self._parallel(lambda page: self.tracking.put_log_page_item(_decoded(page), run, expires),
                        _item_writes(record, "log_pages"))
         for entry in record["quarantine"]:
             if entry["whole_object"]:
@@ -628,14 +630,22 @@ class TrackingWorkflow:
             return list(pool.map(function, items))
 
 
-def _item_writes(record: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
-    """A run record's items of `name` (recipients, log_pages) in DynamoDB's form, ready for PutItem: as this
-    version computes them (EncodedItems), as its record reads back from S3, or as plain values in a record an
-    older version wrote (converted here, as that version did when it applied them)."""
+def _item_writes(record: Mapping[str, Any], name: str) -> list[bytes | dict[str, Any]]:
+    """A run record's items of `name` (recipients, log_pages) in DynamoDB's form, ready for PutItem (_decoded):
+    each one's JSON text as this version computes them (EncodedItems), decoded as its record reads back from
+    S3, or converted from the plain values of a record an older version wrote, as that version did."""
     items = record.get(name) or []
     if record.get("items_encoding") != item_json.ENCODING:
         return [to_item(item) for item in items]
-    return items.items() if isinstance(items, EncodedItems) else list(items)
+    return list(items.texts() if isinstance(items, EncodedItems) else items)
+
+
+def _decoded(item: bytes | dict[str, Any]) -> dict[str, Any]:
+    """An item of _item_writes in DynamoDB's form (decoded by the thread that writes it, one at a time)."""
+    if isinstance(item, bytes):
+        decoded: dict[str, Any] = json.loads(item)
+        return decoded
+    return item
 
 
 def _stat_writes(record: Mapping[str, Any]) -> list[tuple[str, str, dict[str, int]]]:

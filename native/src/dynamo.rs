@@ -14,7 +14,8 @@ pub struct Items {
     text: String,
     /// Per open container (the array, an item, a map or a list): whether a value was written in it.
     written: Vec<bool>,
-    count: usize,
+    /// Where each item ends in `text` (the workflow decodes them one at a time as it writes them).
+    ends: Vec<usize>,
 }
 
 impl Default for Items {
@@ -22,7 +23,7 @@ impl Default for Items {
         Items {
             text: String::from("["),
             written: vec![false],
-            count: 0,
+            ends: Vec::new(),
         }
     }
 }
@@ -61,7 +62,7 @@ impl Items {
     pub fn end(&mut self) {
         self.text.push('}');
         self.written.pop();
-        self.count += 1;
+        self.ends.push(self.text.len());
     }
 
     /// A string attribute.
@@ -142,18 +143,18 @@ impl Items {
 
     /// The items written.
     pub fn len(&self) -> usize {
-        self.count
+        self.ends.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.ends.is_empty()
     }
 
-    /// The JSON array (every item ended).
-    pub fn finish(mut self) -> String {
+    /// The JSON array (every item ended), and where each item ends in it.
+    pub fn finish(mut self) -> (String, Vec<usize>) {
         debug_assert_eq!(self.written.len(), 1, "an item, map or list left open");
         self.text.push(']');
-        self.text
+        (self.text, self.ends)
     }
 }
 
@@ -306,7 +307,7 @@ mod tests {
     #[test]
     fn items_are_written_in_the_attribute_value_form() {
         let mut items = Items::default();
-        assert_eq!(Items::default().finish(), "[]");
+        assert_eq!(Items::default().finish(), (String::from("[]"), vec![]));
         items.begin();
         items.s("id", "a\tb");
         items.n("count", -12);
@@ -325,8 +326,10 @@ mod tests {
         items.s("id", "b");
         items.end();
         assert_eq!(items.len(), 2);
+        let (text, ends) = items.finish();
+        assert_eq!(&text[ends[0]..ends[1]], r#",{"id":{"S":"b"}}"#);
         assert_eq!(
-            items.finish(),
+            text,
             concat!(
                 r#"[{"id":{"S":"a\tb"},"count":{"N":"-12"},"zero":{"N":"0"},"hits":{"L":[{"S":"x"},{"S":"y"}]},"#,
                 r#""none":{"L":[]},"evicted":{"M":{"max":{"N":"-9223372036854775808"},"#,

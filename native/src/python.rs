@@ -1260,9 +1260,9 @@ impl RunHits {
     }
 
     /// The run's writes: (recipient items (`items.encode_recipient`, without
-    /// last_run), their count, deliveries as `aggregate` gives them, domain
+    /// last_run), where each ends, deliveries as `aggregate` gives them, domain
     /// deltas [(delivery id, stat, deltas)] (`workflow.domain_updates`), log
-    /// pages (`log_pages.encode_pages`, deliveries in order), their count,
+    /// pages (`log_pages.encode_pages`, deliveries in order), where each ends,
     /// hits accepted, duplicates, over_limit); items and pages as one JSON
     /// array of DynamoDB items each ([`dynamo`], `data/item_json.py`). `prior`, `summaries`, `context` and the
     /// bound as `aggregate` takes them; `details`: recipient -> (recipient id
@@ -1481,14 +1481,14 @@ impl RunHits {
 
         let delivery_id = |number: u32| table.delivery_id(gathered.delivery_numbers[number as usize]).to_owned();
         let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;
-        let (items_count, pages_count) = (items.len(), pages.len());
+        let ((items, item_ends), (pages, page_ends)) = (items.finish(), pages.finish());
         (
-            PyBytes::new(py, items.finish().as_bytes()),
-            items_count,
+            PyBytes::new(py, items.as_bytes()),
+            PyTuple::new(py, item_ends)?,
             deliveries,
             domain_deltas,
-            PyBytes::new(py, pages.finish().as_bytes()),
-            pages_count,
+            PyBytes::new(py, pages.as_bytes()),
+            PyTuple::new(py, page_ends)?,
             accepted,
             aggregates.duplicates,
             aggregates.over_limit,

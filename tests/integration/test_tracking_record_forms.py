@@ -10,12 +10,13 @@ version reads back from S3 as the one the run applied.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from chalicelib.data import item_json
-from chalicelib.data.dynamo import from_item
+from chalicelib.data.dynamo import from_item, to_item
 from chalicelib.settings import get_settings
 from tests.integration.test_tracking_counters import _later_logs, _record_name
 from tests.integration.test_tracking_workflow import NOW, known_truth_logs, make_delivery
@@ -54,6 +55,15 @@ def test_a_pending_record_of_the_previous_form_is_completed_as_written(api: Any,
     resumed = workflow(clock, write_concurrency=1).run()
     assert (resumed["resumed_run"], resumed["status"]) == (1, "idle")
     assert snapshot() == clean
+
+
+def test_encoded_items_split_into_the_items_they_hold() -> None:
+    items = [{"delivery_id": "d", "log_id": index, "hits": ["a\tb"] * index, "ua": "Ünïcödé"} for index in range(4)]
+    encoded = item_json.EncodedItems.encode(items)
+    assert [json.loads(text) for text in encoded.texts()] == encoded.items() == [to_item(item) for item in items]
+    assert encoded.values() == items and len(encoded) == 4
+    assert item_json.EncodedItems.encode([]).texts() == [] and item_json.dumps({"a": encoded}) == (
+        b'{"a":' + json.dumps([to_item(item) for item in items], separators=(",", ":")).encode() + b"}")
 
 
 def test_a_record_reads_back_as_the_run_applied_it(api: Any, mta: Any) -> None:
