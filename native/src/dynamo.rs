@@ -88,6 +88,15 @@ impl Items {
         self.list_end();
     }
 
+    /// A list attribute of strings given already escaped (`escaped`, `run::Spelling::Json`).
+    pub fn escaped_strings<'a>(&mut self, name: &str, values: impl IntoIterator<Item = &'a str>) {
+        self.list(name);
+        for value in values {
+            self.list_escaped(value);
+        }
+        self.list_end();
+    }
+
     /// A list attribute of numbers.
     pub fn numbers(&mut self, name: &str, values: impl IntoIterator<Item = i64>) {
         self.list(name);

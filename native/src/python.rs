@@ -1362,11 +1362,7 @@ impl RunHits {
             items.begin();
             items.s("delivery_id", delivery_id);
             items.n("log_id", *log_id);
-            items.list("hits");
-            for line in encoded.lines.iter() {
-                items.list_escaped(line);
-            }
-            items.list_end();
+            items.escaped_strings("hits", encoded.lines.iter());
             items.strings("uas", encoded.uas.iter().copied());
             items.strings("ips", encoded.ips.iter().copied());
             items.n("hit_count", kept.len() as i64);
@@ -1467,11 +1463,7 @@ impl RunHits {
                 pages.begin();
                 pages.s("delivery_id", delivery_id);
                 pages.s("stat", &page.stat);
-                pages.list("hits");
-                for line in page.lines.iter() {
-                    pages.list_escaped(line);
-                }
-                pages.list_end();
+                pages.escaped_strings("hits", page.lines.iter());
                 pages.strings("uas", page.uas.iter().copied());
                 pages.strings("recipients", page.recipients.iter().copied());
                 pages.end();

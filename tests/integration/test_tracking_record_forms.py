@@ -23,24 +23,24 @@ from tests.integration.test_tracking_workflow import NOW, known_truth_logs, make
 from tests.tracking_harness import FakeClock, SimulatedCrash, reset_workflow_tables, snapshot, tap, workflow
 
 
-def _crash_after_registering(clock: FakeClock) -> dict[str, Any]:
-    """A run stopped once its record is written and registered (acquire, run record, register): its record."""
-    with tap(crash_after_writes=3), pytest.raises(SimulatedCrash):
-        workflow(clock, write_concurrency=1).run()
-    run = workflow(clock)
-    return run.logs.get_run_record(run.state.get_state()["pending_record"])
-
-
-def test_a_pending_record_of_the_previous_form_is_completed_as_written(api: Any, mta: Any) -> None:
+def _clean_then_pending(api: Any, mta: Any, clock: FakeClock) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the tables an uninterrupted run gives, the record of the same run stopped once its record is written
+    and registered: acquire, run record, register)."""
     delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     _later_logs(delivery_id)
     workflow(FakeClock(NOW), write_concurrency=1).run()
     clean = snapshot()
-
     reset_workflow_tables()
+    with tap(crash_after_writes=3), pytest.raises(SimulatedCrash):
+        workflow(clock, write_concurrency=1).run()
+    run = workflow(clock)
+    return clean, run.logs.get_run_record(run.state.get_state()["pending_record"])
+
+
+def test_a_pending_record_of_the_previous_form_is_completed_as_written(api: Any, mta: Any) -> None:
     clock = FakeClock(NOW)
-    pending = _crash_after_registering(clock)
+    clean, pending = _clean_then_pending(api, mta, clock)
     assert pending["items_encoding"] == item_json.ENCODING
     old = workflow(clock)
     for name in ("recipients", "log_pages"):  # the previous version's form: plain values
@@ -67,14 +67,8 @@ def test_encoded_items_split_into_the_items_they_hold() -> None:
 
 
 def test_a_record_reads_back_as_the_run_applied_it(api: Any, mta: Any) -> None:
-    delivery_id = make_delivery(api, mta)
-    known_truth_logs(delivery_id)
-    workflow(FakeClock(NOW), write_concurrency=1).run()
-    clean = snapshot()
-
-    reset_workflow_tables()
     clock = FakeClock(NOW)
-    pending = _crash_after_registering(clock)
+    clean, pending = _clean_then_pending(api, mta, clock)
     recipients = pending["recipients"]
     assert recipients and all(set(item["log_id"]) == {"N"} for item in recipients)  # DynamoDB's form, as written
     clock.advance(get_settings().workflow_lease_seconds + 1)
