@@ -27,7 +27,9 @@ million-hit object costs no million Python objects unless they are used.
 A workflow run also keeps its hits native from the parse to what it writes
 (`run_hits`, then `compute_run`: IPs minimised, recipient items, domain
 deltas and log pages, as chalicelib/tracking/workflow.py's Python path makes
-them), so a run makes Python objects for its writes, not for its hits.
+them), and gives the items and pages already encoded for DynamoDB (one JSON
+text each, chalicelib/data/item_json.py), so a run makes no Python object per
+hit nor per item from the parse to its write requests.
 
 The native module is used where it represents the input exactly, and the
 reference runs otherwise: a key ring value that is not bytes, data that is

@@ -113,7 +113,9 @@ class RedirectionLogStore:
 
     def put_run_record(self, name: str, record: dict[str, Any]) -> str:
         key = f"{RUN_RECORD_PREFIX}{name}.json.gz"
-        body = gzip.compress(json.dumps(record, separators=(",", ":")).encode("utf-8"), compresslevel=5)
+        from chalicelib.data import item_json  # the workflow's alone: the hit path imports this module lean
+
+        body = gzip.compress(item_json.dumps(record), compresslevel=5)
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/json",
                             ContentEncoding="gzip")
         return key

@@ -71,8 +71,12 @@ class TrackingStore:
 
     def put_recipient(self, item: Mapping[str, Any], run: int) -> bool:
         """Write a recipient's tracking item for run `run`; False if a run >= `run` already wrote it."""
+        return self.put_recipient_item(to_item(item), run)
+
+    def put_recipient_item(self, item: Mapping[str, Any], run: int) -> bool:
+        """put_recipient of an item already in DynamoDB's form (a run record's, data/item_json.py)."""
         try:
-            self._dynamodb.put_item(TableName=self.tracking_table, Item=to_item({**item, "last_run": run}),
+            self._dynamodb.put_item(TableName=self.tracking_table, Item={**item, "last_run": {"N": str(run)}},
                                     ConditionExpression=_GUARD, ExpressionAttributeValues={":run": {"N": str(run)}})
         except self._dynamodb.exceptions.ConditionalCheckFailedException:
             return False
@@ -150,9 +154,14 @@ class TrackingStore:
 
     def put_log_page(self, item: Mapping[str, Any], run: int, expires_at_epoch: int) -> bool:
         """Write one log page of run `run` (tracking/log_pages.py); False if it was written already."""
+        return self.put_log_page_item(to_item(item), run, expires_at_epoch)
+
+    def put_log_page_item(self, item: Mapping[str, Any], run: int, expires_at_epoch: int) -> bool:
+        """put_log_page of an item already in DynamoDB's form (a run record's, data/item_json.py)."""
         try:
             self._dynamodb.put_item(TableName=self.stats_table,
-                                    Item=to_item({**item, "last_run": run, "expires_at_epoch": expires_at_epoch}),
+                                    Item={**item, "last_run": {"N": str(run)},
+                                          "expires_at_epoch": {"N": str(expires_at_epoch)}},
                                     ConditionExpression=_GUARD, ExpressionAttributeValues={":run": {"N": str(run)}})
         except self._dynamodb.exceptions.ConditionalCheckFailedException:
             return False

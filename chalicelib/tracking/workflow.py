@@ -30,12 +30,15 @@ number them):
     counter deltas; user agents are classified once each. With the native
     layer, the run's hits stay native from the parse to the items written
     (IPs minimised, recipient items, domain deltas and log pages encoded by
-    sendtrail_native.RunHits); Python reads the stored state, classifies
+    sendtrail_native.RunHits, the items and pages as DynamoDB JSON:
+    data/item_json.py); Python reads the stored state, classifies
     the distinct agents and addresses and sums the user-agent families.
     The Python path (`_writes`) is the reference and writes the same record
     (tests/unit/test_native_run.py).
  5. Write ahead. The run record (objects, new recipient items, stat deltas,
-    quarantined lines, listing position, statistics) is put to S3 [write], then
+    quarantined lines, listing position, statistics) is put to S3 [write], its
+    items and log pages as PutItem takes them (`items_encoding`; a record an
+    older version wrote holds plain values, converted when applied), then
     registered as the state's pending run under the next run number, on
     condition that this run still holds the lease [write: register].
  6. Recipients: one PutItem per touched recipient, the whole new item,
@@ -84,6 +87,7 @@ from __future__ import annotations
 import base64
 import calendar
 import contextlib
+import json
 import logging
 import re
 import time
@@ -93,8 +97,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from chalicelib import metrics, native
-from chalicelib.data import counters
+from chalicelib.data import counters, item_json
 from chalicelib.data.domain_stats import TRACKED, UNKNOWN_DOMAIN, domain_stat
+from chalicelib.data.dynamo import to_item
+from chalicelib.data.item_json import EncodedItems
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
     INDICATORS,
@@ -231,10 +237,10 @@ class _StoredState:
 class _Writes:
     """What a run writes besides the counter items' stat_updates: computed natively or in Python, the same."""
 
-    recipients: list[dict[str, Any]]
+    recipients: EncodedItems
     deliveries: Sequence[core.DeliveryDelta]
     domains: list[tuple[str, str, dict[str, int]]]
-    pages: list[dict[str, Any]]
+    pages: EncodedItems
     hits_accepted: int
     duplicates: int
     over_limit: int
@@ -515,7 +521,7 @@ class TrackingWorkflow:
             "run": run, "owner": owner, "created_at": now_ms, "checkpoint": checkpoint,
             "objects": [[hour, key] for hour, key, _ in parsed],
             "recipients": recipients, "stats": stats, "counter_layout": counters.LAYOUT, "quarantine": quarantine,
-            "statistics": statistics, "log_pages": pages,
+            "statistics": statistics, "log_pages": pages, "items_encoding": item_json.ENCODING,
         }
 
     def _delivery_log_facts(self, touched: set[tuple[str, int]], stored: Mapping[tuple[str, int], Mapping[str, Any]]
@@ -547,10 +553,10 @@ class TrackingWorkflow:
             known = {hit.hit_id for hit in state.prior.get(key, ())}
             logged.setdefault(update.delivery_id, []).extend(
                 (hit, recipient_text) for hit in update.hits if hit.hit_id not in known)
-        return _Writes(recipients, aggregates.deliveries,
+        return _Writes(EncodedItems.encode(recipients), aggregates.deliveries,
                        domain_updates(aggregates.recipients, state.prior, domains, context.stored, state.summaries),
-                       [page for delivery_id in sorted(logged)
-                        for page in log_pages.encode_pages(delivery_id, logged[delivery_id], run)],
+                       EncodedItems.encode([page for delivery_id in sorted(logged)
+                                            for page in log_pages.encode_pages(delivery_id, logged[delivery_id], run)]),
                        sum(update.added for update in aggregates.recipients), aggregates.duplicates,
                        aggregates.over_limit)
 
@@ -569,9 +575,9 @@ class TrackingWorkflow:
             now_ms, self.settings.tracking_retention_days, run)
         if computed is None:
             return None
-        recipients, deliveries, domains, pages, accepted, duplicates, over_limit = computed
-        return _Writes(recipients, tuple(core.DeliveryDelta(*delivery) for delivery in deliveries), domains, pages,
-                       accepted, duplicates, over_limit)
+        items, item_ends, deliveries, domains, pages, page_ends, accepted, duplicates, over_limit = computed
+        return _Writes(EncodedItems(items, item_ends), tuple(core.DeliveryDelta(*delivery) for delivery in deliveries),
+                       domains, EncodedItems(pages, page_ends), accepted, duplicates, over_limit)
 
     def _classification(self, agents: Iterable[str], addresses: Iterable[str], state: _StoredState,
                         flagged_addresses: Mapping[str, int] | None = None) -> classification.Context:
@@ -599,10 +605,12 @@ class TrackingWorkflow:
         run = int(record["run"])
         at_ms = int(record["created_at"])
         expires = at_ms // 1000 + self.settings.tracking_retention_days * DAY_SECONDS
-        self._parallel(lambda item: self.tracking.put_recipient(item, run), record["recipients"])
+        self._parallel(lambda item: self.tracking.put_recipient_item(_decoded(item), run),
+                       _item_writes(record, "recipients"))
         self._parallel(lambda write: self.tracking.apply_stat(write[0], write[1], write[2], run, at_ms, expires),
                        _stat_writes(record))
-        self._parallel(lambda page: self.tracking.put_log_page(page, run, expires), record.get("log_pages", []))
+        self._parallel(lambda page: self.tracking.put_log_page_item(_decoded(page), run, expires),
+                       _item_writes(record, "log_pages"))
         for entry in record["quarantine"]:
             if entry["whole_object"]:
                 self.logs.copy_to_quarantine(entry["source"])
@@ -620,6 +628,24 @@ class TrackingWorkflow:
             return [function(item) for item in items]
         with ThreadPoolExecutor(max_workers=min(self.limits.write_concurrency, len(items))) as pool:
             return list(pool.map(function, items))
+
+
+def _item_writes(record: Mapping[str, Any], name: str) -> list[bytes | dict[str, Any]]:
+    """A run record's items of `name` (recipients, log_pages) in DynamoDB's form, ready for PutItem (_decoded):
+    each one's JSON text as this version computes them (EncodedItems), decoded as its record reads back from
+    S3, or converted from the plain values of a record an older version wrote, as that version did."""
+    items = record.get(name) or []
+    if record.get("items_encoding") != item_json.ENCODING:
+        return [to_item(item) for item in items]
+    return list(items.texts() if isinstance(items, EncodedItems) else items)
+
+
+def _decoded(item: bytes | dict[str, Any]) -> dict[str, Any]:
+    """An item of _item_writes in DynamoDB's form (decoded by the thread that writes it, one at a time)."""
+    if isinstance(item, bytes):
+        decoded: dict[str, Any] = json.loads(item)
+        return decoded
+    return item
 
 
 def _stat_writes(record: Mapping[str, Any]) -> list[tuple[str, str, dict[str, int]]]:

@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::ops::Range;
 
 use foldhash::fast::RandomState;
@@ -1051,29 +1052,62 @@ impl HitSet for Gathered<'_> {
 
 // --------------------------------------------------------------------------- hits given one by one
 
+/// Distinct texts numbered in the order first seen, kept one after the other
+/// in one arena (no allocation per text: a run interns a hundred thousand
+/// hit ids, and reads them back in that order).
 #[derive(Default)]
 struct Interner {
-    ids: HashMap<Box<str>, u32, RandomState>,
-    texts: Vec<Box<str>>,
+    arena: String,
+    ends: Vec<usize>,
+    /// A text's hash -> the last text interned with that hash; `earlier` chains the others.
+    by_hash: HashMap<u64, u32, RandomState>,
+    earlier: Vec<u32>,
+    hasher: RandomState,
 }
 
+const NO_TEXT: u32 = u32::MAX;
+
 impl Interner {
+    fn lookup(&self, hash: u64, text: &str) -> Option<u32> {
+        let mut at = *self.by_hash.get(&hash)?;
+        while at != NO_TEXT {
+            if self.text(at) == text {
+                return Some(at);
+            }
+            at = self.earlier[at as usize];
+        }
+        None
+    }
+
     fn intern(&mut self, text: &str) -> u32 {
-        if let Some(&id) = self.ids.get(text) {
+        let hash = self.hasher.hash_one(text);
+        if let Some(id) = self.lookup(hash, text) {
             return id;
         }
-        let id = self.texts.len() as u32;
-        self.texts.push(text.into());
-        self.ids.insert(text.into(), id);
+        let id = self.ends.len() as u32;
+        self.arena.push_str(text);
+        self.ends.push(self.arena.len());
+        let earlier = self.by_hash.insert(hash, id).unwrap_or(NO_TEXT);
+        self.earlier.push(earlier);
         id
     }
 
     fn text(&self, id: u32) -> &str {
-        &self.texts[id as usize]
+        let id = id as usize;
+        let start = if id == 0 { 0 } else { self.ends[id - 1] };
+        &self.arena[start..self.ends[id]]
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn texts(&self) -> Vec<&str> {
+        (0..self.len() as u32).map(|id| self.text(id)).collect()
     }
 
     fn find(&self, text: &str) -> Option<u32> {
-        self.ids.get(text).copied()
+        self.lookup(self.hasher.hash_one(text), text)
     }
 }
 
@@ -1178,12 +1212,12 @@ impl HitTable {
     }
 
     /// The distinct user agents and addresses, by interned number.
-    pub fn user_agent_texts(&self) -> &[Box<str>] {
-        &self.uas.texts
+    pub fn user_agent_texts(&self) -> Vec<&str> {
+        self.uas.texts()
     }
 
-    pub fn ip_texts(&self) -> &[Box<str>] {
-        &self.ips.texts
+    pub fn ip_texts(&self) -> Vec<&str> {
+        self.ips.texts()
     }
 
     /// The interned number of a user agent / address text, if a hit has it.
@@ -1204,7 +1238,7 @@ impl HitTable {
     /// occurrence wins), grouped by recipient, recipients sorted by
     /// (delivery id, log id).
     pub fn group(&self, hits: &[u32]) -> Grouped {
-        let mut first: Vec<bool> = vec![false; self.ids.texts.len()];
+        let mut first: Vec<bool> = vec![false; self.ids.len()];
         let mut duplicates = 0;
         let mut by_recipient: HashMap<(u32, i64), Vec<u32>, RandomState> = HashMap::default();
         for &hit in hits {
@@ -1266,7 +1300,7 @@ impl HitSet for HitTable {
         self.rows[hit as usize].id
     }
     fn id_count(&self) -> usize {
-        self.ids.texts.len()
+        self.ids.len()
     }
     fn id_cmp(&self, a: u32, b: u32) -> Ordering {
         let (a, b) = (self.rows[a as usize].id, self.rows[b as usize].id);

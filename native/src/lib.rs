@@ -16,7 +16,8 @@
 //!   hit's human/machine verdict (`chalicelib/tracking/classify.py`).
 //! - [`run`]: what a workflow run writes from the aggregation (tracking
 //!   items' hit lines, log pages, domain deltas, minimised IPs:
-//!   `chalicelib/tracking/items.py`, `log_pages.py`, `workflow.py`).
+//!   `chalicelib/tracking/items.py`, `log_pages.py`, `workflow.py`); with
+//!   [`dynamo`], those items encoded as DynamoDB JSON (`chalicelib/data/item_json.py`).
 //!
 //! The Python face lives behind the `python` feature (what maturin builds),
 //! so `cargo test` and the fuzz targets build without Python. Everything
@@ -27,6 +28,7 @@
 pub mod aggregate;
 pub mod base64url;
 pub mod classify;
+pub mod dynamo;
 pub mod gzip;
 pub mod json;
 pub mod logs;

@@ -43,6 +43,7 @@ use crate::aggregate::{
 };
 use crate::base64url;
 use crate::classify::{self, Rules};
+use crate::dynamo;
 use crate::json;
 use crate::logs::{self, Kind, ParsedLog, Purpose};
 use crate::run;
@@ -833,7 +834,7 @@ fn table_context(
         burst_window_ms: rule(intern!(py, "burst_window_ms"))?,
         min_click_after_send_ms: rule(intern!(py, "min_click_after_send_ms"))?,
     };
-    let flags = |name: &Bound<'_, PyString>, texts: &[Box<str>], find: &dyn Fn(&str) -> Option<u32>| {
+    let flags = |name: &Bound<'_, PyString>, texts: &[&str], find: &dyn Fn(&str) -> Option<u32>| {
         let mapping = context.getattr(name)?;
         if let Some(flagged) = exact_str_keys(&mapping)? {
             // The flags name the few agents / addresses that have some: read them, not a lookup per text.
@@ -847,13 +848,13 @@ fn table_context(
         }
         texts
             .iter()
-            .map(|text| Ok(context_get(&mapping, &**text)?.unwrap_or(0)))
+            .map(|text| Ok(context_get(&mapping, *text)?.unwrap_or(0)))
             .collect::<PyResult<Vec<i64>>>()
     };
-    let agents = flags(intern!(py, "agents"), table.user_agent_texts(), &|text| {
+    let agents = flags(intern!(py, "agents"), &table.user_agent_texts(), &|text| {
         table.find_user_agent(text)
     })?;
-    let addresses = flags(intern!(py, "addresses"), table.ip_texts(), &|text| table.find_ip(text))?;
+    let addresses = flags(intern!(py, "addresses"), &table.ip_texts(), &|text| table.find_ip(text))?;
     let sent_mapping = context.getattr(intern!(py, "sent_at"))?;
     let sent_at = match sent_by_recipient(&sent_mapping)? {
         Some(known) if known.is_empty() => vec![None; group_keys.len()],
@@ -1132,37 +1133,56 @@ where
 }
 
 /// A tracking item's `evicted` map (`items.encode_summary`).
-fn summary_item<'py>(py: Python<'py>, summary: &Summary) -> PyResult<Bound<'py, PyDict>> {
+fn summary_attribute(item: &mut dynamo::Items, summary: &Summary) {
     let sorted = |values: &[i64]| {
         let mut values = values.to_vec();
         values.sort_unstable();
         values
     };
-    let item = PyDict::new(py);
-    item.set_item(intern!(py, "count"), summary.count)?;
-    item.set_item(
-        intern!(py, "first"),
-        (summary.first.0, summary.first.1.as_str()).into_pyobject(py)?.to_list(),
-    )?;
-    item.set_item(
-        intern!(py, "last"),
-        (summary.last.0, summary.last.1.as_str()).into_pyobject(py)?.to_list(),
-    )?;
-    item.set_item(intern!(py, "flags"), run::summary_flags(summary))?;
-    item.set_item(intern!(py, "urls"), sorted(&summary.urls))?;
-    item.set_item(intern!(py, "urls_human"), sorted(&summary.urls_human))?;
-    item.set_item(intern!(py, "requesters"), run::summary_requesters(&summary.requesters))?;
-    item.set_item(intern!(py, "requesters_over"), summary.requesters_over)?;
-    item.set_item(intern!(py, "filter"), base64url::encode_standard(&summary.filter))?;
-    item.set_item(intern!(py, "kinds"), summary.kinds.to_vec())?;
-    item.set_item(intern!(py, "machine"), summary.machine)?;
+    item.map("evicted");
+    item.n("count", summary.count);
+    for (name, (at, hit_id)) in [("first", &summary.first), ("last", &summary.last)] {
+        item.list(name);
+        item.list_n(*at);
+        item.list_s(hit_id);
+        item.list_end();
+    }
+    item.s("flags", &run::summary_flags(summary));
+    item.numbers("urls", sorted(&summary.urls));
+    item.numbers("urls_human", sorted(&summary.urls_human));
+    item.s("requesters", &run::summary_requesters(&summary.requesters));
+    item.n("requesters_over", summary.requesters_over);
+    item.s("filter", &base64url::encode_standard(&summary.filter));
+    item.numbers("kinds", summary.kinds.iter().copied());
+    item.n("machine", summary.machine);
     if let Some(at) = summary.last_open {
-        item.set_item(intern!(py, "last_open"), at)?;
+        item.n("last_open", at);
     }
     if let Some(at) = summary.last_open_human {
-        item.set_item(intern!(py, "last_open_human"), at)?;
+        item.n("last_open_human", at);
     }
-    Ok(item)
+    item.map_end();
+}
+
+/// An attribute whose value the workflow passes as it found it (a stored recipient id or domain): a
+/// string or an integer, as TypeSerializer writes them; Unsupported for anything else.
+fn value_attribute(item: &mut dynamo::Items, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    if let Ok(text) = value.cast_exact::<PyString>() {
+        item.s(
+            name,
+            &text_of(text).ok_or_else(|| unsupported("a string that is not Unicode"))?,
+        );
+    } else if value.is_exact_instance_of::<PyInt>() {
+        item.n(
+            name,
+            value.extract().map_err(|_| unsupported("an integer past 64 bits"))?,
+        );
+    } else {
+        return Err(unsupported(
+            "a recipient id or domain that is neither a string nor an integer",
+        ));
+    }
+    Ok(())
 }
 
 /// What the workflow knows of a recipient beyond its hits: (recipient id as
@@ -1208,7 +1228,7 @@ impl RunHits {
 
     /// The distinct user agents of the hits.
     fn user_agents<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        string_list(py, self.table.user_agent_texts().iter().map(|text| &**text))
+        string_list(py, self.table.user_agent_texts())
     }
 
     /// ({address: flags} of the hits' dotted-quad IPv4 addresses that have some in `ranges` (classify's
@@ -1226,9 +1246,9 @@ impl RunHits {
             match run::dotted_quad(ip) {
                 Some(value) => match run::range_flags(u64::from(value), &starts, &ends, &flags) {
                     0 => {}
-                    flagged => found.set_item(&**ip, flagged)?,
+                    flagged => found.set_item(ip, flagged)?,
                 },
-                None => others.append(&**ip)?,
+                None => others.append(ip)?,
             }
         }
         Ok((found, others))
@@ -1236,14 +1256,15 @@ impl RunHits {
 
     /// The distinct (minimised) addresses of the hits.
     fn ips<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        string_list(py, self.table.ip_texts().iter().map(|text| &**text))
+        string_list(py, self.table.ip_texts())
     }
 
     /// The run's writes: (recipient items (`items.encode_recipient`, without
-    /// last_run), deliveries as `aggregate` gives them, domain deltas
-    /// [(delivery id, stat, deltas)] (`workflow.domain_updates`), log pages
-    /// (`log_pages.encode_pages`, deliveries in order), hits accepted,
-    /// duplicates, over_limit). `prior`, `summaries`, `context` and the
+    /// last_run), where each ends, deliveries as `aggregate` gives them, domain
+    /// deltas [(delivery id, stat, deltas)] (`workflow.domain_updates`), log
+    /// pages (`log_pages.encode_pages`, deliveries in order), where each ends,
+    /// hits accepted, duplicates, over_limit); items and pages as one JSON
+    /// array of DynamoDB items each ([`dynamo`], `data/item_json.py`). `prior`, `summaries`, `context` and the
     /// bound as `aggregate` takes them; `details`: recipient -> (recipient id
     /// or None, its text for the log pages, domain, domain stat), `default`
     /// for the others. Once per RunHits.
@@ -1296,12 +1317,9 @@ impl RunHits {
         let aggregates = aggregate::aggregate(&table, &gathered.input(), bound, &classifying);
 
         let default = details_from(default)?;
-        let delivery_ids: Vec<Bound<'py, PyString>> = gathered
-            .delivery_numbers
-            .iter()
-            .map(|&number| PyString::new(py, table.delivery_id(number)))
-            .collect();
-        let items = PyList::empty(py);
+        let packed = run::PackedIds::new((0..table.len() as u32).map(|row| (table.hit_id_of(row), table.ts(row))));
+        // About what the standard input's items take (hit lines, their agents and addresses), and pages.
+        let mut items = dynamo::Items::with_capacity(400 * aggregates.kept.len() + 500 * aggregates.recipients.len());
         let mut recipient_texts: Vec<String> = vec![default.recipient_text.clone()];
         let mut logged: Vec<(u32, u32, usize)> = Vec::new(); // (delivery, row, recipient text)
         let mut domains: std::collections::BTreeMap<(&str, String), [i64; 4]> = std::collections::BTreeMap::new();
@@ -1322,9 +1340,15 @@ impl RunHits {
             let verdicts = &aggregates.verdicts[update.kept.clone()];
             run::item_hits(
                 &mut encoded,
+                run::Spelling::Json,
                 kept.iter().zip(verdicts).map(|(&row, &verdict)| run::ItemHit {
-                    hit_id: table.hit_id_of(row),
+                    hit_id: if packed.get(row).is_some() {
+                        ""
+                    } else {
+                        table.hit_id_of(row)
+                    },
                     ts: table.ts(row),
+                    packed: packed.get(row),
                     kind: table.kind(row).map_or("", Kind::as_str),
                     url_id: table.url_id(row),
                     ua: table.ua_text(table.ua(row)),
@@ -1335,33 +1359,33 @@ impl RunHits {
             );
             let first_hit_at = kept.first().map_or(0, |&row| table.ts(row));
             let last_hit_at = kept.last().map_or(0, |&row| table.ts(row));
-            let item = PyDict::new(py);
-            item.set_item(intern!(py, "delivery_id"), &delivery_ids[group.delivery as usize])?;
-            item.set_item(intern!(py, "log_id"), *log_id)?;
-            item.set_item(intern!(py, "hits"), string_list(py, encoded.lines.iter())?)?;
-            item.set_item(intern!(py, "uas"), string_list(py, encoded.uas.iter().copied())?)?;
-            item.set_item(intern!(py, "ips"), string_list(py, encoded.ips.iter().copied())?)?;
-            item.set_item(intern!(py, "hit_count"), kept.len())?;
-            item.set_item(intern!(py, "first_hit_at"), first_hit_at)?;
-            item.set_item(intern!(py, "last_hit_at"), last_hit_at)?;
-            item.set_item(intern!(py, "updated_at"), now_ms)?;
-            item.set_item(
-                intern!(py, "expires_at_epoch"),
+            items.begin();
+            items.s("delivery_id", delivery_id);
+            items.n("log_id", *log_id);
+            items.escaped_strings("hits", encoded.lines.iter());
+            items.strings("uas", encoded.uas.iter().copied());
+            items.strings("ips", encoded.ips.iter().copied());
+            items.n("hit_count", kept.len() as i64);
+            items.n("first_hit_at", first_hit_at);
+            items.n("last_hit_at", last_hit_at);
+            items.n("updated_at", now_ms);
+            items.n(
+                "expires_at_epoch",
                 last_hit_at.max(now_ms).div_euclid(1000) + retention_days * DAY_SECONDS,
-            )?;
+            );
             if known.recipient_id.is_truthy()? {
-                item.set_item(intern!(py, "recipient_id"), &known.recipient_id)?;
+                value_attribute(&mut items, "recipient_id", &known.recipient_id)?;
             }
             if let Some(sent_at) = classifying.sent_at[update.group] {
-                item.set_item(intern!(py, "sent_at"), sent_at)?;
+                items.n("sent_at", sent_at);
             }
             if known.domain.is_truthy()? {
-                item.set_item(intern!(py, "domain"), &known.domain)?;
+                value_attribute(&mut items, "domain", &known.domain)?;
             }
             if let Some(summary) = update.summary.as_deref() {
-                item.set_item(intern!(py, "evicted"), summary_item(py, summary)?)?;
+                summary_attribute(&mut items, summary);
             }
-            items.append(item)?;
+            items.end();
 
             let before = &gathered.prior_rows[group.prior.clone()];
             let now = run::reached(
@@ -1412,7 +1436,7 @@ impl RunHits {
             domain_deltas.append((*delivery_id, stat.as_str(), add))?;
         }
 
-        let pages = PyList::empty(py);
+        let mut pages = dynamo::Items::with_capacity(100 * logged.len() + 4096);
         let mut start = 0;
         while start < logged.len() {
             let delivery = logged[start].0;
@@ -1421,7 +1445,12 @@ impl RunHits {
                 .iter()
                 .map(|&(_, row, recipient)| run::PageHit {
                     ts: table.ts(row),
-                    hit_id: table.hit_id_of(row),
+                    hit_id: if packed.get(row).is_some() {
+                        ""
+                    } else {
+                        table.hit_id_of(row)
+                    },
+                    packed: packed.get(row),
                     kind: table.kind(row).map_or("", Kind::as_str),
                     log_id: table.recipient(row).1,
                     url_id: table.url_id(row),
@@ -1429,25 +1458,29 @@ impl RunHits {
                     recipient: &recipient_texts[recipient],
                 })
                 .collect();
-            for page in run::encode_pages(hits, run) {
-                let item = PyDict::new(py);
-                item.set_item(intern!(py, "delivery_id"), &delivery_ids[delivery as usize])?;
-                item.set_item(intern!(py, "stat"), page.stat)?;
-                item.set_item(intern!(py, "hits"), string_list(py, page.lines.iter())?)?;
-                item.set_item(intern!(py, "uas"), string_list(py, page.uas)?)?;
-                item.set_item(intern!(py, "recipients"), string_list(py, page.recipients)?)?;
-                pages.append(item)?;
+            let delivery_id = table.delivery_id(gathered.delivery_numbers[delivery as usize]);
+            for page in run::encode_pages(hits, run, run::Spelling::Json) {
+                pages.begin();
+                pages.s("delivery_id", delivery_id);
+                pages.s("stat", &page.stat);
+                pages.escaped_strings("hits", page.lines.iter());
+                pages.strings("uas", page.uas.iter().copied());
+                pages.strings("recipients", page.recipients.iter().copied());
+                pages.end();
             }
             start = end;
         }
 
         let delivery_id = |number: u32| table.delivery_id(gathered.delivery_numbers[number as usize]).to_owned();
         let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;
+        let ((items, item_ends), (pages, page_ends)) = (items.finish(), pages.finish());
         (
-            items,
+            PyBytes::new(py, items.as_bytes()),
+            PyTuple::new(py, item_ends)?,
             deliveries,
             domain_deltas,
-            pages,
+            PyBytes::new(py, pages.as_bytes()),
+            PyTuple::new(py, page_ends)?,
             accepted,
             aggregates.duplicates,
             aggregates.over_limit,

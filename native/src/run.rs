@@ -15,6 +15,7 @@ use std::fmt::Write;
 use crate::aggregate::{Summary, BUCKET_MS};
 use crate::base64url;
 use crate::classify::is_human;
+use crate::dynamo;
 use crate::logs::{self, Kind};
 
 /// The privacy setting `ip_address_mode`.
@@ -225,26 +226,102 @@ fn timed_id(hit_id: &str, ts: i64) -> Option<[u8; 16]> {
 
 /// `items.packed_id`: a hit path id at its own time as 22 base64url characters.
 pub fn packed_id(hit_id: &str, ts: i64) -> Option<String> {
-    let mut packed = String::with_capacity(22);
-    write_stamp(&mut packed, hit_id, ts, false).then_some(packed)
+    let raw = timed_id(hit_id, ts)?;
+    let mut packed = String::with_capacity(24);
+    base64url::encode_to(&mut packed, &raw);
+    packed.truncate(22);
+    Some(packed)
 }
 
 /// A stored line's first two fields, with no tab after them: the packed id
-/// and an empty field when the id packs (true), else `<hit_id>\t<ts>`
-/// (items) or `<ts>\t<hit_id>` (log pages, `ts_first`).
-fn write_stamp(out: &mut String, hit_id: &str, ts: i64, ts_first: bool) -> bool {
-    if let Some(raw) = timed_id(hit_id, ts) {
-        let start = out.len();
-        base64url::encode_to(out, &raw);
-        out.truncate(start + 22);
+/// (`packed`, what `packed_id` gives) and an empty field when the id packs
+/// (true), else `<hit_id>\t<ts>` (items) or `<ts>\t<hit_id>` (log pages, `ts_first`).
+fn write_stamp(
+    out: &mut String,
+    spelling: Spelling,
+    hit_id: &str,
+    ts: i64,
+    packed: Option<&str>,
+    ts_first: bool,
+) -> bool {
+    if let Some(packed) = packed {
+        out.push_str(packed); // base64url: the same in both spellings
         return true;
     }
-    let _ = if ts_first {
-        write!(out, "{ts}\t{hit_id}")
+    if ts_first {
+        dynamo::decimal(out, ts);
+        spelling.tab(out);
+        spelling.text(out, hit_id);
     } else {
-        write!(out, "{hit_id}\t{ts}")
-    };
+        spelling.text(out, hit_id);
+        spelling.tab(out);
+        dynamo::decimal(out, ts);
+    }
     false
+}
+
+/// How stored lines are spelled: as the text they are, or already escaped as
+/// inside a JSON string (`dynamo::string`), to be written as they are in a
+/// run's items (most of a line is tabs, which escaping one by one would cost).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Spelling {
+    Text,
+    Json,
+}
+
+impl Spelling {
+    fn tab(self, out: &mut String) {
+        out.push_str(match self {
+            Spelling::Text => "\t",
+            Spelling::Json => "\\t",
+        });
+    }
+
+    fn text(self, out: &mut String, value: &str) {
+        match self {
+            Spelling::Text => out.push_str(value),
+            Spelling::Json => dynamo::escaped(out, value),
+        }
+    }
+}
+
+/// The packed id (`packed_id`) of every hit of a table, made once, in row
+/// order (items and log pages both write it, reading rows in another order).
+#[derive(Default)]
+pub struct PackedIds {
+    text: String,
+    packed: Vec<bool>,
+}
+
+impl PackedIds {
+    /// From each row's (hit id, ts), in row order.
+    pub fn new<'a>(rows: impl ExactSizeIterator<Item = (&'a str, i64)>) -> PackedIds {
+        let mut packed = PackedIds {
+            text: String::with_capacity(22 * rows.len()),
+            packed: Vec::with_capacity(rows.len()),
+        };
+        for (hit_id, ts) in rows {
+            let start = packed.text.len();
+            match timed_id(hit_id, ts) {
+                Some(raw) => {
+                    base64url::encode_to(&mut packed.text, &raw);
+                    packed.text.truncate(start + 22);
+                    packed.packed.push(true);
+                }
+                None => {
+                    packed.text.push_str("                      ");
+                    packed.packed.push(false);
+                }
+            }
+        }
+        packed
+    }
+
+    /// The packed id of row `row`, if it packs.
+    pub fn get(&self, row: u32) -> Option<&str> {
+        let row = row as usize;
+        self.packed[row].then(|| &self.text[22 * row..22 * row + 22])
+    }
 }
 
 /// Lines written one after the other into one text (no allocation per line).
@@ -282,8 +359,11 @@ impl Lines {
 
 /// One hit of a recipient's tracking item, as `encode_recipient` reads it.
 pub struct ItemHit<'a> {
+    /// The hit id ("" when `packed` is given: it spells the id, and reading ids costs a run).
     pub hit_id: &'a str,
     pub ts: i64,
+    /// `packed_id(hit_id, ts)`, made by the caller (PackedIds).
+    pub packed: Option<&'a str>,
     pub kind: &'a str,
     pub url_id: i64,
     pub ua: &'a str,
@@ -313,7 +393,7 @@ fn index_of<'a>(values: &mut Vec<&'a str>, value: &'a str) -> usize {
 
 /// `encode_recipient`'s lines: `<pack_hit>\t<kind>\t<url_id>\t<ua index>\t<ip index>[\t<verdict>][\t<purpose>]`,
 /// into `encoded` (cleared first: one is reused for every recipient).
-pub fn item_hits<'a>(encoded: &mut ItemHits<'a>, hits: impl Iterator<Item = ItemHit<'a>>) {
+pub fn item_hits<'a>(encoded: &mut ItemHits<'a>, spelling: Spelling, hits: impl Iterator<Item = ItemHit<'a>>) {
     encoded.lines.clear();
     encoded.uas.clear();
     encoded.ips.clear();
@@ -321,16 +401,22 @@ pub fn item_hits<'a>(encoded: &mut ItemHits<'a>, hits: impl Iterator<Item = Item
         let ua_index = index_of(&mut encoded.uas, hit.ua);
         let ip_index = index_of(&mut encoded.ips, hit.ip);
         let line = &mut encoded.lines.text;
-        if write_stamp(line, hit.hit_id, hit.ts, false) {
-            line.push('\t');
+        if write_stamp(line, spelling, hit.hit_id, hit.ts, hit.packed, false) {
+            spelling.tab(line);
         }
-        let _ = write!(line, "\t{}\t{}\t{ua_index}\t{ip_index}", hit.kind, hit.url_id);
+        spelling.tab(line);
+        spelling.text(line, hit.kind);
+        for value in [hit.url_id, ua_index as i64, ip_index as i64] {
+            spelling.tab(line);
+            dynamo::decimal(line, value);
+        }
         if hit.verdict.is_some() || !hit.purpose.is_empty() {
-            let _ = write!(line, "\t{}", hit.verdict.unwrap_or(crate::classify::UNCLASSIFIED));
+            spelling.tab(line);
+            dynamo::decimal(line, hit.verdict.unwrap_or(crate::classify::UNCLASSIFIED));
         }
         if !hit.purpose.is_empty() {
-            line.push('\t');
-            line.push_str(hit.purpose);
+            spelling.tab(line);
+            spelling.text(line, hit.purpose);
         }
         encoded.lines.end_line();
     }
@@ -392,12 +478,46 @@ pub fn reached(hits: impl Iterator<Item = (Option<Kind>, i64)>, summary: Option<
 #[derive(Clone, Copy)]
 pub struct PageHit<'a> {
     pub ts: i64,
+    /// The hit id ("" when `packed` is given: it spells the id, and reading ids costs a run).
     pub hit_id: &'a str,
+    /// `packed_id(hit_id, ts)`, made by the caller (PackedIds).
+    pub packed: Option<&'a str>,
     pub kind: &'a str,
     pub log_id: i64,
     pub url_id: i64,
     pub ua: &'a str,
     pub recipient: &'a str,
+}
+
+/// A page hit's id, spelled out from its packed form when it was given so (a hit path id: 32 hex digits).
+fn page_hit_id<'a>(hit: &PageHit<'a>) -> Cow<'a, str> {
+    match hit.packed {
+        Some(packed) if hit.hit_id.is_empty() => {
+            let mut raw = [0u8; 16];
+            let decoded = base64url::decode_canonical(packed.as_bytes(), &mut raw);
+            debug_assert_eq!(decoded, Some(16), "a packed id is 16 bytes");
+            Cow::Owned(logs::hex32(u128::from_be_bytes(raw)))
+        }
+        _ => Cow::Borrowed(hit.hit_id),
+    }
+}
+
+/// Python's `len` of a page hit's id (32 hex digits when it is given packed).
+fn page_hit_id_length(hit: &PageHit<'_>) -> usize {
+    if hit.packed.is_some() && hit.hit_id.is_empty() {
+        32
+    } else {
+        characters(hit.hit_id)
+    }
+}
+
+/// Python's `len` of a text (its characters): its bytes when it is ASCII, as hit ids are.
+fn characters(text: &str) -> usize {
+    if text.is_ascii() {
+        text.len()
+    } else {
+        text.chars().count()
+    }
 }
 
 /// One log page item (without `delivery_id` and `last_run`).
@@ -413,7 +533,7 @@ pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 /// `log_pages.encode_pages`: one run's new hits of one delivery as pages per
 /// kind and 5-minute window, hits by (ts, hit_id), parts of at most
 /// MAX_PAGE_BYTES as the reference counts them.
-pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64) -> Vec<Page<'a>> {
+pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling) -> Vec<Page<'a>> {
     let window = |ts: i64| ts - ts.rem_euclid(BUCKET_MS as i64);
     // By (kind, window, ts, hit_id), the reference's order: the window follows ts, and the few kinds are
     // ranked once, so most comparisons are of two integers.
@@ -428,7 +548,7 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64) -> Vec<Page<'a>> {
     order.sort_unstable_by(|a, b| {
         (a.0, a.1)
             .cmp(&(b.0, b.1))
-            .then_with(|| hits[a.2].hit_id.cmp(hits[b.2].hit_id))
+            .then_with(|| page_hit_id(&hits[a.2]).cmp(&page_hit_id(&hits[b.2])))
     });
     hits = order.iter().map(|&(_, _, index)| hits[index]).collect();
     let mut pages = Vec::new();
@@ -454,13 +574,13 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64) -> Vec<Page<'a>> {
             let new_ua = !ua_index.contains_key(hit.ua);
             let new_recipient = !recipient_index.contains_key(hit.recipient);
             let mut cost = 64
-                + hit.hit_id.chars().count()
+                + page_hit_id_length(hit)
                 + if new_ua { hit.ua.len() } else { 0 }
                 + if new_recipient { hit.recipient.len() } else { 0 };
             if !current.lines.is_empty() && size + cost > MAX_PAGE_BYTES {
                 part += 1;
                 pages.push(std::mem::replace(&mut current, page(part)));
-                (size, cost) = (0, 64 + hit.hit_id.chars().count() + hit.ua.len() + hit.recipient.len());
+                (size, cost) = (0, 64 + page_hit_id_length(hit) + hit.ua.len() + hit.recipient.len());
                 ua_index.clear();
                 recipient_index.clear();
             }
@@ -473,10 +593,13 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64) -> Vec<Page<'a>> {
                 current.recipients.len() - 1
             });
             let line = &mut current.lines.text;
-            if write_stamp(line, hit.hit_id, hit.ts, true) {
-                line.push('\t');
+            if write_stamp(line, spelling, hit.hit_id, hit.ts, hit.packed, true) {
+                spelling.tab(line);
             }
-            let _ = write!(line, "\t{}\t{}\t{ua}\t{recipient}", hit.log_id, hit.url_id);
+            for value in [hit.log_id, hit.url_id, ua as i64, recipient as i64] {
+                spelling.tab(line);
+                dynamo::decimal(line, value);
+            }
             current.lines.end_line();
             size += cost;
         }
@@ -584,6 +707,7 @@ mod tests {
         let hit = |hit_id, purpose, verdict| ItemHit {
             hit_id,
             ts: 5,
+            packed: None,
             kind: "open",
             url_id: 1,
             ua: "ua",
@@ -592,15 +716,19 @@ mod tests {
             verdict,
         };
         let mut encoded = ItemHits::default();
-        item_hits(&mut encoded, [hit("h0", "", None)].into_iter()); // one is reused: cleared first
+        item_hits(&mut encoded, Spelling::Text, [hit("h0", "", None)].into_iter()); // one is reused: cleared first
         let packed = format!("{:012x}{}", 5, "0".repeat(20));
+        let stamp = packed_id(&packed, 5);
         let hits = [
             hit("h1", "", None),
             hit("h2", "prefetch", None),
             hit("h3", "", Some(16)),
-            hit(&packed, "", Some(0)),
+            ItemHit {
+                packed: stamp.as_deref(),
+                ..hit(&packed, "", Some(0))
+            },
         ];
-        item_hits(&mut encoded, hits.into_iter());
+        item_hits(&mut encoded, Spelling::Text, hits.into_iter());
         assert_eq!(
             encoded.lines.iter().collect::<Vec<_>>(),
             [
@@ -610,6 +738,21 @@ mod tests {
                 "AAAAAAAFAAAAAAAAAAAAAA\t\topen\t1\t0\t0\t0",
             ]
         );
+        let text: Vec<String> = encoded.lines.iter().map(str::to_owned).collect();
+        item_hits(
+            &mut encoded,
+            Spelling::Json,
+            [hit("h\"\t1", "pre\\fetch", None)].into_iter(),
+        );
+        assert_eq!(
+            encoded.lines.iter().collect::<Vec<_>>(),
+            ["h\\\"\\t1\\t5\\topen\\t1\\t0\\t0\\t-1\\tpre\\\\fetch"]
+        );
+        for (line, escaped) in text.iter().zip(["h1\\t5\\topen\\t1\\t0\\t0"]) {
+            let mut quoted = String::new();
+            dynamo::string(&mut quoted, line);
+            assert_eq!(quoted, format!("\"{escaped}\""));
+        }
         assert_eq!((encoded.uas, encoded.ips), (vec!["ua"], vec!["ip"]));
     }
 
@@ -619,6 +762,7 @@ mod tests {
         let hit = |ts, hit_id, kind, ua| PageHit {
             ts,
             hit_id,
+            packed: None,
             kind,
             log_id: 1,
             url_id: 2,
@@ -634,6 +778,7 @@ mod tests {
                 hit(4, "e", "open", &ua[..99_998]),
             ],
             7,
+            Spelling::Text,
         );
         let stats: Vec<&str> = pages.iter().map(|page| page.stat.as_str()).collect();
         assert_eq!(
@@ -647,6 +792,28 @@ mod tests {
         );
         let lines = |page: &Page<'_>| page.lines.iter().map(str::to_owned).collect::<Vec<_>>();
         assert_eq!(lines(&pages[1]), ["1\ta\t1\t2\t0\t0", "3\td\t1\t2\t1\t0"]);
+
+        // Hit path ids given packed, without their text: the same order (ties of ts by id) and sizes.
+        let ids: Vec<String> = (0..6u128)
+            .map(|serial| logs::hex32((7 << 80) | (serial * 0x0123_4567_89ab)))
+            .collect();
+        let stamps: Vec<String> = ids.iter().map(|id| packed_id(id, 7).expect("packs")).collect();
+        let spelled = |with_ids: bool| {
+            let hits: Vec<PageHit<'_>> = [3, 0, 5, 1, 4, 2]
+                .iter()
+                .map(|&index: &usize| PageHit {
+                    packed: Some(stamps[index].as_str()),
+                    hit_id: if with_ids { &ids[index] } else { "" },
+                    ..hit(7, "", "open", &ua[..60_000 - index])
+                })
+                .collect();
+            encode_pages(hits, 7, Spelling::Text)
+                .iter()
+                .map(|page| (page.stat.clone(), lines(page)))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(spelled(false), spelled(true));
+        assert_eq!(spelled(true).len(), 2);
         assert_eq!(lines(&pages[2]), ["4\te\t1\t2\t0\t0"]);
     }
 }
