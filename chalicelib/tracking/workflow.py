@@ -544,15 +544,14 @@ class TrackingWorkflow:
         recipients = []
         domains: dict[tuple[str, int], str] = {}
         logged: dict[str, list[tuple[core.Hit, str]]] = {}  # each delivery's new hits, for its log pages
+        fresh = core.fresh_by_recipient(hits, state.prior, state.summaries)  # evicted at once too: all logged
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
             recipient_id, recipient_text, domains[key], _ = state.details(key)
             recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits, recipient_id,
                                                now_ms, retention, update.verdicts, context.sent_at.get(key),
                                                domains[key], update.summary))
-            known = {hit.hit_id for hit in state.prior.get(key, ())}
-            logged.setdefault(update.delivery_id, []).extend(
-                (hit, recipient_text) for hit in update.hits if hit.hit_id not in known)
+            logged.setdefault(update.delivery_id, []).extend((hit, recipient_text) for hit in fresh[key])
         return _Writes(EncodedItems.encode(recipients), aggregates.deliveries,
                        domain_updates(aggregates.recipients, state.prior, domains, context.stored, state.summaries),
                        EncodedItems.encode([page for delivery_id in sorted(logged)
