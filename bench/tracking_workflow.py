@@ -90,7 +90,8 @@ def _metered_workflow(lines: list[bytes], runs: int) -> dict:
                 audiences.setdefault(record["delivery_id"], set()).add(record["log_id"])
             for delivery_id, log_ids in audiences.items():
                 store.create(delivery_id, {"name": "bench", "state": "finished", "created_at": 1,
-                                           "counts": {"sent": len(log_ids)}}, {"subject": "s"},
+                                           "recipients": len(log_ids), "counts": {"sent": len(log_ids)}},
+                             {"subject": "s"},
                              {"urls": {str(url_id): {"url": f"https://example.com/{url_id}", "type": "click",
                                                      "label": f"link {url_id}", "placeholders": []}
                                        for url_id in range(1, 15)}})

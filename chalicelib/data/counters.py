@@ -11,9 +11,13 @@ UpdateItem per item under the same run guard:
     tally               the indicators (their own names), the URLs with id < URLS_PER_ITEM
                         (u<id>.<counter>), the user-agent families of COMMON_FAMILIES
                         (a<dimension>:<family>.<counter>) and the tracking counters of the
-                        MAILBOX_PROVIDERS domains (d<domain>.<counter>): most deliveries' most counters
+                        MAILBOX_PROVIDERS domains and of the unknown one (d<domain>.<counter>): most
+                        deliveries' most counters
     tally#u<n>          URL ids n x URLS_PER_ITEM and up (a delivery with many links)
     tally#a<nn>         the other families, by a hash of dimension and family (UA_SHARDS)
+    tally#d<n>          the other recipient domains' tracking counters (d<domain>.<counter>), by a
+                        hash of the domain over domain_shards(audience) items: a delivery's
+                        domains grow with its audience, and so does the number of shards
     bucket#h<hour>      the hour's 5-minute windows (<minute>.<counter>), hour start in ms
 
 Counter names are shortened (COUNTER_CODES). Sizes, by design: tally holds
@@ -28,11 +32,21 @@ they always stay in tally.
 
 Readers sum the grouped items and the per-counter items an older version
 wrote (`expand` gives the grouped counters under the old names), so an
-upgrade keeps every count and needs no migration. The other domains'
-counters stay in their domain#<domain> items: the MTA writes those too
-(sent, delivered, bounces, in its own transactions), and a delivery's
-domains grow with its audience, so a grouped item would make each run's
-rewrite cost grow with every domain already stored.
+upgrade keeps every count and needs no migration.
+
+Recipient domains: the MTA's counters (sent, delivered, bounces, in its own
+transactions) stay in domain#<domain> items. The workflow's went there too,
+a write unit per domain a run touched, most of them a few bytes. They now go
+to tally#d<n> shards, DOMAIN_SHARD_RECIPIENTS recipients of the delivery's
+audience to a shard: a shard holds the domains of at most that many
+recipients (under 2 KB even if each had their own domain of 20 characters
+and all four counters), so a run's
+rewrite stays about one unit and its cost grows with the shards it touches,
+never with every domain the delivery has stored; a small delivery's domains
+share one item. The audience (the summary's `recipients`, fixed when the
+delivery is created) is in the run record (`audiences`), so the placement is
+a pure function of the record; a record without it (an older version's)
+keeps each domain in its domain# item, where readers find it as before.
 """
 
 from __future__ import annotations
@@ -40,7 +54,7 @@ from __future__ import annotations
 import zlib
 from typing import Any, Iterable, Iterator, Mapping
 
-from chalicelib.data.domain_stats import DOMAIN_PREFIX, domain_stat
+from chalicelib.data.domain_stats import DOMAIN_PREFIX, UNKNOWN_DOMAIN, domain_stat
 
 INDICATORS = "indicators"  # the per-counter items' names (each counter's item before grouping)
 URL_PREFIX = "url#"
@@ -54,6 +68,7 @@ HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 URLS_PER_ITEM = 64
 UA_SHARDS = 16
+DOMAIN_SHARD_RECIPIENTS = 16  # recipients of a delivery's audience per tally#d<n> shard
 # DynamoDB's 4 KB UpdateExpression holds ~250 "#a249 :v249, "; moto's recursive parser (tests, the local
 # stack) fails past ~150.
 MAX_ATTRIBUTES_PER_WRITE = 120
@@ -99,8 +114,23 @@ def ua_stat(dimension: str, family: str) -> str:
     return f"{UA_PREFIX}{dimension}#{family}"
 
 
-def place(stat: str, counter: str) -> tuple[str, str] | None:
-    """(grouped item, attribute) of one counter of a per-counter item; None for a counter kept in its own item."""
+def is_sharded_domain(stat: str) -> bool:
+    """Whether a domain# item's tracking counters go to the tally#d<n> shards (by the delivery's audience):
+    every domain but the mailbox providers and the unknown one, whose counters the tally holds."""
+    domain = stat[len(DOMAIN_PREFIX):]
+    return stat.startswith(DOMAIN_PREFIX) and domain not in MAILBOX_PROVIDERS and domain != UNKNOWN_DOMAIN
+
+
+def domain_shards(audience: int | None) -> int:
+    """How many tally#d<n> items a delivery of `audience` recipients spreads its domains' counters over
+    (0: unknown audience, each domain in its domain# item)."""
+    return -(-audience // DOMAIN_SHARD_RECIPIENTS) if audience and audience > 0 else 0
+
+
+def place(stat: str, counter: str, shards: int | None = None) -> tuple[str, str] | None:
+    """(grouped item, attribute) of one counter of a per-counter item; None for a counter kept in its own item.
+    `shards`: the delivery's domain_shards (0: its audience is unknown), None for a record without audiences
+    (an older version's: only the mailbox providers' counters in the tally, as it placed them)."""
     code = COUNTER_CODES.get(counter, counter)
     if stat == INDICATORS:
         return TALLY, counter
@@ -114,8 +144,13 @@ def place(stat: str, counter: str) -> tuple[str, str] | None:
         if dimension in _CLOSED_DIMENSIONS or family in COMMON_FAMILIES.get(dimension, ()):
             return TALLY, attribute
         return f"{TALLY}#a{zlib.crc32(f'{dimension}#{family}'.encode()) % UA_SHARDS:02d}", attribute
-    if stat.startswith(DOMAIN_PREFIX) and stat[len(DOMAIN_PREFIX):] in MAILBOX_PROVIDERS:
-        return TALLY, f"d{stat[len(DOMAIN_PREFIX):]}.{code}"
+    if stat.startswith(DOMAIN_PREFIX):
+        domain = stat[len(DOMAIN_PREFIX):]
+        if domain in MAILBOX_PROVIDERS or (shards is not None and not is_sharded_domain(stat)):
+            return TALLY, f"d{domain}.{code}"
+        if shards:
+            return f"{TALLY}#d{zlib.crc32(domain.encode()) % shards}", f"d{domain}.{code}"
+        return None
     if stat.startswith(BUCKET_PREFIX):
         start = int(stat[len(BUCKET_PREFIX):])
         if start % MINUTE_MS:
@@ -125,18 +160,22 @@ def place(stat: str, counter: str) -> tuple[str, str] | None:
     return None
 
 
-def group(stats: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, dict[str, int]]]:
-    """(delivery id, stats item, deltas) to write for a run record's `stats` ({delivery_id, stat, add}).
+def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | None = None
+          ) -> list[tuple[str, str, dict[str, int]]]:
+    """(delivery id, stats item, deltas) to write for a run record's `stats` ({delivery_id, stat, add}) and
+    `audiences` (delivery id -> recipients, see domain_shards; a delivery missing keeps its domains in
+    domain# items; None, a record without them: as an older version placed them).
 
     A pure function of the record, so a record applied again writes the same
     items with the same deltas (each guarded by the run). Counters that have
-    no grouped place (domain#) keep their own item.
+    no grouped place keep their own item.
     """
     grouped: dict[tuple[str, str], dict[str, int]] = {}
     for entry in stats:
         delivery_id, stat = str(entry["delivery_id"]), str(entry["stat"])
+        shards = None if audiences is None else domain_shards(audiences.get(delivery_id))
         for counter, value in entry["add"].items():
-            placed = place(stat, counter)
+            placed = place(stat, counter, shards)
             item, attribute = placed if placed is not None else (stat, counter)
             deltas = grouped.setdefault((delivery_id, item), {})
             deltas[attribute] = deltas.get(attribute, 0) + int(value)

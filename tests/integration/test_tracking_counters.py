@@ -95,3 +95,44 @@ def _rewrite_pending_as_the_previous_version(clock: FakeClock, applied_before_th
         assert old.tracking.apply_stat(stat["delivery_id"], stat["stat"], stat["add"], 1, pending["created_at"],
                                        expires)
     clock.advance(get_settings().workflow_lease_seconds + 1)
+
+
+def test_domain_counters_read_the_same_from_shards_and_from_a_record_without_audiences(api: Any, mta: Any) -> None:
+    """The workflow's counters of a delivery's other domains go to tally#d<n> shards (by its audience, which
+    the run record holds); a pending record of the version before (no audiences) completes with them in the
+    domain# items, next to the MTA's counters; the reports read the same either way."""
+    delivery_id = make_delivery(api, mta)
+    known_truth_logs(delivery_id)
+    _later_logs(delivery_id)
+    clock = FakeClock(NOW)
+    assert workflow(clock, max_objects=4).run()["objects"] == 4
+    clock.advance(60)
+    assert workflow(clock).run()["objects"] == 1
+    expected = _answers(delivery_id)
+    assert expected["domains"]["rows"] and "tally#d0" in _stat_names(delivery_id)  # 6 recipients: one shard
+    domain_item = _stats_item(delivery_id, "domain#example.net")
+    assert domain_item["sent"] and "opens" not in domain_item  # the MTA's counters only
+
+    reset_workflow_tables()
+    clock = FakeClock(NOW)
+    with tap(crash_after_writes=3), pytest.raises(SimulatedCrash):  # acquire, run record, register
+        workflow(clock, max_objects=4).run()
+    old = workflow(clock)
+    state = old.state.get_state()
+    pending = old.logs.get_run_record(state["pending_record"])
+    assert pending["audiences"] == {delivery_id: 6}
+    del pending["audiences"]  # as the version before the shards wrote it
+    assert old.logs.put_run_record(_record_name(state["pending_record"]), pending) == state["pending_record"]
+    clock.advance(get_settings().workflow_lease_seconds + 1)
+    resumed = workflow(clock, max_objects=4).run()
+    assert (resumed["resumed_run"], resumed["run"]) == (1, 2)
+    assert _stats_item(delivery_id, "domain#example.net").get("opens")  # run 1's, in the domain# item
+    assert _answers(delivery_id) == expected
+
+
+def _stats_item(delivery_id: str, stat: str) -> dict[str, Any]:
+    from chalicelib.data.dynamo import from_item
+
+    item = boto3.client("dynamodb").get_item(TableName=get_settings().tracking_stats_table,
+                                             Key={"delivery_id": {"S": delivery_id}, "stat": {"S": stat}})["Item"]
+    return from_item(item) or {}
