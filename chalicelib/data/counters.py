@@ -20,7 +20,8 @@ UpdateItem per item under the same run guard:
                         domains grow with its audience, and so does the number of shards
     bucket#h<hour>      the hour's 5-minute windows (<minute>.<counter>), hour start in ms
 
-Counter names are shortened (COUNTER_CODES). Sizes, by design: tally holds
+Counter names are shortened (COUNTER_CODES); a family's or domain's four
+counters share one packed attribute (PACK). Sizes, by design: tally holds
 at most 22 indicators, URLS_PER_ITEM URLs, the listed families and domains,
 4 counters each: under 20 KB whatever the delivery; tally#u<n> under 4 KB;
 bucket#h under 1 KB; a tally#a<nn> shard grows with the unlisted families
@@ -60,7 +61,8 @@ INDICATORS = "indicators"  # the per-counter items' names (each counter's item b
 URL_PREFIX = "url#"
 BUCKET_PREFIX = "bucket#"
 UA_PREFIX = "ua#"
-LAYOUT = "grouped-1"  # a run record's counter layout (records without it were applied per counter)
+LAYOUT = "grouped-2"  # a run record's counter layout (records without it were applied per counter)
+UNPACKED_LAYOUT = "grouped-1"  # a record of the version before packed counters: grouped, each counter apart
 TALLY = "tally"
 HOUR_PREFIX = "bucket#h"  # next to the per-counter windows (bucket#<digits>): one Query reads both
 SPILL = "~"
@@ -100,6 +102,36 @@ MAILBOX_PROVIDERS = frozenset({
     "icloud.com", "me.com", "mac.com", "gmx.de", "gmx.net", "gmx.com", "web.de", "t-online.de", "orange.fr",
     "wanadoo.fr", "free.fr", "sfr.fr", "laposte.net", "libero.it", "virgilio.it", "mail.ru", "yandex.ru",
     "comcast.net", "att.net", "verizon.net", "proton.me", "protonmail.com", "qq.com", "163.com", "naver.com"})
+
+
+# A user-agent family's or a domain's four counters packed in one number attribute, "<key>.o+c+oh+ch": the
+# counter at index i counts PACK_BASE**i (ADD keeps each field exact while it stays within half a billion
+# either side of 0, read as balanced digits, and DynamoDB keeps 38 digits). The attribute names are most of these items' bytes (a family's
+# name four times), so packing them makes the tally and its shards smaller, and each rewrite fewer units.
+PACK = ("o", "c", "oh", "ch")
+PACKED_CODES = "+".join(PACK)
+PACK_BASE = 10**9
+
+
+def _packed(attribute: str, value: int) -> tuple[str, int]:
+    """A family's or domain's counter as its share of the packed attribute; other counters as they are."""
+    key, _, code = attribute.rpartition(".")
+    if code in PACK and key[:1] in ("a", "d"):
+        return f"{key}.{PACKED_CODES}", value * PACK_BASE ** PACK.index(code)
+    return attribute, value
+
+
+def _fields(code: str, value: int) -> Iterator[tuple[str, int]]:
+    """(counter code, count) of one stored attribute: each field of a packed one (the nonzero ones)."""
+    if code != PACKED_CODES:
+        yield code, value
+        return
+    for field in PACK:  # balanced digits: a field may be negative (a run's delta), from -PACK_BASE / 2
+        count = value % PACK_BASE
+        count -= PACK_BASE if count >= PACK_BASE // 2 else 0
+        value = (value - count) // PACK_BASE
+        if count:
+            yield field, count
 
 
 def url_stat(url_id: int) -> str:
@@ -160,11 +192,12 @@ def place(stat: str, counter: str, shards: int | None = None) -> tuple[str, str]
     return None
 
 
-def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | None = None
+def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | None = None, packed: bool = True
           ) -> list[tuple[str, str, dict[str, int]]]:
     """(delivery id, stats item, deltas) to write for a run record's `stats` ({delivery_id, stat, add}) and
     `audiences` (delivery id -> recipients, see domain_shards; a delivery missing keeps its domains in
-    domain# items; None, a record without them: as an older version placed them).
+    domain# items; None, a record without them: as an older version placed them) and `packed` (False: a
+    record of UNPACKED_LAYOUT, each counter in its own attribute as that version wrote it).
 
     A pure function of the record, so a record applied again writes the same
     items with the same deltas (each guarded by the run). Counters that have
@@ -177,8 +210,11 @@ def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | Non
         for counter, value in entry["add"].items():
             placed = place(stat, counter, shards)
             item, attribute = placed if placed is not None else (stat, counter)
+            amount = int(value)
+            if packed and placed is not None:
+                attribute, amount = _packed(attribute, amount)
             deltas = grouped.setdefault((delivery_id, item), {})
-            deltas[attribute] = deltas.get(attribute, 0) + int(value)
+            deltas[attribute] = deltas.get(attribute, 0) + amount
         if not entry["add"]:  # the indicators item is touched even with nothing to add: its last_updated
             placed = place(stat, "")
             grouped.setdefault((delivery_id, placed[0] if placed is not None else stat), {})
@@ -213,19 +249,22 @@ def expand(item: Mapping[str, Any]) -> Iterator[tuple[str, str, int]]:
         if attribute in META or not _is_count(value):
             continue
         key, dot, code = attribute.rpartition(".")
-        counter = _COUNTERS.get(code, code)
+        if not dot:
+            if hour is None:
+                yield INDICATORS, attribute, int(value)
+            continue
         if hour is not None:
-            if dot and key.isdigit():
-                yield bucket_stat(hour + int(key) * MINUTE_MS), counter, int(value)
-        elif not dot:
-            yield INDICATORS, attribute, int(value)
+            stat = bucket_stat(hour + int(key) * MINUTE_MS) if key.isdigit() else None
         elif key.startswith("u") and key[1:].isdigit():
-            yield url_stat(int(key[1:])), counter, int(value)
+            stat = url_stat(int(key[1:]))
         elif key.startswith("a") and ":" in key:
             dimension, _, family = key[1:].partition(":")
-            yield ua_stat(_DIMENSIONS.get(dimension, dimension), family), counter, int(value)
-        elif key.startswith("d"):
-            yield domain_stat(key[1:]), counter, int(value)
+            stat = ua_stat(_DIMENSIONS.get(dimension, dimension), family)
+        else:
+            stat = domain_stat(key[1:]) if key.startswith("d") else None
+        if stat is not None:
+            for field, count in _fields(code, int(value)):
+                yield stat, _COUNTERS.get(field, field), count
 
 
 def _counters(item: Mapping[str, Any]) -> Iterator[tuple[str, int]]:

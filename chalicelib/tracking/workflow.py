@@ -659,8 +659,9 @@ def _decoded(item: bytes | dict[str, Any]) -> dict[str, Any]:
 def _stat_writes(record: Mapping[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
     """(delivery id, stats item, deltas) of a run record's counters: grouped (data/counters.py), or one item
     per counter for a record an older version wrote (it may have applied part of it that way already)."""
-    if record.get("counter_layout") == counters.LAYOUT:
-        return counters.group(record["stats"], record.get("audiences"))
+    layout = record.get("counter_layout")
+    if layout in (counters.LAYOUT, counters.UNPACKED_LAYOUT):
+        return counters.group(record["stats"], record.get("audiences"), packed=layout == counters.LAYOUT)
     return [(str(stat["delivery_id"]), str(stat["stat"]), dict(stat["add"])) for stat in record["stats"]]
 
 

@@ -136,3 +136,31 @@ def _stats_item(delivery_id: str, stat: str) -> dict[str, Any]:
     item = boto3.client("dynamodb").get_item(TableName=get_settings().tracking_stats_table,
                                              Key={"delivery_id": {"S": delivery_id}, "stat": {"S": stat}})["Item"]
     return from_item(item) or {}
+
+
+def test_a_pending_record_of_the_unpacked_layout_completes_as_it_was_written(api: Any, mta: Any) -> None:
+    """A run record of the layout before packed counters (grouped-1), partly applied when the upgrade came,
+    completes with each counter in its own attribute (the same items, so no item takes a run twice), and
+    every report reads the same as if the new version had written it all."""
+    delivery_id = make_delivery(api, mta)
+    known_truth_logs(delivery_id)
+    clock = FakeClock(NOW)
+    assert workflow(clock, max_objects=4).run()["objects"] == 4
+    expected = _answers(delivery_id)
+
+    reset_workflow_tables()
+    clock = FakeClock(NOW)
+    with tap(crash_after_writes=3), pytest.raises(SimulatedCrash):  # acquire, run record, register
+        workflow(clock, max_objects=4).run()
+    old = workflow(clock)
+    state = old.state.get_state()
+    pending = old.logs.get_run_record(state["pending_record"])
+    assert pending["counter_layout"] == counters.LAYOUT
+    pending["counter_layout"] = counters.UNPACKED_LAYOUT
+    assert old.logs.put_run_record(_record_name(state["pending_record"]), pending) == state["pending_record"]
+    clock.advance(get_settings().workflow_lease_seconds + 1)
+    assert workflow(clock, max_objects=4).run()["resumed_run"] == 1
+    tally = _stats_item(delivery_id, counters.TALLY)
+    assert any(name.startswith("a") and name.endswith(".o") for name in tally)
+    assert not any(name.endswith(counters.PACKED_CODES) for name in tally)
+    assert _answers(delivery_id) == expected

@@ -137,3 +137,23 @@ def test_other_domains_go_to_shards_that_scale_with_the_delivery_audience() -> N
     # An older version's record (no audiences): the other domains, the unknown one too, in their own items.
     old = {stat for _, stat, _ in counters.group(stats)}
     assert "domain#(unknown)" in old and "domain#domain0.example" in old and not any(s.startswith("tally#d") for s in old)
+
+
+def test_a_family_or_domain_keeps_its_four_counters_in_one_attribute_read_with_the_older_form() -> None:
+    """Packed: one attribute per user-agent family or domain (its name once), each counter a field of the
+    number, negative run deltas included; a record of the layout before writes each counter apart, and
+    readers sum both forms, in the same item too."""
+    stats = [{"delivery_id": "d", "stat": ua_stat("device", "Mobile"), "add": {"opens": 3, "clicks": 2}},
+             {"delivery_id": "d", "stat": "domain#gmail.com", "add": {"opens": 1, "opens_human": -1}},
+             {"delivery_id": "d", "stat": url_stat(3), "add": {"total": 2}}]
+    [(_, stat, deltas)] = counters.group(stats)
+    assert stat == "tally" and set(deltas) == {"ad:Mobile.o+c+oh+ch", "dgmail.com.o+c+oh+ch", "u3.t"}
+    assert deltas["ad:Mobile.o+c+oh+ch"] == 3 + 2 * counters.PACK_BASE
+    [(_, _, unpacked)] = counters.group(stats, packed=False)
+    assert set(unpacked) == {"ad:Mobile.o", "ad:Mobile.c", "dgmail.com.o", "dgmail.com.oh", "u3.t"}
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    _apply(counters.group(stats, packed=False), table)
+    _apply(counters.group([*stats, {"delivery_id": "d", "stat": "domain#gmail.com", "add": {"opens_human": 2}}]),
+           table)
+    assert counters.merge(table.values(), "ua#") == [{"stat": ua_stat("device", "Mobile"), "opens": 6, "clicks": 4}]
+    assert counters.merge(table.values(), "domain#") == [{"stat": "domain#gmail.com", "opens": 2, "opens_human": 0}]
