@@ -106,8 +106,9 @@ MAILBOX_PROVIDERS = frozenset({
 
 # A user-agent family's or a domain's four counters packed in one number attribute, "<key>.o+c+oh+ch": the
 # counter at index i counts PACK_BASE**i (ADD keeps each field exact while it stays within half a billion
-# either side of 0, read as balanced digits, and DynamoDB keeps 38 digits). The attribute names are most of these items' bytes (a family's
-# name four times), so packing them makes the tally and its shards smaller, and each rewrite fewer units.
+# either side of 0, read as balanced digits, and DynamoDB keeps 38 digits). The attribute names are most of
+# these items' bytes (a family's name four times), so packing them makes the tally and its shards smaller,
+# and each rewrite fewer units.
 PACK = ("o", "c", "oh", "ch")
 PACKED_CODES = "+".join(PACK)
 PACK_BASE = 10**9

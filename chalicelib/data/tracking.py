@@ -244,7 +244,8 @@ def delivery_audiences(deliveries_table: str, delivery_ids: Iterable[str], confi
     keys = [{"delivery_id": {"S": delivery_id}, "part": {"S": SUMMARY}} for delivery_id in sorted(set(delivery_ids))]
     items = batch_get(aws.client("dynamodb", config), deliveries_table, keys, consistent=False,
                       projection="delivery_id, recipients")
-    return {str(item["delivery_id"]): int(item["recipients"]) for item in items if item.get("recipients")}
+    return {str(item["delivery_id"]): int(item["recipients"]) for item in items
+            if isinstance(item.get("recipients"), int) and item["recipients"] > 0}
 
 
 OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error",
