@@ -18,7 +18,7 @@ import json
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from chalicelib import tokens
 from chalicelib.tracking import classify
@@ -488,22 +488,26 @@ def fresh_by_recipient(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], 
 
     What aggregate counts, and what the run logs in the delivery's log pages: every one of them, including
     those the recipient's item evicts at once."""
+    return {key: fresh for key, _, fresh in _touched(new_hits, prior, summaries)}
+
+
+def _touched(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[Hit]],
+             summaries: Mapping[tuple[str, int], Summary],
+             ) -> Iterator[tuple[tuple[str, int], Sequence[Hit], list[Hit]]]:
+    """(recipient, their stored hits, their fresh hits) of each recipient a run touches, in recipient order
+    (the order the native layer reads the stored hits in)."""
     seen: set[str] = set()
     groups: dict[tuple[str, int], list[Hit]] = {}
-    stored: dict[tuple[str, int], set[str]] = {}
     for hit in new_hits:
-        if hit.hit_id in seen:
-            continue
-        seen.add(hit.hit_id)
-        key = hit.recipient
-        fresh = groups.setdefault(key, [])
-        known = stored.get(key)
-        if known is None:
-            known = stored[key] = {stored_hit.hit_id for stored_hit in prior.get(key, ())}
+        if hit.hit_id not in seen:
+            seen.add(hit.hit_id)
+            groups.setdefault(hit.recipient, []).append(hit)
+    for key in sorted(groups):
+        stored = prior.get(key, ())
+        known = {hit.hit_id for hit in stored}
         summary = summaries.get(key)
-        if hit.hit_id not in known and not (summary is not None and summary.may_hold(hit)):
-            fresh.append(hit)
-    return groups
+        yield key, stored, [hit for hit in groups[key]
+                            if hit.hit_id not in known and not (summary is not None and summary.may_hold(hit))]
 
 
 def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[Hit]] | None = None,
@@ -527,16 +531,15 @@ def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[
     bound = max(0, max_hits_per_recipient)
     first_n = bound // 2 if first_hits_per_recipient is None else min(max(0, first_hits_per_recipient), bound)
     last_m = bound - first_n
-    groups = fresh_by_recipient(new_hits, prior, summaries)
-    duplicates = len(new_hits) - sum(map(len, groups.values()))
+    duplicates = len(new_hits)
 
     recipients: list[RecipientUpdate] = []
     totals: dict[str, Counters] = {}
     over_limit = 0
-    for key in sorted(groups):
-        before = sorted(prior.get(key, ()), key=hit_order)
+    for key, stored, fresh in _touched(new_hits, prior, summaries):
+        duplicates -= len(fresh)
+        before = sorted(stored, key=hit_order)
         summary = summaries.get(key)
-        fresh = groups[key]
         if not fresh:
             continue
         merged = sorted(before + fresh, key=hit_order)
