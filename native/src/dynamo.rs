@@ -190,9 +190,7 @@ pub fn decimal(out: &mut String, value: i64) {
             break;
         }
     }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
+    out.push_str(std::str::from_utf8(&digits[at..]).expect("decimal digits are ASCII"));
 }
 
 /// A JSON string as Python's `json.dumps` writes it with `ensure_ascii`: printable ASCII as it is

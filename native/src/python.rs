@@ -39,7 +39,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PySl
 use pyo3::IntoPyObjectExt;
 
 use crate::aggregate::{
-    self, Aggregates, Bound as HitBound, DeliveryDelta, Group, HitFields, HitSet, HitTable, Summary,
+    self, Aggregates, Bound as HitBound, DeliveryDelta, Group, HitFields, HitSet, HitTable, RowStrings, Strings,
+    Summary,
 };
 use crate::base64url;
 use crate::classify::{self, Rules};
@@ -1091,6 +1092,11 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
             return Err(unsupported("a LazyTuple of recipient updates"));
         }
         let log = &lazy.shared.log;
+        // The object's agents and the last delivery id, by their number in the table: each distinct one
+        // hashed once, not once per hit.
+        let mut uas: Vec<Option<u32>> = vec![None; log.user_agents().len()];
+        let mut delivery: Option<(u64, u32)> = None;
+        let mut purposes: Vec<(logs::Purpose, u32)> = Vec::new();
         for hit in &log.hits {
             let raw = log.ip(hit);
             let ip = match run::minimise_ip(raw, mode) {
@@ -1103,17 +1109,45 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
                     std::borrow::Cow::Borrowed(by_reference[raw].as_str())
                 }
             };
-            new_rows.push(table.push(HitFields {
+            let fields = HitFields {
                 hit_id: run::hex_into(hit.hit_id, 32, &mut hit_id),
                 ts: hit.ts as i64, // at most 2**53 - 1, as are the ids below
                 kind: hit.kind.as_str(),
-                delivery_id: run::hex_into(u128::from(hit.delivery_id), 16, &mut delivery_id),
+                delivery_id: "", // interned below
                 log_id: hit.log_id as i64,
                 url_id: hit.url_id as i64,
-                ua: log.ua(hit),
+                ua: "",
                 ip: &ip,
                 purpose: hit.purpose.as_str(),
-            }));
+            };
+            let ua = match uas[hit.ua as usize] {
+                Some(ua) => ua,
+                None => *uas[hit.ua as usize].insert(table.intern(Strings::Ua, log.ua(hit))),
+            };
+            let delivery = match delivery {
+                Some((value, number)) if value == hit.delivery_id => number,
+                _ => {
+                    let text = run::hex_into(u128::from(hit.delivery_id), 16, &mut delivery_id);
+                    let number = table.intern(Strings::Delivery, text);
+                    delivery = Some((hit.delivery_id, number));
+                    number
+                }
+            };
+            let purpose = match purposes.iter().find(|(purpose, _)| *purpose == hit.purpose) {
+                Some(&(_, number)) => number,
+                None => {
+                    let number = table.intern(Strings::Purpose, hit.purpose.as_str());
+                    purposes.push((hit.purpose, number));
+                    number
+                }
+            };
+            let strings = RowStrings {
+                ua,
+                ip: table.intern(Strings::Ip, &ip),
+                delivery,
+                purpose,
+            };
+            new_rows.push(table.push_interned(&fields, Some(hit.kind), strings));
         }
     }
     Ok(RunHits {
@@ -1325,6 +1359,11 @@ impl RunHits {
         let mut domains: std::collections::BTreeMap<(&str, String), [i64; 4]> = std::collections::BTreeMap::new();
         let mut accepted = 0u64;
         let mut encoded = run::ItemHits::default();
+        // Agents and addresses escaped once each (items hold them as given, and many items the same ones).
+        let (uas_escaped, ips_escaped) = (
+            run::Lines::escaped(table.user_agent_texts()),
+            run::Lines::escaped(table.ip_texts()),
+        );
         for update in &aggregates.recipients {
             accepted += update.added;
             let group = &gathered.groups[update.group];
@@ -1351,8 +1390,8 @@ impl RunHits {
                     packed: packed.get(row),
                     kind: table.kind(row).map_or("", Kind::as_str),
                     url_id: table.url_id(row),
-                    ua: table.ua_text(table.ua(row)),
-                    ip: table.ip_text(row),
+                    ua: uas_escaped.get(table.ua(row) as usize),
+                    ip: ips_escaped.get(table.ip_of(row) as usize),
                     purpose: table.purpose_text(row),
                     verdict: Some(verdict),
                 }),
@@ -1363,8 +1402,8 @@ impl RunHits {
             items.s("delivery_id", delivery_id);
             items.n("log_id", *log_id);
             items.escaped_strings("hits", encoded.lines.iter());
-            items.strings("uas", encoded.uas.iter().copied());
-            items.strings("ips", encoded.ips.iter().copied());
+            items.escaped_strings("uas", encoded.uas.iter().copied());
+            items.escaped_strings("ips", encoded.ips.iter().copied());
             items.n("hit_count", kept.len() as i64);
             items.n("first_hit_at", first_hit_at);
             items.n("last_hit_at", last_hit_at);

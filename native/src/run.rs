@@ -349,6 +349,22 @@ impl Lines {
         self.ends.is_empty()
     }
 
+    /// Each of `texts` escaped as inside a JSON string (`dynamo::escaped`), a line each: strings that
+    /// many items hold (user agents, addresses), escaped once.
+    pub fn escaped<'a>(texts: impl IntoIterator<Item = &'a str>) -> Lines {
+        let mut lines = Lines::default();
+        for text in texts {
+            dynamo::escaped(&mut lines.text, text);
+            lines.end_line();
+        }
+        lines
+    }
+
+    /// Line `index`.
+    pub fn get(&self, index: usize) -> &str {
+        &self.text[if index == 0 { 0 } else { self.ends[index - 1] }..self.ends[index]]
+    }
+
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
         self.ends
             .iter()
@@ -366,6 +382,8 @@ pub struct ItemHit<'a> {
     pub packed: Option<&'a str>,
     pub kind: &'a str,
     pub url_id: i64,
+    /// The user agent and address, only numbered in the item's `uas` and `ips` (the caller may give them
+    /// as those lists are written, e.g. escaped once for JSON: `Lines::escaped`).
     pub ua: &'a str,
     pub ip: &'a str,
     pub purpose: &'a str,
