@@ -563,8 +563,10 @@ class TrackingWorkflow:
     def _writes_natively(self, hits: Any, state: _StoredState, run: int, now_ms: int) -> _Writes | None:
         """What the run writes, from the native layer (no Python object per hit); None when it cannot
         represent the stored state (then `_writes` computes it)."""
-        ipv4 = classification.lists().v4  # dotted quads looked up natively, other addresses by the reference
-        flagged, others = hits.ipv4_flags(ipv4.starts, ipv4.ends, ipv4.flags)
+        # Dotted quads and canonical IPv6 addresses looked up natively, other addresses by the reference.
+        known = classification.lists()
+        flagged, others = hits.address_flags(*((ranges.starts, ranges.ends, ranges.flags)
+                                               for ranges in (known.v4, known.v6)))
         context = self._classification(hits.user_agents(), others, state, flagged)
         limits = self.limits
         backend = native.backend()

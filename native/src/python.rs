@@ -1265,23 +1265,25 @@ impl RunHits {
         string_list(py, self.table.user_agent_texts())
     }
 
-    /// ({address: flags} of the hits' dotted-quad IPv4 addresses that have some in `ranges` (classify's
-    /// IPv4 `_Ranges`: starts, ends, flags), [the other distinct addresses]): what classify's
-    /// `addresses_flags` says of the former, read natively; the latter are left to it.
-    fn ipv4_flags<'py>(
+    /// ({address: flags} of the hits' addresses that have some in `ipv4` / `ipv6` (classify's `_Ranges`
+    /// of each family: starts, ends, flags), [the other distinct addresses]): what classify's
+    /// `addresses_flags` says of dotted quads and of IPv6 addresses in their canonical text (what
+    /// `minimise_ip` writes), read natively; the other addresses are left to it.
+    fn address_flags<'py>(
         &self,
         py: Python<'py>,
-        starts: Vec<u64>,
-        ends: Vec<u64>,
-        flags: Vec<i64>,
+        ipv4: (Vec<u128>, Vec<u128>, Vec<i64>),
+        ipv6: (Vec<u128>, Vec<u128>, Vec<i64>),
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
         let (found, others) = (PyDict::new(py), PyList::empty(py));
         for ip in self.table.ip_texts() {
-            match run::dotted_quad(ip) {
-                Some(value) => match run::range_flags(u64::from(value), &starts, &ends, &flags) {
-                    0 => {}
-                    flagged => found.set_item(ip, flagged)?,
-                },
+            let (value, (starts, ends, flags)) = match run::dotted_quad(ip) {
+                Some(value) => (Some(u128::from(value)), &ipv4),
+                None => (run::canonical_ipv6(ip), &ipv6),
+            };
+            match value.map(|value| run::range_flags(value, starts, ends, flags)) {
+                Some(0) => {}
+                Some(flagged) => found.set_item(ip, flagged)?,
                 None => others.append(ip)?,
             }
         }

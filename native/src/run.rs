@@ -196,8 +196,19 @@ pub fn dotted_quad(ip: &str) -> Option<u32> {
     (parts == 4).then_some(value)
 }
 
+/// An IPv6 address written as `str(ipaddress.IPv6Address(...))` writes it (lower-case hextets, the
+/// longest run of zero hextets as '::': what `minimise_ip` gives), as `socket.inet_pton(AF_INET6, ...)`
+/// reads it; None for any other text, however valid (the reference decides).
+pub fn canonical_ipv6(ip: &str) -> Option<u128> {
+    if ip.len() > 39 || !ip.contains(':') || !ip.bytes().all(|byte| byte == b':' || byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    let value = ipv6_value(ip)?;
+    (ipv6_text(value) == ip).then_some(value)
+}
+
 /// The flags of `value` in sorted, disjoint ranges (classify's `_Ranges.lookup`).
-pub fn range_flags(value: u64, starts: &[u64], ends: &[u64], flags: &[i64]) -> i64 {
+pub fn range_flags(value: u128, starts: &[u128], ends: &[u128], flags: &[i64]) -> i64 {
     match starts.partition_point(|&start| start <= value) {
         0 => 0,
         index if value <= ends[index - 1] => flags[index - 1],
@@ -691,6 +702,32 @@ mod tests {
             assert_eq!(dotted_quad(other), None, "{other}");
         }
         let (starts, ends, flags) = ([10, 20], [15, 20], [1, 2]);
+        for canonical in [
+            "2001:db8::",
+            "::",
+            "::1",
+            "1:2:3:4:5:6:7:8",
+            "fe80::1:0:0:0",
+            "1:0:0:2::",
+        ] {
+            let value = canonical_ipv6(canonical).expect(canonical);
+            assert_eq!(ipv6_text(value), canonical);
+        }
+        assert_eq!(canonical_ipv6("2001:db8::1"), Some(0x2001_0db8_u128 << 96 | 1));
+        for other in [
+            "2001:DB8::",
+            "2001:0db8::",
+            "1:0:0:2:0:0:0:0",
+            "::1:0:0:0:0:0",
+            "1::2::3",
+            "::ffff:1.2.3.4",
+            "fe80::1%eth0",
+            "1:2:3:4:5:6:7::",
+            "203.0.113.7",
+            "",
+        ] {
+            assert_eq!(canonical_ipv6(other), None, "{other}");
+        }
         let found: Vec<i64> = [9, 10, 15, 16, 20, 21]
             .map(|value| range_flags(value, &starts, &ends, &flags))
             .to_vec();
