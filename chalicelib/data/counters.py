@@ -38,6 +38,7 @@ rewrite cost grow with every domain already stored.
 from __future__ import annotations
 
 import zlib
+from functools import lru_cache
 from typing import Any, Iterable, Iterator, Mapping
 
 from chalicelib.data.domain_stats import DOMAIN_PREFIX, domain_stat
@@ -99,8 +100,10 @@ def ua_stat(dimension: str, family: str) -> str:
     return f"{UA_PREFIX}{dimension}#{family}"
 
 
+@lru_cache(maxsize=8192)
 def place(stat: str, counter: str) -> tuple[str, str] | None:
-    """(grouped item, attribute) of one counter of a per-counter item; None for a counter kept in its own item."""
+    """(grouped item, attribute) of one counter of a per-counter item; None for a counter kept in its own item.
+    Cached: a run's deliveries name the same few hundred counters over and over (its URLs, families, buckets)."""
     code = COUNTER_CODES.get(counter, counter)
     if stat == INDICATORS:
         return TALLY, counter
@@ -149,7 +152,8 @@ def group(stats: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, dict[str, 
     writes = []
     for (delivery_id, item), deltas in sorted(grouped.items()):
         # Indicators (no '.') first: they always fit the first write, so they stay in the tally item.
-        attributes = sorted(deltas, key=lambda name: ("." in name, name))
+        attributes = sorted(name for name in deltas if "." not in name) + sorted(
+            name for name in deltas if "." in name)
         for part, start in enumerate(range(0, max(1, len(attributes)), MAX_ATTRIBUTES_PER_WRITE)):
             name = item if part == 0 else f"{item}{SPILL}{part}"
             writes.append((delivery_id, name, {attribute: deltas[attribute]

@@ -12,6 +12,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use foldhash::fast::RandomState;
+
 use crate::aggregate::{Summary, BUCKET_MS};
 use crate::base64url;
 use crate::classify::is_human;
@@ -140,7 +142,14 @@ fn ipv6_value(ip: &str) -> Option<u128> {
 /// hextets in lower-case hex, the longest run of two or more zero hextets
 /// (the first of equal runs) written '::'.
 fn ipv6_text(value: u128) -> String {
-    let hextets: Vec<u16> = (0..8).map(|index| (value >> (112 - 16 * index)) as u16).collect();
+    let mut out = [0u8; 39];
+    ipv6_text_into(value, &mut out).to_owned()
+}
+
+/// `ipv6_text`, written in `out` (at most 39 characters: no allocation, for the lookups of a run's addresses).
+fn ipv6_text_into(value: u128, out: &mut [u8; 39]) -> &str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hextets: [u16; 8] = std::array::from_fn(|index| (value >> (112 - 16 * index)) as u16);
     let (mut best_start, mut best_len, mut start, mut len) = (0, 0, 0, 0);
     for (index, &hextet) in hextets.iter().enumerate() {
         if hextet == 0 {
@@ -155,21 +164,30 @@ fn ipv6_text(value: u128) -> String {
             len = 0;
         }
     }
-    let join = |part: &[u16]| {
-        part.iter()
-            .map(|hextet| format!("{hextet:x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    if best_len > 1 {
-        format!(
-            "{}::{}",
-            join(&hextets[..best_start]),
-            join(&hextets[best_start + best_len..])
-        )
-    } else {
-        join(&hextets)
+    /// Hextets joined by ':' (as `ipv6_text`'s `join`), written at `at`.
+    fn join(hextets: &[u16], out: &mut [u8; 39], at: &mut usize) {
+        for (index, &hextet) in hextets.iter().enumerate() {
+            if index > 0 {
+                out[*at] = b':';
+                *at += 1;
+            }
+            let digits = (4 - hextet.leading_zeros() as usize / 4).max(1);
+            for shift in (0..digits).rev() {
+                out[*at] = HEX[usize::from(hextet >> (4 * shift)) & 0xF];
+                *at += 1;
+            }
+        }
     }
+    let mut at = 0;
+    if best_len > 1 {
+        join(&hextets[..best_start], out, &mut at);
+        out[at..at + 2].copy_from_slice(b"::");
+        at += 2;
+        join(&hextets[best_start + best_len..], out, &mut at);
+    } else {
+        join(&hextets, out, &mut at);
+    }
+    std::str::from_utf8(&out[..at]).expect("hex digits and colons are ASCII")
 }
 
 /// A dotted-quad IPv4 address as `socket.inet_pton(AF_INET, ...)` reads it:
@@ -204,7 +222,8 @@ pub fn canonical_ipv6(ip: &str) -> Option<u128> {
         return None;
     }
     let value = ipv6_value(ip)?;
-    (ipv6_text(value) == ip).then_some(value)
+    let mut text = [0u8; 39];
+    (ipv6_text_into(value, &mut text) == ip).then_some(value)
 }
 
 /// The flags of `value` in sorted, disjoint ranges (classify's `_Ranges.lookup`).
@@ -596,8 +615,8 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
         };
         let mut current = page(0);
         // Where each string sits in the page (the reference's dicts): a page holds thousands of hits.
-        let mut ua_index: HashMap<&str, usize> = HashMap::new();
-        let mut recipient_index: HashMap<&str, usize> = HashMap::new();
+        let mut ua_index: HashMap<&str, usize, RandomState> = HashMap::default();
+        let mut recipient_index: HashMap<&str, usize, RandomState> = HashMap::default();
         let (mut part, mut size) = (0, 0);
         for hit in &hits[start..end] {
             let new_ua = !ua_index.contains_key(hit.ua);
