@@ -45,10 +45,17 @@ impl Items {
         }
     }
 
+    /// An attribute's name: the code's own identifiers, which JSON writes as they are (not escaped
+    /// one by one: a run writes millions of them).
     fn name(&mut self, name: &str) {
+        debug_assert!(
+            name.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_'),
+            "{name}"
+        );
         self.separate();
-        string(&mut self.text, name);
-        self.text.push(':');
+        self.text.push('"');
+        self.text.push_str(name);
+        self.text.push_str("\":");
     }
 
     /// Starts the next item of the array.

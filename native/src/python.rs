@@ -1068,6 +1068,8 @@ fn aggregate_hits<'py>(
 struct RunHits {
     table: HitTable,
     new_rows: Vec<u32>,
+    /// The value of each new hit's id (rows 0.. of `table`: a parsed hit id, 32 lower-case hex digits).
+    id_values: Vec<u128>,
     /// The new hits grouped by recipient, once `recipients` asked (compute reuses it).
     grouped: Option<aggregate::Grouped>,
     computed: bool,
@@ -1080,6 +1082,7 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
     let mode = run::IpMode::parse(ip_mode).ok_or_else(|| unsupported("an IP address mode it does not know"))?;
     let mut table = HitTable::default();
     let mut new_rows = Vec::new();
+    let mut id_values = Vec::new();
     let mut by_reference: HashMap<String, String> = HashMap::new();
     let (mut hit_id, mut delivery_id) = ([0u8; 32], [0u8; 32]);
     for hits in parsed.try_iter()? {
@@ -1148,11 +1151,14 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
                 purpose,
             };
             new_rows.push(table.push_interned(&fields, Some(hit.kind), strings));
+            id_values.push(hit.hit_id);
         }
     }
+    debug_assert!(new_rows.iter().enumerate().all(|(at, &row)| row as usize == at));
     Ok(RunHits {
         table,
         new_rows,
+        id_values,
         grouped: None,
         computed: false,
     })
@@ -1353,7 +1359,13 @@ impl RunHits {
         let aggregates = aggregate::aggregate(&table, &gathered.input(), bound, &classifying);
 
         let default = details_from(default)?;
-        let packed = run::PackedIds::new((0..table.len() as u32).map(|row| (table.hit_id_of(row), table.ts(row))));
+        let packed = run::PackedIds::new((0..table.len() as u32).map(|row| {
+            (
+                table.hit_id_of(row),
+                table.ts(row),
+                self.id_values.get(row as usize).copied(),
+            )
+        }));
         // About what the standard input's items take (hit lines, their agents and addresses), and pages.
         let mut items = dynamo::Items::with_capacity(400 * aggregates.kept.len() + 500 * aggregates.recipients.len());
         let mut recipient_texts: Vec<String> = vec![default.recipient_text.clone()];

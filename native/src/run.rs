@@ -324,15 +324,20 @@ pub struct PackedIds {
 }
 
 impl PackedIds {
-    /// From each row's (hit id, ts), in row order.
-    pub fn new<'a>(rows: impl ExactSizeIterator<Item = (&'a str, i64)>) -> PackedIds {
+    /// From each row's (hit id, ts, the id's value when the caller knows the id is its 32 lower-case hex
+    /// digits: not read again), in row order.
+    pub fn new<'a>(rows: impl ExactSizeIterator<Item = (&'a str, i64, Option<u128>)>) -> PackedIds {
         let mut packed = PackedIds {
             text: String::with_capacity(22 * rows.len()),
             packed: Vec::with_capacity(rows.len()),
         };
-        for (hit_id, ts) in rows {
+        for (hit_id, ts, value) in rows {
             let start = packed.text.len();
-            match timed_id(hit_id, ts) {
+            let timed = match value {
+                Some(value) => (i64::try_from(value >> 80) == Ok(ts)).then_some(value.to_be_bytes()),
+                None => timed_id(hit_id, ts),
+            };
+            match timed {
                 Some(raw) => {
                     base64url::encode_to(&mut packed.text, &raw);
                     packed.text.truncate(start + 22);
