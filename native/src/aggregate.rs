@@ -1222,6 +1222,12 @@ impl HitTable {
         self.rows.len()
     }
 
+    /// The rows renumbered: row `at` becomes what row `order[at]` was (`order`: every row once).
+    pub fn reorder(&mut self, order: &[u32]) {
+        assert_eq!(order.len(), self.rows.len(), "every row once");
+        self.rows = order.iter().map(|&row| self.rows[row as usize]).collect();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
