@@ -183,6 +183,10 @@ fn number(out: &mut String, value: i64) {
 
 /// `value`'s decimal digits (as Python's `str` of an int), appended.
 pub fn decimal(out: &mut String, value: i64) {
+    if (0..10).contains(&value) {
+        out.push(char::from(b'0' + value as u8)); // most numbers a run writes: indexes, kinds, verdicts
+        return;
+    }
     if value < 0 {
         out.push('-');
     }

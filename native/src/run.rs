@@ -555,6 +555,19 @@ fn page_hit_id<'a>(hit: &PageHit<'a>) -> Cow<'a, str> {
     }
 }
 
+/// The value of a page hit's id given only packed (`page_hit_id` spells it as 32 hex digits).
+fn packed_value(hit: &PageHit<'_>) -> Option<u128> {
+    match hit.packed {
+        Some(packed) if hit.hit_id.is_empty() => {
+            let mut raw = [0u8; 16];
+            let decoded = base64url::decode_canonical(packed.as_bytes(), &mut raw);
+            debug_assert_eq!(decoded, Some(16), "a packed id is 16 bytes");
+            Some(u128::from_be_bytes(raw))
+        }
+        _ => None,
+    }
+}
+
 /// Python's `len` of a page hit's id (32 hex digits when it is given packed).
 fn page_hit_id_length(hit: &PageHit<'_>) -> usize {
     if hit.packed.is_some() && hit.hit_id.is_empty() {
@@ -589,21 +602,33 @@ pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling) -> Vec<Page<'a>> {
     let window = |ts: i64| ts - ts.rem_euclid(BUCKET_MS as i64);
     // By (kind, window, ts, hit_id), the reference's order: the window follows ts, and the few kinds are
-    // ranked once, so most comparisons are of two integers.
-    let mut kinds: Vec<&str> = hits.iter().map(|hit| hit.kind).collect();
+    // ranked once, so most comparisons are of one integer (kind rank, then ts with its sign bit flipped).
+    let mut kinds: Vec<&str> = Vec::new();
+    for hit in &hits {
+        if !kinds.contains(&hit.kind) {
+            kinds.push(hit.kind);
+        }
+    }
     kinds.sort_unstable();
-    kinds.dedup();
-    let mut order: Vec<(usize, i64, usize)> = hits
+    let mut order: Vec<(u128, usize)> = hits
         .iter()
         .enumerate()
-        .map(|(index, hit)| (kinds.binary_search(&hit.kind).expect("ranked"), hit.ts, index))
+        .map(|(index, hit)| {
+            let rank = kinds.iter().position(|kind| *kind == hit.kind).expect("ranked") as u128;
+            (rank << 64 | u128::from(hit.ts as u64 ^ (1 << 63)), index)
+        })
         .collect();
     order.sort_unstable_by(|a, b| {
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| page_hit_id(&hits[a.2]).cmp(&page_hit_id(&hits[b.2])))
+        a.0.cmp(&b.0).then_with(|| {
+            let (first, second) = (&hits[a.1], &hits[b.1]);
+            match (packed_value(first), packed_value(second)) {
+                // 32 lower-case hex digits each: their order is the values'.
+                (Some(first), Some(second)) => first.cmp(&second),
+                _ => page_hit_id(first).cmp(&page_hit_id(second)),
+            }
+        })
     });
-    hits = order.iter().map(|&(_, _, index)| hits[index]).collect();
+    hits = order.iter().map(|&(_, index)| hits[index]).collect();
     let mut pages = Vec::new();
     let mut start = 0;
     while start < hits.len() {
