@@ -1083,6 +1083,7 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
     let mut table = HitTable::default();
     let mut new_rows = Vec::new();
     let mut id_values = Vec::new();
+    let mut scratch = String::new(); // a minimised address
     let mut by_reference: HashMap<String, String> = HashMap::new();
     let (mut hit_id, mut delivery_id) = ([0u8; 32], [0u8; 32]);
     for hits in parsed.try_iter()? {
@@ -1102,14 +1103,14 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
         let mut purposes: Vec<(logs::Purpose, u32)> = Vec::new();
         for hit in &log.hits {
             let raw = log.ip(hit);
-            let ip = match run::minimise_ip(raw, mode) {
+            let ip = match run::minimise_ip_into(raw, mode, &mut scratch) {
                 Some(ip) => ip,
                 None => {
                     if !by_reference.contains_key(raw) {
                         let minimised: String = minimise.call1((raw, ip_mode))?.extract()?;
                         by_reference.insert(raw.to_owned(), minimised);
                     }
-                    std::borrow::Cow::Borrowed(by_reference[raw].as_str())
+                    by_reference[raw].as_str()
                 }
             };
             let fields = HitFields {
@@ -1120,7 +1121,7 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
                 log_id: hit.log_id as i64,
                 url_id: hit.url_id as i64,
                 ua: "",
-                ip: &ip,
+                ip,
                 purpose: hit.purpose.as_str(),
             };
             let ua = match uas[hit.ua as usize] {
@@ -1146,7 +1147,7 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
             };
             let strings = RowStrings {
                 ua,
-                ip: table.intern(Strings::Ip, &ip),
+                ip: table.intern(Strings::Ip, ip),
                 delivery,
                 purpose,
             };

@@ -44,23 +44,39 @@ impl IpMode {
 /// scope, anything Python's `ipaddress` may read its own way): the caller
 /// asks the reference, once per distinct address.
 pub fn minimise_ip(ip: &str, mode: IpMode) -> Option<Cow<'_, str>> {
+    let mut scratch = String::new();
+    let minimised = minimise_ip_into(ip, mode, &mut scratch)?;
+    Some(if std::ptr::eq(minimised, ip) {
+        Cow::Borrowed(ip)
+    } else {
+        Cow::Owned(minimised.to_owned())
+    })
+}
+
+/// `minimise_ip`, written in `scratch` when it is not `ip` itself or "" (no allocation per hit: a run
+/// minimises every hit's address).
+pub fn minimise_ip_into<'a>(ip: &'a str, mode: IpMode, scratch: &'a mut String) -> Option<&'a str> {
     if mode == IpMode::Full || ip.is_empty() {
-        return Some(Cow::Borrowed(ip));
+        return Some(ip);
     }
     if mode == IpMode::Nothing {
-        return Some(Cow::Borrowed(""));
+        return Some("");
     }
     if ip.contains(':') {
-        return ipv6_network_48(ip).map(Cow::Owned);
+        *scratch = ipv6_network_48(ip)?;
+        return Some(scratch.as_str());
     }
     if ip.bytes().filter(|&byte| byte == b'.').count() != 3 {
-        return Some(Cow::Borrowed(""));
+        return Some("");
     }
     let network = &ip[..ip.rfind('.').expect("three dots")];
     if ip.len() == network.len() + 2 && ip.ends_with(".0") {
-        Some(Cow::Borrowed(ip)) // already truncated (records carry the IP as the setting allowed)
+        Some(ip) // already truncated (records carry the IP as the setting allowed)
     } else {
-        Some(Cow::Owned(format!("{network}.0")))
+        scratch.clear();
+        scratch.push_str(network);
+        scratch.push_str(".0");
+        Some(scratch.as_str())
     }
 }
 
