@@ -94,7 +94,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 from chalicelib import metrics, native
 from chalicelib.data import counters, item_json
@@ -477,8 +477,9 @@ class TrackingWorkflow:
         results = [result for _, _, result in parsed]
         native_hits = native.backend().run_hits(results, mode)
         hits: list[core.Hit] = []
+        touched: Collection[tuple[str, int]]
         if native_hits is not None:
-            touched = set(native_hits.recipients())
+            touched = native_hits.recipients()  # distinct already (no set of a run's recipients made again)
         else:
             hits = _minimised_hits(results, mode)
             touched = {hit.recipient for hit in hits}
@@ -524,7 +525,8 @@ class TrackingWorkflow:
             "statistics": statistics, "log_pages": pages, "items_encoding": item_json.ENCODING,
         }
 
-    def _delivery_log_facts(self, touched: set[tuple[str, int]], stored: Mapping[tuple[str, int], Mapping[str, Any]]
+    def _delivery_log_facts(self, touched: Collection[tuple[str, int]],
+                            stored: Mapping[tuple[str, int], Mapping[str, Any]]
                             ) -> dict[tuple[str, int], dict[str, Any]]:
         """Recipient id, send time and address domain of the touched recipients whose tracking item does not
         hold them yet."""
