@@ -100,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
               f"hits_per_recipient={units[1]['hits_per_recipient']:.1f} "
               f"write_units_by_table={_by_table(units[1])} write_units_by_table_10_runs={_by_table(units[10])} "
               f"write_units_by_kind={_by_kind(units[1])} write_units_by_kind_10_runs={_by_kind(units[10])} "
-              f"load={os.getloadavg()[0]:.1f}", flush=True)
+              f"load={os.getloadavg()[0]:.1f} "
+              f"recipient_writes_per_1000_hits={_per_1000(units[1], 'recipient_writes'):.0f} "
+              f"recipient_writes_per_1000_hits_10_runs={_per_1000(units[10], 'recipient_writes'):.0f}", flush=True)
     if "cost" in only:
         for line in cost.lines(cost.measure(units[10] if units else None)):
             print(line, flush=True)

@@ -208,7 +208,7 @@ class AwsMeter:
 
 # The grouped counter items (chalicelib/data/counters.py), most specific first: (name prefix, kind).
 GROUPED_KINDS = ((HOUR_PREFIX, "bucket-hour"), (f"{TALLY}#u", "tally-urls"), (f"{TALLY}#a", "tally-ua"),
-                 (TALLY, "tally"))
+                 (f"{TALLY}#d", "tally-domains"), (TALLY, "tally"))
 
 
 def item_kind(key: Mapping[str, Any]) -> str:

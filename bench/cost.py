@@ -16,7 +16,9 @@ schedules), and every quantity is measured here:
   memory (a share of a core) rounded up to whole milliseconds. Network
   waits are not in it: a put's round trip (about 10 ms) would add about
   $0.02 a million at 128 MB;
-- its own log output per hit (the EMF metrics line) for CloudWatch Logs;
+- its log output per hit for CloudWatch Logs: its own (none when the put
+  succeeds) and Lambda's START / END / REPORT lines, which the template's
+  LoggingConfig of the function (JSON, system log level WARN) turns off;
 - record sizes: the standard input's lines, which are the hit records;
 - the workflow's DynamoDB units, S3 requests and CPU: the standard input's
   first 10,000 hits (about 10 a recipient) through the workflow on moto,
@@ -76,8 +78,11 @@ def deployment_settings() -> dict[str, Any]:
     buffering = firehose["Properties"]["ExtendedS3DestinationConfiguration"]["BufferingHints"]
     waf_rules = sum(len(resource["Properties"].get("Rules", [])) for resource in resources.values()
                     if resource.get("Type") == "AWS::WAFv2::WebACL")
+    logging = resources["APIHandler"]["Properties"].get("LoggingConfig", {})  # the hit path's function
     return {
         "front_door": front_door(types),
+        "hit_log_format": logging.get("LogFormat", "Text"),
+        "hit_system_log_level": logging.get("SystemLogLevel", "INFO"),
         "architecture": values["Architecture"],
         "stream_mode": values["HitStreamMode"],
         "stream_shards": int(values["HitStreamShards"]),
@@ -210,11 +215,14 @@ def price(hit_path: dict[str, Any], records: dict[str, Any], workflow: dict[str,
     scale = HITS / len(sizes)  # the input's records stand for a million
     open_share = records["kinds"].get("open", 0)
     cpu_us = open_share * hit_path["open_cpu_us"] + (1 - open_share) * hit_path["click_cpu_us"]
-    log_bytes = open_share * hit_path["open_log_bytes"] + (1 - open_share) * hit_path["click_log_bytes"]
     architecture = settings["architecture"]
 
     duration_ms = cost_model.lambda_duration_ms(cpu_us / 1000, settings["hit_memory_mb"], prices)
     billed_ms = cost_model.lambda_billed_ms(duration_ms, prices)
+    platform_log_bytes = cost_model.lambda_platform_log_bytes(
+        settings["hit_log_format"], settings["hit_system_log_level"], duration_ms, billed_ms, settings["hit_memory_mb"])
+    log_bytes = (open_share * hit_path["open_log_bytes"] + (1 - open_share) * hit_path["click_log_bytes"]
+                 + platform_log_bytes)
     hit_lambda = cost_model.lambda_usd(HITS, billed_ms, settings["hit_memory_mb"], architecture, prices)
     if settings["stream_mode"] == "ON_DEMAND":
         stream = sum(cost_model.kinesis_on_demand_usd(sizes, prices).values()) * scale
@@ -284,6 +292,7 @@ def price(hit_path: dict[str, Any], records: dict[str, Any], workflow: dict[str,
             "monthly_usd": sum(monthly.values()), "monthly": monthly,
             "hit_cpu_us": cpu_us, "hit_billed_ms": billed_ms, "hit_memory_mb": settings["hit_memory_mb"],
             "record_bytes": sum(sizes) / len(sizes), "log_bytes": log_bytes,
+            "platform_log_bytes": platform_log_bytes,
             "write_units_per_1000_hits": (workflow["write_units"] - runs * idle["write_units"]) * 1000
             / workflow["hits"], "workflow_runs": runs, "hits_per_recipient": workflow["hits_per_recipient"]}
 
@@ -319,6 +328,7 @@ def lines(result: dict[str, Any]) -> list[str]:
         f"stream={settings['stream_mode']} hit_memory_mb={result['hit_memory_mb']} "
         f"hit_cpu_us={result['hit_cpu_us']:.0f} hit_billed_ms={result['hit_billed_ms']} "
         f"record_bytes={result['record_bytes']:.0f} log_bytes_per_hit={result['log_bytes']:.0f} "
+        f"platform_log_bytes_per_hit={result['platform_log_bytes']} "
         f"workflow_memory_mb={settings['workflow_memory_mb']} workflow_runs={result['workflow_runs']} "
         f"hits_per_recipient={result['hits_per_recipient']:.1f} "
         f"write_units_per_1000_hits={result['write_units_per_1000_hits']:.0f} "

@@ -212,6 +212,33 @@ def lambda_billed_ms(duration_ms: float, prices: Mapping[str, Any]) -> int:
     return max(1, math.ceil(duration_ms / step)) * step
 
 
+# The lines Lambda itself writes for every invocation at system log level INFO (its default), in each log
+# format (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-logformat.html): at WARN it
+# writes none of them for an invocation that succeeds.
+_REQUEST_ID = "8f507cfc-1c4e-4d2b-9a1e-2b3c4d5e6f70"  # a request id: a UUID, 36 characters
+_PLATFORM_LINES = {
+    "Text": ("START RequestId: {id} Version: $LATEST\n", "END RequestId: {id}\n",
+             "REPORT RequestId: {id}\tDuration: {duration:.2f} ms\tBilled Duration: {billed} ms\t"
+             "Memory Size: {memory} MB\tMax Memory Used: {memory} MB\t\n"),
+    "JSON": ('{{"time":"2026-12-04T02:00:00.000Z","type":"platform.start","record":{{"requestId":"{id}",'
+             '"version":"$LATEST"}}}}\n',
+             '{{"time":"2026-12-04T02:00:00.000Z","type":"platform.report","record":{{"requestId":"{id}",'
+             '"metrics":{{"durationMs":{duration:.3f},"billedDurationMs":{billed},"memorySizeMB":{memory},'
+             '"maxMemoryUsedMB":{memory}}},"status":"success"}}}}\n'),
+}
+
+
+def lambda_platform_log_bytes(log_format: str, system_log_level: str, duration_ms: float, billed_ms: int,
+                              memory_mb: int) -> int:
+    """Bytes of CloudWatch Logs that Lambda writes itself for one successful invocation (START, END and REPORT
+    in Text, platform.start and platform.report in JSON); none at system log level WARN (JSON only)."""
+    if log_format == "JSON" and system_log_level == "WARN":
+        return 0
+    lines = _PLATFORM_LINES["JSON" if log_format == "JSON" else "Text"]
+    return sum(len(line.format(id=_REQUEST_ID, duration=duration_ms, billed=billed_ms, memory=memory_mb))
+               for line in lines)
+
+
 def lambda_usd(invocations: float, billed_ms_each: float, memory_mb: int, architecture: str,
                prices: Mapping[str, Any]) -> dict[str, float]:
     """Requests and GB-seconds of `invocations` invocations billed `billed_ms_each` ms each."""

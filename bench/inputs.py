@@ -87,6 +87,17 @@ def _record(hit_id: str, ts: int, kind: str, delivery_id: str, log_id: int, url_
     return (json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8")
 
 
+def _deliveries(rng: random.Random, audience: float) -> list[tuple[str, int]]:
+    """The input's 24 deliveries: (id, recipients), the first draws of the input's random sequence."""
+    return [(f"{rng.getrandbits(64):016x}", max(1, round(rng.randint(2_000, 40_000) * audience)))
+            for _ in range(24)]
+
+
+def delivery_audiences(seed: int = 5, audience: float = 1.0) -> dict[str, int]:
+    """Each delivery's recipients in the input generate_lines(..., seed, audience) makes."""
+    return dict(_deliveries(random.Random(seed), audience))
+
+
 def generate_lines(hits: int, seed: int = 5, audience: float = 1.0):
     """Yield the object's lines (bytes), duplicates included.
 
@@ -95,8 +106,7 @@ def generate_lines(hits: int, seed: int = 5, audience: float = 1.0):
     cost model's workflow run takes 10 a recipient).
     """
     rng = random.Random(seed)
-    deliveries = [(f"{rng.getrandbits(64):016x}", max(1, round(rng.randint(2_000, 40_000) * audience)))
-                  for _ in range(24)]
+    deliveries = _deliveries(rng, audience)
     minted: dict[tuple[int, str, int, int, str], str] = {}
     start_ms = 1_764_000_000_000
     pending_duplicates: list[tuple[int, bytes]] = []

@@ -60,9 +60,10 @@ WORKFLOW_AUDIENCE = 0.004  # ...with every delivery's audience scaled to give ab
 MAX_OBJECT_BYTES = 64 * 2**20  # Firehose's buffer (RedirectionLogBufferMB's default): the largest object
 
 
-def _metered_workflow(lines: list[bytes], runs: int) -> dict:
+def _metered_workflow(lines: list[bytes], runs: int, recipients: dict[str, int]) -> dict:
     """The standard input's `lines` through the workflow on moto in `runs` runs (time-ordered slices, one
-    object each, as Firehose writes them), then one idle run; what each was billed (bench/aws_meter.py)."""
+    object each, as Firehose writes them), then one idle run; what each was billed (bench/aws_meter.py).
+    `recipients`: each delivery's audience (its summary's, as the send workers leave it)."""
     from moto import mock_aws
 
     from bench.aws_meter import metered
@@ -90,7 +91,8 @@ def _metered_workflow(lines: list[bytes], runs: int) -> dict:
                 audiences.setdefault(record["delivery_id"], set()).add(record["log_id"])
             for delivery_id, log_ids in audiences.items():
                 store.create(delivery_id, {"name": "bench", "state": "finished", "created_at": 1,
-                                           "counts": {"sent": len(log_ids)}}, {"subject": "s"},
+                                           "recipients": recipients[delivery_id], "counts": {"sent": len(log_ids)}},
+                             {"subject": "s"},
                              {"urls": {str(url_id): {"url": f"https://example.com/{url_id}", "type": "click",
                                                      "label": f"link {url_id}", "placeholders": []}
                                        for url_id in range(1, 15)}})
@@ -102,7 +104,7 @@ def _metered_workflow(lines: list[bytes], runs: int) -> dict:
             size = -(-len(lines) // runs)
             with metered() as meter:
                 cpu_started = time.process_time()
-                accepted = 0
+                accepted = recipient_writes = 0
                 for run in range(runs):
                     chunk = lines[run * size:(run + 1) * size]
                     at_ms = json.loads(chunk[0])["ts"]
@@ -111,11 +113,16 @@ def _metered_workflow(lines: list[bytes], runs: int) -> dict:
                                   Key=f"{LOG_PREFIX}{hour_partition(at_ms)}/bench-{run:04d}",
                                   Body=gzip.compress(b"".join(chunk)))
                     clock.now = max(clock.now, at_ms / 1000) + 120
-                    accepted += workflow(clock).run()["hits_accepted"]
+                    statistics = workflow(clock).run()
+                    accepted += statistics["hits_accepted"]
+                    recipient_writes += statistics["recipients_updated"]
                 cpu = time.process_time() - cpu_started - meter.excluded_cpu_s
                 # (The objects put above stand for Firehose's: their client predates the meter, unmetered.)
-                busy = {"hits": accepted, "write_units": meter.total_write_units(),
-                        "read_units": meter.total_read_units(), "s3_put": meter.s3_requests()["put"],
+                # The recipient items written, a unit each at least: the floor of any layout that keeps one
+                # item per recipient and delivery, however small (a run writes each touched recipient once).
+                busy = {"hits": accepted, "recipient_writes": recipient_writes,
+                        "write_units": meter.total_write_units(), "read_units": meter.total_read_units(),
+                        "s3_put": meter.s3_requests()["put"],
                         "s3_get": meter.s3_requests()["get"], "cpu_s": cpu, "runs": runs,
                         "write_units_by_table": dict(meter.write_units),
                         "write_units_by_kind": dict(meter.write_units_by_kind), "requests": dict(meter.requests)}
@@ -137,7 +144,7 @@ def _metered_workflow(lines: list[bytes], runs: int) -> dict:
 def measure_units(spreads: tuple[int, ...] = (1, 10)) -> dict[int, dict]:
     """Billed units of the standard workflow input (WORKFLOW_HITS hits, ~10 a recipient) applied in one run
     and spread over more runs (a recipient's hits arrive over hours: items are rewritten)."""
-    from bench.inputs import standard_input
+    from bench.inputs import delivery_audiences, standard_input
 
     sample = standard_input(WORKFLOW_HITS, audience=WORKFLOW_AUDIENCE)
     with gzip.open(sample.path, "rb") as stream:
@@ -145,7 +152,7 @@ def measure_units(spreads: tuple[int, ...] = (1, 10)) -> dict[int, dict]:
     recipients = len({(record["delivery_id"], record["log_id"]) for record in map(json.loads, lines)})
     results = {}
     for runs in spreads:
-        result = _metered_workflow(lines, runs)
+        result = _metered_workflow(lines, runs, delivery_audiences(audience=WORKFLOW_AUDIENCE))
         result["hits_per_recipient"] = result["hits"] / recipients
         results[runs] = result
     return results

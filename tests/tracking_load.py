@@ -21,7 +21,8 @@ LINKS = (4, 5, 6)
 def create_recipients(delivery_id: str, recipients: int) -> None:
     settings = get_settings()
     store = DeliveryStore(settings.deliveries_table, settings.delivery_logs_table)
-    store.create(delivery_id, {"name": "load", "state": "finished", "created_at": 1, "counts": {"sent": recipients}},
+    store.create(delivery_id, {"name": "load", "state": "finished", "created_at": 1, "recipients": recipients,
+                               "counts": {"sent": recipients}},
                  {"subject": "s"}, {"urls": {str(url_id): {"url": f"https://example.com/{url_id}", "type": "click",
                                                            "label": f"link {url_id}", "placeholders": []}
                                              for url_id in (1, 2, 3, *LINKS)}})

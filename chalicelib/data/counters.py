@@ -11,12 +11,17 @@ UpdateItem per item under the same run guard:
     tally               the indicators (their own names), the URLs with id < URLS_PER_ITEM
                         (u<id>.<counter>), the user-agent families of COMMON_FAMILIES
                         (a<dimension>:<family>.<counter>) and the tracking counters of the
-                        MAILBOX_PROVIDERS domains (d<domain>.<counter>): most deliveries' most counters
+                        MAILBOX_PROVIDERS domains and of the unknown one (d<domain>.<counter>): most
+                        deliveries' most counters
     tally#u<n>          URL ids n x URLS_PER_ITEM and up (a delivery with many links)
     tally#a<nn>         the other families, by a hash of dimension and family (UA_SHARDS)
+    tally#d<n>          the other recipient domains' tracking counters (d<domain>.<counter>), by a
+                        hash of the domain over domain_shards(audience) items: a delivery's
+                        domains grow with its audience, and so does the number of shards
     bucket#h<hour>      the hour's 5-minute windows (<minute>.<counter>), hour start in ms
 
-Counter names are shortened (COUNTER_CODES). Sizes, by design: tally holds
+Counter names are shortened (COUNTER_CODES); a family's or domain's four
+counters share one packed attribute (PACK). Sizes, by design: tally holds
 at most 22 indicators, URLS_PER_ITEM URLs, the listed families and domains,
 4 counters each: under 20 KB whatever the delivery; tally#u<n> under 4 KB;
 bucket#h under 1 KB; a tally#a<nn> shard grows with the unlisted families
@@ -28,11 +33,21 @@ they always stay in tally.
 
 Readers sum the grouped items and the per-counter items an older version
 wrote (`expand` gives the grouped counters under the old names), so an
-upgrade keeps every count and needs no migration. The other domains'
-counters stay in their domain#<domain> items: the MTA writes those too
-(sent, delivered, bounces, in its own transactions), and a delivery's
-domains grow with its audience, so a grouped item would make each run's
-rewrite cost grow with every domain already stored.
+upgrade keeps every count and needs no migration.
+
+Recipient domains: the MTA's counters (sent, delivered, bounces, in its own
+transactions) stay in domain#<domain> items. The workflow's went there too,
+a write unit per domain a run touched, most of them a few bytes. They now go
+to tally#d<n> shards, DOMAIN_SHARD_RECIPIENTS recipients of the delivery's
+audience to a shard: a shard holds the domains of at most that many
+recipients (under 2 KB even if each had their own domain of 20 characters
+and all four counters), so a run's
+rewrite stays about one unit and its cost grows with the shards it touches,
+never with every domain the delivery has stored; a small delivery's domains
+share one item. The audience (the summary's `recipients`, fixed when the
+delivery is created) is in the run record (`audiences`), so the placement is
+a pure function of the record; a record without it (an older version's)
+keeps each domain in its domain# item, where readers find it as before.
 """
 
 from __future__ import annotations
@@ -41,13 +56,14 @@ import zlib
 from functools import lru_cache
 from typing import Any, Iterable, Iterator, Mapping
 
-from chalicelib.data.domain_stats import DOMAIN_PREFIX, domain_stat
+from chalicelib.data.domain_stats import DOMAIN_PREFIX, UNKNOWN_DOMAIN, domain_stat
 
 INDICATORS = "indicators"  # the per-counter items' names (each counter's item before grouping)
 URL_PREFIX = "url#"
 BUCKET_PREFIX = "bucket#"
 UA_PREFIX = "ua#"
-LAYOUT = "grouped-1"  # a run record's counter layout (records without it were applied per counter)
+LAYOUT = "grouped-2"  # a run record's counter layout (records without it were applied per counter)
+UNPACKED_LAYOUT = "grouped-1"  # a record of the version before packed counters: grouped, each counter apart
 TALLY = "tally"
 HOUR_PREFIX = "bucket#h"  # next to the per-counter windows (bucket#<digits>): one Query reads both
 SPILL = "~"
@@ -55,6 +71,7 @@ HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 URLS_PER_ITEM = 64
 UA_SHARDS = 16
+DOMAIN_SHARD_RECIPIENTS = 16  # recipients of a delivery's audience per tally#d<n> shard
 # DynamoDB's 4 KB UpdateExpression holds ~250 "#a249 :v249, "; moto's recursive parser (tests, the local
 # stack) fails past ~150.
 MAX_ATTRIBUTES_PER_WRITE = 120
@@ -88,6 +105,37 @@ MAILBOX_PROVIDERS = frozenset({
     "comcast.net", "att.net", "verizon.net", "proton.me", "protonmail.com", "qq.com", "163.com", "naver.com"})
 
 
+# A user-agent family's or a domain's four counters packed in one number attribute, "<key>.o+c+oh+ch": the
+# counter at index i counts PACK_BASE**i (ADD keeps each field exact while it stays within half a billion
+# either side of 0, read as balanced digits, and DynamoDB keeps 38 digits). The attribute names are most of
+# these items' bytes (a family's name four times), so packing them makes the tally and its shards smaller,
+# and each rewrite fewer units.
+PACK = ("o", "c", "oh", "ch")
+PACKED_CODES = "+".join(PACK)
+PACK_BASE = 10**9
+
+
+def _packed(attribute: str, value: int) -> tuple[str, int]:
+    """A family's or domain's counter as its share of the packed attribute; other counters as they are."""
+    key, _, code = attribute.rpartition(".")
+    if code in PACK and key[:1] in ("a", "d"):
+        return f"{key}.{PACKED_CODES}", value * PACK_BASE ** PACK.index(code)
+    return attribute, value
+
+
+def _fields(code: str, value: int) -> Iterator[tuple[str, int]]:
+    """(counter code, count) of one stored attribute: each field of a packed one (the nonzero ones)."""
+    if code != PACKED_CODES:
+        yield code, value
+        return
+    for field in PACK:  # balanced digits: a field may be negative (a run's delta), from -PACK_BASE / 2
+        count = value % PACK_BASE
+        count -= PACK_BASE if count >= PACK_BASE // 2 else 0
+        value = (value - count) // PACK_BASE
+        if count:
+            yield field, count
+
+
 def url_stat(url_id: int) -> str:
     return f"{URL_PREFIX}{url_id:06d}"
 
@@ -100,9 +148,24 @@ def ua_stat(dimension: str, family: str) -> str:
     return f"{UA_PREFIX}{dimension}#{family}"
 
 
+def is_sharded_domain(stat: str) -> bool:
+    """Whether a domain# item's tracking counters go to the tally#d<n> shards (by the delivery's audience):
+    every domain but the mailbox providers and the unknown one, whose counters the tally holds."""
+    domain = stat[len(DOMAIN_PREFIX):]
+    return stat.startswith(DOMAIN_PREFIX) and domain not in MAILBOX_PROVIDERS and domain != UNKNOWN_DOMAIN
+
+
+def domain_shards(audience: int | None) -> int:
+    """How many tally#d<n> items a delivery of `audience` recipients spreads its domains' counters over
+    (0: unknown audience, each domain in its domain# item)."""
+    return -(-audience // DOMAIN_SHARD_RECIPIENTS) if audience and audience > 0 else 0
+
+
 @lru_cache(maxsize=8192)
-def place(stat: str, counter: str) -> tuple[str, str] | None:
+def place(stat: str, counter: str, shards: int | None = None) -> tuple[str, str] | None:
     """(grouped item, attribute) of one counter of a per-counter item; None for a counter kept in its own item.
+    `shards`: the delivery's domain_shards (0: its audience is unknown), None for a record without audiences
+    (an older version's: only the mailbox providers' counters in the tally, as it placed them).
     Cached: a run's deliveries name the same few hundred counters over and over (its URLs, families, buckets)."""
     code = COUNTER_CODES.get(counter, counter)
     if stat == INDICATORS:
@@ -117,8 +180,13 @@ def place(stat: str, counter: str) -> tuple[str, str] | None:
         if dimension in _CLOSED_DIMENSIONS or family in COMMON_FAMILIES.get(dimension, ()):
             return TALLY, attribute
         return f"{TALLY}#a{zlib.crc32(f'{dimension}#{family}'.encode()) % UA_SHARDS:02d}", attribute
-    if stat.startswith(DOMAIN_PREFIX) and stat[len(DOMAIN_PREFIX):] in MAILBOX_PROVIDERS:
-        return TALLY, f"d{stat[len(DOMAIN_PREFIX):]}.{code}"
+    if stat.startswith(DOMAIN_PREFIX):
+        domain = stat[len(DOMAIN_PREFIX):]
+        if domain in MAILBOX_PROVIDERS or (shards is not None and not is_sharded_domain(stat)):
+            return TALLY, f"d{domain}.{code}"
+        if shards:
+            return f"{TALLY}#d{zlib.crc32(domain.encode()) % shards}", f"d{domain}.{code}"
+        return None
     if stat.startswith(BUCKET_PREFIX):
         start = int(stat[len(BUCKET_PREFIX):])
         if start % MINUTE_MS:
@@ -128,21 +196,29 @@ def place(stat: str, counter: str) -> tuple[str, str] | None:
     return None
 
 
-def group(stats: Iterable[Mapping[str, Any]]) -> list[tuple[str, str, dict[str, int]]]:
-    """(delivery id, stats item, deltas) to write for a run record's `stats` ({delivery_id, stat, add}).
+def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | None = None, packed: bool = True
+          ) -> list[tuple[str, str, dict[str, int]]]:
+    """(delivery id, stats item, deltas) to write for a run record's `stats` ({delivery_id, stat, add}) and
+    `audiences` (delivery id -> recipients, see domain_shards; a delivery missing keeps its domains in
+    domain# items; None, a record without them: as an older version placed them) and `packed` (False: a
+    record of UNPACKED_LAYOUT, each counter in its own attribute as that version wrote it).
 
     A pure function of the record, so a record applied again writes the same
     items with the same deltas (each guarded by the run). Counters that have
-    no grouped place (domain#) keep their own item.
+    no grouped place keep their own item.
     """
     grouped: dict[tuple[str, str], dict[str, int]] = {}
     for entry in stats:
         delivery_id, stat = str(entry["delivery_id"]), str(entry["stat"])
+        shards = None if audiences is None else domain_shards(audiences.get(delivery_id))
         for counter, value in entry["add"].items():
-            placed = place(stat, counter)
+            placed = place(stat, counter, shards)
             item, attribute = placed if placed is not None else (stat, counter)
+            amount = int(value)
+            if packed and placed is not None:
+                attribute, amount = _packed(attribute, amount)
             deltas = grouped.setdefault((delivery_id, item), {})
-            deltas[attribute] = deltas.get(attribute, 0) + int(value)
+            deltas[attribute] = deltas.get(attribute, 0) + amount
         if not entry["add"]:  # the indicators item is touched even with nothing to add: its last_updated
             placed = place(stat, "")
             grouped.setdefault((delivery_id, placed[0] if placed is not None else stat), {})
@@ -178,19 +254,22 @@ def expand(item: Mapping[str, Any]) -> Iterator[tuple[str, str, int]]:
         if attribute in META or not _is_count(value):
             continue
         key, dot, code = attribute.rpartition(".")
-        counter = _COUNTERS.get(code, code)
+        if not dot:
+            if hour is None:
+                yield INDICATORS, attribute, int(value)
+            continue
         if hour is not None:
-            if dot and key.isdigit():
-                yield bucket_stat(hour + int(key) * MINUTE_MS), counter, int(value)
-        elif not dot:
-            yield INDICATORS, attribute, int(value)
+            stat = bucket_stat(hour + int(key) * MINUTE_MS) if key.isdigit() else None
         elif key.startswith("u") and key[1:].isdigit():
-            yield url_stat(int(key[1:])), counter, int(value)
+            stat = url_stat(int(key[1:]))
         elif key.startswith("a") and ":" in key:
             dimension, _, family = key[1:].partition(":")
-            yield ua_stat(_DIMENSIONS.get(dimension, dimension), family), counter, int(value)
-        elif key.startswith("d"):
-            yield domain_stat(key[1:]), counter, int(value)
+            stat = ua_stat(_DIMENSIONS.get(dimension, dimension), family)
+        else:
+            stat = domain_stat(key[1:]) if key.startswith("d") else None
+        if stat is not None:
+            for field, count in _fields(code, int(value)):
+                yield stat, _COUNTERS.get(field, field), count
 
 
 def _counters(item: Mapping[str, Any]) -> Iterator[tuple[str, int]]:

@@ -14,10 +14,12 @@ once:
 
 So each counter is exactly as exact as the counter it shadows: a redelivered
 SES event or a retried workflow run changes nothing twice. The workflow's
-counters of the large mailbox providers go to the delivery's tally item
-instead (data/counters.py: written once a run with the delivery's other
-counters). Reading a delivery's domains is two Queries (begins_with domain#,
-the tally items), summed.
+counters go to the delivery's tally items instead (data/counters.py): the
+large mailbox providers' to the tally, written once a run with the
+delivery's other counters, the other domains' to tally#d<n> shards sized by
+the delivery's audience (an older version's runs wrote them to domain#).
+Reading a delivery's domains is two Queries (begins_with domain#, the tally
+items), summed.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from chalicelib.data.counters import URL_PREFIX as URL_PREFIX
 from chalicelib.data.counters import bucket_stat as bucket_stat
 from chalicelib.data.counters import ua_stat as ua_stat
 from chalicelib.data.counters import url_stat as url_stat
+from chalicelib.data.deliveries import SUMMARY
 from chalicelib.data.domain_stats import domain_of
 from chalicelib.data.dynamo import (
     batch_delete,
@@ -234,6 +235,17 @@ def delivery_log_facts(logs_table: str, keys: Iterable[tuple[str, int]], config:
         "recipient_id": str(item["recipient_id"]) if item.get("recipient_id") else None,
         "sent_at": int(item["sent_at"]) if item.get("sent_at") is not None else None,
         "domain": domain_of(item.get("email"))} for item in items}
+
+
+def delivery_audiences(deliveries_table: str, delivery_ids: Iterable[str], config: Any = aws.DEFAULT
+                       ) -> dict[str, int]:
+    """The recipients of each delivery (its summary's `recipients`, fixed at creation) that has a summary
+    (BatchGetItem, projected): how many items its domains' tracking counters take (counters.domain_shards)."""
+    keys = [{"delivery_id": {"S": delivery_id}, "part": {"S": SUMMARY}} for delivery_id in sorted(set(delivery_ids))]
+    items = batch_get(aws.client("dynamodb", config), deliveries_table, keys, consistent=False,
+                      projection="delivery_id, recipients")
+    return {str(item["delivery_id"]): int(item["recipients"]) for item in items
+            if isinstance(item.get("recipients"), int) and item["recipients"] > 0}
 
 
 OUTCOME_ATTRIBUTES = ("last_run_at", "last_run_status", "last_success_at", "lag_seconds", "last_error",

@@ -481,6 +481,31 @@ def contribution(hits: Sequence[Hit], verdicts: Sequence[int] | None = None,
     return counters
 
 
+def fresh_by_recipient(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[Hit]],
+                       summaries: Mapping[tuple[str, int], Summary]) -> dict[tuple[str, int], list[Hit]]:
+    """Each touched recipient's hits of a run that are new to them, in the run's order: the first of each hit
+    id, neither among their stored hits (`prior`) nor maybe among their evicted ones (Summary.may_hold).
+
+    What aggregate counts, and what the run logs in the delivery's log pages: every one of them, including
+    those the recipient's item evicts at once."""
+    seen: set[str] = set()
+    groups: dict[tuple[str, int], list[Hit]] = {}
+    stored: dict[tuple[str, int], set[str]] = {}
+    for hit in new_hits:
+        if hit.hit_id in seen:
+            continue
+        seen.add(hit.hit_id)
+        key = hit.recipient
+        fresh = groups.setdefault(key, [])
+        known = stored.get(key)
+        if known is None:
+            known = stored[key] = {stored_hit.hit_id for stored_hit in prior.get(key, ())}
+        summary = summaries.get(key)
+        if hit.hit_id not in known and not (summary is not None and summary.may_hold(hit)):
+            fresh.append(hit)
+    return groups
+
+
 def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[Hit]] | None = None,
               max_hits_per_recipient: int = MAX_HITS_PER_RECIPIENT,
               context: classify.Context | None = None,
@@ -502,15 +527,8 @@ def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[
     bound = max(0, max_hits_per_recipient)
     first_n = bound // 2 if first_hits_per_recipient is None else min(max(0, first_hits_per_recipient), bound)
     last_m = bound - first_n
-    seen: set[str] = set()
-    groups: dict[tuple[str, int], list[Hit]] = {}
-    duplicates = 0
-    for hit in new_hits:
-        if hit.hit_id in seen:
-            duplicates += 1
-            continue
-        seen.add(hit.hit_id)
-        groups.setdefault(hit.recipient, []).append(hit)
+    groups = fresh_by_recipient(new_hits, prior, summaries)
+    duplicates = len(new_hits) - sum(map(len, groups.values()))
 
     recipients: list[RecipientUpdate] = []
     totals: dict[str, Counters] = {}
@@ -518,10 +536,7 @@ def aggregate(new_hits: Sequence[Hit], prior: Mapping[tuple[str, int], Sequence[
     for key in sorted(groups):
         before = sorted(prior.get(key, ()), key=hit_order)
         summary = summaries.get(key)
-        known = {hit.hit_id for hit in before}
-        fresh = [hit for hit in groups[key]
-                 if hit.hit_id not in known and not (summary is not None and summary.may_hold(hit))]
-        duplicates += len(groups[key]) - len(fresh)
+        fresh = groups[key]
         if not fresh:
             continue
         merged = sorted(before + fresh, key=hit_order)

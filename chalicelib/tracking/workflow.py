@@ -107,6 +107,7 @@ from chalicelib.data.tracking import (
     TrackingStore,
     WorkflowStateStore,
     bucket_stat,
+    delivery_audiences,
     delivery_log_facts,
     ua_stat,
     url_stat,
@@ -316,6 +317,8 @@ class TrackingWorkflow:
         record = self._compute(run, owner, now_ms, parsed, position["checkpoint"],
                                backlog=backlog["backlog_objects"] > 0)
         record["position"] = position
+        record["audiences"] = self._delivery_audiences(record["stats"])
+        record["statistics"]["stat_items_updated"] = len(_stat_writes(record))
         record["statistics"]["ignored_objects"] = plan.ignored
         record["statistics"].update(backlog)
         record_key = self.logs.put_run_record(f"{run:012d}-{owner}", record)
@@ -535,6 +538,12 @@ class TrackingWorkflow:
                    or not stored.get(key, {}).get("domain")]
         return delivery_log_facts(self.settings.delivery_logs_table, unknown) if unknown else {}
 
+    def _delivery_audiences(self, stats: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        """The audience of each delivery whose domain counters the run shards (counters.domain_shards), for the
+        run record: _apply places the counters from the record alone."""
+        sharded = {str(entry["delivery_id"]) for entry in stats if counters.is_sharded_domain(str(entry["stat"]))}
+        return delivery_audiences(self.settings.deliveries_table, sharded) if sharded else {}
+
     def _writes(self, hits: Sequence[core.Hit], state: _StoredState, run: int, now_ms: int) -> _Writes:
         """What the run writes, computed in Python (the reference; SENDTRAIL_NATIVE=off)."""
         context = self._classification({hit.ua for hit in hits}, {hit.ip for hit in hits}, state)
@@ -546,15 +555,14 @@ class TrackingWorkflow:
         recipients = []
         domains: dict[tuple[str, int], str] = {}
         logged: dict[str, list[tuple[core.Hit, str]]] = {}  # each delivery's new hits, for its log pages
+        fresh = core.fresh_by_recipient(hits, state.prior, state.summaries)  # evicted at once too: all logged
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
             recipient_id, recipient_text, domains[key], _ = state.details(key)
             recipients.append(encode_recipient(update.delivery_id, update.log_id, update.hits, recipient_id,
                                                now_ms, retention, update.verdicts, context.sent_at.get(key),
                                                domains[key], update.summary))
-            known = {hit.hit_id for hit in state.prior.get(key, ())}
-            logged.setdefault(update.delivery_id, []).extend(
-                (hit, recipient_text) for hit in update.hits if hit.hit_id not in known)
+            logged.setdefault(update.delivery_id, []).extend((hit, recipient_text) for hit in fresh[key])
         return _Writes(EncodedItems.encode(recipients), aggregates.deliveries,
                        domain_updates(aggregates.recipients, state.prior, domains, context.stored, state.summaries),
                        EncodedItems.encode([page for delivery_id in sorted(logged)
@@ -655,8 +663,9 @@ def _decoded(item: bytes | dict[str, Any]) -> dict[str, Any]:
 def _stat_writes(record: Mapping[str, Any]) -> list[tuple[str, str, dict[str, int]]]:
     """(delivery id, stats item, deltas) of a run record's counters: grouped (data/counters.py), or one item
     per counter for a record an older version wrote (it may have applied part of it that way already)."""
-    if record.get("counter_layout") == counters.LAYOUT:
-        return counters.group(record["stats"])
+    layout = record.get("counter_layout")
+    if layout in (counters.LAYOUT, counters.UNPACKED_LAYOUT):
+        return counters.group(record["stats"], record.get("audiences"), packed=layout == counters.LAYOUT)
     return [(str(stat["delivery_id"]), str(stat["stat"]), dict(stat["add"])) for stat in record["stats"]]
 
 

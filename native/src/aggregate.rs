@@ -211,7 +211,7 @@ impl Default for Summary {
 
 impl Summary {
     /// Whether `hit` may be one of the evicted hits (never false for one of them).
-    fn may_hold<H: HitSet>(&self, hits: &H, hit: u32) -> bool {
+    pub fn may_hold<H: HitSet>(&self, hits: &H, hit: u32) -> bool {
         if key_cmp(hits, hit, &self.first) == Ordering::Less || key_cmp(hits, hit, &self.last) == Ordering::Greater {
             return false;
         }

@@ -59,7 +59,8 @@ def _record_name(key: str) -> str:
     return key[len(RUN_RECORD_PREFIX):-len(".json.gz")]
 
 
-def test_an_upgrade_keeps_every_count_whatever_layout_wrote_it(api: Any, mta: Any) -> None:
+def _counted_in_two_runs(api: Any, mta: Any) -> tuple[str, dict[str, Any]]:
+    """A delivery whose known-truth logs and a later object two runs counted, and what the reports say."""
     delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     _later_logs(delivery_id)
@@ -67,7 +68,26 @@ def test_an_upgrade_keeps_every_count_whatever_layout_wrote_it(api: Any, mta: An
     assert workflow(clock, max_objects=4).run()["objects"] == 4
     clock.advance(60)
     assert workflow(clock).run()["objects"] == 1
-    expected = _answers(delivery_id)
+    return delivery_id, _answers(delivery_id)
+
+
+def _pending_after_a_crash(clock: FakeClock) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Run 1 over the first four objects, stopped once registered: (workflow, state, its pending record)."""
+    with tap(crash_after_writes=3), pytest.raises(SimulatedCrash):  # acquire, run record, register
+        workflow(clock, max_objects=4).run()
+    old = workflow(clock)
+    state = old.state.get_state()
+    return old, state, old.logs.get_run_record(state["pending_record"])
+
+
+def _rewrite_pending(clock: FakeClock, old: Any, state: dict[str, Any], pending: dict[str, Any]) -> None:
+    """Store the pending record as given (as an older version wrote it), and let its lease lapse."""
+    assert old.logs.put_run_record(_record_name(state["pending_record"]), pending) == state["pending_record"]
+    clock.advance(get_settings().workflow_lease_seconds + 1)
+
+
+def test_an_upgrade_keeps_every_count_whatever_layout_wrote_it(api: Any, mta: Any) -> None:
+    delivery_id, expected = _counted_in_two_runs(api, mta)
     grouped = _stat_names(delivery_id)
     assert counters.TALLY in grouped and not any(name.startswith(("url#", "ua#", "indicators")) for name in grouped)
 
@@ -95,3 +115,55 @@ def _rewrite_pending_as_the_previous_version(clock: FakeClock, applied_before_th
         assert old.tracking.apply_stat(stat["delivery_id"], stat["stat"], stat["add"], 1, pending["created_at"],
                                        expires)
     clock.advance(get_settings().workflow_lease_seconds + 1)
+
+
+def test_domain_counters_read_the_same_from_shards_and_from_a_record_without_audiences(api: Any, mta: Any) -> None:
+    """The workflow's counters of a delivery's other domains go to tally#d<n> shards (by its audience, which
+    the run record holds); a pending record of the version before (no audiences) completes with them in the
+    domain# items, next to the MTA's counters; the reports read the same either way."""
+    delivery_id, expected = _counted_in_two_runs(api, mta)
+    assert expected["domains"]["rows"] and "tally#d0" in _stat_names(delivery_id)  # 6 recipients: one shard
+    domain_item = _stats_item(delivery_id, "domain#example.net")
+    assert domain_item["sent"] and "opens" not in domain_item  # the MTA's counters only
+
+    reset_workflow_tables()
+    clock = FakeClock(NOW)
+    old, state, pending = _pending_after_a_crash(clock)
+    assert pending["audiences"] == {delivery_id: 6}
+    del pending["audiences"]  # as the version before the shards wrote it
+    _rewrite_pending(clock, old, state, pending)
+    resumed = workflow(clock, max_objects=4).run()
+    assert (resumed["resumed_run"], resumed["run"]) == (1, 2)
+    assert _stats_item(delivery_id, "domain#example.net").get("opens")  # run 1's, in the domain# item
+    assert _answers(delivery_id) == expected
+
+
+def _stats_item(delivery_id: str, stat: str) -> dict[str, Any]:
+    from chalicelib.data.dynamo import from_item
+
+    item = boto3.client("dynamodb").get_item(TableName=get_settings().tracking_stats_table,
+                                             Key={"delivery_id": {"S": delivery_id}, "stat": {"S": stat}})["Item"]
+    return from_item(item) or {}
+
+
+def test_a_pending_record_of_the_unpacked_layout_completes_as_it_was_written(api: Any, mta: Any) -> None:
+    """A run record of the layout before packed counters (grouped-1), partly applied when the upgrade came,
+    completes with each counter in its own attribute (the same items, so no item takes a run twice), and
+    every report reads the same as if the new version had written it all."""
+    delivery_id = make_delivery(api, mta)
+    known_truth_logs(delivery_id)
+    clock = FakeClock(NOW)
+    assert workflow(clock, max_objects=4).run()["objects"] == 4
+    expected = _answers(delivery_id)
+
+    reset_workflow_tables()
+    clock = FakeClock(NOW)
+    old, state, pending = _pending_after_a_crash(clock)
+    assert pending["counter_layout"] == counters.LAYOUT
+    pending["counter_layout"] = counters.UNPACKED_LAYOUT
+    _rewrite_pending(clock, old, state, pending)
+    assert workflow(clock, max_objects=4).run()["resumed_run"] == 1
+    tally = _stats_item(delivery_id, counters.TALLY)
+    assert any(name.startswith("a") and name.endswith(".o") for name in tally)
+    assert not any(name.endswith(counters.PACKED_CODES) for name in tally)
+    assert _answers(delivery_id) == expected

@@ -7,7 +7,7 @@ click on another link an hour later.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
 
 import boto3
 import pytest
@@ -120,3 +120,40 @@ def test_a_crash_after_any_write_of_a_run_past_the_bound_then_a_normal_run_gives
     indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
     # (Every click is machine here: dated before the message was sent, too fast for anyone.)
     assert (indicators["clicks_total"], indicators["persons_clicking"], indicators["machine"]["hits"]) == (31, 2, 31)
+
+
+@pytest.fixture(params=["on", "off"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The run computed natively, then by the Python reference (SENDTRAIL_NATIVE)."""
+    from infra.local_runtime import environment
+
+    monkeypatch.setenv("SENDTRAIL_NATIVE", request.param)
+    environment.forget_cached_configuration()
+    yield request.param
+    monkeypatch.undo()
+    environment.forget_cached_configuration()
+
+
+def test_the_tracking_tab_lists_every_hit_of_a_run_past_the_bound(api: Any, mta: Any, backend: str) -> None:
+    """A run that brings one recipient more hits than their item keeps evicts some at once: those hits are
+    still logged, once each, in the delivery's Tracking tab (only the item forgets them)."""
+    from chalicelib.reports import tracking_log
+
+    delivery_id = create_and_send(api, mta, ["ann"], f"flood-tab-{backend}", TWO_LINKS)
+    shop = {row["key"]: row["url_ids"][0]
+            for row in api.get(f"/api/deliveries/{delivery_id}/urls").json_body["rows"]}["https://shop.example.com/x"]
+    flood = [record(kind="click", delivery_id=delivery_id, url_id=shop, ts=T_FLOOD + 50 * index, ua=SCRIPT,
+                    ip="198.51.100.0") for index in range(12)]
+    put_log("flood", flood[:8], T_FLOOD)
+    put_log("flood-more", flood[8:] + flood[2:4], T_FLOOD)  # the replayed two are duplicates
+    limits = {"write_concurrency": 1, "first_hits_per_recipient": 2, "last_hits_per_recipient": 3}
+    clock = FakeClock(T_FLOOD / 1000 + 4_000)
+    first = workflow(clock, max_objects=1, **limits).run()
+    clock.advance(60)
+    second = workflow(clock, max_objects=1, **limits).run()
+    assert (first["hits_accepted"], second["hits_accepted"], second["duplicates"]) == (8, 4, 2)
+
+    listed = tracking_log.delivery_tracking(delivery_id, kind="click", limit=50)
+    assert listed.next is None
+    assert sorted(item.hit_id for item in listed.items) == sorted(hit["hit_id"] for hit in flood)
+    assert {item.recipient_id for item in listed.items} == {"ann"}

@@ -130,6 +130,43 @@ def test_lambda_duration_and_billing() -> None:
     assert cost_model.lambda_usd(1e6, 4, 128, "arm64", PRICES)["gb_seconds"] == pytest.approx(500 * 0.0000133334)
 
 
+def test_lambdas_own_lines_for_each_invocation_unless_its_system_log_level_is_warn() -> None:
+    text = ("START RequestId: 8f507cfc-1c4e-4d2b-9a1e-2b3c4d5e6f70 Version: $LATEST\n"
+            "END RequestId: 8f507cfc-1c4e-4d2b-9a1e-2b3c4d5e6f70\n"
+            "REPORT RequestId: 8f507cfc-1c4e-4d2b-9a1e-2b3c4d5e6f70\tDuration: 3.54 ms\tBilled Duration: 4 ms\t"
+            "Memory Size: 128 MB\tMax Memory Used: 128 MB\t\n")
+    assert cost_model.lambda_platform_log_bytes("Text", "INFO", 3.54, 4, 128) == len(text) == 263
+    assert cost_model.lambda_platform_log_bytes("JSON", "INFO", 3.54, 4, 128) > len(text)  # JSON records
+    assert cost_model.lambda_platform_log_bytes("JSON", "WARN", 3.54, 4, 128) == 0
+    assert cost_model.lambda_platform_log_bytes("Text", "WARN", 3.54, 4, 128) == len(text)  # needs JSON
+
+
+def test_the_hit_paths_function_writes_no_line_of_lambdas_own_for_a_hit() -> None:
+    """The template's one source: the function that answers hits logs in JSON at system level WARN."""
+    from bench.cost import deployment_settings
+
+    settings = deployment_settings()
+    assert (settings["hit_log_format"], settings["hit_system_log_level"]) == ("JSON", "WARN")
+
+
+def test_a_bill_with_lambdas_own_lines_pays_for_them() -> None:
+    from bench.cost import price
+
+    hit_path = {"open_cpu_us": 256.0, "click_cpu_us": 256.0, "open_log_bytes": 0.0, "click_log_bytes": 0.0}
+    records = {"sizes": [345] * 10, "kinds": {"open": 1.0}}
+    workflow = {"hits": 1000, "runs": 1, "write_units": 1, "read_units": 1, "s3_put": 1, "s3_get": 0,
+                "cpu_s": 0.0, "hits_per_recipient": 10.0,
+                "idle": {"write_units": 1, "read_units": 1, "s3_put": 1, "s3_get": 0, "cpu_s": 0.0}}
+    settings = {"front_door": "http", "architecture": "x86_64", "stream_mode": "ON_DEMAND", "stream_shards": 1,
+                "hit_memory_mb": 128, "workflow_memory_mb": 1024, "firehose_buffer_bytes": 64 * 2**20,
+                "alarm_metrics": 0, "dashboards": 0, "web_acls": 0, "waf_rules": 0,
+                "hit_log_format": "Text", "hit_system_log_level": "INFO"}
+    bill = price(hit_path, records, workflow, settings, {}, PRICES)
+    # 0.256 ms of CPU: 3.54 ms, billed 4 ms; START, END and REPORT are 263 bytes a hit, $0.50 a GB
+    assert bill["breakdown"]["logs"] == pytest.approx(1e6 * 263 / 2**30 * 0.50)
+    assert bill["platform_log_bytes"] == 263
+
+
 def test_dynamodb_and_s3_prices() -> None:
     assert cost_model.dynamodb_usd(2e6, 4e6, PRICES) == pytest.approx({"writes": 1.25, "reads": 0.5})
     assert cost_model.s3_usd(1000, 10_000, PRICES) == pytest.approx(0.005 + 0.004)
@@ -155,7 +192,8 @@ def test_a_bill_priced_by_hand() -> None:
                 "idle": {"write_units": 1, "read_units": 1, "s3_put": 1, "s3_get": 0, "cpu_s": 0.0}}
     settings = {"front_door": "rest", "architecture": "x86_64", "stream_mode": "ON_DEMAND", "stream_shards": 1,
                 "hit_memory_mb": 128, "workflow_memory_mb": 1024, "firehose_buffer_bytes": 64 * 2**20,
-                "alarm_metrics": 10, "dashboards": 1, "web_acls": 0, "waf_rules": 0}
+                "alarm_metrics": 10, "dashboards": 1, "web_acls": 0, "waf_rules": 0,
+                "hit_log_format": "JSON", "hit_system_log_level": "WARN"}
     schedules = {"tracking_workflow": 43_800.0, "delivery_monitor": 43_800.0}
     bill = price(hit_path, records, workflow, settings, schedules, PRICES)
     gb_s = 0.0000166667

@@ -99,3 +99,61 @@ def test_the_large_mailbox_providers_tracking_counters_go_to_the_tally() -> None
     sent = {"delivery_id": "d", "stat": "domain#gmail.com", "sent": 5, "opens": 1, "expires_at_epoch": 9}  # MTA
     assert counters.merge([sent, *table.values()], "domain#") == [
         {"stat": "domain#example.org", "opens": 1}, {"stat": "domain#gmail.com", "sent": 5, "opens": 3, "clicks": 1}]
+
+
+def test_other_domains_go_to_shards_that_scale_with_the_delivery_audience() -> None:
+    """A delivery's domains share tally#d<n> shards, one per DOMAIN_SHARD_RECIPIENTS recipients of its audience
+    (so a shard holds few domains whatever the delivery), placed by the record alone; the MTA's domain# items
+    and the tally's providers are summed with them; a record without audiences places them as before."""
+    per_shard = counters.DOMAIN_SHARD_RECIPIENTS
+    assert [counters.domain_shards(audience) for audience in (None, 0, 1, per_shard, per_shard + 1, 1000 * per_shard)
+            ] == [0, 0, 1, 1, 2, 1000]
+    domains = [f"domain{index}.example" for index in range(40)]
+    stats = [{"delivery_id": delivery_id, "stat": f"domain#{domain}", "add": {"opens": 1, "clicks": index % 2}}
+             for delivery_id in ("small", "large", "unknown") for index, domain in enumerate(domains)]
+    stats += [{"delivery_id": "small", "stat": "domain#gmail.com", "add": {"opens": 2}},
+              {"delivery_id": "small", "stat": "domain#(unknown)", "add": {"opens": 1}}]
+    audiences = {"small": per_shard, "large": 100 * per_shard}  # "unknown": no summary found
+    writes = counters.group(stats, audiences)
+    assert writes == counters.group(list(reversed(stats)), dict(audiences))  # a pure function of the record
+    items = {(delivery_id, stat) for delivery_id, stat, _ in writes}
+    assert {stat for delivery_id, stat in items if delivery_id == "small"} == {"tally", "tally#d0"}
+    large = {stat for delivery_id, stat in items if delivery_id == "large"}
+    assert all(stat.startswith("tally#d") and 0 <= int(stat[len("tally#d"):]) < 100 for stat in large)
+    assert len(large) > 30  # spread: a shard of a large delivery holds few domains
+    assert {stat for delivery_id, stat in items if delivery_id == "unknown"} == {f"domain#{d}" for d in domains}
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    _apply(writes, table)
+    mta = {"delivery_id": "small", "stat": "domain#domain3.example", "sent": 4, "delivered": 3, "opens": 2}
+    for delivery_id in ("small", "large", "unknown"):
+        found = counters.merge([*(item for (owner, _), item in table.items() if owner == delivery_id),
+                                *([mta] if delivery_id == "small" else [])], "domain#")
+        expected = {f"domain#{domain}": {"opens": 1, **({"clicks": 1} if index % 2 else {})}
+                    for index, domain in enumerate(domains)}
+        if delivery_id == "small":
+            expected["domain#domain3.example"].update(sent=4, delivered=3, opens=3)
+            expected.update({"domain#gmail.com": {"opens": 2}, "domain#(unknown)": {"opens": 1}})
+        assert {item.pop("stat"): item for item in found} == expected
+    # An older version's record (no audiences): the other domains, the unknown one too, in their own items.
+    old = {stat for _, stat, _ in counters.group(stats)}
+    assert "domain#(unknown)" in old and "domain#domain0.example" in old and not any(s.startswith("tally#d") for s in old)
+
+
+def test_a_family_or_domain_keeps_its_four_counters_in_one_attribute_read_with_the_older_form() -> None:
+    """Packed: one attribute per user-agent family or domain (its name once), each counter a field of the
+    number, negative run deltas included; a record of the layout before writes each counter apart, and
+    readers sum both forms, in the same item too."""
+    stats = [{"delivery_id": "d", "stat": ua_stat("device", "Mobile"), "add": {"opens": 3, "clicks": 2}},
+             {"delivery_id": "d", "stat": "domain#gmail.com", "add": {"opens": 1, "opens_human": -1}},
+             {"delivery_id": "d", "stat": url_stat(3), "add": {"total": 2}}]
+    [(_, stat, deltas)] = counters.group(stats)
+    assert stat == "tally" and set(deltas) == {"ad:Mobile.o+c+oh+ch", "dgmail.com.o+c+oh+ch", "u3.t"}
+    assert deltas["ad:Mobile.o+c+oh+ch"] == 3 + 2 * counters.PACK_BASE
+    [(_, _, unpacked)] = counters.group(stats, packed=False)
+    assert set(unpacked) == {"ad:Mobile.o", "ad:Mobile.c", "dgmail.com.o", "dgmail.com.oh", "u3.t"}
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    _apply(counters.group(stats, packed=False), table)
+    _apply(counters.group([*stats, {"delivery_id": "d", "stat": "domain#gmail.com", "add": {"opens_human": 2}}]),
+           table)
+    assert counters.merge(table.values(), "ua#") == [{"stat": ua_stat("device", "Mobile"), "opens": 6, "clicks": 4}]
+    assert counters.merge(table.values(), "domain#") == [{"stat": "domain#gmail.com", "opens": 2, "opens_human": 0}]
