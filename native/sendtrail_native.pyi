@@ -77,9 +77,11 @@ class RunHits:
     def recipients(self) -> list[tuple[str, int]]: ...
     def user_agents(self) -> list[str]: ...
     def ips(self) -> list[str]: ...
-    def ipv4_flags(self, starts: Sequence[int], ends: Sequence[int], flags: Sequence[int]
-                   ) -> tuple[dict[str, int], list[str]]:
-        """({dotted-quad address: flags} of those in the ranges, [every other distinct address])."""
+    def address_flags(self, ipv4: tuple[Sequence[int], Sequence[int], Sequence[int]],
+                      ipv6: tuple[Sequence[int], Sequence[int], Sequence[int]]
+                      ) -> tuple[dict[str, int], list[str]]:
+        """({address: flags} of the dotted quads and canonical IPv6 addresses in the ranges (starts, ends,
+        flags of each family), [every other distinct address])."""
     def compute(self, prior: Mapping[tuple[str, int], Sequence[Any]], summaries: Mapping[tuple[str, int], Any],
                 hit_type: type, context: Any, max_hits_per_recipient: int, first_hits_per_recipient: int | None,
                 details: dict[tuple[str, int], DetailsTuple], default: DetailsTuple, now_ms: int,

@@ -94,7 +94,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 
 from chalicelib import metrics, native
 from chalicelib.data import counters, item_json
@@ -480,8 +480,9 @@ class TrackingWorkflow:
         results = [result for _, _, result in parsed]
         native_hits = native.backend().run_hits(results, mode)
         hits: list[core.Hit] = []
+        touched: Collection[tuple[str, int]]
         if native_hits is not None:
-            touched = set(native_hits.recipients())
+            touched = native_hits.recipients()  # distinct already (no set of a run's recipients made again)
         else:
             hits = _minimised_hits(results, mode)
             touched = {hit.recipient for hit in hits}
@@ -527,7 +528,8 @@ class TrackingWorkflow:
             "statistics": statistics, "log_pages": pages, "items_encoding": item_json.ENCODING,
         }
 
-    def _delivery_log_facts(self, touched: set[tuple[str, int]], stored: Mapping[tuple[str, int], Mapping[str, Any]]
+    def _delivery_log_facts(self, touched: Collection[tuple[str, int]],
+                            stored: Mapping[tuple[str, int], Mapping[str, Any]]
                             ) -> dict[tuple[str, int], dict[str, Any]]:
         """Recipient id, send time and address domain of the touched recipients whose tracking item does not
         hold them yet."""
@@ -571,8 +573,10 @@ class TrackingWorkflow:
     def _writes_natively(self, hits: Any, state: _StoredState, run: int, now_ms: int) -> _Writes | None:
         """What the run writes, from the native layer (no Python object per hit); None when it cannot
         represent the stored state (then `_writes` computes it)."""
-        ipv4 = classification.lists().v4  # dotted quads looked up natively, other addresses by the reference
-        flagged, others = hits.ipv4_flags(ipv4.starts, ipv4.ends, ipv4.flags)
+        # Dotted quads and canonical IPv6 addresses looked up natively, other addresses by the reference.
+        known = classification.lists()
+        flagged, others = hits.address_flags(*((ranges.starts, ranges.ends, ranges.flags)
+                                               for ranges in (known.v4, known.v6)))
         context = self._classification(hits.user_agents(), others, state, flagged)
         limits = self.limits
         backend = native.backend()

@@ -1151,6 +1151,24 @@ pub struct HitFields<'a> {
     pub purpose: &'a str,
 }
 
+/// The strings of a hit the table interns apart from its id ([`HitTable::intern`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strings {
+    Ua,
+    Ip,
+    Delivery,
+    Purpose,
+}
+
+/// A row's interned strings ([`HitTable::push_interned`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RowStrings {
+    pub ua: u32,
+    pub ip: u32,
+    pub delivery: u32,
+    pub purpose: u32,
+}
+
 /// New hits grouped by recipient: see [`HitTable::group`].
 pub struct Grouped {
     /// (delivery id, log id, range of `new`), ascending by (delivery id, log id).
@@ -1161,24 +1179,53 @@ pub struct Grouped {
 
 impl HitTable {
     pub fn push(&mut self, hit: HitFields<'_>) -> u32 {
+        let strings = RowStrings {
+            ua: self.intern(Strings::Ua, hit.ua),
+            ip: self.intern(Strings::Ip, hit.ip),
+            delivery: self.intern(Strings::Delivery, hit.delivery_id),
+            purpose: self.intern(Strings::Purpose, hit.purpose),
+        };
+        self.push_interned(&hit, Kind::parse(hit.kind), strings)
+    }
+
+    /// `push` of a hit whose user agent, address, delivery id and purpose are interned already
+    /// (`intern`; the texts of `hit` are not read): a run's hits repeat them, and the caller knows
+    /// which ones it has seen (hashing a user agent per hit would cost more than the rest of the row).
+    pub fn push_interned(&mut self, hit: &HitFields<'_>, kind: Option<Kind>, strings: RowStrings) -> u32 {
         let row = Row {
             ts: hit.ts,
             url_id: hit.url_id,
             log_id: hit.log_id,
-            kind: Kind::parse(hit.kind),
+            kind,
             purpose_declared: !hit.purpose.is_empty(),
             id: self.ids.intern(hit.hit_id),
-            ua: self.uas.intern(hit.ua),
-            ip: self.ips.intern(hit.ip),
-            delivery: self.deliveries.intern(hit.delivery_id),
-            purpose: self.purposes.intern(hit.purpose),
+            ua: strings.ua,
+            ip: strings.ip,
+            delivery: strings.delivery,
+            purpose: strings.purpose,
         };
         self.rows.push(row);
         (self.rows.len() - 1) as u32
     }
 
+    /// The number of `text` among the table's strings of that kind (interned if new).
+    pub fn intern(&mut self, strings: Strings, text: &str) -> u32 {
+        match strings {
+            Strings::Ua => self.uas.intern(text),
+            Strings::Ip => self.ips.intern(text),
+            Strings::Delivery => self.deliveries.intern(text),
+            Strings::Purpose => self.purposes.intern(text),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// The rows renumbered: row `at` becomes what row `order[at]` was (`order`: every row once).
+    pub fn reorder(&mut self, order: &[u32]) {
+        assert_eq!(order.len(), self.rows.len(), "every row once");
+        self.rows = order.iter().map(|&row| self.rows[row as usize]).collect();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -1238,33 +1285,39 @@ impl HitTable {
     /// occurrence wins), grouped by recipient, recipients sorted by
     /// (delivery id, log id).
     pub fn group(&self, hits: &[u32]) -> Grouped {
+        // Deliveries are few: ranked once by text, then one packed key per hit is sorted, (delivery rank,
+        // log id, position): no collection per recipient, and hits stay in their order within one.
+        let mut ranked: Vec<u32> = (0..self.deliveries.len() as u32).collect();
+        ranked.sort_unstable_by(|&a, &b| self.deliveries.text(a).cmp(self.deliveries.text(b)));
+        let mut rank = vec![0u32; ranked.len()];
+        for (at, &delivery) in ranked.iter().enumerate() {
+            rank[delivery as usize] = at as u32;
+        }
         let mut first: Vec<bool> = vec![false; self.ids.len()];
         let mut duplicates = 0;
-        let mut by_recipient: HashMap<(u32, i64), Vec<u32>, RandomState> = HashMap::default();
-        for &hit in hits {
+        let mut keys: Vec<u128> = Vec::with_capacity(hits.len());
+        for (position, &hit) in hits.iter().enumerate() {
             let row = &self.rows[hit as usize];
             if std::mem::replace(&mut first[row.id as usize], true) {
                 duplicates += 1;
                 continue;
             }
-            by_recipient.entry((row.delivery, row.log_id)).or_default().push(hit);
+            // The log id's bits in an order-preserving form (its sign bit flipped).
+            let log_id = u128::from((row.log_id as u64) ^ (1 << 63));
+            keys.push(u128::from(rank[row.delivery as usize]) << 96 | log_id << 32 | position as u128);
         }
-        let mut keys: Vec<(u32, i64)> = by_recipient.keys().copied().collect();
-        keys.sort_unstable_by(|a, b| {
-            self.deliveries
-                .text(a.0)
-                .cmp(self.deliveries.text(b.0))
-                .then(a.1.cmp(&b.1))
-        });
-        let mut new = Vec::with_capacity(hits.len());
-        let recipients = keys
-            .into_iter()
-            .map(|key| {
-                let start = new.len();
-                new.extend_from_slice(&by_recipient[&key]);
-                (key.0, key.1, start..new.len())
-            })
-            .collect();
+        keys.sort_unstable();
+        let mut new = Vec::with_capacity(keys.len());
+        let mut recipients: Vec<(u32, i64, Range<usize>)> = Vec::new();
+        for (at, &key) in keys.iter().enumerate() {
+            let hit = hits[(key as u32) as usize];
+            new.push(hit);
+            if at == 0 || keys[at - 1] >> 32 != key >> 32 {
+                let row = &self.rows[hit as usize];
+                recipients.push((row.delivery, row.log_id, at..at));
+            }
+            recipients.last_mut().expect("one pushed").2.end = at + 1;
+        }
         Grouped {
             recipients,
             new,

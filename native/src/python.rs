@@ -39,7 +39,8 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyFrozenSet, PyInt, PyList, PySl
 use pyo3::IntoPyObjectExt;
 
 use crate::aggregate::{
-    self, Aggregates, Bound as HitBound, DeliveryDelta, Group, HitFields, HitSet, HitTable, Summary,
+    self, Aggregates, Bound as HitBound, DeliveryDelta, Group, HitFields, HitSet, HitTable, RowStrings, Strings,
+    Summary,
 };
 use crate::base64url;
 use crate::classify::{self, Rules};
@@ -1067,6 +1068,8 @@ fn aggregate_hits<'py>(
 struct RunHits {
     table: HitTable,
     new_rows: Vec<u32>,
+    /// The value of each new hit's id (rows 0.. of `table`: a parsed hit id, 32 lower-case hex digits).
+    id_values: Vec<u128>,
     /// The new hits grouped by recipient, once `recipients` asked (compute reuses it).
     grouped: Option<aggregate::Grouped>,
     computed: bool,
@@ -1079,6 +1082,8 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
     let mode = run::IpMode::parse(ip_mode).ok_or_else(|| unsupported("an IP address mode it does not know"))?;
     let mut table = HitTable::default();
     let mut new_rows = Vec::new();
+    let mut id_values = Vec::new();
+    let mut scratch = String::new(); // a minimised address
     let mut by_reference: HashMap<String, String> = HashMap::new();
     let (mut hit_id, mut delivery_id) = ([0u8; 32], [0u8; 32]);
     for hits in parsed.try_iter()? {
@@ -1091,34 +1096,70 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
             return Err(unsupported("a LazyTuple of recipient updates"));
         }
         let log = &lazy.shared.log;
+        // The object's agents and the last delivery id, by their number in the table: each distinct one
+        // hashed once, not once per hit.
+        let mut uas: Vec<Option<u32>> = vec![None; log.user_agents().len()];
+        let mut delivery: Option<(u64, u32)> = None;
+        let mut purposes: Vec<(logs::Purpose, u32)> = Vec::new();
         for hit in &log.hits {
             let raw = log.ip(hit);
-            let ip = match run::minimise_ip(raw, mode) {
+            let ip = match run::minimise_ip_into(raw, mode, &mut scratch) {
                 Some(ip) => ip,
                 None => {
                     if !by_reference.contains_key(raw) {
                         let minimised: String = minimise.call1((raw, ip_mode))?.extract()?;
                         by_reference.insert(raw.to_owned(), minimised);
                     }
-                    std::borrow::Cow::Borrowed(by_reference[raw].as_str())
+                    by_reference[raw].as_str()
                 }
             };
-            new_rows.push(table.push(HitFields {
+            let fields = HitFields {
                 hit_id: run::hex_into(hit.hit_id, 32, &mut hit_id),
                 ts: hit.ts as i64, // at most 2**53 - 1, as are the ids below
                 kind: hit.kind.as_str(),
-                delivery_id: run::hex_into(u128::from(hit.delivery_id), 16, &mut delivery_id),
+                delivery_id: "", // interned below
                 log_id: hit.log_id as i64,
                 url_id: hit.url_id as i64,
-                ua: log.ua(hit),
-                ip: &ip,
+                ua: "",
+                ip,
                 purpose: hit.purpose.as_str(),
-            }));
+            };
+            let ua = match uas[hit.ua as usize] {
+                Some(ua) => ua,
+                None => *uas[hit.ua as usize].insert(table.intern(Strings::Ua, log.ua(hit))),
+            };
+            let delivery = match delivery {
+                Some((value, number)) if value == hit.delivery_id => number,
+                _ => {
+                    let text = run::hex_into(u128::from(hit.delivery_id), 16, &mut delivery_id);
+                    let number = table.intern(Strings::Delivery, text);
+                    delivery = Some((hit.delivery_id, number));
+                    number
+                }
+            };
+            let purpose = match purposes.iter().find(|(purpose, _)| *purpose == hit.purpose) {
+                Some(&(_, number)) => number,
+                None => {
+                    let number = table.intern(Strings::Purpose, hit.purpose.as_str());
+                    purposes.push((hit.purpose, number));
+                    number
+                }
+            };
+            let strings = RowStrings {
+                ua,
+                ip: table.intern(Strings::Ip, ip),
+                delivery,
+                purpose,
+            };
+            new_rows.push(table.push_interned(&fields, Some(hit.kind), strings));
+            id_values.push(hit.hit_id);
         }
     }
+    debug_assert!(new_rows.iter().enumerate().all(|(at, &row)| row as usize == at));
     Ok(RunHits {
         table,
         new_rows,
+        id_values,
         grouped: None,
         computed: false,
     })
@@ -1207,6 +1248,28 @@ fn details_from<'py>(value: &Bound<'py, PyAny>) -> PyResult<Details<'py>> {
 
 const DAY_SECONDS: i64 = 86_400;
 
+impl RunHits {
+    /// Groups the new hits by recipient (once: `grouped`), their rows renumbered in that order first: the
+    /// aggregation and the items then read the table in order, not a row here and there (most of
+    /// their time went in cache misses).
+    fn grouped(&mut self) {
+        if self.grouped.is_none() {
+            let mut grouped = self.table.group(&self.new_rows);
+            let mut order = grouped.new.clone();
+            let mut kept = vec![false; self.table.len()];
+            for &row in &order {
+                kept[row as usize] = true;
+            }
+            order.extend(self.new_rows.iter().filter(|&&row| !kept[row as usize])); // repeated ids
+            self.table.reorder(&order);
+            self.id_values = order.iter().map(|&row| self.id_values[row as usize]).collect();
+            self.new_rows = (0..order.len() as u32).collect();
+            grouped.new = (0..grouped.new.len() as u32).collect();
+            self.grouped = Some(grouped);
+        }
+    }
+}
+
 #[pymethods]
 impl RunHits {
     fn __len__(&self) -> usize {
@@ -1218,7 +1281,8 @@ impl RunHits {
         if self.computed {
             return Err(PyValueError::new_err("a RunHits is computed once"));
         }
-        let grouped = self.grouped.get_or_insert_with(|| self.table.group(&self.new_rows));
+        self.grouped();
+        let grouped = self.grouped.as_ref().expect("grouped");
         let keys = grouped
             .recipients
             .iter()
@@ -1231,23 +1295,25 @@ impl RunHits {
         string_list(py, self.table.user_agent_texts())
     }
 
-    /// ({address: flags} of the hits' dotted-quad IPv4 addresses that have some in `ranges` (classify's
-    /// IPv4 `_Ranges`: starts, ends, flags), [the other distinct addresses]): what classify's
-    /// `addresses_flags` says of the former, read natively; the latter are left to it.
-    fn ipv4_flags<'py>(
+    /// ({address: flags} of the hits' addresses that have some in `ipv4` / `ipv6` (classify's `_Ranges`
+    /// of each family: starts, ends, flags), [the other distinct addresses]): what classify's
+    /// `addresses_flags` says of dotted quads and of IPv6 addresses in their canonical text (what
+    /// `minimise_ip` writes), read natively; the other addresses are left to it.
+    fn address_flags<'py>(
         &self,
         py: Python<'py>,
-        starts: Vec<u64>,
-        ends: Vec<u64>,
-        flags: Vec<i64>,
+        ipv4: (Vec<u128>, Vec<u128>, Vec<i64>),
+        ipv6: (Vec<u128>, Vec<u128>, Vec<i64>),
     ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyList>)> {
         let (found, others) = (PyDict::new(py), PyList::empty(py));
         for ip in self.table.ip_texts() {
-            match run::dotted_quad(ip) {
-                Some(value) => match run::range_flags(u64::from(value), &starts, &ends, &flags) {
-                    0 => {}
-                    flagged => found.set_item(ip, flagged)?,
-                },
+            let (value, (starts, ends, flags)) = match run::dotted_quad(ip) {
+                Some(value) => (Some(u128::from(value)), &ipv4),
+                None => (run::canonical_ipv6(ip), &ipv6),
+            };
+            match value.map(|value| run::range_flags(value, starts, ends, flags)) {
+                Some(0) => {}
+                Some(flagged) => found.set_item(ip, flagged)?,
                 None => others.append(ip)?,
             }
         }
@@ -1291,6 +1357,7 @@ impl RunHits {
             return Err(PyValueError::new_err("a RunHits is computed once"));
         }
         let mut table = std::mem::take(&mut self.table);
+        self.grouped();
         let grouped = self.grouped.take();
         let gathered = gather(
             py,
@@ -1317,7 +1384,12 @@ impl RunHits {
         let aggregates = aggregate::aggregate(&table, &gathered.input(), bound, &classifying);
 
         let default = details_from(default)?;
-        let packed = run::PackedIds::new((0..table.len() as u32).map(|row| (table.hit_id_of(row), table.ts(row))));
+        let packed = run::PackedIds::new((0..table.len() as u32).map(|row| {
+            match self.id_values.get(row as usize) {
+                Some(&value) => ("", table.ts(row), Some(value)), // the id's text is not read
+                None => (table.hit_id_of(row), table.ts(row), None),
+            }
+        }));
         // About what the standard input's items take (hit lines, their agents and addresses), and pages.
         let mut items = dynamo::Items::with_capacity(400 * aggregates.kept.len() + 500 * aggregates.recipients.len());
         let mut recipient_texts: Vec<String> = vec![default.recipient_text.clone()];
@@ -1325,6 +1397,11 @@ impl RunHits {
         let mut domains: std::collections::BTreeMap<(&str, String), [i64; 4]> = std::collections::BTreeMap::new();
         let mut accepted = 0u64;
         let mut encoded = run::ItemHits::default();
+        // Agents and addresses escaped once each (items hold them as given, and many items the same ones).
+        let (uas_escaped, ips_escaped) = (
+            run::Lines::escaped(table.user_agent_texts()),
+            run::Lines::escaped(table.ip_texts()),
+        );
         for update in &aggregates.recipients {
             accepted += update.added;
             let group = &gathered.groups[update.group];
@@ -1351,8 +1428,8 @@ impl RunHits {
                     packed: packed.get(row),
                     kind: table.kind(row).map_or("", Kind::as_str),
                     url_id: table.url_id(row),
-                    ua: table.ua_text(table.ua(row)),
-                    ip: table.ip_text(row),
+                    ua: uas_escaped.get(table.ua(row) as usize),
+                    ip: ips_escaped.get(table.ip_of(row) as usize),
                     purpose: table.purpose_text(row),
                     verdict: Some(verdict),
                 }),
@@ -1363,8 +1440,8 @@ impl RunHits {
             items.s("delivery_id", delivery_id);
             items.n("log_id", *log_id);
             items.escaped_strings("hits", encoded.lines.iter());
-            items.strings("uas", encoded.uas.iter().copied());
-            items.strings("ips", encoded.ips.iter().copied());
+            items.escaped_strings("uas", encoded.uas.iter().copied());
+            items.escaped_strings("ips", encoded.ips.iter().copied());
             items.n("hit_count", kept.len() as i64);
             items.n("first_hit_at", first_hit_at);
             items.n("last_hit_at", last_hit_at);

@@ -12,6 +12,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write;
 
+use foldhash::fast::RandomState;
+
 use crate::aggregate::{Summary, BUCKET_MS};
 use crate::base64url;
 use crate::classify::is_human;
@@ -42,23 +44,39 @@ impl IpMode {
 /// scope, anything Python's `ipaddress` may read its own way): the caller
 /// asks the reference, once per distinct address.
 pub fn minimise_ip(ip: &str, mode: IpMode) -> Option<Cow<'_, str>> {
+    let mut scratch = String::new();
+    let minimised = minimise_ip_into(ip, mode, &mut scratch)?;
+    Some(if std::ptr::eq(minimised, ip) {
+        Cow::Borrowed(ip)
+    } else {
+        Cow::Owned(minimised.to_owned())
+    })
+}
+
+/// `minimise_ip`, written in `scratch` when it is not `ip` itself or "" (no allocation per hit: a run
+/// minimises every hit's address).
+pub fn minimise_ip_into<'a>(ip: &'a str, mode: IpMode, scratch: &'a mut String) -> Option<&'a str> {
     if mode == IpMode::Full || ip.is_empty() {
-        return Some(Cow::Borrowed(ip));
+        return Some(ip);
     }
     if mode == IpMode::Nothing {
-        return Some(Cow::Borrowed(""));
+        return Some("");
     }
     if ip.contains(':') {
-        return ipv6_network_48(ip).map(Cow::Owned);
+        *scratch = ipv6_network_48(ip)?;
+        return Some(scratch.as_str());
     }
     if ip.bytes().filter(|&byte| byte == b'.').count() != 3 {
-        return Some(Cow::Borrowed(""));
+        return Some("");
     }
     let network = &ip[..ip.rfind('.').expect("three dots")];
     if ip.len() == network.len() + 2 && ip.ends_with(".0") {
-        Some(Cow::Borrowed(ip)) // already truncated (records carry the IP as the setting allowed)
+        Some(ip) // already truncated (records carry the IP as the setting allowed)
     } else {
-        Some(Cow::Owned(format!("{network}.0")))
+        scratch.clear();
+        scratch.push_str(network);
+        scratch.push_str(".0");
+        Some(scratch.as_str())
     }
 }
 
@@ -140,7 +158,14 @@ fn ipv6_value(ip: &str) -> Option<u128> {
 /// hextets in lower-case hex, the longest run of two or more zero hextets
 /// (the first of equal runs) written '::'.
 fn ipv6_text(value: u128) -> String {
-    let hextets: Vec<u16> = (0..8).map(|index| (value >> (112 - 16 * index)) as u16).collect();
+    let mut out = [0u8; 39];
+    ipv6_text_into(value, &mut out).to_owned()
+}
+
+/// `ipv6_text`, written in `out` (at most 39 characters: no allocation, for the lookups of a run's addresses).
+fn ipv6_text_into(value: u128, out: &mut [u8; 39]) -> &str {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hextets: [u16; 8] = std::array::from_fn(|index| (value >> (112 - 16 * index)) as u16);
     let (mut best_start, mut best_len, mut start, mut len) = (0, 0, 0, 0);
     for (index, &hextet) in hextets.iter().enumerate() {
         if hextet == 0 {
@@ -155,21 +180,30 @@ fn ipv6_text(value: u128) -> String {
             len = 0;
         }
     }
-    let join = |part: &[u16]| {
-        part.iter()
-            .map(|hextet| format!("{hextet:x}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    };
-    if best_len > 1 {
-        format!(
-            "{}::{}",
-            join(&hextets[..best_start]),
-            join(&hextets[best_start + best_len..])
-        )
-    } else {
-        join(&hextets)
+    /// Hextets joined by ':' (as `ipv6_text`'s `join`), written at `at`.
+    fn join(hextets: &[u16], out: &mut [u8; 39], at: &mut usize) {
+        for (index, &hextet) in hextets.iter().enumerate() {
+            if index > 0 {
+                out[*at] = b':';
+                *at += 1;
+            }
+            let digits = (4 - hextet.leading_zeros() as usize / 4).max(1);
+            for shift in (0..digits).rev() {
+                out[*at] = HEX[usize::from(hextet >> (4 * shift)) & 0xF];
+                *at += 1;
+            }
+        }
     }
+    let mut at = 0;
+    if best_len > 1 {
+        join(&hextets[..best_start], out, &mut at);
+        out[at..at + 2].copy_from_slice(b"::");
+        at += 2;
+        join(&hextets[best_start + best_len..], out, &mut at);
+    } else {
+        join(&hextets, out, &mut at);
+    }
+    std::str::from_utf8(&out[..at]).expect("hex digits and colons are ASCII")
 }
 
 /// A dotted-quad IPv4 address as `socket.inet_pton(AF_INET, ...)` reads it:
@@ -196,8 +230,20 @@ pub fn dotted_quad(ip: &str) -> Option<u32> {
     (parts == 4).then_some(value)
 }
 
+/// An IPv6 address written as `str(ipaddress.IPv6Address(...))` writes it (lower-case hextets, the
+/// longest run of zero hextets as '::': what `minimise_ip` gives), as `socket.inet_pton(AF_INET6, ...)`
+/// reads it; None for any other text, however valid (the reference decides).
+pub fn canonical_ipv6(ip: &str) -> Option<u128> {
+    if ip.len() > 39 || !ip.contains(':') || !ip.bytes().all(|byte| byte == b':' || byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    let value = ipv6_value(ip)?;
+    let mut text = [0u8; 39];
+    (ipv6_text_into(value, &mut text) == ip).then_some(value)
+}
+
 /// The flags of `value` in sorted, disjoint ranges (classify's `_Ranges.lookup`).
-pub fn range_flags(value: u64, starts: &[u64], ends: &[u64], flags: &[i64]) -> i64 {
+pub fn range_flags(value: u128, starts: &[u128], ends: &[u128], flags: &[i64]) -> i64 {
     match starts.partition_point(|&start| start <= value) {
         0 => 0,
         index if value <= ends[index - 1] => flags[index - 1],
@@ -294,15 +340,20 @@ pub struct PackedIds {
 }
 
 impl PackedIds {
-    /// From each row's (hit id, ts), in row order.
-    pub fn new<'a>(rows: impl ExactSizeIterator<Item = (&'a str, i64)>) -> PackedIds {
+    /// From each row's (hit id, ts, the id's value when the caller knows the id is its 32 lower-case hex
+    /// digits: not read again), in row order.
+    pub fn new<'a>(rows: impl ExactSizeIterator<Item = (&'a str, i64, Option<u128>)>) -> PackedIds {
         let mut packed = PackedIds {
             text: String::with_capacity(22 * rows.len()),
             packed: Vec::with_capacity(rows.len()),
         };
-        for (hit_id, ts) in rows {
+        for (hit_id, ts, value) in rows {
             let start = packed.text.len();
-            match timed_id(hit_id, ts) {
+            let timed = match value {
+                Some(value) => (i64::try_from(value >> 80) == Ok(ts)).then_some(value.to_be_bytes()),
+                None => timed_id(hit_id, ts),
+            };
+            match timed {
                 Some(raw) => {
                     base64url::encode_to(&mut packed.text, &raw);
                     packed.text.truncate(start + 22);
@@ -349,6 +400,22 @@ impl Lines {
         self.ends.is_empty()
     }
 
+    /// Each of `texts` escaped as inside a JSON string (`dynamo::escaped`), a line each: strings that
+    /// many items hold (user agents, addresses), escaped once.
+    pub fn escaped<'a>(texts: impl IntoIterator<Item = &'a str>) -> Lines {
+        let mut lines = Lines::default();
+        for text in texts {
+            dynamo::escaped(&mut lines.text, text);
+            lines.end_line();
+        }
+        lines
+    }
+
+    /// Line `index`.
+    pub fn get(&self, index: usize) -> &str {
+        &self.text[if index == 0 { 0 } else { self.ends[index - 1] }..self.ends[index]]
+    }
+
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> {
         self.ends
             .iter()
@@ -366,6 +433,8 @@ pub struct ItemHit<'a> {
     pub packed: Option<&'a str>,
     pub kind: &'a str,
     pub url_id: i64,
+    /// The user agent and address, only numbered in the item's `uas` and `ips` (the caller may give them
+    /// as those lists are written, e.g. escaped once for JSON: `Lines::escaped`).
     pub ua: &'a str,
     pub ip: &'a str,
     pub purpose: &'a str,
@@ -502,6 +571,19 @@ fn page_hit_id<'a>(hit: &PageHit<'a>) -> Cow<'a, str> {
     }
 }
 
+/// The value of a page hit's id given only packed (`page_hit_id` spells it as 32 hex digits).
+fn packed_value(hit: &PageHit<'_>) -> Option<u128> {
+    match hit.packed {
+        Some(packed) if hit.hit_id.is_empty() => {
+            let mut raw = [0u8; 16];
+            let decoded = base64url::decode_canonical(packed.as_bytes(), &mut raw);
+            debug_assert_eq!(decoded, Some(16), "a packed id is 16 bytes");
+            Some(u128::from_be_bytes(raw))
+        }
+        _ => None,
+    }
+}
+
 /// Python's `len` of a page hit's id (32 hex digits when it is given packed).
 fn page_hit_id_length(hit: &PageHit<'_>) -> usize {
     if hit.packed.is_some() && hit.hit_id.is_empty() {
@@ -536,21 +618,33 @@ pub const MAX_PAGE_BYTES: usize = 256 * 1024;
 pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling) -> Vec<Page<'a>> {
     let window = |ts: i64| ts - ts.rem_euclid(BUCKET_MS as i64);
     // By (kind, window, ts, hit_id), the reference's order: the window follows ts, and the few kinds are
-    // ranked once, so most comparisons are of two integers.
-    let mut kinds: Vec<&str> = hits.iter().map(|hit| hit.kind).collect();
+    // ranked once, so most comparisons are of one integer (kind rank, then ts with its sign bit flipped).
+    let mut kinds: Vec<&str> = Vec::new();
+    for hit in &hits {
+        if !kinds.contains(&hit.kind) {
+            kinds.push(hit.kind);
+        }
+    }
     kinds.sort_unstable();
-    kinds.dedup();
-    let mut order: Vec<(usize, i64, usize)> = hits
+    let mut order: Vec<(u128, usize)> = hits
         .iter()
         .enumerate()
-        .map(|(index, hit)| (kinds.binary_search(&hit.kind).expect("ranked"), hit.ts, index))
+        .map(|(index, hit)| {
+            let rank = kinds.iter().position(|kind| *kind == hit.kind).expect("ranked") as u128;
+            (rank << 64 | u128::from(hit.ts as u64 ^ (1 << 63)), index)
+        })
         .collect();
     order.sort_unstable_by(|a, b| {
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| page_hit_id(&hits[a.2]).cmp(&page_hit_id(&hits[b.2])))
+        a.0.cmp(&b.0).then_with(|| {
+            let (first, second) = (&hits[a.1], &hits[b.1]);
+            match (packed_value(first), packed_value(second)) {
+                // 32 lower-case hex digits each: their order is the values'.
+                (Some(first), Some(second)) => first.cmp(&second),
+                _ => page_hit_id(first).cmp(&page_hit_id(second)),
+            }
+        })
     });
-    hits = order.iter().map(|&(_, _, index)| hits[index]).collect();
+    hits = order.iter().map(|&(_, index)| hits[index]).collect();
     let mut pages = Vec::new();
     let mut start = 0;
     while start < hits.len() {
@@ -567,8 +661,8 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
         };
         let mut current = page(0);
         // Where each string sits in the page (the reference's dicts): a page holds thousands of hits.
-        let mut ua_index: HashMap<&str, usize> = HashMap::new();
-        let mut recipient_index: HashMap<&str, usize> = HashMap::new();
+        let mut ua_index: HashMap<&str, usize, RandomState> = HashMap::default();
+        let mut recipient_index: HashMap<&str, usize, RandomState> = HashMap::default();
         let (mut part, mut size) = (0, 0);
         for hit in &hits[start..end] {
             let new_ua = !ua_index.contains_key(hit.ua);
@@ -673,6 +767,32 @@ mod tests {
             assert_eq!(dotted_quad(other), None, "{other}");
         }
         let (starts, ends, flags) = ([10, 20], [15, 20], [1, 2]);
+        for canonical in [
+            "2001:db8::",
+            "::",
+            "::1",
+            "1:2:3:4:5:6:7:8",
+            "fe80::1:0:0:0",
+            "1:0:0:2::",
+        ] {
+            let value = canonical_ipv6(canonical).expect(canonical);
+            assert_eq!(ipv6_text(value), canonical);
+        }
+        assert_eq!(canonical_ipv6("2001:db8::1"), Some(0x2001_0db8_u128 << 96 | 1));
+        for other in [
+            "2001:DB8::",
+            "2001:0db8::",
+            "1:0:0:2:0:0:0:0",
+            "::1:0:0:0:0:0",
+            "1::2::3",
+            "::ffff:1.2.3.4",
+            "fe80::1%eth0",
+            "1:2:3:4:5:6:7::",
+            "203.0.113.7",
+            "",
+        ] {
+            assert_eq!(canonical_ipv6(other), None, "{other}");
+        }
         let found: Vec<i64> = [9, 10, 15, 16, 20, 21]
             .map(|value| range_flags(value, &starts, &ends, &flags))
             .to_vec();

@@ -190,16 +190,21 @@ def test_ipv6_purposes_odd_ids_and_known_recipients_give_the_same_record(
         record("open", "0a0b0c0d0e0f1011", 8, ts=ts, ip="17.58.100.0"),  # Apple's range
         record("click", "0a0b0c0d0e0f1011", 8, ts=ts + 90_000, ip="40.92.3.0"),  # a scanner's
         record("click", "0a0b0c0d0e0f1011", 8, ts=ts + 95_000, ip="040.92.3.0"),  # not a dotted quad inet_pton reads
+        # A scanner's IPv6 range, in canonical text (looked up natively) and spelled otherwise (by the reference).
+        record("click", "0a0b0c0d0e0f1011", 9, ts=ts + 96_000, ip="2a01:111:f400::7"),
+        record("click", "0a0b0c0d0e0f1011", 10, ts=ts + 97_000, ip="2A01:0111:F403:0:0:0:0:9"),
+        record("click", "0a0b0c0d0e0f1011", 11, ts=ts + 98_000, ip="2a01:111:f402::1"),
     ]
     facts = {(delivery, 1): {"recipient_id": "alice", "sent_at": ts - 1_000, "domain": "example.com"},
              (delivery, 2): {"recipient_id": "", "sent_at": ts - 500}}
     for ip_mode in ("truncated", "full", "none"):
         result = both(monkeypatch, configure(ip_mode), [b"".join(line(value) for value in records)], KEYS,
                       facts=facts)
-        assert len(result["recipients"]) == 5
+        assert len(result["recipients"]) == 8
         machine = {stat["stat"]: stat["add"] for stat in result["stats"] if stat["delivery_id"] == "0a0b0c0d0e0f1011"}
         if ip_mode != "none":
-            assert machine["indicators"].get("machine_apple_proxy") and machine["indicators"].get("machine_scanner_address")
+            assert machine["indicators"].get("machine_apple_proxy")
+            assert machine["indicators"].get("machine_scanner_address") == 3  # 40.92.3.0, f400::7 and f403::9
 
 
 def _ipv6_spellings(count: int) -> list[str]:
