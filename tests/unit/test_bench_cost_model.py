@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bench import cost_model
@@ -149,24 +151,6 @@ def test_the_hit_paths_function_writes_no_line_of_lambdas_own_for_a_hit() -> Non
     assert (settings["hit_log_format"], settings["hit_system_log_level"]) == ("JSON", "WARN")
 
 
-def test_a_bill_with_lambdas_own_lines_pays_for_them() -> None:
-    from bench.cost import price
-
-    hit_path = {"open_cpu_us": 256.0, "click_cpu_us": 256.0, "open_log_bytes": 0.0, "click_log_bytes": 0.0}
-    records = {"sizes": [345] * 10, "kinds": {"open": 1.0}}
-    workflow = {"hits": 1000, "runs": 1, "write_units": 1, "read_units": 1, "s3_put": 1, "s3_get": 0,
-                "cpu_s": 0.0, "hits_per_recipient": 10.0,
-                "idle": {"write_units": 1, "read_units": 1, "s3_put": 1, "s3_get": 0, "cpu_s": 0.0}}
-    settings = {"front_door": "http", "architecture": "x86_64", "stream_mode": "ON_DEMAND", "stream_shards": 1,
-                "hit_memory_mb": 128, "workflow_memory_mb": 1024, "firehose_buffer_bytes": 64 * 2**20,
-                "alarm_metrics": 0, "dashboards": 0, "web_acls": 0, "waf_rules": 0,
-                "hit_log_format": "Text", "hit_system_log_level": "INFO"}
-    bill = price(hit_path, records, workflow, settings, {}, PRICES)
-    # 0.256 ms of CPU: 3.54 ms, billed 4 ms; START, END and REPORT are 263 bytes a hit, $0.50 a GB
-    assert bill["breakdown"]["logs"] == pytest.approx(1e6 * 263 / 2**30 * 0.50)
-    assert bill["platform_log_bytes"] == 263
-
-
 def test_dynamodb_and_s3_prices() -> None:
     assert cost_model.dynamodb_usd(2e6, 4e6, PRICES) == pytest.approx({"writes": 1.25, "reads": 0.5})
     assert cost_model.s3_usd(1000, 10_000, PRICES) == pytest.approx(0.005 + 0.004)
@@ -181,8 +165,8 @@ def test_front_door_read_from_the_template_resources() -> None:
     assert front_door(["AWS::ApiGatewayV2::Api", "AWS::Lambda::Url"]) == "function_url"
 
 
-def test_a_bill_priced_by_hand() -> None:
-    """Every line of the bill from simple measurements, each worked out by hand."""
+def _bill_by_hand(**settings: Any) -> dict[str, Any]:
+    """The bill of simple measurements, worked out by hand below; `settings` change the deployment's."""
     from bench.cost import price
 
     hit_path = {"open_cpu_us": 256.0, "click_cpu_us": 256.0, "open_log_bytes": 0.0, "click_log_bytes": 0.0}
@@ -190,12 +174,25 @@ def test_a_bill_priced_by_hand() -> None:
     workflow = {"hits": 1000, "runs": 1, "write_units": 201, "read_units": 41, "s3_put": 2, "s3_get": 1,
                 "cpu_s": 1.0, "hits_per_recipient": 10.0,
                 "idle": {"write_units": 1, "read_units": 1, "s3_put": 1, "s3_get": 0, "cpu_s": 0.0}}
-    settings = {"front_door": "rest", "architecture": "x86_64", "stream_mode": "ON_DEMAND", "stream_shards": 1,
-                "hit_memory_mb": 128, "workflow_memory_mb": 1024, "firehose_buffer_bytes": 64 * 2**20,
-                "alarm_metrics": 10, "dashboards": 1, "web_acls": 0, "waf_rules": 0,
-                "hit_log_format": "JSON", "hit_system_log_level": "WARN"}
+    deployment = {"front_door": "rest", "architecture": "x86_64", "stream_mode": "ON_DEMAND", "stream_shards": 1,
+                  "hit_memory_mb": 128, "workflow_memory_mb": 1024, "firehose_buffer_bytes": 64 * 2**20,
+                  "alarm_metrics": 10, "dashboards": 1, "web_acls": 0, "waf_rules": 0,
+                  "hit_log_format": "JSON", "hit_system_log_level": "WARN", **settings}
     schedules = {"tracking_workflow": 43_800.0, "delivery_monitor": 43_800.0}
-    bill = price(hit_path, records, workflow, settings, schedules, PRICES)
+    return price(hit_path, records, workflow, deployment, schedules, PRICES)
+
+
+def test_a_bill_with_lambdas_own_lines_pays_for_them() -> None:
+    quiet, chatty = _bill_by_hand(), _bill_by_hand(hit_log_format="Text", hit_system_log_level="INFO")
+    # 0.256 ms of CPU: 3.54 ms, billed 4 ms; START, END and REPORT are 263 bytes a hit, $0.50 a GB
+    assert (quiet["platform_log_bytes"], chatty["platform_log_bytes"]) == (0, 263)
+    assert chatty["breakdown"]["logs"] == pytest.approx(1e6 * 263 / 2**30 * 0.50)
+    assert chatty["usd_per_million_hits"] == pytest.approx(quiet["usd_per_million_hits"] + 1e6 * 263 / 2**30 * 0.50)
+
+
+def test_a_bill_priced_by_hand() -> None:
+    """Every line of the bill from simple measurements, each worked out by hand."""
+    bill = _bill_by_hand()
     gb_s = 0.0000166667
     expected = {
         "api": 3.50,
