@@ -318,13 +318,14 @@ class TrackingWorkflow:
                                backlog=backlog["backlog_objects"] > 0)
         record["position"] = position
         record["audiences"] = self._delivery_audiences(record["stats"])
-        record["statistics"]["stat_items_updated"] = len(_stat_writes(record))
+        stat_writes = _stat_writes(record)
+        record["statistics"]["stat_items_updated"] = len(stat_writes)
         record["statistics"]["ignored_objects"] = plan.ignored
         record["statistics"].update(backlog)
         record_key = self.logs.put_run_record(f"{run:012d}-{owner}", record)
         if not self.state.register_run(owner, run, record_key):
             raise LeaseLost(f"run {run} could not be registered: the lease was lost or another run registered")
-        self._apply(record, owner, release=True)
+        self._apply(record, owner, release=True, stat_writes=stat_writes)
         return dict(record["statistics"])
 
     # --- listing and reading --------------------------------------------------
@@ -514,7 +515,7 @@ class TrackingWorkflow:
             "duplicates": sum(result.duplicates for _, _, result in parsed) + writes.duplicates,
             "over_limit": writes.over_limit,
             "recipients_updated": len(recipients),
-            "stat_items_updated": len(counters.group(stats)),  # the items _apply writes (_stat_writes)
+            "stat_items_updated": 0,  # counted by _run_new once the audiences say how the counters are grouped
             "log_pages_written": len(pages),
             "deliveries": sorted({delta.delivery_id for delta in writes.deliveries})[:MAX_LISTED_DELIVERIES],
             "deliveries_touched": len(writes.deliveries),
@@ -612,15 +613,17 @@ class TrackingWorkflow:
 
     # --- applying a run record -----------------------------------------------
 
-    def _apply(self, record: Mapping[str, Any], owner: str, release: bool) -> None:
-        """Steps 6-9; safe to repeat any number of times, in whole or in part."""
+    def _apply(self, record: Mapping[str, Any], owner: str, release: bool,
+               stat_writes: Sequence[tuple[str, str, dict[str, int]]] | None = None) -> None:
+        """Steps 6-9; safe to repeat any number of times, in whole or in part. `stat_writes`: the record's
+        grouped counters when the caller has them already (_stat_writes)."""
         run = int(record["run"])
         at_ms = int(record["created_at"])
         expires = at_ms // 1000 + self.settings.tracking_retention_days * DAY_SECONDS
         self._parallel(lambda item: self.tracking.put_recipient_item(_decoded(item), run),
                        _item_writes(record, "recipients"))
         self._parallel(lambda write: self.tracking.apply_stat(write[0], write[1], write[2], run, at_ms, expires),
-                       _stat_writes(record))
+                       _stat_writes(record) if stat_writes is None else stat_writes)
         self._parallel(lambda page: self.tracking.put_log_page_item(_decoded(page), run, expires),
                        _item_writes(record, "log_pages"))
         for entry in record["quarantine"]:
