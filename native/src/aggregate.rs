@@ -211,7 +211,7 @@ impl Default for Summary {
 
 impl Summary {
     /// Whether `hit` may be one of the evicted hits (never false for one of them).
-    pub fn may_hold<H: HitSet>(&self, hits: &H, hit: u32) -> bool {
+    fn may_hold<H: HitSet>(&self, hits: &H, hit: u32) -> bool {
         if key_cmp(hits, hit, &self.first) == Ordering::Less || key_cmp(hits, hit, &self.last) == Ordering::Greater {
             return false;
         }
@@ -260,6 +260,8 @@ pub struct Input<'a> {
 pub struct RecipientUpdate {
     pub group: usize,
     pub kept: Range<usize>,
+    /// Where its hits new to it sit in [`Aggregates::fresh`] (`added` of them, in the run's order).
+    pub fresh: Range<usize>,
     pub added: u64,
     pub over_limit: i64,
     /// The evicted hits' summary, when there are any.
@@ -284,6 +286,8 @@ pub struct Aggregates {
     pub kept: Vec<u32>,
     /// The verdict of each hit of `kept`.
     pub verdicts: Vec<i64>,
+    /// Each recipient's hits new to it, those its item evicts at once too (what the run logs).
+    pub fresh: Vec<u32>,
     pub deliveries: Vec<DeliveryDelta>,
     pub duplicates: u64,
     pub over_limit: i64,
@@ -390,6 +394,9 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(hits: &H, input: &Input<'_>, bo
         if fresh == 0 {
             continue;
         }
+        let fresh_start = out.fresh.len();
+        out.fresh.extend_from_slice(&work.merged[work.before.len()..]); // before sorting: the run's order
+        let fresh_rows = fresh_start..out.fresh.len();
         if !work
             .merged
             .is_sorted_by(|&a, &b| hit_order(hits, a, b) != Ordering::Greater)
@@ -461,6 +468,7 @@ pub fn aggregate<H: HitSet, C: Context + ?Sized>(hits: &H, input: &Input<'_>, bo
         out.recipients.push(RecipientUpdate {
             group: index,
             kept: start..out.kept.len(),
+            fresh: fresh_rows,
             added: fresh as u64,
             over_limit: evicted as i64,
             summary: new_summary,

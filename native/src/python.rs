@@ -1493,13 +1493,8 @@ impl RunHits {
                 }
             };
             // Every hit new to the recipient is logged, those the item evicts at once too (core.fresh_by_recipient).
-            let evicted_before = gathered.summaries.get(update.group).and_then(Option::as_ref);
-            for &row in &gathered.grouped.new[group.new.clone()] {
-                if !before.iter().any(|&stored| table.id(stored) == table.id(row))
-                    && !evicted_before.is_some_and(|summary| summary.may_hold(&table, row))
-                {
-                    logged.push((group.delivery, row, recipient));
-                }
+            for &row in &aggregates.fresh[update.fresh.clone()] {
+                logged.push((group.delivery, row, recipient));
             }
         }
 
