@@ -156,6 +156,7 @@ def test_a_person_reads_the_demo_delivery(browser_page: WatchedPage, live_server
     assert {item["class"] for item in logged} >= {"human", "machine"}
     browser_page.screenshot("dashboard-delivery-tracking-all")
     page.click("nav.filters >> text=click")
+    page.wait_for_url("**/tracking?kind=click")  # click returns once navigation starts, not once it has loaded
     assert page.locator("section.card tbody tr").count() == sum(1 for hit in hits if hit.kind == "click")
     browser_page.screenshot("dashboard-delivery-tracking")
 
