@@ -1393,6 +1393,7 @@ impl RunHits {
         // About what the standard input's items take (hit lines, their agents and addresses), and pages.
         let mut items = dynamo::Items::with_capacity(400 * aggregates.kept.len() + 500 * aggregates.recipients.len());
         let mut recipient_texts: Vec<String> = vec![default.recipient_text.clone()];
+        let mut recipient_numbers: HashMap<String, usize> = HashMap::from([(default.recipient_text.clone(), 0)]);
         let mut logged: Vec<(u32, u32, usize)> = Vec::new(); // (delivery, row, recipient text)
         let mut domains: std::collections::BTreeMap<(&str, String), [i64; 4]> = std::collections::BTreeMap::new();
         let mut accepted = 0u64;
@@ -1487,10 +1488,13 @@ impl RunHits {
 
             let recipient = match &found {
                 None => 0,
-                Some(found) => {
-                    recipient_texts.push(found.recipient_text.clone());
-                    recipient_texts.len() - 1
-                }
+                // Numbered by text (run::PageHit::recipient_key): two recipients may share one.
+                Some(found) => *recipient_numbers
+                    .entry(found.recipient_text.clone())
+                    .or_insert_with(|| {
+                        recipient_texts.push(found.recipient_text.clone());
+                        recipient_texts.len() - 1
+                    }),
             };
             // Every hit new to the recipient is logged, those the item evicts at once too (core.fresh_by_recipient).
             for &row in &aggregates.fresh[update.fresh.clone()] {
@@ -1532,6 +1536,8 @@ impl RunHits {
                     url_id: table.url_id(row),
                     ua: table.ua_text(table.ua(row)),
                     recipient: &recipient_texts[recipient],
+                    ua_key: table.ua(row),
+                    recipient_key: recipient as u32,
                 })
                 .collect();
             let delivery_id = table.delivery_id(gathered.delivery_numbers[delivery as usize]);
@@ -1540,7 +1546,7 @@ impl RunHits {
                 pages.s("delivery_id", delivery_id);
                 pages.s("stat", &page.stat);
                 pages.escaped_strings("hits", page.lines.iter());
-                pages.strings("uas", page.uas.iter().copied());
+                pages.escaped_strings("uas", page.ua_keys.iter().map(|&ua| uas_escaped.get(ua as usize)));
                 pages.strings("recipients", page.recipients.iter().copied());
                 pages.end();
             }

@@ -9,10 +9,7 @@
 //! (tests/unit/test_native_run.py).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt::Write;
-
-use foldhash::fast::RandomState;
 
 use crate::aggregate::{Summary, BUCKET_MS};
 use crate::base64url;
@@ -556,6 +553,10 @@ pub struct PageHit<'a> {
     pub url_id: i64,
     pub ua: &'a str,
     pub recipient: &'a str,
+    /// The caller's numbers of `ua` and `recipient`: equal exactly when the texts are (interned), so a page
+    /// finds its strings by number, not by hashing and comparing long texts.
+    pub ua_key: u32,
+    pub recipient_key: u32,
 }
 
 /// A page hit's id, spelled out from its packed form when it was given so (a hit path id: 32 hex digits).
@@ -607,7 +608,10 @@ pub struct Page<'a> {
     pub stat: String,
     pub lines: Lines,
     pub uas: Vec<&'a str>,
+    /// The `ua_key` of each of `uas`.
+    pub ua_keys: Vec<u32>,
     pub recipients: Vec<&'a str>,
+    recipient_keys: Vec<u32>,
 }
 
 pub const MAX_PAGE_BYTES: usize = 256 * 1024;
@@ -646,6 +650,7 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
     });
     hits = order.iter().map(|&(_, index)| hits[index]).collect();
     let mut pages = Vec::new();
+    let (mut ua_slots, mut recipient_slots) = (Slots::default(), Slots::default());
     let mut start = 0;
     while start < hits.len() {
         let (kind, at) = (hits[start].kind, window(hits[start].ts));
@@ -657,34 +662,36 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
             stat: format!("log#{kind}#{at:015}#{run:012}#{part:04}"),
             lines: Lines::default(),
             uas: Vec::new(),
+            ua_keys: Vec::new(),
             recipients: Vec::new(),
+            recipient_keys: Vec::new(),
         };
         let mut current = page(0);
-        // Where each string sits in the page (the reference's dicts): a page holds thousands of hits.
-        let mut ua_index: HashMap<&str, usize, RandomState> = HashMap::default();
-        let mut recipient_index: HashMap<&str, usize, RandomState> = HashMap::default();
         let (mut part, mut size) = (0, 0);
         for hit in &hits[start..end] {
-            let new_ua = !ua_index.contains_key(hit.ua);
-            let new_recipient = !recipient_index.contains_key(hit.recipient);
+            let new_ua = ua_slots.get(hit.ua_key).is_none();
+            let new_recipient = recipient_slots.get(hit.recipient_key).is_none();
             let mut cost = 64
                 + page_hit_id_length(hit)
                 + if new_ua { hit.ua.len() } else { 0 }
                 + if new_recipient { hit.recipient.len() } else { 0 };
             if !current.lines.is_empty() && size + cost > MAX_PAGE_BYTES {
                 part += 1;
-                pages.push(std::mem::replace(&mut current, page(part)));
+                let full = std::mem::replace(&mut current, page(part));
+                ua_slots.forget(&full.ua_keys);
+                recipient_slots.forget(&full.recipient_keys);
+                pages.push(full);
                 (size, cost) = (0, 64 + page_hit_id_length(hit) + hit.ua.len() + hit.recipient.len());
-                ua_index.clear();
-                recipient_index.clear();
             }
-            let ua = *ua_index.entry(hit.ua).or_insert_with(|| {
+            let ua = ua_slots.get(hit.ua_key).unwrap_or_else(|| {
                 current.uas.push(hit.ua);
-                current.uas.len() - 1
+                current.ua_keys.push(hit.ua_key);
+                ua_slots.set(hit.ua_key, current.uas.len() - 1)
             });
-            let recipient = *recipient_index.entry(hit.recipient).or_insert_with(|| {
+            let recipient = recipient_slots.get(hit.recipient_key).unwrap_or_else(|| {
                 current.recipients.push(hit.recipient);
-                current.recipients.len() - 1
+                current.recipient_keys.push(hit.recipient_key);
+                recipient_slots.set(hit.recipient_key, current.recipients.len() - 1)
             });
             let line = &mut current.lines.text;
             if write_stamp(line, spelling, hit.hit_id, hit.ts, hit.packed, true) {
@@ -697,10 +704,43 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
             current.lines.end_line();
             size += cost;
         }
+        ua_slots.forget(&current.ua_keys);
+        recipient_slots.forget(&current.recipient_keys);
         pages.push(current);
         start = end;
     }
     pages
+}
+
+/// Where each string sits in the page being written, by its key (the reference's dicts, without hashing):
+/// a page holds thousands of hits and few distinct strings.
+#[derive(Default)]
+struct Slots(Vec<u32>);
+
+impl Slots {
+    const ABSENT: u32 = u32::MAX;
+
+    fn get(&self, key: u32) -> Option<usize> {
+        self.0
+            .get(key as usize)
+            .filter(|&&slot| slot != Self::ABSENT)
+            .map(|&slot| slot as usize)
+    }
+
+    fn set(&mut self, key: u32, slot: usize) -> usize {
+        if self.0.len() <= key as usize {
+            self.0.resize(key as usize + 1, Self::ABSENT);
+        }
+        self.0[key as usize] = slot as u32;
+        slot
+    }
+
+    /// The page's keys forgotten, for the next page (the others are absent already).
+    fn forget(&mut self, keys: &[u32]) {
+        for &key in keys {
+            self.0[key as usize] = Self::ABSENT;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -888,6 +928,8 @@ mod tests {
             url_id: 2,
             ua,
             recipient: "r",
+            ua_key: ua.len() as u32, // the texts below differ by length
+            recipient_key: 0,
         };
         let pages = encode_pages(
             vec![
