@@ -63,6 +63,9 @@ LINES_PROCESSED = "LinesProcessed"
 HITS_TRACKED = "HitsTracked"  # a run's new hits in the tracking tables (duplicates and rejected lines not counted)
 MALFORMED_LINES = "MalformedLines"  # dimension reason
 NATIVE_FALLBACK = "NativeFallback"  # dimension mode
+# User-agent families a family shard at DynamoDB's item size limit could not take: counted under their
+# dimension's "Other" (data/counters.py `overflow`); hostile or absurdly varied user agents on a delivery.
+FAMILIES_OVERFLOWED = "FamiliesOverflowed"
 
 # Sending (the MTA).
 DELIVERY_START_PENDING = "DeliveryStartPendingSeconds"  # time a delivery spent in start_pending

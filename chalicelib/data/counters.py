@@ -31,6 +31,14 @@ at most MAX_ATTRIBUTES_PER_WRITE; the rest of a very large run goes to
 <item>~<n> items (the same kind, summed alike), the indicators first, so
 they always stay in tally.
 
+A family shard's size is bounded whatever the input (`overflow`): the
+families are open-ended (ua-parser names bots after their User-Agent), and
+anyone holding one tracked link can replay it with thousands of names. A
+shard write that DynamoDB refuses because the item would pass 400 KB is
+written instead to <item>~x, its unlisted families folded into the
+dimension's "Other" family: the shard stops growing, every hit is still
+counted, and readers sum the overflow item like a spill, unchanged.
+
 Readers sum the grouped items and the per-counter items an older version
 wrote (`expand` gives the grouped counters under the old names), so an
 upgrade keeps every count and needs no migration.
@@ -235,6 +243,45 @@ def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | Non
             writes.append((delivery_id, name, {attribute: deltas[attribute]
                                                for attribute in attributes[start:start + MAX_ATTRIBUTES_PER_WRITE]}))
     return writes
+
+
+OVERFLOW = f"{SPILL}x"  # <item>~x: a family shard's write it could not take (overflow)
+OTHER_FAMILY = "Other"
+
+
+def overflow(item: str, deltas: Mapping[str, int]) -> tuple[str, dict[str, int], set[str]] | None:
+    """(overflow item, deltas, families folded) to write instead of a family shard's write (`item`: tally#a<nn>
+    or one of its spills) that DynamoDB refused because the item would pass its 400 KB size limit; None for
+    any other item (each is bounded by design: see the module's docstring).
+
+    Each unlisted family's counters are added to its dimension's "Other"
+    family, in <item>~x (guarded by the run like every stats item; a name
+    of the SPILL kind, so readers sum it with the shard and need no
+    change). "Other", not a bucket of its own: it is what a Campaign user
+    already reads as "not one of the families we recognise" (ua-parser's
+    own name for an agent it cannot name, listed in COMMON_FAMILIES), so the
+    breakdown keeps one row for the long tail, its totals still add up,
+    and no invented value ("(overflow)") reads like an operating system or
+    a browser. The operator is told apart (workflow: FamiliesOverflowed).
+
+    A pure function of the refused write: a record applied again after a
+    crash finds the shard as the refused write left it (a refused update
+    writes nothing), is refused again and writes the same overflow item,
+    which takes the run once.
+    """
+    if not item.startswith(f"{TALLY}#a"):
+        return None
+    folded: dict[str, int] = {}
+    families: set[str] = set()
+    for attribute, value in deltas.items():
+        key, dot, code = attribute.rpartition(".")
+        if dot and key.startswith("a") and ":" in key:
+            dimension, _, family = key[1:].partition(":")
+            if family != OTHER_FAMILY:
+                families.add(f"{_DIMENSIONS.get(dimension, dimension)}#{family}")
+                attribute = f"a{dimension}:{OTHER_FAMILY}.{code}"
+        folded[attribute] = folded.get(attribute, 0) + value
+    return f"{item}{OVERFLOW}", {attribute: value for attribute, value in folded.items() if value}, families
 
 
 def group_prefix(prefix: str) -> str:

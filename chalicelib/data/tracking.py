@@ -44,6 +44,18 @@ STATE_KEY = {"pk": {"S": "state"}, "sk": {"S": "tracking-workflow"}}
 _GUARD = "attribute_not_exists(last_run) OR last_run < :run"
 
 
+class ItemTooLarge(Exception):
+    """DynamoDB refused a write because the item would pass its 400 KB size limit (it wrote nothing)."""
+
+
+def _too_large(error: Exception) -> bool:
+    """Whether a write failed on the item size limit: a ValidationException "Item size has exceeded the maximum
+    allowed size" (PutItem) or "Item size to update has exceeded..." (UpdateItem)."""
+    response = getattr(error, "response", None) or {}
+    details = response.get("Error") or {}
+    return details.get("Code") == "ValidationException" and "item size" in str(details.get("Message", "")).lower()
+
+
 class TrackingStore:
     def __init__(self, tracking_table: str, stats_table: str, config: Any = aws.DEFAULT) -> None:
         self.tracking_table = tracking_table
@@ -131,7 +143,9 @@ class TrackingStore:
 
     def apply_stat(self, delivery_id: str, stat: str, deltas: Mapping[str, int], run: int, now_ms: int,
                    expires_at_epoch: int) -> bool:
-        """Add `deltas` to one stats item, once for run `run`; False if it already took this run."""
+        """Add `deltas` to one stats item, once for run `run`; False if it already took this run. ItemTooLarge
+        if DynamoDB refused it because the item would pass 400 KB (nothing written: the workflow overflows it,
+        data/counters.py `overflow`)."""
         names = {f"#a{index}": name for index, name in enumerate(deltas)}
         values: dict[str, Any] = {f":v{index}": to_value(value) for index, value in enumerate(deltas.values())}
         values.update({":run": {"N": str(run)}, ":now": {"N": str(now_ms)}, ":exp": {"N": str(expires_at_epoch)}})
@@ -151,6 +165,10 @@ class TrackingStore:
             self._dynamodb.update_item(**request)
         except self._dynamodb.exceptions.ConditionalCheckFailedException:
             return False
+        except self._dynamodb.exceptions.ClientError as error:
+            if _too_large(error):
+                raise ItemTooLarge(f"stats item {delivery_id} {stat}: {error}") from error
+            raise
         return True
 
     def put_log_page(self, item: Mapping[str, Any], run: int, expires_at_epoch: int) -> bool:

@@ -49,7 +49,13 @@ number them):
     hour of buckets) and to each recipient domain's item, one UpdateItem
     per item, on condition `last_run < run` [writes]. The record names its
     counter layout; a record an older version wrote is applied one item per
-    counter, as that version may have begun it. Then the run's new hits as
+    counter, as that version may have begun it. A family shard that
+    DynamoDB refuses because it would pass 400 KB (hostile user agents:
+    ua-parser's families are open-ended) takes nothing: its write goes to
+    <shard>~x with the unlisted families folded into "Other" [write], then
+    the shard takes the run alone (guard and expiry) [write]; replayed, the
+    shard is refused again and the same guarded items are written once
+    (_apply_stat, counters.overflow; metric FamiliesOverflowed). Then the run's new hits as
     log pages per kind and window (log_pages.py, for the delivery's
     Tracking tab), same guard [writes].
  8. Quarantine copies of rejected lines [S3 writes]; processed-object
@@ -104,6 +110,7 @@ from chalicelib.data.item_json import EncodedItems
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
     INDICATORS,
+    ItemTooLarge,
     TrackingStore,
     WorkflowStateStore,
     bucket_stat,
@@ -622,7 +629,7 @@ class TrackingWorkflow:
         expires = at_ms // 1000 + self.settings.tracking_retention_days * DAY_SECONDS
         self._parallel(lambda item: self.tracking.put_recipient_item(_decoded(item), run),
                        _item_writes(record, "recipients"))
-        self._parallel(lambda write: self.tracking.apply_stat(write[0], write[1], write[2], run, at_ms, expires),
+        self._parallel(lambda write: self._apply_stat(write, run, at_ms, expires),
                        _stat_writes(record) if stat_writes is None else stat_writes)
         self._parallel(lambda page: self.tracking.put_log_page_item(_decoded(page), run, expires),
                        _item_writes(record, "log_pages"))
@@ -637,6 +644,35 @@ class TrackingWorkflow:
         if not self.state.finish_run(owner, run, _record_position(record, {}), record["statistics"], now_ms,
                                      release, outcome):
             raise LeaseLost(f"run {run} could not be finished: the lease was lost")
+
+    def _apply_stat(self, write: tuple[str, str, dict[str, int]], run: int, at_ms: int, expires: int) -> None:
+        """One stats item's write of run `run`; a family shard too large to take it overflows (counters.overflow).
+
+        The refused write changed nothing, so a replay decides the same: the
+        overflow item first (guarded: taken once), then the shard takes the
+        run alone (its guard and expiry: it stays as long as the delivery's
+        other items, and a replay finds it done). Last, so a crash between
+        the two leaves the shard to refuse the write again.
+        """
+        delivery_id, stat, deltas = write
+        try:
+            self.tracking.apply_stat(delivery_id, stat, deltas, run, at_ms, expires)
+            return
+        except ItemTooLarge:
+            spilled = counters.overflow(stat, deltas)
+            if spilled is None:
+                raise
+        item, folded, families = spilled
+        logger.warning("family shard full: its new families counted under Other", extra={
+            "delivery_id": delivery_id, "stat": stat, "overflow": item, "run": run, "families": len(families),
+            "examples": sorted(families)[:5]})
+        metrics.emit(metrics.FAMILIES_OVERFLOWED, len(families))
+        self.tracking.apply_stat(delivery_id, item, folded, run, at_ms, expires)
+        try:
+            self.tracking.apply_stat(delivery_id, stat, {}, run, at_ms, expires)
+        except ItemTooLarge:  # a shard within bytes of the limit: its guard and expiry stay as they were
+            logger.warning("family shard full: not even its run guard fits", extra={
+                "delivery_id": delivery_id, "stat": stat, "run": run})
 
     def _parallel(self, function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if self.limits.write_concurrency <= 1 or len(items) <= 1:

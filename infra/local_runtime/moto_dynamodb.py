@@ -33,6 +33,16 @@ recur; their parse trees are kept by text (the parse reads nothing else).
 moto never changes a parse tree: its request validation only reads it, and
 its UpdateExpressionValidator works on a deep copy (tests/unit/
 test_moto_dynamodb.py fails if either stops being true).
+
+And an update refused whole, as DynamoDB refuses it. moto 5.2.5 enforces
+the 400 KB item limit on UpdateItem (ValidationException "Item size to
+update has exceeded the maximum allowed size", past 405,000 bytes by its
+own count), but only while it applies the update to the stored item, one
+action at a time: the SETs and ADDs applied before the one that crossed the
+limit stay (a refused write would then have written half its counters and
+taken the run guard). DynamoDB writes nothing of a refused update; here the
+item is put back as it was when moto's update_item fails (an item the
+update created is removed again).
 """
 
 from __future__ import annotations
@@ -131,6 +141,18 @@ def install() -> None:
     def make(cls: Any, expression_str: str) -> Any:
         return parsed(expression_str)  # shared: moto only reads it, or validates a deep copy (docstring)
 
+    original_update = DynamoDBBackend.update_item
+
+    def update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        saved = _snapshot(self, [{"Update": {"TableName": table_name, "Key": key}}])
+        try:
+            return original_update(self, table_name, key, *args, **kwargs)
+        except Exception:
+            _restore(saved)  # DynamoDB applies an update whole or not at all (see the module's docstring)
+            raise
+
+    _installed["update_item"] = (DynamoDBBackend, original_update)
+    DynamoDBBackend.update_item = update_item  # type: ignore[method-assign]
     _installed["update_expression"] = (UpdateExpressionParser, original_make)
     UpdateExpressionParser.make = classmethod(make)
     _installed["call_action"] = (DynamoHandler, original_call_action)

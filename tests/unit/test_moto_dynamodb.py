@@ -101,3 +101,34 @@ def test_update_expressions_are_parsed_once_and_moto_never_changes_the_tree() ->
         dynamodb.update_item(**{**update, "UpdateExpression": "SET = oops"})
     with pytest.raises(dynamodb.exceptions.ClientError, match="Syntax error"):  # an error is never kept
         dynamodb.update_item(**{**update, "UpdateExpression": "SET = oops"})
+
+
+@mock_aws
+def test_an_update_past_the_item_size_limit_is_refused_whole() -> None:
+    """moto 5.2.5 refuses an UpdateItem that makes an item pass 400 KB, as DynamoDB does, but kept the actions
+    it applied before the limit (the SET, the first ADDs): patched, the item is as it was, as in DynamoDB."""
+    moto_dynamodb.install()
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(TableName="near-the-limit", BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    key = {"pk": {"S": "shard"}}
+    for part in range(3):  # ~360 KB: attributes of 1 KB names
+        names = {f"#a{index}": f"{part}-{index}-{'f' * 1000}" for index in range(120)}
+        dynamodb.update_item(TableName="near-the-limit", Key=key,
+                             UpdateExpression="ADD " + ", ".join(f"{name} :one" for name in names),
+                             ExpressionAttributeNames=names, ExpressionAttributeValues={":one": {"N": "1"}})
+    before = dynamodb.get_item(TableName="near-the-limit", Key=key, ConsistentRead=True)["Item"]
+    names = {f"#a{index}": f"new-{index}-{'g' * 1000}" for index in range(60)}
+    with pytest.raises(dynamodb.exceptions.ClientError, match="Item size to update has exceeded"):
+        dynamodb.update_item(TableName="near-the-limit", Key=key,
+                             UpdateExpression="SET last_run = :run ADD " + ", ".join(f"{name} :one" for name in names),
+                             ExpressionAttributeNames=names, ExpressionAttributeValues={
+                                 ":one": {"N": "1"}, ":run": {"N": "7"}})
+    assert dynamodb.get_item(TableName="near-the-limit", Key=key, ConsistentRead=True)["Item"] == before
+    names = {f"#a{index}": f"{index}-{'h' * 3500}" for index in range(120)}  # 420 KB at once
+    with pytest.raises(dynamodb.exceptions.ClientError, match="Item size to update has exceeded"):
+        dynamodb.update_item(TableName="near-the-limit", Key={"pk": {"S": "new"}},  # an item the update creates
+                             UpdateExpression="ADD " + ", ".join(f"{name} :one" for name in names),
+                             ExpressionAttributeNames=names, ExpressionAttributeValues={":one": {"N": "1"}})
+    assert "Item" not in dynamodb.get_item(TableName="near-the-limit", Key={"pk": {"S": "new"}}, ConsistentRead=True)

@@ -157,3 +157,34 @@ def test_a_family_or_domain_keeps_its_four_counters_in_one_attribute_read_with_t
            table)
     assert counters.merge(table.values(), "ua#") == [{"stat": ua_stat("device", "Mobile"), "opens": 6, "clicks": 4}]
     assert counters.merge(table.values(), "domain#") == [{"stat": "domain#gmail.com", "opens": 2, "opens_human": 0}]
+
+
+def test_a_family_shard_write_it_cannot_take_overflows_to_other_and_reads_back_summed() -> None:
+    """counters.overflow: a refused tally#a<nn> write (or its spill's) folded into each dimension's "Other",
+    in <item>~x; readers sum it with the families' own counts, and the totals stay the same."""
+    stats = [{"delivery_id": "d", "stat": ua_stat(dimension, family), "add": {"opens": opens, "clicks_human": 1}}
+             for dimension, family, opens in (("browser", "Qwerty.bot 1", 2), ("browser", "x:y#z", 3),
+                                              ("os", "Zzz OS", 4), ("browser", "Chrome", 5))]
+    writes = counters.group(stats)
+    shards = [(item, deltas) for _, item, deltas in writes if item.startswith("tally#a")]
+    assert len(shards) >= 2 and counters.overflow("tally", {"hits": 1}) is None
+    assert counters.overflow("bucket#h000001740823200000", {"00.o": 1}) is None
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    _apply([write for write in writes if not write[1].startswith("tally#a")], table)
+    folded = set()
+    for item, deltas in shards:
+        spilled = counters.overflow(item, deltas)
+        assert spilled is not None and spilled == counters.overflow(item, deltas)  # the same when replayed
+        name, changed, families = spilled
+        assert name == f"{item}~x" and all(":Other." in attribute for attribute in changed)
+        folded |= families
+        _apply([("d", name, changed)], table)
+    assert folded == {"browser#Qwerty.bot 1", "browser#x:y#z", "os#Zzz OS"}
+    assert counters.overflow("tally#a03~1", {"ab:Other.o+c+oh+ch": 7})[1:] == (  # type: ignore[index]
+        {"ab:Other.o+c+oh+ch": 7}, set())
+    packed_sum = {"opens": 5, "clicks_human": 2}
+    assert counters.merge(table.values(), "ua#browser#") == [
+        {"stat": ua_stat("browser", "Chrome"), "opens": 5, "clicks_human": 1},
+        {"stat": ua_stat("browser", "Other"), **packed_sum}]
+    assert counters.merge(table.values(), "ua#os#") == [{"stat": ua_stat("os", "Other"), "opens": 4,
+                                                        "clicks_human": 1}]

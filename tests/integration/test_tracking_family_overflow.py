@@ -1,0 +1,167 @@
+"""Hostile user agents cannot stall tracking: a family shard at DynamoDB's item size limit overflows to "Other".
+
+ua-parser's OS and browser families are open-ended (a bot pattern names the
+family after the User-Agent: "Qwertybot/1.0" is the browser "Qwertybot"), and
+anyone holding one tracked link can replay it with thousands of them. Each
+unlisted family is an attribute of a tally#a<nn> shard (data/counters.py),
+forever. Here one shard is filled close to the 400 KB limit (as a flood of
+past runs would have left it, in the stored format), then a run brings new
+families to it: the run completes, every hit counts, and the families the
+shard cannot take are counted under the dimension's "Other" family, exactly
+once whatever write the process dies after.
+
+moto 5.2.5 enforces the limit on UpdateItem (ValidationException "Item size
+to update has exceeded the maximum allowed size", past 405,000 bytes by its
+count); infra/local_runtime/moto_dynamodb.py makes a refused update write
+nothing, as DynamoDB does (tests/unit/test_moto_dynamodb.py).
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib import metrics
+from chalicelib.data import counters
+from chalicelib.reports import breakdown
+from chalicelib.settings import get_settings
+from tests.integration.test_tracking_workflow import NOW, T0, make_delivery
+from tests.tracking_harness import FakeClock, SimulatedCrash, put_log, reset_workflow_tables, snapshot, tap, workflow
+from tests.tracking_logs import record
+
+SHARD = 8
+MOTO_ITEM_LIMIT = 405_000  # moto's own count of an item's bytes (DynamoDB's is 400 KB)
+FILLER_OPENS = 3  # each family already in the shard: 3 opens, 1 click
+LIMITS = {"write_concurrency": 1}
+
+
+def _families(prefix: str, count: int) -> list[str]:
+    """`count` browser families "<prefix><n>bot" (as ua-parser names them) that land in the shard SHARD."""
+    found, index = [], 0
+    while len(found) < count:
+        family = f"{prefix}{index:05d}bot"
+        if zlib.crc32(f"browser#{family}".encode()) % counters.UA_SHARDS == SHARD:
+            found.append(family)
+        index += 1
+    return found
+
+
+NEW_FAMILIES = _families("Probe", 6)
+
+
+def _shard() -> str:
+    return f"{counters.TALLY}#a{SHARD:02d}"
+
+
+def _fill_shard(delivery_id: str) -> int:
+    """The delivery's family shard SHARD, as past runs left it: unlisted browser families in the stored
+    (packed) format, up to a few bytes under moto's limit; returns how many families it holds. Written into
+    moto's backend directly (thousands of attributes: moto checks the size again on each, quadratic)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    settings = get_settings()
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][boto3.session.Session().region_name or "us-east-1"]
+    key = {"delivery_id": {"S": delivery_id}, "stat": {"S": _shard()}}
+    backend.put_item(settings.tracking_stats_table, {**key, "last_run": {"N": "0"}, "last_updated": {"N": str(T0)},
+                                                     "expires_at_epoch": {"N": str(T0 // 1000 + 86_400)}})
+    item = backend.get_table(settings.tracking_stats_table).get_item(DynamoType(key["delivery_id"]),
+                                                                     DynamoType(key["stat"]))
+    packed = FILLER_OPENS + 1 * counters.PACK_BASE  # opens 3, clicks 1
+    size, families, index = item.size(), 0, 0
+    while True:
+        family = f"Filler{index:06d}bot"
+        index += 1
+        if zlib.crc32(f"browser#{family}".encode()) % counters.UA_SHARDS != SHARD:
+            continue
+        name, value = f"ab:{family}.{counters.PACKED_CODES}", DynamoType({"N": str(packed)})
+        if size + bytesize(name) + value.size() > MOTO_ITEM_LIMIT - 20:
+            return families
+        dict.__setitem__(item.attrs, name, value)
+        size += bytesize(name) + value.size()
+        families += 1
+
+
+def _hits(delivery_id: str) -> list[dict[str, Any]]:
+    """Six recipients open once each, r1 clicks too: every browser a new bot family of the full shard."""
+    hits = [record(kind="open", delivery_id=delivery_id, log_id=index, ts=T0 + index * 1_000, ua=f"{family}/1.0")
+            for index, family in enumerate(NEW_FAMILIES, start=1)]
+    return hits + [record(kind="click", delivery_id=delivery_id, log_id=1, url_id=4, ts=T0 + 90_000,
+                          ua=f"{NEW_FAMILIES[0]}/1.0")]
+
+
+def _stored_families(delivery_id: str) -> set[str]:
+    item = boto3.client("dynamodb").get_item(TableName=get_settings().tracking_stats_table, Key={
+        "delivery_id": {"S": delivery_id}, "stat": {"S": _shard()}}, ConsistentRead=True)["Item"]
+    return {name for name in item if name.startswith("ab:")}
+
+
+def test_new_families_for_a_full_shard_are_counted_under_other_and_the_run_completes(
+        api: Any, mta: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    delivery_id = make_delivery(api, mta)
+    filled = _fill_shard(delivery_id)
+    assert filled > 4_000
+    stored = _stored_families(delivery_id)
+    put_log("new-families", _hits(delivery_id), T0)
+    emitted: list[tuple[str, float]] = []
+    monkeypatch.setattr(metrics, "emit", lambda name, value=1, *args, **kwargs: emitted.append((name, value)))
+
+    result = workflow(FakeClock(NOW), **LIMITS).run()
+
+    assert (result["status"], result["hits_accepted"]) == ("completed", 7)
+    assert (metrics.FAMILIES_OVERFLOWED, len(NEW_FAMILIES)) in emitted
+    indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
+    assert (indicators["opens_unique"], indicators["opens_total"], indicators["clicks_total"]) == (6, 6, 1)
+    assert _stored_families(delivery_id) == stored  # the shard took no new family: its size stays bounded
+    by_os = breakdown.breakdown(delivery_id, "os")
+    assert (by_os.opens_total, by_os.clicks_total) == (6, 1)
+    by_browser = breakdown.breakdown(delivery_id, "browser")
+    rows = {row.value: row for row in by_browser.rows}
+    assert not set(NEW_FAMILIES) & set(rows)
+    assert (rows["Other"].opens, rows["Other"].clicks) == (6, 1)  # every new family's hits, under "Other"
+    assert len(rows) == filled + 1 and all(
+        (row.opens, row.clicks) == (FILLER_OPENS, 1) for value, row in rows.items() if value != "Other")
+    # The breakdown's totals add up: the filler's counts and this run's, each counted once.
+    assert (by_browser.opens_total, by_browser.clicks_total) == (filled * FILLER_OPENS + 6, filled + 1)
+    assert sum(row.opens for row in by_browser.rows) == by_browser.opens_total
+
+    # The next run's new families for the full shard go the same way: still bounded, still counted.
+    later = [record(kind="open", delivery_id=delivery_id, log_id=index, ts=T0 + 600_000 + index, ua=f"{family}/2.0")
+             for index, family in enumerate(_families("Later", 3), start=1)]
+    put_log("later-families", later, T0 + 600_000)
+    assert workflow(FakeClock(NOW + 900), **LIMITS).run()["hits_accepted"] == 3
+    assert _stored_families(delivery_id) == stored
+    rows = {row.value: row for row in breakdown.breakdown(delivery_id, "browser").rows}
+    assert rows["Other"].opens == 9 and breakdown.breakdown(delivery_id, "os").opens_total == 9
+
+
+def test_a_crash_after_any_write_of_an_overflowing_run_then_a_normal_run_gives_the_clean_tables(
+        api: Any, mta: Any) -> None:
+    """The overflow is decided again, the same way, when the run record is applied again: the shard refused
+    the write and is unchanged, so the families go to the same guarded overflow item, never twice."""
+    delivery_id = make_delivery(api, mta)
+    put_log("new-families", _hits(delivery_id), T0)
+    with tap() as observer:
+        _fill_shard(delivery_id)
+        assert workflow(FakeClock(NOW), **LIMITS).run()["status"] == "completed"
+        clean, total = snapshot(), observer.writes
+        assert total >= 10
+        for crash_after in range(1, total + 1):
+            reset_workflow_tables()
+            _fill_shard(delivery_id)
+            clock = FakeClock(NOW)
+            observer.arm(crash_after)
+            with pytest.raises(SimulatedCrash):
+                workflow(clock, **LIMITS).run()
+            observer.arm(None)
+            clock.advance(get_settings().workflow_lease_seconds + 1)
+            result = workflow(clock, **LIMITS).run()
+            assert result["status"] in ("completed", "idle"), (crash_after, result)
+            assert snapshot() == clean, f"crash after write {crash_after} of {total}"
+    rows = {row.value: row for row in breakdown.breakdown(delivery_id, "browser").rows}
+    assert (rows["Other"].opens, rows["Other"].clicks) == (6, 1)
