@@ -29,13 +29,17 @@ def eager_thread_switches() -> Iterator[None]:
     sys.setswitchinterval(saved)
 
 
+def _table(dynamodb: Any, name: str) -> None:
+    """An on-demand table keyed by `pk` alone."""
+    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+
 @mock_aws
 def test_concurrent_adds_and_transactions_lose_no_update(eager_thread_switches: None) -> None:
     moto_dynamodb.install()
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(TableName="counters-under-load", BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    _table(dynamodb, "counters-under-load")
     key = {"pk": {"S": "delivery"}}
     errors: list[BaseException] = []
 
@@ -82,9 +86,7 @@ def test_update_expressions_are_parsed_once_and_moto_never_changes_the_tree() ->
     assert UpdateExpressionParser.make(expression) is tree
     parsed = _shape(tree)
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(TableName="parsed-once", BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    _table(dynamodb, "parsed-once")
     update = {"TableName": "parsed-once", "Key": {"pk": {"S": "k"}}, "UpdateExpression": expression,
               "ExpressionAttributeNames": {"#n": "n", "#s": "s", "#gone": "gone", "#c": "c"},
               "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}, ":s": {"S": "x"}}}
@@ -109,9 +111,7 @@ def test_an_update_past_the_item_size_limit_is_refused_whole() -> None:
     it applied before the limit (the SET, the first ADDs): patched, the item is as it was, as in DynamoDB."""
     moto_dynamodb.install()
     dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-    dynamodb.create_table(TableName="near-the-limit", BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    _table(dynamodb, "near-the-limit")
     key = {"pk": {"S": "shard"}}
     for part in range(3):  # ~360 KB: attributes of 1 KB names
         names = {f"#a{index}": f"{part}-{index}-{'f' * 1000}" for index in range(120)}
