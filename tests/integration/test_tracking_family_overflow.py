@@ -59,10 +59,12 @@ def _shard() -> str:
     return f"{counters.TALLY}#a{SHARD:02d}"
 
 
-def _fill_shard(delivery_id: str) -> int:
+def _fill_shard(delivery_id: str, packed: int = FILLER_OPENS + 1 * counters.PACK_BASE,
+                extra: dict[str, Any] | None = None) -> int:
     """The delivery's family shard SHARD, as past runs left it: unlisted browser families in the stored
-    (packed) format, up to a few bytes under moto's limit; returns how many families it holds. Written into
-    moto's backend directly (thousands of attributes: moto checks the size again on each, quadratic)."""
+    (packed) format, each `packed` (opens 3, clicks 1), after the `extra` attributes, up to a few bytes under
+    moto's limit; returns how many families it holds. Written into moto's backend directly (thousands of
+    attributes: moto checks the size again on each, quadratic)."""
     from moto.core import DEFAULT_ACCOUNT_ID
     from moto.dynamodb.models import dynamodb_backends
     from moto.dynamodb.models.dynamo_type import DynamoType
@@ -72,10 +74,10 @@ def _fill_shard(delivery_id: str) -> int:
     backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][boto3.session.Session().region_name or "us-east-1"]
     key = {"delivery_id": {"S": delivery_id}, "stat": {"S": _shard()}}
     backend.put_item(settings.tracking_stats_table, {**key, "last_run": {"N": "0"}, "last_updated": {"N": str(T0)},
-                                                     "expires_at_epoch": {"N": str(T0 // 1000 + 86_400)}})
+                                                     "expires_at_epoch": {"N": str(T0 // 1000 + 86_400)},
+                                                     **(extra or {})})
     item = backend.get_table(settings.tracking_stats_table).get_item(DynamoType(key["delivery_id"]),
                                                                      DynamoType(key["stat"]))
-    packed = FILLER_OPENS + 1 * counters.PACK_BASE  # opens 3, clicks 1
     size, families, index = item.size(), 0, 0
     while True:
         family = f"Filler{index:06d}bot"
@@ -279,3 +281,36 @@ def test_a_crash_after_any_write_of_a_run_over_a_capped_shard_then_a_normal_run_
     rows = {row.value: row for row in breakdown.breakdown(delivery_id, "browser").rows}
     assert (rows["Other"].opens, rows["Other"].clicks) == (6, 1)
     assert (rows[HELD[1]].opens, rows[HELD[1]].clicks) == (FILLER_OPENS + 1, 2)
+
+
+def test_a_full_shard_too_large_for_its_own_families_counts_them_under_other_once(api: Any, mta: Any) -> None:
+    """A shard filled before the cap, then to the cap, within bytes of 400 KB: its new families go to <shard>~x,
+    and the click on a family it holds, which would pass the limit, to <shard>~y (folded into Other too)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    delivery_id = make_delivery(api, mta, recipients=8)
+    marks = {counters.FAMILIES: {"NS": [str(mark) for mark in range(1, counters.FAMILY_SHARD_CAP + 1)]}}
+    _fill_shard(delivery_id, packed=FILLER_OPENS, extra=marks)  # opens 3, no click
+    shard = _moto_item(delivery_id, _shard())
+    fillers = [name for name in shard.attrs if name.startswith("ab:")]
+    held = fillers[0][3:].rpartition(".")[0]
+    dict.pop(shard.attrs, fillers[-1])  # room for the pad below (the fill leaves 20 to 48 bytes)
+    # 30 bytes left: moto counts an attribute's new value on top of its old one (so does no DynamoDB count), so
+    # the run guard's SETs fit (26 bytes at most: expires_at_epoch) and the click's ADD to `held` does not (38).
+    pad = MOTO_ITEM_LIMIT - 30 - shard.size() - len("pad")
+    assert pad >= 0
+    dict.__setitem__(shard.attrs, "pad", DynamoType({"S": "p" * pad}))  # not a count: readers skip it
+    stored = _stored_families(delivery_id)
+    put_log("full-and-large", _hits(delivery_id) + [record(
+        kind="click", delivery_id=delivery_id, log_id=7, url_id=4, ts=T0 + 95_000, ua=f"{held}/1.0")], T0)
+
+    assert workflow(FakeClock(NOW), **LIMITS).run()["status"] == "completed"
+
+    assert _stored_families(delivery_id) == stored
+    assert int(_moto_item(delivery_id, _shard()).attrs["last_run"].value) > 0  # the run guard still fits
+    assert _moto_item(delivery_id, f"{_shard()}{counters.LATE_OVERFLOW}") is not None
+    rows = {row.value: row for row in breakdown.breakdown(delivery_id, "browser").rows}
+    assert (rows["Other"].opens, rows["Other"].clicks) == (6, 2)
+    assert (rows[held].opens, rows[held].clicks) == (FILLER_OPENS, 0)
+    indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
+    assert (indicators["opens_total"], indicators["clicks_total"]) == (6, 2)
