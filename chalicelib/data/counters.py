@@ -24,20 +24,35 @@ Counter names are shortened (COUNTER_CODES); a family's or domain's four
 counters share one packed attribute (PACK). Sizes, by design: tally holds
 at most 22 indicators, URLS_PER_ITEM URLs, the listed families and domains,
 4 counters each: under 20 KB whatever the delivery; tally#u<n> under 4 KB;
-bucket#h under 1 KB; a tally#a<nn> shard grows with the unlisted families
-only (about 100 bytes each: ~1,000 of them in one shard, 16,000 in the
-delivery, before a shard passes 100 KB). A run writes an item's attributes in one request of
+bucket#h under 1 KB; a tally#a<nn> shard (and each of its spills) takes
+new unlisted families until they fill FAMILY_SHARD_CAP units of
+FAMILY_UNIT_BYTES, under 64 KB (512 families of up to ~90 characters, fewer
+longer ones; 8,192 in the delivery), then counts only those (below). A run writes an item's attributes in one request of
 at most MAX_ATTRIBUTES_PER_WRITE; the rest of a very large run goes to
 <item>~<n> items (the same kind, summed alike), the indicators first, so
 they always stay in tally.
 
 A family shard's size is bounded whatever the input (`overflow`): the
 families are open-ended (ua-parser names bots after their User-Agent), and
-anyone holding one tracked link can replay it with thousands of names. A
-shard write that DynamoDB refuses because the item would pass 400 KB is
-written instead to <item>~x, its unlisted families folded into the
-dimension's "Other" family: the shard stops growing, every hit is still
-counted, and readers sum the overflow item like a spill, unchanged.
+anyone holding one tracked link can replay it with thousands of names, and
+DynamoDB bills each rewrite of a shard its size (1 KB a unit). So each
+shard write also ADDs its families' marks (`family_marks`: stable 64-bit
+hashes, one per FAMILY_UNIT_BYTES of a family's stored bytes) to the
+shard's FAMILIES number set, on condition that the set has room for them
+all (size() at most FAMILY_SHARD_CAP less the write's marks): the set never
+passes the cap, and the shard never passes FAMILY_SHARD_CAP x
+FAMILY_UNIT_BYTES = 64 KB of families (~65 write units a rewrite, against
+400 before), without a read. A write refused for room returns the shard
+(ALL_OLD, no read units) and is split (`split_known`): the families the
+shard holds are counted there, the others go to <item>~x folded into the
+dimension's "Other" family. Every hit is still counted, and readers sum
+the overflow item like a spill, unchanged (the set is no counter). The
+400 KB limit stays the backstop: a shard write DynamoDB refuses for item
+size goes to <item>~x whole, and a full shard's own families too when even
+they no longer fit (to <item>~y, their run's new ones having taken ~x). A
+shard filled before the cap has no set: it takes the next write and starts
+counting from there, so it is bounded by the backstop, and by the cap
+once its set fills.
 
 Readers sum the grouped items and the per-counter items an older version
 wrote (`expand` gives the grouped counters under the old names), so an
@@ -60,6 +75,7 @@ keeps each domain in its domain# item, where readers find it as before.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from functools import lru_cache
 from typing import Any, Iterable, Iterator, Mapping
@@ -83,7 +99,8 @@ DOMAIN_SHARD_RECIPIENTS = 16  # recipients of a delivery's audience per tally#d<
 # DynamoDB's 4 KB UpdateExpression holds ~250 "#a249 :v249, "; moto's recursive parser (tests, the local
 # stack) fails past ~150.
 MAX_ATTRIBUTES_PER_WRITE = 120
-META = frozenset({"delivery_id", "stat", "last_run", "last_updated", "expires_at_epoch"})
+FAMILIES = "fams"  # a family shard's number set: the marks of the families it took (family_marks)
+META = frozenset({"delivery_id", "stat", "last_run", "last_updated", "expires_at_epoch", FAMILIES})
 COUNTER_CODES = {"total": "t", "unique": "u", "total_human": "th", "unique_human": "uh",
                  "opens": "o", "clicks": "c", "opens_human": "oh", "clicks_human": "ch"}
 _COUNTERS = {code: name for name, code in COUNTER_CODES.items()}
@@ -246,13 +263,18 @@ def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | Non
 
 
 OVERFLOW = f"{SPILL}x"  # <item>~x: a family shard's write it could not take (overflow)
+# <item>~y: the families a full shard holds, when even their counters would pass 400 KB (a shard filled before
+# FAMILY_SHARD_CAP) after its new families went to <item>~x in the same run
+LATE_OVERFLOW = f"{SPILL}y"
 OTHER_FAMILY = "Other"
 
 
-def overflow(item: str, deltas: Mapping[str, int]) -> tuple[str, dict[str, int], set[str]] | None:
+def overflow(item: str, deltas: Mapping[str, int], suffix: str = OVERFLOW
+             ) -> tuple[str, dict[str, int], set[str]] | None:
     """(overflow item, deltas, families folded) to write instead of a family shard's write (`item`: tally#a<nn>
-    or one of its spills) that DynamoDB refused because the item would pass its 400 KB size limit; None for
-    any other item (each is bounded by design: see the module's docstring).
+    or one of its spills) that the shard cannot take: its families are new and it is full (FAMILY_SHARD_CAP),
+    or DynamoDB refused it because the item would pass its 400 KB size limit; None for any other item (each
+    is bounded by design: see the module's docstring). The overflow item is <item><suffix>.
 
     Each unlisted family's counters are added to its dimension's "Other"
     family, in <item>~x (guarded by the run like every stats item; a name
@@ -281,7 +303,65 @@ def overflow(item: str, deltas: Mapping[str, int]) -> tuple[str, dict[str, int],
                 families.add(f"{_DIMENSIONS.get(dimension, dimension)}#{family}")
                 attribute = f"a{dimension}:{OTHER_FAMILY}.{code}"
         folded[attribute] = folded.get(attribute, 0) + value
-    return f"{item}{OVERFLOW}", {attribute: value for attribute, value in folded.items() if value}, families
+    return f"{item}{suffix}", {attribute: value for attribute, value in folded.items() if value}, families
+
+
+# A family shard takes new families while its marks fit FAMILY_SHARD_CAP: one mark per FAMILY_UNIT_BYTES (or
+# part) of a family's stored bytes, so the cap bounds the shard's bytes (64 KB), whatever the families' names.
+FAMILY_SHARD_CAP = 512
+FAMILY_UNIT_BYTES = 128
+_VALUE_BYTES = 20  # a number of 38 digits, DynamoDB's most (a packed attribute's value)
+_MARK_BYTES = 11  # a mark (20 digits) in the number set
+
+
+def is_family_shard(stat: str) -> bool:
+    """Whether a stats item is a family shard tally#a<nn> or one of its spills <shard>~<n> (not an overflow item)."""
+    base, spill, part = stat.partition(SPILL)
+    return base.startswith(f"{TALLY}#a") and (not spill or part.isdigit())
+
+
+def _family_key(attribute: str) -> str | None:
+    """"a<dimension>:<family>" of a family's attribute (packed or not), None for any other attribute."""
+    key, dot, _ = attribute.rpartition(".")
+    return key if dot and key.startswith("a") and ":" in key else None
+
+
+def _mark(text: str) -> int:
+    """A stable 64-bit hash (sha256's first 8 bytes): the same in every process and version."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def family_marks(stat: str, deltas: Mapping[str, int]) -> list[int]:
+    """The marks a family shard's write ADDs to its FAMILIES set (none for other items): per family of the
+    write, one per FAMILY_UNIT_BYTES of its stored bytes (its attributes' names and values and its marks),
+    hashes of "<dimension>#<family>" (then "#1", "#2"...). A family written again adds the same marks, so the
+    set's size() is the units of the families the shard took since it has the set."""
+    if not is_family_shard(stat):
+        return []
+    sizes: dict[str, int] = {}
+    for attribute in deltas:
+        key = _family_key(attribute)
+        if key is not None:
+            sizes[key] = sizes.get(key, 0) + len(attribute.encode()) + _VALUE_BYTES
+    marks: set[int] = set()
+    for key, size in sizes.items():
+        dimension, _, family = key[1:].partition(":")
+        name = f"{_DIMENSIONS.get(dimension, dimension)}#{family}"
+        for part in range(max(1, -(-size // (FAMILY_UNIT_BYTES - _MARK_BYTES)))):
+            marks.add(_mark(name if part == 0 else f"{name}#{part}"))
+    return sorted(marks)
+
+
+def split_known(deltas: Mapping[str, int], stored: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
+    """(deltas of the families a full shard holds, of those it does not) from a write's deltas and the shard's
+    attribute names (`stored`); an attribute not of a family stays with the first."""
+    held = {_family_key(attribute) for attribute in stored}
+    known: dict[str, int] = {}
+    new: dict[str, int] = {}
+    for attribute, value in deltas.items():
+        key = _family_key(attribute)
+        (known if key is None or key in held else new)[attribute] = value
+    return known, new
 
 
 def group_prefix(prefix: str) -> str:

@@ -12,7 +12,7 @@ Every read here is a GetItem, BatchGetItem or Query on a key; nothing scans.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from chalicelib.data import aws, counters
 
@@ -46,6 +46,15 @@ _GUARD = "attribute_not_exists(last_run) OR last_run < :run"
 
 class ItemTooLarge(Exception):
     """DynamoDB refused a write because the item would pass its 400 KB size limit (it wrote nothing)."""
+
+
+class FamiliesFull(Exception):
+    """A family shard refused a write that brings families while its marks are at FAMILY_SHARD_CAP (it wrote
+    nothing); `stored`: the shard's attribute names, as the refusal returned them (ALL_OLD)."""
+
+    def __init__(self, message: str, stored: frozenset[str]) -> None:
+        super().__init__(message)
+        self.stored = stored
 
 
 def _too_large(error: Exception) -> bool:
@@ -142,29 +151,55 @@ class TrackingStore:
     # --- consolidated stats ------------------------------------------------
 
     def apply_stat(self, delivery_id: str, stat: str, deltas: Mapping[str, int], run: int, now_ms: int,
-                   expires_at_epoch: int) -> bool:
+                   expires_at_epoch: int, marks: Sequence[int] = ()) -> bool:
         """Add `deltas` to one stats item, once for run `run`; False if it already took this run. ItemTooLarge
         if DynamoDB refused it because the item would pass 400 KB (nothing written: the workflow overflows it,
-        data/counters.py `overflow`)."""
+        data/counters.py `overflow`).
+
+        `marks` (a family shard's write: counters.family_marks) are ADDed to
+        its FAMILIES set, on condition that the set has room for them all
+        (its size() at most FAMILY_SHARD_CAP - len(marks)), or does not exist
+        yet (a shard's first write, or one filled before the cap); refused
+        for room, the write raises FamiliesFull (nothing written) with the
+        shard's attribute names, which the refusal returns (ALL_OLD: no read
+        units) and which tell it from a refusal by the run guard."""
         names = {f"#a{index}": name for index, name in enumerate(deltas)}
         values: dict[str, Any] = {f":v{index}": to_value(value) for index, value in enumerate(deltas.values())}
         values.update({":run": {"N": str(run)}, ":now": {"N": str(now_ms)}, ":exp": {"N": str(expires_at_epoch)}})
         expression = "SET last_run = :run, last_updated = :now, expires_at_epoch = :exp"
-        if deltas:
-            expression += " ADD " + ", ".join(f"#a{index} :v{index}" for index in range(len(deltas)))
+        adds = [f"#a{index} :v{index}" for index in range(len(deltas))]
+        condition = _GUARD
+        if marks:
+            room = counters.FAMILY_SHARD_CAP - len(marks)
+            names["#fams"] = counters.FAMILIES
+            values.update({":fams": {"NS": [str(mark) for mark in marks]}, ":room": {"N": str(room)}})
+            adds.append("#fams :fams")
+            # A write with more marks than the cap fits no shard, not even a new one.
+            room_left = ("attribute_exists(#fams) AND size(#fams) <= :room" if room < 0
+                         else "attribute_not_exists(#fams) OR size(#fams) <= :room")
+            condition = f"({_GUARD}) AND ({room_left})"
+        if adds:
+            expression += " ADD " + ", ".join(adds)
         request: dict[str, Any] = {
             "TableName": self.stats_table,
             "Key": {"delivery_id": {"S": delivery_id}, "stat": {"S": stat}},
             "UpdateExpression": expression,
-            "ConditionExpression": _GUARD,
+            "ConditionExpression": condition,
             "ExpressionAttributeValues": values,
         }
         if names:
             request["ExpressionAttributeNames"] = names
+        if marks:
+            request["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
             self._dynamodb.update_item(**request)
-        except self._dynamodb.exceptions.ConditionalCheckFailedException:
-            return False
+        except self._dynamodb.exceptions.ConditionalCheckFailedException as refused:
+            if not marks:
+                return False
+            stored = refused.response.get("Item") or {}
+            if "last_run" in stored and int(stored["last_run"]["N"]) >= run:
+                return False  # the run guard: this run is in already
+            raise FamiliesFull(f"stats item {delivery_id} {stat}: family shard full", frozenset(stored)) from refused
         except self._dynamodb.exceptions.ClientError as error:
             if _too_large(error):
                 raise ItemTooLarge(f"stats item {delivery_id} {stat}: {error}") from error

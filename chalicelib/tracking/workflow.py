@@ -49,13 +49,16 @@ number them):
     hour of buckets) and to each recipient domain's item, one UpdateItem
     per item, on condition `last_run < run` [writes]. The record names its
     counter layout; a record an older version wrote is applied one item per
-    counter, as that version may have begun it. A family shard that
-    DynamoDB refuses because it would pass 400 KB (hostile user agents:
-    ua-parser's families are open-ended) takes nothing: its write goes to
-    <shard>~x with the unlisted families folded into "Other" [write], then
-    the shard takes the run alone (guard and expiry) [write]; replayed, the
-    shard is refused again and the same guarded items are written once
-    (_apply_stat, counters.overflow; metric FamiliesOverflowed). Then the run's new hits as
+    counter, as that version may have begun it. A family shard at its
+    cap (counters.FAMILY_SHARD_CAP; hostile user agents: ua-parser's
+    families are open-ended) refuses a write bringing new families, and
+    returns its attribute names [refused write]: the new families go to
+    <shard>~x folded into "Other" [write], then the shard takes the run
+    with the families it holds [write]. One DynamoDB refuses because it
+    would pass 400 KB (the backstop) overflows all it was to take the
+    same way. Replayed, the shard is refused again and the same guarded
+    items are written once (_apply_stat, counters.overflow; metric
+    FamiliesOverflowed). Then the run's new hits as
     log pages per kind and window (log_pages.py, for the delivery's
     Tracking tab), same guard [writes].
  8. Quarantine copies of rejected lines [S3 writes]; processed-object
@@ -110,6 +113,7 @@ from chalicelib.data.item_json import EncodedItems
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
 from chalicelib.data.tracking import (
     INDICATORS,
+    FamiliesFull,
     ItemTooLarge,
     TrackingStore,
     WorkflowStateStore,
@@ -646,33 +650,53 @@ class TrackingWorkflow:
             raise LeaseLost(f"run {run} could not be finished: the lease was lost")
 
     def _apply_stat(self, write: tuple[str, str, dict[str, int]], run: int, at_ms: int, expires: int) -> None:
-        """One stats item's write of run `run`; a family shard too large to take it overflows (counters.overflow).
+        """One stats item's write of run `run`; a family shard that cannot take its new families overflows them
+        (counters.overflow): full (FAMILY_SHARD_CAP), or too large (DynamoDB's 400 KB limit, the backstop).
 
         The refused write changed nothing, so a replay decides the same: the
         overflow item first (guarded: taken once), then the shard takes the
-        run alone (its guard and expiry: it stays as long as the delivery's
-        other items, and a replay finds it done). Last, so a crash between
-        the two leaves the shard to refuse the write again.
+        run with the families it already holds, or alone (its guard and
+        expiry: it stays as long as the delivery's other items, and a replay
+        finds it done). Last, so a crash between the two leaves the shard to
+        refuse the write again.
         """
         delivery_id, stat, deltas = write
         try:
-            self.tracking.apply_stat(delivery_id, stat, deltas, run, at_ms, expires)
+            self.tracking.apply_stat(delivery_id, stat, deltas, run, at_ms, expires,
+                                     counters.family_marks(stat, deltas))
             return
+        except FamiliesFull as full:
+            known, new = counters.split_known(deltas, full.stored)
+            cause = "cap"
         except ItemTooLarge:
-            spilled = counters.overflow(stat, deltas)
-            if spilled is None:
+            if counters.overflow(stat, deltas) is None:
                 raise
+            known, new, cause = {}, dict(deltas), "size"
+        self._overflow(delivery_id, stat, new, run, at_ms, expires, counters.OVERFLOW, cause)
+        for attempt in (known, {}) if known else ({},):
+            try:
+                self.tracking.apply_stat(delivery_id, stat, attempt, run, at_ms, expires)
+                return
+            except ItemTooLarge:
+                # A shard filled before the cap, within bytes of 400 KB: its own families' counters overflow
+                # too, to an item of their own (<shard>~x took the run already), decided the same on a replay.
+                self._overflow(delivery_id, stat, attempt, run, at_ms, expires, counters.LATE_OVERFLOW, "size")
+        # A shard within bytes of the limit: its guard and expiry stay as they were.
+        logger.warning("family shard full: not even its run guard fits", extra={
+            "delivery_id": delivery_id, "stat": stat, "run": run})
+
+    def _overflow(self, delivery_id: str, stat: str, deltas: dict[str, int], run: int, at_ms: int, expires: int,
+                  suffix: str, cause: str) -> None:
+        """Write a family shard's families it cannot take to <shard><suffix>, folded into "Other"."""
+        spilled = counters.overflow(stat, deltas, suffix)
+        if not deltas or spilled is None:
+            return
         item, folded, families = spilled
         logger.warning("family shard full: its new families counted under Other", extra={
-            "delivery_id": delivery_id, "stat": stat, "overflow": item, "run": run, "families": len(families),
-            "examples": sorted(families)[:5]})
+            "delivery_id": delivery_id, "stat": stat, "overflow": item, "run": run, "cause": cause,
+            "families": len(families), "examples": sorted(families)[:5]})
         metrics.emit(metrics.FAMILIES_OVERFLOWED, len(families))
         self.tracking.apply_stat(delivery_id, item, folded, run, at_ms, expires)
-        try:
-            self.tracking.apply_stat(delivery_id, stat, {}, run, at_ms, expires)
-        except ItemTooLarge:  # a shard within bytes of the limit: its guard and expiry stay as they were
-            logger.warning("family shard full: not even its run guard fits", extra={
-                "delivery_id": delivery_id, "stat": stat, "run": run})
 
     def _parallel(self, function: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if self.limits.write_concurrency <= 1 or len(items) <= 1:

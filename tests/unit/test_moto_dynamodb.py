@@ -132,3 +132,30 @@ def test_an_update_past_the_item_size_limit_is_refused_whole() -> None:
                              UpdateExpression="ADD " + ", ".join(f"{name} :one" for name in names),
                              ExpressionAttributeNames=names, ExpressionAttributeValues={":one": {"N": "1"}})
     assert "Item" not in dynamodb.get_item(TableName="near-the-limit", Key={"pk": {"S": "new"}}, ConsistentRead=True)
+
+
+@mock_aws
+def test_moto_refuses_a_full_number_set_and_returns_the_item_as_dynamodb_does() -> None:
+    """The family cap (data/tracking.py apply_stat) relies on size() of a number set in a ConditionExpression
+    and on ReturnValuesOnConditionCheckFailure=ALL_OLD on UpdateItem: moto 5.2.5 has both, unpatched. Its one
+    difference: size() of a missing attribute raises (ValueError) where DynamoDB's condition is false, so the
+    cap's condition tests attribute_exists first."""
+    moto_dynamodb.install()
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    _table(dynamodb, "family-cap")
+    update = {"TableName": "family-cap", "Key": {"pk": {"S": "shard"}}, "UpdateExpression": "ADD fams :marks",
+              "ConditionExpression": "attribute_not_exists(fams) OR size(fams) <= :room",
+              "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
+    dynamodb.update_item(**update, ExpressionAttributeValues={
+        ":marks": {"NS": ["18446744073709551615", "1"]}, ":room": {"N": "1"}})
+    dynamodb.update_item(**update, ExpressionAttributeValues={":marks": {"NS": ["2"]}, ":room": {"N": "2"}})
+    with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException) as refused:
+        dynamodb.update_item(**update, ExpressionAttributeValues={":marks": {"NS": ["3"]}, ":room": {"N": "2"}})
+    stored = refused.value.response["Item"]
+    assert sorted(stored["fams"]["NS"]) == ["1", "18446744073709551615", "2"]
+    assert dynamodb.get_item(TableName="family-cap", Key={"pk": {"S": "shard"}})["Item"] == stored
+    with pytest.raises(dynamodb.exceptions.ConditionalCheckFailedException) as refused:
+        dynamodb.update_item(**{**update, "Key": {"pk": {"S": "none"}}, "ConditionExpression":
+                                "attribute_exists(fams) AND size(fams) <= :room"},
+                             ExpressionAttributeValues={":marks": {"NS": ["3"]}, ":room": {"N": "-1"}})
+    assert "Item" not in refused.value.response  # no item: nothing to return

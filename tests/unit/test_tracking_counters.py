@@ -188,3 +188,33 @@ def test_a_family_shard_write_it_cannot_take_overflows_to_other_and_reads_back_s
         {"stat": ua_stat("browser", "Other"), **packed_sum}]
     assert counters.merge(table.values(), "ua#os#") == [{"stat": ua_stat("os", "Other"), "opens": 4,
                                                         "clicks_human": 1}]
+
+
+def test_a_family_shard_write_marks_its_families_by_their_bytes_and_other_items_none() -> None:
+    short = {f"ab:Qwertybot.{counters.PACKED_CODES}": 5, f"ao:Qwerty OS.{counters.PACKED_CODES}": 1}
+    marks = counters.family_marks("tally#a03", short)
+    assert len(marks) == 2 and marks == counters.family_marks("tally#a03~2", dict(reversed(short.items())))
+    assert all(0 <= mark < 2**64 for mark in marks)  # a number set's element: 20 digits at most
+    assert marks[0] != counters.family_marks("tally#a03", {f"ao:Qwertybot.{counters.PACKED_CODES}": 5})[0]
+    # A long family weighs its bytes: the cap bounds the shard's bytes, whatever the names.
+    long_name = f"ab:{'x' * 500}bot.{counters.PACKED_CODES}"
+    assert len(counters.family_marks("tally#a03", {long_name: 1})) == -(-(len(long_name) + 20) // 117) == 5
+    # Unpacked (an older record): a family's counters are one family, weighed together.
+    assert len(counters.family_marks("tally#a03", {"ab:Qwertybot.o": 1, "ab:Qwertybot.c": 1})) == 1
+    for item in ("tally", "tally#a03~x", "tally#a03~y", "tally#u1", "bucket#h000001740823200000"):
+        assert counters.family_marks(item, short) == []
+    assert counters.is_family_shard("tally#a15") and counters.is_family_shard("tally#a15~1")
+    assert not counters.is_family_shard("tally#a15~1~x")
+    # The marks never read as counters.
+    item = {"stat": "tally#a03", "fams": set(marks), f"ab:Qwertybot.{counters.PACKED_CODES}": 5}
+    assert list(counters.expand(item)) == [(ua_stat("browser", "Qwertybot"), "opens", 5)]
+
+
+def test_a_full_shard_keeps_the_families_it_holds_and_the_others_overflow() -> None:
+    deltas = {f"ab:Held.{counters.PACKED_CODES}": 1, f"ab:New.{counters.PACKED_CODES}": 2, "ab:Old.o": 3}
+    stored = {"delivery_id", "stat", "fams", "last_run", f"ab:Held.{counters.PACKED_CODES}", "ab:Old.c"}
+    known, new = counters.split_known(deltas, stored)
+    assert known == {f"ab:Held.{counters.PACKED_CODES}": 1, "ab:Old.o": 3}
+    assert new == {f"ab:New.{counters.PACKED_CODES}": 2}
+    assert counters.overflow("tally#a03", new, counters.LATE_OVERFLOW) == (
+        "tally#a03~y", {f"ab:Other.{counters.PACKED_CODES}": 2}, {"browser#New"})
