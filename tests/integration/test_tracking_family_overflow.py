@@ -22,7 +22,7 @@ nothing, as DynamoDB does (tests/unit/test_moto_dynamodb.py).
 from __future__ import annotations
 
 import zlib
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 import pytest
@@ -151,23 +151,7 @@ def test_a_crash_after_any_write_of_an_overflowing_run_then_a_normal_run_gives_t
     the write and is unchanged, so the families go to the same guarded overflow item, never twice."""
     delivery_id = make_delivery(api, mta)
     put_log("new-families", _hits(delivery_id), T0)
-    with tap() as observer:
-        _fill_shard(delivery_id)
-        assert workflow(FakeClock(NOW), **LIMITS).run()["status"] == "completed"
-        clean, total = snapshot(), observer.writes
-        assert total >= 10
-        for crash_after in range(1, total + 1):
-            reset_workflow_tables()
-            _fill_shard(delivery_id)
-            clock = FakeClock(NOW)
-            observer.arm(crash_after)
-            with pytest.raises(SimulatedCrash):
-                workflow(clock, **LIMITS).run()
-            observer.arm(None)
-            clock.advance(get_settings().workflow_lease_seconds + 1)
-            result = workflow(clock, **LIMITS).run()
-            assert result["status"] in ("completed", "idle"), (crash_after, result)
-            assert snapshot() == clean, f"crash after write {crash_after} of {total}"
+    _crash_after_each_write_then_replay(lambda: _fill_shard(delivery_id))
     rows = {row.value: row for row in breakdown.breakdown(delivery_id, "browser").rows}
     assert (rows["Other"].opens, rows["Other"].clicks) == (6, 1)
 
@@ -261,23 +245,7 @@ def test_a_crash_after_any_write_of_a_run_over_a_capped_shard_then_a_normal_run_
     ones to the shard once."""
     delivery_id = make_delivery(api, mta, recipients=8)
     put_log("capped", _capped_hits(delivery_id), T0)
-    with tap() as observer:
-        _fill_capped_shard(delivery_id)
-        assert workflow(FakeClock(NOW), **LIMITS).run()["status"] == "completed"
-        clean, total = snapshot(), observer.writes
-        assert total >= 10
-        for crash_after in range(1, total + 1):
-            reset_workflow_tables()
-            _fill_capped_shard(delivery_id)
-            clock = FakeClock(NOW)
-            observer.arm(crash_after)
-            with pytest.raises(SimulatedCrash):
-                workflow(clock, **LIMITS).run()
-            observer.arm(None)
-            clock.advance(get_settings().workflow_lease_seconds + 1)
-            result = workflow(clock, **LIMITS).run()
-            assert result["status"] in ("completed", "idle"), (crash_after, result)
-            assert snapshot() == clean, f"crash after write {crash_after} of {total}"
+    _crash_after_each_write_then_replay(lambda: _fill_capped_shard(delivery_id))
     rows = {row.value: row for row in breakdown.breakdown(delivery_id, "browser").rows}
     assert (rows["Other"].opens, rows["Other"].clicks) == (6, 1)
     assert (rows[HELD[1]].opens, rows[HELD[1]].clicks) == (FILLER_OPENS + 1, 2)
@@ -314,3 +282,25 @@ def test_a_full_shard_too_large_for_its_own_families_counts_them_under_other_onc
     assert (rows[held].opens, rows[held].clicks) == (FILLER_OPENS, 0)
     indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
     assert (indicators["opens_total"], indicators["clicks_total"]) == (6, 2)
+
+
+def _crash_after_each_write_then_replay(fill: Callable[[], object]) -> None:
+    """Run the logged hits over the shard `fill` makes; then, for every write of that run, start again from
+    the filled shard, crash after that write, replay, and check the tables equal the clean run's."""
+    with tap() as observer:
+        fill()
+        assert workflow(FakeClock(NOW), **LIMITS).run()["status"] == "completed"
+        clean, total = snapshot(), observer.writes
+        assert total >= 10
+        for crash_after in range(1, total + 1):
+            reset_workflow_tables()
+            fill()
+            clock = FakeClock(NOW)
+            observer.arm(crash_after)
+            with pytest.raises(SimulatedCrash):
+                workflow(clock, **LIMITS).run()
+            observer.arm(None)
+            clock.advance(get_settings().workflow_lease_seconds + 1)
+            result = workflow(clock, **LIMITS).run()
+            assert result["status"] in ("completed", "idle"), (crash_after, result)
+            assert snapshot() == clean, f"crash after write {crash_after} of {total}"
