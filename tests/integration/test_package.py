@@ -413,7 +413,7 @@ def test_the_dashboard_shows_every_alarm_and_every_signal_they_watch(template: d
             assert f'"{name}"' in body, (logical, name)
     for breakdown in ("HitsTracked", "HitsRejected", "MalformedLines", "Bounces", "FallbackWrites",
                       "LinesProcessed", "WorkflowRuns", "NativeFallback", "DeliveryStartPendingSeconds",
-                      "SendThrottles", "DeliveriesStalled"):
+                      "SendThrottles", "DeliveriesStalled", "FamiliesOverflowed"):
         assert breakdown in body, breakdown
     for queue in ("SendWorkQueue", "SesEventsQueue", "SendWorkDeadLetterQueue", "SesEventsDeadLetterQueue"):
         assert f'"QueueName", "${{{queue}.QueueName}}"' in body, queue
