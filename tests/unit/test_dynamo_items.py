@@ -6,7 +6,7 @@ from collections import OrderedDict
 from decimal import Decimal
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -58,3 +58,36 @@ def test_the_edges_of_the_fast_path() -> None:
     assert isinstance(past, type) and issubclass(past, Exception) and _ours(10**38) is past
     item = {"delivery_id": "d", "log_id": 7, "hits": ["a\\tb"], "evicted": {"count": 3, "flags": "opened"}}
     assert dynamo.to_item(item) == {key: _reference(value) for key, value in item.items()}
+
+
+def _read_reference(raw: dict[str, Any]) -> Any:
+    """from_item's answer as it was: boto3's TypeDeserializer, then _from_dynamo_value (or the exception)."""
+    try:
+        return {key: dynamo._from_dynamo_value(TypeDeserializer().deserialize(value))  # noqa: SLF001
+                for key, value in raw.items()}
+    except Exception as error:  # noqa: BLE001
+        return type(error)
+
+
+def _read(raw: dict[str, Any]) -> Any:
+    try:
+        return dynamo.from_item(raw)
+    except Exception as error:  # noqa: BLE001
+        return type(error)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _values, max_size=4))
+def test_every_stored_value_reads_as_boto3_reads_it(values: dict[str, Any]) -> None:
+    raw = {key: _reference(value) for key, value in values.items()}
+    raw = {key: value for key, value in raw.items() if isinstance(value, dict)}  # what boto3 could write
+    assert _read(raw) == _read_reference(raw)
+
+
+def test_numbers_and_odd_values_read_as_boto3_reads_them() -> None:
+    numbers = ["0", "-0", "007", "-12", "1E+3", "1e2", "0.50", "-1.5E-3", "9" * 38, "-" + "9" * 38, "1" + "0" * 40,
+               "", "-", "--5", "+5", " 5", "1_000", "²", "NaN", "Infinity"]
+    odd = [{"N": 5}, {"L": "not a list"}, {"M": []}, {"BOOL": 1}, {"NULL": False}, {"S": "a", "N": "1"}, {},
+           {"SS": ["a", "b"]}, {"NS": ["1", "2.5"]}, {"B": b"\x00"}, {"L": [{"SS": ["x"]}, {"N": "1.0"}]}]
+    for value in [{"N": number} for number in numbers] + odd:
+        assert repr(_read({"a": value})) == repr(_read_reference({"a": value})), value  # repr: NaN is not NaN
