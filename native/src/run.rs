@@ -607,8 +607,7 @@ fn characters(text: &str) -> usize {
 pub struct Page<'a> {
     pub stat: String,
     pub lines: Lines,
-    pub uas: Vec<&'a str>,
-    /// The `ua_key` of each of `uas`.
+    /// The page's user agents, by their `ua_key` (the caller holds the texts, escaped once).
     pub ua_keys: Vec<u32>,
     pub recipients: Vec<&'a str>,
     recipient_keys: Vec<u32>,
@@ -661,7 +660,6 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
         let page = |part: usize| Page {
             stat: format!("log#{kind}#{at:015}#{run:012}#{part:04}"),
             lines: Lines::default(),
-            uas: Vec::new(),
             ua_keys: Vec::new(),
             recipients: Vec::new(),
             recipient_keys: Vec::new(),
@@ -684,9 +682,8 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
                 (size, cost) = (0, 64 + page_hit_id_length(hit) + hit.ua.len() + hit.recipient.len());
             }
             let ua = ua_slots.get(hit.ua_key).unwrap_or_else(|| {
-                current.uas.push(hit.ua);
                 current.ua_keys.push(hit.ua_key);
-                ua_slots.set(hit.ua_key, current.uas.len() - 1)
+                ua_slots.set(hit.ua_key, current.ua_keys.len() - 1)
             });
             let recipient = recipient_slots.get(hit.recipient_key).unwrap_or_else(|| {
                 current.recipients.push(hit.recipient);
