@@ -296,12 +296,12 @@ def overflow(item: str, deltas: Mapping[str, int], suffix: str = OVERFLOW
     folded: dict[str, int] = {}
     families: set[str] = set()
     for attribute, value in deltas.items():
-        key, dot, code = attribute.rpartition(".")
-        if dot and key.startswith("a") and ":" in key:
+        key = _family_key(attribute)
+        if key is not None:
             dimension, _, family = key[1:].partition(":")
             if family != OTHER_FAMILY:
                 families.add(f"{_DIMENSIONS.get(dimension, dimension)}#{family}")
-                attribute = f"a{dimension}:{OTHER_FAMILY}.{code}"
+                attribute = f"a{dimension}:{OTHER_FAMILY}.{attribute.rpartition('.')[2]}"
         folded[attribute] = folded.get(attribute, 0) + value
     return f"{item}{suffix}", {attribute: value for attribute, value in folded.items() if value}, families
 
