@@ -11,9 +11,10 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import boto3
+import pytest
 from botocore import handlers as botocore_handlers
 
 from chalicelib.data import aws
@@ -109,6 +110,25 @@ def tap(crash_after_writes: int | None = None) -> Iterator[AwsTap]:
     observer = AwsTap(crash_after_writes)
     with hooked([("before-call", observer._before), ("after-call", observer._after)]):
         yield observer
+
+
+def replay_after_each_crash(observer: AwsTap, clean: dict[str, Any], total: int,
+                            prepare: Callable[[], FakeClock], **limits: Any) -> None:
+    """For each of a run's `total` writes: reset the workflow tables, `prepare` what is there before the run
+    (it gives the run's clock), crash the run after that write, let its lease expire, run again, and check
+    the tables equal the clean run's (`clean`, a snapshot)."""
+    for crash_after in range(1, total + 1):
+        reset_workflow_tables()
+        clock = prepare()
+        observer.arm(crash_after)
+        with pytest.raises(SimulatedCrash):
+            workflow(clock, **limits).run()
+        assert observer.crashed
+        observer.arm(None)
+        clock.advance(get_settings().workflow_lease_seconds + 1)  # the crashed run's lease expires
+        result = workflow(clock, **limits).run()
+        assert result["status"] in ("completed", "idle"), (crash_after, result)
+        assert snapshot() == clean, f"crash after write {crash_after} of {total}"
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from chalicelib.data import counters
 from chalicelib.reports import breakdown
 from chalicelib.settings import get_settings
 from tests.integration.test_tracking_workflow import NOW, T0, make_delivery
-from tests.tracking_harness import FakeClock, SimulatedCrash, put_log, reset_workflow_tables, snapshot, tap, workflow
+from tests.tracking_harness import FakeClock, put_log, replay_after_each_crash, snapshot, tap, workflow
 from tests.tracking_logs import record
 
 SHARD = 8
@@ -292,15 +292,9 @@ def _crash_after_each_write_then_replay(fill: Callable[[], object]) -> None:
         assert workflow(FakeClock(NOW), **LIMITS).run()["status"] == "completed"
         clean, total = snapshot(), observer.writes
         assert total >= 10
-        for crash_after in range(1, total + 1):
-            reset_workflow_tables()
+
+        def filled() -> FakeClock:
             fill()
-            clock = FakeClock(NOW)
-            observer.arm(crash_after)
-            with pytest.raises(SimulatedCrash):
-                workflow(clock, **LIMITS).run()
-            observer.arm(None)
-            clock.advance(get_settings().workflow_lease_seconds + 1)
-            result = workflow(clock, **LIMITS).run()
-            assert result["status"] in ("completed", "idle"), (crash_after, result)
-            assert snapshot() == clean, f"crash after write {crash_after} of {total}"
+            return FakeClock(NOW)
+
+        replay_after_each_crash(observer, clean, total, filled, **LIMITS)

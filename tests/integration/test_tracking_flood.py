@@ -17,7 +17,7 @@ from chalicelib.settings import get_settings
 from chalicelib.tracking.items import decode_hits, decode_summary
 from tests.integration.test_pages import login, session_cookie
 from tests.integration.test_tracking_api import create_and_send
-from tests.tracking_harness import FakeClock, SimulatedCrash, put_log, reset_workflow_tables, snapshot, tap, workflow
+from tests.tracking_harness import FakeClock, put_log, replay_after_each_crash, snapshot, tap, workflow
 from tests.tracking_logs import record
 
 TWO_LINKS = ('<p><a href="https://shop.example.com/x">Shop</a> <a href="https://shop.example.com/y">Sale</a> '
@@ -104,19 +104,14 @@ def test_a_crash_after_any_write_of_a_run_past_the_bound_then_a_normal_run_gives
         assert (second["duplicates"], second["hits_accepted"], second["over_limit"]) == (3, 11, 11)
         clean, total = snapshot(), observer.writes
         assert total >= 10
-        for crash_after in range(1, total + 1):
-            reset_workflow_tables()
+
+        def first_run_done() -> FakeClock:
             clock = FakeClock(now)
             workflow(clock, **limits).run()
-            observer.arm(crash_after)
             clock.advance(60)
-            with pytest.raises(SimulatedCrash):
-                workflow(clock, **limits).run()
-            observer.arm(None)
-            clock.advance(get_settings().workflow_lease_seconds + 1)
-            result = workflow(clock, **limits).run()
-            assert result["status"] in ("completed", "idle"), (crash_after, result)
-            assert snapshot() == clean, f"crash after write {crash_after} of {total}"
+            return clock
+
+        replay_after_each_crash(observer, clean, total, first_run_done, **limits)
     indicators = api.get(f"/api/deliveries/{delivery_id}/indicators").json_body
     # (Every click is machine here: dated before the message was sent, too fast for anyone.)
     assert (indicators["clicks_total"], indicators["persons_clicking"], indicators["machine"]["hits"]) == (31, 2, 31)

@@ -18,6 +18,7 @@ from tests.tracking_harness import (
     FakeClock,
     SimulatedCrash,
     put_log,
+    replay_after_each_crash,
     reset_workflow_tables,
     snapshot,
     tap,
@@ -194,18 +195,7 @@ def test_a_crash_after_any_write_then_a_normal_run_gives_the_clean_tables(api: A
         total = observer.writes
         assert total >= 20  # acquire, run record, register, recipients, grouped stats, log pages, quarantine,
         # markers, finish
-        for crash_after in range(1, total + 1):
-            reset_workflow_tables()
-            clock = FakeClock(NOW)
-            observer.arm(crash_after)
-            with pytest.raises(SimulatedCrash):
-                workflow(clock, write_concurrency=1).run()
-            assert observer.crashed
-            observer.arm(None)
-            clock.advance(get_settings().workflow_lease_seconds + 1)  # the crashed run's lease expires
-            result = workflow(clock, write_concurrency=1).run()
-            assert result["status"] in ("completed", "idle"), (crash_after, result)
-            assert snapshot() == clean, f"crash after write {crash_after} of {total}"
+        replay_after_each_crash(observer, clean, total, lambda: FakeClock(NOW), write_concurrency=1)
 
 
 def test_crashes_with_parallel_writes_and_a_crash_while_resuming(api: Any, mta: Any) -> None:
