@@ -221,6 +221,19 @@ def place(stat: str, counter: str, shards: int | None = None) -> tuple[str, str]
     return None
 
 
+@lru_cache(maxsize=8192)
+def _target(stat: str, counter: str, shards: int | None, packed: bool) -> tuple[str, str, int]:
+    """(item, attribute, scale) a counter's delta is written to, times `scale` (its packed field's weight):
+    place and _packed in one cached step, as a run names the same counters for every delivery."""
+    placed = place(stat, counter, shards)
+    if placed is None:
+        return stat, counter, 1
+    if not packed:
+        return placed[0], placed[1], 1
+    attribute, scale = _packed(placed[1], 1)
+    return placed[0], attribute, scale
+
+
 def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | None = None, packed: bool = True
           ) -> list[tuple[str, str, dict[str, int]]]:
     """(delivery id, stats item, deltas) to write for a run record's `stats` ({delivery_id, stat, add}) and
@@ -237,13 +250,9 @@ def group(stats: Iterable[Mapping[str, Any]], audiences: Mapping[str, int] | Non
         delivery_id, stat = str(entry["delivery_id"]), str(entry["stat"])
         shards = None if audiences is None else domain_shards(audiences.get(delivery_id))
         for counter, value in entry["add"].items():
-            placed = place(stat, counter, shards)
-            item, attribute = placed if placed is not None else (stat, counter)
-            amount = int(value)
-            if packed and placed is not None:
-                attribute, amount = _packed(attribute, amount)
+            item, attribute, scale = _target(stat, counter, shards, packed)
             deltas = grouped.setdefault((delivery_id, item), {})
-            deltas[attribute] = deltas.get(attribute, 0) + amount
+            deltas[attribute] = deltas.get(attribute, 0) + int(value) * scale
         if not entry["add"]:  # the indicators item is touched even with nothing to add: its last_updated
             placed = place(stat, "")
             grouped.setdefault((delivery_id, placed[0] if placed is not None else stat), {})
