@@ -525,14 +525,13 @@ impl<'k> Judge<'k> {
             return; // blank
         }
         self.out.lines += 1;
-        match self.judge(line) {
-            Ok(hit) => self.out.hits.push(hit),
-            Err((reason, field)) => self.out.rejections.push(Rejection {
+        if let Err((reason, field)) = self.judge(line) {
+            self.out.rejections.push(Rejection {
                 line: number,
                 reason,
                 field,
                 data: line.to_vec(),
-            }),
+            });
         }
     }
 
@@ -550,7 +549,7 @@ impl<'k> Judge<'k> {
         ua: &str,
         ip: &str,
         purpose: Purpose,
-    ) -> Hit {
+    ) {
         let ua = cut_user_agent(ua);
         let ua_id = match self.ua_ids.get(ua) {
             Some(&id) => id,
@@ -563,7 +562,9 @@ impl<'k> Judge<'k> {
         };
         let ip_start = self.out.ips.len() as u32;
         self.out.ips.extend_from_slice(ip.as_bytes());
-        Hit {
+        // Pushed here, not returned: a Hit handed back through the caller
+        // was written in pieces and read back whole (a store-forwarding stall).
+        self.out.hits.push(Hit {
             hit_id,
             ts,
             delivery_id,
@@ -574,11 +575,11 @@ impl<'k> Judge<'k> {
             ip_len: ip.len() as u8, // at most MAX_IP_BYTES
             kind,
             purpose,
-        }
+        });
     }
 
-    /// The reference's `_verified_hit`: the hit, or the first reason that applies.
-    fn judge(&mut self, line: &[u8]) -> Result<Hit, Rejected> {
+    /// The reference's `_verified_hit`: the hit (stored), or the first reason that applies.
+    fn judge(&mut self, line: &[u8]) -> Result<(), Rejected> {
         if line.len() > MAX_LINE_BYTES {
             return Err((Reason::LineTooLong, None));
         }
@@ -625,7 +626,8 @@ impl<'k> Judge<'k> {
         if (claims.delivery_id, claims.log_id, claims.url_id) != (delivery.to_be_bytes(), log_id, url_id) {
             return Err((Reason::TokenClaimsMismatch, None));
         }
-        Ok(self.store(hit_id, ts, kind, delivery, log_id, url_id, ua, ip, purpose))
+        self.store(hit_id, ts, kind, delivery, log_id, url_id, ua, ip, purpose);
+        Ok(())
     }
 
     fn verify(&self, token: &str, params: &str) -> Result<Claims, tokens::Reason> {
