@@ -234,7 +234,41 @@ impl<'a> Canonical<'a> {
     }
 
     /// `0` or `[1-9][0-9]*`, at most 19 digits, not followed by a fraction or exponent.
+    /// Up to 15 digits (a ms timestamp has 13) are found and read eight at a
+    /// time; longer runs are read by [`Canonical::integer_by_digit`].
+    #[inline(always)]
     fn integer(&mut self) -> Option<u64> {
+        let bytes = self.text.as_bytes();
+        let start = self.at;
+        let block: [u8; 16] = match bytes.get(start..start + 16) {
+            Some(block) => block.try_into().expect("16 bytes"),
+            None => {
+                let mut padded = [b'x'; 16]; // the end of the text ends the digits
+                padded[..bytes.len() - start].copy_from_slice(&bytes[start..]);
+                padded
+            }
+        };
+        let high = digit_values(u64::from_le_bytes(block[8..].try_into().expect("8 bytes")));
+        let low = digit_values(u64::from_le_bytes(block[..8].try_into().expect("8 bytes")));
+        // The first `count` values moved to the top (zeros, leading, before them).
+        let first = |values: u64, count: usize| values.checked_shl(8 * (8 - count) as u32).unwrap_or(0);
+        let (count, value) = match (low.1, high.1) {
+            (8, 8) => return self.integer_by_digit(), // 16 digits or more
+            (8, count) => (
+                8 + count,
+                parse_eight(low.0) * TENS[count] + parse_eight(first(high.0, count)),
+            ),
+            (count, _) => (count, parse_eight(first(low.0, count))),
+        };
+        if count == 0 || (count > 1 && block[0] == b'0') {
+            return None; // no digit, or a leading zero: the general parser decides
+        }
+        self.at += count;
+        (!matches!(bytes.get(self.at), Some(b'.' | b'e' | b'E'))).then_some(value)
+    }
+
+    /// [`Canonical::integer`] a digit at a time.
+    fn integer_by_digit(&mut self) -> Option<u64> {
         let bytes = self.text.as_bytes();
         let start = self.at;
         let mut value: u64 = 0;
@@ -247,6 +281,29 @@ impl<'a> Canonical<'a> {
         }
         (self.at > start && !matches!(bytes.get(self.at), Some(b'.' | b'e' | b'E'))).then_some(value)
     }
+}
+
+/// Powers of ten up to 10^8.
+const TENS: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000];
+
+/// Eight bytes (the first in the low byte) as digit values, and how many of
+/// them, from the first, are ASCII digits (0 to 8).
+#[inline(always)]
+fn digit_values(word: u64) -> (u64, usize) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let values = word ^ (ONES * 0x30); // '0'-'9' become 0-9
+                                       // The high bit of each byte is set when its value is not 0-9: 10 or more
+                                       // (low seven bits plus 0x76, no carry), or its own high bit.
+    let others = (((values & (ONES * 0x7F)) + ONES * 0x76) | values) & (ONES * 0x80);
+    (values, (others.trailing_zeros() / 8) as usize)
+}
+
+/// Eight digit values (the first, most significant, in the low byte) as a number.
+#[inline(always)]
+fn parse_eight(values: u64) -> u64 {
+    let pairs = (values.wrapping_mul(10) + (values >> 8)) & 0x00FF_00FF_00FF_00FF;
+    let quads = (pairs.wrapping_mul(100) + (pairs >> 16)) & 0x0000_FFFF_0000_FFFF;
+    (quads.wrapping_mul(10_000) + (quads >> 32)) & 0xFFFF_FFFF
 }
 
 struct Parser<'a> {
@@ -777,6 +834,43 @@ mod tests {
             String::new(),
         ] {
             assert!(!canonical_agrees(&changed), "{changed}");
+        }
+    }
+
+    /// The canonical integer, eight digits at a time, agrees with reading a
+    /// digit at a time for every run length, leading zero and what follows.
+    #[test]
+    fn canonical_integers_agree_with_digit_by_digit() {
+        for length in 0..=24 {
+            for first in ['0', '1', '9'] {
+                for after in ["", ",", "}", ".5", "e3", "E3", "x", "é", "\"", "abcdefghij0123456789"] {
+                    let digits: String = std::iter::once(first)
+                        .chain("9876543210".chars().cycle())
+                        .take(length)
+                        .collect();
+                    let text = format!("{digits}{after}");
+                    let mut fast = Canonical { text: &text, at: 0 };
+                    let mut slow = Canonical { text: &text, at: 0 };
+                    let expected = slow.integer_by_digit();
+                    assert_eq!(fast.integer(), expected, "{text}");
+                    if expected.is_some() {
+                        assert_eq!(fast.at, slow.at, "{text}");
+                        assert_eq!(expected, digits.parse().ok(), "{text}");
+                    }
+                }
+            }
+        }
+        for (word, count) in [
+            (*b"12345678", 8),
+            (*b"1234567/", 7),
+            (*b"1:345678", 1),
+            (*b"\xb01234567", 0),
+        ] {
+            assert_eq!(digit_values(u64::from_le_bytes(word)).1, count);
+        }
+        for byte in 0..=255u8 {
+            let count = digit_values(u64::from_le_bytes([byte; 8])).1;
+            assert_eq!(count, if byte.is_ascii_digit() { 8 } else { 0 }, "{byte}");
         }
     }
 

@@ -412,13 +412,58 @@ struct Judge<'k> {
     out: ParsedLog,
 }
 
-pub(crate) fn is_hex(value: &str, length: usize) -> bool {
+/// The byte-by-byte check [`hex_number`] is tested against.
+#[cfg(test)]
+fn is_hex(value: &str, length: usize) -> bool {
     value.len() == length && value.bytes().all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// The number a checked lower-case hex string spells ('0'-'9' are 0x30-0x39,
+/// The number `value` spells when it is `length` lower-case hex digits
+/// (`length` a multiple of 8, at most 32), or None: the check and the
+/// reading in one pass, eight digits at a time.
+#[inline(always)]
+pub(crate) fn hex_number(value: &str, length: usize) -> Option<u128> {
+    debug_assert!(length.is_multiple_of(8) && length <= 32);
+    let bytes = value.as_bytes();
+    if bytes.len() != length {
+        return None;
+    }
+    bytes.chunks_exact(8).try_fold(0u128, |number, chunk| {
+        let digits = hex8(chunk.try_into().expect("8 bytes"))?;
+        Some((number << 32) | u128::from(digits))
+    })
+}
+
+/// Eight lower-case hex digits (the first the most significant) as a
+/// number, or None when a byte is not one, all eight at once in a u64.
+#[inline(always)]
+fn hex8(chunk: [u8; 8]) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = ONES * 0x80;
+    let word = u64::from_be_bytes(chunk);
+    if word & HIGHS != 0 {
+        return None;
+    }
+    // The high bit of each byte of this sum is set when the byte is at least
+    // `limit` (bytes below 0x80 plus at most 0x50: no carry between bytes).
+    let at_least = |limit: u8| word + ONES * u64::from(0x80 - limit);
+    let digit = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if (digit | letter) & HIGHS != HIGHS {
+        return None;
+    }
+    // '0'-'9' are 0x30-0x39, 'a'-'f' 0x61-0x66: the low nibble, plus 9 when bit 6 is set.
+    let nibbles = (word & (ONES * 0x0F)) + ((word >> 6) & ONES) * 9;
+    let pairs = ((nibbles >> 4) | nibbles) & 0x00FF_00FF_00FF_00FF;
+    let quads = ((pairs >> 8) | pairs) & 0x0000_FFFF_0000_FFFF;
+    Some(((quads >> 16) | quads) as u32)
+}
+
+/// The byte-by-byte reading [`hex_number`] is tested against: the number a
+/// checked lower-case hex string spells ('0'-'9' are 0x30-0x39,
 /// 'a'-'f' 0x61-0x66: the low nibble, plus 9 for letters).
-pub(crate) fn hex_value(checked: &str) -> u128 {
+#[cfg(test)]
+fn hex_value(checked: &str) -> u128 {
     checked.bytes().fold(0u128, |value, digit| {
         (value << 4) | u128::from((digit & 0x0F) + 9 * (digit >> 6))
     })
@@ -480,14 +525,13 @@ impl<'k> Judge<'k> {
             return; // blank
         }
         self.out.lines += 1;
-        match self.judge(line) {
-            Ok(hit) => self.out.hits.push(hit),
-            Err((reason, field)) => self.out.rejections.push(Rejection {
+        if let Err((reason, field)) = self.judge(line) {
+            self.out.rejections.push(Rejection {
                 line: number,
                 reason,
                 field,
                 data: line.to_vec(),
-            }),
+            });
         }
     }
 
@@ -505,7 +549,7 @@ impl<'k> Judge<'k> {
         ua: &str,
         ip: &str,
         purpose: Purpose,
-    ) -> Hit {
+    ) {
         let ua = cut_user_agent(ua);
         let ua_id = match self.ua_ids.get(ua) {
             Some(&id) => id,
@@ -518,7 +562,9 @@ impl<'k> Judge<'k> {
         };
         let ip_start = self.out.ips.len() as u32;
         self.out.ips.extend_from_slice(ip.as_bytes());
-        Hit {
+        // Pushed here, not returned: a Hit handed back through the caller
+        // was written in pieces and read back whole (a store-forwarding stall).
+        self.out.hits.push(Hit {
             hit_id,
             ts,
             delivery_id,
@@ -529,11 +575,11 @@ impl<'k> Judge<'k> {
             ip_len: ip.len() as u8, // at most MAX_IP_BYTES
             kind,
             purpose,
-        }
+        });
     }
 
-    /// The reference's `_verified_hit`: the hit, or the first reason that applies.
-    fn judge(&mut self, line: &[u8]) -> Result<Hit, Rejected> {
+    /// The reference's `_verified_hit`: the hit (stored), or the first reason that applies.
+    fn judge(&mut self, line: &[u8]) -> Result<(), Rejected> {
         if line.len() > MAX_LINE_BYTES {
             return Err((Reason::LineTooLong, None));
         }
@@ -551,13 +597,13 @@ impl<'k> Judge<'k> {
         }
         let bad = |name: &'static str| (Reason::BadField, Some(name));
         let hit_id = string(&fields[1])
-            .filter(|value| is_hex(value, 32))
+            .and_then(|value| hex_number(value, 32))
             .ok_or(bad("hit_id"))?;
         let ts = integer(&fields[2]).ok_or(bad("ts"))?;
         let kind = string(&fields[3]).and_then(Kind::parse).ok_or(bad("kind"))?;
-        let delivery_id = string(&fields[4])
-            .filter(|value| is_hex(value, 16))
-            .ok_or(bad("delivery_id"))?;
+        let delivery = string(&fields[4])
+            .and_then(|value| hex_number(value, 16))
+            .ok_or(bad("delivery_id"))? as u64; // 16 digits
         let log_id = integer(&fields[5]).ok_or(bad("log_id"))?;
         let url_id = integer(&fields[6]).ok_or(bad("url_id"))?;
         let token = string(&fields[7]).ok_or(bad("token"))?;
@@ -577,12 +623,11 @@ impl<'k> Judge<'k> {
         if !kind.produced_by(claims.kind) {
             return Err((Reason::TokenKindMismatch, None));
         }
-        let delivery = hex_value(delivery_id) as u64; // 16 digits
         if (claims.delivery_id, claims.log_id, claims.url_id) != (delivery.to_be_bytes(), log_id, url_id) {
             return Err((Reason::TokenClaimsMismatch, None));
         }
-        let hit_id = hex_value(hit_id);
-        Ok(self.store(hit_id, ts, kind, delivery, log_id, url_id, ua, ip, purpose))
+        self.store(hit_id, ts, kind, delivery, log_id, url_id, ua, ip, purpose);
+        Ok(())
     }
 
     fn verify(&self, token: &str, params: &str) -> Result<Claims, tokens::Reason> {
@@ -756,6 +801,53 @@ mod tests {
             (Some(Reason::BadGzip), 0, 0)
         );
         assert_eq!(parsed.rejected(), [(Reason::BadGzip, 1)]);
+    }
+
+    /// The one-pass reading agrees with checking then reading, byte by byte.
+    #[test]
+    fn hex_numbers_are_is_hex_then_hex_value() {
+        let reference = |text: &str, length: usize| is_hex(text, length).then(|| hex_value(text));
+        let base = "019ab697e80050d7b24891917b121dc5";
+        let mut bytes = [0u8; 8];
+        for length in [8, 16, 32] {
+            for start in [0, 3, 32 - length].into_iter().filter(|start| start + length <= 32) {
+                let text = &base[start..start + length];
+                assert_eq!(hex_number(text, length), reference(text, length), "{text}");
+                if length < 32 {
+                    assert_eq!(hex_number(text, length + 8), None);
+                }
+                if length > 8 {
+                    assert_eq!(hex_number(text, length - 8), None);
+                }
+            }
+        }
+        for text in [
+            "",
+            "0123456789abcde",
+            "0123456789abcdef0",
+            "ffffffffffffffff",
+            "0000000000000000",
+        ] {
+            assert_eq!(hex_number(text, 16), reference(text, 16), "{text}");
+        }
+        for position in 0..8 {
+            for byte in 0..=255u8 {
+                bytes.copy_from_slice(b"9a0f5b6e");
+                bytes[position] = byte;
+                let expected = bytes
+                    .iter()
+                    .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
+                    .then(|| {
+                        bytes.iter().fold(0u32, |value, &digit| {
+                            (value << 4) | (digit as char).to_digit(16).unwrap()
+                        })
+                    });
+                assert_eq!(hex8(bytes), expected, "{byte} at {position}");
+            }
+        }
+        for value in [0u64, 1, u64::MAX, 0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210] {
+            assert_eq!(hex_number(&hex16(value), 16), Some(u128::from(value)));
+        }
     }
 
     #[test]

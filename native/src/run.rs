@@ -260,10 +260,7 @@ pub fn hex_into(value: u128, digits: usize, out: &mut [u8; 32]) -> &str {
 /// The 16 bytes of a hit path id at its own time (32 lower-case hex digits,
 /// the first 12 the time in ms), or None for any other id and time.
 fn timed_id(hit_id: &str, ts: i64) -> Option<[u8; 16]> {
-    if !logs::is_hex(hit_id, 32) {
-        return None;
-    }
-    let value = logs::hex_value(hit_id);
+    let value = logs::hex_number(hit_id, 32)?;
     (i64::try_from(value >> 80) == Ok(ts)).then_some(value.to_be_bytes())
 }
 

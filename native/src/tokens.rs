@@ -40,7 +40,6 @@ const DOMAIN: &[u8] = b"sendtrail-token-v1\x00";
 const MIN_RAW_BYTES: usize = 2 + DELIVERY_ID_BYTES + 2 + TAG_BYTES;
 /// 48 characters of base64url.
 const MAX_RAW_BYTES: usize = MAX_TOKEN_CHARS / 4 * 3;
-const MAX_PAYLOAD_BYTES: usize = MAX_RAW_BYTES - TAG_BYTES;
 /// `_read_varint` reads at most 5 bytes (35 bits).
 const MAX_VARINT_BYTES: usize = 5;
 
@@ -182,18 +181,21 @@ pub fn hex_lower(bytes: &[u8]) -> String {
 #[derive(Clone, Debug)]
 pub struct ParsedToken {
     pub claims: Claims,
-    payload: [u8; MAX_PAYLOAD_BYTES],
+    /// The decoded token, kept as decoded (payload, then tag): copying it
+    /// apart would read wide what the decoder wrote a byte at a time.
+    raw: [u8; MAX_RAW_BYTES],
     payload_len: usize,
-    tag: [u8; TAG_BYTES],
 }
 
 impl ParsedToken {
     pub fn payload(&self) -> &[u8] {
-        &self.payload[..self.payload_len]
+        &self.raw[..self.payload_len]
     }
 
     pub fn tag(&self) -> &[u8; TAG_BYTES] {
-        &self.tag
+        self.raw[self.payload_len..self.payload_len + TAG_BYTES]
+            .try_into()
+            .expect("a tag follows the payload")
     }
 
     /// Check the tag with the HMAC keyed by the token's key. Non-ASCII
@@ -206,7 +208,7 @@ impl ParsedToken {
         // Constant time, like hmac.compare_digest: every byte is compared.
         let difference = expected[..TAG_BYTES]
             .iter()
-            .zip(&self.tag)
+            .zip(self.tag())
             .fold(0u8, |difference, (a, b)| difference | (a ^ b));
         if difference != 0 {
             return Err(Reason::BadSignature);
@@ -319,10 +321,6 @@ pub fn parse(token: &str) -> Result<ParsedToken, Reason> {
     }
     let mut delivery_id = [0u8; DELIVERY_ID_BYTES];
     delivery_id.copy_from_slice(&payload_bytes[2..2 + DELIVERY_ID_BYTES]);
-    let mut payload = [0u8; MAX_PAYLOAD_BYTES];
-    payload[..payload_len].copy_from_slice(payload_bytes);
-    let mut tag = [0u8; TAG_BYTES];
-    tag.copy_from_slice(&raw[payload_len..length]);
     Ok(ParsedToken {
         claims: Claims {
             kind,
@@ -331,9 +329,8 @@ pub fn parse(token: &str) -> Result<ParsedToken, Reason> {
             log_id,
             url_id,
         },
-        payload,
+        raw,
         payload_len,
-        tag,
     })
 }
 
