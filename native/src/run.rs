@@ -60,7 +60,7 @@ pub fn minimise_ip_into<'a>(ip: &'a str, mode: IpMode, scratch: &'a mut String) 
         return Some("");
     }
     if ip.contains(':') {
-        *scratch = ipv6_network_48(ip)?;
+        ipv6_network_48_into(ip, scratch)?;
         return Some(scratch.as_str());
     }
     if ip.bytes().filter(|&byte| byte == b'.').count() != 3 {
@@ -80,22 +80,32 @@ pub fn minimise_ip_into<'a>(ip: &'a str, mode: IpMode, scratch: &'a mut String) 
 /// `str(ipaddress.IPv6Network(f"{ip}/48", strict=False).network_address)`,
 /// or "" where that raises, for an address of hex digits and colons only;
 /// None for any other text (the reference decides).
-fn ipv6_network_48(ip: &str) -> Option<String> {
+/// Written in `scratch` (no allocation).
+fn ipv6_network_48_into(ip: &str, scratch: &mut String) -> Option<()> {
     if ip.len() > 39 || !ip.bytes().all(|byte| byte == b':' || byte.is_ascii_hexdigit()) {
         return None;
     }
-    Some(match ipv6_value(ip) {
-        Some(value) => ipv6_text(value & !((1u128 << 80) - 1)),
-        None => String::new(),
-    })
+    scratch.clear();
+    if let Some(value) = ipv6_value(ip) {
+        let mut text = [0u8; 39];
+        scratch.push_str(ipv6_text_into(value & !((1u128 << 80) - 1), &mut text));
+    }
+    Some(())
 }
 
 /// `ipaddress.IPv6Address._ip_int_from_string` for hex digits and colons:
 /// None where it raises.
 fn ipv6_value(ip: &str) -> Option<u128> {
     const HEXTETS: usize = 8;
-    let parts: Vec<&str> = ip.split(':').collect();
-    if parts.len() < 3 || parts.len() > HEXTETS + 1 {
+    // The parts between colons, in place (no allocation: a run reads every IPv6 hit's address).
+    let mut slots = [""; HEXTETS + 1];
+    let mut count = 0;
+    for part in ip.split(':') {
+        *slots.get_mut(count)? = part;
+        count += 1;
+    }
+    let parts = &slots[..count];
+    if parts.len() < 3 {
         return None;
     }
     let mut skip = None;
@@ -154,6 +164,7 @@ fn ipv6_value(ip: &str) -> Option<u128> {
 /// `str(ipaddress.IPv6Address(value))` for an address that is not IPv4-mapped:
 /// hextets in lower-case hex, the longest run of two or more zero hextets
 /// (the first of equal runs) written '::'.
+#[cfg(test)]
 fn ipv6_text(value: u128) -> String {
     let mut out = [0u8; 39];
     ipv6_text_into(value, &mut out).to_owned()
@@ -207,24 +218,31 @@ fn ipv6_text_into(value: u128, out: &mut [u8; 39]) -> &str {
 /// four decimal parts of one to three digits, no leading zero, each at most
 /// 255; None for any other text (the reference decides).
 pub fn dotted_quad(ip: &str) -> Option<u32> {
-    let mut value = 0u32;
-    let mut parts = 0;
-    for part in ip.split('.') {
-        let digits = part.as_bytes();
-        if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        if digits.len() > 1 && digits[0] == b'0' {
-            return None;
-        }
-        let octet: u32 = part.parse().ok()?;
-        if octet > 255 {
-            return None;
-        }
-        value = value << 8 | octet;
-        parts += 1;
+    let bytes = ip.as_bytes();
+    if bytes.len() < 7 || bytes.len() > 15 {
+        return None;
     }
-    (parts == 4).then_some(value)
+    let (mut value, mut octet, mut digits, mut dots) = (0u32, 0u32, 0, 0);
+    for &byte in bytes {
+        if byte == b'.' {
+            if digits == 0 || dots == 3 {
+                return None;
+            }
+            (value, octet, digits, dots) = (value << 8 | octet, 0, 0, dots + 1);
+        } else if byte.is_ascii_digit() {
+            if digits == 3 || (digits == 1 && octet == 0) {
+                return None; // four digits, or a leading zero
+            }
+            octet = octet * 10 + u32::from(byte - b'0');
+            digits += 1;
+            if octet > 255 {
+                return None;
+            }
+        } else {
+            return None;
+        }
+    }
+    (digits > 0 && dots == 3).then_some(value << 8 | octet)
 }
 
 /// An IPv6 address written as `str(ipaddress.IPv6Address(...))` writes it (lower-case hextets, the
@@ -777,6 +795,155 @@ mod tests {
         assert_eq!(truncated("fe80::1%eth0"), None);
         assert_eq!(minimise_ip("2001:db8::1", IpMode::Full).as_deref(), Some("2001:db8::1"));
         assert_eq!(minimise_ip("203.0.113.7", IpMode::Nothing).as_deref(), Some(""));
+    }
+
+    /// `ipv6_value` as it was written first (its parts collected): what the reading in place must equal.
+    fn ipv6_value_collected(ip: &str) -> Option<u128> {
+        const HEXTETS: usize = 8;
+        let parts: Vec<&str> = ip.split(':').collect();
+        if parts.len() < 3 || parts.len() > HEXTETS + 1 {
+            return None;
+        }
+        let mut skip = None;
+        for (index, part) in parts.iter().enumerate().take(parts.len() - 1).skip(1) {
+            if part.is_empty() {
+                if skip.is_some() {
+                    return None; // at most one '::'
+                }
+                skip = Some(index);
+            }
+        }
+        let (high, low, skipped) = match skip {
+            Some(index) => {
+                let (mut high, mut low) = (index, parts.len() - index - 1);
+                if parts[0].is_empty() {
+                    high -= 1;
+                    if high != 0 {
+                        return None; // a leading ':' only as '::'
+                    }
+                }
+                if parts[parts.len() - 1].is_empty() {
+                    low -= 1;
+                    if low != 0 {
+                        return None; // a trailing ':' only as '::'
+                    }
+                }
+                if high + low >= HEXTETS {
+                    return None; // '::' stands for at least one hextet
+                }
+                (high, low, HEXTETS - high - low)
+            }
+            None => {
+                if parts.len() != HEXTETS || parts[0].is_empty() || parts[HEXTETS - 1].is_empty() {
+                    return None;
+                }
+                (HEXTETS, 0, 0)
+            }
+        };
+        let hextet = |part: &str| -> Option<u128> {
+            if part.is_empty() || part.len() > 4 {
+                return None;
+            }
+            u128::from_str_radix(part, 16).ok()
+        };
+        let mut value = 0u128;
+        for part in &parts[..high] {
+            value = value << 16 | hextet(part)?;
+        }
+        value = value.checked_shl(16 * skipped as u32).unwrap_or(0); // all eight skipped ('::'): nothing before
+        for part in &parts[parts.len() - low..] {
+            value = value << 16 | hextet(part)?;
+        }
+        Some(value)
+    }
+
+    #[test]
+    fn reads_ipv6_in_place_as_collected() {
+        let alphabet = ["0", "1", "f", "F", ":", "::", "g", "."];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..7 {
+            texts = texts
+                .iter()
+                .flat_map(|text| alphabet.iter().map(move |piece| format!("{text}{piece}")))
+                .collect();
+            all.extend(texts.iter().cloned());
+        }
+        for hextets in 1..=10 {
+            for hextet in ["0", "1", "ffff", "12345", ""] {
+                let full = vec![hextet; hextets].join(":");
+                all.extend([
+                    full.clone(),
+                    format!("::{full}"),
+                    format!("{full}::"),
+                    format!("1::{full}"),
+                ]);
+            }
+        }
+        let mut read = 0;
+        for text in &all {
+            assert_eq!(ipv6_value(text), ipv6_value_collected(text), "{text:?}");
+            read += usize::from(ipv6_value(text).is_some());
+        }
+        assert!(read > 1000, "{read}");
+    }
+
+    /// `dotted_quad` as it was written first (by parts): what the byte reading must equal.
+    fn dotted_quad_by_parts(ip: &str) -> Option<u32> {
+        let mut value = 0u32;
+        let mut parts = 0;
+        for part in ip.split('.') {
+            let digits = part.as_bytes();
+            if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            if digits.len() > 1 && digits[0] == b'0' {
+                return None;
+            }
+            let octet: u32 = part.parse().ok()?;
+            if octet > 255 {
+                return None;
+            }
+            value = value << 8 | octet;
+            parts += 1;
+        }
+        (parts == 4).then_some(value)
+    }
+
+    #[test]
+    fn reads_dotted_quads_byte_by_byte_as_by_parts() {
+        // Every text of up to 6 characters of an alphabet, and longer ones around the edges.
+        let alphabet = ["0", "1", "2", "5", "9", ".", "a"];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..7 {
+            texts = texts
+                .iter()
+                .flat_map(|text| alphabet.iter().map(move |piece| format!("{text}{piece}")))
+                .collect();
+            all.extend(texts.iter().cloned());
+        }
+        for octets in [
+            "0", "00", "01", "10", "99", "100", "199", "249", "255", "256", "259", "300", "999", "1000", "",
+        ] {
+            for quad in [
+                format!("{octets}.{octets}.{octets}.{octets}"),
+                format!("1.2.3.{octets}"),
+                format!("{octets}.2.3.4"),
+                format!("1.{octets}.3.4"),
+                format!("255.255.255.{octets}"),
+                format!("1.2.3.4.{octets}"),
+                format!("1.2.{octets}"),
+            ] {
+                all.push(quad);
+            }
+        }
+        let mut read = 0;
+        for text in &all {
+            assert_eq!(dotted_quad(text), dotted_quad_by_parts(text), "{text:?}");
+            read += usize::from(dotted_quad(text).is_some());
+        }
+        assert!(read > 500, "{read}");
     }
 
     #[test]
