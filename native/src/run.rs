@@ -644,25 +644,26 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
         }
     }
     kinds.sort_unstable();
-    let mut order: Vec<(u128, usize)> = hits
-        .iter()
-        .enumerate()
-        .map(|(index, hit)| {
-            let rank = kinds.iter().position(|kind| *kind == hit.kind).expect("ranked") as u128;
-            (rank << 64 | u128::from(hit.ts as u64 ^ (1 << 63)), index)
-        })
-        .collect();
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| {
-            let (first, second) = (&hits[a.1], &hits[b.1]);
-            match (packed_value(first), packed_value(second)) {
-                // 32 lower-case hex digits each: their order is the values'.
-                (Some(first), Some(second)) => first.cmp(&second),
-                _ => page_hit_id(first).cmp(&page_hit_id(second)),
-            }
-        })
+    // One plain integer per hit, (kind rank, ts from the earliest, position), sorted as such (in 64 bits
+    // when they fit: faster to sort); then only the runs of one kind and ts (few, short) by hit id.
+    assert!(u32::try_from(hits.len()).is_ok(), "positions in 32 bits");
+    let (earliest, latest) = hits.iter().fold((i64::MAX, i64::MIN), |(earliest, latest), hit| {
+        (earliest.min(hit.ts), latest.max(hit.ts))
     });
-    hits = order.iter().map(|&(_, index)| hits[index]).collect();
+    let bits = |largest: u128| u128::BITS - largest.leading_zeros();
+    let ts_bits = bits((i128::from(latest) - i128::from(earliest)).max(0) as u128);
+    let key = |index: usize, hit: &PageHit<'_>| {
+        let rank = kinds.iter().position(|kind| *kind == hit.kind).expect("ranked") as u128;
+        let ts = (i128::from(hit.ts) - i128::from(earliest)) as u128;
+        rank << (32 + ts_bits) | ts << 32 | index as u128
+    };
+    let keyed = hits.iter().enumerate();
+    let order: Vec<u32> = if 32 + ts_bits + bits(kinds.len() as u128) <= u64::BITS {
+        by_key_then_id(keyed.map(|(index, hit)| key(index, hit) as u64).collect(), &hits)
+    } else {
+        by_key_then_id(keyed.map(|(index, hit)| key(index, hit)).collect(), &hits)
+    };
+    hits = order.iter().map(|&index| hits[index as usize]).collect();
     let mut pages = Vec::new();
     let (mut ua_slots, mut recipient_slots) = (Slots::default(), Slots::default());
     let mut start = 0;
@@ -722,6 +723,32 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
         start = end;
     }
     pages
+}
+
+/// The positions of `hits` (in the low 32 bits of `keys`) by their keys, hits of one key (the bits above)
+/// by hit id, stably: hits of one id stay in their order, as in the reference's sort.
+fn by_key_then_id<K: Copy + Ord + Into<u128>>(mut keys: Vec<K>, hits: &[PageHit<'_>]) -> Vec<u32> {
+    keys.sort_unstable();
+    let hit_of = |key: K| &hits[(key.into() as u32) as usize];
+    let mut start = 0;
+    while start < keys.len() {
+        let (run, mut end) = (keys[start].into() >> 32, start + 1);
+        while end < keys.len() && keys[end].into() >> 32 == run {
+            end += 1;
+        }
+        if end - start > 1 {
+            keys[start..end].sort_by(|&a, &b| {
+                let (first, second) = (hit_of(a), hit_of(b));
+                match (packed_value(first), packed_value(second)) {
+                    // 32 lower-case hex digits each: their order is the values'.
+                    (Some(first), Some(second)) => first.cmp(&second),
+                    _ => page_hit_id(first).cmp(&page_hit_id(second)),
+                }
+            });
+        }
+        start = end;
+    }
+    keys.into_iter().map(|key| key.into() as u32).collect()
 }
 
 /// Where each string sits in the page being written, by its key (the reference's dicts, without hashing):
@@ -1138,5 +1165,85 @@ mod tests {
         assert_eq!(spelled(false), spelled(true));
         assert_eq!(spelled(true).len(), 2);
         assert_eq!(lines(&pages[2]), ["4\te\t1\t2\t0\t0"]);
+    }
+
+    #[test]
+    fn pages_order_ties_of_kind_and_ts_by_hit_id_packed_or_not() {
+        // Ids of several ts, some given packed (text ""), some as text (packed or not): every page's lines
+        // in (kind, ts, hit id) order, hits of one id in their order (as the reference's stable sort).
+        let ids: Vec<String> = (0..40u128)
+            .map(|serial| logs::hex32((5 << 80) | ((serial * 0x9e37_79b9_7f4a) % 0xffff_ffff_ffff)))
+            .collect();
+        let stamps: Vec<String> = ids.iter().map(|id| packed_id(id, 5).expect("packs")).collect();
+        let mut hits = Vec::new();
+        for (index, id) in ids.iter().enumerate() {
+            let (ts, kind) = if index % 7 == 3 {
+                (5, "click")
+            } else {
+                (5 + (index % 3) as i64 * 1000, "open")
+            };
+            let (hit_id, packed) = match index % 3 {
+                0 => ("", Some(stamps[index].as_str())),
+                1 => (id.as_str(), Some(stamps[index].as_str())),
+                _ => (id.as_str(), None),
+            };
+            let url_id = index as i64;
+            hits.push(PageHit {
+                ts,
+                hit_id,
+                packed,
+                kind,
+                log_id: 1,
+                url_id,
+                ua: "u",
+                recipient: "r",
+                ua_key: 0,
+                recipient_key: 0,
+            });
+            if index % 5 == 0 {
+                hits.push(PageHit {
+                    url_id: url_id + 100,
+                    ..*hits.last().expect("pushed")
+                }); // the id again
+            }
+        }
+        hits.push(PageHit {
+            hit_id: "not hex",
+            packed: None,
+            ..hits[1]
+        });
+        // Of ts apart by more than 32 bits, once: keys in 128 bits, not 64.
+        let wide: Vec<PageHit<'_>> = hits
+            .iter()
+            .chain(&[
+                PageHit {
+                    ts: i64::MAX / 2,
+                    ..hits[0]
+                },
+                PageHit {
+                    ts: i64::MIN / 2,
+                    ..hits[2]
+                },
+            ])
+            .copied()
+            .collect();
+        for hits in [hits, wide] {
+            let mut expected: Vec<(&str, i64, String, i64)> = hits
+                .iter()
+                .map(|hit| (hit.kind, hit.ts, page_hit_id(hit).into_owned(), hit.url_id))
+                .collect();
+            expected.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2))); // stable
+            let pages = encode_pages(hits, 7, Spelling::Text);
+            let want: Vec<i64> = expected.iter().map(|hit| hit.3).collect();
+            let got: Vec<i64> = pages
+                .iter()
+                .flat_map(|page| page.lines.iter().map(str::to_owned).collect::<Vec<_>>())
+                .map(|line| {
+                    let fields: Vec<&str> = line.split('\t').collect();
+                    fields[fields.len() - 3].parse().expect("url id")
+                })
+                .collect();
+            assert_eq!(got, want);
+        }
     }
 }
