@@ -1302,35 +1302,57 @@ impl HitTable {
             rank[delivery as usize] = at as u32;
         }
         let mut first: Vec<bool> = vec![false; self.ids.len()];
-        let mut duplicates = 0;
-        let mut keys: Vec<u128> = Vec::with_capacity(hits.len());
+        let mut positions: Vec<u32> = Vec::with_capacity(hits.len()); // of the first hit of each id
+        let (mut lowest, mut highest) = (i64::MAX, i64::MIN); // log ids
         for (position, &hit) in hits.iter().enumerate() {
             let row = &self.rows[hit as usize];
-            if std::mem::replace(&mut first[row.id as usize], true) {
-                duplicates += 1;
-                continue;
+            if !std::mem::replace(&mut first[row.id as usize], true) {
+                positions.push(position as u32);
+                (lowest, highest) = (lowest.min(row.log_id), highest.max(row.log_id));
             }
-            // The log id's bits in an order-preserving form (its sign bit flipped).
-            let log_id = u128::from((row.log_id as u64) ^ (1 << 63));
-            keys.push(u128::from(rank[row.delivery as usize]) << 96 | log_id << 32 | position as u128);
         }
-        keys.sort_unstable();
-        let mut new = Vec::with_capacity(keys.len());
-        let mut recipients: Vec<(u32, i64, Range<usize>)> = Vec::new();
-        for (at, &key) in keys.iter().enumerate() {
-            let hit = hits[(key as u32) as usize];
-            new.push(hit);
-            if at == 0 || keys[at - 1] >> 32 != key >> 32 {
-                let row = &self.rows[hit as usize];
-                recipients.push((row.delivery, row.log_id, at..at));
-            }
-            recipients.last_mut().expect("one pushed").2.end = at + 1;
-        }
+        let duplicates = (hits.len() - positions.len()) as u64;
+        // The log id from the lowest, as wide as the run needs: the keys in 64 bits when they fit (faster
+        // to sort than 128).
+        let bits = |largest: u128| u128::BITS - largest.leading_zeros();
+        let log_bits = bits((i128::from(highest) - i128::from(lowest)).max(0) as u128);
+        let key = |position: u32| {
+            let row = &self.rows[hits[position as usize] as usize];
+            let log_id = (i128::from(row.log_id) - i128::from(lowest)) as u128;
+            u128::from(rank[row.delivery as usize]) << (32 + log_bits) | log_id << 32 | u128::from(position)
+        };
+        let (new, recipients) = if 32 + log_bits + bits(ranked.len() as u128) <= u64::BITS {
+            self.grouped_keys(hits, positions.iter().map(|&position| key(position) as u64).collect())
+        } else {
+            self.grouped_keys(hits, positions.iter().map(|&position| key(position)).collect())
+        };
         Grouped {
             recipients,
             new,
             duplicates,
         }
+    }
+
+    /// `group`'s keys sorted: the hits in order, and each recipient's (delivery, log id, range of them).
+    #[allow(clippy::type_complexity)] // Grouped's parts
+    fn grouped_keys<K: Copy + Ord + Into<u128>>(
+        &self,
+        hits: &[u32],
+        mut keys: Vec<K>,
+    ) -> (Vec<u32>, Vec<(u32, i64, Range<usize>)>) {
+        keys.sort_unstable();
+        let mut new = Vec::with_capacity(keys.len());
+        let mut recipients: Vec<(u32, i64, Range<usize>)> = Vec::new();
+        for (at, &key) in keys.iter().enumerate() {
+            let hit = hits[(key.into() as u32) as usize];
+            new.push(hit);
+            if at == 0 || keys[at - 1].into() >> 32 != key.into() >> 32 {
+                let row = &self.rows[hit as usize];
+                recipients.push((row.delivery, row.log_id, at..at));
+            }
+            recipients.last_mut().expect("one pushed").2.end = at + 1;
+        }
+        (new, recipients)
     }
 }
 
@@ -1429,6 +1451,61 @@ pub(crate) mod tests {
         }
         let (aggregates, table, groups, _) = run_with(new, &recipients, Bound::new(max, None));
         (aggregates, table, groups)
+    }
+
+    #[test]
+    fn groups_by_delivery_text_and_log_id_first_of_each_id_in_order() {
+        // Log ids close together (keys in 64 bits) and far apart (128), negative ones, repeated hit ids.
+        for far in [false, true] {
+            let log_ids: [i64; 5] = if far {
+                [3, -7, i64::MAX, i64::MIN, 0]
+            } else {
+                [3, -7, 12, 5, 0]
+            };
+            let deliveries = ["b", "a", "ab", "c"];
+            let ids: Vec<String> = (0..60).map(|serial| format!("id{}", serial % 45)).collect();
+            let new: Vec<HitFields<'_>> = ids
+                .iter()
+                .enumerate()
+                .map(|(at, hit_id)| HitFields {
+                    hit_id,
+                    ts: at as i64,
+                    kind: "open",
+                    delivery_id: deliveries[at * 7 % 4],
+                    log_id: log_ids[at * 3 % 5],
+                    url_id: 0,
+                    ua: "",
+                    ip: "",
+                    purpose: "",
+                })
+                .collect();
+            let mut table = HitTable::default();
+            let rows: Vec<u32> = new.iter().map(|hit| table.push(*hit)).collect();
+            let grouped = table.group(&rows);
+            let mut seen = std::collections::HashSet::new();
+            let mut expected: Vec<(&str, i64, u32)> = Vec::new();
+            for (&row, hit) in rows.iter().zip(&new) {
+                if seen.insert(hit.hit_id) {
+                    expected.push((hit.delivery_id, hit.log_id, row));
+                }
+            }
+            expected.sort_by_key(|&(delivery, log_id, _)| (delivery, log_id)); // stable
+            assert_eq!(grouped.duplicates, 15);
+            assert_eq!(grouped.new, expected.iter().map(|entry| entry.2).collect::<Vec<_>>());
+            let mut recipients: Vec<(&str, i64, Range<usize>)> = Vec::new();
+            for (at, &(delivery, log_id, _)) in expected.iter().enumerate() {
+                match recipients.last_mut() {
+                    Some(last) if (last.0, last.1) == (delivery, log_id) => last.2.end = at + 1,
+                    _ => recipients.push((delivery, log_id, at..at + 1)),
+                }
+            }
+            let found: Vec<(&str, i64, Range<usize>)> = grouped
+                .recipients
+                .iter()
+                .map(|(delivery, log_id, range)| (table.delivery_id(*delivery), *log_id, range.clone()))
+                .collect();
+            assert_eq!(found, recipients, "far: {far}");
+        }
     }
 
     /// `run` with summaries and a bound; also the table's delivery number of each delivery number of the groups.

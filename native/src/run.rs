@@ -60,7 +60,7 @@ pub fn minimise_ip_into<'a>(ip: &'a str, mode: IpMode, scratch: &'a mut String) 
         return Some("");
     }
     if ip.contains(':') {
-        *scratch = ipv6_network_48(ip)?;
+        ipv6_network_48_into(ip, scratch)?;
         return Some(scratch.as_str());
     }
     if ip.bytes().filter(|&byte| byte == b'.').count() != 3 {
@@ -80,22 +80,32 @@ pub fn minimise_ip_into<'a>(ip: &'a str, mode: IpMode, scratch: &'a mut String) 
 /// `str(ipaddress.IPv6Network(f"{ip}/48", strict=False).network_address)`,
 /// or "" where that raises, for an address of hex digits and colons only;
 /// None for any other text (the reference decides).
-fn ipv6_network_48(ip: &str) -> Option<String> {
+/// Written in `scratch` (no allocation).
+fn ipv6_network_48_into(ip: &str, scratch: &mut String) -> Option<()> {
     if ip.len() > 39 || !ip.bytes().all(|byte| byte == b':' || byte.is_ascii_hexdigit()) {
         return None;
     }
-    Some(match ipv6_value(ip) {
-        Some(value) => ipv6_text(value & !((1u128 << 80) - 1)),
-        None => String::new(),
-    })
+    scratch.clear();
+    if let Some(value) = ipv6_value(ip) {
+        let mut text = [0u8; 39];
+        scratch.push_str(ipv6_text_into(value & !((1u128 << 80) - 1), &mut text));
+    }
+    Some(())
 }
 
 /// `ipaddress.IPv6Address._ip_int_from_string` for hex digits and colons:
 /// None where it raises.
 fn ipv6_value(ip: &str) -> Option<u128> {
     const HEXTETS: usize = 8;
-    let parts: Vec<&str> = ip.split(':').collect();
-    if parts.len() < 3 || parts.len() > HEXTETS + 1 {
+    // The parts between colons, in place (no allocation: a run reads every IPv6 hit's address).
+    let mut slots = [""; HEXTETS + 1];
+    let mut count = 0;
+    for part in ip.split(':') {
+        *slots.get_mut(count)? = part;
+        count += 1;
+    }
+    let parts = &slots[..count];
+    if parts.len() < 3 {
         return None;
     }
     let mut skip = None;
@@ -154,6 +164,7 @@ fn ipv6_value(ip: &str) -> Option<u128> {
 /// `str(ipaddress.IPv6Address(value))` for an address that is not IPv4-mapped:
 /// hextets in lower-case hex, the longest run of two or more zero hextets
 /// (the first of equal runs) written '::'.
+#[cfg(test)]
 fn ipv6_text(value: u128) -> String {
     let mut out = [0u8; 39];
     ipv6_text_into(value, &mut out).to_owned()
@@ -207,24 +218,31 @@ fn ipv6_text_into(value: u128, out: &mut [u8; 39]) -> &str {
 /// four decimal parts of one to three digits, no leading zero, each at most
 /// 255; None for any other text (the reference decides).
 pub fn dotted_quad(ip: &str) -> Option<u32> {
-    let mut value = 0u32;
-    let mut parts = 0;
-    for part in ip.split('.') {
-        let digits = part.as_bytes();
-        if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        if digits.len() > 1 && digits[0] == b'0' {
-            return None;
-        }
-        let octet: u32 = part.parse().ok()?;
-        if octet > 255 {
-            return None;
-        }
-        value = value << 8 | octet;
-        parts += 1;
+    let bytes = ip.as_bytes();
+    if bytes.len() < 7 || bytes.len() > 15 {
+        return None;
     }
-    (parts == 4).then_some(value)
+    let (mut value, mut octet, mut digits, mut dots) = (0u32, 0u32, 0, 0);
+    for &byte in bytes {
+        if byte == b'.' {
+            if digits == 0 || dots == 3 {
+                return None;
+            }
+            (value, octet, digits, dots) = (value << 8 | octet, 0, 0, dots + 1);
+        } else if byte.is_ascii_digit() {
+            if digits == 3 || (digits == 1 && octet == 0) {
+                return None; // four digits, or a leading zero
+            }
+            octet = octet * 10 + u32::from(byte - b'0');
+            digits += 1;
+            if octet > 255 {
+                return None;
+            }
+        } else {
+            return None;
+        }
+    }
+    (digits > 0 && dots == 3).then_some(value << 8 | octet)
 }
 
 /// An IPv6 address written as `str(ipaddress.IPv6Address(...))` writes it (lower-case hextets, the
@@ -626,25 +644,26 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
         }
     }
     kinds.sort_unstable();
-    let mut order: Vec<(u128, usize)> = hits
-        .iter()
-        .enumerate()
-        .map(|(index, hit)| {
-            let rank = kinds.iter().position(|kind| *kind == hit.kind).expect("ranked") as u128;
-            (rank << 64 | u128::from(hit.ts as u64 ^ (1 << 63)), index)
-        })
-        .collect();
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| {
-            let (first, second) = (&hits[a.1], &hits[b.1]);
-            match (packed_value(first), packed_value(second)) {
-                // 32 lower-case hex digits each: their order is the values'.
-                (Some(first), Some(second)) => first.cmp(&second),
-                _ => page_hit_id(first).cmp(&page_hit_id(second)),
-            }
-        })
+    // One plain integer per hit, (kind rank, ts from the earliest, position), sorted as such (in 64 bits
+    // when they fit: faster to sort); then only the runs of one kind and ts (few, short) by hit id.
+    assert!(u32::try_from(hits.len()).is_ok(), "positions in 32 bits");
+    let (earliest, latest) = hits.iter().fold((i64::MAX, i64::MIN), |(earliest, latest), hit| {
+        (earliest.min(hit.ts), latest.max(hit.ts))
     });
-    hits = order.iter().map(|&(_, index)| hits[index]).collect();
+    let bits = |largest: u128| u128::BITS - largest.leading_zeros();
+    let ts_bits = bits((i128::from(latest) - i128::from(earliest)).max(0) as u128);
+    let key = |index: usize, hit: &PageHit<'_>| {
+        let rank = kinds.iter().position(|kind| *kind == hit.kind).expect("ranked") as u128;
+        let ts = (i128::from(hit.ts) - i128::from(earliest)) as u128;
+        rank << (32 + ts_bits) | ts << 32 | index as u128
+    };
+    let keyed = hits.iter().enumerate();
+    let order: Vec<u32> = if 32 + ts_bits + bits(kinds.len() as u128) <= u64::BITS {
+        by_key_then_id(keyed.map(|(index, hit)| key(index, hit) as u64).collect(), &hits)
+    } else {
+        by_key_then_id(keyed.map(|(index, hit)| key(index, hit)).collect(), &hits)
+    };
+    hits = order.iter().map(|&index| hits[index as usize]).collect();
     let mut pages = Vec::new();
     let (mut ua_slots, mut recipient_slots) = (Slots::default(), Slots::default());
     let mut start = 0;
@@ -704,6 +723,32 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
         start = end;
     }
     pages
+}
+
+/// The positions of `hits` (in the low 32 bits of `keys`) by their keys, hits of one key (the bits above)
+/// by hit id, stably: hits of one id stay in their order, as in the reference's sort.
+fn by_key_then_id<K: Copy + Ord + Into<u128>>(mut keys: Vec<K>, hits: &[PageHit<'_>]) -> Vec<u32> {
+    keys.sort_unstable();
+    let hit_of = |key: K| &hits[(key.into() as u32) as usize];
+    let mut start = 0;
+    while start < keys.len() {
+        let (run, mut end) = (keys[start].into() >> 32, start + 1);
+        while end < keys.len() && keys[end].into() >> 32 == run {
+            end += 1;
+        }
+        if end - start > 1 {
+            keys[start..end].sort_by(|&a, &b| {
+                let (first, second) = (hit_of(a), hit_of(b));
+                match (packed_value(first), packed_value(second)) {
+                    // 32 lower-case hex digits each: their order is the values'.
+                    (Some(first), Some(second)) => first.cmp(&second),
+                    _ => page_hit_id(first).cmp(&page_hit_id(second)),
+                }
+            });
+        }
+        start = end;
+    }
+    keys.into_iter().map(|key| key.into() as u32).collect()
 }
 
 /// Where each string sits in the page being written, by its key (the reference's dicts, without hashing):
@@ -777,6 +822,155 @@ mod tests {
         assert_eq!(truncated("fe80::1%eth0"), None);
         assert_eq!(minimise_ip("2001:db8::1", IpMode::Full).as_deref(), Some("2001:db8::1"));
         assert_eq!(minimise_ip("203.0.113.7", IpMode::Nothing).as_deref(), Some(""));
+    }
+
+    /// `ipv6_value` as it was written first (its parts collected): what the reading in place must equal.
+    fn ipv6_value_collected(ip: &str) -> Option<u128> {
+        const HEXTETS: usize = 8;
+        let parts: Vec<&str> = ip.split(':').collect();
+        if parts.len() < 3 || parts.len() > HEXTETS + 1 {
+            return None;
+        }
+        let mut skip = None;
+        for (index, part) in parts.iter().enumerate().take(parts.len() - 1).skip(1) {
+            if part.is_empty() {
+                if skip.is_some() {
+                    return None; // at most one '::'
+                }
+                skip = Some(index);
+            }
+        }
+        let (high, low, skipped) = match skip {
+            Some(index) => {
+                let (mut high, mut low) = (index, parts.len() - index - 1);
+                if parts[0].is_empty() {
+                    high -= 1;
+                    if high != 0 {
+                        return None; // a leading ':' only as '::'
+                    }
+                }
+                if parts[parts.len() - 1].is_empty() {
+                    low -= 1;
+                    if low != 0 {
+                        return None; // a trailing ':' only as '::'
+                    }
+                }
+                if high + low >= HEXTETS {
+                    return None; // '::' stands for at least one hextet
+                }
+                (high, low, HEXTETS - high - low)
+            }
+            None => {
+                if parts.len() != HEXTETS || parts[0].is_empty() || parts[HEXTETS - 1].is_empty() {
+                    return None;
+                }
+                (HEXTETS, 0, 0)
+            }
+        };
+        let hextet = |part: &str| -> Option<u128> {
+            if part.is_empty() || part.len() > 4 {
+                return None;
+            }
+            u128::from_str_radix(part, 16).ok()
+        };
+        let mut value = 0u128;
+        for part in &parts[..high] {
+            value = value << 16 | hextet(part)?;
+        }
+        value = value.checked_shl(16 * skipped as u32).unwrap_or(0); // all eight skipped ('::'): nothing before
+        for part in &parts[parts.len() - low..] {
+            value = value << 16 | hextet(part)?;
+        }
+        Some(value)
+    }
+
+    #[test]
+    fn reads_ipv6_in_place_as_collected() {
+        let alphabet = ["0", "1", "f", "F", ":", "::", "g", "."];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..7 {
+            texts = texts
+                .iter()
+                .flat_map(|text| alphabet.iter().map(move |piece| format!("{text}{piece}")))
+                .collect();
+            all.extend(texts.iter().cloned());
+        }
+        for hextets in 1..=10 {
+            for hextet in ["0", "1", "ffff", "12345", ""] {
+                let full = vec![hextet; hextets].join(":");
+                all.extend([
+                    full.clone(),
+                    format!("::{full}"),
+                    format!("{full}::"),
+                    format!("1::{full}"),
+                ]);
+            }
+        }
+        let mut read = 0;
+        for text in &all {
+            assert_eq!(ipv6_value(text), ipv6_value_collected(text), "{text:?}");
+            read += usize::from(ipv6_value(text).is_some());
+        }
+        assert!(read > 1000, "{read}");
+    }
+
+    /// `dotted_quad` as it was written first (by parts): what the byte reading must equal.
+    fn dotted_quad_by_parts(ip: &str) -> Option<u32> {
+        let mut value = 0u32;
+        let mut parts = 0;
+        for part in ip.split('.') {
+            let digits = part.as_bytes();
+            if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            if digits.len() > 1 && digits[0] == b'0' {
+                return None;
+            }
+            let octet: u32 = part.parse().ok()?;
+            if octet > 255 {
+                return None;
+            }
+            value = value << 8 | octet;
+            parts += 1;
+        }
+        (parts == 4).then_some(value)
+    }
+
+    #[test]
+    fn reads_dotted_quads_byte_by_byte_as_by_parts() {
+        // Every text of up to 6 characters of an alphabet, and longer ones around the edges.
+        let alphabet = ["0", "1", "2", "5", "9", ".", "a"];
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..7 {
+            texts = texts
+                .iter()
+                .flat_map(|text| alphabet.iter().map(move |piece| format!("{text}{piece}")))
+                .collect();
+            all.extend(texts.iter().cloned());
+        }
+        for octets in [
+            "0", "00", "01", "10", "99", "100", "199", "249", "255", "256", "259", "300", "999", "1000", "",
+        ] {
+            for quad in [
+                format!("{octets}.{octets}.{octets}.{octets}"),
+                format!("1.2.3.{octets}"),
+                format!("{octets}.2.3.4"),
+                format!("1.{octets}.3.4"),
+                format!("255.255.255.{octets}"),
+                format!("1.2.3.4.{octets}"),
+                format!("1.2.{octets}"),
+            ] {
+                all.push(quad);
+            }
+        }
+        let mut read = 0;
+        for text in &all {
+            assert_eq!(dotted_quad(text), dotted_quad_by_parts(text), "{text:?}");
+            read += usize::from(dotted_quad(text).is_some());
+        }
+        assert!(read > 500, "{read}");
     }
 
     #[test]
@@ -971,5 +1165,85 @@ mod tests {
         assert_eq!(spelled(false), spelled(true));
         assert_eq!(spelled(true).len(), 2);
         assert_eq!(lines(&pages[2]), ["4\te\t1\t2\t0\t0"]);
+    }
+
+    #[test]
+    fn pages_order_ties_of_kind_and_ts_by_hit_id_packed_or_not() {
+        // Ids of several ts, some given packed (text ""), some as text (packed or not): every page's lines
+        // in (kind, ts, hit id) order, hits of one id in their order (as the reference's stable sort).
+        let ids: Vec<String> = (0..40u128)
+            .map(|serial| logs::hex32((5 << 80) | ((serial * 0x9e37_79b9_7f4a) % 0xffff_ffff_ffff)))
+            .collect();
+        let stamps: Vec<String> = ids.iter().map(|id| packed_id(id, 5).expect("packs")).collect();
+        let mut hits = Vec::new();
+        for (index, id) in ids.iter().enumerate() {
+            let (ts, kind) = if index % 7 == 3 {
+                (5, "click")
+            } else {
+                (5 + (index % 3) as i64 * 1000, "open")
+            };
+            let (hit_id, packed) = match index % 3 {
+                0 => ("", Some(stamps[index].as_str())),
+                1 => (id.as_str(), Some(stamps[index].as_str())),
+                _ => (id.as_str(), None),
+            };
+            let url_id = index as i64;
+            hits.push(PageHit {
+                ts,
+                hit_id,
+                packed,
+                kind,
+                log_id: 1,
+                url_id,
+                ua: "u",
+                recipient: "r",
+                ua_key: 0,
+                recipient_key: 0,
+            });
+            if index % 5 == 0 {
+                hits.push(PageHit {
+                    url_id: url_id + 100,
+                    ..*hits.last().expect("pushed")
+                }); // the id again
+            }
+        }
+        hits.push(PageHit {
+            hit_id: "not hex",
+            packed: None,
+            ..hits[1]
+        });
+        // Of ts apart by more than 32 bits, once: keys in 128 bits, not 64.
+        let wide: Vec<PageHit<'_>> = hits
+            .iter()
+            .chain(&[
+                PageHit {
+                    ts: i64::MAX / 2,
+                    ..hits[0]
+                },
+                PageHit {
+                    ts: i64::MIN / 2,
+                    ..hits[2]
+                },
+            ])
+            .copied()
+            .collect();
+        for hits in [hits, wide] {
+            let mut expected: Vec<(&str, i64, String, i64)> = hits
+                .iter()
+                .map(|hit| (hit.kind, hit.ts, page_hit_id(hit).into_owned(), hit.url_id))
+                .collect();
+            expected.sort_by(|a, b| (a.0, a.1, &a.2).cmp(&(b.0, b.1, &b.2))); // stable
+            let pages = encode_pages(hits, 7, Spelling::Text);
+            let want: Vec<i64> = expected.iter().map(|hit| hit.3).collect();
+            let got: Vec<i64> = pages
+                .iter()
+                .flat_map(|page| page.lines.iter().map(str::to_owned).collect::<Vec<_>>())
+                .map(|line| {
+                    let fields: Vec<&str> = line.split('\t').collect();
+                    fields[fields.len() - 3].parse().expect("url id")
+                })
+                .collect();
+            assert_eq!(got, want);
+        }
     }
 }
