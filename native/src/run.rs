@@ -96,16 +96,22 @@ fn ipv6_network_48_into(ip: &str, scratch: &mut String) -> Option<()> {
 /// `ipaddress.IPv6Address._ip_int_from_string` for hex digits and colons:
 /// None where it raises.
 fn ipv6_value(ip: &str) -> Option<u128> {
-    const HEXTETS: usize = 8;
     // The parts between colons, in place (no allocation: a run reads every IPv6 hit's address).
-    let mut slots = [""; HEXTETS + 1];
+    let mut slots = [""; IPV6_HEXTETS + 1];
     let mut count = 0;
     for part in ip.split(':') {
-        *slots.get_mut(count)? = part;
+        *slots.get_mut(count)? = part; // more parts than an address can have
         count += 1;
     }
-    let parts = &slots[..count];
-    if parts.len() < 3 {
+    ipv6_from_parts(&slots[..count])
+}
+
+const IPV6_HEXTETS: usize = 8;
+
+/// `ipv6_value` of the parts of an address between its colons.
+fn ipv6_from_parts(parts: &[&str]) -> Option<u128> {
+    const HEXTETS: usize = IPV6_HEXTETS;
+    if parts.len() < 3 || parts.len() > HEXTETS + 1 {
         return None;
     }
     let mut skip = None;
@@ -826,62 +832,7 @@ mod tests {
 
     /// `ipv6_value` as it was written first (its parts collected): what the reading in place must equal.
     fn ipv6_value_collected(ip: &str) -> Option<u128> {
-        const HEXTETS: usize = 8;
-        let parts: Vec<&str> = ip.split(':').collect();
-        if parts.len() < 3 || parts.len() > HEXTETS + 1 {
-            return None;
-        }
-        let mut skip = None;
-        for (index, part) in parts.iter().enumerate().take(parts.len() - 1).skip(1) {
-            if part.is_empty() {
-                if skip.is_some() {
-                    return None; // at most one '::'
-                }
-                skip = Some(index);
-            }
-        }
-        let (high, low, skipped) = match skip {
-            Some(index) => {
-                let (mut high, mut low) = (index, parts.len() - index - 1);
-                if parts[0].is_empty() {
-                    high -= 1;
-                    if high != 0 {
-                        return None; // a leading ':' only as '::'
-                    }
-                }
-                if parts[parts.len() - 1].is_empty() {
-                    low -= 1;
-                    if low != 0 {
-                        return None; // a trailing ':' only as '::'
-                    }
-                }
-                if high + low >= HEXTETS {
-                    return None; // '::' stands for at least one hextet
-                }
-                (high, low, HEXTETS - high - low)
-            }
-            None => {
-                if parts.len() != HEXTETS || parts[0].is_empty() || parts[HEXTETS - 1].is_empty() {
-                    return None;
-                }
-                (HEXTETS, 0, 0)
-            }
-        };
-        let hextet = |part: &str| -> Option<u128> {
-            if part.is_empty() || part.len() > 4 {
-                return None;
-            }
-            u128::from_str_radix(part, 16).ok()
-        };
-        let mut value = 0u128;
-        for part in &parts[..high] {
-            value = value << 16 | hextet(part)?;
-        }
-        value = value.checked_shl(16 * skipped as u32).unwrap_or(0); // all eight skipped ('::'): nothing before
-        for part in &parts[parts.len() - low..] {
-            value = value << 16 | hextet(part)?;
-        }
-        Some(value)
+        ipv6_from_parts(&ip.split(':').collect::<Vec<_>>())
     }
 
     #[test]
