@@ -830,6 +830,20 @@ mod tests {
         assert_eq!(minimise_ip("203.0.113.7", IpMode::Nothing).as_deref(), Some(""));
     }
 
+    /// Every text made of 1 to `pieces` pieces of `alphabet`.
+    fn every_text(alphabet: &[&str], pieces: usize) -> Vec<String> {
+        let mut texts = vec![String::new()];
+        let mut all = Vec::new();
+        for _ in 0..pieces {
+            texts = texts
+                .iter()
+                .flat_map(|text| alphabet.iter().map(move |piece| format!("{text}{piece}")))
+                .collect();
+            all.extend(texts.iter().cloned());
+        }
+        all
+    }
+
     /// `ipv6_value` as it was written first (its parts collected): what the reading in place must equal.
     fn ipv6_value_collected(ip: &str) -> Option<u128> {
         ipv6_from_parts(&ip.split(':').collect::<Vec<_>>())
@@ -837,16 +851,7 @@ mod tests {
 
     #[test]
     fn reads_ipv6_in_place_as_collected() {
-        let alphabet = ["0", "1", "f", "F", ":", "::", "g", "."];
-        let mut texts = vec![String::new()];
-        let mut all = Vec::new();
-        for _ in 0..7 {
-            texts = texts
-                .iter()
-                .flat_map(|text| alphabet.iter().map(move |piece| format!("{text}{piece}")))
-                .collect();
-            all.extend(texts.iter().cloned());
-        }
+        let mut all = every_text(&["0", "1", "f", "F", ":", "::", "g", "."], 7);
         for hextets in 1..=10 {
             for hextet in ["0", "1", "ffff", "12345", ""] {
                 let full = vec![hextet; hextets].join(":");
@@ -891,16 +896,7 @@ mod tests {
     #[test]
     fn reads_dotted_quads_byte_by_byte_as_by_parts() {
         // Every text of up to 6 characters of an alphabet, and longer ones around the edges.
-        let alphabet = ["0", "1", "2", "5", "9", ".", "a"];
-        let mut texts = vec![String::new()];
-        let mut all = Vec::new();
-        for _ in 0..7 {
-            texts = texts
-                .iter()
-                .flat_map(|text| alphabet.iter().map(move |piece| format!("{text}{piece}")))
-                .collect();
-            all.extend(texts.iter().cloned());
-        }
+        let mut all = every_text(&["0", "1", "2", "5", "9", ".", "a"], 7);
         for octets in [
             "0", "00", "01", "10", "99", "100", "199", "249", "255", "256", "259", "300", "999", "1000", "",
         ] {
