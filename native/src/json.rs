@@ -292,8 +292,8 @@ const TENS: [u64; 9] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_00
 fn digit_values(word: u64) -> (u64, usize) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     let values = word ^ (ONES * 0x30); // '0'-'9' become 0-9
-                                       // The high bit of each byte is set when its value is not 0-9: 10 or more
-                                       // (low seven bits plus 0x76, no carry), or its own high bit.
+                                       // The high bit of each byte is set when its value is not 0-9: 10 or more (low seven bits plus 0x76,
+                                       // no carry), or its own high bit.
     let others = (((values & (ONES * 0x7F)) + ONES * 0x76) | values) & (ONES * 0x80);
     (values, (others.trailing_zeros() / 8) as usize)
 }
