@@ -872,6 +872,12 @@ fn delta<H: HitSet>(hits: &H, totals: Totals) -> Option<DeliveryDelta> {
 
 // --------------------------------------------------------------------------- parsed hits
 
+/// How many bits `largest` needs: how wide a part of a packed sort key must be to hold values up to it
+/// (keys that fit in 64 bits sort faster than 128-bit ones).
+pub(crate) fn bit_width(largest: u128) -> u32 {
+    u128::BITS - largest.leading_zeros()
+}
+
 /// `aggregate(parsed.hits, {})` grouped: recipients (delivery id, log id) in
 /// ascending order (fixed-length lower-case hex sorts as its number), each
 /// with its hits in line order; deliveries numbered in that order.
@@ -894,10 +900,9 @@ pub fn group_parsed(parsed: &ParsedLog) -> (Vec<Group>, Vec<u32>, Vec<u64>) {
     for (rank, delivery_id) in deliveries.iter().enumerate() {
         ranks.insert(*delivery_id, rank as u128);
     }
-    let bits = |largest: u64| u64::BITS - largest.leading_zeros();
     let layout = Layout {
         log_shift: 32,
-        rank_shift: 32 + bits(largest_log_id),
+        rank_shift: 32 + bit_width(u128::from(largest_log_id)),
     };
     let mut last: Option<(u64, u128)> = None;
     let mut key_of = |position: usize, hit: &Hit| {
@@ -912,7 +917,7 @@ pub fn group_parsed(parsed: &ParsedLog) -> (Vec<Group>, Vec<u32>, Vec<u64>) {
         (rank << layout.rank_shift) | (u128::from(hit.log_id) << layout.log_shift) | position as u128
     };
     let hits = parsed.hits.iter().enumerate();
-    let (groups, new) = if layout.rank_shift + bits(deliveries.len() as u64) <= u64::BITS {
+    let (groups, new) = if layout.rank_shift + bit_width(deliveries.len() as u128) <= u64::BITS {
         let mut keys: Vec<u64> = hits.map(|(position, hit)| key_of(position, hit) as u64).collect();
         keys.sort_unstable();
         layout.groups(&keys)
@@ -1314,14 +1319,13 @@ impl HitTable {
         let duplicates = (hits.len() - positions.len()) as u64;
         // The log id from the lowest, as wide as the run needs: the keys in 64 bits when they fit (faster
         // to sort than 128).
-        let bits = |largest: u128| u128::BITS - largest.leading_zeros();
-        let log_bits = bits((i128::from(highest) - i128::from(lowest)).max(0) as u128);
+        let log_bits = bit_width((i128::from(highest) - i128::from(lowest)).max(0) as u128);
         let key = |position: u32| {
             let row = &self.rows[hits[position as usize] as usize];
             let log_id = (i128::from(row.log_id) - i128::from(lowest)) as u128;
             u128::from(rank[row.delivery as usize]) << (32 + log_bits) | log_id << 32 | u128::from(position)
         };
-        let (new, recipients) = if 32 + log_bits + bits(ranked.len() as u128) <= u64::BITS {
+        let (new, recipients) = if 32 + log_bits + bit_width(ranked.len() as u128) <= u64::BITS {
             self.grouped_keys(hits, positions.iter().map(|&position| key(position) as u64).collect())
         } else {
             self.grouped_keys(hits, positions.iter().map(|&position| key(position)).collect())

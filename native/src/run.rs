@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 use std::fmt::Write;
 
-use crate::aggregate::{Summary, BUCKET_MS};
+use crate::aggregate::{bit_width, Summary, BUCKET_MS};
 use crate::base64url;
 use crate::classify::is_human;
 use crate::dynamo;
@@ -97,7 +97,7 @@ fn ipv6_network_48_into(ip: &str, scratch: &mut String) -> Option<()> {
 /// None where it raises.
 fn ipv6_value(ip: &str) -> Option<u128> {
     // The parts between colons, in place (no allocation: a run reads every IPv6 hit's address).
-    let mut slots = [""; IPV6_HEXTETS + 1];
+    let mut slots = [""; HEXTETS + 1];
     let mut count = 0;
     for part in ip.split(':') {
         *slots.get_mut(count)? = part; // more parts than an address can have
@@ -106,11 +106,11 @@ fn ipv6_value(ip: &str) -> Option<u128> {
     ipv6_from_parts(&slots[..count])
 }
 
-const IPV6_HEXTETS: usize = 8;
+/// The 16-bit groups of an IPv6 address.
+const HEXTETS: usize = 8;
 
 /// `ipv6_value` of the parts of an address between its colons.
 fn ipv6_from_parts(parts: &[&str]) -> Option<u128> {
-    const HEXTETS: usize = IPV6_HEXTETS;
     if parts.len() < 3 || parts.len() > HEXTETS + 1 {
         return None;
     }
@@ -656,15 +656,14 @@ pub fn encode_pages<'a>(mut hits: Vec<PageHit<'a>>, run: i64, spelling: Spelling
     let (earliest, latest) = hits.iter().fold((i64::MAX, i64::MIN), |(earliest, latest), hit| {
         (earliest.min(hit.ts), latest.max(hit.ts))
     });
-    let bits = |largest: u128| u128::BITS - largest.leading_zeros();
-    let ts_bits = bits((i128::from(latest) - i128::from(earliest)).max(0) as u128);
+    let ts_bits = bit_width((i128::from(latest) - i128::from(earliest)).max(0) as u128);
     let key = |index: usize, hit: &PageHit<'_>| {
         let rank = kinds.iter().position(|kind| *kind == hit.kind).expect("ranked") as u128;
         let ts = (i128::from(hit.ts) - i128::from(earliest)) as u128;
         rank << (32 + ts_bits) | ts << 32 | index as u128
     };
     let keyed = hits.iter().enumerate();
-    let order: Vec<u32> = if 32 + ts_bits + bits(kinds.len() as u128) <= u64::BITS {
+    let order: Vec<u32> = if 32 + ts_bits + bit_width(kinds.len() as u128) <= u64::BITS {
         by_key_then_id(keyed.map(|(index, hit)| key(index, hit) as u64).collect(), &hits)
     } else {
         by_key_then_id(keyed.map(|(index, hit)| key(index, hit)).collect(), &hits)
