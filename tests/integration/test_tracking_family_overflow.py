@@ -106,15 +106,21 @@ def _stored_families(delivery_id: str) -> set[str]:
     return {name for name in item if name.startswith("ab:")}
 
 
+@pytest.fixture
+def emitted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float]]:
+    """(metric, value) of each metric the run emits."""
+    found: list[tuple[str, float]] = []
+    monkeypatch.setattr(metrics, "emit", lambda name, value=1, *args, **kwargs: found.append((name, value)))
+    return found
+
+
 def test_new_families_for_a_full_shard_are_counted_under_other_and_the_run_completes(
-        api: Any, mta: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: Any, mta: Any, emitted: list[tuple[str, float]]) -> None:
     delivery_id = make_delivery(api, mta)
     filled = _fill_shard(delivery_id)
     assert filled > 4_000
     stored = _stored_families(delivery_id)
     put_log("new-families", _hits(delivery_id), T0)
-    emitted: list[tuple[str, float]] = []
-    monkeypatch.setattr(metrics, "emit", lambda name, value=1, *args, **kwargs: emitted.append((name, value)))
 
     result = workflow(FakeClock(NOW), **LIMITS).run()
 
@@ -194,15 +200,13 @@ def _capped_hits(delivery_id: str) -> list[dict[str, Any]]:
 
 
 def test_a_shard_at_the_family_cap_keeps_counting_its_families_and_puts_new_ones_under_other(
-        api: Any, mta: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        api: Any, mta: Any, emitted: list[tuple[str, float]]) -> None:
     delivery_id = make_delivery(api, mta, recipients=8)
     before = _fill_capped_shard(delivery_id)
     bound = counters.FAMILY_SHARD_CAP * counters.FAMILY_UNIT_BYTES
     assert 20_000 < before <= bound
     stored = _stored_families(delivery_id)
     put_log("capped", _capped_hits(delivery_id), T0)
-    emitted: list[tuple[str, float]] = []
-    monkeypatch.setattr(metrics, "emit", lambda name, value=1, *args, **kwargs: emitted.append((name, value)))
 
     result = workflow(FakeClock(NOW), **LIMITS).run()
 
