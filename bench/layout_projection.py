@@ -105,7 +105,7 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
     projection = Projection()
     prior: dict[tuple[str, int], list[Any]] = {}
     stored_verdicts: dict[str, int] = {}
-    states: dict[tuple[str, int], int] = {}
+    states: dict[str, dict[int, int]] = defaultdict(dict)  # delivery -> log id -> its state's bytes
     hit_bytes: dict[str, int] = defaultdict(int)
     runs_with_hits: dict[str, int] = defaultdict(int)
     size = -(-len(lines) // runs)
@@ -120,17 +120,17 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
             counters[delivery_id] += sum(1 for value in deltas.values() if value)
         new_hits: dict[str, int] = defaultdict(int)
         addresses: dict[str, set[str]] = defaultdict(set)
-        touched: dict[str, set[tuple[str, int]]] = defaultdict(set)
+        touched: dict[str, set[int]] = defaultdict(set)  # delivery -> the log ids the run touched
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
             added = fresh[key]
             new_hits[update.delivery_id] += len(added)
             addresses[update.delivery_id].update(hit.ip for hit in added)
-            touched[update.delivery_id].add(key)
+            touched[update.delivery_id].add(update.log_id)
             prior[key] = list(update.hits)
             stored_verdicts.update((hit.hit_id, verdict) for hit, verdict in zip(update.hits, update.verdicts,
                                                                                  strict=True))
-            states[key] = state_bytes(update.hits, update.verdicts)
+            states[update.delivery_id][update.log_id] = state_bytes(update.hits, update.verdicts)
             projection.hits += len(added)
         for delivery_id in sorted(set(new_hits) | set(counters)):
             body = HIT_BYTES * new_hits[delivery_id] + sum(len(ip) for ip in addresses[delivery_id])
@@ -140,10 +140,9 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
             runs_with_hits[delivery_id] += 1
             shards = _shards(audiences.get(delivery_id, len(touched[delivery_id])), shard_bytes)
             by_shard: dict[int, int] = defaultdict(int)
-            for key, state in states.items():
-                if key[0] == delivery_id:
-                    by_shard[_shard(key[1], shards)] += state
-            for shard in {_shard(log_id, shards) for _, log_id in touched[delivery_id]}:
+            for log_id, state in states[delivery_id].items():
+                by_shard[_shard(log_id, shards)] += state
+            for shard in {_shard(log_id, shards) for log_id in touched[delivery_id]}:
                 projection.writes["state_shards"] += write_units(ITEM_HEADER_BYTES + by_shard[shard])
                 projection.reads += read_units(ITEM_HEADER_BYTES + by_shard[shard])
     for delivery_id, body in hit_bytes.items():
