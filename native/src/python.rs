@@ -721,15 +721,13 @@ fn context_get<'py>(mapping: &Bound<'py, PyAny>, key: impl IntoPyObject<'py>) ->
 /// The reference's `classify.Context`, read for the hits of one table.
 struct TableContext {
     rules: Rules,
-    /// By interned user agent / address.
-    agents: Vec<i64>,
-    addresses: Vec<i64>,
     /// By group.
     sent_at: Vec<Option<i64>>,
     /// By row: the stored verdict of a prior hit.
     stored: Vec<Option<i64>>,
-    ua_of: Vec<u32>,
-    ip_of: Vec<u32>,
+    /// By row: its agent's and its address's flags, side by side (one read a hit: `verdicts`
+    /// visits a recipient's hits, which lie far apart in the table).
+    flags_of: Vec<[i64; 2]>,
 }
 
 impl classify::Context for TableContext {
@@ -737,10 +735,10 @@ impl classify::Context for TableContext {
         self.rules
     }
     fn agent(&self, hit: u32) -> i64 {
-        self.agents[self.ua_of[hit as usize] as usize]
+        self.flags_of[hit as usize][0]
     }
     fn address(&self, hit: u32) -> i64 {
-        self.addresses[self.ip_of[hit as usize] as usize]
+        self.flags_of[hit as usize][1]
     }
     fn sent_at(&self, group: usize) -> Option<i64> {
         self.sent_at[group]
@@ -814,17 +812,12 @@ fn table_context(
     prior_rows: &[u32],
 ) -> PyResult<TableContext> {
     let rows = table.len();
-    let ua_of: Vec<u32> = (0..rows as u32).map(|hit| table.ua_of(hit)).collect();
-    let ip_of: Vec<u32> = (0..rows as u32).map(|hit| table.ip_of(hit)).collect();
     let Some(context) = context else {
         return Ok(TableContext {
             rules: Rules::default(),
-            agents: vec![0; table.user_agent_texts().len()],
-            addresses: vec![0; table.ip_texts().len()],
             sent_at: vec![None; groups.len()],
             stored: vec![None; rows],
-            ua_of,
-            ip_of,
+            flags_of: vec![[0, 0]; rows],
         });
     };
     let rules = context.getattr(intern!(py, "rules"))?;
@@ -870,14 +863,14 @@ fn table_context(
     for &row in prior_rows {
         stored[row as usize] = context_get(&stored_mapping, table.hit_id_of(row))?;
     }
+    let flags_of = (0..rows as u32)
+        .map(|hit| [agents[table.ua_of(hit) as usize], addresses[table.ip_of(hit) as usize]])
+        .collect();
     Ok(TableContext {
         rules,
-        agents,
-        addresses,
         sent_at,
         stored,
-        ua_of,
-        ip_of,
+        flags_of,
     })
 }
 
