@@ -86,12 +86,18 @@ class RunHits:
                 hit_type: type, context: Any, max_hits_per_recipient: int, first_hits_per_recipient: int | None,
                 details: dict[tuple[str, int], DetailsTuple], default: DetailsTuple, now_ms: int,
                 retention_days: int, run: int
-                ) -> tuple[bytes, tuple[int, ...], list[DeliveryTuple], list[tuple[str, str, dict[str, int]]], bytes,
-                           tuple[int, ...], int, int, int]:
+                ) -> tuple[EncodedText, tuple[int, ...], list[DeliveryTuple], list[tuple[str, str, dict[str, int]]],
+                           EncodedText, tuple[int, ...], int, int, int]:
         """(recipient items, where each ends, deliveries, domain deltas, log pages, where each ends, hits
         accepted, duplicates, over_limit): what workflow._compute writes, once per RunHits; items and pages as
-        JSON arrays of DynamoDB items (chalicelib/data/item_json.py). Unsupported for values it does not
-        represent."""
+        JSON arrays of DynamoDB items (chalicelib/data/item_json.py), read with memoryview. Unsupported for
+        values it does not represent."""
+
+class EncodedText:
+    """Encoded items, JSON text in the native layer's memory: memoryview(text) reads it without a copy."""
+
+    def __len__(self) -> int: ...
+    def __buffer__(self, flags: int, /) -> memoryview: ...
 
 def run_hits(parsed: Iterable[LazyTuple[Any]], ip_mode: str, minimise: Callable[[str, str], str]) -> RunHits:
     """The hits of parse_log results, IPs minimised as records.minimise_ip (`minimise`: IPv6 under truncated)."""

@@ -600,8 +600,9 @@ class TrackingWorkflow:
         if computed is None:
             return None
         items, item_ends, deliveries, domains, pages, page_ends, accepted, duplicates, over_limit = computed
-        return _Writes(EncodedItems(items, item_ends), tuple(core.DeliveryDelta(*delivery) for delivery in deliveries),
-                       domains, EncodedItems(pages, page_ends), accepted, duplicates, over_limit)
+        return _Writes(EncodedItems(memoryview(items), item_ends),
+                       tuple(core.DeliveryDelta(*delivery) for delivery in deliveries),
+                       domains, EncodedItems(memoryview(pages), page_ends), accepted, duplicates, over_limit)
 
     def _classification(self, agents: Iterable[str], addresses: Iterable[str], state: _StoredState,
                         flagged_addresses: Mapping[str, int] | None = None) -> classification.Context:

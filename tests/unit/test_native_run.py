@@ -13,6 +13,8 @@ declared purposes, non-hit-path ids and known recipients.
 
 from __future__ import annotations
 
+import gc
+import io
 import ipaddress
 import itertools
 import json
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import sendtrail_native
 
 from bench.inputs import KEYRING, KEYRING_JSON, generate_lines
 from chalicelib import native
@@ -135,6 +138,24 @@ def test_the_standard_input_gives_the_same_record(monkeypatch: pytest.MonkeyPatc
                                                   ip_mode: str) -> None:
     result = both(monkeypatch, configure(ip_mode), standard_objects(3_000, 1_000), KEYRING)
     assert result["statistics"]["hits_accepted"] > 2_000 and result["log_pages"] and result["stats"]
+
+
+def test_the_native_items_are_read_in_place_and_read_only(monkeypatch: pytest.MonkeyPatch, configure: Any) -> None:
+    """The items and pages come as views of the native text (no copy), which outlives the computing RunHits,
+    and nothing can write through them."""
+    record = run_record(monkeypatch, NATIVE, configure("truncated"), standard_objects(300, 100), KEYRING)
+    gc.collect()  # the RunHits is gone; the views keep the text alive
+    for name in ("recipients", "log_pages"):
+        text = record[name].text
+        assert isinstance(text, memoryview) and text.readonly and text.format == "B" and text.ndim == 1
+        assert isinstance(text.obj, sendtrail_native.EncodedText) and len(text.obj) == text.nbytes
+        assert bytes(text[:1]) == b"[" and bytes(text[-1:]) == b"]"
+        assert json.loads(bytes(text)) == record[name].items() and len(record[name].items()) == len(record[name])
+        with pytest.raises(TypeError):
+            text[0] = 0
+        with pytest.raises(TypeError, match="read-write"):  # the writable buffer readinto asks for is refused
+            io.BytesIO(b"x").readinto(text.obj)
+    assert all(isinstance(item, bytes) for item in record["recipients"].texts())
 
 
 def test_a_second_run_over_stored_hits_and_summaries_gives_the_same_record(
