@@ -101,3 +101,6 @@ class EncodedText:
 
 def run_hits(parsed: Iterable[LazyTuple[Any]], ip_mode: str, minimise: Callable[[str, str], str]) -> RunHits:
     """The hits of parse_log results, IPs minimised as records.minimise_ip (`minimise`: IPv6 under truncated)."""
+
+def allocator_purge_delay_ms() -> int:
+    """How long the module's allocator (mimalloc) waits before giving freed memory back to the OS; -1: never."""

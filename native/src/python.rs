@@ -27,7 +27,7 @@
 //! objects only when read. Parsing runs without the GIL.
 
 use std::collections::HashMap;
-use std::ffi::c_int;
+use std::ffi::{c_int, c_long};
 use std::sync::Arc;
 
 use pyo3::basic::CompareOp;
@@ -1599,9 +1599,26 @@ impl RunHits {
     }
 }
 
+/// mimalloc's `mi_option_purge_delay`: its place in `mi_option_e` (mimalloc.h, the v3 that
+/// libmimalloc-sys 0.1.49 builds).
+const MI_OPTION_PURGE_DELAY: c_int = 15;
+
+extern "C" {
+    // mimalloc's own (the global allocator, lib.rs): the crate's bindings to it need another dependency.
+    fn mi_option_get(option: c_int) -> c_long;
+}
+
+/// The allocator's purge delay in milliseconds (-1: never), as mimalloc reads it.
+#[pyfunction]
+fn allocator_purge_delay_ms() -> c_long {
+    // SAFETY: mi_option_get only reads the option.
+    unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }
+}
+
 #[pymodule]
 fn sendtrail_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
+    module.add_function(wrap_pyfunction!(allocator_purge_delay_ms, module)?)?;
     module.add("__version__", env!("CARGO_PKG_VERSION"))?;
     module.add("InvalidToken", py.get_type::<InvalidToken>())?;
     module.add("Unsupported", py.get_type::<Unsupported>())?;
