@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     units = None
     if "workflow" in only:
         tracking_workflow.main()
-        compute = workflow_compute.measure_whole_run()
+        compute = workflow_compute.measure_whole_run_alone()
         units = tracking_workflow.measure_units((1, 10))
         print(f"workflow native_hits_per_s={compute['native_hits_per_s']} "
               f"python_hits_per_s={compute['python_hits_per_s']} native_vs_python={compute['native_vs_python']:.2f}x "
