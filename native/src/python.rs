@@ -1053,12 +1053,6 @@ fn aggregate_hits<'py>(
 
 // --------------------------------------------------------------------------- a workflow run
 
-/// A run's new hits, read from its parsed objects' hits (the LazyTuples
-/// `parse_log` returned) without making a Python object per hit, their IPs
-/// minimised; `compute` gives what the run writes. The workflow
-/// (`chalicelib/tracking/workflow.py`, `_compute`) reads `recipients`,
-/// `user_agents` and `ips` for the stored state and the classification,
-/// then calls `compute` once.
 /// Encoded items (a JSON text) handed to Python without a copy: `memoryview(text)` reads the bytes in
 /// place. A run's items are tens of megabytes, and copying them into a `bytes` cost about 5% of its compute.
 #[pyclass(frozen, module = "sendtrail_native")]
@@ -1092,6 +1086,12 @@ impl EncodedText {
     }
 }
 
+/// A run's new hits, read from its parsed objects' hits (the LazyTuples
+/// `parse_log` returned) without making a Python object per hit, their IPs
+/// minimised; `compute` gives what the run writes. The workflow
+/// (`chalicelib/tracking/workflow.py`, `_compute`) reads `recipients`,
+/// `user_agents` and `ips` for the stored state and the classification,
+/// then calls `compute` once.
 #[pyclass(module = "sendtrail_native")]
 struct RunHits {
     table: HitTable,
