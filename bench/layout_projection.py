@@ -51,6 +51,7 @@ FINGERPRINT_BYTES = 4  # a hit id's fingerprint (a false duplicate 1 in 2**32 pe
 REQUESTER_BYTES = 4
 OPEN_TIME_BYTES = 6
 SETTLING_CLICK_BYTES = 8  # ts, URL, verdict of a click still inside the burst window
+CORRECTION_BYTES = 3  # a stored hit's new verdict ("read" state): its place in its shard (varint) and verdict
 BURST_WINDOW_MS = 10_000  # classify.Rules' default burst window
 
 
@@ -96,9 +97,19 @@ class Projection:
 
 
 def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: dict[int, bytes],
-            shard_bytes: int = SHARD_BYTES[0]) -> Projection:
+            shard_bytes: int = SHARD_BYTES[0], state: str = "shards") -> Projection:
     """The projected units of `lines` (the standard input's records) applied in `runs` time-ordered runs, with
-    state shards of about `shard_bytes`."""
+    shards of about `shard_bytes` of counting state.
+
+    `state`: "shards", each recipient's counting state written in state shards
+    (fingerprints of hit ids, verdicts final once out of the burst window); or
+    "read", no state written: run items are kept per state shard, and a run
+    reads the touched shards' run items (every stored hit, its whole id and
+    verdict) to rebuild its recipients' state exactly, appending the verdicts
+    that changed (CORRECTION_BYTES each) to its own run item.
+    """
+    if state not in ("shards", "read"):
+        raise ValueError(f"state is shards or read, not {state!r}")
     from chalicelib.tracking import classify, core
     from chalicelib.tracking.workflow import stat_updates
 
@@ -106,8 +117,8 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
     prior: dict[tuple[str, int], list[Any]] = {}
     stored_verdicts: dict[str, int] = {}
     states: dict[str, dict[int, int]] = defaultdict(dict)  # delivery -> log id -> its state's bytes
-    hit_bytes: dict[str, int] = defaultdict(int)
-    runs_with_hits: dict[str, int] = defaultdict(int)
+    hit_bytes: dict[str | tuple[str, int], int] = defaultdict(int)  # by delivery ("shards"), or shard ("read")
+    runs_with_hits: dict[str | tuple[str, int], int] = defaultdict(int)
     size = -(-len(lines) // runs)
     for run in range(runs):
         parsed = core.parse_log(b"".join(lines[run * size:(run + 1) * size]), keys)
@@ -121,17 +132,24 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
         new_hits: dict[str, int] = defaultdict(int)
         addresses: dict[str, set[str]] = defaultdict(set)
         touched: dict[str, set[int]] = defaultdict(set)  # delivery -> the log ids the run touched
+        by_log: dict[tuple[str, int], tuple[int, set[str], int]] = {}  # new hits, addresses, changed verdicts
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
             added = fresh[key]
             new_hits[update.delivery_id] += len(added)
             addresses[update.delivery_id].update(hit.ip for hit in added)
             touched[update.delivery_id].add(update.log_id)
+            changed = sum(1 for hit, verdict in zip(update.hits, update.verdicts, strict=True)
+                          if stored_verdicts.get(hit.hit_id, verdict) != verdict)
+            by_log[key] = (len(added), {hit.ip for hit in added}, changed)
             prior[key] = list(update.hits)
             stored_verdicts.update((hit.hit_id, verdict) for hit, verdict in zip(update.hits, update.verdicts,
                                                                                  strict=True))
             states[update.delivery_id][update.log_id] = state_bytes(update.hits, update.verdicts)
             projection.hits += len(added)
+        if state == "read":
+            _append_by_shard(projection, by_log, counters, audiences, shard_bytes, hit_bytes, runs_with_hits)
+            continue
         for delivery_id in sorted(set(new_hits) | set(counters)):
             body = HIT_BYTES * new_hits[delivery_id] + sum(len(ip) for ip in addresses[delivery_id])
             projection.writes["run_items"] += write_units(
@@ -151,6 +169,31 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
     return projection
 
 
+def _append_by_shard(projection: Projection, by_log: dict[tuple[str, int], tuple[int, set[str], int]],
+                     counters: dict[str, int], audiences: dict[str, int], shard_bytes: int,
+                     hit_bytes: dict[str | tuple[str, int], int], runs_with_hits: dict[str | tuple[str, int], int]
+                     ) -> None:
+    """One run of project's "read" state: per touched shard of a delivery, the read of its stored run items
+    (strongly consistent, one query) and the write of its new one (the delivery's counter deltas in its first)."""
+    touched: dict[str, dict[int, list[tuple[int, set[str], int]]]] = defaultdict(lambda: defaultdict(list))
+    for (delivery_id, log_id), entry in by_log.items():
+        audience = audiences.get(delivery_id, sum(1 for key in by_log if key[0] == delivery_id))
+        touched[delivery_id][_shard(log_id, _shards(audience, shard_bytes))].append(entry)
+    for delivery_id in sorted(set(touched) | set(counters)):
+        shards = touched[delivery_id] or {0: []}
+        for index, shard in enumerate(sorted(shards)):
+            entries = shards[shard]
+            body = sum(HIT_BYTES * added + sum(len(ip) for ip in ips) + CORRECTION_BYTES * changed
+                       for added, ips, changed in entries)
+            stored = hit_bytes[(delivery_id, shard)]
+            if stored:
+                projection.reads += read_units(stored)
+            projection.writes["run_items"] += write_units(
+                ITEM_HEADER_BYTES + body + (COUNTER_BYTES * counters[delivery_id] if index == 0 else 0))
+            hit_bytes[(delivery_id, shard)] += body
+            runs_with_hits[(delivery_id, shard)] += 1
+
+
 def _shards(audience: int, shard_bytes: int) -> int:
     """A delivery's state shards: its audience at about 80 bytes a recipient, `shard_bytes` a shard."""
     return max(1, math.ceil(80 * audience / shard_bytes))
@@ -168,11 +211,12 @@ def main(spreads: Iterable[int] = (1, 10)) -> None:
     with gzip.open(sample.path, "rb") as stream:
         lines = stream.readlines()
     audiences = delivery_audiences(audience=WORKFLOW_AUDIENCE)
-    for shard_bytes in SHARD_BYTES:
-        for runs in spreads:
-            figures = project(lines, runs, audiences, KEYRING, shard_bytes).per_1000_hits()
-            print(f"layout_projection runs={runs} shard_bytes={shard_bytes} " + " ".join(
-                f"{name}_per_1000_hits={value:.0f}" for name, value in figures.items()))
+    for state in ("shards", "read"):
+        for shard_bytes in SHARD_BYTES:
+            for runs in spreads:
+                figures = project(lines, runs, audiences, KEYRING, shard_bytes, state).per_1000_hits()
+                print(f"layout_projection state={state} runs={runs} shard_bytes={shard_bytes} " + " ".join(
+                    f"{name}_per_1000_hits={value:.0f}" for name, value in figures.items()))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench import layout_projection as projection
 from bench.inputs import KEYRING, delivery_audiences, generate_lines
 from chalicelib.tracking import classify
@@ -40,3 +42,21 @@ def test_every_distinct_hit_is_projected_once_however_the_runs_split_it() -> Non
     assert four.writes["run_items"] > one.writes["run_items"]
     figures = four.per_1000_hits()
     assert figures["total"] == sum(value for name, value in figures.items() if name not in ("total", "reads"))
+
+
+def test_rebuilding_the_state_by_reads_writes_no_state_and_reads_only_what_earlier_runs_stored() -> None:
+    lines = list(generate_lines(400, audience=0.004))
+    audiences = delivery_audiences(audience=0.004)
+    one, four = (projection.project(lines, runs, audiences, KEYRING, state="read") for runs in (1, 4))
+    shards = projection.project(lines, 4, audiences, KEYRING)
+    assert one.hits == four.hits == shards.hits
+    assert "state_shards" not in four.writes and shards.writes["state_shards"] > 0
+    assert one.reads == 0 < four.reads  # a first run has nothing stored to read
+    assert four.writes["run_items"] >= shards.writes["run_items"]  # kept per shard: more, smaller run items
+    figures = four.per_1000_hits()
+    assert figures["total"] == sum(value for name, value in figures.items() if name not in ("total", "reads"))
+
+
+def test_a_state_kind_it_does_not_know_is_refused() -> None:
+    with pytest.raises(ValueError, match="shards or read"):
+        projection.project([], 1, {}, KEYRING, state="rows")
