@@ -54,6 +54,9 @@ SETTLING_CLICK_BYTES = 8  # ts, URL, verdict of a click still inside the burst w
 CORRECTION_BYTES = 3  # a stored hit's new verdict ("read" state): its place in its shard (varint) and verdict
 BURST_WINDOW_MS = 10_000  # classify.Rules' default burst window
 
+# A recipient's part of a run: its new hits, their addresses, its stored hits whose verdict the run changed.
+Entry = tuple[int, set[str], int]
+
 
 def write_units(size: float) -> int:
     """DynamoDB's write request units for an item of `size` bytes (1 KB each, at least one)."""
@@ -129,69 +132,60 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
         counters: dict[str, int] = defaultdict(int)
         for delivery_id, _stat, deltas in stat_updates(aggregates.deliveries):
             counters[delivery_id] += sum(1 for value in deltas.values() if value)
-        new_hits: dict[str, int] = defaultdict(int)
-        addresses: dict[str, set[str]] = defaultdict(set)
-        touched: dict[str, set[int]] = defaultdict(set)  # delivery -> the log ids the run touched
-        by_log: dict[tuple[str, int], tuple[int, set[str], int]] = {}  # new hits, addresses, changed verdicts
+        # delivery -> log id -> (new hits, their addresses, stored hits whose verdict the run changed)
+        touched: dict[str, dict[int, Entry]] = defaultdict(dict)
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
             added = fresh[key]
-            new_hits[update.delivery_id] += len(added)
-            addresses[update.delivery_id].update(hit.ip for hit in added)
-            touched[update.delivery_id].add(update.log_id)
             changed = sum(1 for hit, verdict in zip(update.hits, update.verdicts, strict=True)
                           if stored_verdicts.get(hit.hit_id, verdict) != verdict)
-            by_log[key] = (len(added), {hit.ip for hit in added}, changed)
+            touched[update.delivery_id][update.log_id] = (len(added), {hit.ip for hit in added}, changed)
             prior[key] = list(update.hits)
             stored_verdicts.update((hit.hit_id, verdict) for hit, verdict in zip(update.hits, update.verdicts,
                                                                                  strict=True))
             states[update.delivery_id][update.log_id] = state_bytes(update.hits, update.verdicts)
             projection.hits += len(added)
-        if state == "read":
-            _append_by_shard(projection, by_log, counters, audiences, shard_bytes, hit_bytes, runs_with_hits)
-            continue
-        for delivery_id in sorted(set(new_hits) | set(counters)):
-            body = HIT_BYTES * new_hits[delivery_id] + sum(len(ip) for ip in addresses[delivery_id])
-            projection.writes["run_items"] += write_units(
-                ITEM_HEADER_BYTES + body + COUNTER_BYTES * counters[delivery_id])
+        for delivery_id in sorted(set(touched) | set(counters)):
+            logs = touched[delivery_id]
+            shards = _shards(audiences.get(delivery_id, len(logs)), shard_bytes)
+            counter_bytes = COUNTER_BYTES * counters[delivery_id]
+            if state == "read":
+                _append_by_shard(projection, delivery_id, logs, shards, counter_bytes, hit_bytes, runs_with_hits)
+                continue
+            body = (HIT_BYTES * sum(added for added, _, _ in logs.values())
+                    + sum(len(ip) for ip in set().union(*(ips for _, ips, _ in logs.values()))))
+            projection.writes["run_items"] += write_units(ITEM_HEADER_BYTES + body + counter_bytes)
             hit_bytes[delivery_id] += body
             runs_with_hits[delivery_id] += 1
-            shards = _shards(audiences.get(delivery_id, len(touched[delivery_id])), shard_bytes)
             by_shard: dict[int, int] = defaultdict(int)
-            for log_id, state in states[delivery_id].items():
-                by_shard[_shard(log_id, shards)] += state
-            for shard in {_shard(log_id, shards) for log_id in touched[delivery_id]}:
+            for log_id, state_size in states[delivery_id].items():
+                by_shard[_shard(log_id, shards)] += state_size
+            for shard in {_shard(log_id, shards) for log_id in logs}:
                 projection.writes["state_shards"] += write_units(ITEM_HEADER_BYTES + by_shard[shard])
                 projection.reads += read_units(ITEM_HEADER_BYTES + by_shard[shard])
-    for delivery_id, body in hit_bytes.items():
-        if runs_with_hits[delivery_id] > 1:  # a lone run item is its own page: nothing to fold
+    for page, body in hit_bytes.items():  # a delivery's ("shards") or a shard's ("read") run items
+        if runs_with_hits[page] > 1:  # a lone run item is its own page: nothing to fold
             projection.writes["compaction"] += write_units(ITEM_HEADER_BYTES + body)
     return projection
 
 
-def _append_by_shard(projection: Projection, by_log: dict[tuple[str, int], tuple[int, set[str], int]],
-                     counters: dict[str, int], audiences: dict[str, int], shard_bytes: int,
-                     hit_bytes: dict[str | tuple[str, int], int], runs_with_hits: dict[str | tuple[str, int], int]
-                     ) -> None:
-    """One run of project's "read" state: per touched shard of a delivery, the read of its stored run items
-    (strongly consistent, one query) and the write of its new one (the delivery's counter deltas in its first)."""
-    touched: dict[str, dict[int, list[tuple[int, set[str], int]]]] = defaultdict(lambda: defaultdict(list))
-    for (delivery_id, log_id), entry in by_log.items():
-        audience = audiences.get(delivery_id, sum(1 for key in by_log if key[0] == delivery_id))
-        touched[delivery_id][_shard(log_id, _shards(audience, shard_bytes))].append(entry)
-    for delivery_id in sorted(set(touched) | set(counters)):
-        shards = touched[delivery_id] or {0: []}
-        for index, shard in enumerate(sorted(shards)):
-            entries = shards[shard]
-            body = sum(HIT_BYTES * added + sum(len(ip) for ip in ips) + CORRECTION_BYTES * changed
-                       for added, ips, changed in entries)
-            stored = hit_bytes[(delivery_id, shard)]
-            if stored:
-                projection.reads += read_units(stored)
-            projection.writes["run_items"] += write_units(
-                ITEM_HEADER_BYTES + body + (COUNTER_BYTES * counters[delivery_id] if index == 0 else 0))
-            hit_bytes[(delivery_id, shard)] += body
-            runs_with_hits[(delivery_id, shard)] += 1
+def _append_by_shard(projection: Projection, delivery_id: str, logs: dict[int, Entry], shards: int,
+                     counter_bytes: int, hit_bytes: dict[str | tuple[str, int], int],
+                     runs_with_hits: dict[str | tuple[str, int], int]) -> None:
+    """One delivery's run in project's "read" state: per shard it touches, the read of its stored run items
+    (strongly consistent, one query) and the write of its new one (the counter deltas in its first)."""
+    by_shard: dict[int, list[Entry]] = defaultdict(list)
+    for log_id, entry in logs.items():
+        by_shard[_shard(log_id, shards)].append(entry)
+    for index, shard in enumerate(sorted(by_shard) or [0]):
+        body = sum(HIT_BYTES * added + sum(len(ip) for ip in ips) + CORRECTION_BYTES * changed
+                   for added, ips, changed in by_shard[shard])
+        stored = hit_bytes[(delivery_id, shard)]
+        if stored:
+            projection.reads += read_units(stored)
+        projection.writes["run_items"] += write_units(ITEM_HEADER_BYTES + body + (counter_bytes if index == 0 else 0))
+        hit_bytes[(delivery_id, shard)] += body
+        runs_with_hits[(delivery_id, shard)] += 1
 
 
 def _shards(audience: int, shard_bytes: int) -> int:
