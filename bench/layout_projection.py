@@ -152,8 +152,7 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
             if state == "read":
                 _append_by_shard(projection, delivery_id, logs, shards, counter_bytes, hit_bytes, runs_with_hits)
                 continue
-            body = (HIT_BYTES * sum(added for added, _, _ in logs.values())
-                    + sum(len(ip) for ip in set().union(*(ips for _, ips, _ in logs.values()))))
+            body = _run_item_body(logs.values(), corrections=False)  # the state shards hold the verdicts
             projection.writes["run_items"] += write_units(ITEM_HEADER_BYTES + body + counter_bytes)
             hit_bytes[delivery_id] += body
             runs_with_hits[delivery_id] += 1
@@ -169,6 +168,15 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
     return projection
 
 
+def _run_item_body(entries: Iterable[Entry], corrections: bool) -> int:
+    """The bytes of a run item's recipients' part: their new hits, each new address once, and (`corrections`)
+    the stored hits whose verdict changed."""
+    entries = list(entries)
+    return (sum(HIT_BYTES * added + (CORRECTION_BYTES * changed if corrections else 0)
+                for added, _, changed in entries)
+            + sum(len(ip) for ip in set().union(*(ips for _, ips, _ in entries))))
+
+
 def _append_by_shard(projection: Projection, delivery_id: str, logs: dict[int, Entry], shards: int,
                      counter_bytes: int, hit_bytes: dict[str | tuple[str, int], int],
                      runs_with_hits: dict[str | tuple[str, int], int]) -> None:
@@ -178,8 +186,7 @@ def _append_by_shard(projection: Projection, delivery_id: str, logs: dict[int, E
     for log_id, entry in logs.items():
         by_shard[_shard(log_id, shards)].append(entry)
     for index, shard in enumerate(sorted(by_shard) or [0]):
-        body = sum(HIT_BYTES * added + sum(len(ip) for ip in ips) + CORRECTION_BYTES * changed
-                   for added, ips, changed in by_shard[shard])
+        body = _run_item_body(by_shard[shard], corrections=True)
         stored = hit_bytes[(delivery_id, shard)]
         if stored:
             projection.reads += read_units(stored)
