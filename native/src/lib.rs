@@ -43,7 +43,9 @@ mod python;
 
 /// mimalloc serves the Python module's allocations. A run allocates buffers of tens of megabytes (its
 /// hits, items, log pages): glibc's malloc maps each one afresh and unmaps it when freed, so every run
-/// paid the page faults again, about a tenth of a whole run's compute. mimalloc reuses its memory.
+/// paid the page faults again, about a tenth of a whole run's compute. mimalloc reuses its memory, and
+/// never gives it back to the OS: `chalicelib/native.py` sets its purge delay (ALLOCATOR_PURGE_DELAY)
+/// before it loads the module.
 #[cfg(feature = "python")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

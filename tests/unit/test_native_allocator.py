@@ -13,6 +13,9 @@ import os
 import subprocess
 import sys
 
+from chalicelib.native import ALLOCATOR_PURGE_DELAY
+
+VARIABLE = ALLOCATOR_PURGE_DELAY[0]
 LOAD_AS_THE_WORKFLOW_DOES = (
     "import json\n"
     "from chalicelib import native\n"
@@ -28,7 +31,7 @@ def _purge_delay_ms(environment: dict[str, str]) -> int:
 
 
 def _environment(**changes: str) -> dict[str, str]:
-    environment = {key: value for key, value in os.environ.items() if key != "MIMALLOC_PURGE_DELAY"}
+    environment = {key: value for key, value in os.environ.items() if key != VARIABLE}
     return {**environment, **changes}
 
 
@@ -37,4 +40,4 @@ def test_loaded_by_the_workflow_the_allocator_never_gives_freed_memory_back() ->
 
 
 def test_an_explicit_setting_wins() -> None:
-    assert _purge_delay_ms(_environment(MIMALLOC_PURGE_DELAY="250")) == 250
+    assert _purge_delay_ms(_environment(**{VARIABLE: "250"})) == 250
