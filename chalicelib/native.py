@@ -53,11 +53,11 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
-from typing import Any, Callable, Iterator, Mapping, Sequence, cast
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, cast
 
 from chalicelib import metrics, tokens
 from chalicelib.hits.records import minimise_ip
-from chalicelib.tracking import classify, core
+from chalicelib.tracking import classify, core, run_items
 
 MODES = ("auto", "on", "off")
 MODULE_NAME = "sendtrail_native"
@@ -175,6 +175,16 @@ class Backend:
         except module.Unsupported:
             return None
         return computed
+
+    def encode_run_item(self, delivery_id: str, hits: Iterable[tuple[core.Hit, int]],
+                        corrections: Iterable[tuple[str, int]] = (),
+                        counters: Iterable[tuple[str, str, int]] = ()) -> bytes:
+        """run_items.encode, by this backend (docs/spec/run-items.md): same bytes, same RunItemError reasons."""
+        return run_items.encode(delivery_id, hits, corrections, counters)
+
+    def decode_run_item(self, delivery_id: str, body: bytes) -> run_items.RunItem:
+        """run_items.decode, by this backend."""
+        return run_items.decode(delivery_id, body)
 
     def _native_arguments(self, data: Any, keys: Any) -> tuple[ModuleType, bytes, dict[int, bytes]] | None:
         """(module, data as bytes, key ring as a dict) when the native module can take them; None otherwise."""

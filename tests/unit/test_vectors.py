@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 
 from chalicelib import native
-from chalicelib.tracking import core
+from chalicelib.tracking import core, run_items
 from chalicelib.tracking.items import decode_summary, encode_summary
 from tests.vectors import __main__ as vectors
 
 PARSE = json.loads((vectors.HERE / "parse_log.json").read_text(encoding="utf-8"))
 AGGREGATE = json.loads((vectors.HERE / "aggregate.json").read_text(encoding="utf-8"))
+RUN_ITEMS = json.loads((vectors.HERE / "run_items.json").read_text(encoding="utf-8"))
 KEYS = {int(key_id): bytes.fromhex(secret) for key_id, secret in PARSE["keys"].items()}
 BACKENDS = [native.select("off")]
 if os.environ.get("REQUIRE_NATIVE_MODULE") == "1" or native.select("auto").is_native:
@@ -63,6 +64,37 @@ def test_aggregate_vectors(case: dict[str, Any], backend: native.Backend) -> Non
     assert [{"delivery_id": d.delivery_id, "indicators": d.indicators, "urls": vectors._keyed(d.urls),
              "buckets": vectors._keyed(d.buckets), "user_agents": vectors._keyed(d.user_agents)}
             for d in result.deliveries] == expected["deliveries"]
+
+
+def _run_item_inputs(case: dict[str, Any]) -> tuple[list[tuple[core.Hit, int]], list[tuple[str, int]],
+                                                    list[tuple[str, str, int]]]:
+    hits = [(_hit({name: value for name, value in hit.items() if name != "verdict"}), hit["verdict"])
+            for hit in case["hits"]]
+    return (hits, [(entry["hit_id"], entry["verdict"]) for entry in case["corrections"]],
+            [(entry["stat"], entry["field"], entry["delta"]) for entry in case["counters"]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS, ids=lambda backend: backend.name)
+@pytest.mark.parametrize("case", RUN_ITEMS["cases"], ids=lambda case: case["name"])
+def test_run_item_vectors(case: dict[str, Any], backend: native.Backend) -> None:
+    delivery_id = RUN_ITEMS["delivery_id"]
+    if "error" in case:
+        with pytest.raises(run_items.RunItemError) as refused:
+            backend.decode_run_item(delivery_id, bytes.fromhex(case["body"]))
+        assert refused.value.reason == case["error"]
+        return
+    hits, corrections, counters = _run_item_inputs(case)
+    if "encode_error" in case:
+        with pytest.raises(run_items.RunItemError) as refused:
+            backend.encode_run_item(delivery_id, hits, corrections, counters)
+        assert refused.value.reason == case["encode_error"]
+        return
+    body = bytes.fromhex(case["body"])
+    assert backend.encode_run_item(delivery_id, hits, corrections, counters) == body
+    decoded = backend.decode_run_item(delivery_id, body)
+    assert decoded.hits == tuple(sorted(hits, key=lambda entry: (entry[0].log_id, entry[0].ts, entry[0].hit_id)))
+    assert decoded.corrections == tuple(sorted(corrections))
+    assert decoded.counters == tuple(sorted(counter for counter in counters if counter[2]))
 
 
 @pytest.mark.parametrize("name", sorted(vectors.FILES))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-from chalicelib.tracking import core
+from chalicelib.tracking import core, run_items
 from chalicelib.tracking.items import encode_summary
 from tests.tracking_logs import CHROME, KEYS, SECRET, line, record
 
@@ -147,11 +148,143 @@ def aggregate_vectors() -> dict[str, Any]:
     return {"cases": cases}
 
 
+def _ri_hit(serial: int, offset_ms: int = 0, verdict: int = 0, **fields: Any) -> tuple[core.Hit, int]:
+    return (replace(_h(serial, 0), ts=T0 + offset_ms, **fields), verdict)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    run_items._varint(out, value)
+    return bytes(out)
+
+
+def _raw(texts: Sequence[bytes], hits: Sequence[bytes], corrections: Sequence[bytes] = (),
+         counters: Sequence[bytes] = (), version: int = run_items.VERSION) -> bytes:
+    """A body put together by hand, for the refusals."""
+    return b"".join([bytes([version]), _varint(len(texts)), *(_varint(len(text)) + text for text in texts),
+                     _varint(len(hits)), *hits, _varint(len(corrections)), *corrections,
+                     _varint(len(counters)), *counters])
+
+
+def _raw_hit(serial: int, *fields: int, flags: int = 0, ts: int | None = None) -> bytes:
+    """flags, the id of `serial`, [ts], then `fields` (log id, URL id, agent, address, verdict + 1) as varints."""
+    head = bytes([flags | (0x10 if ts is not None else 0)]) + bytes.fromhex(_id(serial))
+    return head + (_varint(ts) if ts is not None else b"") + b"".join(_varint(value) for value in fields)
+
+
+def run_item_cases() -> tuple[list[dict[str, Any]], list[tuple[str, bytes]], list[dict[str, Any]]]:
+    """(valid items, refused bodies, refused encodings) for tests/vectors/run_items.json."""
+    top = 2**53 - 1
+    valid: list[dict[str, Any]] = [
+        {"name": "an empty run item", "hits": [], "corrections": [], "counters": []},
+        {"name": "hits in canonical order, each text once, ids carrying their time",
+         "hits": [_ri_hit(3, 0, log_id=2), _ri_hit(2, 5_000, kind="open"), _ri_hit(1, 5_000, kind="open"),
+                  _ri_hit(4, 7_000, ua="python-requests/2.32.3", ip="198.51.100.0", log_id=2)],
+         "corrections": [], "counters": []},
+        {"name": "a hit not at its id's time carries its ts",
+         "hits": [_ri_hit(5, 0), (replace(_h(6, 0), ts=12), 0)], "corrections": [], "counters": []},
+        {"name": "every kind and purpose; verdicts unclassified, human and a machine mask",
+         "hits": [_ri_hit(7, 1, -1, kind="click"), _ri_hit(8, 2, 0, kind="open", purpose="prefetch"),
+                  _ri_hit(9, 3, 1 << 8, kind="optout", purpose="prerender"),
+                  _ri_hit(10, 4, 511, kind="mirror", purpose="preview")],
+         "corrections": [], "counters": []},
+        {"name": "corrections by hit id",
+         "hits": [_ri_hit(11)], "corrections": [(_id(40), -1), (_id(30), 64)], "counters": []},
+        {"name": "counters by stat and field, signed, a delta of 0 left out",
+         "hits": [], "corrections": [],
+         "counters": [("url#000004", "clicks_total", 3), ("indicators", "opens_unique", -1),
+                      ("indicators", "clicks_total", 0), ("indicators", "hits", 2**63 - 1),
+                      ("bucket#001740823200000", "opens", -2**63)]},
+        {"name": "texts: an empty address, a non-ASCII agent, a text shared by a hit and a counter",
+         "hits": [_ri_hit(12, ua="Agent é 🙂", ip=""), _ri_hit(13, ua="ua#os#Other", ip="")],
+         "corrections": [], "counters": [("ua#os#Other", "clicks", 1)]},
+        {"name": "the largest values",
+         "hits": [(core.Hit("f" * 32, top, "click", D1, top, top, "a", "b"), top)], "corrections": [],
+         "counters": []},
+    ]
+    hit = _raw_hit(1, 1, 4, 0, 1, 1)
+    refused = [
+        ("empty", b""),
+        ("version 2", _raw([b"a", b"b"], [hit], version=2)),
+        ("truncated in the texts", _raw([b"agent"], [])[:4]),
+        ("truncated in a hit id", _raw([b"a", b"b"], [hit])[:12]),
+        ("truncated before the counters", _raw([b"a", b"b"], [hit])[:-1]),
+        ("an overlong varint", b"\x01\x80\x00\x00\x00\x00"),
+        ("a varint of 11 bytes", b"\x01" + b"\xff" * 10 + b"\x01"),
+        ("a varint past 2**64", b"\x01" + b"\xff" * 9 + b"\x02"),
+        ("a text that is not UTF-8", _raw([b"\xff", b"b"], [hit])),
+        ("reserved flag bits", _raw([b"a", b"b"], [_raw_hit(1, 1, 4, 0, 1, 1, flags=0x20)])),
+        ("a text index past the texts", _raw([b"a", b"b"], [_raw_hit(1, 1, 4, 0, 2, 1)])),
+        ("a log id past 2**53 - 1", _raw([b"a", b"b"], [_raw_hit(1, 2**53, 4, 0, 1, 1)])),
+        ("a ts past 2**53 - 1", _raw([b"a", b"b"], [_raw_hit(1, 1, 4, 0, 1, 1, ts=2**53)])),
+        ("a verdict past 2**53 - 1", _raw([b"a", b"b"], [_raw_hit(1, 1, 4, 0, 1, 2**53 + 1)])),
+        ("hits out of order", _raw([b"a", b"b"], [_raw_hit(2, 1, 4, 0, 1, 1), _raw_hit(1, 1, 4, 0, 1, 1)])),
+        ("a hit id twice", _raw([b"a", b"b"], [_raw_hit(1, 1, 4, 0, 1, 1), _raw_hit(1, 2, 4, 0, 1, 1)])),
+        ("a ts equal to the id's time", _raw([b"a", b"b"], [_raw_hit(1, 1, 4, 0, 1, 1, ts=T0)])),
+        ("a text before its first use", _raw([b"a", b"b"], [_raw_hit(1, 1, 4, 1, 0, 1)])),
+        ("a text twice", _raw([b"a", b"a"], [_raw_hit(1, 1, 4, 0, 1, 1)])),
+        ("a text unused", _raw([b"a", b"b", b"c"], [hit])),
+        ("a correction of the item's own hit", _raw([b"a", b"b"], [hit], [bytes.fromhex(_id(1)) + b"\x01"])),
+        ("corrections out of order", _raw([], [], [bytes.fromhex(_id(3)) + b"\x01", bytes.fromhex(_id(2)) + b"\x01"])),
+        ("a delta of 0", _raw([b"s", b"f"], [], [], [b"\x00\x01\x00"])),
+        ("counters out of order", _raw([b"s", b"g", b"f"], [], [], [b"\x00\x01\x02", b"\x00\x02\x02"])),
+        ("bytes after the counters", _raw([b"a", b"b"], [hit]) + b"\x00"),
+    ]
+    bad = [
+        ("a hit of another delivery", [_ri_hit(1, delivery_id=D2)], [], []),
+        ("a hit id in capitals", [(replace(_h(1, 0), hit_id="AB" * 16), 0)], [], []),
+        ("an unknown kind", [_ri_hit(1, kind="view")], [], []),
+        ("an unknown purpose", [_ri_hit(1, purpose="later")], [], []),
+        ("a log id past 2**53 - 1", [_ri_hit(1, log_id=2**53)], [], []),
+        ("a verdict below -1", [_ri_hit(1, 0, -2)], [], []),
+        ("a hit twice", [_ri_hit(1), _ri_hit(1, 5)], [], []),
+        ("a correction of the item's own hit", [_ri_hit(1)], [(_id(1), 0)], []),
+        ("a correction twice", [], [(_id(1), 0), (_id(1), 1)], []),
+        ("a counter twice", [], [], [("indicators", "hits", 1), ("indicators", "hits", 2)]),
+        ("a delta past 64 bits", [], [], [("indicators", "hits", 2**63)]),
+    ]
+    return valid, refused, [{"name": name, "hits": hits, "corrections": corrections, "counters": counters}
+                            for name, hits, corrections, counters in bad]
+
+
+def _ri_json(hits: Any, corrections: Any, counters: Any) -> dict[str, Any]:
+    return {"hits": [{**_hit(hit), "verdict": verdict} for hit, verdict in hits],
+            "corrections": [{"hit_id": hit_id, "verdict": verdict} for hit_id, verdict in corrections],
+            "counters": [{"stat": stat, "field": name, "delta": delta} for stat, name, delta in counters]}
+
+
+def run_item_vectors() -> dict[str, Any]:
+    valid, refused, bad = run_item_cases()
+    cases: list[dict[str, Any]] = []
+    for case in valid:
+        body = run_items.encode(D1, case["hits"], case["corrections"], case["counters"])
+        decoded = run_items.decode(D1, body)
+        assert set(decoded.hits) == set(case["hits"]), case["name"]
+        cases.append({"name": case["name"], **_ri_json(case["hits"], case["corrections"], case["counters"]),
+                      "body": body.hex()})
+    for name, body in refused:
+        try:
+            run_items.decode(D1, body)
+        except run_items.RunItemError as error:
+            cases.append({"name": name, "body": body.hex(), "error": error.reason})
+        else:
+            raise AssertionError(f"{name}: decoded")
+    for case in bad:
+        try:
+            run_items.encode(D1, case["hits"], case["corrections"], case["counters"])
+        except run_items.RunItemError as error:
+            cases.append({"name": case["name"], **_ri_json(case["hits"], case["corrections"], case["counters"]),
+                          "encode_error": error.reason})
+        else:
+            raise AssertionError(f"{case['name']}: encoded")
+    return {"delivery_id": D1, "cases": cases}
+
+
 def render(vectors: dict[str, Any]) -> str:
     return json.dumps(vectors, indent=1, ensure_ascii=False, sort_keys=False) + "\n"
 
 
-FILES = {"parse_log.json": parse_vectors, "aggregate.json": aggregate_vectors}
+FILES = {"parse_log.json": parse_vectors, "aggregate.json": aggregate_vectors, "run_items.json": run_item_vectors}
 
 
 def main() -> None:
