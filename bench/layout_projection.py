@@ -51,11 +51,17 @@ FINGERPRINT_BYTES = 4  # a hit id's fingerprint (a false duplicate 1 in 2**32 pe
 REQUESTER_BYTES = 4
 OPEN_TIME_BYTES = 6
 SETTLING_CLICK_BYTES = 8  # ts, URL, verdict of a click still inside the burst window
-CORRECTION_BYTES = 3  # a stored hit's new verdict ("read" state): its place in its shard (varint) and verdict
 BURST_WINDOW_MS = 10_000  # classify.Rules' default burst window
 
-# A recipient's part of a run: its new hits, their addresses, its stored hits whose verdict the run changed.
-Entry = tuple[int, set[str], int]
+
+
+@dataclass
+class Entry:
+    """A recipient's part of a run: its new hits with their verdicts, and its stored hits whose verdict the run
+    changed (hit id, new verdict)."""
+
+    added: list[tuple[Any, int]]
+    changed: list[tuple[str, int]]
 
 
 def write_units(size: float) -> int:
@@ -109,7 +115,9 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
     "read", no state written: run items are kept per state shard, and a run
     reads the touched shards' run items (every stored hit, its whole id and
     verdict) to rebuild its recipients' state exactly, appending the verdicts
-    that changed (CORRECTION_BYTES each) to its own run item.
+    that changed to its own run item. "read" sizes its run items and pages with
+    the run-item codec itself (chalicelib/tracking/run_items.py), not with
+    assumed sizes.
     """
     if state not in ("shards", "read"):
         raise ValueError(f"state is shards or read, not {state!r}")
@@ -120,8 +128,9 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
     prior: dict[tuple[str, int], list[Any]] = {}
     stored_verdicts: dict[str, int] = {}
     states: dict[str, dict[int, int]] = defaultdict(dict)  # delivery -> log id -> its state's bytes
-    hit_bytes: dict[str | tuple[str, int], int] = defaultdict(int)  # by delivery ("shards"), or shard ("read")
-    runs_with_hits: dict[str | tuple[str, int], int] = defaultdict(int)
+    hit_bytes: dict[str, int] = defaultdict(int)  # "shards": by delivery
+    runs_with_hits: dict[str, int] = defaultdict(int)
+    pages: dict[tuple[str, int], ShardPage] = defaultdict(ShardPage)  # "read": by (delivery, shard)
     size = -(-len(lines) // runs)
     for run in range(runs):
         parsed = core.parse_log(b"".join(lines[run * size:(run + 1) * size]), keys)
@@ -129,17 +138,18 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
         context = classify.context_for(touched_hits, classify.Rules(), {}, stored_verdicts)
         aggregates = core.aggregate(parsed.hits, prior, 10_000, context)
         fresh = core.fresh_by_recipient(parsed.hits, prior, {})
-        counters: dict[str, int] = defaultdict(int)
-        for delivery_id, _stat, deltas in stat_updates(aggregates.deliveries):
-            counters[delivery_id] += sum(1 for value in deltas.values() if value)
-        # delivery -> log id -> (new hits, their addresses, stored hits whose verdict the run changed)
-        touched: dict[str, dict[int, Entry]] = defaultdict(dict)
+        counters: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+        for delivery_id, stat, deltas in stat_updates(aggregates.deliveries):
+            counters[delivery_id] += [(stat, name, value) for name, value in deltas.items() if value]
+        touched: dict[str, dict[int, Entry]] = defaultdict(dict)  # delivery -> log id -> its part of the run
         for update in aggregates.recipients:
             key = (update.delivery_id, update.log_id)
+            verdicts = dict(zip((hit.hit_id for hit in update.hits), update.verdicts, strict=True))
             added = fresh[key]
-            changed = sum(1 for hit, verdict in zip(update.hits, update.verdicts, strict=True)
-                          if stored_verdicts.get(hit.hit_id, verdict) != verdict)
-            touched[update.delivery_id][update.log_id] = (len(added), {hit.ip for hit in added}, changed)
+            changed = [(hit.hit_id, verdict) for hit, verdict in zip(update.hits, update.verdicts, strict=True)
+                       if stored_verdicts.get(hit.hit_id, verdict) != verdict]
+            touched[update.delivery_id][update.log_id] = Entry([(hit, verdicts[hit.hit_id]) for hit in added],
+                                                               changed)
             prior[key] = list(update.hits)
             stored_verdicts.update((hit.hit_id, verdict) for hit, verdict in zip(update.hits, update.verdicts,
                                                                                  strict=True))
@@ -148,11 +158,11 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
         for delivery_id in sorted(set(touched) | set(counters)):
             logs = touched[delivery_id]
             shards = _shards(audiences.get(delivery_id, len(logs)), shard_bytes)
-            counter_bytes = COUNTER_BYTES * counters[delivery_id]
             if state == "read":
-                _append_by_shard(projection, delivery_id, logs, shards, counter_bytes, hit_bytes, runs_with_hits)
+                _append_by_shard(projection, delivery_id, logs, shards, counters[delivery_id], pages)
                 continue
-            body = _run_item_body(logs.values(), corrections=False)  # the state shards hold the verdicts
+            counter_bytes = COUNTER_BYTES * len(counters[delivery_id])
+            body = _run_item_body(logs.values())  # the state shards hold the verdicts
             projection.writes["run_items"] += write_units(ITEM_HEADER_BYTES + body + counter_bytes)
             hit_bytes[delivery_id] += body
             runs_with_hits[delivery_id] += 1
@@ -162,37 +172,65 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
             for shard in {_shard(log_id, shards) for log_id in logs}:
                 projection.writes["state_shards"] += write_units(ITEM_HEADER_BYTES + by_shard[shard])
                 projection.reads += read_units(ITEM_HEADER_BYTES + by_shard[shard])
-    for page, body in hit_bytes.items():  # a delivery's ("shards") or a shard's ("read") run items
-        if runs_with_hits[page] > 1:  # a lone run item is its own page: nothing to fold
+    for delivery_id, body in hit_bytes.items():  # "shards": a delivery's run items folded into one page
+        if runs_with_hits[delivery_id] > 1:  # a lone run item is its own page: nothing to fold
             projection.writes["compaction"] += write_units(ITEM_HEADER_BYTES + body)
+    for (delivery_id, _), page in pages.items():  # "read": a shard's run items folded into one page
+        if page.items > 1:
+            projection.writes["compaction"] += write_units(ITEM_HEADER_BYTES + len(page.body(delivery_id)))
     return projection
 
 
-def _run_item_body(entries: Iterable[Entry], corrections: bool) -> int:
-    """The bytes of a run item's recipients' part: their new hits, each new address once, and (`corrections`)
-    the stored hits whose verdict changed."""
+def _run_item_body(entries: Iterable[Entry]) -> int:
+    """The bytes of a "shards" run item's recipients' part: their new hits (HIT_BYTES), each new address once."""
     entries = list(entries)
-    return (sum(HIT_BYTES * added + (CORRECTION_BYTES * changed if corrections else 0)
-                for added, _, changed in entries)
-            + sum(len(ip) for ip in set().union(*(ips for _, ips, _ in entries))))
+    return (HIT_BYTES * sum(len(entry.added) for entry in entries)
+            + sum(len(ip) for ip in {hit.ip for entry in entries for hit, _ in entry.added}))
+
+
+@dataclass
+class ShardPage:
+    """A shard's stored run items in the "read" state: their bytes, and what a compaction folds them into."""
+
+    items: int = 0
+    stored_bytes: int = 0
+    hits: dict[str, tuple[Any, int]] = field(default_factory=dict)  # hit id -> (hit, latest verdict)
+    counters: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+    def body(self, delivery_id: str) -> bytes:
+        """The compacted page: every hit once with its final verdict, the summed counters (run-item codec)."""
+        from chalicelib.tracking import run_items
+
+        return run_items.encode(delivery_id, self.hits.values(), (),
+                                [(stat, name, value) for (stat, name), value in self.counters.items()])
 
 
 def _append_by_shard(projection: Projection, delivery_id: str, logs: dict[int, Entry], shards: int,
-                     counter_bytes: int, hit_bytes: dict[str | tuple[str, int], int],
-                     runs_with_hits: dict[str | tuple[str, int], int]) -> None:
+                     counters: list[tuple[str, str, int]], pages: dict[tuple[str, int], ShardPage]) -> None:
     """One delivery's run in project's "read" state: per shard it touches, the read of its stored run items
-    (strongly consistent, one query) and the write of its new one (the counter deltas in its first)."""
+    (strongly consistent, one query) and the write of its new one, encoded by the run-item codec
+    (docs/spec/run-items.md), the counter deltas in the first."""
+    from chalicelib.tracking import run_items
+
     by_shard: dict[int, list[Entry]] = defaultdict(list)
     for log_id, entry in logs.items():
         by_shard[_shard(log_id, shards)].append(entry)
     for index, shard in enumerate(sorted(by_shard) or [0]):
-        body = _run_item_body(by_shard[shard], corrections=True)
-        stored = hit_bytes[(delivery_id, shard)]
-        if stored:
-            projection.reads += read_units(stored)
-        projection.writes["run_items"] += write_units(ITEM_HEADER_BYTES + body + (counter_bytes if index == 0 else 0))
-        hit_bytes[(delivery_id, shard)] += body
-        runs_with_hits[(delivery_id, shard)] += 1
+        entries = by_shard[shard]
+        added = [hit for entry in entries for hit in entry.added]
+        changed = [change for entry in entries for change in entry.changed]
+        body = run_items.encode(delivery_id, added, changed, counters if index == 0 else ())
+        page = pages[(delivery_id, shard)]
+        if page.stored_bytes:
+            projection.reads += read_units(page.stored_bytes)
+        size = ITEM_HEADER_BYTES + len(body)
+        projection.writes["run_items"] += write_units(size)
+        page.items += 1
+        page.stored_bytes += size
+        page.hits.update((hit.hit_id, (hit, verdict)) for hit, verdict in added)
+        page.hits.update((hit_id, (page.hits[hit_id][0], verdict)) for hit_id, verdict in changed)
+        for stat, name, value in counters if index == 0 else ():
+            page.counters[(stat, name)] += value
 
 
 def _shards(audience: int, shard_bytes: int) -> int:

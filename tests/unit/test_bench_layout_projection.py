@@ -60,3 +60,17 @@ def test_rebuilding_the_state_by_reads_writes_no_state_and_reads_only_what_earli
 def test_a_state_kind_it_does_not_know_is_refused() -> None:
     with pytest.raises(ValueError, match="shards or read"):
         projection.project([], 1, {}, KEYRING, state="rows")
+
+
+def test_a_compacted_page_holds_each_hit_once_with_its_latest_verdict_and_the_summed_counters() -> None:
+    from chalicelib.tracking import run_items
+
+    first = Hit("0" * 31 + "1", 1_000, "click", "d" * 16, 7, 4, "Mail/1", "203.0.113.0")
+    second = Hit("0" * 31 + "2", 2_000, "open", "d" * 16, 8, 1, "Mail/1", "203.0.113.0")
+    page = projection.ShardPage(items=2, hits={first.hit_id: (first, 0), second.hit_id: (second, MACHINE)})
+    page.counters[("indicators", "clicks_total")] += 1
+    page.counters[("indicators", "clicks_total")] += 2
+    page.counters[("indicators", "opens_total")] += 0
+    decoded = run_items.decode("d" * 16, page.body("d" * 16))
+    assert decoded.hits == ((first, 0), (second, MACHINE))
+    assert decoded.counters == (("indicators", "clicks_total", 3),)
