@@ -8,7 +8,9 @@
                      first_hit_put_ms=... put_floor_ms=... first_hit_vs_put_floor=...x
     workflow native_hits_per_s=... python_hits_per_s=... native_vs_python=...x write_units_per_1000_hits=...
              write_units_per_1000_hits_10_runs=...   (bench/workflow_compute.py, bench/tracking_workflow.py)
+    workflow_append write_units_per_1000_hits=... ...   (the same input with SENDTRAIL_TRACKING_LAYOUT=append)
     cost usd_per_million_hits=... api=... lambda_requests=... ... (the breakdown; bench/cost.py)
+    cost_append usd_per_million_hits=... ...   (the same, with the append layout's workflow)
 
 then the tracking workflow's own figures: its compute step's hits/s with
 classification on (native parse, agents and addresses classified, native
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         workflow_compute.main()
     if "core" in only:
         tracking_core.main()
-    units = None
+    units = appended = None
     if "workflow" in only:
         tracking_workflow.main()
         compute = workflow_compute.measure_whole_run_alone()
@@ -103,9 +105,20 @@ def main(argv: list[str] | None = None) -> int:
               f"load={os.getloadavg()[0]:.1f} "
               f"recipient_writes_per_1000_hits={_per_1000(units[1], 'recipient_writes'):.0f} "
               f"recipient_writes_per_1000_hits_10_runs={_per_1000(units[10], 'recipient_writes'):.0f}", flush=True)
+        # The append layout's write path (docs/design/append-only-tracking.md, being built): run items only, no
+        # compaction yet, so its 10-run figure leaves out the fold the design projects (~45 units a 1,000 hits).
+        appended = tracking_workflow.measure_units((1, 10), layout="append")
+        print(f"workflow_append write_units_per_1000_hits={_per_1000(appended[1], 'write_units'):.0f} "
+              f"write_units_per_1000_hits_10_runs={_per_1000(appended[10], 'write_units'):.0f} "
+              f"read_units_per_1000_hits={_per_1000(appended[1], 'read_units'):.0f} "
+              f"read_units_per_1000_hits_10_runs={_per_1000(appended[10], 'read_units'):.0f} "
+              f"write_units_by_kind_10_runs={_by_kind(appended[10])} compaction=not_built", flush=True)
     if "cost" in only:
-        for line in cost.lines(cost.measure(units[10] if units else None)):
+        result = cost.measure(units[10] if units else None, {"append": appended[10]} if units else None)
+        for line in cost.lines(result):
             print(line, flush=True)
+        for name, alternative in result["alternatives"].items():
+            print(f"cost_{name} " + cost.lines(alternative)[0].split(" ", 1)[1], flush=True)
     return 0
 
 

@@ -297,9 +297,11 @@ def price(hit_path: dict[str, Any], records: dict[str, Any], workflow: dict[str,
             / workflow["hits"], "workflow_runs": runs, "hits_per_recipient": workflow["hits_per_recipient"]}
 
 
-def measure(workflow: dict[str, Any] | None = None) -> dict[str, Any]:
+def measure(workflow: dict[str, Any] | None = None,
+            alternatives: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The whole cost model: `workflow` is tracking_workflow.measure_units()'s spread over 10 runs (measured
-    here when not given)."""
+    here when not given). `alternatives`: other workflows' spreads (e.g. another tracking layout's), each
+    priced with the same hit path and records under "alternatives"."""
     from bench import tracking_workflow
 
     prices = cost_model.load_prices()
@@ -309,7 +311,9 @@ def measure(workflow: dict[str, Any] | None = None) -> dict[str, Any]:
     records = record_figures()
     if workflow is None:
         workflow = tracking_workflow.measure_units((10,))[10]
-    return {**price(hit_path, records, workflow, settings, schedules, prices), "settings": settings}
+    return {**price(hit_path, records, workflow, settings, schedules, prices), "settings": settings,
+            "alternatives": {name: {**price(hit_path, records, units, settings, schedules, prices),
+                                    "settings": settings} for name, units in (alternatives or {}).items()}}
 
 
 def lines(result: dict[str, Any]) -> list[str]:

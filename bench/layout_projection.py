@@ -45,6 +45,7 @@ from typing import Any, Iterable, Sequence
 HIT_BYTES = 26  # 16-byte id, kind, URL, agent and address numbers, log id (3), verdict
 COUNTER_BYTES = 6  # an attribute code (2) and a varint value (4)
 ITEM_HEADER_BYTES = 100  # keys, run number, guard
+RECIPIENT_BYTES = 80  # a recipient's stored hits, on average over a delivery's audience
 SHARD_BYTES = (900, 3600)  # a shard's target size: one write unit a rewrite, or four (fewer shards)
 STATE_FIXED_BYTES = 3 + 1 + 6  # log id, flags, send time
 FINGERPRINT_BYTES = 4  # a hit id's fingerprint (a false duplicate 1 in 2**32 per stored hit)
@@ -130,7 +131,7 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
     states: dict[str, dict[int, int]] = defaultdict(dict)  # delivery -> log id -> its state's bytes
     hit_bytes: dict[str, int] = defaultdict(int)  # "shards": by delivery
     runs_with_hits: dict[str, int] = defaultdict(int)
-    pages: dict[tuple[str, int], ShardPage] = defaultdict(ShardPage)  # "read": by (delivery, shard)
+    pages: dict[tuple[str, int | None], ShardPage] = defaultdict(ShardPage)  # "read": by (delivery, shard)
     size = -(-len(lines) // runs)
     for run in range(runs):
         parsed = core.parse_log(b"".join(lines[run * size:(run + 1) * size]), keys)
@@ -157,10 +158,11 @@ def project(lines: Sequence[bytes], runs: int, audiences: dict[str, int], keys: 
             projection.hits += len(added)
         for delivery_id in sorted(set(touched) | set(counters)):
             logs = touched[delivery_id]
-            shards = _shards(audiences.get(delivery_id, len(logs)), shard_bytes)
             if state == "read":
-                _append_by_shard(projection, delivery_id, logs, shards, counters[delivery_id], pages)
+                _append_by_shard(projection, delivery_id, logs, shard_bytes // RECIPIENT_BYTES, counters[delivery_id],
+                                 pages)
                 continue
+            shards = _shards(audiences.get(delivery_id, len(logs)), shard_bytes)
             counter_bytes = COUNTER_BYTES * len(counters[delivery_id])
             body = _run_item_body(logs.values())  # the state shards hold the verdicts
             projection.writes["run_items"] += write_units(ITEM_HEADER_BYTES + body + counter_bytes)
@@ -197,6 +199,13 @@ class ShardPage:
     hits: dict[str, tuple[Any, int]] = field(default_factory=dict)  # hit id -> (hit, latest verdict)
     counters: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
 
+    def add(self, projection: Projection, body: bytes) -> None:
+        """A run item of `body` written to this shard."""
+        size = ITEM_HEADER_BYTES + len(body)
+        projection.writes["run_items"] += write_units(size)
+        self.items += 1
+        self.stored_bytes += size
+
     def body(self, delivery_id: str) -> bytes:
         """The compacted page: every hit once with its final verdict, the summed counters (run-item codec)."""
         from chalicelib.tracking import run_items
@@ -205,37 +214,37 @@ class ShardPage:
                                 [(stat, name, value) for (stat, name), value in self.counters.items()])
 
 
-def _append_by_shard(projection: Projection, delivery_id: str, logs: dict[int, Entry], shards: int,
-                     counters: list[tuple[str, str, int]], pages: dict[tuple[str, int], ShardPage]) -> None:
-    """One delivery's run in project's "read" state: per shard it touches, the read of its stored run items
-    (strongly consistent, one query) and the write of its new one, encoded by the run-item codec
-    (docs/spec/run-items.md), the counter deltas in the first."""
+def _append_by_shard(projection: Projection, delivery_id: str, logs: dict[int, Entry], recipients_per_shard: int,
+                     counters: list[tuple[str, str, int]], pages: dict[tuple[str, int | None], ShardPage]) -> None:
+    """One delivery's run in project's "read" state: per shard (`recipients_per_shard` consecutive log ids, as
+    chalicelib/data/run_items.py shards them) it touches, the read of its stored run items (strongly
+    consistent, one query) and the write of its new one; then the run item of its counter deltas, in the
+    delivery's counters partition (shard None). Each encoded by the run-item codec (docs/spec/run-items.md)."""
     from chalicelib.tracking import run_items
 
     by_shard: dict[int, list[Entry]] = defaultdict(list)
     for log_id, entry in logs.items():
-        by_shard[_shard(log_id, shards)].append(entry)
-    for index, shard in enumerate(sorted(by_shard) or [0]):
+        by_shard[log_id // recipients_per_shard].append(entry)
+    for shard in sorted(by_shard):
         entries = by_shard[shard]
         added = [hit for entry in entries for hit in entry.added]
         changed = [change for entry in entries for change in entry.changed]
-        body = run_items.encode(delivery_id, added, changed, counters if index == 0 else ())
         page = pages[(delivery_id, shard)]
         if page.stored_bytes:
             projection.reads += read_units(page.stored_bytes)
-        size = ITEM_HEADER_BYTES + len(body)
-        projection.writes["run_items"] += write_units(size)
-        page.items += 1
-        page.stored_bytes += size
+        page.add(projection, run_items.encode(delivery_id, added, changed))
         page.hits.update((hit.hit_id, (hit, verdict)) for hit, verdict in added)
         page.hits.update((hit_id, (page.hits[hit_id][0], verdict)) for hit_id, verdict in changed)
-        for stat, name, value in counters if index == 0 else ():
-            page.counters[(stat, name)] += value
+    if counters:
+        totals = pages[(delivery_id, None)]
+        totals.add(projection, run_items.encode(delivery_id, (), (), counters))
+        for stat, name, value in counters:
+            totals.counters[(stat, name)] += value
 
 
 def _shards(audience: int, shard_bytes: int) -> int:
-    """A delivery's state shards: its audience at about 80 bytes a recipient, `shard_bytes` a shard."""
-    return max(1, math.ceil(80 * audience / shard_bytes))
+    """A delivery's state shards: its audience at about RECIPIENT_BYTES a recipient, `shard_bytes` a shard."""
+    return max(1, math.ceil(RECIPIENT_BYTES * audience / shard_bytes))
 
 
 def _shard(log_id: int, shards: int) -> int:

@@ -60,10 +60,11 @@ WORKFLOW_AUDIENCE = 0.004  # ...with every delivery's audience scaled to give ab
 MAX_OBJECT_BYTES = 64 * 2**20  # Firehose's buffer (RedirectionLogBufferMB's default): the largest object
 
 
-def _metered_workflow(lines: list[bytes], runs: int, recipients: dict[str, int]) -> dict:
+def _metered_workflow(lines: list[bytes], runs: int, recipients: dict[str, int], layout: str = "items") -> dict:
     """The standard input's `lines` through the workflow on moto in `runs` runs (time-ordered slices, one
     object each, as Firehose writes them), then one idle run; what each was billed (bench/aws_meter.py).
-    `recipients`: each delivery's audience (its summary's, as the send workers leave it)."""
+    `recipients`: each delivery's audience (its summary's, as the send workers leave it); `layout`: the
+    tracking layout the workflow writes (settings.tracking_layout)."""
     from moto import mock_aws
 
     from bench.aws_meter import metered
@@ -81,7 +82,9 @@ def _metered_workflow(lines: list[bytes], runs: int, recipients: dict[str, int])
     try:
         with mock_aws():
             provisioned = provision(boto3.session.Session(), stage="local")
-            environment.apply({**provisioned.environment, "SENDTRAIL_SIGNING_KEYS": KEYRING_JSON})
+            environment.apply({**provisioned.environment, "SENDTRAIL_SIGNING_KEYS": KEYRING_JSON,
+                               "SENDTRAIL_TRACKING_LAYOUT": layout})
+            environment.forget_cached_configuration()
             settings = get_settings()
             # The deliveries and their logs, as the send workers leave them (the workflow reads each touched
             # recipient's id, send time and address once).
@@ -141,9 +144,9 @@ def _metered_workflow(lines: list[bytes], runs: int, recipients: dict[str, int])
     return {**busy, "idle": idle}
 
 
-def measure_units(spreads: tuple[int, ...] = (1, 10)) -> dict[int, dict]:
+def measure_units(spreads: tuple[int, ...] = (1, 10), layout: str = "items") -> dict[int, dict]:
     """Billed units of the standard workflow input (WORKFLOW_HITS hits, ~10 a recipient) applied in one run
-    and spread over more runs (a recipient's hits arrive over hours: items are rewritten)."""
+    and spread over more runs (a recipient's hits arrive over hours: items are rewritten), in `layout`."""
     from bench.inputs import delivery_audiences, standard_input
 
     sample = standard_input(WORKFLOW_HITS, audience=WORKFLOW_AUDIENCE)
@@ -152,7 +155,7 @@ def measure_units(spreads: tuple[int, ...] = (1, 10)) -> dict[int, dict]:
     recipients = len({(record["delivery_id"], record["log_id"]) for record in map(json.loads, lines)})
     results = {}
     for runs in spreads:
-        result = _metered_workflow(lines, runs, delivery_audiences(audience=WORKFLOW_AUDIENCE))
+        result = _metered_workflow(lines, runs, delivery_audiences(audience=WORKFLOW_AUDIENCE), layout)
         result["hits_per_recipient"] = result["hits"] / recipients
         results[runs] = result
     return results

@@ -125,7 +125,7 @@ def measure_whole_run(hits: int = 100_000, native_repeats: int = 5, native_warmu
 
     objects = _objects(hits)
     names = ("hit_stream", "deliveries_table", "delivery_logs_table", "addresses_table", "redirection_log_bucket",
-             "tracking_table", "tracking_stats_table", "workflow_table", "send_queue_url")
+             "tracking_table", "tracking_stats_table", "tracking_runs_table", "workflow_table", "send_queue_url")
     saved = dict(os.environ)
     figures: dict[str, Any] = {}
     try:

@@ -31,6 +31,8 @@ RETENTION = (
               "tracking_retention_days", "their last hit"),
     Retention("TrackingStatsTable", "a delivery's consolidated tracking (counters, no person)",
               "tracking_retention_days", "their last update"),
+    Retention("TrackingRunsTable", "a run's new hits of a range of a delivery's recipients, and its counters",
+              "tracking_retention_days", "the run"),
     Retention("TrackingWorkflowTable", "which redirection log objects were processed", "tracking_retention_days",
               "their processing; the checkpoint item is kept"),
     Retention("RedirectionLogBucket", "redirection logs: each hit as recorded (S3 lifecycle)",

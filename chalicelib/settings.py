@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     tracking_table: str = Field(description="per-recipient tracking (hits), by delivery and log id")
     tracking_stats_table: str = Field(description="consolidated tracking per delivery: counters, URLs, time buckets")
     workflow_table: str = Field(description="the tracking workflow's checkpoint, lease and processed objects")
+    tracking_runs_table: str = Field(description="the append-only layout's run items, by delivery shard and run")
+    tracking_layout: Literal["items", "append"] = Field(
+        default="items", description="where the workflow writes: recipient items, counter items and log pages "
+                                     "(items), or run items (append; the reports do not read them yet)")
 
     # Secrets: locally from the environment, in AWS from SSM (by name).
     signing_keys: Optional[SecretStr] = Field(

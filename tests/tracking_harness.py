@@ -30,7 +30,7 @@ WRITE_OPERATIONS = {
     "dynamodb": {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"},
     "s3": {"PutObject", "CopyObject", "DeleteObject", "DeleteObjects"},
 }
-VOLATILE = {"updated_at", "last_updated", "expires_at_epoch"}
+VOLATILE = {"updated_at", "last_updated", "expires_at_epoch", "created_at"}  # created_at: a run item's run time
 WORKFLOW_PART = (*TRACKED, "last_run", "last_updated")  # of a domain#<domain> stats item
 
 
@@ -55,6 +55,17 @@ def put_log(name: str, records: list[Any], at_ms: int, compress: bool = False) -
     boto3.client("s3").put_object(Bucket=get_settings().redirection_log_bucket, Key=key,
                                   Body=log_bytes(records, compress=compress))
     return key
+
+
+def use_layout(layout: str) -> None:
+    """Run the workflow in `layout` (items or append) from now on; the `resources` fixture puts the
+    environment back after the test."""
+    import os
+
+    from infra.local_runtime import environment
+
+    os.environ["SENDTRAIL_TRACKING_LAYOUT"] = layout
+    environment.forget_cached_configuration()
 
 
 def workflow(clock: FakeClock | None = None, **limits: Any) -> TrackingWorkflow:
@@ -177,6 +188,7 @@ def snapshot() -> dict[str, Any]:
     return {
         "tracking": clean(scan_all(settings.tracking_table)),
         "stats": clean(scan_all(settings.tracking_stats_table)),
+        "runs": clean(scan_all(settings.tracking_runs_table)),
         "markers": clean([item for item in workflow_items if item["pk"] != "state"]),
         "state": {"run_seq": state[0].get("run_seq") if state else None,
                   "pending_run": state[0].get("pending_run") if state else None},
@@ -190,6 +202,7 @@ def reset_workflow_tables() -> None:
     dynamodb = boto3.client("dynamodb")
     for table, keys in ((settings.tracking_table, ("delivery_id", "log_id")),
                         (settings.tracking_stats_table, ("delivery_id", "stat")),
+                        (settings.tracking_runs_table, ("shard", "run")),
                         (settings.workflow_table, ("pk", "sk"))):
         for item in scan_all(table):
             key = {name: to_value(item[name]) for name in keys}

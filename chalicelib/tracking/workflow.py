@@ -66,6 +66,17 @@ number them):
  9. Finish: clear the pending run, advance the listing position (last) and
     release the lease [write].
 
+The append layout (settings.tracking_layout = "append"; being built:
+docs/design/append-only-tracking.md) replaces steps 4, 6 and 7: a run reads
+the run items of the delivery shards it touches (strongly consistent Query
+per shard, chalicelib/data/run_items.py), aggregates its hits over every hit
+stored there with no bound, and writes one run item per touched (delivery,
+shard) [writes]: the new hits and the stored verdicts that changed, and one
+per touched delivery with its counter deltas (docs/spec/run-items.md).
+Each is a PutItem on condition that the (shard, run) item does not exist,
+so a replayed record writes nothing twice. It writes no recipient item,
+counter item or log page, and the reports do not read run items yet.
+
 Why this is exactly once: every tracking-table write carries the run number
 and is refused by an item that already took that run or a later one, so
 re-applying a record (after a crash anywhere in 6-9, a Lambda retry, or a
@@ -111,6 +122,7 @@ from chalicelib.data.domain_stats import TRACKED, UNKNOWN_DOMAIN, domain_stat
 from chalicelib.data.dynamo import to_item
 from chalicelib.data.item_json import EncodedItems
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
+from chalicelib.data.run_items import RunItemStore, shard_of
 from chalicelib.data.tracking import (
     INDICATORS,
     FamiliesFull,
@@ -138,6 +150,7 @@ READ_SHARE_OF_BUDGET = 0.6
 LIST_PAGE_SIZE = 1000  # S3's page: a listing settles (queries processed markers) one page at a time
 BACKLOG_COUNT_PAGES = 4  # pages the head lists past the run's objects to count what waits
 MAX_LISTED_DELIVERIES = 100  # the statistics name at most this many (they are kept in the state item)
+UNBOUNDED = 2**31 - 1  # the append layout's hits per recipient: every one kept (a shard holds them all)
 
 
 class LeaseLost(RuntimeError):
@@ -235,6 +248,7 @@ class _StoredState:
     prior: Mapping[tuple[str, int], Sequence[core.Hit]]
     summaries: Mapping[tuple[str, int], core.Summary]
     facts: Mapping[tuple[str, int], Mapping[str, Any]]
+    verdicts: Mapping[str, int]  # the verdict each stored hit was counted with, by hit id
 
     def details(self, key: tuple[str, int] | None) -> tuple[Any, str, str, str]:
         """(recipient id or None, the recipient id as log pages name it, address domain, its stat) of a
@@ -256,18 +270,21 @@ class _Writes:
     hits_accepted: int
     duplicates: int
     over_limit: int
+    run_items: Sequence[Mapping[str, Any]] = ()  # the append layout's: {delivery_id, shard, body (base64)}
+    recipients_touched: int | None = None  # the append layout's (it writes no recipient item)
 
 
 class TrackingWorkflow:
     def __init__(self, settings: Settings, limits: Limits | None = None, clock: Callable[[], float] = time.time,
                  logs: RedirectionLogStore | None = None, tracking: TrackingStore | None = None,
-                 state: WorkflowStateStore | None = None) -> None:
+                 state: WorkflowStateStore | None = None, runs: RunItemStore | None = None) -> None:
         self.settings = settings
         self.limits = limits or Limits.from_settings(settings)
         self._clock = clock
         self.logs = logs or RedirectionLogStore(settings.redirection_log_bucket)
         self.tracking = tracking or TrackingStore(settings.tracking_table, settings.tracking_stats_table)
         self.state = state or WorkflowStateStore(settings.workflow_table)
+        self.runs = runs or RunItemStore(settings.tracking_runs_table)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -490,25 +507,14 @@ class TrackingWorkflow:
                   checkpoint: str, backlog: bool) -> dict[str, Any]:
         mode = self.settings.ip_address_mode
         results = [result for _, _, result in parsed]
-        native_hits = native.backend().run_hits(results, mode)
-        hits: list[core.Hit] = []
-        touched: Collection[tuple[str, int]]
-        if native_hits is not None:
-            touched = native_hits.recipients()  # distinct already (no set of a run's recipients made again)
+        if self.settings.tracking_layout == "append":
+            writes = self._appended(_minimised_hits(results, mode))
+            stats: list[dict[str, Any]] = []  # in the run items
         else:
-            hits = _minimised_hits(results, mode)
-            touched = {hit.recipient for hit in hits}
-        stored = self.tracking.get_recipients(touched) if touched else {}
-        state = _StoredState(stored, {key: decode_hits(item) for key, item in stored.items()},
-                             {key: summary for key, item in stored.items()
-                              if (summary := decode_summary(item)) is not None},
-                             self._delivery_log_facts(touched, stored))
-        writes = self._writes_natively(native_hits, state, run, now_ms) if native_hits is not None else None
-        if writes is None:
-            writes = self._writes(hits or _minimised_hits(results, mode), state, run, now_ms)
+            writes = self._items_writes(results, mode, run, now_ms)
+            stats = [{"delivery_id": delivery_id, "stat": stat, "add": deltas}
+                     for delivery_id, stat, deltas in stat_updates(writes.deliveries) + writes.domains]
         recipients, pages = writes.recipients, writes.pages
-        stats = [{"delivery_id": delivery_id, "stat": stat, "add": deltas}
-                 for delivery_id, stat, deltas in stat_updates(writes.deliveries) + writes.domains]
         quarantine = [_quarantine_entry(key, result) for _, key, result in parsed if result.rejections]
 
         rejected: dict[str, int] = {}
@@ -525,7 +531,7 @@ class TrackingWorkflow:
             "rejected_total": sum(rejected.values()),
             "duplicates": sum(result.duplicates for _, _, result in parsed) + writes.duplicates,
             "over_limit": writes.over_limit,
-            "recipients_updated": len(recipients),
+            "recipients_updated": len(recipients) if writes.recipients_touched is None else writes.recipients_touched,
             "stat_items_updated": 0,  # counted by _run_new once the audiences say how the counters are grouped
             "log_pages_written": len(pages),
             "deliveries": sorted({delta.delivery_id for delta in writes.deliveries})[:MAX_LISTED_DELIVERIES],
@@ -538,7 +544,87 @@ class TrackingWorkflow:
             "objects": [[hour, key] for hour, key, _ in parsed],
             "recipients": recipients, "stats": stats, "counter_layout": counters.LAYOUT, "quarantine": quarantine,
             "statistics": statistics, "log_pages": pages, "items_encoding": item_json.ENCODING,
+            "layout": self.settings.tracking_layout, "run_items": list(writes.run_items),
         }
+
+    def _items_writes(self, results: Sequence[core.ParsedLog], mode: str, run: int, now_ms: int) -> _Writes:
+        """What a run writes in the items layout: the touched recipients' items, read and rewritten whole."""
+        native_hits = native.backend().run_hits(results, mode)
+        hits: list[core.Hit] = []
+        touched: Collection[tuple[str, int]]
+        if native_hits is not None:
+            touched = native_hits.recipients()  # distinct already (no set of a run's recipients made again)
+        else:
+            hits = _minimised_hits(results, mode)
+            touched = {hit.recipient for hit in hits}
+        stored = self.tracking.get_recipients(touched) if touched else {}
+        verdicts: dict[str, int] = {}
+        for item in stored.values():
+            verdicts.update(decode_verdicts(item))
+        state = _StoredState(stored, {key: decode_hits(item) for key, item in stored.items()},
+                             {key: summary for key, item in stored.items()
+                              if (summary := decode_summary(item)) is not None},
+                             self._delivery_log_facts(touched, stored), verdicts)
+        writes = self._writes_natively(native_hits, state, run, now_ms) if native_hits is not None else None
+        return writes or self._writes(hits or _minimised_hits(results, mode), state, run, now_ms)
+
+    def _appended(self, hits: Sequence[core.Hit]) -> _Writes:
+        """What a run writes in the append layout: one run item per (delivery, shard) it touches.
+
+        The touched shards' run items are read (strongly consistent) and
+        decoded: every stored hit of the touched recipients, with the
+        verdict it was last counted with (its run item's, or a later
+        correction's). The core aggregates the run's hits over them with no
+        bound (nothing is evicted: a shard holds every hit), exactly as the
+        items layout does. Each run item holds its shard's new hits and the
+        stored hits whose verdict changed; the delivery's counter deltas
+        (indicators, URLs, buckets, user-agent families, recipient domains)
+        go to a run item of its counters partition (shard None).
+        """
+        backend = native.backend()
+        touched = {hit.recipient for hit in hits}
+        shards = sorted({(delivery_id, shard_of(log_id)) for delivery_id, log_id in touched})
+        prior: dict[tuple[str, int], list[core.Hit]] = {}
+        verdicts: dict[str, int] = {}
+        for (delivery_id, _), stored in zip(shards, self._parallel(lambda key: self.runs.read_shard(*key), shards),
+                                            strict=True):
+            for item in stored:
+                decoded = backend.decode_run_item(delivery_id, item.body)
+                for hit, verdict in decoded.hits:
+                    if hit.recipient in touched:
+                        prior.setdefault(hit.recipient, []).append(hit)
+                        verdicts[hit.hit_id] = verdict
+                verdicts.update((hit_id, verdict) for hit_id, verdict in decoded.corrections if hit_id in verdicts)
+        state = _StoredState({}, {key: tuple(sorted(kept, key=core.hit_order)) for key, kept in prior.items()}, {},
+                             self._delivery_log_facts(touched, {}) if touched else {}, verdicts)
+        context = self._classification({hit.ua for hit in hits}, {hit.ip for hit in hits}, state)
+        aggregates = backend.aggregate(hits, state.prior, UNBOUNDED, context, {}, None)
+        fresh = core.fresh_by_recipient(hits, state.prior, {})
+        by_shard: dict[tuple[str, int], tuple[list[tuple[core.Hit, int]], list[tuple[str, int]]]] = {}
+        domains: dict[tuple[str, int], str] = {}
+        for update in aggregates.recipients:
+            key = (update.delivery_id, update.log_id)
+            domains[key] = state.details(key)[2]
+            added, corrections = by_shard.setdefault((update.delivery_id, shard_of(update.log_id)), ([], []))
+            counted = dict(zip((hit.hit_id for hit in update.hits), update.verdicts, strict=True))
+            added.extend((hit, counted[hit.hit_id]) for hit in fresh[key])
+            corrections.extend((hit.hit_id, verdict) for hit, verdict in zip(update.hits, update.verdicts, strict=True)
+                               if verdicts.get(hit.hit_id, verdict) != verdict)
+        deltas: dict[str, list[tuple[str, str, int]]] = {}
+        for delivery_id, stat, values in stat_updates(aggregates.deliveries) + domain_updates(
+                aggregates.recipients, state.prior, domains, verdicts):
+            deltas.setdefault(delivery_id, []).extend((stat, name, value) for name, value in values.items() if value)
+        run_items = []
+        for delivery_id, shard in sorted(by_shard):
+            added, corrections = by_shard[(delivery_id, shard)]
+            run_items.append({"delivery_id": delivery_id, "shard": shard, "body": base64.b64encode(
+                backend.encode_run_item(delivery_id, added, corrections)).decode("ascii")})
+        for delivery_id in sorted(deltas):
+            run_items.append({"delivery_id": delivery_id, "shard": None, "body": base64.b64encode(
+                backend.encode_run_item(delivery_id, (), (), deltas[delivery_id])).decode("ascii")})
+        return _Writes(EncodedItems.encode([]), aggregates.deliveries, [], EncodedItems.encode([]),
+                       sum(update.added for update in aggregates.recipients), aggregates.duplicates,
+                       aggregates.over_limit, run_items, len(aggregates.recipients))
 
     def _delivery_log_facts(self, touched: Collection[tuple[str, int]],
                             stored: Mapping[tuple[str, int], Mapping[str, Any]]
@@ -613,15 +699,12 @@ class TrackingWorkflow:
         for key, found in state.facts.items():
             if found.get("sent_at") is not None and key not in sent_at:
                 sent_at[key] = int(found["sent_at"])
-        verdicts: dict[str, int] = {}
-        for item in state.stored.values():
-            verdicts.update(decode_verdicts(item))
         stored_hits = [hit for kept in state.prior.values() for hit in kept]
         if stored_hits:
             agents = {*agents, *(hit.ua for hit in stored_hits)}
             addresses = {*addresses, *(hit.ip for hit in stored_hits)}
-        return classification.context_of(agents, addresses, classification_rules(self.settings), sent_at, verdicts,
-                                         flagged_addresses)
+        return classification.context_of(agents, addresses, classification_rules(self.settings), sent_at,
+                                         state.verdicts, flagged_addresses)
 
     # --- applying a run record -----------------------------------------------
 
@@ -634,6 +717,9 @@ class TrackingWorkflow:
         expires = at_ms // 1000 + self.settings.tracking_retention_days * DAY_SECONDS
         self._parallel(lambda item: self.tracking.put_recipient_item(_decoded(item), run),
                        _item_writes(record, "recipients"))
+        self._parallel(lambda item: self.runs.put(str(item["delivery_id"]), _shard(item["shard"]), run,
+                                                  base64.b64decode(item["body"]), at_ms, expires),
+                       record.get("run_items") or [])
         self._parallel(lambda write: self._apply_stat(write, run, at_ms, expires),
                        _stat_writes(record) if stat_writes is None else stat_writes)
         self._parallel(lambda page: self.tracking.put_log_page_item(_decoded(page), run, expires),
@@ -714,6 +800,11 @@ def _item_writes(record: Mapping[str, Any], name: str) -> list[bytes | dict[str,
     if record.get("items_encoding") != item_json.ENCODING:
         return [to_item(item) for item in items]
     return list(items.texts() if isinstance(items, EncodedItems) else items)
+
+
+def _shard(shard: Any) -> int | None:
+    """A run record's run-item shard: a number, or None for the delivery's counters."""
+    return None if shard is None else int(shard)
 
 
 def _decoded(item: bytes | dict[str, Any]) -> dict[str, Any]:

@@ -74,3 +74,9 @@ def test_a_compacted_page_holds_each_hit_once_with_its_latest_verdict_and_the_su
     decoded = run_items.decode("d" * 16, page.body("d" * 16))
     assert decoded.hits == ((first, 0), (second, MACHINE))
     assert decoded.counters == (("indicators", "clicks_total", 3),)
+
+
+def test_the_larger_shards_are_the_ones_the_workflow_writes() -> None:
+    from chalicelib.data.run_items import RECIPIENTS_PER_SHARD
+
+    assert max(projection.SHARD_BYTES) // projection.RECIPIENT_BYTES == RECIPIENTS_PER_SHARD

@@ -29,7 +29,7 @@ def test_every_sendtrail_variable_of_the_template_is_a_setting() -> None:
 def test_every_resource_name_setting_comes_from_the_template() -> None:
     variables = load_template()["Globals"]["Function"]["Environment"]["Variables"]
     for name in ("hit_stream", "deliveries_table", "delivery_logs_table", "addresses_table", "redirection_log_bucket",
-                 "tracking_table", "tracking_stats_table", "workflow_table"):
+                 "tracking_table", "tracking_stats_table", "tracking_runs_table", "workflow_table"):
         assert f"{ENV_PREFIX}{name.upper()}" in variables
 
 

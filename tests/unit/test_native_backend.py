@@ -147,7 +147,8 @@ def test_the_workflow_parses_and_aggregates_through_the_backend(monkeypatch: pyt
     monkeypatch.setattr(native, "backend", lambda: recording)
     monkeypatch.setattr(workflow, "delivery_log_facts", lambda table, keys: {})
     settings = types.SimpleNamespace(keyring=lambda: types.SimpleNamespace(keys=KEYS), ip_address_mode="full",
-                                     delivery_logs_table="unused", tracking_retention_days=30,
+                                     delivery_logs_table="unused", tracking_retention_days=30, tracking_layout="items",
+                                     tracking_runs_table="unused",
                                      classify_rules_off=[], classify_burst_links=2, classify_burst_window_ms=2000,
                                      classify_min_click_after_send_ms=5000)
     logs = types.SimpleNamespace(read=lambda key: line(record(kind="open")) + b"junk\n")

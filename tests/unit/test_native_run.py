@@ -43,7 +43,7 @@ PYTHON = native.select("off")
 NOW_MS = 1_740_830_000_000
 VECTORS = Path(__file__).parents[1] / "vectors" / "aggregate.json"
 TABLES = ("hit_stream", "deliveries_table", "delivery_logs_table", "addresses_table", "redirection_log_bucket",
-          "tracking_table", "tracking_stats_table", "workflow_table", "send_queue_url")
+          "tracking_table", "tracking_stats_table", "tracking_runs_table", "workflow_table", "send_queue_url")
 
 
 class _Stored:
