@@ -51,7 +51,7 @@ class SuppressionKeyMissing(Conflict):
 
 def _stores(settings: Settings) -> tuple[DeliveryStore, TrackingStore, AddressStore]:
     return (DeliveryStore(settings.deliveries_table, settings.delivery_logs_table),
-            TrackingStore(settings.tracking_table, settings.tracking_stats_table),
+            TrackingStore.of(settings),
             AddressStore(settings.addresses_table))
 
 
@@ -73,7 +73,7 @@ def export_recipient(settings: Settings, recipient_id: str) -> dict[str, Any]:
     """Everything kept about a recipient: delivery logs, tracking items, their addresses' state."""
     logs_store, tracking, addresses = _stores(settings)
     logs = logs_store.recipient_logs(recipient_id)
-    hits = list(tracking.recipient_items(recipient_id))
+    hits = list(tracking.recipient_items(recipient_id, with_runs=True))
     emails = sorted({log["email"].strip().lower() for log in logs if log.get("email")})
     address_items = [item for item in (addresses.get(email, consistent=True) for email in emails) if item]
     if not (logs or hits):
@@ -91,7 +91,8 @@ def erase_recipient(settings: Settings, recipient_id: str) -> dict[str, Any]:
     # The pages first: the tracking items say where their hits were logged, and go next.
     pages_rewritten = _erase_from_log_pages(tracking, tracking.recipient_items(recipient_id), recipient_id)
     hits_deleted = tracking.delete_recipient(recipient_id)
-    if not (logs or hits_deleted or pages_rewritten):
+    run_item_hits = tracking.erase_appended(recipient_id)  # while their delivery logs still name them
+    if not (logs or hits_deleted or pages_rewritten or run_item_hits):
         raise NotFound(f"nothing is kept about recipient {recipient_id}")
     emails = sorted({log["email"].strip().lower() for log in logs if log.get("email")})
     at = now_ms()
@@ -110,6 +111,7 @@ def erase_recipient(settings: Settings, recipient_id: str) -> dict[str, Any]:
         canceled += _erase_log(logs_store, log, at)
     return {"recipient_id": recipient_id, "delivery_logs_erased": len(logs), "unsent_logs_canceled": canceled,
             "tracking_items_deleted": hits_deleted, "tracking_log_pages_rewritten": pages_rewritten,
+            "tracking_run_item_hits_erased": run_item_hits,
             "addresses_deleted": outcomes.get("deleted", 0),
             "addresses_kept_as_hash": outcomes.get("suppressed_as_hash", 0)}
 
@@ -179,7 +181,7 @@ def purge_delivery(settings: Settings, delivery_id: str) -> dict[str, Any]:
         raise NotFound(f"no delivery {delivery_id}")
     if summary.get("state") in states.SENDING:
         raise Conflict(f"delivery {delivery_id} is {summary['state']}: stop it before purging it")
-    tracking_deleted = tracking.delete_delivery(delivery_id)
+    tracking_deleted = tracking.delete_delivery(delivery_id, int(summary.get("recipients") or 0))
     logs_deleted = logs_store.delete_delivery(delivery_id)
     return {"delivery_id": delivery_id, "delivery_logs_deleted": logs_deleted,
             "tracking_items_deleted": tracking_deleted}

@@ -38,6 +38,8 @@ class RecipientErasure(BaseModel):
     tracking_log_pages_rewritten: int = Field(description="pages of the deliveries' tracking logs that named "
                                                           "them, rewritten without their id (their hits stay "
                                                           "listed, as nobody's)")
+    tracking_run_item_hits_erased: int = Field(description="their hits removed from the append layout's run "
+                                                           "items (the counts stay)")
     addresses_deleted: int
     addresses_kept_as_hash: int = Field(description="opted-out, quarantined or denylisted addresses kept "
                                                     "suppressed as a keyed one-way hash")

@@ -13,10 +13,16 @@ the delivery's reports sum one partition, however many shards it has.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from chalicelib.data import aws
+from chalicelib.data.dynamo import batch_delete
+from chalicelib.tracking import run_items
+from chalicelib.tracking.core import Hit
+
+ERASE_ATTEMPTS = 5  # a run item rewritten meanwhile (another erasure) is read again, this many times at most
 
 RECIPIENTS_PER_SHARD = 45
 
@@ -46,14 +52,109 @@ class RunItemStore:
     def _dynamodb(self) -> Any:
         return aws.client("dynamodb", self._config)
 
-    def read_shard(self, delivery_id: str, shard: int | None) -> list[StoredRunItem]:
-        """A shard's run items in run order; strongly consistent (a run computes from every earlier one)."""
+    def read_shard(self, delivery_id: str, shard: int | None, consistent: bool = True) -> list[StoredRunItem]:
+        """A shard's run items in run order; strongly consistent by default (a run computes from every earlier
+        one; a report may read them eventually consistent)."""
         pages = self._dynamodb.get_paginator("query").paginate(
             TableName=self.table, KeyConditionExpression="shard = :shard",
             ExpressionAttributeValues={":shard": {"S": shard_key(delivery_id, shard)}},
-            ProjectionExpression="run, body", ConsistentRead=True)
+            ProjectionExpression="run, body", ConsistentRead=consistent)
         return [StoredRunItem(int(item["run"]["N"]), bytes(item["body"]["B"]))
                 for page in pages for item in page.get("Items", [])]
+
+    def recipient_hits(self, recipients: Iterable[tuple[str, int]], consistent: bool = False
+                       ) -> dict[tuple[str, int], list[tuple[Hit, int]]]:
+        """The stored hits of (delivery id, log id) pairs, each with the verdict it was last counted with (its
+        run item's, or a later run's correction), in run order; one Query per shard they are in."""
+        wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
+        for delivery_id, log_id in recipients:
+            wanted[(delivery_id, shard_of(log_id))].add(log_id)
+        found: dict[tuple[str, int], list[tuple[Hit, int]]] = {}
+        for (delivery_id, shard), log_ids in sorted(wanted.items()):
+            places: dict[str, tuple[tuple[str, int], int]] = {}  # hit id -> (recipient, index in its list)
+            for item in self.read_shard(delivery_id, shard, consistent):
+                decoded = run_items.decode(delivery_id, item.body)
+                for hit, verdict in decoded.hits:
+                    if hit.log_id in log_ids:
+                        hits = found.setdefault(hit.recipient, [])
+                        places[hit.hit_id] = (hit.recipient, len(hits))
+                        hits.append((hit, verdict))
+                for hit_id, verdict in decoded.corrections:
+                    if hit_id in places:
+                        key, index = places[hit_id]
+                        found[key][index] = (found[key][index][0], verdict)
+        return found
+
+    def erase(self, recipients: Iterable[tuple[str, int]]) -> int:
+        """Rewrite the run items holding hits of (delivery id, log id) pairs without them (and without the
+        corrections of their verdicts); how many hits were removed. The counters stay, as they do when the
+        items layout erases. Each rewrite is conditioned on the body it read: one changed meanwhile (another
+        erasure) is read again."""
+        wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
+        for delivery_id, log_id in recipients:
+            wanted[(delivery_id, shard_of(log_id))].add(log_id)
+        removed = 0
+        for (delivery_id, shard), log_ids in sorted(wanted.items()):
+            for _ in range(ERASE_ATTEMPTS):
+                erased, done = self._erase_from_shard(delivery_id, shard, log_ids)
+                removed += erased
+                if done:
+                    break
+            else:
+                raise RuntimeError(f"run items of {shard_key(delivery_id, shard)} kept changing; erase again")
+        return removed
+
+    def _erase_from_shard(self, delivery_id: str, shard: int, log_ids: set[int]) -> tuple[int, bool]:
+        """One pass of erase over a shard: (hits removed, whether it finished; False when a rewrite lost a race:
+        read again)."""
+        removed = 0
+        erased: set[str] = set()
+        for item in self.read_shard(delivery_id, shard):
+            decoded = run_items.decode(delivery_id, item.body)
+            kept = [(hit, verdict) for hit, verdict in decoded.hits if hit.log_id not in log_ids]
+            erased |= {hit.hit_id for hit, _ in decoded.hits if hit.log_id in log_ids}
+            corrections = [(hit_id, verdict) for hit_id, verdict in decoded.corrections if hit_id not in erased]
+            if len(kept) == len(decoded.hits) and len(corrections) == len(decoded.corrections):
+                continue
+            body = run_items.encode(delivery_id, kept, corrections, decoded.counters)
+            try:
+                self._dynamodb.update_item(
+                    TableName=self.table,
+                    Key={"shard": {"S": shard_key(delivery_id, shard)}, "run": {"N": str(item.run)}},
+                    UpdateExpression="SET body = :new", ConditionExpression="body = :old",
+                    ExpressionAttributeValues={":new": {"B": body}, ":old": {"B": item.body}})
+            except self._dynamodb.exceptions.ConditionalCheckFailedException:
+                return removed, False
+            removed += len(decoded.hits) - len(kept)
+        return removed, True
+
+    def delete_delivery(self, delivery_id: str, highest_log_id: int) -> int:
+        """Delete the run items of a delivery's log ids up to `highest_log_id`, and its counters'."""
+        deleted = 0
+        for shard in [*range(shard_of(highest_log_id) + 1), None]:
+            deleted += batch_delete(self._dynamodb, self.table, [
+                {"shard": shard_key(delivery_id, shard), "run": item.run}
+                for item in self.read_shard(delivery_id, shard, consistent=False)])
+        return deleted
+
+    def delivery_counters(self, delivery_id: str) -> tuple[dict[str, dict[str, int]], int | None]:
+        """A delivery's counters as its run items hold them, summed by stat and field (zeros left out), and when
+        the latest of them was written (None: none). One Query of its counters partition, eventually
+        consistent, as the reports read the items layout's counter items."""
+        pages = self._dynamodb.get_paginator("query").paginate(
+            TableName=self.table, KeyConditionExpression="shard = :shard",
+            ExpressionAttributeValues={":shard": {"S": shard_key(delivery_id, None)}},
+            ProjectionExpression="body, created_at")
+        summed: dict[str, dict[str, int]] = {}
+        latest = None
+        for page in pages:
+            for item in page.get("Items", []):
+                for stat, field, delta in run_items.decode(delivery_id, bytes(item["body"]["B"])).counters:
+                    fields = summed.setdefault(stat, {})
+                    fields[field] = fields.get(field, 0) + delta
+                latest = max(latest or 0, int(item["created_at"]["N"]))
+        return {stat: {field: value for field, value in fields.items() if value}
+                for stat, fields in summed.items()}, latest
 
     def put(self, delivery_id: str, shard: int | None, run: int, body: bytes, created_at: int,
             expires_at_epoch: int) -> bool:

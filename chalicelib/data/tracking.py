@@ -24,6 +24,7 @@ from chalicelib.data.counters import URL_PREFIX as URL_PREFIX
 from chalicelib.data.counters import bucket_stat as bucket_stat
 from chalicelib.data.counters import ua_stat as ua_stat
 from chalicelib.data.counters import url_stat as url_stat
+from chalicelib.data.deliveries import BY_RECIPIENT_INDEX as LOGS_BY_RECIPIENT_INDEX
 from chalicelib.data.deliveries import SUMMARY
 from chalicelib.data.domain_stats import domain_of
 from chalicelib.data.dynamo import (
@@ -36,6 +37,7 @@ from chalicelib.data.dynamo import (
     to_item,
     to_value,
 )
+from chalicelib.data.run_items import RunItemStore
 
 # Declared on TrackingTable in infra/template.yaml: (recipient_id, first_hit_at), keys only. An item's first
 # hit stays when runs add hits, so a rewrite does not write the index (see recipient_items).
@@ -66,10 +68,25 @@ def _too_large(error: Exception) -> bool:
 
 
 class TrackingStore:
-    def __init__(self, tracking_table: str, stats_table: str, config: Any = aws.DEFAULT) -> None:
+    def __init__(self, tracking_table: str, stats_table: str, config: Any = aws.DEFAULT,
+                 runs_table: str | None = None, logs_table: str | None = None, reads_runs: bool = False) -> None:
         self.tracking_table = tracking_table
         self.stats_table = stats_table
         self._config = config
+        # The append layout's run items (data/run_items.py). With `reads_runs` (the layout is append), the
+        # reports' reads below add theirs to the items layout's (dual reads: what was written before the switch
+        # lives out its retention); the items layout's reports read no run item, so they cost what they did.
+        # A person's export and erasure look at both whatever the layout. A recipient's run items are found
+        # from their delivery logs (`logs_table`'s by-recipient index), as run items name no recipient.
+        self.runs = RunItemStore(runs_table, config) if runs_table else None
+        self.logs_table = logs_table
+        self.reads_runs = reads_runs and self.runs is not None
+
+    @classmethod
+    def of(cls, settings: Any) -> "TrackingStore":
+        """The store of the settings' tracking tables and layout (chalicelib.settings.Settings)."""
+        return cls(settings.tracking_table, settings.tracking_stats_table, runs_table=settings.tracking_runs_table,
+                   logs_table=settings.delivery_logs_table, reads_runs=settings.tracking_layout == "append")
 
     @property
     def _dynamodb(self) -> Any:
@@ -109,7 +126,8 @@ class TrackingStore:
                                            Key={"delivery_id": {"S": delivery_id}, "log_id": {"N": str(log_id)}})
         return from_item(response.get("Item"))
 
-    def recipient_items(self, recipient_id: str, first_hit_before: int | None = None) -> list[dict[str, Any]]:
+    def recipient_items(self, recipient_id: str, first_hit_before: int | None = None,
+                        with_runs: bool | None = None) -> list[dict[str, Any]]:
         """A recipient's tracking items across deliveries, most recent last hit first (with `first_hit_before`,
         only those whose first hit is older: the others hold no hit before it).
 
@@ -117,7 +135,9 @@ class TrackingStore:
         by key (BatchGetItem) and ordered here. Reading every item of the
         recipient costs reads on a person's report, which is rare; an index
         that held the items (or sorted by the last hit) would be written on
-        every run that adds a hit, which is every hit.
+        every run that adds a hit, which is every hit. `with_runs`: whether the
+        append layout's run items are read too (default: when the layout is
+        append), each recipient's hits in a delivery as one item of this form.
         """
         condition = "recipient_id = :r"
         values = {":r": {"S": recipient_id}}
@@ -128,8 +148,43 @@ class TrackingStore:
                           IndexName=BY_RECIPIENT_INDEX, KeyConditionExpression=condition,
                           ExpressionAttributeValues=values)
         items = batch_get(self._dynamodb, self.tracking_table, [to_item(key) for key in keys], consistent=False)
+        if self.reads_runs if with_runs is None else with_runs:  # the append layout's (a person's export: always)
+            items += [item for item in self._appended_items(recipient_id)
+                      if first_hit_before is None or int(item["first_hit_at"]) < first_hit_before]
         return sorted(items, key=lambda item: (-int(item.get("last_hit_at") or 0), str(item["delivery_id"]),
                                                int(item["log_id"])))
+
+    def _recipient_logs(self, recipient_id: str) -> list[tuple[str, int]]:
+        """(delivery id, log id) of a recipient's delivery logs (keys only, from the by-recipient index)."""
+        if self.logs_table is None:
+            return []
+        keys = query_keys(self._dynamodb, ("delivery_id", "log_id"), TableName=self.logs_table,
+                          IndexName=LOGS_BY_RECIPIENT_INDEX, KeyConditionExpression="recipient_id = :r",
+                          ExpressionAttributeValues={":r": {"S": recipient_id}})
+        return [(str(key["delivery_id"]), int(key["log_id"])) for key in keys]
+
+    def _appended_items(self, recipient_id: str) -> list[dict[str, Any]]:
+        """A recipient's hits in the append layout's run items, one tracking item per delivery as the items
+        layout stores them (chalicelib/tracking/items.py), so readers and exports read both layouts alike."""
+        if self.runs is None:
+            return []
+        from chalicelib.tracking.items import encode_recipient  # the reports' and the workflow's, not the hit path's
+
+        items = []
+        found_hits = self.runs.recipient_hits(self._recipient_logs(recipient_id))
+        for (delivery_id, log_id), found in sorted(found_hits.items()):
+            hits = [hit for hit, _ in found]
+            item = encode_recipient(delivery_id, log_id, hits, recipient_id, 0, 0, [verdict for _, verdict in found])
+            for name in ("updated_at", "expires_at_epoch"):  # a run item's, not a recipient item's: none to show
+                del item[name]
+            items.append({**item, "layout": "append"})
+        return items
+
+    def erase_appended(self, recipient_id: str) -> int:
+        """Remove a recipient's hits from the append layout's run items; how many were removed."""
+        if self.runs is None:
+            return 0
+        return self.runs.erase(self._recipient_logs(recipient_id))
 
     def delete_recipient(self, recipient_id: str) -> int:
         """Delete a recipient's tracking items across deliveries (their keys from the by-recipient index)."""
@@ -138,9 +193,10 @@ class TrackingStore:
                           ExpressionAttributeValues={":r": {"S": recipient_id}})
         return batch_delete(self._dynamodb, self.tracking_table, keys)
 
-    def delete_delivery(self, delivery_id: str) -> int:
-        """Delete a delivery's tracking and consolidated stats (a Query on each table's partition key)."""
-        deleted = 0
+    def delete_delivery(self, delivery_id: str, recipients: int = 0) -> int:
+        """Delete a delivery's tracking and consolidated stats (a Query on each table's partition key), and the
+        run items of its `recipients` (their log ids 1 to `recipients`: a Query per shard)."""
+        deleted = self.runs.delete_delivery(delivery_id, recipients) if self.runs is not None else 0
         for table, sort_key in ((self.tracking_table, "log_id"), (self.stats_table, "stat")):
             keys = query_keys(self._dynamodb, ("delivery_id", sort_key), TableName=table,
                               KeyConditionExpression="delivery_id = :d",
@@ -249,7 +305,17 @@ class TrackingStore:
         items = {item["stat"]: item for item in batch_get(
             self._dynamodb, self.stats_table, [{"delivery_id": {"S": delivery_id}, "stat": {"S": stat}}
                                                for stat in (INDICATORS, counters.TALLY)], consistent=False)}
-        return counters.merge_indicators(items.get(INDICATORS), items.get(counters.TALLY))
+        merged = counters.merge_indicators(items.get(INDICATORS), items.get(counters.TALLY))
+        if self.runs is None or not self.reads_runs:
+            return merged
+        appended, written_at = self.runs.delivery_counters(delivery_id)
+        if written_at is None:
+            return merged
+        merged = dict(merged or {})
+        for name, value in appended.get(INDICATORS, {}).items():
+            merged[name] = merged.get(name, 0) + value
+        merged["last_updated"] = max(int(merged.get("last_updated") or 0), written_at)
+        return merged
 
     def counter_items(self, delivery_id: str, prefix: str) -> list[dict[str, Any]]:
         """A delivery's counters named from `prefix` (url#, ua#..., bucket#) as one item per URL, family or
@@ -260,6 +326,9 @@ class TrackingStore:
         grouped = counters.group_prefix(prefix)
         if not grouped.startswith(prefix):
             items += self.query_stats(delivery_id, grouped)
+        if self.runs is not None and self.reads_runs:  # the append layout's, as per-counter items
+            items += [{"stat": stat, **fields} for stat, fields in self.runs.delivery_counters(delivery_id)[0].items()
+                      if stat.startswith(prefix)]
         return counters.merge(items, prefix)
 
     def get_stat(self, delivery_id: str, stat: str) -> dict[str, Any] | None:

@@ -31,7 +31,7 @@ class Stores:
 def stores(settings: Settings | None = None) -> Stores:
     settings = settings or get_settings()
     return Stores(settings, DeliveryStore(settings.deliveries_table, settings.delivery_logs_table),
-                  TrackingStore(settings.tracking_table, settings.tracking_stats_table))
+                  TrackingStore.of(settings))
 
 
 def sending_started_at(summary: dict[str, Any]) -> int | None:

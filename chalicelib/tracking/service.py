@@ -33,7 +33,7 @@ _DELIVERY_ID = re.compile(r"^[0-9a-f]{16}$")
 class TrackingReports:
     def __init__(self, settings: Settings) -> None:
         self.deliveries = DeliveryStore(settings.deliveries_table, settings.delivery_logs_table)
-        self.tracking = TrackingStore(settings.tracking_table, settings.tracking_stats_table)
+        self.tracking = TrackingStore.of(settings)
 
     def summary(self, delivery_id: str) -> dict[str, Any]:
         """The delivery's summary, or NotFound (also for an id that cannot be one)."""

@@ -282,7 +282,7 @@ class TrackingWorkflow:
         self.limits = limits or Limits.from_settings(settings)
         self._clock = clock
         self.logs = logs or RedirectionLogStore(settings.redirection_log_bucket)
-        self.tracking = tracking or TrackingStore(settings.tracking_table, settings.tracking_stats_table)
+        self.tracking = tracking or TrackingStore.of(settings)
         self.state = state or WorkflowStateStore(settings.workflow_table)
         self.runs = runs or RunItemStore(settings.tracking_runs_table)
 

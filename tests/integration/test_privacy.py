@@ -11,10 +11,12 @@ import pytest
 from chalicelib import retention
 from chalicelib.data.addresses import HASH_PREFIX, suppression_hash
 from chalicelib.settings import Settings, get_settings
+from chalicelib.tracking import run_items
 from infra.local_runtime import environment
 from infra.local_runtime.firehose_pump import pumps_for
 from infra.local_runtime.ses_outbox import OUTBOX
 from tests.integration.test_deliveries_api import create
+from tests.tracking_harness import use_layout
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 ANN = {"id": "ann", "email": "ann@example.net", "attributes": {"first_name": "Ann", "member_id": "m-1"}}
@@ -39,8 +41,15 @@ def table_items(name: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def tracked(api: Any, client: Any, mta: Any, resources: Any) -> str:
+def layout() -> str:
+    """The tracking layout the workflow writes (settings.tracking_layout); tests parametrize it for both."""
+    return "items"
+
+
+@pytest.fixture
+def tracked(api: Any, client: Any, mta: Any, resources: Any, layout: str) -> str:
     """A delivery to Ann and Bob, sent; Ann clicked, opened and opted out, and the workflow counted it."""
+    use_layout(layout)
     delivery_id = send(api, mta, ANN, BOB)
     html = message_to("ann@example.net")["html"]
     for path in re.findall(r'"https://t\.example\.com(/[ro]/[^"]+)"', html)[:2]:
@@ -52,7 +61,14 @@ def tracked(api: Any, client: Any, mta: Any, resources: Any) -> str:
     return delivery_id
 
 
-def test_export_returns_everything_kept_about_a_person(api: Any, tracked: str) -> None:
+def _run_item_hits(delivery_id: str) -> list[Any]:
+    """Every hit the append layout's run items hold for a delivery (a test's look at the whole table)."""
+    return [hit for item in table_items(get_settings().tracking_runs_table) if item["delivery_id"]["S"] == delivery_id
+            for hit, _ in run_items.decode(delivery_id, item["body"]["B"]).hits]
+
+
+@pytest.mark.parametrize("layout", ["items", "append"])
+def test_export_returns_everything_kept_about_a_person(api: Any, tracked: str, layout: str) -> None:
     response = api.get("/api/recipients/ann/export")
     assert response.status_code == 200, response.body
     body = response.json_body
@@ -72,14 +88,21 @@ def test_export_returns_everything_kept_about_a_person(api: Any, tracked: str) -
     assert api.get("/api/recipients/nobody/export").status_code == 404
 
 
-def test_erasure_removes_the_person_keeps_the_counts_and_the_opt_out(api: Any, mta: Any, tracked: str) -> None:
+@pytest.mark.parametrize("layout", ["items", "append"])
+def test_erasure_removes_the_person_keeps_the_counts_and_the_opt_out(api: Any, mta: Any, tracked: str,
+                                                                      layout: str) -> None:
     before = api.get(f"/api/deliveries/{tracked}").json_body
     indicators = api.get(f"/api/deliveries/{tracked}/indicators").json_body
+    ann_hits = len(api.get("/api/recipients/ann/tracking").json_body["items"])
+    assert ann_hits >= 3 and len({hit.log_id for hit in _run_item_hits(tracked)}) == (layout == "append")
     response = api.delete("/api/recipients/ann")
     assert response.status_code == 200, response.body
+    erased = ({"tracking_items_deleted": 1, "tracking_log_pages_rewritten": 2, "tracking_run_item_hits_erased": 0}
+              if layout == "items" else
+              {"tracking_items_deleted": 0, "tracking_log_pages_rewritten": 0, "tracking_run_item_hits_erased": ann_hits})
     assert response.json_body == {"recipient_id": "ann", "delivery_logs_erased": 1, "unsent_logs_canceled": 0,
-                                  "tracking_items_deleted": 1, "tracking_log_pages_rewritten": 2,
-                                  "addresses_deleted": 0, "addresses_kept_as_hash": 1}
+                                  **erased, "addresses_deleted": 0, "addresses_kept_as_hash": 1}
+    assert _run_item_hits(tracked) == []
 
     after = api.get(f"/api/deliveries/{tracked}").json_body
     assert after["counts"] == before["counts"] and after["failures"] == before["failures"]
@@ -143,14 +166,16 @@ def test_erasing_someone_not_yet_sent_to_cancels_their_message(api: Any, mta: An
     assert counts["canceled"] == 1
 
 
-def test_purging_a_delivery_deletes_it_and_its_tracking(api: Any, client: Any, tracked: str) -> None:
+@pytest.mark.parametrize("layout", ["items", "append"])
+def test_purging_a_delivery_deletes_it_and_its_tracking(api: Any, client: Any, tracked: str, layout: str) -> None:
     response = api.delete(f"/api/deliveries/{tracked}")
     assert response.status_code == 200, response.body
     assert response.json_body["delivery_logs_deleted"] == 2 and response.json_body["tracking_items_deleted"] >= 2
     assert api.get(f"/api/deliveries/{tracked}").status_code == 404
     assert api.get("/api/recipients/bob/export").status_code == 404
     settings = get_settings()
-    for table in (settings.delivery_logs_table, settings.tracking_table, settings.tracking_stats_table):
+    for table in (settings.delivery_logs_table, settings.tracking_table, settings.tracking_stats_table,
+                  settings.tracking_runs_table):
         assert [item for item in table_items(table) if item["delivery_id"]["S"] == tracked] == []
     assert api.delete(f"/api/deliveries/{tracked}").status_code == 404
     address = boto3.client("dynamodb").get_item(TableName=settings.addresses_table,
@@ -165,10 +190,12 @@ def test_a_sending_delivery_cannot_be_purged(api: Any, client: Any) -> None:
     assert response.status_code == 409 and "stop it before purging" in response.json_body["message"]
 
 
-def test_every_item_carries_its_expiry(api: Any, tracked: str) -> None:
+@pytest.mark.parametrize("layout", ["items", "append"])
+def test_every_item_carries_its_expiry(api: Any, tracked: str, layout: str) -> None:
     settings = get_settings()
+    assert bool(table_items(settings.tracking_runs_table)) == (layout == "append")
     for table in (settings.deliveries_table, settings.delivery_logs_table, settings.tracking_table,
-                  settings.tracking_stats_table):
+                  settings.tracking_stats_table, settings.tracking_runs_table):
         for item in table_items(table):
             if item["delivery_id"]["S"] == "signing-keys" or item["delivery_id"]["S"] == tracked:
                 assert "expires_at_epoch" in item, (table, item)

@@ -21,7 +21,7 @@ from chalicelib.data.run_items import RECIPIENTS_PER_SHARD, shard_key
 from chalicelib.settings import get_settings
 from chalicelib.tracking import run_items
 from chalicelib.tracking.items import decode_hits, decode_verdicts
-from tests.integration.test_tracking_workflow import NOW, T0, known_truth_logs, make_delivery
+from tests.integration.test_tracking_workflow import EXPECTED_INDICATORS, NOW, T0, known_truth_logs, make_delivery
 from tests.tracking_harness import FakeClock, reset_workflow_tables, scan_all, use_layout, workflow
 
 
@@ -202,3 +202,28 @@ def test_a_crash_after_any_write_of_a_later_run_then_a_normal_run_gives_the_clea
     assert total > 6  # acquire, run record, register, the run items, markers, finish
     with tap() as observer:
         replay_after_each_crash(observer, clean, total, prepare, write_concurrency=1)
+
+
+def test_the_counter_and_recipient_reports_read_the_run_items(api: Any, mta: Any) -> None:
+    """Indicators, URLs, timeline, user agents, domains and a recipient's tracking (paged) from run items: what
+    the items layout shows."""
+    delivery_id = make_delivery(api, mta)
+    known_truth_logs(delivery_id)
+    workflow(FakeClock(NOW)).run()
+    paths = [f"/api/deliveries/{delivery_id}/{report}" for report in (
+        "indicators", "urls", "timeline", "user-agents", "domains")] + [
+        f"/api/recipients/r{index}/tracking" for index in range(1, 7)] + ["/api/recipients/r1/tracking?limit=2"]
+    responses = {path: api.get(path) for path in paths}
+    assert all(response.status_code == 200 for response in responses.values())
+    shown = {path: response.json_body for path, response in responses.items()}
+    assert shown[paths[1]]["rows"] and shown[paths[2]]["buckets"] and shown[paths[3]]["browser"]
+    assert len(shown[paths[5]]["items"]) == 6 and shown[paths[-1]]["next"]
+    reset_workflow_tables()
+    use_layout("append")
+    workflow(FakeClock(NOW)).run()
+
+    indicators = api.get(paths[0]).json_body
+    assert indicators.pop("last_updated") == int(NOW * 1000)
+    assert indicators == {"delivery_id": delivery_id, **EXPECTED_INDICATORS}
+    for path in paths:
+        assert api.get(path).json_body == shown[path], path
