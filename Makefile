@@ -13,7 +13,7 @@ FUZZ_SOURCES := $(NATIVE_SOURCES) $(shell find native/fuzz/fuzz_targets -name '*
 # make test: each fuzz target this long; make fuzz: this long.
 FUZZ_BRIEF_SECONDS ?= 5
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS := verify_token parse_log classify
+FUZZ_TARGETS := verify_token parse_log classify run_items
 LAYER_ARCHITECTURES := x86_64 arm64
 LAYERS := $(foreach arch,$(LAYER_ARCHITECTURES),out/layers/sendtrail-native-$(arch).zip)
 

@@ -5,7 +5,9 @@ re-verifying every hit's token, and aggregating the hits: core.parse_log,
 core.aggregate, core.process_log and tokens.verify) has two implementations
 that give the same answers: the Python reference in chalicelib (always there)
 and the Rust module from the Lambda layer (native/, built by `make layer`).
-`Backend` gives both one API returning core's own dataclasses.
+`Backend` gives both one API returning core's own dataclasses. So does a run
+item's body (chalicelib/tracking/run_items.py's encode and decode,
+docs/spec/run-items.md): the same bytes, the same RunItemError reasons.
 SENDTRAIL_NATIVE picks one:
 
     auto  the native module when it imports, the Python reference otherwise
@@ -34,8 +36,10 @@ hit nor per item from the parse to its write requests.
 The native module is used where it represents the input exactly, and the
 reference runs otherwise: a key ring value that is not bytes, data that is
 not bytes-like, hits that are not exactly core.Hit or whose integers pass 64
-bits, a negative per-recipient cap. Those are never what the workflow
-passes; the fallback keeps the answers identical anyway.
+bits, a negative per-recipient cap, a run item's entries that are not tuples
+of exact str and int in a list or tuple (or whose ints pass 64 bits, or whose
+strings hold lone surrogates). Those are never what the workflow passes; the
+fallback keeps the answers identical anyway.
 
 Only the workflow uses this module. The hit path never does (it verifies one
 token per request in Python and must import without the layer).
@@ -63,12 +67,14 @@ MODES = ("auto", "on", "off")
 MODULE_NAME = "sendtrail_native"
 # What this code calls on the module: a layer older than the code is not used.
 REQUIRED_ATTRIBUTES = ("verify_token", "InvalidToken", "parse_log", "process_log", "aggregate", "LazyTuple",
-                       "Unsupported", "CLASSIFY_REASONS", "run_hits")
+                       "Unsupported", "CLASSIFY_REASONS", "run_hits", "RunItemError", "encode_run_item",
+                       "decode_run_item")
 # mimalloc, the module's allocator, reads this when the module loads. -1: freed memory is never given back to
 # the OS. By default it is, a second after it is freed, so a warm container's workflow run, every few minutes,
 # faulted its tens of megabytes in again (about 20,000 page faults per 100k hits, a tenth of the compute).
 # What it keeps is what a run needed, within the function's memory. An explicit setting in the environment wins.
 ALLOCATOR_PURGE_DELAY = ("MIMALLOC_PURGE_DELAY", "-1")
+_SEQUENCES = (list, tuple)  # a run item's entries as the native module takes them
 KEY_IDS = range(256)  # a token's key id is one byte: the only ids verify ever looks up
 METRIC_NAMESPACE = metrics.NAMESPACE
 FALLBACK_METRIC = metrics.NATIVE_FALLBACK
@@ -179,12 +185,33 @@ class Backend:
     def encode_run_item(self, delivery_id: str, hits: Iterable[tuple[core.Hit, int]],
                         corrections: Iterable[tuple[str, int]] = (),
                         counters: Iterable[tuple[str, str, int]] = ()) -> bytes:
-        """run_items.encode, by this backend (docs/spec/run-items.md): same bytes, same RunItemError reasons."""
+        """run_items.encode, by this backend (docs/spec/run-items.md): same bytes, same RunItemError reasons.
+
+        The native module takes lists and tuples; any other iterable goes to the reference, which reads it
+        once, where it reads it (an iterable's own exception then falls among the refusals as it does there).
+        """
+        module = self.module
+        if module is not None and all(type(values) in _SEQUENCES for values in (hits, corrections, counters)):
+            try:
+                body: bytes = module.encode_run_item(delivery_id, hits, corrections, counters, core.Hit)
+            except module.RunItemError as error:
+                raise run_items.RunItemError(error.reason, error.detail) from None
+            except module.Unsupported:
+                pass  # values it does not represent exactly (ints past 64 bits, lone surrogates, ...)
+            else:
+                return body
         return run_items.encode(delivery_id, hits, corrections, counters)
 
     def decode_run_item(self, delivery_id: str, body: bytes) -> run_items.RunItem:
-        """run_items.decode, by this backend."""
-        return run_items.decode(delivery_id, body)
+        """run_items.decode, by this backend: the same RunItem (of core.Hit objects), the same refusals."""
+        module = self.module
+        if module is None or type(body) not in (bytes, bytearray):
+            return run_items.decode(delivery_id, body)  # the reference decides what other values mean
+        try:
+            hits, corrections, counters = module.decode_run_item(delivery_id, bytes(body), core.Hit)
+        except module.RunItemError as error:
+            raise run_items.RunItemError(error.reason, error.detail) from None
+        return run_items.RunItem(hits, corrections, counters)
 
     def _native_arguments(self, data: Any, keys: Any) -> tuple[ModuleType, bytes, dict[int, bytes]] | None:
         """(module, data as bytes, key ring as a dict) when the native module can take them; None otherwise."""

@@ -20,6 +20,13 @@ class InvalidToken(ValueError):
 
     reason: str
 
+class RunItemError(ValueError):
+    """A run item that cannot be encoded or a body that cannot be decoded (docs/spec/run-items.md): `reason`
+    is the spec's, `detail` the reference's (as chalicelib.tracking.run_items.RunItemError's message)."""
+
+    reason: str
+    detail: str
+
 class Unsupported(Exception):
     """`aggregate` was given hits it does not represent (not exactly the hit type, ints past 64 bits,
     non-Unicode strings): run the reference instead."""
@@ -101,6 +108,19 @@ class EncodedText:
 
 def run_hits(parsed: Iterable[LazyTuple[Any]], ip_mode: str, minimise: Callable[[str, str], str]) -> RunHits:
     """The hits of parse_log results, IPs minimised as records.minimise_ip (`minimise`: IPv6 under truncated)."""
+
+def encode_run_item(delivery_id: str, hits: Iterable[tuple[Any, int]], corrections: Iterable[tuple[str, int]],
+                    counters: Iterable[tuple[str, str, int]], hit_type: type) -> bytes:
+    """run_items.encode: hits exactly `hit_type` (core.Hit) with their verdicts; entries exact tuples of exact
+    str and int. RunItemError where the reference refuses; Unsupported (before any refusal) for values it does
+    not represent exactly (ints past 64 bits, deltas past 128, lone surrogates, other types)."""
+
+RunItemTuple = tuple[tuple[tuple[Any, int], ...], tuple[tuple[str, int], ...], tuple[tuple[str, str, int], ...]]
+"""((hit, verdict), ...), ((hit id, verdict), ...), ((stat, field, delta), ...): run_items.RunItem's fields."""
+
+def decode_run_item(delivery_id: str, body: bytes, hit_type: Callable[..., Any]) -> RunItemTuple:
+    """run_items.decode: (hits with verdicts, corrections, counters), RunItem's fields; hits made with `hit_type`
+    and `delivery_id` as given. RunItemError with the reference's reason."""
 
 def allocator_purge_delay_ms() -> int:
     """How long the module's allocator (mimalloc) waits before giving freed memory back to the OS; -1: never."""

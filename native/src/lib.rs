@@ -18,6 +18,9 @@
 //!   items' hit lines, log pages, domain deltas, minimised IPs:
 //!   `chalicelib/tracking/items.py`, `log_pages.py`, `workflow.py`); with
 //!   [`dynamo`], those items encoded as DynamoDB JSON (`chalicelib/data/item_json.py`).
+//! - [`run_items`]: a run item's binary body, the hits, verdict corrections
+//!   and counter deltas one run adds to a shard (`chalicelib/tracking/run_items.py`,
+//!   `docs/spec/run-items.md`).
 //!
 //! The Python face lives behind the `python` feature (what maturin builds),
 //! so `cargo test` and the fuzz targets build without Python. Everything
@@ -33,6 +36,7 @@ pub mod gzip;
 pub mod json;
 pub mod logs;
 pub mod run;
+pub mod run_items;
 pub mod tokens;
 #[cfg(test)]
 mod vectors;

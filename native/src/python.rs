@@ -25,6 +25,12 @@
 //! `chalicelib/native.py` wraps in the dataclasses; the parsed hits and
 //! `process_log`'s recipient updates are [`LazyTuple`]s, made as Python
 //! objects only when read. Parsing runs without the GIL.
+//!
+//! `encode_run_item` and `decode_run_item` are `chalicelib/tracking/run_items.py`'s
+//! `encode` and `decode` over [`crate::run_items`]: bytes, and the fields of a
+//! `RunItem` as tuples; a refusal is `sendtrail_native.RunItemError`, a
+//! `ValueError` with the reference's `.reason` (and `.detail`), which
+//! `chalicelib/native.py` turns into the reference's `RunItemError`.
 
 use std::collections::HashMap;
 use std::ffi::{c_int, c_long};
@@ -50,6 +56,7 @@ use crate::dynamo;
 use crate::json;
 use crate::logs::{self, Kind, ParsedLog, Purpose};
 use crate::run;
+use crate::run_items;
 use crate::tokens::{self, Reason};
 
 create_exception!(
@@ -1051,6 +1058,236 @@ fn aggregate_hits<'py>(
     (updates, deliveries, aggregates.duplicates, aggregates.over_limit).into_pyobject(py)
 }
 
+// --------------------------------------------------------------------------- run items
+
+create_exception!(
+    sendtrail_native,
+    RunItemError,
+    PyValueError,
+    "A run item that cannot be encoded or a body that cannot be decoded (docs/spec/run-items.md): `reason` is \
+     the spec's, `detail` the reference's (its message is `reason: detail`, or the reason alone)."
+);
+
+fn run_item_error(py: Python<'_>, error: run_items::Error) -> PyErr {
+    let raised = RunItemError::new_err(error.to_string());
+    let value = raised.value(py);
+    match value
+        .setattr("reason", error.reason.as_str())
+        .and_then(|()| value.setattr("detail", error.detail))
+    {
+        Ok(()) => raised,
+        Err(setattr_failed) => setattr_failed,
+    }
+}
+
+/// An exact tuple of `size` items; Unsupported for anything else (the reference unpacks any iterable).
+fn exact_tuple<'py>(entry: Bound<'py, PyAny>, size: usize) -> PyResult<Bound<'py, PyTuple>> {
+    match entry.cast_into_exact::<PyTuple>() {
+        Ok(tuple) if tuple.len() == size => Ok(tuple),
+        _ => Err(unsupported("a run item entry that is not a tuple of its size")),
+    }
+}
+
+/// An exact str; Unsupported for anything else.
+fn exact_text(value: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyString>> {
+    value
+        .cast_into_exact::<PyString>()
+        .map_err(|_| unsupported("a run item text that is not exactly str"))
+}
+
+/// An exact int within i64; Unsupported for anything else (the reference decides past 64 bits).
+fn exact_i64(value: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if !value.is_exact_instance_of::<PyInt>() {
+        return Err(unsupported("a run item value that is not exactly int"));
+    }
+    value
+        .extract::<i64>()
+        .map_err(|_| unsupported("a run item value past 64 bits"))
+}
+
+/// A str's text, borrowed (CPython keeps its UTF-8); Unsupported for lone surrogates, which the
+/// reference refuses or fails on in its own ways.
+fn borrowed_text<'a>(value: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
+    value
+        .to_str()
+        .map_err(|_| unsupported("a run item text that is not Unicode (lone surrogates)"))
+}
+
+/// One hit's Python values, held while the encoder borrows their text.
+struct HitValues<'py> {
+    /// hit_id, kind, delivery_id, ua, ip, purpose
+    texts: [Bound<'py, PyString>; 6],
+    /// ts, log_id, url_id
+    ints: [i64; 3],
+    verdict: i64,
+}
+
+fn hit_values<'py>(entry: Bound<'py, PyAny>, hit_type: &Bound<'py, PyAny>) -> PyResult<HitValues<'py>> {
+    let py = entry.py();
+    let pair = exact_tuple(entry, 2)?;
+    let (hit, verdict) = (pair.get_item(0)?, pair.get_item(1)?);
+    if !hit.get_type().is(hit_type) {
+        return Err(unsupported("a hit that is not exactly core.Hit"));
+    }
+    Ok(HitValues {
+        texts: [
+            exact_str(&hit, intern!(py, "hit_id"))?,
+            exact_str(&hit, intern!(py, "kind"))?,
+            exact_str(&hit, intern!(py, "delivery_id"))?,
+            exact_str(&hit, intern!(py, "ua"))?,
+            exact_str(&hit, intern!(py, "ip"))?,
+            exact_str(&hit, intern!(py, "purpose"))?,
+        ],
+        ints: [
+            exact_int(&hit, intern!(py, "ts"))?,
+            exact_int(&hit, intern!(py, "log_id"))?,
+            exact_int(&hit, intern!(py, "url_id"))?,
+        ],
+        verdict: exact_i64(&verdict)?,
+    })
+}
+
+/// A counter's delta: an exact int within i128 (past i64 it is the encoder's `out_of_range`).
+fn delta_of(value: &Bound<'_, PyAny>) -> PyResult<i128> {
+    if !value.is_exact_instance_of::<PyInt>() {
+        return Err(unsupported("a counter delta that is not exactly int"));
+    }
+    match value.extract::<i64>() {
+        Ok(delta) => Ok(i128::from(delta)),
+        Err(_) => value
+            .extract::<i128>()
+            .map_err(|_| unsupported("a counter delta past 128 bits")),
+    }
+}
+
+/// The body of a run item (the reference's `run_items.encode`): `hits` of exactly `hit_type`
+/// (core.Hit), each with its verdict, `corrections` (hit id, verdict), `counters` (stat, field, delta),
+/// all exact tuples, strs and ints. Raises RunItemError where the reference refuses, and Unsupported
+/// (before any refusal) for values it does not represent exactly: ints past 64 bits (deltas: 128),
+/// lone surrogates, other types; chalicelib/native.py then runs the reference.
+#[pyfunction]
+fn encode_run_item<'py>(
+    py: Python<'py>,
+    delivery_id: Bound<'py, PyAny>,
+    hits: &Bound<'py, PyAny>,
+    corrections: &Bound<'py, PyAny>,
+    counters: &Bound<'py, PyAny>,
+    hit_type: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let delivery_id = exact_text(delivery_id)?;
+    let hit_values = hits
+        .try_iter()?
+        .map(|entry| hit_values(entry?, hit_type))
+        .collect::<PyResult<Vec<_>>>()?;
+    let correction_values = corrections
+        .try_iter()?
+        .map(|entry| {
+            let pair = exact_tuple(entry?, 2)?;
+            Ok((exact_text(pair.get_item(0)?)?, exact_i64(&pair.get_item(1)?)?))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let counter_values = counters
+        .try_iter()?
+        .map(|entry| {
+            let triple = exact_tuple(entry?, 3)?;
+            Ok((
+                exact_text(triple.get_item(0)?)?,
+                exact_text(triple.get_item(1)?)?,
+                delta_of(&triple.get_item(2)?)?,
+            ))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+
+    let hits = hit_values
+        .iter()
+        .map(|values| {
+            let [hit_id, kind, hit_delivery_id, ua, ip, purpose] = &values.texts;
+            let [ts, log_id, url_id] = values.ints;
+            let hit = run_items::Hit {
+                hit_id: borrowed_text(hit_id)?,
+                ts,
+                kind: borrowed_text(kind)?,
+                delivery_id: borrowed_text(hit_delivery_id)?,
+                log_id,
+                url_id,
+                ua: borrowed_text(ua)?,
+                ip: borrowed_text(ip)?,
+                purpose: borrowed_text(purpose)?,
+            };
+            Ok((hit, values.verdict))
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let corrections = correction_values
+        .iter()
+        .map(|(hit_id, verdict)| Ok((borrowed_text(hit_id)?, *verdict)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let counters = counter_values
+        .iter()
+        .map(|(stat, field, delta)| Ok((borrowed_text(stat)?, borrowed_text(field)?, *delta)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let body = run_items::encode(borrowed_text(&delivery_id)?, &hits, &corrections, &counters)
+        .map_err(|error| run_item_error(py, error))?;
+    Ok(PyBytes::new(py, &body))
+}
+
+/// The decoded tuples: ((hit, verdict), ...), ((hit id, verdict), ...), ((stat, field, delta), ...).
+type DecodedTuples<'py> = (Bound<'py, PyTuple>, Bound<'py, PyTuple>, Bound<'py, PyTuple>);
+
+/// The content of a run item's body (the reference's `run_items.decode`): the fields of a
+/// `run_items.RunItem` as tuples, hits made with `hit_type` (core.Hit) and `delivery_id` as given; each
+/// text is one str object however many hits use it. Raises RunItemError with the reference's reason.
+#[pyfunction]
+fn decode_run_item<'py>(
+    py: Python<'py>,
+    delivery_id: &Bound<'py, PyAny>,
+    body: &Bound<'py, PyBytes>,
+    hit_type: &Bound<'py, PyAny>,
+) -> PyResult<DecodedTuples<'py>> {
+    let item = run_items::decode(body.as_bytes()).map_err(|error| run_item_error(py, error))?;
+    let texts: Vec<Bound<'py, PyString>> = item.texts.iter().map(|text| PyString::new(py, text)).collect();
+    let mut id_text = [0u8; 32];
+    let hits = item
+        .hits
+        .iter()
+        .map(|hit| {
+            let object = hit_type.call1((
+                PyString::new(py, run::hex_into(hit.hit_id, 32, &mut id_text)),
+                hit.ts,
+                kind_name(py, hit.kind),
+                delivery_id,
+                hit.log_id,
+                hit.url_id,
+                &texts[hit.ua as usize],
+                &texts[hit.ip as usize],
+                purpose_name(py, hit.purpose),
+            ))?;
+            PyTuple::new(py, [object, hit.verdict.into_bound_py_any(py)?])
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let corrections = item
+        .corrections
+        .iter()
+        .map(|&(hit_id, verdict)| (run::hex_into(hit_id, 32, &mut id_text).to_owned(), verdict).into_pyobject(py))
+        .collect::<PyResult<Vec<_>>>()?;
+    let counters = item
+        .counters
+        .iter()
+        .map(|counter| {
+            (
+                &texts[counter.stat as usize],
+                &texts[counter.field as usize],
+                counter.delta,
+            )
+                .into_pyobject(py)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((
+        PyTuple::new(py, hits)?,
+        PyTuple::new(py, corrections)?,
+        PyTuple::new(py, counters)?,
+    ))
+}
+
 // --------------------------------------------------------------------------- a workflow run
 
 /// Encoded items (a JSON text) handed to Python without a copy: `memoryview(text)` reads the bytes in
@@ -1643,5 +1880,12 @@ fn sendtrail_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<RunHits>()?;
     module.add_class::<EncodedText>()?;
     module.add_function(wrap_pyfunction!(run_hits, module)?)?;
+    module.add("RunItemError", py.get_type::<RunItemError>())?;
+    module.add(
+        "RUN_ITEM_REASONS",
+        run_items::Reason::ALL.map(run_items::Reason::as_str).to_vec(),
+    )?;
+    module.add_function(wrap_pyfunction!(encode_run_item, module)?)?;
+    module.add_function(wrap_pyfunction!(decode_run_item, module)?)?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 use crate::aggregate::tests::{run_with, Prior};
 use crate::aggregate::{Bound, HitFields, HitSet, Summary, SUMMARY_FILTER_BITS};
 use crate::logs::{self, Limits};
+use crate::run_items;
 use crate::tokens::Keys;
 
 fn vectors(name: &str) -> Value {
@@ -282,5 +283,156 @@ fn aggregate_vectors() {
             .map(|delivery| text(&delivery["delivery_id"]))
             .collect();
         assert_eq!(ids, wanted_ids, "{name}");
+    }
+}
+
+/// A delta as the vectors give it: any JSON integer (one is past i64, to be refused).
+fn delta(value: &Value) -> i128 {
+    value
+        .as_i64()
+        .map(i128::from)
+        .or_else(|| value.as_u64().map(i128::from))
+        .expect("an integer delta")
+}
+
+/// A case's (hits with verdicts, corrections, counters), as given.
+type RunItemInputs<'a> = (
+    Vec<(run_items::Hit<'a>, i64)>,
+    Vec<(&'a str, i64)>,
+    Vec<run_items::Counter<'a>>,
+);
+
+fn run_item_inputs(case: &Value) -> RunItemInputs<'_> {
+    let hits = case["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .map(|hit| {
+            let fields = hit_fields(hit);
+            let hit_fields = run_items::Hit {
+                hit_id: fields.hit_id,
+                ts: fields.ts,
+                kind: fields.kind,
+                delivery_id: fields.delivery_id,
+                log_id: fields.log_id,
+                url_id: fields.url_id,
+                ua: fields.ua,
+                ip: fields.ip,
+                purpose: fields.purpose,
+            };
+            (hit_fields, int(&hit["verdict"]))
+        })
+        .collect();
+    let corrections = case["corrections"]
+        .as_array()
+        .expect("corrections")
+        .iter()
+        .map(|entry| (text(&entry["hit_id"]), int(&entry["verdict"])))
+        .collect();
+    let counters = case["counters"]
+        .as_array()
+        .expect("counters")
+        .iter()
+        .map(|entry| (text(&entry["stat"]), text(&entry["field"]), delta(&entry["delta"])))
+        .collect();
+    (hits, corrections, counters)
+}
+
+#[test]
+fn run_item_vectors() {
+    let file = vectors("run_items.json");
+    let delivery_id = text(&file["delivery_id"]);
+    let cases = file["cases"].as_array().expect("cases");
+    let reasons = |wanted: &str| {
+        run_items::Reason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == wanted)
+            .unwrap_or_else(|| panic!("an unknown reason {wanted}"))
+    };
+    let (mut valid, mut refused, mut refused_encodings) = (0, 0, 0);
+    for case in cases {
+        let name = text(&case["name"]);
+        if let Some(error) = case.get("error") {
+            refused += 1;
+            let refusal = run_items::decode(&hex(text(&case["body"]))).expect_err(name);
+            assert_eq!(refusal.reason, reasons(text(error)), "{name}: {refusal}");
+            continue;
+        }
+        let (hits, corrections, counters) = run_item_inputs(case);
+        if let Some(error) = case.get("encode_error") {
+            refused_encodings += 1;
+            let refusal = run_items::encode(delivery_id, &hits, &corrections, &counters).expect_err(name);
+            assert_eq!(refusal.reason, reasons(text(error)), "{name}: {refusal}");
+            continue;
+        }
+        valid += 1;
+        let body = hex(text(&case["body"]));
+        let encoded = run_items::encode(delivery_id, &hits, &corrections, &counters).expect(name);
+        assert_eq!(encoded, body, "{name}");
+
+        // Decoded: the inputs in canonical order, without the counters of delta 0.
+        let decoded = run_items::decode(&body).expect(name);
+        let mut hits = hits;
+        hits.sort_by_key(|(hit, _)| (hit.log_id, hit.ts, hit.hit_id));
+        let got: Vec<Value> = decoded
+            .hits
+            .iter()
+            .map(|hit| {
+                serde_json::json!({
+                    "hit_id": logs::hex32(hit.hit_id), "ts": hit.ts, "kind": hit.kind.as_str(),
+                    "log_id": hit.log_id, "url_id": hit.url_id, "ua": decoded.text(hit.ua),
+                    "ip": decoded.text(hit.ip), "purpose": hit.purpose.as_str(), "verdict": hit.verdict,
+                })
+            })
+            .collect();
+        let wanted: Vec<Value> = hits
+            .iter()
+            .map(|(hit, verdict)| {
+                serde_json::json!({
+                    "hit_id": hit.hit_id, "ts": hit.ts, "kind": hit.kind, "log_id": hit.log_id,
+                    "url_id": hit.url_id, "ua": hit.ua, "ip": hit.ip, "purpose": hit.purpose, "verdict": verdict,
+                })
+            })
+            .collect();
+        assert_eq!(got, wanted, "{name}");
+        let mut corrections = corrections;
+        corrections.sort_unstable();
+        let got: Vec<(String, i64)> = decoded
+            .corrections
+            .iter()
+            .map(|&(hit_id, verdict)| (logs::hex32(hit_id), verdict))
+            .collect();
+        let wanted: Vec<(String, i64)> = corrections
+            .iter()
+            .map(|&(hit_id, verdict)| (hit_id.to_owned(), verdict))
+            .collect();
+        assert_eq!(got, wanted, "{name}");
+        let mut counters: Vec<run_items::Counter<'_>> = counters.into_iter().filter(|counter| counter.2 != 0).collect();
+        counters.sort_unstable();
+        let got: Vec<run_items::Counter<'_>> = decoded
+            .counters
+            .iter()
+            .map(|counter| {
+                (
+                    decoded.text(counter.stat),
+                    decoded.text(counter.field),
+                    i128::from(counter.delta),
+                )
+            })
+            .collect();
+        assert_eq!(got, counters, "{name}");
+    }
+    // Every kind of case is there (a vector file that lost its refusals would pass vacuously).
+    assert!(valid > 0 && refused > 0 && refused_encodings > 0);
+    let reasons_met: std::collections::HashSet<&str> = cases
+        .iter()
+        .filter_map(|case| case.get("error").or(case.get("encode_error")).map(text))
+        .collect();
+    for reason in run_items::Reason::ALL {
+        assert!(
+            reasons_met.contains(reason.as_str()),
+            "no vector refuses {}",
+            reason.as_str()
+        );
     }
 }

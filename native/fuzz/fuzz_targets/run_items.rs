@@ -1,0 +1,226 @@
+//! Fuzz target: run item bodies (`docs/spec/run-items.md`, src/run_items.rs).
+//!
+//! The first byte chooses how the rest is used:
+//!
+//! - even: the rest is a body. Whatever it is, `decode` does not panic, and a
+//!   body it accepts is the one `encode` writes for what it returns (one body
+//!   per content).
+//! - odd: the rest chooses an item's content: up to 12 hits over a few ids
+//!   (one not hex), times (at the id's, shifted, out of range), recipients,
+//!   agents, addresses, kinds and purposes (some unknown), verdicts (some out
+//!   of range); corrections, some of the item's own hits or repeated; counters,
+//!   some repeated, of delta 0 or past 64 bits. `encode` refuses it exactly
+//!   when something in it is wrong (with one of its reasons); otherwise
+//!   `decode` gives back the content in canonical order, from that very body.
+//!
+//! A crash is a panic (index out of bounds, overflow: debug assertions and
+//! overflow checks are on) or a failed `assert!`.
+
+#![no_main]
+
+use std::collections::HashSet;
+
+use libfuzzer_sys::fuzz_target;
+use sendtrail_native::logs;
+use sendtrail_native::run_items::{self, Counter, Hit, Reason, RunItem};
+
+const DELIVERY: &str = "00112233445566ff";
+const T0: i64 = 1_740_823_200_000;
+const TOP: i64 = (1 << 53) - 1;
+const KINDS: [&str; 5] = ["click", "open", "optout", "mirror", "view"];
+const PURPOSES: [&str; 6] = ["", "", "prefetch", "prerender", "preview", "later"];
+const TEXTS: [&str; 4] = ["", "ua", "203.0.113.0", "é🙂"];
+const VERDICTS: [i64; 8] = [-1, 0, 0, 1, 256, TOP, -2, TOP + 1];
+const STATS: [&str; 3] = ["indicators", "ua", "url#000004"];
+const FIELDS: [&str; 2] = ["hits", "clicks"];
+const DELTAS: [i128; 8] = [1, -1, 0, 3, i64::MAX as i128, i64::MIN as i128, 1 << 63, -(1 << 63) - 1];
+
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn next(&mut self) -> u8 {
+        let Some((&byte, rest)) = self.0.split_first() else {
+            return 0;
+        };
+        self.0 = rest;
+        byte
+    }
+
+    fn pick<T: Copy>(&mut self, values: &[T]) -> T {
+        values[usize::from(self.next()) % values.len()]
+    }
+}
+
+/// A decoded item written again: what `encode` makes of `decode`'s answer.
+fn reencode(item: &RunItem<'_>) -> Vec<u8> {
+    let ids: Vec<String> = item.hits.iter().map(|hit| logs::hex32(hit.hit_id)).collect();
+    let hits: Vec<(Hit<'_>, i64)> = item
+        .hits
+        .iter()
+        .zip(&ids)
+        .map(|(hit, hit_id)| {
+            let fields = Hit {
+                hit_id,
+                ts: hit.ts,
+                kind: hit.kind.as_str(),
+                delivery_id: DELIVERY,
+                log_id: hit.log_id,
+                url_id: hit.url_id,
+                ua: item.text(hit.ua),
+                ip: item.text(hit.ip),
+                purpose: hit.purpose.as_str(),
+            };
+            (fields, hit.verdict)
+        })
+        .collect();
+    let correction_ids: Vec<String> = item.corrections.iter().map(|&(id, _)| logs::hex32(id)).collect();
+    let corrections: Vec<(&str, i64)> = correction_ids
+        .iter()
+        .zip(&item.corrections)
+        .map(|(id, &(_, verdict))| (id.as_str(), verdict))
+        .collect();
+    let counters: Vec<Counter<'_>> = item
+        .counters
+        .iter()
+        .map(|counter| {
+            (
+                item.text(counter.stat),
+                item.text(counter.field),
+                i128::from(counter.delta),
+            )
+        })
+        .collect();
+    run_items::encode(DELIVERY, &hits, &corrections, &counters).expect("a decoded item encodes")
+}
+
+fn any_body(body: &[u8]) {
+    if let Ok(item) = run_items::decode(body) {
+        assert_eq!(
+            reencode(&item),
+            body,
+            "an accepted body is the one its content encodes to"
+        );
+    }
+}
+
+fn content(bytes: &mut Bytes<'_>) {
+    // Ids: 0-5 hit path ids at T0 (the time they carry), 6 in capitals (not ours).
+    let ids: Vec<String> = (0..6u64)
+        .map(|serial| format!("{T0:012x}{serial:020x}"))
+        .chain(["AB".repeat(16)])
+        .collect();
+    let mut hits: Vec<(Hit<'_>, i64)> = Vec::new();
+    for _ in 0..bytes.next() % 13 {
+        let ts = match bytes.next() % 8 {
+            0..=3 => T0,
+            4 => T0 + 1,
+            5 => 0,
+            6 => TOP + 1,
+            _ => -1,
+        };
+        let hit = Hit {
+            hit_id: &ids[usize::from(bytes.next()) % ids.len()],
+            ts,
+            kind: bytes.pick(&KINDS),
+            delivery_id: if bytes.next() == 255 {
+                "0a0b0c0d0e0f1011"
+            } else {
+                DELIVERY
+            },
+            log_id: bytes.pick(&[1, 1, 2, 0, TOP, TOP + 1]),
+            url_id: bytes.pick(&[4, 0, TOP, -1]),
+            ua: bytes.pick(&TEXTS),
+            ip: bytes.pick(&TEXTS),
+            purpose: bytes.pick(&PURPOSES),
+        };
+        hits.push((hit, bytes.pick(&VERDICTS)));
+    }
+    let corrections: Vec<(&str, i64)> = (0..bytes.next() % 4)
+        .map(|_| {
+            (
+                ids[usize::from(bytes.next()) % ids.len()].as_str(),
+                bytes.pick(&VERDICTS),
+            )
+        })
+        .collect();
+    let counters: Vec<Counter<'_>> = (0..bytes.next() % 5)
+        .map(|_| (bytes.pick(&STATS), bytes.pick(&FIELDS), bytes.pick(&DELTAS)))
+        .collect();
+
+    // Wrong, by the spec's rules, each thing by itself.
+    let own: Vec<&str> = hits.iter().map(|(hit, _)| hit.hit_id).collect();
+    let distinct = |keys: Vec<String>| keys.len() == keys.iter().collect::<HashSet<_>>().len();
+    let hex = |id: &str| logs::hex32(u128::from_str_radix(id, 16).unwrap_or(u128::MAX)) == id;
+    let in_range = |value: i64| (0..=TOP).contains(&value);
+    let bad_hits = hits.iter().any(|(hit, verdict)| {
+        hit.delivery_id != DELIVERY
+            || !hex(hit.hit_id)
+            || !KINDS[..4].contains(&hit.kind)
+            || !["", "prefetch", "prerender", "preview"].contains(&hit.purpose)
+            || ![hit.ts, hit.log_id, hit.url_id].into_iter().all(in_range)
+            || !(-1..=TOP).contains(verdict)
+    }) || !distinct(own.iter().map(|id| id.to_string()).collect());
+    let bad_corrections = corrections
+        .iter()
+        .any(|(id, verdict)| !hex(id) || !(-1..=TOP).contains(verdict) || own.contains(id))
+        || !distinct(corrections.iter().map(|(id, _)| id.to_string()).collect());
+    let bad_counters = counters.iter().any(|&(_, _, delta)| i64::try_from(delta).is_err())
+        || !distinct(
+            counters
+                .iter()
+                .map(|(stat, field, _)| format!("{stat}\n{field}"))
+                .collect(),
+        );
+
+    match run_items::encode(DELIVERY, &hits, &corrections, &counters) {
+        Err(error) => {
+            assert!(bad_hits || bad_corrections || bad_counters, "refused {error}");
+            assert!(matches!(
+                error.reason,
+                Reason::BadHit | Reason::Duplicate | Reason::OutOfRange
+            ));
+        }
+        Ok(body) => {
+            assert!(!(bad_hits || bad_corrections || bad_counters), "encoded what is wrong");
+            let item = run_items::decode(&body).expect("an encoded body decodes");
+            assert_eq!(reencode(&item), body);
+            let mut wanted: Vec<(i64, i64, String, i64)> = hits
+                .iter()
+                .map(|(hit, verdict)| (hit.log_id, hit.ts, hit.hit_id.to_owned(), *verdict))
+                .collect();
+            wanted.sort();
+            let got: Vec<(i64, i64, String, i64)> = item
+                .hits
+                .iter()
+                .map(|hit| (hit.log_id, hit.ts, logs::hex32(hit.hit_id), hit.verdict))
+                .collect();
+            assert_eq!(got, wanted);
+            let mut wanted: Vec<(&str, &str, i128)> = counters.into_iter().filter(|counter| counter.2 != 0).collect();
+            wanted.sort();
+            let got: Vec<(&str, &str, i128)> = item
+                .counters
+                .iter()
+                .map(|counter| {
+                    (
+                        item.text(counter.stat),
+                        item.text(counter.field),
+                        i128::from(counter.delta),
+                    )
+                })
+                .collect();
+            assert_eq!(got, wanted);
+            assert_eq!(item.corrections.len(), corrections.len());
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    if mode & 1 == 0 {
+        any_body(rest);
+    } else {
+        content(&mut Bytes(rest));
+    }
+});

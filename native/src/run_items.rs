@@ -1,0 +1,1210 @@
+//! A run item's body: the hits, verdict corrections and counter deltas one
+//! workflow run adds to a shard, in bytes. The twin of
+//! `chalicelib/tracking/run_items.py`; the contract (layout, canonical order,
+//! refusals by reason) is `docs/spec/run-items.md`, pinned for both by the
+//! shared vectors of `tests/vectors/run_items.json` (run by `src/vectors.rs`).
+//!
+//! [`encode`] writes the body the reference writes, byte for byte, and refuses
+//! what it refuses with the same reason; [`decode`] refuses a body with the
+//! first reason the reference meets reading from the front (the order of the
+//! checks below is the reference's, line by line). Its [`RunItem`] borrows the
+//! texts from the body: decoding allocates the item's vectors and the sets
+//! that find repeats, nothing per hit.
+//!
+//! Integers are i64 as the tracking core's are (the Python face falls back to
+//! the reference for ints past 64 bits), but a counter's delta is i128, so a
+//! delta just outside the signed 64-bit range is refused (`out_of_range`) as
+//! the reference refuses it.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use foldhash::fast::RandomState;
+
+use crate::logs::{self, Kind, Purpose};
+
+pub const VERSION: u8 = 1;
+/// ts, log id, URL id: what the core accepts (docs/spec/tracking-core.md).
+pub const MAX_VALUE: i64 = (1 << 53) - 1;
+/// The largest verdict (a verdict is stored plus one, so at most 2**53).
+pub const MAX_VERDICT: i64 = (1 << 53) - 1;
+const TS_FOLLOWS: u8 = 0x10;
+const RESERVED_FLAGS: u8 = 0xE0;
+/// The bytes of a hit id.
+const ID_BYTES: usize = 16;
+
+/// Why a run item is refused (the spec's reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    // encode
+    BadHit,
+    Duplicate,
+    // both
+    OutOfRange,
+    // decode
+    BadVersion,
+    Truncated,
+    BadVarint,
+    BadText,
+    BadFlags,
+    BadIndex,
+    NotCanonical,
+    TrailingBytes,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 11] = [
+        Reason::BadHit,
+        Reason::Duplicate,
+        Reason::OutOfRange,
+        Reason::BadVersion,
+        Reason::Truncated,
+        Reason::BadVarint,
+        Reason::BadText,
+        Reason::BadFlags,
+        Reason::BadIndex,
+        Reason::NotCanonical,
+        Reason::TrailingBytes,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::BadHit => "bad_hit",
+            Reason::Duplicate => "duplicate",
+            Reason::OutOfRange => "out_of_range",
+            Reason::BadVersion => "bad_version",
+            Reason::Truncated => "truncated",
+            Reason::BadVarint => "bad_varint",
+            Reason::BadText => "bad_text",
+            Reason::BadFlags => "bad_flags",
+            Reason::BadIndex => "bad_index",
+            Reason::NotCanonical => "not_canonical",
+            Reason::TrailingBytes => "trailing_bytes",
+        }
+    }
+}
+
+/// A refusal: the spec's reason, and the reference's detail (its message is
+/// `reason: detail`, or the reason alone when there is no detail).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub reason: Reason,
+    pub detail: String,
+}
+
+impl Error {
+    fn new(reason: Reason, detail: String) -> Error {
+        Error { reason, detail }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.detail.is_empty() {
+            formatter.write_str(self.reason.as_str())
+        } else {
+            write!(formatter, "{}: {}", self.reason.as_str(), self.detail)
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// A hit to encode: the core's `Hit`, its fields as given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hit<'a> {
+    pub hit_id: &'a str,
+    pub ts: i64,
+    pub kind: &'a str,
+    pub delivery_id: &'a str,
+    pub log_id: i64,
+    pub url_id: i64,
+    pub ua: &'a str,
+    pub ip: &'a str,
+    /// "" when undeclared.
+    pub purpose: &'a str,
+}
+
+/// A counter to encode: (stat, field, delta).
+pub type Counter<'a> = (&'a str, &'a str, i128);
+
+/// A decoded hit: its id as a number (the 32 hex digits' value, which keeps
+/// their order), its agent and address as indexes in [`RunItem::texts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodedHit {
+    pub hit_id: u128,
+    pub ts: i64,
+    pub kind: Kind,
+    pub purpose: Purpose,
+    pub log_id: i64,
+    pub url_id: i64,
+    pub ua: u32,
+    pub ip: u32,
+    pub verdict: i64,
+}
+
+/// A decoded counter: stat and field as indexes in [`RunItem::texts`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodedCounter {
+    pub stat: u32,
+    pub field: u32,
+    pub delta: i64,
+}
+
+/// A decoded body, in canonical order; the texts are the body's own bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunItem<'a> {
+    pub texts: Vec<&'a str>,
+    pub hits: Vec<DecodedHit>,
+    /// (stored hit's id, its new verdict)
+    pub corrections: Vec<(u128, i64)>,
+    pub counters: Vec<DecodedCounter>,
+}
+
+impl RunItem<'_> {
+    pub fn text(&self, index: u32) -> &str {
+        self.texts[index as usize]
+    }
+}
+
+/// The time a hit id carries: its first 12 hex digits read as milliseconds.
+fn id_time(hit_id: u128) -> i64 {
+    (hit_id >> 80) as i64 // 48 bits
+}
+
+/// The flags byte of a kind and purpose, before the ts bit.
+fn flags_of(kind: Kind, purpose: Purpose) -> u8 {
+    let kind = match kind {
+        Kind::Click => 0,
+        Kind::Open => 1,
+        Kind::Optout => 2,
+        Kind::Mirror => 3,
+    };
+    let purpose = match purpose {
+        Purpose::Undeclared => 0,
+        Purpose::Prefetch => 1,
+        Purpose::Prerender => 2,
+        Purpose::Preview => 3,
+    };
+    kind | purpose << 2
+}
+
+#[inline]
+fn varint(out: &mut Vec<u8>, mut value: u64) {
+    while value > 0x7F {
+        out.push((value & 0x7F) as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// What is wrong with a hit, by itself (a repeated id is found in canonical order), in the order the
+/// reference checks it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Problem {
+    None,
+    BadHit,
+    Ts,
+    LogId,
+    UrlId,
+    Verdict,
+}
+
+/// A hit read for encoding, in the order given: all the body needs of it, compact, so the pass in
+/// canonical order (a random walk over the hits as given) reads one cache line a hit.
+#[derive(Clone, Copy)]
+struct Prepared {
+    id: u128,
+    ts: i64,
+    log_id: i64,
+    url_id: i64,
+    verdict: i64,
+    /// The agent's and address's numbers in [`Texts`] (in the order given, not yet the body's).
+    ua: u32,
+    ip: u32,
+    flags: u8,
+    problem: Problem,
+}
+
+impl Problem {
+    /// What the reference finds wrong with `hit` alone, and its id and flags when it is well formed.
+    fn of(hit: &Hit<'_>, verdict: i64, delivery_id: &str) -> (Problem, u128, u8) {
+        let id = logs::hex_number(hit.hit_id, 32);
+        let kind = Kind::parse(hit.kind);
+        let purpose = if hit.purpose.is_empty() {
+            Some(Purpose::Undeclared)
+        } else {
+            Purpose::parse(hit.purpose)
+        };
+        let (Some(id), Some(kind), Some(purpose), true) = (id, kind, purpose, hit.delivery_id == delivery_id) else {
+            return (Problem::BadHit, 0, 0);
+        };
+        let within = |value: i64| (0..=MAX_VALUE).contains(&value);
+        let problem = if !within(hit.ts) {
+            Problem::Ts
+        } else if !within(hit.log_id) {
+            Problem::LogId
+        } else if !within(hit.url_id) {
+            Problem::UrlId
+        } else if !(-1..=MAX_VERDICT).contains(&verdict) {
+            Problem::Verdict
+        } else {
+            Problem::None
+        };
+        (problem, id, flags_of(kind, purpose))
+    }
+
+    /// The reference's refusal of `hit` (with `verdict`) for this problem.
+    fn error(self, hit: &Hit<'_>, verdict: i64) -> Error {
+        let (what, value) = match self {
+            Problem::None => unreachable!("a hit with no problem is not refused for itself"),
+            Problem::BadHit => return Error::new(Reason::BadHit, hit.hit_id.to_owned()),
+            Problem::Ts => ("ts", i128::from(hit.ts)),
+            Problem::LogId => ("log_id", i128::from(hit.log_id)),
+            Problem::UrlId => ("url_id", i128::from(hit.url_id)),
+            Problem::Verdict => ("verdict", i128::from(verdict) + 1), // checked as stored, plus one
+        };
+        Error::new(Reason::OutOfRange, format!("{what} {value}"))
+    }
+}
+
+/// The reference's `_check`: `value` within 0..=highest, or `out_of_range` naming it.
+fn check(value: i128, highest: i64, what: &str) -> Result<(), Error> {
+    if (0..=i128::from(highest)).contains(&value) {
+        Ok(())
+    } else {
+        Err(Error::new(Reason::OutOfRange, format!("{what} {value}")))
+    }
+}
+
+/// Distinct texts numbered as first met (in the order given), then renumbered in the body's
+/// first-use order as the canonical pass uses them.
+#[derive(Default)]
+struct Texts<'a> {
+    met: Vec<&'a str>,
+    numbers: HashMap<&'a str, u32, RandomState>,
+    /// By number met: its index in the body (u32::MAX until used).
+    body_index: Vec<u32>,
+    /// The body's texts, in first-use order.
+    body: Vec<&'a str>,
+}
+
+impl<'a> Texts<'a> {
+    fn number(&mut self, text: &'a str) -> u32 {
+        let next = self.met.len() as u32;
+        *self.numbers.entry(text).or_insert_with(|| {
+            self.met.push(text);
+            next
+        })
+    }
+
+    /// The index in the body of the text met as `number`, given at its first use.
+    fn used(&mut self, number: u32) -> u32 {
+        if self.body_index.len() < self.met.len() {
+            self.body_index.resize(self.met.len(), u32::MAX);
+        }
+        let slot = &mut self.body_index[number as usize];
+        if *slot == u32::MAX {
+            *slot = self.body.len() as u32;
+            self.body.push(self.met[number as usize]);
+        }
+        *slot
+    }
+}
+
+/// The body of a run item of `delivery_id` (the reference's `encode`); counters with a delta of 0 are
+/// left out. Refuses `bad_hit`, `duplicate` or `out_of_range` where the reference does: the first
+/// refusal of the hits in canonical order, then of the corrections, then of the counters.
+pub fn encode(
+    delivery_id: &str,
+    hits: &[(Hit<'_>, i64)],
+    corrections: &[(&str, i64)],
+    counters: &[Counter<'_>],
+) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    encode_into(&mut out, delivery_id, hits, corrections, counters)?;
+    Ok(out)
+}
+
+/// [`encode`], appending to `out` (left as it was when refused).
+pub fn encode_into(
+    out: &mut Vec<u8>,
+    delivery_id: &str,
+    hits: &[(Hit<'_>, i64)],
+    corrections: &[(&str, i64)],
+    counters: &[Counter<'_>],
+) -> Result<(), Error> {
+    let mut texts = Texts::default();
+    let prepared: Vec<Prepared> = hits
+        .iter()
+        .map(|(hit, verdict)| {
+            let (problem, id, flags) = Problem::of(hit, *verdict, delivery_id);
+            Prepared {
+                id,
+                ts: hit.ts,
+                log_id: hit.log_id,
+                url_id: hit.url_id,
+                verdict: *verdict,
+                ua: texts.number(hit.ua),
+                ip: texts.number(hit.ip),
+                flags,
+                problem,
+            }
+        })
+        .collect();
+    // Canonical order: by (log id, ts, hit id as given), equal keys in the order given (Python's sort is
+    // stable). The ids are compared as text: only ties of (log id, ts) read them.
+    let mut order: Vec<(i64, i64, &str, u32)> = hits
+        .iter()
+        .enumerate()
+        .map(|(at, (hit, _))| (hit.log_id, hit.ts, hit.hit_id, at as u32))
+        .collect();
+    order.sort_unstable();
+
+    // The hits' part of the body, written as they are checked (their texts numbered as first used).
+    let mut hit_bytes: Vec<u8> = Vec::with_capacity(32 * hits.len());
+    let mut own: HashSet<u128, RandomState> = HashSet::with_capacity_and_hasher(hits.len(), RandomState::default());
+    for &(_, _, _, at) in &order {
+        let entry = &prepared[at as usize];
+        if entry.problem != Problem::None {
+            let (hit, verdict) = &hits[at as usize];
+            return Err(entry.problem.error(hit, *verdict));
+        }
+        if !own.insert(entry.id) {
+            return Err(Error::new(Reason::Duplicate, hits[at as usize].0.hit_id.to_owned()));
+        }
+        let timed = id_time(entry.id) != entry.ts;
+        hit_bytes.push(entry.flags | if timed { TS_FOLLOWS } else { 0 });
+        hit_bytes.extend_from_slice(&entry.id.to_be_bytes());
+        if timed {
+            varint(&mut hit_bytes, entry.ts as u64); // checked: 0..=2**53 - 1, as are the ids
+        }
+        varint(&mut hit_bytes, entry.log_id as u64);
+        varint(&mut hit_bytes, entry.url_id as u64);
+        varint(&mut hit_bytes, u64::from(texts.used(entry.ua)));
+        varint(&mut hit_bytes, u64::from(texts.used(entry.ip)));
+        varint(&mut hit_bytes, (entry.verdict + 1) as u64); // checked: 0..=2**53
+    }
+
+    let mut corrected: Vec<(&str, i64)> = corrections.to_vec();
+    corrected.sort_unstable();
+    let mut correction_ids: Vec<u128> = Vec::with_capacity(corrected.len());
+    for (index, &(hit_id, verdict)) in corrected.iter().enumerate() {
+        let Some(id) = logs::hex_number(hit_id, 32) else {
+            return Err(Error::new(Reason::BadHit, hit_id.to_owned()));
+        };
+        check(i128::from(verdict) + 1, MAX_VERDICT + 1, "verdict")?;
+        if own.contains(&id) || (index > 0 && corrected[index - 1].0 == hit_id) {
+            return Err(Error::new(Reason::Duplicate, hit_id.to_owned()));
+        }
+        correction_ids.push(id);
+    }
+    let mut deltas: Vec<Counter<'_>> = counters.to_vec();
+    deltas.sort_unstable();
+    for (index, &(stat, field, delta)) in deltas.iter().enumerate() {
+        if i64::try_from(delta).is_err() {
+            return Err(Error::new(Reason::OutOfRange, format!("{stat} {field} {delta}")));
+        }
+        if index > 0 && (deltas[index - 1].0, deltas[index - 1].1) == (stat, field) {
+            return Err(Error::new(Reason::Duplicate, format!("{stat} {field}")));
+        }
+    }
+    deltas.retain(|&(_, _, delta)| delta != 0);
+    let counter_texts: Vec<(u32, u32)> = deltas
+        .iter()
+        .map(|&(stat, field, _)| {
+            let stat = texts.number(stat);
+            let field = texts.number(field);
+            (texts.used(stat), texts.used(field))
+        })
+        .collect();
+
+    let text_bytes: usize = texts.body.iter().map(|text| text.len() + 2).sum();
+    out.reserve(24 + text_bytes + hit_bytes.len() + 20 * corrected.len() + 16 * deltas.len());
+    out.push(VERSION);
+    varint(out, texts.body.len() as u64);
+    for text in &texts.body {
+        varint(out, text.len() as u64);
+        out.extend_from_slice(text.as_bytes());
+    }
+    varint(out, hits.len() as u64);
+    out.extend_from_slice(&hit_bytes);
+    varint(out, corrected.len() as u64);
+    for (id, &(_, verdict)) in correction_ids.iter().zip(&corrected) {
+        out.extend_from_slice(&id.to_be_bytes());
+        varint(out, (verdict + 1) as u64); // checked: 0..=2**53
+    }
+    varint(out, deltas.len() as u64);
+    for (&(stat, field), &(_, _, delta)) in counter_texts.iter().zip(&deltas) {
+        let delta = delta as i64; // checked: within i64
+        varint(out, u64::from(stat));
+        varint(out, u64::from(field));
+        varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
+    }
+    Ok(())
+}
+
+/// A cursor over a body that refuses with the spec's reasons (the reference's `_Reader`).
+struct Reader<'a> {
+    body: &'a [u8],
+    at: usize,
+    texts: Vec<&'a str>,
+    /// Texts met so far: the next new index must be this one.
+    used: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn truncated(&self) -> Error {
+        Error::new(Reason::Truncated, format!("at byte {}", self.at))
+    }
+
+    #[inline]
+    fn byte(&mut self) -> Result<u8, Error> {
+        match self.body.get(self.at) {
+            Some(&byte) => {
+                self.at += 1;
+                Ok(byte)
+            }
+            None => Err(self.truncated()),
+        }
+    }
+
+    #[inline]
+    fn take(&mut self, size: u64) -> Result<&'a [u8], Error> {
+        let remaining = self.body.len() - self.at;
+        if size > remaining as u64 {
+            return Err(self.truncated());
+        }
+        let taken = &self.body[self.at..self.at + size as usize];
+        self.at += size as usize;
+        Ok(taken)
+    }
+
+    fn id(&mut self) -> Result<u128, Error> {
+        let bytes = self.take(ID_BYTES as u64)?;
+        Ok(u128::from_be_bytes(bytes.try_into().expect("16 bytes")))
+    }
+
+    #[inline]
+    fn varint(&mut self) -> Result<u64, Error> {
+        let first = self.byte()?;
+        if first & 0x80 == 0 {
+            return Ok(u64::from(first));
+        }
+        let mut value = u64::from(first & 0x7F);
+        for index in 1..10 {
+            let byte = self.byte()?;
+            value |= u64::from(byte & 0x7F) << (7 * index);
+            if byte & 0x80 == 0 {
+                // Overlong (a last byte of 0), or past 2**64 (the tenth byte holds bit 63 only).
+                if byte == 0 || (index == 9 && byte > 1) {
+                    break;
+                }
+                return Ok(value);
+            }
+        }
+        Err(Error::new(Reason::BadVarint, format!("at byte {}", self.at - 1)))
+    }
+
+    fn bounded(&mut self, highest: i64, what: &str) -> Result<i64, Error> {
+        let value = self.varint()?;
+        if value > highest as u64 {
+            return Err(Error::new(Reason::OutOfRange, format!("{what} {value}")));
+        }
+        Ok(value as i64)
+    }
+
+    fn text(&mut self) -> Result<u32, Error> {
+        let index = self.varint()?;
+        if index >= self.texts.len() as u64 {
+            return Err(Error::new(Reason::BadIndex, index.to_string()));
+        }
+        let index = index as usize;
+        if index == self.used {
+            self.used += 1;
+        } else if index > self.used {
+            return Err(Error::new(
+                Reason::NotCanonical,
+                format!("text {index} before text {}", self.used),
+            ));
+        }
+        Ok(index as u32)
+    }
+
+    /// Room for `count` entries of at least `size` bytes each, as far as the body can hold them.
+    fn capacity(&self, count: u64, size: usize) -> usize {
+        count.min(((self.body.len() - self.at) / size) as u64) as usize
+    }
+}
+
+/// The hits, corrections and counters of a run item's body (the reference's `decode`), or the first
+/// refusal reading from the front (docs/spec/run-items.md, "Errors").
+pub fn decode(body: &[u8]) -> Result<RunItem<'_>, Error> {
+    if body.first() != Some(&VERSION) {
+        return Err(Error::new(Reason::BadVersion, String::new()));
+    }
+    let mut reader = Reader {
+        body,
+        at: 1,
+        texts: Vec::new(),
+        used: 0,
+    };
+    let count = reader.varint()?;
+    reader.texts.reserve(reader.capacity(count, 1));
+    let mut texts_seen: HashSet<&str, RandomState> = HashSet::default();
+    for _ in 0..count {
+        let length = reader.varint()?;
+        let data = reader.take(length)?;
+        let Ok(text) = std::str::from_utf8(data) else {
+            return Err(Error::new(Reason::BadText, format!("text {}", reader.texts.len())));
+        };
+        if !texts_seen.insert(text) {
+            return Err(Error::new(
+                Reason::NotCanonical,
+                format!("text {} repeated", reader.texts.len()),
+            ));
+        }
+        reader.texts.push(text);
+    }
+    let count = reader.varint()?;
+    // A hit takes 22 bytes at least: flags, id, and five one-byte varints.
+    let mut hits: Vec<DecodedHit> = Vec::with_capacity(reader.capacity(count, 1 + ID_BYTES + 5));
+    let mut seen: HashSet<u128, RandomState> =
+        HashSet::with_capacity_and_hasher(hits.capacity(), RandomState::default());
+    for _ in 0..count {
+        let flags = reader.byte()?;
+        if flags & RESERVED_FLAGS != 0 {
+            return Err(Error::new(Reason::BadFlags, format!("{flags:#04x}")));
+        }
+        let hit_id = reader.id()?;
+        let mut ts = id_time(hit_id);
+        if flags & TS_FOLLOWS != 0 {
+            let explicit = reader.bounded(MAX_VALUE, "ts")?;
+            if explicit == ts {
+                return Err(Error::new(
+                    Reason::NotCanonical,
+                    format!("{}: ts is the id's", logs::hex32(hit_id)),
+                ));
+            }
+            ts = explicit;
+        }
+        let log_id = reader.bounded(MAX_VALUE, "log_id")?;
+        let url_id = reader.bounded(MAX_VALUE, "url_id")?;
+        let ua = reader.text()?;
+        let ip = reader.text()?;
+        let verdict = reader.bounded(MAX_VERDICT + 1, "verdict")? - 1;
+        if let Some(last) = hits.last() {
+            if (last.log_id, last.ts, last.hit_id) >= (log_id, ts, hit_id) {
+                return Err(Error::new(
+                    Reason::NotCanonical,
+                    format!("hit {} out of order", logs::hex32(hit_id)),
+                ));
+            }
+        }
+        if !seen.insert(hit_id) {
+            return Err(Error::new(
+                Reason::NotCanonical,
+                format!("hit {} repeated", logs::hex32(hit_id)),
+            ));
+        }
+        hits.push(DecodedHit {
+            hit_id,
+            ts,
+            kind: Kind::ALL[usize::from(flags & 3)],
+            purpose: match (flags >> 2) & 3 {
+                0 => Purpose::Undeclared,
+                declared => Purpose::DECLARED[usize::from(declared - 1)],
+            },
+            log_id,
+            url_id,
+            ua,
+            ip,
+            verdict,
+        });
+    }
+    let count = reader.varint()?;
+    let mut corrections: Vec<(u128, i64)> = Vec::with_capacity(reader.capacity(count, ID_BYTES + 1));
+    for _ in 0..count {
+        let hit_id = reader.id()?;
+        let verdict = reader.bounded(MAX_VERDICT + 1, "verdict")? - 1;
+        if corrections.last().is_some_and(|&(last, _)| last >= hit_id) || seen.contains(&hit_id) {
+            return Err(Error::new(
+                Reason::NotCanonical,
+                format!("correction {}", logs::hex32(hit_id)),
+            ));
+        }
+        corrections.push((hit_id, verdict));
+    }
+    let count = reader.varint()?;
+    let mut counters: Vec<DecodedCounter> = Vec::with_capacity(reader.capacity(count, 3));
+    for _ in 0..count {
+        let stat = reader.text()?;
+        let field = reader.text()?;
+        let encoded = reader.varint()?;
+        let delta = (encoded >> 1) as i64 ^ -((encoded & 1) as i64);
+        let texts = &reader.texts;
+        let key = (texts[stat as usize], texts[field as usize]);
+        if delta == 0
+            || counters
+                .last()
+                .is_some_and(|last| (texts[last.stat as usize], texts[last.field as usize]) >= key)
+        {
+            return Err(Error::new(Reason::NotCanonical, format!("counter {} {}", key.0, key.1)));
+        }
+        counters.push(DecodedCounter { stat, field, delta });
+    }
+    if reader.at != body.len() {
+        return Err(Error::new(
+            Reason::TrailingBytes,
+            format!("{} bytes", body.len() - reader.at),
+        ));
+    }
+    if reader.used != reader.texts.len() {
+        return Err(Error::new(
+            Reason::NotCanonical,
+            format!("{} texts unused", reader.texts.len() - reader.used),
+        ));
+    }
+    Ok(RunItem {
+        texts: reader.texts,
+        hits,
+        corrections,
+        counters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DELIVERY: &str = "00112233445566ff";
+    /// 2025-03-01T10:00:00Z in ms, the time of the ids below.
+    const T0: i64 = 1_740_823_200_000;
+
+    fn id(serial: u64) -> String {
+        format!("{T0:012x}{serial:020x}")
+    }
+
+    fn hit<'a>(hit_id: &'a str, log_id: i64, ua: &'a str, ip: &'a str) -> Hit<'a> {
+        Hit {
+            hit_id,
+            ts: T0,
+            kind: "click",
+            delivery_id: DELIVERY,
+            log_id,
+            url_id: 4,
+            ua,
+            ip,
+            purpose: "",
+        }
+    }
+
+    fn reason(result: Result<impl fmt::Debug, Error>) -> Reason {
+        result.expect_err("refused").reason
+    }
+
+    fn message<T: fmt::Debug>(result: Result<T, Error>) -> String {
+        result.expect_err("refused").to_string()
+    }
+
+    /// A decoded item written again: what `encode` makes of `decode`'s answer.
+    fn reencode(item: &RunItem<'_>) -> Result<Vec<u8>, Error> {
+        let ids: Vec<String> = item.hits.iter().map(|hit| logs::hex32(hit.hit_id)).collect();
+        let hits: Vec<(Hit<'_>, i64)> = item
+            .hits
+            .iter()
+            .zip(&ids)
+            .map(|(hit, hit_id)| {
+                let fields = Hit {
+                    hit_id,
+                    ts: hit.ts,
+                    kind: hit.kind.as_str(),
+                    delivery_id: DELIVERY,
+                    log_id: hit.log_id,
+                    url_id: hit.url_id,
+                    ua: item.text(hit.ua),
+                    ip: item.text(hit.ip),
+                    purpose: hit.purpose.as_str(),
+                };
+                (fields, hit.verdict)
+            })
+            .collect();
+        let correction_ids: Vec<String> = item.corrections.iter().map(|&(id, _)| logs::hex32(id)).collect();
+        let corrections: Vec<(&str, i64)> = correction_ids
+            .iter()
+            .zip(&item.corrections)
+            .map(|(id, &(_, verdict))| (id.as_str(), verdict))
+            .collect();
+        let counters: Vec<Counter<'_>> = item
+            .counters
+            .iter()
+            .map(|counter| {
+                (
+                    item.text(counter.stat),
+                    item.text(counter.field),
+                    i128::from(counter.delta),
+                )
+            })
+            .collect();
+        encode(DELIVERY, &hits, &corrections, &counters)
+    }
+
+    fn read_varint(bytes: &[u8]) -> Result<u64, Error> {
+        let mut reader = Reader {
+            body: bytes,
+            at: 0,
+            texts: Vec::new(),
+            used: 0,
+        };
+        let value = reader.varint()?;
+        assert_eq!(reader.at, bytes.len(), "the whole varint is read");
+        Ok(value)
+    }
+
+    #[test]
+    fn varints_are_leb128_in_the_fewest_bytes() {
+        for value in [
+            0,
+            1,
+            0x7F,
+            0x80,
+            0x3FFF,
+            0x4000,
+            1 << 53,
+            (1 << 63) - 1,
+            1 << 63,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            varint(&mut out, value);
+            assert_eq!(out.len(), (64 - value.leading_zeros() as usize).max(1).div_ceil(7));
+            assert_eq!(read_varint(&out), Ok(value));
+        }
+        let mut out = Vec::new();
+        varint(&mut out, 300);
+        assert_eq!(out, [0xAC, 0x02]);
+        assert_eq!(
+            read_varint(&[0xFF; 9].iter().copied().chain([0x01]).collect::<Vec<_>>()),
+            Ok(u64::MAX)
+        );
+        let refused = |bytes: &[u8]| read_varint(bytes).map_err(|error| (error.reason, error.detail));
+        let bad = |at: usize| Err((Reason::BadVarint, format!("at byte {at}")));
+        assert_eq!(refused(&[0x80, 0x00]), bad(1)); // overlong 0
+        assert_eq!(refused(&[0x81, 0x80, 0x00]), bad(2)); // overlong 1
+        assert_eq!(refused(&[0xFF; 10]), bad(9)); // 11 bytes and more
+        assert_eq!(
+            refused(&[0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x02]),
+            bad(9)
+        ); // 2**64
+        assert_eq!(
+            refused(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x7F]),
+            bad(9)
+        );
+        assert_eq!(refused(&[0x80, 0x80]), Err((Reason::Truncated, "at byte 2".to_owned())));
+        assert_eq!(refused(&[]), Err((Reason::Truncated, "at byte 0".to_owned())));
+    }
+
+    #[test]
+    fn an_item_round_trips_in_canonical_order_with_texts_in_first_use_order() {
+        let ids: Vec<String> = (0..5).map(id).collect();
+        let mut timed = hit(&ids[4], 1, "ua-b", "ip-a");
+        timed.ts = 12; // not the id's time: a ts field follows
+        timed.kind = "mirror";
+        timed.purpose = "preview";
+        let hits = vec![
+            (hit(&ids[3], 2, "ua-a", "ip-b"), 7),
+            (hit(&ids[2], 1, "ua-b", "ip-a"), -1),
+            (timed, 1 << 8),
+            (hit(&ids[1], 1, "ua-a", "ip-a"), 0),
+        ];
+        let corrections = [(ids[0].as_str(), 3), ("ffffffffffffffffffffffffffffffff", -1)];
+        let counters = [
+            ("url#000004", "clicks", 2),
+            ("indicators", "opens", 0),
+            ("indicators", "hits", -3),
+            ("ua-a", "hits", i128::from(i64::MIN)),
+        ];
+        let body = encode(DELIVERY, &hits, &corrections, &counters).expect("encoded");
+        let item = decode(&body).expect("decoded");
+        // Hits by (log id, ts, id): the timed hit (ts 12) first, then ids 1 and 2, then log 2.
+        let order: Vec<(i64, i64, u128)> = item.hits.iter().map(|hit| (hit.log_id, hit.ts, hit.hit_id)).collect();
+        let value = |serial: usize| logs::hex_number(&ids[serial], 32).expect("hex");
+        assert_eq!(
+            order,
+            [
+                (1, 12, value(4)),
+                (1, T0, value(1)),
+                (1, T0, value(2)),
+                (2, T0, value(3))
+            ]
+        );
+        assert_eq!(
+            (item.hits[0].kind, item.hits[0].purpose, item.hits[0].verdict),
+            (Kind::Mirror, Purpose::Preview, 1 << 8)
+        );
+        assert_eq!(
+            item.hits.iter().map(|hit| hit.verdict).collect::<Vec<_>>(),
+            [1 << 8, 0, -1, 7]
+        );
+        // Each hit's agent then address in hit order, then each counter's stat then field.
+        assert_eq!(
+            item.texts,
+            [
+                "ua-b",
+                "ip-a",
+                "ua-a",
+                "ip-b",
+                "indicators",
+                "hits",
+                "url#000004",
+                "clicks"
+            ]
+        );
+        assert_eq!(item.corrections, [(value(0), 3), (u128::MAX, -1)]);
+        let counters: Vec<(&str, &str, i64)> = item
+            .counters
+            .iter()
+            .map(|counter| (item.text(counter.stat), item.text(counter.field), counter.delta))
+            .collect();
+        assert_eq!(
+            counters,
+            [
+                ("indicators", "hits", -3),
+                ("ua-a", "hits", i64::MIN),
+                ("url#000004", "clicks", 2)
+            ]
+        );
+        assert_eq!(reencode(&item).as_ref(), Ok(&body));
+        // Only the timed hit carries a ts: 6 bytes more than at its id's time.
+        let untimed = [(hit(&ids[4], 1, "ua-b", "ip-a"), 0)];
+        let mut timed_only = untimed;
+        timed_only[0].0.ts = T0 + 1;
+        let size = |hits: &[(Hit<'_>, i64)]| encode(DELIVERY, hits, &[], &[]).expect("encoded").len();
+        assert_eq!(size(&timed_only) - size(&untimed), 6);
+    }
+
+    #[test]
+    fn an_empty_item_is_five_bytes() {
+        let body = encode(DELIVERY, &[], &[], &[("s", "f", 0)]).expect("encoded");
+        assert_eq!(body, [1, 0, 0, 0, 0]);
+        assert_eq!(decode(&body), Ok(RunItem::default()));
+    }
+
+    #[test]
+    fn encode_refuses_as_the_reference_in_canonical_order() {
+        let ids: Vec<String> = (0..4).map(id).collect();
+        let base = hit(&ids[1], 1, "a", "b");
+        let bad = |edit: fn(&mut Hit<'_>)| {
+            let mut hit = base;
+            edit(&mut hit);
+            reason(encode(DELIVERY, &[(hit, 0)], &[], &[]))
+        };
+        assert_eq!(bad(|hit| hit.delivery_id = "0a0b0c0d0e0f1011"), Reason::BadHit);
+        assert_eq!(
+            bad(|hit| hit.hit_id = "0195512601000000000000000000000A"),
+            Reason::BadHit
+        );
+        assert_eq!(bad(|hit| hit.hit_id = "019551260100000000000000000000"), Reason::BadHit);
+        assert_eq!(bad(|hit| hit.kind = "view"), Reason::BadHit);
+        assert_eq!(bad(|hit| hit.purpose = "later"), Reason::BadHit);
+        assert_eq!(bad(|hit| hit.ts = -1), Reason::OutOfRange);
+        assert_eq!(bad(|hit| hit.log_id = MAX_VALUE + 1), Reason::OutOfRange);
+        assert_eq!(bad(|hit| hit.url_id = i64::MIN), Reason::OutOfRange);
+        assert_eq!(reason(encode(DELIVERY, &[(base, -2)], &[], &[])), Reason::OutOfRange);
+        assert_eq!(
+            reason(encode(DELIVERY, &[(base, MAX_VERDICT + 1)], &[], &[])),
+            Reason::OutOfRange
+        );
+        assert_eq!(
+            message(encode(DELIVERY, &[(base, i64::MAX)], &[], &[])),
+            "out_of_range: verdict 9223372036854775808"
+        );
+        assert!(encode(DELIVERY, &[(base, MAX_VERDICT)], &[], &[]).is_ok());
+
+        // The first refusal in canonical order: a repeated id met before a bad hit that sorts after it...
+        let mut later = hit(&ids[2], 3, "a", "b");
+        later.kind = "view";
+        let twice = [(later, 0), (base, 0), (hit(&ids[1], 2, "a", "b"), 0)];
+        assert_eq!(
+            message(encode(DELIVERY, &twice, &[], &[])),
+            format!("duplicate: {}", ids[1])
+        );
+        // ... and, of two equal keys, the one given first checked first (a stable sort).
+        let mut first = base;
+        first.kind = "view";
+        assert_eq!(
+            reason(encode(DELIVERY, &[(first, 0), (base, -5)], &[], &[])),
+            Reason::BadHit
+        );
+        assert_eq!(
+            reason(encode(DELIVERY, &[(base, -5), (first, 0)], &[], &[])),
+            Reason::OutOfRange
+        );
+        assert_eq!(
+            reason(encode(DELIVERY, &[(base, 0), (first, 0)], &[], &[])),
+            Reason::BadHit
+        );
+        assert_eq!(
+            reason(encode(DELIVERY, &[(base, 0), (base, 0)], &[], &[])),
+            Reason::Duplicate
+        );
+
+        // Corrections, by (id, verdict): a bad verdict sorted first is out of range before the repeat.
+        assert_eq!(
+            reason(encode(DELIVERY, &[], &[(&ids[0], 0), (&ids[0], -5)], &[])),
+            Reason::OutOfRange
+        );
+        assert_eq!(
+            reason(encode(DELIVERY, &[], &[(&ids[0], 0), (&ids[0], 1)], &[])),
+            Reason::Duplicate
+        );
+        assert_eq!(reason(encode(DELIVERY, &[], &[("x", 0)], &[])), Reason::BadHit);
+        assert_eq!(
+            reason(encode(DELIVERY, &[(base, 0)], &[(&ids[1], 1)], &[])),
+            Reason::Duplicate
+        );
+        // Hits are checked before corrections, corrections before counters.
+        let all_bad = encode(DELIVERY, &[(first, 0)], &[("x", 0)], &[("s", "f", 1 << 64)]);
+        assert_eq!(reason(all_bad), Reason::BadHit);
+        assert_eq!(
+            reason(encode(DELIVERY, &[], &[("x", 0)], &[("s", "f", 1 << 64)])),
+            Reason::BadHit
+        );
+
+        // Counters, by (stat, field, delta): the smaller delta first, so past 64 bits is out of range.
+        let past = i128::from(i64::MAX) + 1;
+        assert_eq!(
+            reason(encode(DELIVERY, &[], &[], &[("s", "f", past), ("s", "f", 1)])),
+            Reason::OutOfRange
+        );
+        assert_eq!(
+            reason(encode(DELIVERY, &[], &[], &[("s", "f", 1), ("s", "f", 0)])),
+            Reason::Duplicate
+        );
+        assert_eq!(
+            message(encode(DELIVERY, &[], &[], &[("s", "f", -past - 1)])),
+            format!("out_of_range: s f {}", -past - 1)
+        );
+        assert!(encode(DELIVERY, &[], &[], &[("s", "f", -past)]).is_ok());
+    }
+
+    /// A body put together by hand: texts, then hits, corrections and counters as raw bytes.
+    fn raw(texts: &[&[u8]], hits: &[Vec<u8>], corrections: &[Vec<u8>], counters: &[&[u8]]) -> Vec<u8> {
+        let mut out = vec![VERSION];
+        varint(&mut out, texts.len() as u64);
+        for text in texts {
+            varint(&mut out, text.len() as u64);
+            out.extend_from_slice(text);
+        }
+        for part in [hits, corrections] {
+            varint(&mut out, part.len() as u64);
+            part.iter().for_each(|entry| out.extend_from_slice(entry));
+        }
+        varint(&mut out, counters.len() as u64);
+        counters.iter().for_each(|entry| out.extend_from_slice(entry));
+        out
+    }
+
+    /// flags, the id of `serial`, [ts], then log id, URL id, agent, address and verdict + 1.
+    fn raw_hit(serial: u64, fields: [u64; 5], flags: u8, ts: Option<u64>) -> Vec<u8> {
+        let mut out = vec![flags | if ts.is_some() { TS_FOLLOWS } else { 0 }];
+        out.extend_from_slice(&logs::hex_number(&id(serial), 32).expect("hex").to_be_bytes());
+        ts.into_iter().chain(fields).for_each(|value| varint(&mut out, value));
+        out
+    }
+
+    fn refusal(body: &[u8]) -> String {
+        message(decode(body))
+    }
+
+    #[test]
+    fn decode_refuses_with_the_first_reason_from_the_front() {
+        let hit = raw_hit(1, [1, 4, 0, 1, 1], 0, None);
+        let ab: &[&[u8]] = &[b"a", b"b"];
+        assert!(decode(&raw(ab, std::slice::from_ref(&hit), &[], &[])).is_ok());
+        assert_eq!(refusal(b""), "bad_version");
+        assert_eq!(refusal(b"\x02\x00\x00\x00\x00"), "bad_version");
+        assert_eq!(refusal(b"\x01\x01\x05ab"), "truncated: at byte 3");
+        assert_eq!(
+            refusal(&raw(ab, std::slice::from_ref(&hit), &[], &[])[..12]),
+            "truncated: at byte 8"
+        );
+        // Trailing bytes are checked before unused texts.
+        let mut trailing = raw(&[b"a", b"b", b"c"], std::slice::from_ref(&hit), &[], &[]);
+        assert_eq!(refusal(&trailing), "not_canonical: 1 texts unused");
+        trailing.push(0);
+        assert_eq!(refusal(&trailing), "trailing_bytes: 1 bytes");
+        // A repeated text is refused as it is read, before what is wrong after it.
+        let repeated = raw(&[b"a", b"a"], &[], &[], &[]);
+        assert_eq!(refusal(&repeated), "not_canonical: text 1 repeated");
+        assert_eq!(
+            refusal(&repeated[..repeated.len() - 1]),
+            "not_canonical: text 1 repeated"
+        );
+        assert_eq!(refusal(&raw(&[b"\xff", b"a", b"a"], &[], &[], &[])), "bad_text: text 0");
+        // A hit: flags before its id, a ts at the id's time as read, index before order, order before repeats.
+        assert_eq!(
+            refusal(&raw(ab, &[raw_hit(1, [1, 4, 0, 1, 1], 0x80, None)], &[], &[])[..8]),
+            "bad_flags: 0x80"
+        );
+        let at_id_time = raw_hit(1, [1, 4, 0, 1, 1], 0, Some(T0 as u64));
+        assert_eq!(
+            refusal(&raw(ab, std::slice::from_ref(&at_id_time), &[], &[])),
+            format!("not_canonical: {}: ts is the id's", id(1))
+        );
+        assert_eq!(
+            refusal(&raw(ab, &[at_id_time], &[], &[])[..30]),
+            format!("not_canonical: {}: ts is the id's", id(1))
+        );
+        let past = raw_hit(1, [1, 4, 0, 1, 1], 0, Some(1 << 53));
+        assert_eq!(
+            refusal(&raw(ab, &[past], &[], &[])),
+            "out_of_range: ts 9007199254740992"
+        );
+        assert_eq!(
+            refusal(&raw(ab, &[raw_hit(1, [1, 1 << 53, 0, 1, 1], 0, None)], &[], &[])),
+            "out_of_range: url_id 9007199254740992"
+        );
+        assert_eq!(
+            refusal(&raw(ab, &[raw_hit(1, [1, 4, 0, 1, (1 << 53) + 1], 0, None)], &[], &[])),
+            "out_of_range: verdict 9007199254740993"
+        );
+        assert!(decode(&raw(ab, &[raw_hit(1, [1, 4, 0, 1, 1 << 53], 0, None)], &[], &[])).is_ok());
+        assert_eq!(
+            refusal(&raw(ab, &[raw_hit(1, [1, 4, 0, 2, 1], 0, None)], &[], &[])),
+            "bad_index: 2"
+        );
+        assert_eq!(
+            refusal(&raw(ab, &[raw_hit(1, [1, 4, 1, 0, 1], 0, None)], &[], &[])),
+            "not_canonical: text 1 before text 0"
+        );
+        let backwards = [
+            raw_hit(2, [1, 4, 0, 1, 1], 0, None),
+            raw_hit(2, [1, 4, 0, 1, 1], 0, None),
+        ];
+        assert_eq!(
+            refusal(&raw(ab, &backwards, &[], &[])),
+            format!("not_canonical: hit {} out of order", id(2))
+        );
+        let again = [
+            raw_hit(2, [1, 4, 0, 1, 1], 0, None),
+            raw_hit(2, [2, 4, 0, 1, 1], 0, None),
+        ];
+        assert_eq!(
+            refusal(&raw(ab, &again, &[], &[])),
+            format!("not_canonical: hit {} repeated", id(2))
+        );
+        // The order is checked once the whole hit is read: a bad index in it comes first.
+        let unread = [
+            raw_hit(2, [1, 4, 0, 1, 1], 0, None),
+            raw_hit(1, [1, 4, 0, 2, 1], 0, None),
+        ];
+        assert_eq!(refusal(&raw(ab, &unread, &[], &[])), "bad_index: 2");
+        // Corrections: after the verdict, by id, none of the item's hits.
+        let correction = |serial: u64, verdict: u64| {
+            let mut out = logs::hex_number(&id(serial), 32).expect("hex").to_be_bytes().to_vec();
+            varint(&mut out, verdict);
+            out
+        };
+        assert_eq!(
+            refusal(&raw(ab, std::slice::from_ref(&hit), &[correction(1, 1)], &[])),
+            format!("not_canonical: correction {}", id(1))
+        );
+        assert_eq!(
+            refusal(&raw(&[], &[], &[correction(3, 1), correction(3, 1)], &[])),
+            format!("not_canonical: correction {}", id(3))
+        );
+        assert_eq!(
+            refusal(&raw(&[], &[], &[correction(3, 1), correction(2, 1)], &[])),
+            format!("not_canonical: correction {}", id(2))
+        );
+        assert_eq!(
+            refusal(&raw(&[], &[], &[correction(3, 1), correction(2, (1 << 53) + 1)], &[])),
+            "out_of_range: verdict 9007199254740993"
+        );
+        // Counters: by (stat, field) as strings, no delta of 0.
+        let sf: &[&[u8]] = &[b"s", b"f", b"g"];
+        assert_eq!(
+            refusal(&raw(&sf[..2], &[], &[], &[b"\x00\x01\x00"])),
+            "not_canonical: counter s f"
+        );
+        assert!(decode(&raw(sf, &[], &[], &[b"\x00\x01\x02", b"\x00\x02\x02"])).is_ok());
+        assert_eq!(
+            refusal(&raw(&[b"s", b"g", b"f"], &[], &[], &[b"\x00\x01\x02", b"\x00\x02\x02"])),
+            "not_canonical: counter s f"
+        );
+        assert_eq!(
+            refusal(&raw(&[b"s", b"f"], &[], &[], &[b"\x00\x01\x02", b"\x00\x01\x04"])),
+            "not_canonical: counter s f"
+        );
+        // Code point order: "é" (U+00E9) after "z"; a text may be used by a hit and a counter.
+        let texts: &[&[u8]] = &[b"a", b"b", b"z", "é".as_bytes()];
+        let ok = raw(
+            texts,
+            std::slice::from_ref(&hit),
+            &[],
+            &[b"\x00\x02\x02", b"\x00\x03\x02"],
+        );
+        assert!(decode(&ok).is_ok());
+        assert_eq!(
+            refusal(&raw(
+                &[b"a", b"b", "é".as_bytes(), b"z"],
+                &[hit],
+                &[],
+                &[b"\x00\x02\x02", b"\x00\x03\x02"]
+            )),
+            "not_canonical: counter a z"
+        );
+    }
+
+    #[test]
+    fn a_count_past_the_body_is_truncated_not_reserved() {
+        let mut body = vec![VERSION];
+        varint(&mut body, u64::MAX);
+        assert_eq!(reason(decode(&body)), Reason::Truncated);
+        let mut body = vec![VERSION, 0];
+        varint(&mut body, u64::MAX);
+        assert_eq!(reason(decode(&body)), Reason::Truncated);
+        let mut body = vec![VERSION, 1];
+        varint(&mut body, u64::MAX); // a text's length
+        assert_eq!(refusal(&body), "truncated: at byte 12");
+    }
+
+    /// Every body decode accepts is the one encode writes for what it returns: each single-byte
+    /// change, deletion and insertion of a valid body is refused or re-encodes to itself.
+    #[test]
+    fn a_damaged_body_is_refused_or_is_the_one_its_content_encodes_to() {
+        let ids: Vec<String> = (0..3).map(id).collect();
+        let mut timed = hit(&ids[2], 2, "é", "");
+        timed.ts = 300;
+        timed.purpose = "prefetch";
+        let hits = [
+            (hit(&ids[0], 1, "ua", "ip"), 0),
+            (hit(&ids[1], 1, "ip", "ua"), -1),
+            (timed, 129),
+        ];
+        let corrections = [("0195512601000000000000000000ffff", 5)];
+        let counters = [("indicators", "hits", 3), ("ua", "hits", -200)];
+        let body = encode(DELIVERY, &hits, &corrections, &counters).expect("encoded");
+        let mut accepted = 0;
+        let mut check = |damaged: &[u8]| {
+            if let Ok(item) = decode(damaged) {
+                accepted += 1;
+                assert_eq!(reencode(&item).as_deref(), Ok(damaged), "{damaged:02x?}");
+            }
+        };
+        for at in 0..body.len() {
+            for value in 0..=255u8 {
+                let mut damaged = body.clone();
+                damaged[at] = value;
+                check(&damaged);
+                damaged.insert(at, value);
+                check(&damaged[..]);
+            }
+            let mut cut = body.clone();
+            cut.remove(at);
+            check(&cut);
+        }
+        assert!(accepted > body.len(), "some changes keep a valid body ({accepted})");
+    }
+}
