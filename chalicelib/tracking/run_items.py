@@ -22,6 +22,7 @@ _U64 = 2**64
 _HIT_ID = re.compile(r"[0-9a-f]{32}")
 _TS_FOLLOWS = 0x10
 _RESERVED_FLAGS = 0xE0
+_NO_PURPOSE_OR_ONE = ("", *PURPOSES)
 
 Counter = tuple[str, str, int]  # (stat, field, delta)
 
@@ -66,7 +67,7 @@ def encode(delivery_id: str, hits: Iterable[tuple[Hit, int]], corrections: Itera
     own: set[str] = set()
     for hit, verdict in ordered:
         if hit.delivery_id != delivery_id or not _HIT_ID.fullmatch(hit.hit_id) or hit.kind not in KINDS or (
-                hit.purpose and hit.purpose not in PURPOSES):
+                hit.purpose not in _NO_PURPOSE_OR_ONE):
             raise RunItemError("bad_hit", hit.hit_id)
         for value, what in ((hit.ts, "ts"), (hit.log_id, "log_id"), (hit.url_id, "url_id")):
             _check(value, MAX_VALUE, what)
