@@ -14,6 +14,7 @@ the delivery's reports sum one partition, however many shards it has.
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -23,6 +24,7 @@ from chalicelib.tracking import run_items
 from chalicelib.tracking.core import Hit
 
 ERASE_ATTEMPTS = 5  # a run item rewritten meanwhile (another erasure) is read again, this many times at most
+READ_CONCURRENCY = 16  # shards a delivery-wide read queries at once
 
 RECIPIENTS_PER_SHARD = 45
 
@@ -83,6 +85,25 @@ class RunItemStore:
                     if hit_id in places:
                         key, index = places[hit_id]
                         found[key][index] = (found[key][index][0], verdict)
+        return found
+
+    def delivery_hits(self, delivery_id: str, highest_log_id: int) -> list[tuple[Hit, int]]:
+        """Every hit of a delivery's shards up to `highest_log_id`'s, with the verdict it counts with now; a
+        Query per shard, READ_CONCURRENCY at once, eventually consistent (a report's)."""
+        shards = range(shard_of(highest_log_id) + 1)
+        with ThreadPoolExecutor(max_workers=max(1, min(READ_CONCURRENCY, len(shards)))) as pool:
+            stored = list(pool.map(lambda shard: self.read_shard(delivery_id, shard, consistent=False), shards))
+        found: list[tuple[Hit, int]] = []
+        for items in stored:
+            places: dict[str, int] = {}
+            for item in items:
+                decoded = run_items.decode(delivery_id, item.body)
+                for hit, verdict in decoded.hits:
+                    places[hit.hit_id] = len(found)
+                    found.append((hit, verdict))
+                for hit_id, verdict in decoded.corrections:
+                    if hit_id in places:
+                        found[places[hit_id]] = (found[places[hit_id]][0], verdict)
         return found
 
     def erase(self, recipients: Iterable[tuple[str, int]]) -> int:

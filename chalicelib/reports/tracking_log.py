@@ -7,12 +7,20 @@ window. What a page costs depends on the page size, not on the delivery's.
 Each hit's class and reasons are read from its recipient's tracking item
 (one BatchGetItem for the page's recipients), so they are the ones it
 counts with now: a later hit may have turned an earlier one machine.
+
+In the append layout (settings.tracking_layout), the run items are read
+too: every shard of the delivery (a Query per 45 recipients, in parallel),
+their hits with the verdicts they count with now, and the page's
+recipients' ids from their delivery logs (one BatchGetItem). What a page
+costs then grows with the delivery's stored hits (a few kilobytes per 45
+recipients), not with the page size alone.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
+from chalicelib.data.tracking import delivery_log_facts
 from chalicelib.errors import InvalidField
 from chalicelib.reports.common import stores
 from chalicelib.reports.models import DeliveryTracking, HitKind, TrackingCursor, TrackingLogEntry
@@ -82,5 +90,33 @@ def delivery_tracking(delivery_id: str, kind: Optional[HitKind] = None, limit: i
                               reasons=reason_names(verdict))
              for hit in page]
     more = len(found) > limit
+    if context.tracking.reads_runs and context.tracking.runs is not None:
+        items, more_appended = _with_run_items(context, delivery_id, kind, limit, cursor, items, links)
+        more = more or more_appended
     return DeliveryTracking(delivery_id=delivery_id, kind=kind, items=items,
-                            next=TrackingCursor(at=page[-1].at, hit_id=page[-1].hit_id) if more and page else None)
+                            next=TrackingCursor(at=items[-1].at, hit_id=items[-1].hit_id) if more and items else None)
+
+
+def _with_run_items(context: Any, delivery_id: str, kind: Optional[str], limit: int,
+                    cursor: Optional[tuple[int, str]], logged: list[TrackingLogEntry],
+                    links: dict[str, Any]) -> tuple[list[TrackingLogEntry], bool]:
+    """The page of the log pages' entries (`logged`, at most `limit`) and the run items' hits merged, newest
+    first, and whether more follow."""
+    summary = context.summary(delivery_id)
+    hits = sorted(((hit, verdict) for hit, verdict in context.tracking.runs.delivery_hits(
+                       delivery_id, int(summary.get("recipients") or 0))
+                   if (kind is None or hit.kind == kind) and (cursor is None or (hit.ts, hit.hit_id) < cursor)),
+                  key=lambda entry: (entry[0].ts, entry[0].hit_id), reverse=True)[:limit + 1]
+    if hits and not links:
+        links = (context.deliveries.get_links(delivery_id) or {}).get("urls") or {}
+    facts = delivery_log_facts(context.settings.delivery_logs_table, {hit.recipient for hit, _ in hits})
+    appended = [TrackingLogEntry(at=hit.ts, kind=hit.kind,
+                                 recipient_id=str((facts.get(hit.recipient) or {}).get("recipient_id") or ""),
+                                 log_id=hit.log_id, url_id=hit.url_id,
+                                 url=str((links.get(str(hit.url_id)) or {}).get("url", "")),
+                                 label=str((links.get(str(hit.url_id)) or {}).get("label", "")),
+                                 user_agent=hit.ua, hit_id=hit.hit_id, hit_class=hit_class(verdict),
+                                 reasons=reason_names(verdict))
+                for hit, verdict in hits]
+    merged = sorted(logged + appended, key=lambda entry: (entry.at, entry.hit_id), reverse=True)
+    return merged[:limit], len(merged) > limit

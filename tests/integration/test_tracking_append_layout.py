@@ -205,19 +205,24 @@ def test_a_crash_after_any_write_of_a_later_run_then_a_normal_run_gives_the_clea
 
 
 def test_the_counter_and_recipient_reports_read_the_run_items(api: Any, mta: Any) -> None:
-    """Indicators, URLs, timeline, user agents, domains and a recipient's tracking (paged) from run items: what
-    the items layout shows."""
+    """Indicators, URLs, timeline, user agents, domains, a recipient's tracking and the Tracking tab (paged) from
+    run items: what the items layout shows."""
     delivery_id = make_delivery(api, mta)
     known_truth_logs(delivery_id)
     workflow(FakeClock(NOW)).run()
     paths = [f"/api/deliveries/{delivery_id}/{report}" for report in (
         "indicators", "urls", "timeline", "user-agents", "domains")] + [
-        f"/api/recipients/r{index}/tracking" for index in range(1, 7)] + ["/api/recipients/r1/tracking?limit=2"]
+        f"/api/recipients/r{index}/tracking" for index in range(1, 7)] + ["/api/recipients/r1/tracking?limit=2"] + [
+        f"/api/deliveries/{delivery_id}/tracking{query}" for query in ("", "?kind=click", "?limit=3", "?kind=open&limit=1")]
     responses = {path: api.get(path) for path in paths}
     assert all(response.status_code == 200 for response in responses.values())
     shown = {path: response.json_body for path, response in responses.items()}
     assert shown[paths[1]]["rows"] and shown[paths[2]]["buckets"] and shown[paths[3]]["browser"]
-    assert len(shown[paths[5]]["items"]) == 6 and shown[paths[-1]]["next"]
+    assert len(shown[paths[5]]["items"]) == 6 and shown[paths[11]]["next"]  # r1's, and its first 2
+    assert len(shown[paths[12]]["items"]) == 13 and not shown[paths[12]]["next"] and shown[paths[14]]["next"]
+    paths.append(f"/api/deliveries/{delivery_id}/tracking?limit=3&next={shown[paths[14]]['next']}")
+    shown[paths[-1]] = api.get(paths[-1]).json_body
+    assert len(shown[paths[-1]]["items"]) == 3
     reset_workflow_tables()
     use_layout("append")
     workflow(FakeClock(NOW)).run()
