@@ -68,6 +68,14 @@ def use_layout(layout: str) -> None:
     environment.forget_cached_configuration()
 
 
+def pin_layout(request: pytest.FixtureRequest, layout: str) -> None:
+    """For an autouse fixture: the test's workflow writes `layout`, after the `resources` fixture (whose
+    environment names the template's default) when the test uses it."""
+    if "resources" in request.fixturenames:
+        request.getfixturevalue("resources")
+    use_layout(layout)
+
+
 def workflow(clock: FakeClock | None = None, **limits: Any) -> TrackingWorkflow:
     settings = get_settings()
     base = Limits.from_settings(settings)

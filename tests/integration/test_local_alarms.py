@@ -181,7 +181,7 @@ def test_new_objects_behind_60000_processed_ones_are_tracked_and_a_stopped_workf
         workflow.step()
         clock.advance(MINUTE)
         alarms.step()
-    tracked = TrackingStore(settings.tracking_table, settings.tracking_stats_table).indicators(delivery_id)
+    tracked = TrackingStore.of(settings).indicators(delivery_id)
     assert tracked is not None and (tracked["clicks_total"], tracked["clicks_unique"]) == (2, 2)
     assert state(stalled) == "OK"
     position = WorkflowStateStore(settings.workflow_table).get_state()

@@ -10,7 +10,15 @@ import pytest
 from chalicelib.errors import InvalidField, NotFound
 from chalicelib.reports import activity
 from tests.reports_harness import MINUTE, T0, play, reads, send, set_started
+from tests.tracking_harness import pin_layout
 from tests.tracking_logs import record
+
+
+@pytest.fixture(autouse=True)
+def _items_layout(request: pytest.FixtureRequest) -> None:
+    """These tests read the items layout's tables (the append layout's: test_tracking_append_layout.py)."""
+    pin_layout(request, "items")
+
 
 EMAILS = [f"p{index}@example.net" for index in range(1, 11)]
 

@@ -22,7 +22,13 @@ from chalicelib.settings import get_settings
 from chalicelib.tracking import run_items
 from chalicelib.tracking.items import decode_hits, decode_verdicts
 from tests.integration.test_tracking_workflow import EXPECTED_INDICATORS, NOW, T0, known_truth_logs, make_delivery
-from tests.tracking_harness import FakeClock, reset_workflow_tables, scan_all, use_layout, workflow
+from tests.tracking_harness import FakeClock, pin_layout, reset_workflow_tables, scan_all, use_layout, workflow
+
+
+@pytest.fixture(autouse=True)
+def _items_layout_first(request: pytest.FixtureRequest) -> None:
+    """The comparisons run the items layout first, whichever is the default; each test switches to append."""
+    pin_layout(request, "items")
 
 
 def _run_items() -> list[dict[str, Any]]:

@@ -18,8 +18,14 @@ from chalicelib.reports import activity, breakdown, domains, urls
 from chalicelib.settings import get_settings
 from chalicelib.tracking.service import TrackingReports
 from tests.integration.test_tracking_workflow import NOW, T0, known_truth_logs, make_delivery
-from tests.tracking_harness import FakeClock, SimulatedCrash, put_log, reset_workflow_tables, tap, workflow
+from tests.tracking_harness import FakeClock, SimulatedCrash, pin_layout, put_log, reset_workflow_tables, tap, workflow
 from tests.tracking_logs import GMAIL_PROXY, record
+
+
+@pytest.fixture(autouse=True)
+def _items_layout(request: pytest.FixtureRequest) -> None:
+    """These tests read the items layout's tables (the append layout's: test_tracking_append_layout.py)."""
+    pin_layout(request, "items")
 
 
 def _later_logs(delivery_id: str) -> None:

@@ -32,8 +32,15 @@ from chalicelib.data import counters
 from chalicelib.reports import breakdown
 from chalicelib.settings import get_settings
 from tests.integration.test_tracking_workflow import NOW, T0, make_delivery
-from tests.tracking_harness import FakeClock, put_log, replay_after_each_crash, snapshot, tap, workflow
+from tests.tracking_harness import FakeClock, pin_layout, put_log, replay_after_each_crash, snapshot, tap, workflow
 from tests.tracking_logs import record
+
+
+@pytest.fixture(autouse=True)
+def _items_layout(request: pytest.FixtureRequest) -> None:
+    """These tests read the items layout's tables (the append layout's: test_tracking_append_layout.py)."""
+    pin_layout(request, "items")
+
 
 SHARD = 8
 MOTO_ITEM_LIMIT = 405_000  # moto's own count of an item's bytes (DynamoDB's is 400 KB)

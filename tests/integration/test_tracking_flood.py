@@ -17,8 +17,15 @@ from chalicelib.settings import get_settings
 from chalicelib.tracking.items import decode_hits, decode_summary
 from tests.integration.test_pages import login, session_cookie
 from tests.integration.test_tracking_api import create_and_send
-from tests.tracking_harness import FakeClock, put_log, replay_after_each_crash, snapshot, tap, workflow
+from tests.tracking_harness import FakeClock, pin_layout, put_log, replay_after_each_crash, snapshot, tap, workflow
 from tests.tracking_logs import record
+
+
+@pytest.fixture(autouse=True)
+def _items_layout(request: pytest.FixtureRequest) -> None:
+    """These tests read the items layout's tables (the append layout's: test_tracking_append_layout.py)."""
+    pin_layout(request, "items")
+
 
 TWO_LINKS = ('<p><a href="https://shop.example.com/x">Shop</a> <a href="https://shop.example.com/y">Sale</a> '
              '<a href="{{unsubscribe_url}}">stop</a></p>')

@@ -20,7 +20,13 @@ from chalicelib.data.dynamo import from_item, to_item
 from chalicelib.settings import get_settings
 from tests.integration.test_tracking_counters import _later_logs, _record_name
 from tests.integration.test_tracking_workflow import NOW, known_truth_logs, make_delivery
-from tests.tracking_harness import FakeClock, SimulatedCrash, reset_workflow_tables, snapshot, tap, workflow
+from tests.tracking_harness import FakeClock, SimulatedCrash, pin_layout, reset_workflow_tables, snapshot, tap, workflow
+
+
+@pytest.fixture(autouse=True)
+def _items_layout(request: pytest.FixtureRequest) -> None:
+    """These tests read the items layout's tables (the append layout's: test_tracking_append_layout.py)."""
+    pin_layout(request, "items")
 
 
 def _clean_then_pending(api: Any, mta: Any, clock: FakeClock) -> tuple[dict[str, Any], dict[str, Any]]:

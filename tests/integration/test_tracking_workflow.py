@@ -17,6 +17,7 @@ from chalicelib.tracking.items import decode_hits
 from tests.tracking_harness import (
     FakeClock,
     SimulatedCrash,
+    pin_layout,
     put_log,
     replay_after_each_crash,
     reset_workflow_tables,
@@ -26,6 +27,13 @@ from tests.tracking_harness import (
     workflow,
 )
 from tests.tracking_logs import GMAIL_PROXY, IPHONE_MAIL, line, record
+
+
+@pytest.fixture(autouse=True)
+def _items_layout(request: pytest.FixtureRequest) -> None:
+    """These tests read the items layout's tables (the append layout's: test_tracking_append_layout.py)."""
+    pin_layout(request, "items")
+
 
 T0 = 1_740_823_200_000  # 2025-03-01 10:00:00 UTC
 NOW = T0 / 1000 + 20 * 60  # the workflow runs 20 minutes later

@@ -5,8 +5,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from tests.tracking_harness import FakeClock, reset_workflow_tables, tap, workflow
+import pytest
+
+from tests.tracking_harness import FakeClock, pin_layout, reset_workflow_tables, tap, workflow
 from tests.tracking_load import T0, create_recipients, load_records, put_load
+
+
+@pytest.fixture(autouse=True)
+def _items_layout(request: pytest.FixtureRequest) -> None:
+    """These tests read the items layout's tables (the append layout's: test_tracking_append_layout.py)."""
+    pin_layout(request, "items")
+
 
 DELIVERY = "0a0b0c0d0e0f1011"
 RECIPIENTS = 1000

@@ -72,7 +72,7 @@ def configure() -> Iterator[Any]:
         from chalicelib.settings import get_settings
 
         environment.apply({**environment.fake_aws(), "SENDTRAIL_SIGNING_KEYS": KEYRING_JSON,
-                           "SENDTRAIL_IP_ADDRESS_MODE": ip_mode,
+                           "SENDTRAIL_IP_ADDRESS_MODE": ip_mode, "SENDTRAIL_TRACKING_LAYOUT": "items",
                            **{f"SENDTRAIL_{name.upper()}": f"test-{name}" for name in TABLES}})
         environment.forget_cached_configuration()
         return get_settings()
