@@ -210,7 +210,7 @@ def reset_workflow_tables() -> None:
     dynamodb = boto3.client("dynamodb")
     for table, keys in ((settings.tracking_table, ("delivery_id", "log_id")),
                         (settings.tracking_stats_table, ("delivery_id", "stat")),
-                        (settings.tracking_runs_table, ("shard", "run")),
+                        (settings.tracking_runs_table, ("shard", "seq")),
                         (settings.workflow_table, ("pk", "sk"))):
         for item in scan_all(table):
             key = {name: to_value(item[name]) for name in keys}

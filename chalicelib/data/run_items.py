@@ -9,6 +9,12 @@ at about 80 a recipient of the audience). A run item holds one run's part
 of one shard; its body is docs/spec/run-items.md's. A delivery's counter
 deltas have a partition of their own (shard None, `<delivery id>#counters`):
 the delivery's reports sum one partition, however many shards it has.
+
+A run's part of a shard can pass DynamoDB's 400 KB item limit (a flood of
+hits on a few recipients), so it is written in parts of at most
+MAX_BODY_BYTES (chalicelib/tracking/run_items.py `split`), each an item
+whose sort key is `seq` = run x RUN_PARTS + part: read in `seq` order,
+they are the run's content in order.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from chalicelib.tracking.core import Hit
 
 ERASE_ATTEMPTS = 5  # a run item rewritten meanwhile (another erasure) is read again, this many times at most
 READ_CONCURRENCY = 16  # shards a delivery-wide read queries at once
+RUN_PARTS = 1000  # parts a run's item of a shard may be written in (seq = run * RUN_PARTS + part)
+MAX_BODY_BYTES = 350_000  # a part's body: far enough below 400 KB for its keys and attributes
 
 RECIPIENTS_PER_SHARD = 45
 
@@ -39,10 +47,21 @@ def shard_key(delivery_id: str, shard: int | None) -> str:
     return f"{delivery_id}#counters" if shard is None else f"{delivery_id}#{shard}"
 
 
+def seq_of(run: int, part: int) -> int:
+    """The sort key of part `part` of a run's item of a shard."""
+    if not 0 <= part < RUN_PARTS:
+        raise ValueError(f"a run's item of a shard has at most {RUN_PARTS} parts, not part {part}")
+    return run * RUN_PARTS + part
+
+
 @dataclass(frozen=True)
 class StoredRunItem:
-    run: int
+    seq: int
     body: bytes
+
+    @property
+    def run(self) -> int:
+        return self.seq // RUN_PARTS
 
 
 class RunItemStore:
@@ -60,8 +79,8 @@ class RunItemStore:
         pages = self._dynamodb.get_paginator("query").paginate(
             TableName=self.table, KeyConditionExpression="shard = :shard",
             ExpressionAttributeValues={":shard": {"S": shard_key(delivery_id, shard)}},
-            ProjectionExpression="run, body", ConsistentRead=consistent)
-        return [StoredRunItem(int(item["run"]["N"]), bytes(item["body"]["B"]))
+            ProjectionExpression="seq, body", ConsistentRead=consistent)
+        return [StoredRunItem(int(item["seq"]["N"]), bytes(item["body"]["B"]))
                 for page in pages for item in page.get("Items", [])]
 
     def recipient_hits(self, recipients: Iterable[tuple[str, int]], consistent: bool = False
@@ -141,7 +160,7 @@ class RunItemStore:
             try:
                 self._dynamodb.update_item(
                     TableName=self.table,
-                    Key={"shard": {"S": shard_key(delivery_id, shard)}, "run": {"N": str(item.run)}},
+                    Key={"shard": {"S": shard_key(delivery_id, shard)}, "seq": {"N": str(item.seq)}},
                     UpdateExpression="SET body = :new", ConditionExpression="body = :old",
                     ExpressionAttributeValues={":new": {"B": body}, ":old": {"B": item.body}})
             except self._dynamodb.exceptions.ConditionalCheckFailedException:
@@ -154,7 +173,7 @@ class RunItemStore:
         deleted = 0
         for shard in [*range(shard_of(highest_log_id) + 1), None]:
             deleted += batch_delete(self._dynamodb, self.table, [
-                {"shard": shard_key(delivery_id, shard), "run": item.run}
+                {"shard": shard_key(delivery_id, shard), "seq": item.seq}
                 for item in self.read_shard(delivery_id, shard, consistent=False)])
         return deleted
 
@@ -178,15 +197,16 @@ class RunItemStore:
                 for stat, fields in summed.items()}, latest
 
     def put(self, delivery_id: str, shard: int | None, run: int, body: bytes, created_at: int,
-            expires_at_epoch: int) -> bool:
-        """Write a run's item of a shard once; False when it is there already (a replayed run record)."""
+            expires_at_epoch: int, part: int = 0) -> bool:
+        """Write part `part` of a run's item of a shard once; False when it is there already (a replayed run
+        record)."""
         try:
             self._dynamodb.put_item(
                 TableName=self.table,
-                Item={"shard": {"S": shard_key(delivery_id, shard)}, "run": {"N": str(run)},
-                      "delivery_id": {"S": delivery_id}, "body": {"B": body}, "created_at": {"N": str(created_at)},
-                      "expires_at_epoch": {"N": str(expires_at_epoch)}},
-                ConditionExpression="attribute_not_exists(run)")
+                Item={"shard": {"S": shard_key(delivery_id, shard)}, "seq": {"N": str(seq_of(run, part))},
+                      "run": {"N": str(run)}, "delivery_id": {"S": delivery_id}, "body": {"B": body},
+                      "created_at": {"N": str(created_at)}, "expires_at_epoch": {"N": str(expires_at_epoch)}},
+                ConditionExpression="attribute_not_exists(seq)")
         except self._dynamodb.exceptions.ConditionalCheckFailedException:
             return False
         return True

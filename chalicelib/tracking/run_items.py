@@ -44,6 +44,29 @@ class RunItem:
     counters: tuple[Counter, ...]
 
 
+def split(delivery_id: str, body: bytes, limit: int) -> list[bytes]:
+    """`body` as bodies of at most `limit` bytes each (itself when it fits): its hits, then corrections, then
+    counters, cut into consecutive slices, so the parts decoded in order hold its content in order. For a
+    run's item too large for one DynamoDB item (chalicelib/data/run_items.py)."""
+    if len(body) <= limit:
+        return [body]
+    item = decode(delivery_id, body)
+    sizes = (len(item.hits), len(item.corrections), len(item.counters))
+    total = sum(sizes)
+    if total < 2:
+        raise ValueError(f"a run item of one entry is {len(body)} bytes, past {limit}")
+
+    def part(start: int, end: int) -> bytes:
+        """The entries from `start` to `end` of hits, corrections and counters taken as one sequence."""
+        hits, corrections = sizes[0], sizes[0] + sizes[1]
+        return encode(delivery_id, item.hits[start:end],
+                      item.corrections[max(0, start - hits):max(0, end - hits)],
+                      item.counters[max(0, start - corrections):max(0, end - corrections)])
+
+    half = total // 2
+    return split(delivery_id, part(0, half), limit) + split(delivery_id, part(half, total), limit)
+
+
 def _id_time(hit_id: str) -> int:
     return int(hit_id[:12], 16)
 

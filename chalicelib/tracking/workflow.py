@@ -122,7 +122,7 @@ from chalicelib.data.domain_stats import TRACKED, UNKNOWN_DOMAIN, domain_stat
 from chalicelib.data.dynamo import to_item
 from chalicelib.data.item_json import EncodedItems
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
-from chalicelib.data.run_items import RunItemStore, shard_of
+from chalicelib.data.run_items import MAX_BODY_BYTES, RunItemStore, shard_of
 from chalicelib.data.tracking import (
     INDICATORS,
     FamiliesFull,
@@ -138,7 +138,7 @@ from chalicelib.data.tracking import (
 from chalicelib.hits.records import minimise_ip
 from chalicelib.settings import Settings, get_settings
 from chalicelib.tracking import classify as classification
-from chalicelib.tracking import core, log_pages
+from chalicelib.tracking import core, log_pages, run_items
 from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_summary, decode_verdicts, encode_recipient
 from chalicelib.tracking.useragents import DIMENSIONS, classify
 
@@ -544,7 +544,7 @@ class TrackingWorkflow:
             "objects": [[hour, key] for hour, key, _ in parsed],
             "recipients": recipients, "stats": stats, "counter_layout": counters.LAYOUT, "quarantine": quarantine,
             "statistics": statistics, "log_pages": pages, "items_encoding": item_json.ENCODING,
-            "layout": self.settings.tracking_layout, "run_items": list(writes.run_items),
+            "layout": self.settings.tracking_layout, "run_items": _in_parts(writes.run_items),
         }
 
     def _items_writes(self, results: Sequence[core.ParsedLog], mode: str, run: int, now_ms: int) -> _Writes:
@@ -718,7 +718,8 @@ class TrackingWorkflow:
         self._parallel(lambda item: self.tracking.put_recipient_item(_decoded(item), run),
                        _item_writes(record, "recipients"))
         self._parallel(lambda item: self.runs.put(str(item["delivery_id"]), _shard(item["shard"]), run,
-                                                  base64.b64decode(item["body"]), at_ms, expires),
+                                                  base64.b64decode(item["body"]), at_ms, expires,
+                                                  int(item.get("part") or 0)),
                        record.get("run_items") or [])
         self._parallel(lambda write: self._apply_stat(write, run, at_ms, expires),
                        _stat_writes(record) if stat_writes is None else stat_writes)
@@ -800,6 +801,20 @@ def _item_writes(record: Mapping[str, Any], name: str) -> list[bytes | dict[str,
     if record.get("items_encoding") != item_json.ENCODING:
         return [to_item(item) for item in items]
     return list(items.texts() if isinstance(items, EncodedItems) else items)
+
+
+def _in_parts(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A run's items of the append layout as written: each in parts of at most MAX_BODY_BYTES (numbered, in
+    order), one part for all but a shard flooded with hits."""
+    written = []
+    for item in items:
+        if len(item["body"]) // 4 * 3 <= MAX_BODY_BYTES:  # base64: the body's size without decoding it
+            written.append({**item, "part": 0})
+            continue
+        parts = run_items.split(str(item["delivery_id"]), base64.b64decode(item["body"]), MAX_BODY_BYTES)
+        written += [{**item, "part": part, "body": base64.b64encode(body).decode("ascii")}
+                    for part, body in enumerate(parts)]
+    return written
 
 
 def _shard(shard: Any) -> int | None:

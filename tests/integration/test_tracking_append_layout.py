@@ -32,14 +32,14 @@ def _items_layout_first(request: pytest.FixtureRequest) -> None:
 
 
 def _run_items() -> list[dict[str, Any]]:
-    return sorted(scan_all(get_settings().tracking_runs_table), key=lambda item: (item["shard"], item["run"]))
+    return sorted(scan_all(get_settings().tracking_runs_table), key=lambda item: (item["shard"], item["seq"]))
 
 
 def _appended() -> tuple[dict[str, tuple[Any, int]], dict[tuple[str, str, str], int]]:
     """(hit id -> (hit, verdict)), (delivery, stat, field) -> summed delta) of every run item, in run order."""
     hits: dict[str, tuple[Any, int]] = {}
     sums: dict[tuple[str, str, str], int] = defaultdict(int)
-    for item in sorted(_run_items(), key=lambda item: item["run"]):
+    for item in sorted(_run_items(), key=lambda item: item["seq"]):
         decoded = run_items.decode(item["delivery_id"], bytes(item["body"]))
         hits.update((hit.hit_id, (hit, verdict)) for hit, verdict in decoded.hits)
         for hit_id, verdict in decoded.corrections:
@@ -238,3 +238,45 @@ def test_the_counter_and_recipient_reports_read_the_run_items(api: Any, mta: Any
     assert indicators == {"delivery_id": delivery_id, **EXPECTED_INDICATORS}
     for path in paths:
         assert api.get(path).json_body == shown[path], path
+
+
+def test_a_flooded_shard_is_written_in_parts_read_back_whole_and_replayed_once(
+        resources: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run's item of a shard past the part size (DynamoDB refuses items past 400 KB) is written in parts;
+    the next run reads them all (its repeats are duplicates), and a crash after any write changes nothing."""
+    from chalicelib.tracking import workflow as workflow_module
+    from tests.tracking_harness import put_log, replay_after_each_crash, snapshot, tap
+    from tests.tracking_logs import record
+
+    monkeypatch.setattr(workflow_module, "MAX_BODY_BYTES", 4_000)
+    use_layout("append")
+    delivery_id = "00112233445566ff"
+    flood = [record(kind="click", delivery_id=delivery_id, log_id=3, url_id=4, ts=T0 + index * 10,
+                    ip=f"198.51.100.{index % 200}") for index in range(600)]
+
+    def prepare() -> FakeClock:
+        s3 = boto3.client("s3")
+        bucket = get_settings().redirection_log_bucket
+        for entry in s3.list_objects_v2(Bucket=bucket, Prefix=LOG_PREFIX).get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=entry["Key"])
+        clock = FakeClock(NOW)
+        put_log("flood-1", flood[:400], T0)
+        assert workflow(clock, write_concurrency=1).run()["hits_accepted"] == 400
+        clock.advance(60)
+        put_log("flood-2", flood[300:], T0 + 60_000)  # 100 seen already, 200 new
+        return clock
+
+    reset_workflow_tables()
+    with tap() as observer:
+        clock = prepare()
+        parts = [item for item in _run_items() if item["shard"] == shard_key(delivery_id, 0)]
+        assert len(parts) > 3 and {item["run"] for item in parts} == {1}
+        observer.arm(None)
+        second = workflow(clock, write_concurrency=1).run()
+        clean = snapshot()
+        total = observer.writes
+    assert (second["hits_accepted"], second["duplicates"]) == (200, 100)
+    hits, sums = _appended()
+    assert len(hits) == 600 and sums[(delivery_id, "indicators", "clicks_total")] == 600
+    with tap() as observer:
+        replay_after_each_crash(observer, clean, total, prepare, write_concurrency=1)

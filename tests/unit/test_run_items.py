@@ -92,3 +92,19 @@ def test_a_hit_path_id_at_its_own_time_costs_no_time_field() -> None:
     texts = len(b"\x01a\x01b")
     assert len(run_items.encode(DELIVERY, [(own_time, 0)])) - alone - texts == 1 + 16 + 2 + 1 + 1 + 1 + 1
     assert len(run_items.encode(DELIVERY, [(shifted, 0)])) - len(run_items.encode(DELIVERY, [(own_time, 0)])) == 6
+
+
+@settings(max_examples=100, deadline=None)
+@given(item=_items, limit=st.integers(200, 600))  # one entry (a hit and its texts) fits in 200
+def test_a_body_split_to_a_size_holds_the_same_content_in_order(item: tuple[list, list, list], limit: int) -> None:
+    """chalicelib/data/run_items.py writes a run's item of a shard in parts below DynamoDB's item limit."""
+    hits, corrections, counters = item
+    body = run_items.encode(DELIVERY, hits, _canonical(hits, corrections, counters)[1], counters)
+    parts = run_items.split(DELIVERY, body, limit)
+    decoded = [run_items.decode(DELIVERY, part) for part in parts]
+    assert all(len(part) <= limit for part in parts)
+    whole = run_items.decode(DELIVERY, body)
+    assert tuple(entry for part in decoded for entry in part.hits) == whole.hits
+    assert tuple(entry for part in decoded for entry in part.corrections) == whole.corrections
+    assert tuple(entry for part in decoded for entry in part.counters) == whole.counters
+    assert (parts == [body]) == (len(body) <= limit)
