@@ -8,9 +8,10 @@
                      first_hit_put_ms=... put_floor_ms=... first_hit_vs_put_floor=...x
     workflow native_hits_per_s=... python_hits_per_s=... native_vs_python=...x write_units_per_1000_hits=...
              write_units_per_1000_hits_10_runs=...   (bench/workflow_compute.py, bench/tracking_workflow.py)
-    workflow_append write_units_per_1000_hits=... ...   (the same input with SENDTRAIL_TRACKING_LAYOUT=append)
+    workflow_<the other layout> write_units_per_1000_hits=... ...   (the same input in the layout that is not
+             the default: SENDTRAIL_TRACKING_LAYOUT, settings.tracking_layout)
     cost usd_per_million_hits=... api=... lambda_requests=... ... (the breakdown; bench/cost.py)
-    cost_append usd_per_million_hits=... ...   (the same, with the append layout's workflow)
+    cost_<the other layout> usd_per_million_hits=... ...   (the same, with that layout's workflow)
 
 then the tracking workflow's own figures: its compute step's hits/s with
 classification on (native parse, agents and addresses classified, native
@@ -35,6 +36,7 @@ import os
 import sys
 
 from bench import coldstart, cost, hitpath, ingest, inputs, tracking_core, tracking_workflow, workflow_compute
+from chalicelib.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,17 +88,18 @@ def main(argv: list[str] | None = None) -> int:
         workflow_compute.main()
     if "core" in only:
         tracking_core.main()
-    units = appended = None
+    units = other = None
     if "workflow" in only:
         tracking_workflow.main()
         compute = workflow_compute.measure_whole_run_alone()
-        units = tracking_workflow.measure_units((1, 10))
+        units = tracking_workflow.measure_units((1, 10), layout=DEFAULT_LAYOUT)
         print(f"workflow native_hits_per_s={compute['native_hits_per_s']} "
               f"python_hits_per_s={compute['python_hits_per_s']} native_vs_python={compute['native_vs_python']:.2f}x "
               f"write_units_per_1000_hits={_per_1000(units[1], 'write_units'):.0f} "
               f"write_units_per_1000_hits_10_runs={_per_1000(units[10], 'write_units'):.0f} "
               f"read_units_per_1000_hits={_per_1000(units[1], 'read_units'):.0f} "
-              f"read_units_per_1000_hits_10_runs={_per_1000(units[10], 'read_units'):.0f}", flush=True)
+              f"read_units_per_1000_hits_10_runs={_per_1000(units[10], 'read_units'):.0f} "
+              f"layout={DEFAULT_LAYOUT}", flush=True)
         print(f"workflow_detail hits={compute['hits']} native_cpu_s={compute['native_cpu_s']} "
               f"python_cpu_s={compute['python_cpu_s']} units_hits={units[1]['hits']} "
               f"hits_per_recipient={units[1]['hits_per_recipient']:.1f} "
@@ -105,21 +108,24 @@ def main(argv: list[str] | None = None) -> int:
               f"load={os.getloadavg()[0]:.1f} "
               f"recipient_writes_per_1000_hits={_per_1000(units[1], 'recipient_writes'):.0f} "
               f"recipient_writes_per_1000_hits_10_runs={_per_1000(units[10], 'recipient_writes'):.0f}", flush=True)
-        # The append layout's write path (docs/design/append-only-tracking.md, being built): run items only, no
-        # compaction yet, so its 10-run figure leaves out the fold the design projects (~45 units a 1,000 hits).
-        appended = tracking_workflow.measure_units((1, 10), layout="append")
-        print(f"workflow_append write_units_per_1000_hits={_per_1000(appended[1], 'write_units'):.0f} "
-              f"write_units_per_1000_hits_10_runs={_per_1000(appended[10], 'write_units'):.0f} "
-              f"read_units_per_1000_hits={_per_1000(appended[1], 'read_units'):.0f} "
-              f"read_units_per_1000_hits_10_runs={_per_1000(appended[10], 'read_units'):.0f} "
-              f"write_units_by_kind_10_runs={_by_kind(appended[10])} compaction=not_built", flush=True)
+        # The other tracking layout's units on the same input (settings.tracking_layout), for comparison.
+        other = tracking_workflow.measure_units((1, 10), layout=OTHER_LAYOUT)
+        print(f"workflow_{OTHER_LAYOUT} write_units_per_1000_hits={_per_1000(other[1], 'write_units'):.0f} "
+              f"write_units_per_1000_hits_10_runs={_per_1000(other[10], 'write_units'):.0f} "
+              f"read_units_per_1000_hits={_per_1000(other[1], 'read_units'):.0f} "
+              f"read_units_per_1000_hits_10_runs={_per_1000(other[10], 'read_units'):.0f} "
+              f"write_units_by_kind_10_runs={_by_kind(other[10])}", flush=True)
     if "cost" in only:
-        result = cost.measure(units[10] if units else None, {"append": appended[10]} if units else None)
+        result = cost.measure(units[10] if units else None, {OTHER_LAYOUT: other[10]} if units and other else None)
         for line in cost.lines(result):
             print(line, flush=True)
         for name, alternative in result["alternatives"].items():
             print(f"cost_{name} " + cost.lines(alternative)[0].split(" ", 1)[1], flush=True)
     return 0
+
+
+DEFAULT_LAYOUT = Settings.model_fields["tracking_layout"].default
+OTHER_LAYOUT = "items" if DEFAULT_LAYOUT == "append" else "append"
 
 
 def _per_1000(run: dict, name: str) -> float:
