@@ -275,9 +275,14 @@ pub fn range_flags(value: u128, starts: &[u128], ends: &[u128], flags: &[i64]) -
 /// `value` as `digits` lower-case hex digits (`logs::hex32` / `hex16`), written in `out`.
 pub fn hex_into(value: u128, digits: usize, out: &mut [u8; 32]) -> &str {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (index, slot) in out[..digits].iter_mut().enumerate() {
-        *slot = HEX[(value >> (4 * (digits - 1 - index))) as usize & 0xF];
+    // Two digits a byte of the value's big-endian bytes, the last `digits` of its 32: no 128-bit shift a
+    // digit (a run spells every hit id it reads, parsed or stored).
+    let mut all = [0u8; 32];
+    for (pair, byte) in all.chunks_exact_mut(2).zip(value.to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xF)];
     }
+    out[..digits].copy_from_slice(&all[32 - digits..]);
     std::str::from_utf8(&out[..digits]).expect("hex digits are ASCII")
 }
 
@@ -978,6 +983,10 @@ mod tests {
         let mut out = [0u8; 32];
         for value in [0u128, 1, 0xabc, u128::from(u64::MAX), u128::MAX] {
             assert_eq!(hex_into(value, 32, &mut out), crate::logs::hex32(value));
+            for digits in [1, 5, 16, 31] {
+                let low = value & ((1u128 << (4 * digits)) - 1);
+                assert_eq!(hex_into(value, digits, &mut out), format!("{low:0digits$x}"));
+            }
             assert_eq!(
                 hex_into(value & u128::from(u64::MAX), 16, &mut out),
                 crate::logs::hex16(value as u64)
