@@ -219,7 +219,7 @@ struct Prepared {
     log_id: i64,
     url_id: i64,
     verdict: i64,
-    /// The agent's and address's numbers in [`Texts`] (in the order given, not yet the body's).
+    /// The agent's and address's numbers as the caller's texts name them (not yet the body's).
     ua: u32,
     ip: u32,
     flags: u8,
@@ -239,30 +239,38 @@ impl Problem {
         let (Some(id), Some(kind), Some(purpose), true) = (id, kind, purpose, hit.delivery_id == delivery_id) else {
             return (Problem::BadHit, 0, 0);
         };
+        (
+            Problem::of_values(hit.ts, hit.log_id, hit.url_id, verdict),
+            id,
+            flags_of(kind, purpose),
+        )
+    }
+
+    /// What the reference finds wrong with a well-formed hit's values (their ranges), in its order.
+    fn of_values(ts: i64, log_id: i64, url_id: i64, verdict: i64) -> Problem {
         let within = |value: i64| (0..=MAX_VALUE).contains(&value);
-        let problem = if !within(hit.ts) {
+        if !within(ts) {
             Problem::Ts
-        } else if !within(hit.log_id) {
+        } else if !within(log_id) {
             Problem::LogId
-        } else if !within(hit.url_id) {
+        } else if !within(url_id) {
             Problem::UrlId
         } else if !(-1..=MAX_VERDICT).contains(&verdict) {
             Problem::Verdict
         } else {
             Problem::None
-        };
-        (problem, id, flags_of(kind, purpose))
+        }
     }
 
-    /// The reference's refusal of `hit` (with `verdict`) for this problem.
-    fn error(self, hit: &Hit<'_>, verdict: i64) -> Error {
+    /// The reference's refusal of a hit for a problem with its values (`bad_hit` is the caller's: it names
+    /// the id as given).
+    fn error(self, entry: &Prepared) -> Error {
         let (what, value) = match self {
-            Problem::None => unreachable!("a hit with no problem is not refused for itself"),
-            Problem::BadHit => return Error::new(Reason::BadHit, hit.hit_id.to_owned()),
-            Problem::Ts => ("ts", i128::from(hit.ts)),
-            Problem::LogId => ("log_id", i128::from(hit.log_id)),
-            Problem::UrlId => ("url_id", i128::from(hit.url_id)),
-            Problem::Verdict => ("verdict", i128::from(verdict) + 1), // checked as stored, plus one
+            Problem::None | Problem::BadHit => unreachable!("refused for its values only"),
+            Problem::Ts => ("ts", i128::from(entry.ts)),
+            Problem::LogId => ("log_id", i128::from(entry.log_id)),
+            Problem::UrlId => ("url_id", i128::from(entry.url_id)),
+            Problem::Verdict => ("verdict", i128::from(entry.verdict) + 1), // checked as stored, plus one
         };
         Error::new(Reason::OutOfRange, format!("{what} {value}"))
     }
@@ -309,6 +317,78 @@ impl<'a> Texts<'a> {
             self.body.push(self.met[number as usize]);
         }
         *slot
+    }
+}
+
+/// The hits' part of a body: `prepared` in canonical order (`order`, positions in `prepared`), each
+/// checked as the reference checks it (`bad_hit(at)`: its refusal of a hit whose problem is `bad_hit`;
+/// `id_text(at)`: the id it names in a `duplicate`), its texts numbered in the body as first used
+/// (`used`). Also the hits' ids, which no correction may be.
+fn hit_part(
+    prepared: &[Prepared],
+    order: impl ExactSizeIterator<Item = u32>,
+    mut used: impl FnMut(u32) -> u32,
+    bad_hit: impl Fn(u32) -> Error,
+    id_text: impl Fn(u32) -> String,
+) -> Result<(Vec<u8>, HashSet<u128, RandomState>), Error> {
+    let mut hit_bytes: Vec<u8> = Vec::with_capacity(32 * order.len());
+    let mut own: HashSet<u128, RandomState> = HashSet::with_capacity_and_hasher(order.len(), RandomState::default());
+    for at in order {
+        let entry = &prepared[at as usize];
+        match entry.problem {
+            Problem::None => {}
+            Problem::BadHit => return Err(bad_hit(at)),
+            problem => return Err(problem.error(entry)),
+        }
+        if !own.insert(entry.id) {
+            return Err(Error::new(Reason::Duplicate, id_text(at)));
+        }
+        let timed = id_time(entry.id) != entry.ts;
+        hit_bytes.push(entry.flags | if timed { TS_FOLLOWS } else { 0 });
+        hit_bytes.extend_from_slice(&entry.id.to_be_bytes());
+        if timed {
+            varint(&mut hit_bytes, entry.ts as u64); // checked: 0..=2**53 - 1, as are the ids
+        }
+        varint(&mut hit_bytes, entry.log_id as u64);
+        varint(&mut hit_bytes, entry.url_id as u64);
+        varint(&mut hit_bytes, u64::from(used(entry.ua)));
+        varint(&mut hit_bytes, u64::from(used(entry.ip)));
+        varint(&mut hit_bytes, (entry.verdict + 1) as u64); // checked: 0..=2**53
+    }
+    Ok((hit_bytes, own))
+}
+
+/// A body's parts, checked, written after `out`: its texts in first-use order, its `hits` (and the bytes
+/// `hit_part` wrote of them), corrections (ids sorted, with their verdicts) and counters (stat's and
+/// field's index in the body's texts, non-zero delta, in canonical order).
+fn write_body(
+    out: &mut Vec<u8>,
+    texts: &[&str],
+    hits: usize,
+    hit_bytes: &[u8],
+    corrections: &[(u128, i64)],
+    counters: &[(u32, u32, i64)],
+) {
+    let text_bytes: usize = texts.iter().map(|text| text.len() + 2).sum();
+    out.reserve(24 + text_bytes + hit_bytes.len() + 20 * corrections.len() + 16 * counters.len());
+    out.push(VERSION);
+    varint(out, texts.len() as u64);
+    for text in texts {
+        varint(out, text.len() as u64);
+        out.extend_from_slice(text.as_bytes());
+    }
+    varint(out, hits as u64);
+    out.extend_from_slice(hit_bytes);
+    varint(out, corrections.len() as u64);
+    for &(id, verdict) in corrections {
+        out.extend_from_slice(&id.to_be_bytes());
+        varint(out, (verdict + 1) as u64); // checked: 0..=2**53
+    }
+    varint(out, counters.len() as u64);
+    for &(stat, field, delta) in counters {
+        varint(out, u64::from(stat));
+        varint(out, u64::from(field));
+        varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
     }
 }
 
@@ -360,35 +440,19 @@ pub fn encode_into(
         .map(|(at, (hit, _))| (hit.log_id, hit.ts, hit.hit_id, at as u32))
         .collect();
     order.sort_unstable();
-
     // The hits' part of the body, written as they are checked (their texts numbered as first used).
-    let mut hit_bytes: Vec<u8> = Vec::with_capacity(32 * hits.len());
-    let mut own: HashSet<u128, RandomState> = HashSet::with_capacity_and_hasher(hits.len(), RandomState::default());
-    for &(_, _, _, at) in &order {
-        let entry = &prepared[at as usize];
-        if entry.problem != Problem::None {
-            let (hit, verdict) = &hits[at as usize];
-            return Err(entry.problem.error(hit, *verdict));
-        }
-        if !own.insert(entry.id) {
-            return Err(Error::new(Reason::Duplicate, hits[at as usize].0.hit_id.to_owned()));
-        }
-        let timed = id_time(entry.id) != entry.ts;
-        hit_bytes.push(entry.flags | if timed { TS_FOLLOWS } else { 0 });
-        hit_bytes.extend_from_slice(&entry.id.to_be_bytes());
-        if timed {
-            varint(&mut hit_bytes, entry.ts as u64); // checked: 0..=2**53 - 1, as are the ids
-        }
-        varint(&mut hit_bytes, entry.log_id as u64);
-        varint(&mut hit_bytes, entry.url_id as u64);
-        varint(&mut hit_bytes, u64::from(texts.used(entry.ua)));
-        varint(&mut hit_bytes, u64::from(texts.used(entry.ip)));
-        varint(&mut hit_bytes, (entry.verdict + 1) as u64); // checked: 0..=2**53
-    }
+    let hit_id = |at: u32| hits[at as usize].0.hit_id.to_owned();
+    let (hit_bytes, own) = hit_part(
+        &prepared,
+        order.iter().map(|entry| entry.3),
+        |number| texts.used(number),
+        |at| Error::new(Reason::BadHit, hit_id(at)),
+        hit_id,
+    )?;
 
     let mut corrected: Vec<(&str, i64)> = corrections.to_vec();
     corrected.sort_unstable();
-    let mut correction_ids: Vec<u128> = Vec::with_capacity(corrected.len());
+    let mut correction_ids: Vec<(u128, i64)> = Vec::with_capacity(corrected.len());
     for (index, &(hit_id, verdict)) in corrected.iter().enumerate() {
         let Some(id) = logs::hex_number(hit_id, 32) else {
             return Err(Error::new(Reason::BadHit, hit_id.to_owned()));
@@ -397,7 +461,7 @@ pub fn encode_into(
         if own.contains(&id) || (index > 0 && corrected[index - 1].0 == hit_id) {
             return Err(Error::new(Reason::Duplicate, hit_id.to_owned()));
         }
-        correction_ids.push(id);
+        correction_ids.push((id, verdict));
     }
     let mut deltas: Vec<Counter<'_>> = counters.to_vec();
     deltas.sort_unstable();
@@ -409,38 +473,119 @@ pub fn encode_into(
             return Err(Error::new(Reason::Duplicate, format!("{stat} {field}")));
         }
     }
-    deltas.retain(|&(_, _, delta)| delta != 0);
-    let counter_texts: Vec<(u32, u32)> = deltas
+    let counter_entries: Vec<(u32, u32, i64)> = deltas
         .iter()
-        .map(|&(stat, field, _)| {
+        .filter(|&&(_, _, delta)| delta != 0)
+        .map(|&(stat, field, delta)| {
             let stat = texts.number(stat);
             let field = texts.number(field);
-            (texts.used(stat), texts.used(field))
+            (texts.used(stat), texts.used(field), delta as i64) // checked: within i64
         })
         .collect();
+    write_body(
+        out,
+        &texts.body,
+        hits.len(),
+        &hit_bytes,
+        &correction_ids,
+        &counter_entries,
+    );
+    Ok(())
+}
 
-    let text_bytes: usize = texts.body.iter().map(|text| text.len() + 2).sum();
-    out.reserve(24 + text_bytes + hit_bytes.len() + 20 * corrected.len() + 16 * deltas.len());
-    out.push(VERSION);
-    varint(out, texts.body.len() as u64);
-    for text in &texts.body {
-        varint(out, text.len() as u64);
-        out.extend_from_slice(text.as_bytes());
+/// A hit as a workflow run holds it, for [`encode_known`]: its id as a number, kind and purpose known, its
+/// agent and address by the caller's numbers for texts (one number a text: two numbers are never the same
+/// text, which the body writes once).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KnownHit {
+    pub id: u128,
+    pub ts: i64,
+    pub kind: Kind,
+    pub purpose: Purpose,
+    pub log_id: i64,
+    pub url_id: i64,
+    pub ua: u32,
+    pub ip: u32,
+    pub verdict: i64,
+}
+
+/// [`encode_known`]'s scratch space, reused from body to body: the body's index of each text number.
+#[derive(Default)]
+pub struct KnownTexts<'a> {
+    /// By text number: (the body it was last used in, its index there).
+    slots: Vec<(u32, u32)>,
+    body: u32,
+    texts: Vec<&'a str>,
+}
+
+/// [`encode_into`] of hits, corrections and no counters that a run holds already decoded: the same body
+/// for the same content (each id spelled as its 32 lower-case hex digits, each text number as `text`
+/// spells it), the same refusals (never `bad_hit`: an id, kind and purpose are well formed by
+/// construction, and the hits are the delivery's). Texts are read once a body, ids never: a run writes
+/// a body per shard it touches, hundreds of thousands of hits (`chalicelib/tracking/workflow.py`).
+pub fn encode_known<'a>(
+    out: &mut Vec<u8>,
+    hits: &[KnownHit],
+    corrections: &[(u128, i64)],
+    text: impl Fn(u32) -> &'a str,
+    scratch: &mut KnownTexts<'a>,
+) -> Result<(), Error> {
+    let prepared: Vec<Prepared> = hits
+        .iter()
+        .map(|hit| Prepared {
+            id: hit.id,
+            ts: hit.ts,
+            log_id: hit.log_id,
+            url_id: hit.url_id,
+            verdict: hit.verdict,
+            ua: hit.ua,
+            ip: hit.ip,
+            flags: flags_of(hit.kind, hit.purpose),
+            problem: Problem::of_values(hit.ts, hit.log_id, hit.url_id, hit.verdict),
+        })
+        .collect();
+    // Canonical order: fixed-length lower-case hex sorts as its number.
+    let mut order: Vec<(i64, i64, u128, u32)> = hits
+        .iter()
+        .enumerate()
+        .map(|(at, hit)| (hit.log_id, hit.ts, hit.id, at as u32))
+        .collect();
+    order.sort_unstable();
+    scratch.body = scratch.body.wrapping_add(1);
+    if scratch.body == 0 {
+        scratch.slots.iter_mut().for_each(|slot| *slot = (0, 0)); // a stamp wrapped: no slot may look used
+        scratch.body = 1;
     }
-    varint(out, hits.len() as u64);
-    out.extend_from_slice(&hit_bytes);
-    varint(out, corrected.len() as u64);
-    for (id, &(_, verdict)) in correction_ids.iter().zip(&corrected) {
-        out.extend_from_slice(&id.to_be_bytes());
-        varint(out, (verdict + 1) as u64); // checked: 0..=2**53
+    scratch.texts.clear();
+    let KnownTexts { slots, body, texts } = scratch;
+    let used = |number: u32| {
+        let at = number as usize;
+        if slots.len() <= at {
+            slots.resize(at + 1, (0, 0));
+        }
+        if slots[at].0 != *body {
+            slots[at] = (*body, texts.len() as u32);
+            texts.push(text(number));
+        }
+        slots[at].1
+    };
+    let id_text = |at: u32| logs::hex32(prepared[at as usize].id);
+    let (hit_bytes, own) = hit_part(
+        &prepared,
+        order.iter().map(|entry| entry.3),
+        used,
+        |_| unreachable!("a known hit is well formed"),
+        id_text,
+    )?;
+    let mut corrected = corrections.to_vec();
+    corrected.sort_unstable();
+    for (index, &(id, verdict)) in corrected.iter().enumerate() {
+        check(i128::from(verdict) + 1, MAX_VERDICT + 1, "verdict")?;
+        if own.contains(&id) || (index > 0 && corrected[index - 1].0 == id) {
+            return Err(Error::new(Reason::Duplicate, logs::hex32(id)));
+        }
     }
-    varint(out, deltas.len() as u64);
-    for (&(stat, field), &(_, _, delta)) in counter_texts.iter().zip(&deltas) {
-        let delta = delta as i64; // checked: within i64
-        varint(out, u64::from(stat));
-        varint(out, u64::from(field));
-        varint(out, ((delta << 1) ^ (delta >> 63)) as u64);
-    }
+    write_body(out, texts, hits.len(), &hit_bytes, &corrected, &[]);
     Ok(())
 }
 
@@ -551,7 +696,8 @@ pub fn decode(body: &[u8]) -> Result<RunItem<'_>, Error> {
     };
     let count = reader.varint()?;
     reader.texts.reserve(reader.capacity(count, 1));
-    let mut texts_seen: HashSet<&str, RandomState> = HashSet::default();
+    let mut texts_seen: HashSet<&str, RandomState> =
+        HashSet::with_capacity_and_hasher(reader.texts.capacity(), RandomState::default());
     for _ in 0..count {
         let length = reader.varint()?;
         let data = reader.take(length)?;
@@ -747,6 +893,103 @@ mod tests {
             })
             .collect();
         encode(DELIVERY, &hits, &corrections, &counters)
+    }
+
+    /// `encode_known` of hits given as `encode` takes them (texts numbered by first use, ids read), and of
+    /// corrections; the scratch space reused from call to call.
+    fn encoded_known<'a>(
+        hits: &[(Hit<'a>, i64)],
+        corrections: &[(&str, i64)],
+        texts: &mut Vec<&'a str>,
+        scratch: &mut KnownTexts<'a>,
+    ) -> Result<Vec<u8>, Error> {
+        let mut number = |text: &'a str| match texts.iter().position(|known| *known == text) {
+            Some(at) => at as u32,
+            None => {
+                texts.push(text);
+                (texts.len() - 1) as u32
+            }
+        };
+        let known: Vec<KnownHit> = hits
+            .iter()
+            .map(|(hit, verdict)| KnownHit {
+                id: logs::hex_number(hit.hit_id, 32).expect("a hit path id"),
+                ts: hit.ts,
+                kind: Kind::parse(hit.kind).expect("a kind"),
+                purpose: Purpose::parse(hit.purpose).unwrap_or(Purpose::Undeclared),
+                log_id: hit.log_id,
+                url_id: hit.url_id,
+                ua: number(hit.ua),
+                ip: number(hit.ip),
+                verdict: *verdict,
+            })
+            .collect();
+        let corrected: Vec<(u128, i64)> = corrections
+            .iter()
+            .map(|&(hit_id, verdict)| (logs::hex_number(hit_id, 32).expect("an id"), verdict))
+            .collect();
+        let texts: &[&'a str] = texts;
+        let mut out = vec![9];
+        match encode_known(&mut out, &known, &corrected, |at| texts[at as usize], scratch) {
+            Ok(()) => Ok(out[1..].to_vec()),
+            Err(error) => {
+                assert_eq!(out, [9], "left as it was");
+                Err(error)
+            }
+        }
+    }
+
+    #[test]
+    fn known_hits_encode_as_given_ones() {
+        let ids: Vec<String> = (0..6).map(id).collect();
+        let timed = Hit {
+            ts: T0 + 5,
+            purpose: "prefetch",
+            kind: "open",
+            ..hit(&ids[4], 2, "ip and agent", "ua")
+        };
+        /// An item's hits (with verdicts) and corrections.
+        type Content<'a> = (Vec<(Hit<'a>, i64)>, Vec<(&'a str, i64)>);
+        let contents: Vec<Content<'_>> = vec![
+            (vec![], vec![]),
+            (
+                vec![
+                    (hit(&ids[3], 9, "ua", "203.0.113.0"), 0),
+                    (hit(&ids[1], 2, "ua", "ip and agent"), 256),
+                    (timed, -1),
+                    (hit(&ids[0], 2, "203.0.113.0", ""), 3),
+                ],
+                vec![(&ids[5], 16), (&ids[2], -1)],
+            ),
+            (
+                vec![(hit(&ids[1], 2, "a", "b"), 0), (hit(&ids[1], 3, "a", "b"), 0)],
+                vec![],
+            ), // duplicate
+            (vec![(hit(&ids[1], 2, "a", "b"), MAX_VERDICT + 1)], vec![]),
+            (
+                vec![(
+                    Hit {
+                        ts: -1,
+                        ..hit(&ids[1], 2, "a", "b")
+                    },
+                    0,
+                )],
+                vec![],
+            ),
+            (vec![(hit(&ids[1], MAX_VALUE + 1, "a", "b"), 0)], vec![]),
+            (vec![(hit(&ids[1], 2, "a", "b"), 0)], vec![(&ids[1], 4)]), // a correction of its own hit
+            (vec![], vec![(&ids[2], 4), (&ids[2], 5)]),
+            (vec![], vec![(&ids[2], -2)]),
+        ];
+        let mut scratch = KnownTexts::default();
+        for (hits, corrections) in &contents {
+            let mut texts = Vec::new();
+            assert_eq!(
+                encoded_known(hits, corrections, &mut texts, &mut scratch),
+                encode(DELIVERY, hits, corrections, &[]),
+                "{hits:?} {corrections:?}"
+            );
+        }
     }
 
     fn read_varint(bytes: &[u8]) -> Result<u64, Error> {

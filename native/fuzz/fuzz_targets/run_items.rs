@@ -12,6 +12,8 @@
 //!   some repeated, of delta 0 or past 64 bits. `encode` refuses it exactly
 //!   when something in it is wrong (with one of its reasons); otherwise
 //!   `decode` gives back the content in canonical order, from that very body.
+//!   Content a workflow run holds already decoded (well-formed hits of the
+//!   delivery, no counters) gives `encode_known` the same body or refusal.
 //!
 //! A crash is a panic (index out of bounds, overflow: debug assertions and
 //! overflow checks are on) or a failed `assert!`.
@@ -21,8 +23,8 @@
 use std::collections::HashSet;
 
 use libfuzzer_sys::fuzz_target;
-use sendtrail_native::logs;
-use sendtrail_native::run_items::{self, Counter, Hit, Reason, RunItem};
+use sendtrail_native::logs::{self, Kind, Purpose};
+use sendtrail_native::run_items::{self, Counter, Hit, KnownHit, KnownTexts, Reason, RunItem};
 
 const DELIVERY: &str = "00112233445566ff";
 const T0: i64 = 1_740_823_200_000;
@@ -172,6 +174,7 @@ fn content(bytes: &mut Bytes<'_>) {
                 .collect(),
         );
 
+    known(&hits, &corrections);
     match run_items::encode(DELIVERY, &hits, &corrections, &counters) {
         Err(error) => {
             assert!(bad_hits || bad_corrections || bad_counters, "refused {error}");
@@ -211,6 +214,70 @@ fn content(bytes: &mut Bytes<'_>) {
             assert_eq!(got, wanted);
             assert_eq!(item.corrections.len(), corrections.len());
         }
+    }
+}
+
+/// `encode_known` of content a run holds (each text numbered by its place in TEXTS, ids as numbers), when
+/// it can hold it: the body or refusal `encode` gives the same content without counters.
+fn known(hits: &[(Hit<'_>, i64)], corrections: &[(&str, i64)]) {
+    let id = |text: &str| {
+        u128::from_str_radix(text, 16)
+            .ok()
+            .filter(|&value| logs::hex32(value) == text)
+    };
+    let number = |text: &str| TEXTS.iter().position(|known| *known == text).expect("a text of TEXTS") as u32;
+    let purpose = |text: &str| {
+        if text.is_empty() {
+            Some(Purpose::Undeclared)
+        } else {
+            Purpose::parse(text)
+        }
+    };
+    let Some(held) = hits
+        .iter()
+        .map(|(hit, verdict)| {
+            let (Some(id), Some(kind), Some(purpose), DELIVERY) = (
+                id(hit.hit_id),
+                Kind::parse(hit.kind),
+                purpose(hit.purpose),
+                hit.delivery_id,
+            ) else {
+                return None;
+            };
+            Some(KnownHit {
+                id,
+                ts: hit.ts,
+                kind,
+                purpose,
+                log_id: hit.log_id,
+                url_id: hit.url_id,
+                ua: number(hit.ua),
+                ip: number(hit.ip),
+                verdict: *verdict,
+            })
+        })
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let Some(corrected) = corrections
+        .iter()
+        .map(|&(hit_id, verdict)| id(hit_id).map(|id| (id, verdict)))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    let mut body = vec![7]; // written after what `out` holds, left as it is when refused
+    let mut texts = KnownTexts::default();
+    let got = run_items::encode_known(&mut body, &held, &corrected, |at| TEXTS[at as usize], &mut texts);
+    let want = run_items::encode(DELIVERY, hits, corrections, &[]);
+    match (got, want) {
+        (Ok(()), Ok(wanted)) => assert_eq!(body[1..], wanted[..], "encode_known wrote another body"),
+        (Err(error), Err(wanted)) => {
+            assert_eq!(error, wanted);
+            assert_eq!(body, [7]);
+        }
+        (got, want) => panic!("encode_known {got:?}, encode {want:?}"),
     }
 }
 
