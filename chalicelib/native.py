@@ -31,7 +31,10 @@ A workflow run also keeps its hits native from the parse to what it writes
 deltas and log pages, as chalicelib/tracking/workflow.py's Python path makes
 them), and gives the items and pages already encoded for DynamoDB (one JSON
 text each, chalicelib/data/item_json.py), so a run makes no Python object per
-hit nor per item from the parse to its write requests.
+hit nor per item from the parse to its write requests. In the append layout
+the same: `read_run_items` decodes the touched shards' run items into the
+run's prior hits, and `compute_appended` gives each shard's run item body
+already encoded, with the deltas of the delivery's counters.
 
 The native module is used where it represents the input exactly, and the
 reference runs otherwise: a key ring value that is not bytes, data that is
@@ -178,6 +181,37 @@ class Backend:
         try:
             with collector_paused():
                 computed: tuple[Any, ...] = hits.compute(*arguments)
+        except module.Unsupported:
+            return None
+        return computed
+
+    def read_run_items(self, hits: Any, stored: Sequence[tuple[str, Sequence[bytes]]]) -> bool:
+        """`hits.read_run_items(stored)` (sendtrail_native.RunHits: the append layout's stored hits, decoded
+        natively into the run's prior hits, for `compute_appended`); False when the native module does not take
+        them (the workflow then reads them in Python). A body its decode refuses raises run_items.RunItemError,
+        the reference's reason and detail, as `decode_run_item` does."""
+        module = self.module
+        assert module is not None, "run_hits gave hits: the backend is native"
+        try:
+            hits.read_run_items(stored)
+        except module.RunItemError as error:
+            raise run_items.RunItemError(error.reason, error.detail) from None
+        except module.Unsupported:
+            return False
+        return True
+
+    def compute_appended(self, hits: Any, *arguments: Any) -> tuple[Any, ...] | None:
+        """`hits.compute_appended(*arguments)` (sendtrail_native.RunHits: what an append-layout run writes,
+        after `read_run_items`); None when the native module does not represent the classification context
+        or the recipients' details (the workflow then computes in Python). A run item its encoder refuses
+        raises run_items.RunItemError, as `encode_run_item` does."""
+        module = self.module
+        assert module is not None, "run_hits gave hits: the backend is native"
+        try:
+            with collector_paused():
+                computed: tuple[Any, ...] = hits.compute_appended(*arguments)
+        except module.RunItemError as error:
+            raise run_items.RunItemError(error.reason, error.detail) from None
         except module.Unsupported:
             return None
         return computed

@@ -78,10 +78,13 @@ DetailsTuple = tuple[Any, str, str, str]
 
 class RunHits:
     """A workflow run's new hits, read from parse_log's LazyTuples with their IPs minimised (no Python object
-    per hit): the recipients, agents and addresses the run reads state and classifies for, then `compute`."""
+    per hit): the recipients, agents and addresses the run reads state and classifies for, then `compute`
+    (the append layout: `read_run_items`, then `compute_appended`)."""
 
     def __len__(self) -> int: ...
     def recipients(self) -> list[tuple[str, int]]: ...
+    def shards(self, recipients_per_shard: int) -> list[tuple[str, int]]:
+        """The distinct (delivery id, log id // recipients_per_shard) of the hits, sorted."""
     def user_agents(self) -> list[str]: ...
     def ips(self) -> list[str]: ...
     def address_flags(self, ipv4: tuple[Sequence[int], Sequence[int], Sequence[int]],
@@ -99,6 +102,21 @@ class RunHits:
         accepted, duplicates, over_limit): what workflow._compute writes, once per RunHits; items and pages as
         JSON arrays of DynamoDB items (chalicelib/data/item_json.py), read with memoryview. Unsupported for
         values it does not represent."""
+    def read_run_items(self, stored: Iterable[tuple[str, Iterable[bytes]]]) -> None:
+        """The append layout's stored run items ([(delivery id, [body, ...])], shard after shard, each one's
+        items in run order): the touched recipients' hits become their prior hits for `compute_appended`, with
+        the verdicts they were last counted with. RunItemError for the first body run_items.decode refuses;
+        Unsupported for a body that is not bytes."""
+    def compute_appended(self, context: Any, max_hits_per_recipient: int, first_hits_per_recipient: int | None,
+                         details: dict[tuple[str, int], DetailsTuple], default: DetailsTuple,
+                         recipients_per_shard: int
+                         ) -> tuple[list[tuple[str, int, str]], list[DeliveryTuple],
+                                    list[tuple[str, str, dict[str, int]]], int, int, int, int]:
+        """(run items [(delivery id, shard, body in standard base64)] of each touched (delivery, shard), in
+        order; deliveries; domain deltas; hits accepted; duplicates; over_limit; recipients touched): what
+        workflow._appended writes besides the counters' bodies, once per RunHits, after `read_run_items`.
+        The stored verdicts are the run items' (the context's `stored` is not read). RunItemError where
+        run_items.encode refuses; Unsupported for values it does not represent."""
 
 class EncodedText:
     """Encoded items, JSON text in the native layer's memory: memoryview(text) reads it without a copy."""

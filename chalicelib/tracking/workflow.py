@@ -75,7 +75,13 @@ shard) [writes]: the new hits and the stored verdicts that changed, and one
 per touched delivery with its counter deltas (docs/spec/run-items.md).
 Each is a PutItem on condition that the (shard, run) item does not exist,
 so a replayed record writes nothing twice. It writes no recipient item,
-counter item or log page, and the reports do not read run items yet.
+counter item or log page, and the reports do not read run items yet. With
+the native layer its compute is native too, from the objects' bytes and the
+stored bodies to the bodies it writes (RunHits.read_run_items and
+compute_appended); Python reads the shards, classifies the distinct agents
+and addresses, sums the user-agent families and encodes each delivery's
+counters body. The Python path (`_appended_writes`) is the reference and
+writes the same record (tests/unit/test_native_append.py).
 
 Why this is exactly once: every tracking-table write carries the run number
 and is refused by an item that already took that run or a later one, so
@@ -122,7 +128,7 @@ from chalicelib.data.domain_stats import TRACKED, UNKNOWN_DOMAIN, domain_stat
 from chalicelib.data.dynamo import to_item
 from chalicelib.data.item_json import EncodedItems
 from chalicelib.data.redirection_logs import LOG_PREFIX, RedirectionLogStore, hour_partition, object_hour
-from chalicelib.data.run_items import MAX_BODY_BYTES, RunItemStore, shard_of
+from chalicelib.data.run_items import MAX_BODY_BYTES, RECIPIENTS_PER_SHARD, RunItemStore, shard_of
 from chalicelib.data.tracking import (
     INDICATORS,
     FamiliesFull,
@@ -272,6 +278,13 @@ class _Writes:
     over_limit: int
     run_items: Sequence[Mapping[str, Any]] = ()  # the append layout's: {delivery_id, shard, body (base64)}
     recipients_touched: int | None = None  # the append layout's (it writes no recipient item)
+
+
+# What an append-layout run writes besides its counters' bodies (_appended_writes, natively or not): the touched
+# shards' run items [(delivery id, shard, body in base64)], delivery deltas, domain deltas, hits accepted,
+# duplicates, over_limit and recipients touched.
+_Appended = tuple[Sequence[tuple[str, int, str]], Sequence[core.DeliveryDelta], list[tuple[str, str, dict[str, int]]],
+                  int, int, int, int]
 
 
 class TrackingWorkflow:
@@ -508,7 +521,7 @@ class TrackingWorkflow:
         mode = self.settings.ip_address_mode
         results = [result for _, _, result in parsed]
         if self.settings.tracking_layout == "append":
-            writes = self._appended(_minimised_hits(results, mode))
+            writes = self._appended(results, mode)
             stats: list[dict[str, Any]] = []  # in the run items
         else:
             writes = self._items_writes(results, mode, run, now_ms)
@@ -568,7 +581,7 @@ class TrackingWorkflow:
         writes = self._writes_natively(native_hits, state, run, now_ms) if native_hits is not None else None
         return writes or self._writes(hits or _minimised_hits(results, mode), state, run, now_ms)
 
-    def _appended(self, hits: Sequence[core.Hit]) -> _Writes:
+    def _appended(self, results: Sequence[core.ParsedLog], mode: str) -> _Writes:
         """What a run writes in the append layout: one run item per (delivery, shard) it touches.
 
         The touched shards' run items are read (strongly consistent) and
@@ -580,23 +593,70 @@ class TrackingWorkflow:
         stored hits whose verdict changed; the delivery's counter deltas
         (indicators, URLs, buckets, user-agent families, recipient domains)
         go to a run item of its counters partition (shard None).
+
+        With the native layer the run's hits stay native as in the items
+        layout (`run_hits`): the stored bodies are decoded into the
+        aggregation's prior hits and each shard's body is encoded natively
+        (`_appended_natively`); Python classifies the distinct agents and
+        addresses, sums the user-agent families (stat_updates) and encodes
+        the counters' bodies. `_appended_writes` is the reference and writes
+        the same record (tests/unit/test_native_append.py).
         """
         backend = native.backend()
-        touched = {hit.recipient for hit in hits}
-        shards = sorted({(delivery_id, shard_of(log_id)) for delivery_id, log_id in touched})
-        prior: dict[tuple[str, int], list[core.Hit]] = {}
-        verdicts: dict[str, int] = {}
-        for (delivery_id, _), stored in zip(shards, self._parallel(lambda key: self.runs.read_shard(*key), shards),
-                                            strict=True):
-            for item in stored:
-                decoded = backend.decode_run_item(delivery_id, item.body)
-                for hit, verdict in decoded.hits:
-                    if hit.recipient in touched:
-                        prior.setdefault(hit.recipient, []).append(hit)
-                        verdicts[hit.hit_id] = verdict
-                verdicts.update((hit_id, verdict) for hit_id, verdict in decoded.corrections if hit_id in verdicts)
-        state = _StoredState({}, {key: tuple(sorted(kept, key=core.hit_order)) for key, kept in prior.items()}, {},
-                             self._delivery_log_facts(touched, {}) if touched else {}, verdicts)
+        native_hits = backend.run_hits(results, mode)
+        hits: list[core.Hit] = []
+        touched: Collection[tuple[str, int]]
+        if native_hits is not None:
+            touched = native_hits.recipients()  # distinct already
+            shards: list[tuple[str, int]] = native_hits.shards(RECIPIENTS_PER_SHARD)  # sorted and distinct too
+        else:
+            hits = _minimised_hits(results, mode)
+            touched = {hit.recipient for hit in hits}
+            shards = sorted({(delivery_id, shard_of(log_id)) for delivery_id, log_id in touched})
+        stored = [(delivery_id, [item.body for item in items]) for (delivery_id, _), items in zip(
+            shards, self._parallel(lambda key: self.runs.read_shard(*key), shards), strict=True)]
+        read = native_hits is not None and backend.read_run_items(native_hits, stored)
+        prior, verdicts = ({}, {}) if read else _stored_hits(backend, stored, touched)
+        state = _StoredState({}, prior, {}, self._delivery_log_facts(touched, {}) if touched else {}, verdicts)
+        computed = self._appended_natively(native_hits, state) if read else None
+        if computed is None:
+            if read:  # the native module read the run items but cannot compute: the reference reads them again
+                prior, verdicts = _stored_hits(backend, stored, touched)
+                state = replace(state, prior=prior, verdicts=verdicts)
+            computed = self._appended_writes(hits or _minimised_hits(results, mode), state)
+        shard_items, deliveries, domains, accepted, duplicates, over_limit, recipients_touched = computed
+        deltas: dict[str, list[tuple[str, str, int]]] = {}
+        for delivery_id, stat, values in stat_updates(deliveries) + domains:
+            deltas.setdefault(delivery_id, []).extend((stat, name, value) for name, value in values.items() if value)
+        written = [{"delivery_id": delivery_id, "shard": shard, "body": body}
+                   for delivery_id, shard, body in shard_items]
+        for delivery_id in sorted(deltas):
+            written.append({"delivery_id": delivery_id, "shard": None, "body": base64.b64encode(
+                backend.encode_run_item(delivery_id, (), (), deltas[delivery_id])).decode("ascii")})
+        return _Writes(EncodedItems.encode([]), deliveries, [], EncodedItems.encode([]), accepted, duplicates,
+                       over_limit, written, recipients_touched)
+
+    def _appended_natively(self, hits: Any, state: _StoredState) -> _Appended | None:
+        """`_appended_writes` from the native layer, over the run items `read_run_items` decoded (no Python
+        object per hit, stored or new); None when it cannot represent the context or the recipients' details."""
+        known = classification.lists()
+        flagged, others = hits.address_flags(*((ranges.starts, ranges.ends, ranges.flags)
+                                               for ranges in (known.v4, known.v6)))
+        context = self._classification(hits.user_agents(), others, state, flagged)
+        computed = native.backend().compute_appended(
+            hits, context, UNBOUNDED, None, {key: state.details(key) for key in state.facts}, state.details(None),
+            RECIPIENTS_PER_SHARD)
+        if computed is None:
+            return None
+        shard_items, deliveries, domains, accepted, duplicates, over_limit, recipients_touched = computed
+        return (shard_items, tuple(core.DeliveryDelta(*delivery) for delivery in deliveries), domains, accepted,
+                duplicates, over_limit, recipients_touched)
+
+    def _appended_writes(self, hits: Sequence[core.Hit], state: _StoredState) -> _Appended:
+        """What an append-layout run writes, computed in Python (the reference; SENDTRAIL_NATIVE=off):
+        ([(delivery id, shard, body in base64)] of the touched shards, delivery deltas, domain deltas, hits
+        accepted, duplicates, over_limit, recipients touched)."""
+        backend = native.backend()
         context = self._classification({hit.ua for hit in hits}, {hit.ip for hit in hits}, state)
         aggregates = backend.aggregate(hits, state.prior, UNBOUNDED, context, {}, None)
         fresh = core.fresh_by_recipient(hits, state.prior, {})
@@ -609,22 +669,16 @@ class TrackingWorkflow:
             counted = dict(zip((hit.hit_id for hit in update.hits), update.verdicts, strict=True))
             added.extend((hit, counted[hit.hit_id]) for hit in fresh[key])
             corrections.extend((hit.hit_id, verdict) for hit, verdict in zip(update.hits, update.verdicts, strict=True)
-                               if verdicts.get(hit.hit_id, verdict) != verdict)
-        deltas: dict[str, list[tuple[str, str, int]]] = {}
-        for delivery_id, stat, values in stat_updates(aggregates.deliveries) + domain_updates(
-                aggregates.recipients, state.prior, domains, verdicts):
-            deltas.setdefault(delivery_id, []).extend((stat, name, value) for name, value in values.items() if value)
-        run_items = []
+                               if state.verdicts.get(hit.hit_id, verdict) != verdict)
+        shard_items = []
         for delivery_id, shard in sorted(by_shard):
             added, corrections = by_shard[(delivery_id, shard)]
-            run_items.append({"delivery_id": delivery_id, "shard": shard, "body": base64.b64encode(
-                backend.encode_run_item(delivery_id, added, corrections)).decode("ascii")})
-        for delivery_id in sorted(deltas):
-            run_items.append({"delivery_id": delivery_id, "shard": None, "body": base64.b64encode(
-                backend.encode_run_item(delivery_id, (), (), deltas[delivery_id])).decode("ascii")})
-        return _Writes(EncodedItems.encode([]), aggregates.deliveries, [], EncodedItems.encode([]),
-                       sum(update.added for update in aggregates.recipients), aggregates.duplicates,
-                       aggregates.over_limit, run_items, len(aggregates.recipients))
+            shard_items.append((delivery_id, shard, base64.b64encode(
+                backend.encode_run_item(delivery_id, added, corrections)).decode("ascii")))
+        return (shard_items, aggregates.deliveries,
+                domain_updates(aggregates.recipients, state.prior, domains, state.verdicts),
+                sum(update.added for update in aggregates.recipients), aggregates.duplicates, aggregates.over_limit,
+                len(aggregates.recipients))
 
     def _delivery_log_facts(self, touched: Collection[tuple[str, int]],
                             stored: Mapping[tuple[str, int], Mapping[str, Any]]
@@ -953,6 +1007,26 @@ def _minimised_hits(results: Iterable[core.ParsedLog], mode: str) -> list[core.H
             ip = minimise_ip(hit.ip, mode)
             hits.append(hit if ip == hit.ip else replace(hit, ip=ip))
     return hits
+
+
+def _stored_hits(backend: native.Backend, stored: Sequence[tuple[str, Sequence[bytes]]],
+                 touched: Collection[tuple[str, int]]
+                 ) -> tuple[dict[tuple[str, int], tuple[core.Hit, ...]], dict[str, int]]:
+    """The touched recipients' hits in the run items of their shards (`stored`: each shard's delivery id and
+    bodies in run order), each recipient's in (ts, hit id) order, and the verdict each was last counted with,
+    by hit id (its run item's, or a later item's correction)."""
+    touched = touched if isinstance(touched, (set, frozenset)) else set(touched)
+    prior: dict[tuple[str, int], list[core.Hit]] = {}
+    verdicts: dict[str, int] = {}
+    for delivery_id, bodies in stored:
+        for body in bodies:
+            decoded = backend.decode_run_item(delivery_id, body)
+            for hit, verdict in decoded.hits:
+                if hit.recipient in touched:
+                    prior.setdefault(hit.recipient, []).append(hit)
+                    verdicts[hit.hit_id] = verdict
+            verdicts.update((hit_id, verdict) for hit_id, verdict in decoded.corrections if hit_id in verdicts)
+    return {key: tuple(sorted(kept, key=core.hit_order)) for key, kept in prior.items()}, verdicts
 
 
 def _succeeded(status: str, at_ms: int, statistics: Mapping[str, Any]) -> dict[str, Any]:

@@ -1105,6 +1105,14 @@ impl Interner {
         id
     }
 
+    /// Room for `count` more texts of about `bytes` each.
+    fn reserve(&mut self, count: usize, bytes: usize) {
+        self.arena.reserve(count * bytes);
+        self.ends.reserve(count);
+        self.by_hash.reserve(count);
+        self.earlier.reserve(count);
+    }
+
     fn text(&self, id: u32) -> &str {
         let id = id as usize;
         let start = if id == 0 { 0 } else { self.ends[id - 1] };
@@ -1235,6 +1243,12 @@ impl HitTable {
         self.rows.len()
     }
 
+    /// Room for `rows` more hits, each with an id of its own (32 hex digits: a hit path's).
+    pub fn reserve(&mut self, rows: usize) {
+        self.rows.reserve(rows);
+        self.ids.reserve(rows, 32);
+    }
+
     /// The rows renumbered: row `at` becomes what row `order[at]` was (`order`: every row once).
     pub fn reorder(&mut self, order: &[u32]) {
         assert_eq!(order.len(), self.rows.len(), "every row once");
@@ -1271,6 +1285,16 @@ impl HitTable {
         self.purposes.text(self.rows[hit as usize].purpose)
     }
 
+    /// The hit's declared purpose as interned (`purpose_texts` spells it).
+    pub fn purpose_of(&self, hit: u32) -> u32 {
+        self.rows[hit as usize].purpose
+    }
+
+    /// The distinct purposes as given ("" for undeclared), by interned number.
+    pub fn purpose_texts(&self) -> Vec<&str> {
+        self.purposes.texts()
+    }
+
     /// The distinct user agents and addresses, by interned number.
     pub fn user_agent_texts(&self) -> Vec<&str> {
         self.uas.texts()
@@ -1278,6 +1302,11 @@ impl HitTable {
 
     pub fn ip_texts(&self) -> Vec<&str> {
         self.ips.texts()
+    }
+
+    /// The interned number of a hit id (as [`HitSet::id`] numbers it), if a hit has it.
+    pub fn find_id(&self, text: &str) -> Option<u32> {
+        self.ids.find(text)
     }
 
     /// The interned number of a user agent / address text, if a hit has it.

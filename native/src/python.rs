@@ -32,7 +32,7 @@
 //! `ValueError` with the reference's `.reason` (and `.detail`), which
 //! `chalicelib/native.py` turns into the reference's `RunItemError`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{c_int, c_long};
 use std::sync::Arc;
 
@@ -1328,7 +1328,9 @@ impl EncodedText {
 /// minimised; `compute` gives what the run writes. The workflow
 /// (`chalicelib/tracking/workflow.py`, `_compute`) reads `recipients`,
 /// `user_agents` and `ips` for the stored state and the classification,
-/// then calls `compute` once.
+/// then calls `compute` once. In the append layout (`_appended`) it gives the
+/// touched shards' run items to `read_run_items` first, and calls
+/// `compute_appended` once instead.
 #[pyclass(module = "sendtrail_native")]
 struct RunHits {
     table: HitTable,
@@ -1338,6 +1340,14 @@ struct RunHits {
     /// The new hits grouped by recipient, once `recipients` asked (compute reuses it).
     grouped: Option<aggregate::Grouped>,
     computed: bool,
+    /// The touched recipients' hits stored in run items (`read_run_items`), as rows of `table` after the
+    /// new ones: (group, row), in the order read.
+    stored_rows: Vec<(u32, u32)>,
+    /// The value of each stored row's hit id (row `new_rows.len() + at` is `stored_ids[at]`).
+    stored_ids: Vec<u128>,
+    /// The verdict each stored hit was last counted with (its run item's, or a later item's correction), by
+    /// the table's number of its hit id (None: no stored hit has it): the reference's `verdicts` in `_appended`.
+    stored_verdicts: Vec<Option<i64>>,
 }
 
 /// `records.minimise_ip` of every hit, natively but for IPv6 under
@@ -1427,6 +1437,9 @@ fn run_hits(parsed: &Bound<'_, PyAny>, ip_mode: &str, minimise: &Bound<'_, PyAny
         id_values,
         grouped: None,
         computed: false,
+        stored_rows: Vec::new(),
+        stored_ids: Vec::new(),
+        stored_verdicts: Vec::new(),
     })
 }
 
@@ -1513,6 +1526,58 @@ fn details_from<'py>(value: &Bound<'py, PyAny>) -> PyResult<Details<'py>> {
 
 const DAY_SECONDS: i64 = 86_400;
 
+/// `workflow.domain_updates`' totals: by (delivery id, domain stat), how its recipients' opened / clicked
+/// state (`run::reached`) moved.
+#[derive(Default)]
+struct DomainTotals<'a> {
+    totals: BTreeMap<(&'a str, String), [i64; 4]>,
+    /// The last key added to and its sums, not yet in `totals` (recipients in a row mostly share one: no
+    /// allocation and lookup each).
+    last: Option<((&'a str, String), [i64; 4])>,
+}
+
+impl<'a> DomainTotals<'a> {
+    /// One recipient's state after the run (`now`) and before it (`then`).
+    fn add(&mut self, delivery_id: &'a str, stat: &str, now: [i64; 4], then: [i64; 4]) {
+        let same = matches!(&self.last, Some(((last_delivery, last_stat), _))
+                            if *last_delivery == delivery_id && last_stat == stat);
+        if !same {
+            self.settle();
+            let sums = self.totals.remove(&(delivery_id, stat.to_owned())).unwrap_or([0; 4]);
+            self.last = Some(((delivery_id, stat.to_owned()), sums));
+        }
+        let (_, target) = self.last.as_mut().expect("the key added to");
+        for (slot, (value, was)) in target.iter_mut().zip(now.iter().zip(then)) {
+            *slot += value - was;
+        }
+    }
+
+    fn settle(&mut self) {
+        if let Some((key, sums)) = self.last.take() {
+            self.totals.insert(key, sums);
+        }
+    }
+
+    /// [(delivery id, stat, {counter: delta})] of those that moved, sorted, zeros left out.
+    fn deltas<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        self.settle();
+        let deltas = PyList::empty(py);
+        for ((delivery_id, stat), moved) in &self.totals {
+            if moved.iter().all(|&value| value == 0) {
+                continue;
+            }
+            let add = PyDict::new(py);
+            for (name, value) in ["opens", "clicks", "opens_human", "clicks_human"].iter().zip(moved) {
+                if *value != 0 {
+                    add.set_item(*name, *value)?;
+                }
+            }
+            deltas.append((*delivery_id, stat.as_str(), add))?;
+        }
+        Ok(deltas)
+    }
+}
+
 impl RunHits {
     /// Groups the new hits by recipient (once: `grouped`), their rows renumbered in that order first: the
     /// aggregation and the items then read the table in order, not a row here and there (most of
@@ -1553,6 +1618,32 @@ impl RunHits {
             .iter()
             .map(|(delivery, log_id, _)| (self.table.delivery_id(*delivery), *log_id));
         PyList::new(py, keys)
+    }
+
+    /// The distinct (delivery id, shard) of the hits' recipients, sorted (the append layout's shards: a
+    /// recipient's is its log id // `recipients_per_shard`, data/run_items.py's `shard_of`).
+    fn shards<'py>(&mut self, py: Python<'py>, recipients_per_shard: i64) -> PyResult<Bound<'py, PyList>> {
+        if self.computed {
+            return Err(PyValueError::new_err("a RunHits is computed once"));
+        }
+        if recipients_per_shard <= 0 {
+            return Err(PyValueError::new_err("a shard holds at least one recipient"));
+        }
+        self.grouped();
+        let grouped = self.grouped.as_ref().expect("grouped");
+        let mut shards: Vec<(u32, i64)> = Vec::new();
+        for (delivery, log_id, _) in &grouped.recipients {
+            let shard = (*delivery, log_id.div_euclid(recipients_per_shard));
+            if shards.last() != Some(&shard) {
+                shards.push(shard); // recipients come by delivery id, then log id: each shard's together
+            }
+        }
+        PyList::new(
+            py,
+            shards
+                .iter()
+                .map(|&(delivery, shard)| (self.table.delivery_id(delivery), shard)),
+        )
     }
 
     /// The distinct user agents of the hits.
@@ -1660,7 +1751,7 @@ impl RunHits {
         let mut recipient_texts: Vec<String> = vec![default.recipient_text.clone()];
         let mut recipient_numbers: HashMap<String, usize> = HashMap::from([(default.recipient_text.clone(), 0)]);
         let mut logged: Vec<(u32, u32, usize)> = Vec::new(); // (delivery, row, recipient text)
-        let mut domains: std::collections::BTreeMap<(&str, String), [i64; 4]> = std::collections::BTreeMap::new();
+        let mut domains = DomainTotals::default();
         let mut accepted = 0u64;
         let mut encoded = run::ItemHits::default();
         // Agents and addresses escaped once each (items hold them as given, and many items the same ones).
@@ -1744,12 +1835,7 @@ impl RunHits {
                 }),
                 gathered.summaries.get(update.group).and_then(Option::as_ref),
             );
-            let target = domains
-                .entry((delivery_id.as_str(), known.stat.clone()))
-                .or_insert([0; 4]);
-            for (slot, (value, was)) in target.iter_mut().zip(now.iter().zip(then)) {
-                *slot += value - was;
-            }
+            domains.add(delivery_id, &known.stat, now, then);
 
             let recipient = match &found {
                 None => 0,
@@ -1767,19 +1853,7 @@ impl RunHits {
             }
         }
 
-        let domain_deltas = PyList::empty(py);
-        for ((delivery_id, stat), deltas) in &domains {
-            if deltas.iter().all(|&value| value == 0) {
-                continue;
-            }
-            let add = PyDict::new(py);
-            for (name, value) in ["opens", "clicks", "opens_human", "clicks_human"].iter().zip(deltas) {
-                if *value != 0 {
-                    add.set_item(*name, *value)?;
-                }
-            }
-            domain_deltas.append((*delivery_id, stat.as_str(), add))?;
-        }
+        let domain_deltas = domains.deltas(py)?;
 
         let mut pages = dynamo::Items::with_capacity(100 * logged.len() + 4096);
         let mut start = 0;
@@ -1831,6 +1905,361 @@ impl RunHits {
             accepted,
             aggregates.duplicates,
             aggregates.over_limit,
+        )
+            .into_pyobject(py)
+    }
+
+    /// Reads the run items stored in the shards the hits touch (the append layout: `workflow._appended`),
+    /// `stored` = [(delivery id, [body, ...]), ...], shard after shard and each shard's items in run order,
+    /// as the reference reads them. The touched recipients' stored hits become their prior hits for
+    /// `compute_appended` (their agents and addresses join `user_agents`, `ips` and `address_flags`), each
+    /// with the verdict it was last counted with: its run item's, or a later item's correction. No Python
+    /// object per stored hit. Raises RunItemError (the reference's reason and detail) for the first body
+    /// its decode refuses, Unsupported for a body that is not bytes.
+    fn read_run_items(&mut self, py: Python<'_>, stored: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.computed {
+            return Err(PyValueError::new_err("a RunHits is computed once"));
+        }
+        self.grouped();
+        let RunHits {
+            table,
+            grouped,
+            stored_rows,
+            stored_ids,
+            stored_verdicts,
+            ..
+        } = self;
+        let recipients = &grouped.as_ref().expect("grouped").recipients;
+        let mut id_text = [0u8; 32];
+        let mut purposes: [Option<u32>; 4] = [None; 4]; // by Purpose, its number in the table
+        let mut delivery: Option<(String, usize, usize)> = None; // the last delivery's range of the groups
+
+        // Every body with its delivery's touched recipients (sorted by delivery id, then log id: a slice of the
+        // groups, found once for a delivery's shards in a row), then every body decoded, in that order (the
+        // first refusal is the reference's), then their hits read into the table, its room made once.
+        let mut bodies_read: Vec<(usize, usize, Bound<'_, PyBytes>)> = Vec::new();
+        for entry in stored.try_iter()? {
+            let (delivery_id, bodies): (Bound<'_, PyString>, Bound<'_, PyAny>) = entry?.extract()?;
+            let delivery_id = delivery_id
+                .to_str()
+                .map_err(|_| unsupported("a delivery id that is not Unicode"))?;
+            let (start, end) = match &delivery {
+                Some((last, start, end)) if last == delivery_id => (*start, *end),
+                _ => {
+                    let start = recipients.partition_point(|recipient| table.delivery_id(recipient.0) < delivery_id);
+                    let end = start
+                        + recipients[start..]
+                            .partition_point(|recipient| table.delivery_id(recipient.0) == delivery_id);
+                    delivery = Some((delivery_id.to_owned(), start, end));
+                    (start, end)
+                }
+            };
+            for body in bodies.try_iter()? {
+                let body = body?
+                    .cast_into::<PyBytes>()
+                    .map_err(|_| unsupported("a run item body that is not bytes"))?;
+                bodies_read.push((start, end, body));
+            }
+        }
+        let items = bodies_read
+            .iter()
+            .map(|(_, _, body)| run_items::decode(body.as_bytes()).map_err(|error| run_item_error(py, error)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let decoded: usize = items.iter().map(|item| item.hits.len()).sum();
+        table.reserve(decoded);
+        stored_rows.reserve(decoded);
+        stored_ids.reserve(decoded);
+        for ((start, end, _), item) in bodies_read.iter().zip(&items) {
+            let (start, touched) = (*start, &recipients[*start..*end]);
+            // The item's texts as the table numbers agents and addresses, once each, as touched hits use them.
+            let (mut uas, mut ips) = (vec![u32::MAX; item.texts.len()], vec![u32::MAX; item.texts.len()]);
+            let mut found: Option<(i64, Option<usize>)> = None; // (log id, its group): hits come by log id
+            for hit in &item.hits {
+                let group = match found {
+                    Some((log_id, group)) if log_id == hit.log_id => group,
+                    _ => {
+                        let group = touched
+                            .binary_search_by_key(&hit.log_id, |recipient| recipient.1)
+                            .ok()
+                            .map(|at| start + at);
+                        found = Some((hit.log_id, group));
+                        group
+                    }
+                };
+                let Some(group) = group else {
+                    continue; // a recipient of the shard the run does not touch
+                };
+                let ua = match uas[hit.ua as usize] {
+                    u32::MAX => {
+                        let number = table.intern(Strings::Ua, item.text(hit.ua));
+                        uas[hit.ua as usize] = number;
+                        number
+                    }
+                    number => number,
+                };
+                let ip = match ips[hit.ip as usize] {
+                    u32::MAX => {
+                        let number = table.intern(Strings::Ip, item.text(hit.ip));
+                        ips[hit.ip as usize] = number;
+                        number
+                    }
+                    number => number,
+                };
+                let purpose = *purposes[hit.purpose as usize]
+                    .get_or_insert_with(|| table.intern(Strings::Purpose, hit.purpose.as_str()));
+                let fields = HitFields {
+                    hit_id: run::hex_into(hit.hit_id, 32, &mut id_text),
+                    ts: hit.ts,
+                    kind: hit.kind.as_str(),
+                    delivery_id: "", // interned: the group's
+                    log_id: hit.log_id,
+                    url_id: hit.url_id,
+                    ua: "",
+                    ip: "",
+                    purpose: hit.purpose.as_str(),
+                };
+                let strings = RowStrings {
+                    ua,
+                    ip,
+                    delivery: recipients[group].0,
+                    purpose,
+                };
+                let row = table.push_interned(&fields, Some(hit.kind), strings);
+                stored_rows.push((group as u32, row));
+                stored_ids.push(hit.hit_id);
+                let id = table.id(row) as usize;
+                if stored_verdicts.len() <= id {
+                    stored_verdicts.resize(table.id_count(), None);
+                }
+                stored_verdicts[id] = Some(hit.verdict);
+            }
+            // A correction is of a hit an earlier item stored (the reference's: of a touched recipient's).
+            for &(hit_id, verdict) in &item.corrections {
+                let known = table.find_id(run::hex_into(hit_id, 32, &mut id_text));
+                if let Some(slot) = known.and_then(|id| stored_verdicts.get_mut(id as usize)) {
+                    if slot.is_some() {
+                        *slot = Some(verdict);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The append layout's writes (`workflow._appended`), from the hits and the run items `read_run_items`
+    /// read: (run items [(delivery id, shard, body in standard base64)], one per touched (delivery, shard)
+    /// in that order; deliveries as `aggregate` gives them; domain deltas [(delivery id, stat, deltas)]
+    /// (`workflow.domain_updates` against the stored hits and their verdicts); hits accepted; duplicates;
+    /// over_limit; recipients touched). A shard's body (`run_items.encode`) holds its recipients' new hits
+    /// with their verdicts and the stored hits whose verdict changed. `context` and the bound as `aggregate`
+    /// takes them, but for the stored verdicts, which are the run items' (its `stored` is not read); the
+    /// bound must keep every hit (nothing is evicted: a shard holds them all). `details` and `default` as
+    /// `compute`'s; `recipients_per_shard`: data/run_items.py's shard size. Raises RunItemError where the
+    /// reference's encode refuses. Once per RunHits.
+    #[pyo3(signature = (context, max_hits_per_recipient, first_hits_per_recipient, details, default,
+                        recipients_per_shard))]
+    // Allowed: the Python signature (chalicelib/native.py) is the interface.
+    #[allow(clippy::too_many_arguments)]
+    fn compute_appended<'py>(
+        &mut self,
+        py: Python<'py>,
+        context: &Bound<'py, PyAny>,
+        max_hits_per_recipient: usize,
+        first_hits_per_recipient: Option<usize>,
+        details: &Bound<'py, PyDict>,
+        default: &Bound<'py, PyAny>,
+        recipients_per_shard: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        if recipients_per_shard <= 0 {
+            return Err(PyValueError::new_err("a shard holds at least one recipient"));
+        }
+        if std::mem::replace(&mut self.computed, true) {
+            return Err(PyValueError::new_err("a RunHits is computed once"));
+        }
+        self.grouped();
+        let grouped = self.grouped.take().expect("grouped");
+        let table = std::mem::take(&mut self.table);
+        let stored_from = self.new_rows.len() as u32; // the stored hits' rows follow the new ones
+        let mut stored_rows = std::mem::take(&mut self.stored_rows);
+        stored_rows.sort_by_key(|&(group, _)| group); // stable: each recipient's in the order read
+        let mut gathered = Gathered {
+            groups: Vec::with_capacity(grouped.recipients.len()),
+            group_keys: Vec::with_capacity(grouped.recipients.len()),
+            prior_rows: stored_rows.iter().map(|&(_, row)| row).collect(),
+            summaries: Vec::new(),
+            delivery_numbers: Vec::new(),
+            grouped: aggregate::Grouped {
+                recipients: Vec::new(),
+                new: Vec::new(),
+                duplicates: 0,
+            },
+        };
+        let mut at = 0;
+        for (index, (delivery, log_id, new)) in grouped.recipients.iter().enumerate() {
+            let start = at;
+            while stored_rows.get(at).is_some_and(|&(group, _)| group as usize == index) {
+                at += 1;
+            }
+            if gathered.delivery_numbers.last() != Some(delivery) {
+                gathered.delivery_numbers.push(*delivery);
+            }
+            gathered.groups.push(Group {
+                delivery: (gathered.delivery_numbers.len() - 1) as u32,
+                log_id: *log_id,
+                new: new.clone(),
+                prior: start..at,
+            });
+            gathered
+                .group_keys
+                .push((table.delivery_id(*delivery).to_owned(), *log_id));
+        }
+        gathered.grouped = grouped;
+        // The verdict the stored hit of a hit's id was last counted with, if one has its id.
+        let stored_verdict = |row: u32| self.stored_verdicts.get(table.id(row) as usize).copied().flatten();
+        let mut classifying = table_context(
+            py,
+            Some(context),
+            &table,
+            &gathered.groups,
+            &gathered.group_keys,
+            &[], // the stored verdicts are the run items'
+        )?;
+        for &row in &gathered.prior_rows {
+            classifying.stored[row as usize] = stored_verdict(row);
+        }
+        let bound = HitBound::new(max_hits_per_recipient, first_hits_per_recipient);
+        let aggregates = aggregate::aggregate(&table, &gathered.input(), bound, &classifying);
+
+        let default = details_from(default)?;
+        let row_id = |row: u32| {
+            if row < stored_from {
+                self.id_values[row as usize]
+            } else {
+                self.stored_ids[(row - stored_from) as usize]
+            }
+        };
+        // The bodies' texts by one number each (run_items::encode_known): agents by theirs, addresses after
+        // them, but an address spelled as an agent is by the agent's number (a body writes a text once).
+        let (uas, ips) = (table.user_agent_texts(), table.ip_texts());
+        let mut ip_numbers: Vec<u32> = (0..ips.len() as u32).map(|ip| uas.len() as u32 + ip).collect();
+        for (ua, text) in uas.iter().enumerate() {
+            if let Some(ip) = table.find_ip(text) {
+                ip_numbers[ip as usize] = ua as u32;
+            }
+        }
+        let text = |number: u32| match uas.get(number as usize) {
+            Some(ua) => *ua,
+            None => ips[number as usize - uas.len()],
+        };
+        let purposes: Vec<Option<Purpose>> = table
+            .purpose_texts()
+            .iter()
+            .map(|purpose| {
+                if purpose.is_empty() {
+                    Some(Purpose::Undeclared)
+                } else {
+                    Purpose::parse(purpose)
+                }
+            })
+            .collect();
+        let written = PyList::empty(py);
+        let mut domains = DomainTotals::default();
+        let mut accepted = 0u64;
+        // The shard being gathered: (its delivery, shard), its new hits and corrections; then its body.
+        let mut shard: Option<(u32, i64)> = None;
+        let mut hits: Vec<run_items::KnownHit> = Vec::new();
+        let mut corrections: Vec<(u128, i64)> = Vec::new();
+        let mut body: Vec<u8> = Vec::new();
+        let mut texts = run_items::KnownTexts::default();
+        let mut write_shard =
+            |shard: (u32, i64), hits: &mut Vec<run_items::KnownHit>, corrections: &mut Vec<(u128, i64)>| {
+                body.clear();
+                run_items::encode_known(&mut body, hits, corrections, text, &mut texts)
+                    .map_err(|error| run_item_error(py, error))?;
+                let delivery_id = table.delivery_id(gathered.delivery_numbers[shard.0 as usize]);
+                hits.clear();
+                corrections.clear();
+                written.append((delivery_id, shard.1, base64url::encode_standard(&body)))
+            };
+        for update in &aggregates.recipients {
+            if update.over_limit != 0 || update.summary.is_some() {
+                return Err(PyValueError::new_err(
+                    "the append layout keeps every hit: no bound may evict one",
+                ));
+            }
+            accepted += update.added;
+            let group = &gathered.groups[update.group];
+            let (delivery_id, log_id) = &gathered.group_keys[update.group];
+            let here = (group.delivery, log_id.div_euclid(recipients_per_shard));
+            if shard != Some(here) {
+                if let Some(done) = shard.replace(here) {
+                    write_shard(done, &mut hits, &mut corrections)?;
+                }
+            }
+            let kept = &aggregates.kept[update.kept.clone()];
+            let verdicts = &aggregates.verdicts[update.kept.clone()];
+            for (&row, &verdict) in kept.iter().zip(verdicts) {
+                let id = row_id(row);
+                // By hit id, as the reference's (its `verdicts`): a stored hit counted with another verdict.
+                let correction = stored_verdict(row).is_some_and(|stored| stored != verdict);
+                if row < stored_from {
+                    // Nothing evicted: the recipient's new hits are its kept ones that are not stored.
+                    let (Some(kind), Some(purpose)) = (table.kind(row), purposes[table.purpose_of(row) as usize])
+                    else {
+                        return Err(unsupported("a hit of a kind or purpose no run item holds"));
+                    };
+                    hits.push(run_items::KnownHit {
+                        id,
+                        ts: table.ts(row),
+                        kind,
+                        purpose,
+                        log_id: *log_id,
+                        url_id: table.url_id(row),
+                        ua: table.ua(row),
+                        ip: ip_numbers[table.ip_of(row) as usize],
+                        verdict,
+                    });
+                }
+                if correction {
+                    corrections.push((id, verdict));
+                }
+            }
+            let found = if details.is_empty() {
+                None
+            } else {
+                details.get_item((delivery_id.as_str(), *log_id))?
+            };
+            let found = found.map(|value| details_from(&value)).transpose()?;
+            let known = found.as_ref().unwrap_or(&default);
+            let before = &gathered.prior_rows[group.prior.clone()];
+            let now = run::reached(
+                kept.iter().map(|&row| table.kind(row)).zip(verdicts.iter().copied()),
+                None,
+            );
+            let then = run::reached(
+                before.iter().map(|&row| {
+                    (
+                        table.kind(row),
+                        classifying.stored[row as usize].unwrap_or(classify::UNCLASSIFIED),
+                    )
+                }),
+                None,
+            );
+            domains.add(delivery_id, &known.stat, now, then);
+        }
+        if let Some(done) = shard {
+            write_shard(done, &mut hits, &mut corrections)?;
+        }
+        let delivery_id = |number: u32| table.delivery_id(gathered.delivery_numbers[number as usize]).to_owned();
+        let deliveries = deliveries_list(py, |ua| table.ua_text(ua), &aggregates.deliveries, delivery_id)?;
+        (
+            written,
+            deliveries,
+            domains.deltas(py)?,
+            accepted,
+            aggregates.duplicates,
+            aggregates.over_limit,
+            aggregates.recipients.len(),
         )
             .into_pyobject(py)
     }
