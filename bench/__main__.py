@@ -10,6 +10,10 @@
              write_units_per_1000_hits_10_runs=...   (bench/workflow_compute.py, bench/tracking_workflow.py)
     workflow_<the other layout> write_units_per_1000_hits=... ...   (the same input in the layout that is not
              the default: SENDTRAIL_TRACKING_LAYOUT, settings.tracking_layout)
+    workflow_compute_<the other layout> native_hits_per_s=... python_hits_per_s=... native_vs_python=...x
+             (that layout's whole-run compute, as the `workflow` line's; bench/workflow_compute.py)
+    workflow_compute_append_stored native_hits_per_s=... stored_hits=...   (the append layout's whole-run
+             compute over shards holding a run's items: the next 100,000 records, every touched shard read)
     cost usd_per_million_hits=... api=... lambda_requests=... ... (the breakdown; bench/cost.py)
     cost_<the other layout> usd_per_million_hits=... ...   (the same, with that layout's workflow)
 
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     units = other = None
     if "workflow" in only:
         tracking_workflow.main()
-        compute = workflow_compute.measure_whole_run_alone()
+        compute = workflow_compute.measure_whole_run_alone(layout=DEFAULT_LAYOUT)
         units = tracking_workflow.measure_units((1, 10), layout=DEFAULT_LAYOUT)
         print(f"workflow native_hits_per_s={compute['native_hits_per_s']} "
               f"python_hits_per_s={compute['python_hits_per_s']} native_vs_python={compute['native_vs_python']:.2f}x "
@@ -108,6 +112,17 @@ def main(argv: list[str] | None = None) -> int:
               f"load={os.getloadavg()[0]:.1f} "
               f"recipient_writes_per_1000_hits={_per_1000(units[1], 'recipient_writes'):.0f} "
               f"recipient_writes_per_1000_hits_10_runs={_per_1000(units[10], 'recipient_writes'):.0f}", flush=True)
+        # The other layout's whole-run compute on the same input, and the append layout's over shards holding
+        # the run items of a run before it (every touched shard read and decoded): native only, five seconds less.
+        other_compute = workflow_compute.measure_whole_run_alone(layout=OTHER_LAYOUT)
+        over_stored = workflow_compute.measure_whole_run_alone(layout="append", stored=True, python=False)
+        print(f"workflow_compute_{OTHER_LAYOUT} native_hits_per_s={other_compute['native_hits_per_s']} "
+              f"python_hits_per_s={other_compute['python_hits_per_s']} "
+              f"native_vs_python={other_compute['native_vs_python']:.2f}x native_cpu_s={other_compute['native_cpu_s']} "
+              f"python_cpu_s={other_compute['python_cpu_s']} items={other_compute['items']}", flush=True)
+        print(f"workflow_compute_append_stored native_hits_per_s={over_stored['native_hits_per_s']} "
+              f"native_cpu_s={over_stored['native_cpu_s']} hits={over_stored['hits']} "
+              f"stored_hits={over_stored['stored_hits']} load={os.getloadavg()[0]:.1f}", flush=True)
         # The other tracking layout's units on the same input (settings.tracking_layout), for comparison.
         other = tracking_workflow.measure_units((1, 10), layout=OTHER_LAYOUT)
         print(f"workflow_{OTHER_LAYOUT} write_units_per_1000_hits={_per_1000(other[1], 'write_units'):.0f} "

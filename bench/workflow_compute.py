@@ -13,6 +13,7 @@ timed; the figure is hits over the whole, the best of `repeats` runs.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -80,13 +81,41 @@ class _NewRecipients:
         return {}
 
 
-def _objects(hits: int) -> dict[str, bytes]:
-    """The standard input's first `hits` lines, gzip, in objects of at most Firehose's buffer size."""
+class _MemoryRunItems:
+    """The append layout's run items in memory, as RunItemStore reads them (what earlier runs' records wrote);
+    none at first: the shards are new."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, int | None], list[Any]] = {}
+
+    def read_shard(self, delivery_id: str, shard: int | None, consistent: bool = True) -> list:
+        return list(self.items.get((delivery_id, shard), []))
+
+    def store(self, record: dict[str, Any]) -> int:
+        """Keep a run record's run items (as TrackingWorkflow._apply puts them, each part an item); how many
+        hits they hold."""
+        from chalicelib.data.run_items import StoredRunItem, seq_of
+        from chalicelib.tracking import run_items
+
+        held = 0
+        for item in record["run_items"]:
+            body = base64.b64decode(item["body"])
+            self.items.setdefault((item["delivery_id"], item["shard"]), []).append(
+                StoredRunItem(seq_of(record["run"], item["part"]), body))
+            held += len(run_items.decode(item["delivery_id"], body).hits)
+        return held
+
+
+def _objects(hits: int, skip: int = 0) -> dict[str, bytes]:
+    """The standard input's `hits` lines after its first `skip`, gzip, in objects of at most Firehose's buffer
+    size."""
     from bench.tracking_workflow import MAX_OBJECT_BYTES
     from chalicelib.data.redirection_logs import LOG_PREFIX, hour_partition
 
     standard = standard_input(1_000_000)
     with gzip.open(standard.path, "rb") as stream:
+        for _ in range(skip):
+            stream.readline()
         lines = [stream.readline() for _ in range(hits)]
     objects, chunk, size = {}, [], 0
     for line in lines + [b""]:
@@ -99,7 +128,8 @@ def _objects(hits: int) -> dict[str, bytes]:
     return objects
 
 
-def measure_whole_run(hits: int = 100_000, native_repeats: int = 5, native_warmups: int = 2) -> dict[str, Any]:
+def measure_whole_run(hits: int = 100_000, native_repeats: int = 5, native_warmups: int = 2,
+                      layout: str = "items", stored: bool = False, python: bool = True) -> dict[str, Any]:
     """CPU seconds of a run's compute from the objects' bytes to the items it writes, native and Python.
 
     The workflow's own code (TrackingWorkflow._read and _compute: decompress,
@@ -113,7 +143,14 @@ def measure_whole_run(hits: int = 100_000, native_repeats: int = 5, native_warmu
     ones, as in a warm container, which runs the workflow every few minutes:
     a process's first runs fault in the memory its allocator then keeps
     (chalicelib/native.py, ALLOCATOR_PURGE_DELAY). Python: one run (five
-    seconds; its allocations are Python objects).
+    seconds; its allocations are Python objects), unless `python` is False.
+
+    `layout`: the tracking layout (settings.tracking_layout). For `append`,
+    the run items it writes (a body per touched shard, one of counters per
+    delivery): its shards new, or, with `stored`, holding the run items of
+    a run over the standard input's first `hits` lines, every one of which
+    this run (over the next `hits` lines) reads and decodes for its
+    recipients' stored hits.
     """
     from chalicelib.settings import get_settings
     from chalicelib.tracking.workflow import Limits, TrackingWorkflow, _stat_writes
@@ -123,53 +160,71 @@ def measure_whole_run(hits: int = 100_000, native_repeats: int = 5, native_warmu
         def _delivery_log_facts(self, touched: Any, stored: Any) -> dict:
             return {}
 
-    objects = _objects(hits)
+    assert layout == "append" or not stored, "stored run items are the append layout's"
+    objects = _objects(hits, skip=hits if stored else 0)
     names = ("hit_stream", "deliveries_table", "delivery_logs_table", "addresses_table", "redirection_log_bucket",
              "tracking_table", "tracking_stats_table", "tracking_runs_table", "workflow_table", "send_queue_url")
     saved = dict(os.environ)
     figures: dict[str, Any] = {}
+    modes = [("on", native_warmups, native_repeats)] + ([("off", 0, 1)] if python else [])
     try:
-        for mode, warmups, repeats in (("on", native_warmups, native_repeats), ("off", 0, 1)):
+        for mode, warmups, repeats in modes:
             environment.apply({**environment.fake_aws(), "SENDTRAIL_SIGNING_KEYS": KEYRING_JSON,
-                               "SENDTRAIL_NATIVE": mode, **{f"SENDTRAIL_{name.upper()}": f"bench-{name}"
-                                                            for name in names}})
+                               "SENDTRAIL_NATIVE": mode, "SENDTRAIL_TRACKING_LAYOUT": layout,
+                               **{f"SENDTRAIL_{name.upper()}": f"bench-{name}" for name in names}})
             settings = get_settings()
             limits = Limits(max_objects=len(objects), max_hits=10 * hits, max_seconds=10_000.0, write_concurrency=1)
-            taken = [(key.split("/", 1)[1].rsplit("/", 1)[0], key) for key in objects]
+            runs = _MemoryRunItems()
+            stored_hits = runs.store(_run(NoNetworkWorkflow, settings, limits, _objects(hits), runs)) if stored else 0
             best = None
             for repeat in range(warmups + repeats):
                 classify.agent_flags.cache_clear()  # every repeat classifies its agents afresh
-                run = NoNetworkWorkflow(settings, limits, logs=_MemoryLogs(objects), tracking=_NewRecipients())
                 started = time.process_time()
-                parsed, unread = run._read(taken, time.time())  # noqa: SLF001 - the run's steps, timed alone
-                record = run._compute(1, "bench", parsed[0][2].hits[0].ts + 60_000, parsed, "",  # noqa: SLF001
-                                      backlog=False)
+                record = _run(NoNetworkWorkflow, settings, limits, objects, runs)
                 # The counters grouped into the items the run writes (the run record's audiences come from a
                 # read of the deliveries table: none here, so every domain keeps its own item).
                 _stat_writes({**record, "audiences": {}})
                 seconds = time.process_time() - started
-                assert not unread and record["statistics"]["lines"] == hits, record["statistics"]
+                assert record["statistics"]["lines"] == hits, record["statistics"]
                 if repeat >= warmups:
                     best = seconds if best is None else min(best, seconds)
             accepted = record["statistics"]["lines"]
             figures[mode] = {"cpu_s": best, "lines_per_s": int(accepted / best),
-                             "items": len(record["recipients"]) + len(record["stats"]) + len(record["log_pages"])}
+                             "items": len(record["recipients"]) + len(record["stats"]) + len(record["log_pages"])
+                             + len(record["run_items"]), "stored_hits": stored_hits}
     finally:
         os.environ.clear()
         os.environ.update(saved)
         environment.forget_cached_configuration()
-    return {"hits": hits, "native_hits_per_s": int(hits / figures["on"]["cpu_s"]),
-            "python_hits_per_s": int(hits / figures["off"]["cpu_s"]),
-            "native_vs_python": figures["off"]["cpu_s"] / figures["on"]["cpu_s"],
-            "native_cpu_s": round(figures["on"]["cpu_s"], 3), "python_cpu_s": round(figures["off"]["cpu_s"], 3),
-            "items": figures["on"]["items"]}
+    result = {"hits": hits, "native_hits_per_s": int(hits / figures["on"]["cpu_s"]),
+              "native_cpu_s": round(figures["on"]["cpu_s"], 3), "items": figures["on"]["items"],
+              "stored_hits": figures["on"]["stored_hits"]}
+    if python:
+        result.update({"python_hits_per_s": int(hits / figures["off"]["cpu_s"]),
+                       "native_vs_python": figures["off"]["cpu_s"] / figures["on"]["cpu_s"],
+                       "python_cpu_s": round(figures["off"]["cpu_s"], 3)})
+    return result
 
 
-def measure_whole_run_alone(hits: int = 100_000) -> dict[str, Any]:
+def _run(workflow: Any, settings: Any, limits: Any, objects: dict[str, bytes], runs: _MemoryRunItems
+         ) -> dict[str, Any]:
+    """One run's read and compute of `objects` (the run record), its stored state from memory."""
+    taken = [(key.split("/", 1)[1].rsplit("/", 1)[0], key) for key in objects]
+    run = workflow(settings, limits, logs=_MemoryLogs(objects), tracking=_NewRecipients(), runs=runs)
+    parsed, unread = run._read(taken, time.time())  # noqa: SLF001 - the run's steps, timed alone
+    assert not unread
+    record: dict[str, Any] = run._compute(1, "bench", parsed[0][2].hits[0].ts + 60_000, parsed, "",  # noqa: SLF001
+                                          backlog=False)
+    return record
+
+
+def measure_whole_run_alone(hits: int = 100_000, layout: str = "items", stored: bool = False,
+                            python: bool = True) -> dict[str, Any]:
     """measure_whole_run in an interpreter of its own, as a Lambda container runs the workflow: the bench's
     process holds what its other benchmarks left (moto's tables, a third of a million objects), and the
     run's Python steps and allocations were a few percent slower beside them."""
-    done = subprocess.run([sys.executable, "-m", "bench.workflow_compute", "--whole-run", str(hits)],
+    done = subprocess.run([sys.executable, "-m", "bench.workflow_compute", "--whole-run", str(hits), layout,
+                           "stored" if stored else "new", "python" if python else "native"],
                           capture_output=True, text=True, check=True)
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return figures
@@ -177,6 +232,11 @@ def measure_whole_run_alone(hits: int = 100_000) -> dict[str, Any]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--whole-run"]:
-        print(json.dumps(measure_whole_run(int(sys.argv[2]))), flush=True)
+        # --whole-run HITS [LAYOUT [new|stored [python|native]]]: measure_whole_run's figures, as JSON.
+        given = sys.argv[3:6]
+        layout, shards, backends = given + ["items", "new", "python"][len(given):]
+        hits = sys.argv[2]
+        print(json.dumps(measure_whole_run(int(hits), layout=layout, stored=shards == "stored",
+                                           python=backends == "python")), flush=True)
     else:
         main()
