@@ -140,5 +140,9 @@ def decode_run_item(delivery_id: str, body: bytes, hit_type: Callable[..., Any])
     """run_items.decode: (hits with verdicts, corrections, counters), RunItem's fields; hits made with `hit_type`
     and `delivery_id` as given. RunItemError with the reference's reason."""
 
+def split_run_item(body: bytes, limit: int) -> list[bytes]:
+    """run_items.split: `body` in parts of at most `limit` bytes (itself when it fits). RunItemError for a body
+    run_items.decode refuses; ValueError, the reference's message, for a part of one entry past the limit."""
+
 def allocator_purge_delay_ms() -> int:
     """How long the module's allocator (mimalloc) waits before giving freed memory back to the OS; -1: never."""

@@ -144,7 +144,7 @@ from chalicelib.data.tracking import (
 from chalicelib.hits.records import minimise_ip
 from chalicelib.settings import Settings, get_settings
 from chalicelib.tracking import classify as classification
-from chalicelib.tracking import core, log_pages, run_items
+from chalicelib.tracking import core, log_pages
 from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_summary, decode_verdicts, encode_recipient
 from chalicelib.tracking.useragents import DIMENSIONS, classify
 
@@ -865,7 +865,8 @@ def _in_parts(items: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if len(item["body"]) // 4 * 3 <= MAX_BODY_BYTES:  # base64: the body's size without decoding it
             written.append({**item, "part": 0})
             continue
-        parts = run_items.split(str(item["delivery_id"]), base64.b64decode(item["body"]), MAX_BODY_BYTES)
+        parts = native.backend().split_run_item(str(item["delivery_id"]), base64.b64decode(item["body"]),
+                                                MAX_BODY_BYTES)
         written += [{**item, "part": part, "body": base64.b64encode(body).decode("ascii")}
                     for part, body in enumerate(parts)]
     return written

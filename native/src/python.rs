@@ -1230,6 +1230,27 @@ fn encode_run_item<'py>(
     Ok(PyBytes::new(py, &body))
 }
 
+/// The reference's `run_items.split`: `body` as bodies of at most `limit` bytes each (itself when it fits),
+/// its entries halved until each part fits. RunItemError for a body `decode` refuses; ValueError, the
+/// reference's message, for a part of one entry past the limit.
+#[pyfunction]
+fn split_run_item<'py>(
+    py: Python<'py>,
+    body: &Bound<'py, PyBytes>,
+    limit: usize,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    if body.as_bytes().len() <= limit {
+        return Ok(vec![body.clone()]); // itself, as the reference returns it
+    }
+    match run_items::split(body.as_bytes(), limit) {
+        Ok(parts) => Ok(parts.iter().map(|part| PyBytes::new(py, part)).collect()),
+        Err(run_items::SplitError::Body(error)) => Err(run_item_error(py, error)),
+        Err(run_items::SplitError::OneEntry(size)) => Err(PyValueError::new_err(format!(
+            "a run item of one entry is {size} bytes, past {limit}"
+        ))),
+    }
+}
+
 /// The decoded tuples: ((hit, verdict), ...), ((hit id, verdict), ...), ((stat, field, delta), ...).
 type DecodedTuples<'py> = (Bound<'py, PyTuple>, Bound<'py, PyTuple>, Bound<'py, PyTuple>);
 
@@ -2174,7 +2195,7 @@ impl RunHits {
         let mut write_shard =
             |shard: (u32, i64), hits: &mut Vec<run_items::KnownHit>, corrections: &mut Vec<(u128, i64)>| {
                 body.clear();
-                run_items::encode_known(&mut body, hits, corrections, text, &mut texts)
+                run_items::encode_known(&mut body, hits, corrections, &[], text, &mut texts)
                     .map_err(|error| run_item_error(py, error))?;
                 let delivery_id = table.delivery_id(gathered.delivery_numbers[shard.0 as usize]);
                 hits.clear();
@@ -2316,5 +2337,6 @@ fn sendtrail_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     module.add_function(wrap_pyfunction!(encode_run_item, module)?)?;
     module.add_function(wrap_pyfunction!(decode_run_item, module)?)?;
+    module.add_function(wrap_pyfunction!(split_run_item, module)?)?;
     Ok(())
 }

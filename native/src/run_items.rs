@@ -518,15 +518,17 @@ pub struct KnownTexts<'a> {
     texts: Vec<&'a str>,
 }
 
-/// [`encode_into`] of hits, corrections and no counters that a run holds already decoded: the same body
-/// for the same content (each id spelled as its 32 lower-case hex digits, each text number as `text`
-/// spells it), the same refusals (never `bad_hit`: an id, kind and purpose are well formed by
-/// construction, and the hits are the delivery's). Texts are read once a body, ids never: a run writes
-/// a body per shard it touches, hundreds of thousands of hits (`chalicelib/tracking/workflow.py`).
+/// [`encode_into`] of hits, corrections and counters (stat's and field's text numbers, delta) that a run
+/// holds already decoded: the same body for the same content (each id spelled as its 32 lower-case hex
+/// digits, each text number as `text` spells it), the same refusals (never `bad_hit`: an id, kind and
+/// purpose are well formed by construction, and the hits are the delivery's). Texts are read once a body
+/// (and to order counters), ids never: a run writes a body per shard it touches, hundreds of thousands of
+/// hits (`chalicelib/tracking/workflow.py`).
 pub fn encode_known<'a>(
     out: &mut Vec<u8>,
     hits: &[KnownHit],
     corrections: &[(u128, i64)],
+    counters: &[(u32, u32, i64)],
     text: impl Fn(u32) -> &'a str,
     scratch: &mut KnownTexts<'a>,
 ) -> Result<(), Error> {
@@ -558,7 +560,7 @@ pub fn encode_known<'a>(
     }
     scratch.texts.clear();
     let KnownTexts { slots, body, texts } = scratch;
-    let used = |number: u32| {
+    let mut used = |number: u32| {
         let at = number as usize;
         if slots.len() <= at {
             slots.resize(at + 1, (0, 0));
@@ -573,7 +575,7 @@ pub fn encode_known<'a>(
     let (hit_bytes, own) = hit_part(
         &prepared,
         order.iter().map(|entry| entry.3),
-        used,
+        &mut used,
         |_| unreachable!("a known hit is well formed"),
         id_text,
     )?;
@@ -585,7 +587,108 @@ pub fn encode_known<'a>(
             return Err(Error::new(Reason::Duplicate, logs::hex32(id)));
         }
     }
-    write_body(out, texts, hits.len(), &hit_bytes, &corrected, &[]);
+    // Counters in canonical order: by their texts (deltas are within i64: none out of range).
+    let mut deltas = counters.to_vec();
+    deltas.sort_unstable_by(|a, b| (text(a.0), text(a.1), a.2).cmp(&(text(b.0), text(b.1), b.2)));
+    for pair in deltas.windows(2) {
+        if (text(pair[0].0), text(pair[0].1)) == (text(pair[1].0), text(pair[1].1)) {
+            return Err(Error::new(
+                Reason::Duplicate,
+                format!("{} {}", text(pair[1].0), text(pair[1].1)),
+            ));
+        }
+    }
+    let counter_entries: Vec<(u32, u32, i64)> = deltas
+        .iter()
+        .filter(|&&(_, _, delta)| delta != 0)
+        .map(|&(stat, field, delta)| (used(stat), used(field), delta))
+        .collect();
+    write_body(out, texts, hits.len(), &hit_bytes, &corrected, &counter_entries);
+    Ok(())
+}
+
+/// A body too large that holds one entry: the reference's `split` refuses it (a ValueError).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SplitError {
+    Body(Error),
+    /// The size of the body of one entry, past the limit.
+    OneEntry(usize),
+}
+
+/// The reference's `split`: `body` as bodies of at most `limit` bytes each (itself when it fits), its
+/// hits, then corrections, then counters taken as one sequence and halved (the first half `total / 2`
+/// entries) until each half fits, so the parts decoded in order hold its content in order. Decoded once;
+/// each part encoded from the decoded entries (the reference decodes each part it halves again: the same
+/// entries). Refuses a body `decode` refuses, and a part of one entry past the limit.
+pub fn split(body: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, SplitError> {
+    if body.len() <= limit {
+        return Ok(vec![body.to_vec()]);
+    }
+    let item = decode(body).map_err(SplitError::Body)?;
+    let hits: Vec<KnownHit> = item
+        .hits
+        .iter()
+        .map(|hit| KnownHit {
+            id: hit.hit_id,
+            ts: hit.ts,
+            kind: hit.kind,
+            purpose: hit.purpose,
+            log_id: hit.log_id,
+            url_id: hit.url_id,
+            ua: hit.ua,
+            ip: hit.ip,
+            verdict: hit.verdict,
+        })
+        .collect();
+    let counters: Vec<(u32, u32, i64)> = item
+        .counters
+        .iter()
+        .map(|counter| (counter.stat, counter.field, counter.delta))
+        .collect();
+    let (corrections_from, counters_from) = (hits.len(), hits.len() + item.corrections.len());
+    let total = counters_from + counters.len();
+    let mut scratch = KnownTexts::default();
+    // The entries from `start` to `end`, encoded (a decoded body's texts are distinct: a number a text).
+    let mut part = |start: usize, end: usize| {
+        let slice = |from: usize, to: usize| start.clamp(from, to) - from..end.clamp(from, to) - from;
+        let mut out = Vec::new();
+        encode_known(
+            &mut out,
+            &hits[slice(0, corrections_from)],
+            &item.corrections[slice(corrections_from, counters_from)],
+            &counters[slice(counters_from, total)],
+            |number| item.text(number),
+            &mut scratch,
+        )
+        .expect("a decoded body's entries encode");
+        out
+    };
+    let mut parts = Vec::new();
+    halve(body.len(), 0, total, limit, &mut part, &mut parts)?;
+    Ok(parts)
+}
+
+/// The entries from `start` to `end` (their body `size` bytes) into parts of at most `limit` bytes.
+fn halve(
+    size: usize,
+    start: usize,
+    end: usize,
+    limit: usize,
+    part: &mut impl FnMut(usize, usize) -> Vec<u8>,
+    parts: &mut Vec<Vec<u8>>,
+) -> Result<(), SplitError> {
+    if end - start < 2 {
+        return Err(SplitError::OneEntry(size));
+    }
+    let half = start + (end - start) / 2;
+    for (from, to) in [(start, half), (half, end)] {
+        let body = part(from, to);
+        if body.len() <= limit {
+            parts.push(body);
+        } else {
+            halve(body.len(), from, to, limit, part, parts)?;
+        }
+    }
     Ok(())
 }
 
@@ -900,6 +1003,7 @@ mod tests {
     fn encoded_known<'a>(
         hits: &[(Hit<'a>, i64)],
         corrections: &[(&str, i64)],
+        counters: &[(&'a str, &'a str, i64)],
         texts: &mut Vec<&'a str>,
         scratch: &mut KnownTexts<'a>,
     ) -> Result<Vec<u8>, Error> {
@@ -928,9 +1032,13 @@ mod tests {
             .iter()
             .map(|&(hit_id, verdict)| (logs::hex_number(hit_id, 32).expect("an id"), verdict))
             .collect();
+        let deltas: Vec<(u32, u32, i64)> = counters
+            .iter()
+            .map(|&(stat, field, delta)| (number(stat), number(field), delta))
+            .collect();
         let texts: &[&'a str] = texts;
         let mut out = vec![9];
-        match encode_known(&mut out, &known, &corrected, |at| texts[at as usize], scratch) {
+        match encode_known(&mut out, &known, &corrected, &deltas, |at| texts[at as usize], scratch) {
             Ok(()) => Ok(out[1..].to_vec()),
             Err(error) => {
                 assert_eq!(out, [9], "left as it was");
@@ -948,10 +1056,16 @@ mod tests {
             kind: "open",
             ..hit(&ids[4], 2, "ip and agent", "ua")
         };
-        /// An item's hits (with verdicts) and corrections.
-        type Content<'a> = (Vec<(Hit<'a>, i64)>, Vec<(&'a str, i64)>);
+        /// An item's hits (with verdicts), corrections and counters.
+        type Content<'a> = (Vec<(Hit<'a>, i64)>, Vec<(&'a str, i64)>, Vec<(&'a str, &'a str, i64)>);
+        let counted = vec![
+            ("url#000004", "total", 2),
+            ("indicators", "hits", -3),
+            ("ua", "ua", 0),
+            ("ua", "b", 1),
+        ];
         let contents: Vec<Content<'_>> = vec![
-            (vec![], vec![]),
+            (vec![], vec![], vec![]),
             (
                 vec![
                     (hit(&ids[3], 9, "ua", "203.0.113.0"), 0),
@@ -960,12 +1074,15 @@ mod tests {
                     (hit(&ids[0], 2, "203.0.113.0", ""), 3),
                 ],
                 vec![(&ids[5], 16), (&ids[2], -1)],
+                counted.clone(),
             ),
+            (vec![], vec![], counted.clone()),
             (
                 vec![(hit(&ids[1], 2, "a", "b"), 0), (hit(&ids[1], 3, "a", "b"), 0)],
                 vec![],
+                vec![],
             ), // duplicate
-            (vec![(hit(&ids[1], 2, "a", "b"), MAX_VERDICT + 1)], vec![]),
+            (vec![(hit(&ids[1], 2, "a", "b"), MAX_VERDICT + 1)], vec![], vec![]),
             (
                 vec![(
                     Hit {
@@ -975,21 +1092,140 @@ mod tests {
                     0,
                 )],
                 vec![],
+                vec![],
             ),
-            (vec![(hit(&ids[1], MAX_VALUE + 1, "a", "b"), 0)], vec![]),
-            (vec![(hit(&ids[1], 2, "a", "b"), 0)], vec![(&ids[1], 4)]), // a correction of its own hit
-            (vec![], vec![(&ids[2], 4), (&ids[2], 5)]),
-            (vec![], vec![(&ids[2], -2)]),
+            (vec![(hit(&ids[1], MAX_VALUE + 1, "a", "b"), 0)], vec![], vec![]),
+            (vec![(hit(&ids[1], 2, "a", "b"), 0)], vec![(&ids[1], 4)], vec![]), // a correction of its own hit
+            (vec![], vec![(&ids[2], 4), (&ids[2], 5)], vec![]),
+            (vec![], vec![(&ids[2], -2)], vec![]),
+            (
+                vec![],
+                vec![],
+                vec![("ua", "b", 1), ("indicators", "hits", 0), ("ua", "b", 0)],
+            ), // a counter twice
         ];
         let mut scratch = KnownTexts::default();
-        for (hits, corrections) in &contents {
+        for (hits, corrections, counters) in &contents {
             let mut texts = Vec::new();
+            let given: Vec<Counter<'_>> = counters
+                .iter()
+                .map(|&(stat, field, delta)| (stat, field, i128::from(delta)))
+                .collect();
             assert_eq!(
-                encoded_known(hits, corrections, &mut texts, &mut scratch),
-                encode(DELIVERY, hits, corrections, &[]),
-                "{hits:?} {corrections:?}"
+                encoded_known(hits, corrections, counters, &mut texts, &mut scratch),
+                encode(DELIVERY, hits, corrections, &given),
+                "{hits:?} {corrections:?} {counters:?}"
             );
         }
+    }
+
+    /// A decoded item's entries, each as the content it is: (hits, corrections, counters) of one entry.
+    type Entry = (
+        Vec<(String, DecodedHit, String, String)>,
+        Vec<(String, i64)>,
+        Vec<(String, String, i64)>,
+    );
+
+    fn entries_of(item: &RunItem<'_>) -> Vec<Entry> {
+        let hits = item.hits.iter().map(|hit| {
+            let texts = (item.text(hit.ua).to_owned(), item.text(hit.ip).to_owned());
+            (vec![(logs::hex32(hit.hit_id), *hit, texts.0, texts.1)], vec![], vec![])
+        });
+        let corrections = item
+            .corrections
+            .iter()
+            .map(|&(id, verdict)| (vec![], vec![(logs::hex32(id), verdict)], vec![]));
+        let counters = item.counters.iter().map(|counter| {
+            let texts = (item.text(counter.stat).to_owned(), item.text(counter.field).to_owned());
+            (vec![], vec![], vec![(texts.0, texts.1, counter.delta)])
+        });
+        hits.chain(corrections).chain(counters).collect()
+    }
+
+    fn encode_entries(entries: &[Entry]) -> Vec<u8> {
+        let hits: Vec<(Hit<'_>, i64)> = entries
+            .iter()
+            .flat_map(|entry| &entry.0)
+            .map(|(hit_id, hit, ua, ip)| {
+                let fields = Hit {
+                    hit_id,
+                    ts: hit.ts,
+                    kind: hit.kind.as_str(),
+                    delivery_id: DELIVERY,
+                    log_id: hit.log_id,
+                    url_id: hit.url_id,
+                    ua,
+                    ip,
+                    purpose: hit.purpose.as_str(),
+                };
+                (fields, hit.verdict)
+            })
+            .collect();
+        let corrections: Vec<(&str, i64)> = entries
+            .iter()
+            .flat_map(|entry| &entry.1)
+            .map(|(id, verdict)| (id.as_str(), *verdict))
+            .collect();
+        let counters: Vec<Counter<'_>> = entries
+            .iter()
+            .flat_map(|entry| &entry.2)
+            .map(|(stat, field, delta)| (stat.as_str(), field.as_str(), i128::from(*delta)))
+            .collect();
+        encode(DELIVERY, &hits, &corrections, &counters).expect("decoded entries encode")
+    }
+
+    /// The reference's `split` as it is written: decode, halve, encode each half, split it again.
+    fn split_as_the_reference(body: &[u8], limit: usize) -> Result<Vec<Vec<u8>>, SplitError> {
+        if body.len() <= limit {
+            return Ok(vec![body.to_vec()]);
+        }
+        let mut entries = entries_of(&decode(body).map_err(SplitError::Body)?);
+        let total = entries.len();
+        if total < 2 {
+            return Err(SplitError::OneEntry(body.len()));
+        }
+        let second = entries.split_off(total / 2);
+        let mut parts = Vec::new();
+        for half in [entries, second] {
+            parts.extend(split_as_the_reference(&encode_entries(&half), limit)?);
+        }
+        Ok(parts)
+    }
+
+    #[test]
+    fn split_halves_as_the_reference_does() {
+        let ids: Vec<String> = (0..40).map(id).collect();
+        let agents: Vec<String> = (0..40).map(|at| format!("agent {}", "x".repeat(at))).collect();
+        let hits: Vec<(Hit<'_>, i64)> = ids
+            .iter()
+            .zip(&agents)
+            .enumerate()
+            .map(|(at, (hit_id, ua))| (hit(hit_id, (at % 7) as i64, ua, "203.0.113.0"), at as i64 - 1))
+            .collect();
+        let corrections: Vec<(&str, i64)> = (0..5).map(|at| (ids[at].as_str(), 3)).collect();
+        let stats: Vec<String> = (0..30).map(|at| format!("url#{at:06}")).collect();
+        let counters: Vec<Counter<'_>> = stats.iter().map(|stat| (stat.as_str(), "total", 1)).collect();
+        let mut split_in_parts = 0;
+        for (hits, corrections, counters) in [
+            (&hits[..], &[][..], &counters[..]),
+            (&hits[5..], &corrections[..], &counters[..3]),
+            (&hits[..1], &[][..], &[][..]),
+            (&[][..], &[][..], &counters[..]),
+        ] {
+            let body = encode(DELIVERY, hits, corrections, counters).expect("valid");
+            for limit in [0, 40, 90, 200, 333, 1000, body.len() - 1, body.len(), 100_000] {
+                let parts = split(&body, limit);
+                assert_eq!(parts, split_as_the_reference(&body, limit), "limit {limit}");
+                if let Ok(parts) = parts {
+                    assert!(parts.iter().all(|part| part.len() <= limit));
+                    assert_eq!(parts.len() == 1, body.len() <= limit);
+                    split_in_parts += usize::from(parts.len() > 2);
+                }
+            }
+        }
+        assert!(split_in_parts >= 4, "{split_in_parts}");
+        let refused = Error::new(Reason::BadVersion, String::new());
+        assert_eq!(split(b"\x02", 0), Err(SplitError::Body(refused)));
     }
 
     fn read_varint(bytes: &[u8]) -> Result<u64, Error> {

@@ -20,6 +20,8 @@ import os
 from typing import Any, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.inputs import KEYRING
 from chalicelib import native
@@ -29,6 +31,7 @@ from chalicelib.tracking import core, run_items, workflow
 from chalicelib.tracking.workflow import Limits
 from tests.tracking_logs import CHROME, IPHONE_MAIL, KEYS, hit_id, line, record
 from tests.unit.test_native_run import NATIVE, NOW_MS, PYTHON, _Workflow, configure, standard_objects
+from tests.unit.test_run_items import _canonical, _items
 
 if os.environ.get("REQUIRE_NATIVE_MODULE") != "1":  # make test requires it; elsewhere, skip where never built
     pytest.importorskip("sendtrail_native", reason="sendtrail_native is not built; `make native` builds it")
@@ -247,3 +250,25 @@ def test_the_run_items_are_read_from_their_bodies_and_refused_as_the_decoder_ref
     with pytest.raises(run_items.RunItemError, match="bad_version"):
         NATIVE.read_run_items(hits, [(DELIVERY, [b"\x02"])])
     assert not NATIVE.read_run_items(hits, [(DELIVERY, ["not bytes"])])  # Unsupported: the reference reads it
+
+
+@settings(max_examples=200, deadline=None)
+@given(item=_items, limit=st.integers(0, 600))
+def test_a_body_is_split_as_the_reference_splits_it(item: tuple[list, list, list], limit: int) -> None:
+    """workflow._in_parts splits a flooded shard's item with the native module: the same parts, or the same
+    refusal (a part of one entry past the limit)."""
+    hits, corrections, counters = item
+    body = run_items.encode(DELIVERY, hits, _canonical(hits, corrections, counters)[1], counters)
+    outcomes = []
+    for backend in (NATIVE, PYTHON):
+        try:
+            outcomes.append(backend.split_run_item(DELIVERY, body, limit))
+        except ValueError as error:  # a RunItemError is one: the reason and detail are in the message
+            outcomes.append((type(error), str(error)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_body_the_decoder_refuses_is_not_split() -> None:
+    for backend in (NATIVE, PYTHON):
+        with pytest.raises(run_items.RunItemError, match="truncated"):
+            backend.split_run_item(DELIVERY, b"\x01\x00\x01", 1)

@@ -13,7 +13,10 @@
 //!   when something in it is wrong (with one of its reasons); otherwise
 //!   `decode` gives back the content in canonical order, from that very body.
 //!   Content a workflow run holds already decoded (well-formed hits of the
-//!   delivery, no counters) gives `encode_known` the same body or refusal.
+//!   delivery, deltas within 64 bits) gives `encode_known` the same body or
+//!   refusal; a body `encode` writes, `split` to a size the input chooses,
+//!   is parts of at most that size whose contents in order are the body's
+//!   (or refused: a part of one entry past it).
 //!
 //! A crash is a panic (index out of bounds, overflow: debug assertions and
 //! overflow checks are on) or a failed `assert!`.
@@ -174,7 +177,8 @@ fn content(bytes: &mut Bytes<'_>) {
                 .collect(),
         );
 
-    known(&hits, &corrections);
+    known(&hits, &corrections, &counters);
+    let limit = usize::from(bytes.next()) * 2;
     match run_items::encode(DELIVERY, &hits, &corrections, &counters) {
         Err(error) => {
             assert!(bad_hits || bad_corrections || bad_counters, "refused {error}");
@@ -213,19 +217,70 @@ fn content(bytes: &mut Bytes<'_>) {
                 .collect();
             assert_eq!(got, wanted);
             assert_eq!(item.corrections.len(), corrections.len());
+            // In parts of at most `limit` bytes, whose contents in order are the body's (or refused: a part of
+            // one entry is past the limit).
+            match run_items::split(&body, limit) {
+                Ok(parts) => {
+                    assert_eq!(parts.len() == 1, body.len() <= limit);
+                    assert!(parts.len() == 1 || parts.iter().all(|part| part.len() <= limit));
+                    let decoded: Vec<RunItem<'_>> = parts
+                        .iter()
+                        .map(|part| run_items::decode(part).expect("a part decodes"))
+                        .collect();
+                    let hits: Vec<_> = decoded
+                        .iter()
+                        .flat_map(|part| part.hits.iter().map(|hit| (hit.hit_id, hit.verdict)))
+                        .collect();
+                    assert_eq!(
+                        hits,
+                        item.hits
+                            .iter()
+                            .map(|hit| (hit.hit_id, hit.verdict))
+                            .collect::<Vec<_>>()
+                    );
+                    let corrected: Vec<_> = decoded
+                        .iter()
+                        .flat_map(|part| part.corrections.iter().copied())
+                        .collect();
+                    assert_eq!(corrected, item.corrections);
+                    let counted: Vec<_> = decoded
+                        .iter()
+                        .flat_map(|part| {
+                            part.counters
+                                .iter()
+                                .map(|counter| (part.text(counter.stat), part.text(counter.field), counter.delta))
+                        })
+                        .collect();
+                    let whole: Vec<_> = item
+                        .counters
+                        .iter()
+                        .map(|counter| (item.text(counter.stat), item.text(counter.field), counter.delta))
+                        .collect();
+                    assert_eq!(counted, whole);
+                }
+                Err(run_items::SplitError::OneEntry(size)) => assert!(size > limit),
+                Err(error) => panic!("a valid body refused: {error:?}"),
+            }
         }
     }
 }
 
 /// `encode_known` of content a run holds (each text numbered by its place in TEXTS, ids as numbers), when
 /// it can hold it: the body or refusal `encode` gives the same content without counters.
-fn known(hits: &[(Hit<'_>, i64)], corrections: &[(&str, i64)]) {
+fn known(hits: &[(Hit<'_>, i64)], corrections: &[(&str, i64)], counters: &[Counter<'_>]) {
     let id = |text: &str| {
         u128::from_str_radix(text, 16)
             .ok()
             .filter(|&value| logs::hex32(value) == text)
     };
-    let number = |text: &str| TEXTS.iter().position(|known| *known == text).expect("a text of TEXTS") as u32;
+    // Every text a number: TEXTS, STATS and FIELDS as one list, each text once.
+    let mut all: Vec<&str> = Vec::new();
+    for text in TEXTS.iter().chain(&STATS).chain(&FIELDS) {
+        if !all.contains(text) {
+            all.push(text);
+        }
+    }
+    let number = |text: &str| all.iter().position(|known| *known == text).expect("a known text") as u32;
     let purpose = |text: &str| {
         if text.is_empty() {
             Some(Purpose::Undeclared)
@@ -267,10 +322,21 @@ fn known(hits: &[(Hit<'_>, i64)], corrections: &[(&str, i64)]) {
     else {
         return;
     };
+    let Some(deltas) = counters
+        .iter()
+        .map(|&(stat, field, delta)| {
+            i64::try_from(delta)
+                .ok()
+                .map(|delta| (number(stat), number(field), delta))
+        })
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
     let mut body = vec![7]; // written after what `out` holds, left as it is when refused
     let mut texts = KnownTexts::default();
-    let got = run_items::encode_known(&mut body, &held, &corrected, |at| TEXTS[at as usize], &mut texts);
-    let want = run_items::encode(DELIVERY, hits, corrections, &[]);
+    let got = run_items::encode_known(&mut body, &held, &corrected, &deltas, |at| all[at as usize], &mut texts);
+    let want = run_items::encode(DELIVERY, hits, corrections, counters);
     match (got, want) {
         (Ok(()), Ok(wanted)) => assert_eq!(body[1..], wanted[..], "encode_known wrote another body"),
         (Err(error), Err(wanted)) => {
