@@ -59,8 +59,8 @@ class Settings(BaseSettings):
     workflow_table: str = Field(description="the tracking workflow's checkpoint, lease and processed objects")
     tracking_runs_table: str = Field(description="the append-only layout's run items, by delivery shard and run")
     tracking_layout: Literal["items", "append"] = Field(
-        default="items", description="where the workflow writes: recipient items, counter items and log pages "
-                                     "(items), or run items (append; the reports do not read them yet)")
+        default="append", description="where the workflow writes: run items (append; the reports read them and "
+                                      "the items layout's), or recipient items, counter items and log pages (items)")
 
     # Secrets: locally from the environment, in AWS from SSM (by name).
     signing_keys: Optional[SecretStr] = Field(

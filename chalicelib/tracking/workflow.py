@@ -66,16 +66,16 @@ number them):
  9. Finish: clear the pending run, advance the listing position (last) and
     release the lease [write].
 
-The append layout (settings.tracking_layout = "append"; being built:
+The append layout (settings.tracking_layout = "append", the default;
 docs/design/append-only-tracking.md) replaces steps 4, 6 and 7: a run reads
 the run items of the delivery shards it touches (strongly consistent Query
 per shard, chalicelib/data/run_items.py), aggregates its hits over every hit
 stored there with no bound, and writes one run item per touched (delivery,
 shard) [writes]: the new hits and the stored verdicts that changed, and one
 per touched delivery with its counter deltas (docs/spec/run-items.md).
-Each is a PutItem on condition that the (shard, run) item does not exist,
+Each is a PutItem on condition that the (shard, seq) item does not exist,
 so a replayed record writes nothing twice. It writes no recipient item,
-counter item or log page, and the reports do not read run items yet. With
+counter item or log page; the reports read run items (data/tracking.py). With
 the native layer its compute is native too, from the objects' bytes and the
 stored bodies to the bodies it writes (RunHits.read_run_items and
 compute_appended); Python reads the shards, classifies the distinct agents
