@@ -112,12 +112,17 @@ def _put_object(name: str, lines: list[bytes], at_ms: int) -> None:
                                   Body=gzip.compress(b"".join(lines), mtime=0))
 
 
-def _runs_of_generated_hits(runs: int) -> dict[str, Any]:
-    """The bench's generated hits (duplicates, floods, machines) in `runs` objects, one run each."""
+def _delete_logs() -> None:
+    """Test-only: every redirection log object deleted (reset_workflow_tables keeps them)."""
     s3 = boto3.client("s3")
     bucket = get_settings().redirection_log_bucket
     for entry in s3.list_objects_v2(Bucket=bucket, Prefix=LOG_PREFIX).get("Contents", []):
-        s3.delete_object(Bucket=bucket, Key=entry["Key"])  # a layout's runs start from no log at all
+        s3.delete_object(Bucket=bucket, Key=entry["Key"])
+
+
+def _runs_of_generated_hits(runs: int) -> dict[str, Any]:
+    """The bench's generated hits (duplicates, floods, machines) in `runs` objects, one run each."""
+    _delete_logs()  # a layout's runs start from no log at all
     lines = list(generate_lines(900, seed=11, audience=0.01))
     clock = FakeClock(1_764_000_000 + 3600)
     size = -(-len(lines) // runs)
@@ -186,10 +191,7 @@ def test_a_crash_after_any_write_of_a_later_run_then_a_normal_run_gives_the_clea
     start = 1_764_000_000 + 3600
 
     def prepare() -> FakeClock:
-        s3 = boto3.client("s3")
-        bucket = get_settings().redirection_log_bucket
-        for entry in s3.list_objects_v2(Bucket=bucket, Prefix=LOG_PREFIX).get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=entry["Key"])
+        _delete_logs()
         clock = FakeClock(start)
         _put_object("part-0", lines[:80], int(clock.now * 1000))
         assert workflow(clock, write_concurrency=1).run()["run"] == 1
@@ -255,10 +257,7 @@ def test_a_flooded_shard_is_written_in_parts_read_back_whole_and_replayed_once(
                     ip=f"198.51.100.{index % 200}") for index in range(600)]
 
     def prepare() -> FakeClock:
-        s3 = boto3.client("s3")
-        bucket = get_settings().redirection_log_bucket
-        for entry in s3.list_objects_v2(Bucket=bucket, Prefix=LOG_PREFIX).get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=entry["Key"])
+        _delete_logs()
         clock = FakeClock(NOW)
         put_log("flood-1", flood[:400], T0)
         assert workflow(clock, write_concurrency=1).run()["hits_accepted"] == 400
