@@ -54,6 +54,14 @@ def seq_of(run: int, part: int) -> int:
     return run * RUN_PARTS + part
 
 
+def _by_shard(recipients: Iterable[tuple[str, int]]) -> dict[tuple[str, int], set[int]]:
+    """(delivery id, log id) pairs as the log ids of each (delivery id, shard)."""
+    wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
+    for delivery_id, log_id in recipients:
+        wanted[(delivery_id, shard_of(log_id))].add(log_id)
+    return wanted
+
+
 @dataclass(frozen=True)
 class StoredRunItem:
     seq: int
@@ -87,23 +95,12 @@ class RunItemStore:
                        ) -> dict[tuple[str, int], list[tuple[Hit, int]]]:
         """The stored hits of (delivery id, log id) pairs, each with the verdict it was last counted with (its
         run item's, or a later run's correction), in run order; one Query per shard they are in."""
-        wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
-        for delivery_id, log_id in recipients:
-            wanted[(delivery_id, shard_of(log_id))].add(log_id)
         found: dict[tuple[str, int], list[tuple[Hit, int]]] = {}
-        for (delivery_id, shard), log_ids in sorted(wanted.items()):
-            places: dict[str, tuple[tuple[str, int], int]] = {}  # hit id -> (recipient, index in its list)
-            for item in self.read_shard(delivery_id, shard, consistent):
-                decoded = run_items.decode(delivery_id, item.body)
-                for hit, verdict in decoded.hits:
-                    if hit.log_id in log_ids:
-                        hits = found.setdefault(hit.recipient, [])
-                        places[hit.hit_id] = (hit.recipient, len(hits))
-                        hits.append((hit, verdict))
-                for hit_id, verdict in decoded.corrections:
-                    if hit_id in places:
-                        key, index = places[hit_id]
-                        found[key][index] = (found[key][index][0], verdict)
+        for (delivery_id, shard), log_ids in sorted(_by_shard(recipients).items()):
+            bodies = [item.body for item in self.read_shard(delivery_id, shard, consistent)]
+            for hit, verdict in run_items.replay(delivery_id, bodies):
+                if hit.log_id in log_ids:
+                    found.setdefault(hit.recipient, []).append((hit, verdict))
         return found
 
     def delivery_hits(self, delivery_id: str, highest_log_id: int) -> list[tuple[Hit, int]]:
@@ -112,29 +109,15 @@ class RunItemStore:
         shards = range(shard_of(highest_log_id) + 1)
         with ThreadPoolExecutor(max_workers=max(1, min(READ_CONCURRENCY, len(shards)))) as pool:
             stored = list(pool.map(lambda shard: self.read_shard(delivery_id, shard, consistent=False), shards))
-        found: list[tuple[Hit, int]] = []
-        for items in stored:
-            places: dict[str, int] = {}
-            for item in items:
-                decoded = run_items.decode(delivery_id, item.body)
-                for hit, verdict in decoded.hits:
-                    places[hit.hit_id] = len(found)
-                    found.append((hit, verdict))
-                for hit_id, verdict in decoded.corrections:
-                    if hit_id in places:
-                        found[places[hit_id]] = (found[places[hit_id]][0], verdict)
-        return found
+        return [entry for items in stored for entry in run_items.replay(delivery_id, [item.body for item in items])]
 
     def erase(self, recipients: Iterable[tuple[str, int]]) -> int:
         """Rewrite the run items holding hits of (delivery id, log id) pairs without them (and without the
         corrections of their verdicts); how many hits were removed. The counters stay, as they do when the
         items layout erases. Each rewrite is conditioned on the body it read: one changed meanwhile (another
         erasure) is read again."""
-        wanted: dict[tuple[str, int], set[int]] = defaultdict(set)
-        for delivery_id, log_id in recipients:
-            wanted[(delivery_id, shard_of(log_id))].add(log_id)
         removed = 0
-        for (delivery_id, shard), log_ids in sorted(wanted.items()):
+        for (delivery_id, shard), log_ids in sorted(_by_shard(recipients).items()):
             for _ in range(ERASE_ATTEMPTS):
                 erased, done = self._erase_from_shard(delivery_id, shard, log_ids)
                 removed += erased

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 from chalicelib.tracking.core import KINDS, PURPOSES, Hit
 
@@ -42,6 +42,23 @@ class RunItem:
     hits: tuple[tuple[Hit, int], ...]  # (hit, verdict)
     corrections: tuple[tuple[str, int], ...]  # (stored hit's id, its new verdict)
     counters: tuple[Counter, ...]
+
+
+def replay(delivery_id: str, bodies: Iterable[bytes],
+           decoder: Callable[[str, bytes], RunItem] | None = None) -> list[tuple[Hit, int]]:
+    """The hits a shard's bodies hold, read in run order, each with the verdict it counts with now (its own
+    item's, or a later item's correction). `decoder`: `decode` unless given (a backend's)."""
+    found: list[tuple[Hit, int]] = []
+    places: dict[str, int] = {}  # hit id -> its place in `found`
+    for body in bodies:
+        item = (decoder or decode)(delivery_id, body)
+        for hit, verdict in item.hits:
+            places[hit.hit_id] = len(found)
+            found.append((hit, verdict))
+        for hit_id, verdict in item.corrections:
+            if hit_id in places:
+                found[places[hit_id]] = (found[places[hit_id]][0], verdict)
+    return found
 
 
 def split(delivery_id: str, body: bytes, limit: int) -> list[bytes]:

@@ -144,7 +144,7 @@ from chalicelib.data.tracking import (
 from chalicelib.hits.records import minimise_ip
 from chalicelib.settings import Settings, get_settings
 from chalicelib.tracking import classify as classification
-from chalicelib.tracking import core, log_pages
+from chalicelib.tracking import core, log_pages, run_items
 from chalicelib.tracking.items import DAY_SECONDS, decode_hits, decode_summary, decode_verdicts, encode_recipient
 from chalicelib.tracking.useragents import DIMENSIONS, classify
 
@@ -1020,13 +1020,10 @@ def _stored_hits(backend: native.Backend, stored: Sequence[tuple[str, Sequence[b
     prior: dict[tuple[str, int], list[core.Hit]] = {}
     verdicts: dict[str, int] = {}
     for delivery_id, bodies in stored:
-        for body in bodies:
-            decoded = backend.decode_run_item(delivery_id, body)
-            for hit, verdict in decoded.hits:
-                if hit.recipient in touched:
-                    prior.setdefault(hit.recipient, []).append(hit)
-                    verdicts[hit.hit_id] = verdict
-            verdicts.update((hit_id, verdict) for hit_id, verdict in decoded.corrections if hit_id in verdicts)
+        for hit, verdict in run_items.replay(delivery_id, bodies, backend.decode_run_item):
+            if hit.recipient in touched:
+                prior.setdefault(hit.recipient, []).append(hit)
+                verdicts[hit.hit_id] = verdict
     return {key: tuple(sorted(kept, key=core.hit_order)) for key, kept in prior.items()}, verdicts
 
 
