@@ -1157,8 +1157,8 @@ pub struct HitTable {
     purposes: Interner,
 }
 
-/// One hit's fields, as the reference's `Hit` has them.
-#[derive(Clone, Copy, Debug)]
+/// One hit's fields, as the reference's `Hit` has them (also what [`crate::run_items`] encodes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HitFields<'a> {
     pub hit_id: &'a str,
     pub ts: i64,

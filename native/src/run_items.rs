@@ -110,20 +110,8 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// A hit to encode: the core's `Hit`, its fields as given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Hit<'a> {
-    pub hit_id: &'a str,
-    pub ts: i64,
-    pub kind: &'a str,
-    pub delivery_id: &'a str,
-    pub log_id: i64,
-    pub url_id: i64,
-    pub ua: &'a str,
-    pub ip: &'a str,
-    /// "" when undeclared.
-    pub purpose: &'a str,
-}
+/// A hit to encode: the core's `Hit`, its fields as given (the aggregation's [`HitFields`]).
+pub use crate::aggregate::HitFields as Hit;
 
 /// A counter to encode: (stat, field, delta).
 pub type Counter<'a> = (&'a str, &'a str, i128);
